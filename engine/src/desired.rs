@@ -1,0 +1,54 @@
+//! What the user asked for, reduced to what the engine needs. The operator shell builds it from
+//! a validated `RedisCluster` spec; the engine does not depend on Kubernetes types.
+
+use serde::{Deserialize, Serialize};
+
+/// Default rebalance threshold, in percent of a master's share (redis-cli uses 2%).
+pub const DEFAULT_THRESHOLD_PCT: u32 = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Desired {
+    pub masters: u32,
+    /// Replicas per master.
+    pub replicas: u32,
+    /// A master may deviate this many percent from its share before slots move.
+    #[serde(default = "default_threshold")]
+    pub rebalance_threshold_pct: u32,
+    /// Cluster node timeout in ms (Redis' `cluster-node-timeout`); the engine waits a multiple
+    /// of it for Redis' own failover before it steps in.
+    #[serde(default = "default_node_timeout")]
+    pub node_timeout_ms: u64,
+    /// The resource is being deleted.
+    #[serde(default)]
+    pub deleting: bool,
+    /// Validation problems of the spec; when not empty the engine only reports them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+fn default_threshold() -> u32 {
+    DEFAULT_THRESHOLD_PCT
+}
+
+fn default_node_timeout() -> u64 {
+    5000
+}
+
+impl Desired {
+    pub fn new(masters: u32, replicas: u32) -> Self {
+        Self {
+            masters,
+            replicas,
+            rebalance_threshold_pct: DEFAULT_THRESHOLD_PCT,
+            node_timeout_ms: default_node_timeout(),
+            deleting: false,
+            problems: Vec::new(),
+        }
+    }
+
+    /// Members the cluster should have: ordinals `0..total`.
+    pub fn total_nodes(&self) -> u32 {
+        self.masters.saturating_mul(self.replicas.saturating_add(1))
+    }
+}

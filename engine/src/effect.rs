@@ -1,0 +1,156 @@
+//! What the engine asks the backends to do. Every effect is an idempotent *ensure*: running it
+//! twice leaves the world as running it once, so a crashed operator can simply decide again.
+//!
+//! Effects name members by ordinal (the backend knows the address) and cluster nodes by node id
+//! where Redis needs the id.
+
+use crate::model::Ordinal;
+use crate::slots::SlotRange;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// How `CLUSTER FAILOVER` is run on a replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailoverMode {
+    /// Coordinated with a reachable master: no write is lost.
+    Default,
+    /// The master is unreachable; still needs a majority of masters to agree.
+    Force,
+    /// No agreement at all: last resort when the majority of masters is lost.
+    Takeover,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Effect {
+    /// Ensure the member exists and runs (create it, or restart it with its data and
+    /// `nodes.conf`, so it keeps its node id).
+    CreateNode { ordinal: Ordinal },
+    /// Remove the member and its storage. Only ever decided for a node that owns no slot and
+    /// no key and that every other node has forgotten.
+    DeleteNode { ordinal: Ordinal },
+    /// `CLUSTER MEET ip port bus_port`, run on `on`.
+    Meet {
+        on: Ordinal,
+        ip: String,
+        port: u16,
+    },
+    /// `CLUSTER ADDSLOTSRANGE`, run on `on`, for slots no node claims.
+    AddSlots { on: Ordinal, slots: Vec<SlotRange> },
+    /// `CLUSTER REPLICATE master_id`, run on `on` (an empty node).
+    Replicate { on: Ordinal, master_id: String },
+    /// Move `slots` from `from` to `to` with the full, crash-safe protocol: `SETSLOT IMPORTING`
+    /// on the target, `SETSLOT MIGRATING` on the source, `GETKEYSINSLOT` + `MIGRATE … KEYS`
+    /// until `COUNTKEYSINSLOT` is 0 on the source, then `SETSLOT NODE` on the target, the
+    /// source and every other master. A slot already moved is skipped.
+    MigrateSlots {
+        from: Ordinal,
+        from_id: String,
+        to: Ordinal,
+        to_id: String,
+        slots: Vec<SlotRange>,
+    },
+    /// Move the keys of `slot` that sit on `from` (which does not own it) to the owner `to`,
+    /// then close the slot on `from`: repairs a slot left importing (redis-cli fix, case 2).
+    MoveStrayKeys {
+        from: Ordinal,
+        to: Ordinal,
+        to_id: String,
+        slot: u16,
+    },
+    /// `CLUSTER SETSLOT slot STABLE` on `on`: closes an open slot that holds nothing to move.
+    SetSlotStable { on: Ordinal, slot: u16 },
+    /// `CLUSTER SETSLOT slot NODE owner_id` on `on`. Decided only once the previous owner
+    /// holds no key of the slot.
+    SetSlotOwner {
+        on: Ordinal,
+        slot: u16,
+        owner_id: String,
+    },
+    /// `CLUSTER FAILOVER [FORCE|TAKEOVER]` on the replica `on`.
+    Failover { on: Ordinal, mode: FailoverMode },
+    /// `CLUSTER FORGET node_id` on `on`.
+    Forget { on: Ordinal, node_id: String },
+    /// `CLUSTER RESET SOFT|HARD` on `on` (an empty node that must leave its old cluster).
+    ResetNode { on: Ordinal, hard: bool },
+}
+
+impl Effect {
+    /// The member the effect runs on (or acts upon).
+    pub fn target(&self) -> Ordinal {
+        match self {
+            Effect::CreateNode { ordinal } | Effect::DeleteNode { ordinal } => *ordinal,
+            Effect::MigrateSlots { from, .. } | Effect::MoveStrayKeys { from, .. } => *from,
+            Effect::Meet { on, .. }
+            | Effect::AddSlots { on, .. }
+            | Effect::Replicate { on, .. }
+            | Effect::SetSlotStable { on, .. }
+            | Effect::SetSlotOwner { on, .. }
+            | Effect::Failover { on, .. }
+            | Effect::Forget { on, .. }
+            | Effect::ResetNode { on, .. } => *on,
+        }
+    }
+
+    /// A short name, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Effect::CreateNode { .. } => "create_node",
+            Effect::DeleteNode { .. } => "delete_node",
+            Effect::Meet { .. } => "meet",
+            Effect::AddSlots { .. } => "add_slots",
+            Effect::Replicate { .. } => "replicate",
+            Effect::MigrateSlots { .. } => "migrate_slots",
+            Effect::MoveStrayKeys { .. } => "move_stray_keys",
+            Effect::SetSlotStable { .. } => "set_slot_stable",
+            Effect::SetSlotOwner { .. } => "set_slot_owner",
+            Effect::Failover { .. } => "failover",
+            Effect::Forget { .. } => "forget",
+            Effect::ResetNode { .. } => "reset_node",
+        }
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+impl fmt::Display for Effect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Effect::CreateNode { ordinal } => write!(f, "create node #{ordinal}"),
+            Effect::DeleteNode { ordinal } => write!(f, "delete node #{ordinal}"),
+            Effect::Meet { on, ip, port } => write!(f, "#{on}: CLUSTER MEET {ip} {port}"),
+            Effect::AddSlots { on, slots } => write!(
+                f,
+                "#{on}: CLUSTER ADDSLOTSRANGE {} ({} slots)",
+                crate::slots::format_ranges(slots),
+                crate::slots::count(slots)
+            ),
+            Effect::Replicate { on, master_id } => {
+                write!(f, "#{on}: CLUSTER REPLICATE {}", short(master_id))
+            }
+            Effect::MigrateSlots {
+                from, to, slots, ..
+            } => write!(
+                f,
+                "migrate {} slots #{from} -> #{to} ({})",
+                crate::slots::count(slots),
+                crate::slots::format_ranges(slots)
+            ),
+            Effect::MoveStrayKeys { from, to, slot, .. } => {
+                write!(f, "move stray keys of slot {slot} #{from} -> #{to}")
+            }
+            Effect::SetSlotStable { on, slot } => write!(f, "#{on}: CLUSTER SETSLOT {slot} STABLE"),
+            Effect::SetSlotOwner { on, slot, owner_id } => {
+                write!(f, "#{on}: CLUSTER SETSLOT {slot} NODE {}", short(owner_id))
+            }
+            Effect::Failover { on, mode } => write!(f, "#{on}: CLUSTER FAILOVER {mode:?}"),
+            Effect::Forget { on, node_id } => write!(f, "#{on}: CLUSTER FORGET {}", short(node_id)),
+            Effect::ResetNode { on, hard } => {
+                write!(f, "#{on}: CLUSTER RESET {}", if *hard { "HARD" } else { "SOFT" })
+            }
+        }
+    }
+}

@@ -1,0 +1,28 @@
+#![forbid(unsafe_code)]
+//! The Redis Cluster lifecycle engine: from the desired shape and what is observed, decide what
+//! to do next. No I/O, no clock, no randomness: time arrives inside the [`Observation`], and the
+//! same input always gives the same [`Decision`].
+
+pub mod decision;
+pub mod desired;
+pub mod effect;
+pub mod model;
+pub mod parse;
+pub mod slots;
+
+pub use decision::{Condition, ConditionKind, Decision, Phase};
+pub use desired::Desired;
+pub use effect::{Effect, FailoverMode};
+pub use model::{Addr, ClusterNode, LinkState, Member, NodeFlags, NodeState, Observation, OpenSlot, Ordinal};
+pub use slots::{SLOT_COUNT, SlotRange};
+pub mod trace;
+
+mod lifecycle;
+
+/// Decides what to do next. Pure: same input, same output.
+///
+/// `phase_hint` is the phase of the previous decision (stored in status); it only guides the
+/// lifecycle, the observation is the truth.
+pub fn decide(desired: &Desired, phase_hint: Phase, observation: &Observation) -> Decision {
+    lifecycle::decide(desired, phase_hint, observation)
+}

@@ -1,0 +1,170 @@
+//! The observed world, as the backends report it. The engine trusts nothing else.
+//!
+//! A *member* is a place a Redis node runs (a Pod, a local process), named by its ordinal.
+//! Its `redis` field is `None` when the node could not be reached this time.
+
+use crate::slots::SlotRange;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Ordinal of a member: pod `NAME-<ordinal>`, local node on `basePort + ordinal`.
+pub type Ordinal = u32;
+
+/// Everything the engine knows about the world at one instant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    /// Milliseconds since the Unix epoch; the engine's only clock.
+    pub now_ms: u64,
+    /// Members that exist (created, possibly not running), by ordinal.
+    pub members: BTreeMap<Ordinal, Member>,
+}
+
+/// One place where a Redis node runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub ordinal: Ordinal,
+    /// Where clients reach it; `None` before it is scheduled. The bus port is `port + 10000`.
+    pub addr: Option<Addr>,
+    /// The process or container is running (a crashed one exists but is not running).
+    pub running: bool,
+    /// The host it runs on, used to keep replicas away from their master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// What the Redis node itself says; `None` when it did not answer.
+    pub redis: Option<NodeState>,
+}
+
+/// A network address of a Redis node (client port).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Addr {
+    pub ip: String,
+    pub port: u16,
+}
+
+impl Addr {
+    pub fn new(ip: impl Into<String>, port: u16) -> Self {
+        Self {
+            ip: ip.into(),
+            port,
+        }
+    }
+
+    /// Cluster bus port, always client port + 10000 here.
+    pub fn bus_port(&self) -> u32 {
+        u32::from(self.port) + 10000
+    }
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.ip, self.port)
+    }
+}
+
+/// The state a reachable Redis node reports about itself and the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeState {
+    /// This node's cluster node id (40 hex chars).
+    pub id: String,
+    /// Its parsed `CLUSTER NODES`, `myself` included.
+    pub nodes: Vec<ClusterNode>,
+    /// `cluster_state:ok` in `CLUSTER INFO`.
+    pub cluster_ok: bool,
+    /// `cluster_current_epoch` in `CLUSTER INFO`.
+    #[serde(default)]
+    pub current_epoch: u64,
+    /// Replication offset (`master_repl_offset` / `slave_repl_offset`).
+    #[serde(default)]
+    pub repl_offset: u64,
+    /// For a replica: `master_link_status:up`.
+    #[serde(default)]
+    pub master_link_up: bool,
+    /// Keys held by this node (`DBSIZE`).
+    pub keys: u64,
+    /// `COUNTKEYSINSLOT` for each slot this node has open (migrating or importing).
+    #[serde(default)]
+    pub open_slot_keys: BTreeMap<u16, u64>,
+}
+
+impl NodeState {
+    /// This node's own entry in its `CLUSTER NODES` output.
+    pub fn myself(&self) -> Option<&ClusterNode> {
+        self.nodes.iter().find(|n| n.flags.myself)
+    }
+
+    /// The entry for `id` as this node sees it.
+    pub fn view_of(&self, id: &str) -> Option<&ClusterNode> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+}
+
+/// Flags of a `CLUSTER NODES` line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeFlags {
+    pub myself: bool,
+    pub master: bool,
+    pub replica: bool,
+    pub pfail: bool,
+    pub fail: bool,
+    pub handshake: bool,
+    pub noaddr: bool,
+    pub nofailover: bool,
+}
+
+/// Whether the cluster bus link to a node is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkState {
+    Connected,
+    Disconnected,
+}
+
+/// A slot that is being moved, as one node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum OpenSlot {
+    /// `[slot->-target]`: this node is sending the slot's keys to `target`.
+    Migrating { slot: u16, target: String },
+    /// `[slot-<-source]`: this node is receiving the slot's keys from `source`.
+    Importing { slot: u16, source: String },
+}
+
+impl OpenSlot {
+    pub fn slot(&self) -> u16 {
+        match self {
+            OpenSlot::Migrating { slot, .. } | OpenSlot::Importing { slot, .. } => *slot,
+        }
+    }
+}
+
+/// One line of `CLUSTER NODES`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterNode {
+    pub id: String,
+    /// `None` for a node with no known address (`:0`, `noaddr`).
+    pub addr: Option<Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    pub flags: NodeFlags,
+    /// Master id for a replica; `None` for a master.
+    pub master_id: Option<String>,
+    #[serde(default)]
+    pub ping_sent_ms: u64,
+    #[serde(default)]
+    pub pong_recv_ms: u64,
+    pub config_epoch: u64,
+    pub link: LinkState,
+    /// Slots this node serves, as the observer believes.
+    pub slots: Vec<SlotRange>,
+    /// Open slots, only ever shown on the `myself` line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open_slots: Vec<OpenSlot>,
+}
+
+impl ClusterNode {
+    pub fn is_failed(&self) -> bool {
+        self.flags.fail
+    }
+
+    pub fn slot_count(&self) -> u32 {
+        crate::slots::count(&self.slots)
+    }
+}

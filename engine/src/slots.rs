@@ -1,0 +1,138 @@
+//! Hash slots and compact slot ranges.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Number of hash slots in a Redis Cluster.
+pub const SLOT_COUNT: u16 = 16384;
+
+/// An inclusive range of hash slots, `start..=end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SlotRange {
+    pub start: u16,
+    pub end: u16,
+}
+
+impl SlotRange {
+    pub fn new(start: u16, end: u16) -> Self {
+        debug_assert!(start <= end);
+        Self { start, end }
+    }
+
+    pub fn single(slot: u16) -> Self {
+        Self {
+            start: slot,
+            end: slot,
+        }
+    }
+
+    pub fn len(&self) -> u32 {
+        u32::from(self.end) - u32::from(self.start) + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = u16> + use<> {
+        self.start..=self.end
+    }
+}
+
+impl fmt::Display for SlotRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.start == self.end {
+            write!(f, "{}", self.start)
+        } else {
+            write!(f, "{}-{}", self.start, self.end)
+        }
+    }
+}
+
+/// Collapses a set of slots (any order, duplicates allowed) into sorted, merged ranges.
+pub fn to_ranges(slots: impl IntoIterator<Item = u16>) -> Vec<SlotRange> {
+    let mut sorted: Vec<u16> = slots.into_iter().collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out: Vec<SlotRange> = Vec::new();
+    for s in sorted {
+        match out.last_mut() {
+            Some(r) if u32::from(r.end) + 1 == u32::from(s) => r.end = s,
+            _ => out.push(SlotRange::single(s)),
+        }
+    }
+    out
+}
+
+/// Expands ranges into individual slots.
+pub fn expand(ranges: &[SlotRange]) -> impl Iterator<Item = u16> + '_ {
+    ranges.iter().flat_map(|r| r.iter())
+}
+
+/// Total number of slots covered by `ranges` (ranges are assumed disjoint).
+pub fn count(ranges: &[SlotRange]) -> u32 {
+    ranges.iter().map(SlotRange::len).sum()
+}
+
+/// Formats ranges the way humans and `redis-cli` write them: `0-5460,10923`.
+pub fn format_ranges(ranges: &[SlotRange]) -> String {
+    ranges
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Splits all 16384 slots into `parts` contiguous ranges whose sizes differ by at most one,
+/// the larger ones first (the layout `redis-cli --cluster create` produces).
+pub fn even_split(parts: u32) -> Vec<SlotRange> {
+    if parts == 0 {
+        return Vec::new();
+    }
+    let total = u32::from(SLOT_COUNT);
+    let base = total / parts;
+    let extra = total % parts;
+    let mut start = 0u32;
+    (0..parts)
+        .map(|i| {
+            let len = base + u32::from(i < extra);
+            let r = SlotRange::new(start as u16, (start + len - 1) as u16);
+            start += len;
+            r
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_merge_adjacent_and_drop_duplicates() {
+        assert_eq!(
+            to_ranges([5, 3, 4, 4, 9]),
+            vec![SlotRange::new(3, 5), SlotRange::single(9)]
+        );
+    }
+
+    #[test]
+    fn even_split_covers_every_slot_once() {
+        for parts in 1..=20 {
+            let ranges = even_split(parts);
+            assert_eq!(count(&ranges), 16384);
+            assert_eq!(ranges[0].start, 0);
+            assert_eq!(ranges.last().map(|r| r.end), Some(16383));
+            for w in ranges.windows(2) {
+                assert_eq!(w[0].end + 1, w[1].start);
+            }
+        }
+    }
+
+    #[test]
+    fn even_split_of_three_gives_the_extra_slot_to_the_first_master() {
+        assert_eq!(
+            format_ranges(&even_split(3)),
+            "0-5461,5462-10922,10923-16383"
+        );
+    }
+}
