@@ -1,0 +1,267 @@
+//! `LocalBackend`: the members of one local cluster, found on disk and kept running.
+
+use crate::config::LocalConfig;
+use crate::error::{LocalError, Result};
+use crate::process;
+use engine::model::{Addr, Ordinal};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a starting node gets to answer PING. Loading a large dataset can take a while, so
+/// this is generous; a node that dies early is reported at once anyway.
+const START_LIMIT: Duration = Duration::from_secs(30);
+
+/// What is known about one member without talking to Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub addr: Addr,
+    /// Its `redis.pid` names a live redis-server serving its directory.
+    pub running: bool,
+    /// The pid of the live process, `None` when not running.
+    pub pid: Option<u32>,
+}
+
+/// The members of one local cluster. Cheap to clone; clones share the per-member locks that
+/// keep two tasks from starting or stopping the same member at once.
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    cfg: Arc<LocalConfig>,
+    locks: Arc<Mutex<BTreeMap<Ordinal, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl LocalBackend {
+    /// A backend for `cfg`. Touches nothing: members are discovered from `cfg.dir` on demand,
+    /// so nodes left running by an earlier operator process are adopted as they are.
+    pub fn new(cfg: LocalConfig) -> Result<Self> {
+        if !cfg.redis_server.is_file() {
+            return Err(LocalError::RedisServerMissing(cfg.redis_server));
+        }
+        Ok(Self {
+            cfg: Arc::new(cfg),
+            locks: Arc::default(),
+        })
+    }
+
+    pub fn config(&self) -> &LocalConfig {
+        &self.cfg
+    }
+
+    /// Every member with a `node-<k>/` directory, running or not.
+    pub fn members(&self) -> Result<BTreeMap<Ordinal, MemberInfo>> {
+        let entries = match std::fs::read_dir(&self.cfg.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(e) => return Err(LocalError::io(&self.cfg.dir)(e)),
+        };
+        let mut members = BTreeMap::new();
+        for entry in entries {
+            let entry = entry.map_err(LocalError::io(&self.cfg.dir))?;
+            let name = entry.file_name();
+            let Some(ordinal) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("node-"))
+                .and_then(|k| k.parse::<Ordinal>().ok())
+            else {
+                continue;
+            };
+            if !entry.path().is_dir() {
+                continue;
+            }
+            match self.cfg.addr(ordinal) {
+                Ok(addr) => {
+                    members.insert(ordinal, self.info(ordinal, addr));
+                }
+                Err(e) => tracing::warn!(cluster = %self.cfg.name, error = %e, "ignoring member"),
+            }
+        }
+        Ok(members)
+    }
+
+    fn info(&self, ordinal: Ordinal, addr: Addr) -> MemberInfo {
+        let dir = self.cfg.node_dir(ordinal);
+        let pid = process::read_pid(&dir.join("redis.pid"))
+            .filter(|&pid| process::is_alive(pid, Some(&dir)));
+        MemberInfo {
+            addr,
+            running: pid.is_some(),
+            pid,
+        }
+    }
+
+    fn lock(&self, ordinal: Ordinal) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = match self.locks.lock() {
+            Ok(l) => l,
+            // A panic elsewhere cannot leave the map inconsistent: entries are only inserted.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        locks.entry(ordinal).or_default().clone()
+    }
+
+    /// Make member `ordinal` run: adopt it when it already does, otherwise (re)write its config
+    /// and start it — with its existing `nodes.conf`, so it keeps its node id — and wait until it
+    /// answers PING.
+    pub async fn ensure_running(&self, ordinal: Ordinal) -> Result<MemberInfo> {
+        let lock = self.lock(ordinal);
+        let _guard = lock.lock().await;
+        let addr = self.cfg.addr(ordinal)?;
+        let dir = self.cfg.node_dir(ordinal);
+        std::fs::create_dir_all(&dir).map_err(LocalError::io(&dir))?;
+        let info = self.info(ordinal, addr.clone());
+        if info.running {
+            return Ok(info);
+        }
+        let dir = std::fs::canonicalize(&dir).map_err(LocalError::io(&dir))?;
+        let conf = dir.join("redis.conf");
+        std::fs::write(&conf, self.cfg.render(ordinal, &dir)?).map_err(LocalError::io(&conf))?;
+        // Checked up front because Redis' own message is buried in its log and, for the bus
+        // port, only shows once the node is half up.
+        for port in [u32::from(addr.port), addr.bus_port()] {
+            check_port_free(ordinal, &addr.ip, port)?;
+        }
+
+        let pid = process::spawn(&self.cfg.redis_server, &dir)?;
+        // Redis writes this file itself once started; writing it now closes the window in
+        // which a crash of the operator would leave a node nobody can find.
+        let pidfile = dir.join("redis.pid");
+        std::fs::write(&pidfile, format!("{pid}\n")).map_err(LocalError::io(&pidfile))?;
+        tracing::info!(cluster = %self.cfg.name, ordinal, pid, %addr, "started redis-server");
+
+        let addr_s = addr.to_string();
+        if let Err(reason) =
+            process::wait_ready(&addr_s, self.cfg.password.as_deref(), pid, START_LIMIT).await
+        {
+            // Never leave a half-started node behind to confuse the next attempt.
+            if process::is_alive(pid, None) {
+                let _ = process::signal(pid, "KILL").await;
+            }
+            let log = dir.join("redis.log");
+            let tail = process::log_tail(&log, 15);
+            if tail.contains("Address already in use") {
+                return Err(LocalError::PortInUse {
+                    ordinal,
+                    addr: addr_s,
+                });
+            }
+            return Err(LocalError::StartFailed {
+                ordinal,
+                addr: addr_s,
+                reason,
+                log,
+                tail,
+            });
+        }
+        Ok(MemberInfo {
+            addr,
+            running: true,
+            pid: Some(pid),
+        })
+    }
+
+    /// Stop member `ordinal` without saving and remove its directory: its node id is gone for
+    /// good. Deleting a member that does not exist succeeds.
+    pub async fn delete(&self, ordinal: Ordinal) -> Result<()> {
+        let lock = self.lock(ordinal);
+        let _guard = lock.lock().await;
+        self.stop_one(ordinal, false).await?;
+        let dir = self.cfg.node_dir(ordinal);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LocalError::io(dir)(e)),
+            _ => {
+                tracing::info!(cluster = %self.cfg.name, ordinal, "deleted member");
+                Ok(())
+            }
+        }
+    }
+
+    async fn stop_one(&self, ordinal: Ordinal, save: bool) -> Result<()> {
+        let addr = self.cfg.addr(ordinal)?;
+        let dir = self.cfg.node_dir(ordinal);
+        let Some(pid) = self.info(ordinal, addr.clone()).pid else {
+            return Ok(());
+        };
+        process::stop(
+            ordinal,
+            pid,
+            &dir,
+            &addr.to_string(),
+            self.cfg.password.as_deref(),
+            save,
+        )
+        .await
+    }
+
+    async fn stop_every(&self, save: bool) -> Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for ordinal in self.members()?.into_keys() {
+            let me = self.clone();
+            tasks.spawn(async move {
+                let lock = me.lock(ordinal);
+                let _guard = lock.lock().await;
+                me.stop_one(ordinal, save).await
+            });
+        }
+        let mut first_err = None;
+        while let Some(res) = tasks.join_next().await {
+            let res = res.unwrap_or_else(|e| {
+                Err(LocalError::Io {
+                    path: self.cfg.dir.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            });
+            if let Err(e) = res {
+                tracing::error!(cluster = %self.cfg.name, error = %e, "stopping a member failed");
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Stop every member gracefully, saving its keys, and keep all state on disk so the next
+    /// `ensure_running` brings back the same cluster with the same node ids.
+    pub async fn stop_all(&self) -> Result<()> {
+        self.stop_every(true).await
+    }
+
+    /// Stop every member and remove the whole state directory.
+    pub async fn destroy(&self) -> Result<()> {
+        self.stop_every(false).await?;
+        match std::fs::remove_dir_all(&self.cfg.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(LocalError::io(&self.cfg.dir)(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// SIGKILL every running member, synchronously: for `Drop` guards and panics, where no
+    /// runtime may be left to stop them gracefully. Errors are ignored on purpose.
+    pub fn kill_all_now(&self) {
+        for info in self.members().unwrap_or_default().into_values() {
+            if let Some(pid) = info.pid {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+fn check_port_free(ordinal: Ordinal, ip: &str, port: u32) -> Result<()> {
+    let Ok(port16) = u16::try_from(port) else {
+        return Ok(());
+    };
+    match std::net::TcpListener::bind((ip, port16)) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(LocalError::PortInUse {
+            ordinal,
+            addr: format!("{ip}:{port}"),
+        }),
+        // Any other failure (an address not on this host…) is left for redis-server to report
+        // with its own words in the log.
+        _ => Ok(()),
+    }
+}
+
