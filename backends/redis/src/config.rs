@@ -1,0 +1,38 @@
+//! Tunables of the adapter. Defaults suit a cluster on a LAN; tests shrink the timeouts.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct AdapterConfig {
+    /// Time allowed to open a TCP connection (and AUTH) to a node.
+    pub connect_timeout: Duration,
+    /// Time allowed for any one reply (a pipeline counts as one).
+    pub response_timeout: Duration,
+    /// `requirepass` of the nodes; sent as AUTH on connect and inside `MIGRATE`.
+    pub password: Option<String>,
+    /// Keys fetched with `GETKEYSINSLOT` and moved by one `MIGRATE ... KEYS`.
+    pub migrate_batch: usize,
+    /// Slots of one (source, target) pair migrated at the same time.
+    pub slot_concurrency: usize,
+    /// The `timeout` argument of `MIGRATE` (how long the source waits on the target).
+    pub migrate_timeout: Duration,
+    /// `GETKEYSINSLOT`/`MIGRATE` rounds allowed per slot without progress before giving up.
+    pub max_idle_rounds: u32,
+    /// How often migration progress is logged.
+    pub progress_log_interval: Duration,
+}
+
+impl Default for AdapterConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(5),
+            password: None,
+            migrate_batch: 1000,
+            slot_concurrency: 4,
+            migrate_timeout: Duration::from_secs(4),
+            max_idle_rounds: 20,
+            progress_log_interval: Duration::from_secs(5),
+        }
+    }
+}

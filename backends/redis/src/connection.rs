@@ -1,0 +1,209 @@
+//! One multiplexed connection per node address, opened on first use and replaced after an
+//! I/O error or a timeout (a timed-out reply may still arrive later and desynchronise nothing
+//! in a multiplexed connection, but a dead peer would keep failing until we reconnect).
+
+use crate::config::AdapterConfig;
+use crate::error::AdapterError;
+use engine::Addr;
+use redis::aio::MultiplexedConnection;
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, FromRedisValue, IntoConnectionInfo,
+    RedisConnectionInfo, RedisError,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone)]
+pub(crate) struct Pool {
+    config: Arc<AdapterConfig>,
+    // A plain mutex: it is never held across an await, connecting happens outside it.
+    conns: Arc<Mutex<HashMap<Addr, MultiplexedConnection>>>,
+}
+
+impl Pool {
+    pub(crate) fn new(config: Arc<AdapterConfig>) -> Self {
+        Self {
+            config,
+            conns: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &AdapterConfig {
+        &self.config
+    }
+
+    fn cached(&self, addr: &Addr) -> Option<MultiplexedConnection> {
+        self.conns
+            .lock()
+            .ok()
+            .and_then(|map| map.get(addr).cloned())
+    }
+
+    fn forget(&self, addr: &Addr) {
+        if let Ok(mut map) = self.conns.lock() {
+            map.remove(addr);
+        }
+    }
+
+    async fn connection(&self, addr: &Addr) -> Result<MultiplexedConnection, AdapterError> {
+        if let Some(conn) = self.cached(addr) {
+            return Ok(conn);
+        }
+        let unreachable = |e: RedisError| AdapterError::Unreachable {
+            addr: addr.clone(),
+            message: e.to_string(),
+        };
+        let mut settings = RedisConnectionInfo::default();
+        if let Some(password) = &self.config.password {
+            settings = settings.set_password(password);
+        }
+        let info = ConnectionAddr::Tcp(addr.ip.clone(), addr.port)
+            .into_connection_info()
+            .map_err(unreachable)?
+            .set_redis_settings(settings);
+        let client = Client::open(info).map_err(unreachable)?;
+        let conn_config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.config.connect_timeout))
+            .set_response_timeout(Some(self.config.response_timeout));
+        // The library's connect timeout covers TCP; this outer one also bounds the AUTH
+        // handshake, which a wedged server could otherwise stall.
+        let connect = client.get_multiplexed_async_connection_with_config(&conn_config);
+        let conn = match tokio::time::timeout(
+            self.config.connect_timeout + self.config.response_timeout,
+            connect,
+        )
+        .await
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) if e.is_timeout() => {
+                return Err(AdapterError::Timeout {
+                    addr: addr.clone(),
+                    command: "connect".into(),
+                });
+            }
+            Ok(Err(e)) => return Err(unreachable(e)),
+            Err(_) => {
+                return Err(AdapterError::Timeout {
+                    addr: addr.clone(),
+                    command: "connect".into(),
+                });
+            }
+        };
+        if let Ok(mut map) = self.conns.lock() {
+            map.insert(addr.clone(), conn.clone());
+        }
+        Ok(conn)
+    }
+
+    /// Turns a library error into ours, dropping the cached connection when it is broken.
+    fn classify(&self, addr: &Addr, command: &str, e: RedisError) -> AdapterError {
+        if e.is_timeout() {
+            self.forget(addr);
+            return AdapterError::Timeout {
+                addr: addr.clone(),
+                command: command.to_string(),
+            };
+        }
+        if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+            self.forget(addr);
+            return AdapterError::Unreachable {
+                addr: addr.clone(),
+                message: e.to_string(),
+            };
+        }
+        let message = match (e.code(), e.detail()) {
+            (Some(code), Some(detail)) => format!("{code} {detail}"),
+            (Some(code), None) => code.to_string(),
+            _ => e.to_string(),
+        };
+        if matches!(
+            e.kind(),
+            redis::ErrorKind::UnexpectedReturnType | redis::ErrorKind::Parse
+        ) {
+            return AdapterError::BadReply {
+                addr: addr.clone(),
+                command: command.to_string(),
+                message,
+            };
+        }
+        AdapterError::Redis {
+            addr: addr.clone(),
+            command: command.to_string(),
+            message,
+        }
+    }
+
+    /// Runs one command and converts its reply.
+    pub(crate) async fn query<T: FromRedisValue>(
+        &self,
+        addr: &Addr,
+        cmd: &redis::Cmd,
+    ) -> Result<T, AdapterError> {
+        let name = command_name(cmd);
+        let mut conn = self.connection(addr).await?;
+        cmd.query_async(&mut conn)
+            .await
+            .map_err(|e| self.classify(addr, &name, e))
+    }
+
+    /// Runs a pipeline in one round trip. A server error in any command fails the whole call
+    /// (the library reports the first); callers that expect per-command errors use
+    /// [`Pool::pipe_values`].
+    pub(crate) async fn pipe<T: FromRedisValue>(
+        &self,
+        addr: &Addr,
+        pipe: &redis::Pipeline,
+        name: &str,
+    ) -> Result<T, AdapterError> {
+        let mut conn = self.connection(addr).await?;
+        pipe.query_async(&mut conn)
+            .await
+            .map_err(|e| self.classify(addr, name, e))
+    }
+
+    /// Runs a pipeline and returns each reply separately, server errors included, so one
+    /// refused command does not hide the others' answers.
+    pub(crate) async fn pipe_values(
+        &self,
+        addr: &Addr,
+        pipe: &redis::Pipeline,
+        name: &str,
+    ) -> Result<Vec<Result<redis::Value, AdapterError>>, AdapterError> {
+        let mut conn = self.connection(addr).await?;
+        let mut p = pipe.clone();
+        let values: Vec<redis::Value> = p
+            .ignore_errors()
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.classify(addr, name, e))?;
+        Ok(values
+            .into_iter()
+            .map(|v| match v {
+                redis::Value::ServerError(err) => {
+                    let e: RedisError = err.into();
+                    Err(self.classify(addr, name, e))
+                }
+                other => Ok(other),
+            })
+            .collect())
+    }
+}
+
+/// `CLUSTER SETSLOT`-style name of a command for error messages: the first two arguments
+/// when the first is a container command, else the first.
+fn command_name(cmd: &redis::Cmd) -> String {
+    let mut args = cmd.args_iter().filter_map(|a| match a {
+        redis::Arg::Simple(bytes) => Some(String::from_utf8_lossy(bytes).to_uppercase()),
+        _ => None,
+    });
+    match args.next() {
+        Some(first) if matches!(first.as_str(), "CLUSTER" | "CONFIG" | "CLIENT" | "INFO") => {
+            match args.next() {
+                Some(second) => format!("{first} {second}"),
+                None => first,
+            }
+        }
+        Some(first) => first,
+        None => String::new(),
+    }
+}

@@ -1,0 +1,51 @@
+//! What can go wrong between an effect and a Redis node, precise enough for the caller to
+//! decide whether to retry, report or stop.
+
+use engine::Addr;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdapterError {
+    /// No connection could be made (refused, reset, DNS, auth handshake failed at I/O level).
+    #[error("{addr} is unreachable: {message}")]
+    Unreachable { addr: Addr, message: String },
+    /// The node did not answer within the connect or response timeout.
+    #[error("{addr} did not answer {command} in time")]
+    Timeout { addr: Addr, command: String },
+    /// The node answered with an error.
+    #[error("{addr} refused {command}: {message}")]
+    Redis {
+        addr: Addr,
+        command: String,
+        message: String,
+    },
+    /// The node answered something this adapter cannot understand.
+    #[error("{addr} answered {command} with something unexpected: {message}")]
+    BadReply {
+        addr: Addr,
+        command: String,
+        message: String,
+    },
+    /// A key being migrated already exists on the target with a different value. Nothing is
+    /// overwritten and the slot stays open, so the next observation reports it.
+    #[error("slot {slot}: key {key:?} exists on both sides with different values")]
+    BusyKey { slot: u16, key: String },
+    /// The source still holds keys of a slot after the bounded number of migration rounds.
+    #[error("slot {slot}: {count} keys remain on the source after migrating")]
+    KeysRemain { slot: u16, count: u64 },
+    /// The effect names an ordinal the context has no address for.
+    #[error("member #{0} has no known address")]
+    UnknownMember(engine::Ordinal),
+    /// `CreateNode` / `DeleteNode` belong to the process or Kubernetes backend.
+    #[error("{0} is not a Redis effect; run it on the member backend")]
+    NotARedisEffect(&'static str),
+}
+
+impl AdapterError {
+    /// True when the node could not be talked to at all (as opposed to a refusal).
+    pub fn is_connectivity(&self) -> bool {
+        matches!(
+            self,
+            AdapterError::Unreachable { .. } | AdapterError::Timeout { .. }
+        )
+    }
+}

@@ -1,0 +1,249 @@
+//! Runs engine effects as Redis commands. Every effect is an *ensure*: running it again after
+//! success (or after a crash half-way) converges to the same state without harm.
+
+use crate::RedisAdapter;
+use crate::error::AdapterError;
+use crate::migrate::Move;
+use engine::model::{Observation, Ordinal};
+use engine::{Addr, Effect, FailoverMode};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Where things are, for turning ordinals and node ids into addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecContext {
+    /// Client address of each member.
+    pub members: BTreeMap<Ordinal, Addr>,
+    /// Client address of each cluster node, by node id.
+    pub nodes: BTreeMap<String, Addr>,
+    /// Every current master: `SETSLOT NODE` is broadcast to them after a slot moves.
+    pub masters: Vec<Addr>,
+}
+
+impl ExecContext {
+    /// Builds the context from an observation: members with an address, the ids they report
+    /// for themselves, and the members whose own view says they are masters.
+    pub fn from_observation(obs: &Observation) -> Self {
+        let mut ctx = ExecContext::default();
+        for (ordinal, m) in &obs.members {
+            let Some(addr) = &m.addr else { continue };
+            ctx.members.insert(*ordinal, addr.clone());
+            if let Some(state) = &m.redis {
+                ctx.nodes.insert(state.id.clone(), addr.clone());
+                if state.myself().is_some_and(|me| me.flags.master) {
+                    ctx.masters.push(addr.clone());
+                }
+            }
+        }
+        ctx
+    }
+
+    pub fn addr(&self, ordinal: Ordinal) -> Result<&Addr, AdapterError> {
+        self.members
+            .get(&ordinal)
+            .ok_or(AdapterError::UnknownMember(ordinal))
+    }
+}
+
+impl RedisAdapter {
+    /// Runs one effect; counts it in `redis_operator_effects_total{kind,result}`.
+    pub async fn execute(&self, effect: &Effect, ctx: &ExecContext) -> Result<(), AdapterError> {
+        let result = self.run(effect, ctx).await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!("redis_operator_effects_total", "kind" => effect.kind(), "result" => outcome)
+            .increment(1);
+        match &result {
+            Ok(()) => tracing::debug!(%effect, "effect done"),
+            Err(e) => tracing::warn!(%effect, error = %e, "effect failed"),
+        }
+        result
+    }
+
+    /// Runs `effects` concurrently where it is safe: `MigrateSlots` effects with different
+    /// (from, to) pairs run in parallel, those sharing a pair run one after another, in order.
+    /// Any other effect runs first, sequentially, in the given order (they are cheap and may be
+    /// prerequisites). Every started group finishes; the first error (in input order) is
+    /// returned.
+    pub async fn execute_parallel_migrations(
+        &self,
+        effects: &[Effect],
+        ctx: &ExecContext,
+    ) -> Result<(), AdapterError> {
+        let mut groups: BTreeMap<(Ordinal, Ordinal), Vec<(usize, Effect)>> = BTreeMap::new();
+        for (i, effect) in effects.iter().enumerate() {
+            match effect {
+                Effect::MigrateSlots { from, to, .. } => {
+                    groups
+                        .entry((*from, *to))
+                        .or_default()
+                        .push((i, effect.clone()));
+                }
+                other => self.execute(other, ctx).await?,
+            }
+        }
+        let ctx = Arc::new(ctx.clone());
+        let mut tasks = tokio::task::JoinSet::new();
+        for (_, group) in groups {
+            let (this, ctx) = (self.clone(), ctx.clone());
+            tasks.spawn(async move {
+                for (i, effect) in group {
+                    if let Err(e) = this.execute(&effect, &ctx).await {
+                        return Some((i, e));
+                    }
+                }
+                None
+            });
+        }
+        let mut first: Option<(usize, AdapterError)> = None;
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(Some((i, e))) = joined
+                && first.as_ref().is_none_or(|(j, _)| i < *j)
+            {
+                first = Some((i, e));
+            }
+        }
+        match first {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn run(&self, effect: &Effect, ctx: &ExecContext) -> Result<(), AdapterError> {
+        match effect {
+            Effect::CreateNode { .. } | Effect::DeleteNode { .. } => {
+                Err(AdapterError::NotARedisEffect(effect.kind()))
+            }
+            Effect::Meet { on, ip, port } => {
+                let mut cmd = redis::cmd("CLUSTER");
+                cmd.arg("MEET")
+                    .arg(ip)
+                    .arg(*port)
+                    .arg(u32::from(*port) + 10000);
+                self.pool.query(ctx.addr(*on)?, &cmd).await
+            }
+            Effect::AddSlots { on, slots } => self.add_slots(ctx.addr(*on)?, slots).await,
+            Effect::Replicate { on, master_id } => {
+                let mut cmd = redis::cmd("CLUSTER");
+                cmd.arg("REPLICATE").arg(master_id);
+                self.pool.query(ctx.addr(*on)?, &cmd).await
+            }
+            Effect::MigrateSlots {
+                from,
+                from_id,
+                to,
+                to_id,
+                slots,
+            } => {
+                let mv = Move {
+                    from: ctx.addr(*from)?.clone(),
+                    from_id: from_id.clone(),
+                    to: ctx.addr(*to)?.clone(),
+                    to_id: to_id.clone(),
+                    others: ctx.masters.clone(),
+                };
+                self.migrate_slots(mv, engine::slots::expand(slots).collect())
+                    .await
+            }
+            Effect::MoveStrayKeys { from, to, slot, .. } => {
+                let from = ctx.addr(*from)?;
+                self.move_keys(from, ctx.addr(*to)?, *slot).await?;
+                self.set_slot(from, *slot, &["STABLE"]).await
+            }
+            Effect::SetSlotStable { on, slot } => {
+                self.set_slot(ctx.addr(*on)?, *slot, &["STABLE"]).await
+            }
+            Effect::SetSlotOwner { on, slot, owner_id } => {
+                self.set_slot(ctx.addr(*on)?, *slot, &["NODE", owner_id])
+                    .await
+            }
+            Effect::Failover { on, mode } => {
+                let mut cmd = redis::cmd("CLUSTER");
+                cmd.arg("FAILOVER");
+                match mode {
+                    FailoverMode::Default => {}
+                    FailoverMode::Force => {
+                        cmd.arg("FORCE");
+                    }
+                    FailoverMode::Takeover => {
+                        cmd.arg("TAKEOVER");
+                    }
+                }
+                match self.pool.query(ctx.addr(*on)?, &cmd).await {
+                    // Sent to a node that is a master already: the failover happened.
+                    Err(AdapterError::Redis { message, .. })
+                        if message.contains("send CLUSTER FAILOVER to a replica") =>
+                    {
+                        Ok(())
+                    }
+                    other => other,
+                }
+            }
+            Effect::Forget { on, node_id } => {
+                let mut cmd = redis::cmd("CLUSTER");
+                cmd.arg("FORGET").arg(node_id);
+                match self.pool.query(ctx.addr(*on)?, &cmd).await {
+                    Err(AdapterError::Redis { message, .. })
+                        if message.to_ascii_lowercase().contains("unknown node") =>
+                    {
+                        Ok(())
+                    }
+                    other => other,
+                }
+            }
+            Effect::ResetNode { on, hard } => {
+                let mut cmd = redis::cmd("CLUSTER");
+                cmd.arg("RESET").arg(if *hard { "HARD" } else { "SOFT" });
+                self.pool.query(ctx.addr(*on)?, &cmd).await
+            }
+        }
+    }
+
+    async fn set_slot(&self, on: &Addr, slot: u16, rest: &[&str]) -> Result<(), AdapterError> {
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("SETSLOT").arg(slot);
+        for a in rest {
+            cmd.arg(*a);
+        }
+        self.pool.query(on, &cmd).await
+    }
+
+    /// Claims the slots `on` does not own yet (a retry after a partial success must not fail
+    /// on "already busy"), with `ADDSLOTSRANGE`, or `ADDSLOTS` on servers older than 7.
+    async fn add_slots(&self, on: &Addr, slots: &[engine::SlotRange]) -> Result<(), AdapterError> {
+        let owned = self.owned_slot_set(on).await?;
+        let missing =
+            engine::slots::to_ranges(engine::slots::expand(slots).filter(|s| !owned.contains(s)));
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut range = redis::cmd("CLUSTER");
+        range.arg("ADDSLOTSRANGE");
+        for r in &missing {
+            range.arg(r.start).arg(r.end);
+        }
+        match self.pool.query::<()>(on, &range).await {
+            Err(AdapterError::Redis { message, .. })
+                if message.to_ascii_lowercase().contains("unknown subcommand") =>
+            {
+                let mut each = redis::cmd("CLUSTER");
+                each.arg("ADDSLOTS");
+                for s in engine::slots::expand(&missing) {
+                    each.arg(s);
+                }
+                self.pool.query(on, &each).await
+            }
+            other => other,
+        }
+    }
+
+    async fn owned_slot_set(
+        &self,
+        addr: &Addr,
+    ) -> Result<std::collections::BTreeSet<u16>, AdapterError> {
+        let state = self.observe_node(addr).await?;
+        Ok(state
+            .myself()
+            .map(|me| engine::slots::expand(&me.slots).collect())
+            .unwrap_or_default())
+    }
+}

@@ -1,0 +1,149 @@
+//! Reads the state of every running member concurrently: one pipelined round trip per node
+//! for `CLUSTER NODES`, `CLUSTER INFO`, `INFO replication` and `DBSIZE`, and a second one for
+//! the key counts of open slots when the node has any.
+
+use crate::RedisAdapter;
+use crate::error::AdapterError;
+use engine::Addr;
+use engine::model::{Member, NodeState, Observation, Ordinal};
+use engine::parse::{parse_cluster_nodes, parse_info};
+use std::collections::BTreeMap;
+
+/// What the caller (the process or Kubernetes backend) knows about a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub ordinal: Ordinal,
+    pub addr: Option<Addr>,
+    pub running: bool,
+    pub host: Option<String>,
+}
+
+impl MemberInfo {
+    pub fn new(ordinal: Ordinal, addr: Option<Addr>, running: bool) -> Self {
+        Self {
+            ordinal,
+            addr,
+            running,
+            host: None,
+        }
+    }
+}
+
+impl RedisAdapter {
+    /// Observes every member; those without an address, not running, or not answering get
+    /// `redis: None`. Never fails: an unreachable node is an observation, not an error.
+    pub async fn observe(
+        &self,
+        members: impl IntoIterator<Item = MemberInfo>,
+        now_ms: u64,
+    ) -> Observation {
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut out = BTreeMap::new();
+        for m in members {
+            match (&m.addr, m.running) {
+                (Some(addr), true) => {
+                    let this = self.clone();
+                    let addr = addr.clone();
+                    tasks.spawn(async move {
+                        let state = match this.observe_node(&addr).await {
+                            Ok(state) => Some(state),
+                            Err(e) => {
+                                tracing::warn!(ordinal = m.ordinal, %addr, error = %e, "node not observed");
+                                None
+                            }
+                        };
+                        (m, state)
+                    });
+                }
+                _ => {
+                    out.insert(m.ordinal, to_member(m, None));
+                }
+            }
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((m, state)) => {
+                    out.insert(m.ordinal, to_member(m, state));
+                }
+                // Only a panic inside the task gets here; the member is then missing from the
+                // observation, which the engine treats like a member it cannot see.
+                Err(e) => tracing::warn!(error = %e, "observer task failed"),
+            }
+        }
+        Observation {
+            now_ms,
+            members: out,
+        }
+    }
+
+    /// Reads one node's state.
+    pub async fn observe_node(&self, addr: &Addr) -> Result<NodeState, AdapterError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("CLUSTER").arg("NODES");
+        pipe.cmd("CLUSTER").arg("INFO");
+        pipe.cmd("INFO").arg("replication");
+        pipe.cmd("DBSIZE");
+        let (nodes_text, info_text, repl_text, keys): (String, String, String, u64) =
+            self.pool.pipe(addr, &pipe, "observe").await?;
+        let bad = |message: String| AdapterError::BadReply {
+            addr: addr.clone(),
+            command: "CLUSTER NODES".into(),
+            message,
+        };
+        let nodes = parse_cluster_nodes(&nodes_text).map_err(|e| bad(e.to_string()))?;
+        let myself = nodes
+            .iter()
+            .find(|n| n.flags.myself)
+            .ok_or_else(|| bad("no myself line".into()))?;
+        let id = myself.id.clone();
+        let open: Vec<u16> = myself.open_slots.iter().map(|s| s.slot()).collect();
+
+        let info = parse_info(&info_text);
+        let repl = parse_info(&repl_text);
+        let number = |map: &BTreeMap<String, String>, key: &str| {
+            map.get(key)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let is_replica = repl.get("role").map(|r| r.trim()) == Some("slave");
+        let repl_offset = if is_replica {
+            number(&repl, "slave_repl_offset")
+        } else {
+            number(&repl, "master_repl_offset")
+        };
+
+        let mut open_slot_keys = BTreeMap::new();
+        if !open.is_empty() {
+            let mut pipe = redis::pipe();
+            for slot in &open {
+                pipe.cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(*slot);
+            }
+            let counts: Vec<u64> = self
+                .pool
+                .pipe(addr, &pipe, "CLUSTER COUNTKEYSINSLOT")
+                .await?;
+            open_slot_keys.extend(open.iter().copied().zip(counts));
+        }
+
+        Ok(NodeState {
+            id,
+            cluster_ok: info.get("cluster_state").map(|s| s.trim()) == Some("ok"),
+            current_epoch: number(&info, "cluster_current_epoch"),
+            repl_offset,
+            master_link_up: repl.get("master_link_status").map(|s| s.trim()) == Some("up"),
+            keys,
+            open_slot_keys,
+            nodes,
+        })
+    }
+}
+
+fn to_member(m: MemberInfo, redis: Option<NodeState>) -> Member {
+    Member {
+        ordinal: m.ordinal,
+        addr: m.addr,
+        running: m.running,
+        host: m.host,
+        redis,
+    }
+}
