@@ -1,0 +1,333 @@
+//! Every rule a `RedisClusterSpec` must satisfy, as one pure function. The operator calls it
+//! before touching anything, the CLI calls it for `validate -f`, and both show the same text.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use crate::defaults;
+use crate::memory::parse_max_memory;
+use crate::quantity::parse_quantity;
+use crate::types::RedisClusterSpec;
+
+/// One reason a spec is rejected: the field it concerns and a plain-English reason.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    /// Path of the offending field, e.g. `spec.masters`.
+    pub field: String,
+    /// What is wrong and, where it helps, what would be accepted.
+    pub reason: String,
+}
+
+impl Problem {
+    fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+/// `redis.conf` keys the operator writes itself. Letting users override them would break the
+/// cluster (wrong port, cluster mode off) or leak around the spec (maxmemory, password).
+const OPERATOR_OWNED_CONFIG: &[&str] = &[
+    "port",
+    "cluster-enabled",
+    "cluster-config-file",
+    "cluster-node-timeout",
+    "maxmemory",
+    "bind",
+    "dir",
+    "daemonize",
+    "requirepass",
+    "masterauth",
+];
+/// Prefix of the announce settings (`cluster-announce-ip`, `-port`, `-bus-port`, ...), which
+/// the operator derives from where each pod runs.
+const OPERATOR_OWNED_CONFIG_PREFIX: &str = "cluster-announce-";
+
+const MAX_PORT: u64 = 65535;
+const CLUSTER_NODE_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
+const REBALANCE_THRESHOLD_PERCENT: std::ops::RangeInclusive<u32> = 1..=50;
+const MIGRATION_BATCH_KEYS: std::ops::RangeInclusive<u32> = 1..=100_000;
+
+/// Checks `spec` (and, when given, the change from `previous`, the spec currently running)
+/// and returns every problem found, in field order. An empty vector means the spec is valid.
+pub fn validate(spec: &RedisClusterSpec, previous: Option<&RedisClusterSpec>) -> Vec<Problem> {
+    // Destructured exhaustively so that adding a field to the spec fails to compile here
+    // until someone decides how it is validated.
+    let RedisClusterSpec {
+        image,
+        masters,
+        replicas,
+        base_port,
+        max_memory,
+        resources,
+        exporter_resources,
+        exporter_image,
+        password_secret,
+        persistence,
+        cluster_node_timeout_ms,
+        node_selector: _,
+        tolerations: _,
+        affinity: _,
+        host_network: _,
+        redis_config,
+        rebalance_threshold_percent,
+        migration_batch_keys,
+    } = spec;
+
+    let mut problems = Vec::new();
+
+    check_image(&mut problems, "spec.image", image.as_deref());
+    check_masters(&mut problems, *masters, previous.map(|p| p.masters));
+    let replicas = replicas.unwrap_or(defaults::REPLICAS);
+    if replicas > defaults::MAX_REPLICAS {
+        problems.push(Problem::new(
+            "spec.replicas",
+            format!(
+                "must be between 0 and {} replicas per master, got {replicas}",
+                defaults::MAX_REPLICAS
+            ),
+        ));
+    }
+    check_ports(
+        &mut problems,
+        base_port.unwrap_or(defaults::BASE_PORT),
+        *masters,
+        replicas,
+    );
+    if let Some(text) = max_memory
+        && let Err(e) = parse_max_memory(text)
+    {
+        problems.push(Problem::new("spec.maxMemory", e.to_string()));
+    }
+    check_resources(&mut problems, "spec.resources", resources.as_ref());
+    check_resources(
+        &mut problems,
+        "spec.exporterResources",
+        exporter_resources.as_ref(),
+    );
+    check_image(&mut problems, "spec.exporterImage", exporter_image.as_deref());
+    if let Some(secret) = password_secret {
+        if secret.name.trim().is_empty() {
+            problems.push(Problem::new(
+                "spec.passwordSecret.name",
+                "must name a Secret, got an empty string",
+            ));
+        }
+        if let Some(key) = &secret.key
+            && key.trim().is_empty()
+        {
+            problems.push(Problem::new(
+                "spec.passwordSecret.key",
+                "must not be empty (leave it out to use \"password\")",
+            ));
+        }
+    }
+    if let Some(persistence) = persistence {
+        if let Some(class) = &persistence.storage_class_name
+            && class.trim().is_empty()
+        {
+            problems.push(Problem::new(
+                "spec.persistence.storageClassName",
+                "must not be empty (leave it out to use the default storage class)",
+            ));
+        }
+        if let Some(size) = &persistence.size {
+            check_quantity(&mut problems, "spec.persistence.size", size);
+        }
+    }
+    check_range(
+        &mut problems,
+        "spec.clusterNodeTimeoutMs",
+        *cluster_node_timeout_ms,
+        CLUSTER_NODE_TIMEOUT_MS,
+        "milliseconds",
+    );
+    if let Some(config) = redis_config {
+        check_redis_config(&mut problems, config);
+    }
+    check_range(
+        &mut problems,
+        "spec.rebalanceThresholdPercent",
+        *rebalance_threshold_percent,
+        REBALANCE_THRESHOLD_PERCENT,
+        "percent",
+    );
+    check_range(
+        &mut problems,
+        "spec.migrationBatchKeys",
+        *migration_batch_keys,
+        MIGRATION_BATCH_KEYS,
+        "keys",
+    );
+    problems
+}
+
+fn check_image(problems: &mut Vec<Problem>, field: &str, image: Option<&str>) {
+    if let Some(image) = image
+        && image.trim().is_empty()
+    {
+        problems.push(Problem::new(
+            field,
+            "must not be empty (leave it out to use the default image)",
+        ));
+    }
+}
+
+fn check_masters(problems: &mut Vec<Problem>, masters: u32, previous: Option<u32>) {
+    if masters >= defaults::MIN_MASTERS {
+        return;
+    }
+    // A scale-in to below three gets its own wording: the user is changing a running cluster,
+    // and the fix is to keep the current count, not to pick a bigger new one.
+    let reason = match previous {
+        Some(before) if before > masters => format!(
+            "cannot scale in from {before} to {masters} masters: Redis Cluster needs at least {} masters to fail over",
+            defaults::MIN_MASTERS
+        ),
+        _ => format!(
+            "must be at least {} (Redis Cluster needs a majority of masters to fail over), got {masters}",
+            defaults::MIN_MASTERS
+        ),
+    };
+    problems.push(Problem::new("spec.masters", reason));
+}
+
+/// Node `i` (0-based, masters first then replicas) uses client port `basePort + i` and bus port
+/// `basePort + i + 10000`; the highest node's bus port is therefore the one that overflows first.
+fn check_ports(problems: &mut Vec<Problem>, base_port: u32, masters: u32, replicas: u32) {
+    if base_port == 0 {
+        problems.push(Problem::new(
+            "spec.basePort",
+            "must be between 1 and 65535, got 0",
+        ));
+        return;
+    }
+    let nodes = u64::from(masters) * (1 + u64::from(replicas));
+    if nodes == 0 {
+        return;
+    }
+    let base = u64::from(base_port);
+    let last = nodes - 1;
+    let last_client = base + last;
+    let last_bus = last_client + u64::from(defaults::BUS_PORT_OFFSET);
+    if last_bus <= MAX_PORT {
+        return;
+    }
+    let highest_base = (MAX_PORT + 1).saturating_sub(nodes + u64::from(defaults::BUS_PORT_OFFSET));
+    let which = if last_client > MAX_PORT {
+        format!("client port {last_client} of node {last} exceeds 65535")
+    } else {
+        format!(
+            "bus port {last_bus} of node {last} (client port {last_client} + {}) exceeds 65535",
+            defaults::BUS_PORT_OFFSET
+        )
+    };
+    let fix = if highest_base >= 1 {
+        format!("basePort must be at most {highest_base}")
+    } else {
+        "no basePort fits, reduce masters or replicas".to_owned()
+    };
+    problems.push(Problem::new(
+        "spec.basePort",
+        format!("{which}; with {nodes} nodes {fix}, got {base_port}"),
+    ));
+}
+
+fn check_resources(
+    problems: &mut Vec<Problem>,
+    field: &str,
+    resources: Option<&ResourceRequirements>,
+) {
+    let Some(resources) = resources else {
+        return;
+    };
+    for (section, map) in [
+        ("limits", resources.limits.as_ref()),
+        ("requests", resources.requests.as_ref()),
+    ] {
+        for (name, Quantity(value)) in map.into_iter().flatten() {
+            check_quantity(problems, &format!("{field}.{section}.{name}"), value);
+        }
+    }
+}
+
+fn check_quantity(problems: &mut Vec<Problem>, field: &str, value: &str) {
+    match parse_quantity(value) {
+        Ok(q) if q.negative => problems.push(Problem::new(
+            field,
+            format!("must not be negative, got {value:?}"),
+        )),
+        Ok(_) => {}
+        Err(e) => problems.push(Problem::new(field, e.to_string())),
+    }
+}
+
+fn check_range<T>(
+    problems: &mut Vec<Problem>,
+    field: &str,
+    value: Option<T>,
+    range: std::ops::RangeInclusive<T>,
+    unit: &str,
+) where
+    T: PartialOrd + fmt::Display,
+{
+    if let Some(value) = value
+        && !range.contains(&value)
+    {
+        problems.push(Problem::new(
+            field,
+            format!(
+                "must be between {} and {} {unit}, got {value}",
+                range.start(),
+                range.end()
+            ),
+        ));
+    }
+}
+
+fn check_redis_config(problems: &mut Vec<Problem>, config: &BTreeMap<String, String>) {
+    for (key, value) in config {
+        let field = format!("spec.redisConfig.{key}");
+        // Redis reads config keys case-insensitively, so `MaxMemory` is `maxmemory`.
+        let lower = key.to_ascii_lowercase();
+        if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            problems.push(Problem::new(
+                field,
+                "must be a single redis.conf directive name (no spaces or line breaks)",
+            ));
+        } else if OPERATOR_OWNED_CONFIG.contains(&lower.as_str())
+            || lower.starts_with(OPERATOR_OWNED_CONFIG_PREFIX)
+        {
+            problems.push(Problem::new(
+                field,
+                format!("is set by the operator and cannot be overridden{}", owner_hint(&lower)),
+            ));
+        } else if value.contains(['\n', '\r']) {
+            // A line break would let a value smuggle extra directives into redis.conf.
+            problems.push(Problem::new(field, "value must not contain line breaks"));
+        }
+    }
+}
+
+/// Points at the spec field that controls an operator-owned setting, when there is one.
+fn owner_hint(key: &str) -> &'static str {
+    match key {
+        "maxmemory" => " (use spec.maxMemory)",
+        "port" => " (use spec.basePort)",
+        "cluster-node-timeout" => " (use spec.clusterNodeTimeoutMs)",
+        "requirepass" | "masterauth" => " (use spec.passwordSecret)",
+        "dir" => " (use spec.persistence)",
+        _ => "",
+    }
+}
