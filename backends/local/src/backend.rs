@@ -117,7 +117,7 @@ impl LocalBackend {
         // Checked up front because Redis' own message is buried in its log and, for the bus
         // port, only shows once the node is half up.
         for port in [u32::from(addr.port), addr.bus_port()] {
-            check_port_free(ordinal, &addr.ip, port)?;
+            check_port_free(ordinal, &addr.ip, port).await?;
         }
 
         let pid = process::spawn(&self.cfg.redis_server, &dir)?;
@@ -250,18 +250,28 @@ impl LocalBackend {
     }
 }
 
-fn check_port_free(ordinal: Ordinal, ip: &str, port: u32) -> Result<()> {
+/// Errors when something listens on `ip:port`. The check is retried for a moment because the
+/// kernel releases the sockets of a just-killed process shortly *after* it has become a zombie.
+async fn check_port_free(ordinal: Ordinal, ip: &str, port: u32) -> Result<()> {
+    const PATIENCE: Duration = Duration::from_secs(2);
     let Ok(port16) = u16::try_from(port) else {
         return Ok(());
     };
-    match std::net::TcpListener::bind((ip, port16)) {
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(LocalError::PortInUse {
-            ordinal,
-            addr: format!("{ip}:{port}"),
-        }),
-        // Any other failure (an address not on this host…) is left for redis-server to report
-        // with its own words in the log.
-        _ => Ok(()),
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match std::net::TcpListener::bind((ip, port16)) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(LocalError::PortInUse {
+                        ordinal,
+                        addr: format!("{ip}:{port}"),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // Any other failure (an address not on this host…) is left for redis-server to
+            // report in its own words in the log.
+            _ => return Ok(()),
+        }
     }
 }
-

@@ -85,8 +85,14 @@ impl LocalConfig {
         line("cluster-config-file", "nodes.conf");
         line("cluster-node-timeout", &self.node_timeout_ms.to_string());
         line("dir", &quote(&node_dir.display().to_string()));
-        line("pidfile", &quote(&node_dir.join("redis.pid").display().to_string()));
-        line("logfile", &quote(&node_dir.join("redis.log").display().to_string()));
+        line(
+            "pidfile",
+            &quote(&node_dir.join("redis.pid").display().to_string()),
+        );
+        line(
+            "logfile",
+            &quote(&node_dir.join("redis.log").display().to_string()),
+        );
         line("daemonize", "no");
         // Safe only because nodes listen on a local address the operator chose; protected
         // mode would otherwise refuse the other nodes' connections when no password is set.
@@ -162,8 +168,11 @@ mod tests {
 
     #[test]
     fn a_missing_redis_server_names_the_install_command() {
-        let e = find_on_path("redis-server-definitely-absent", Some("/nonexistent".as_ref()))
-            .unwrap_err();
+        let e = find_on_path(
+            "redis-server-definitely-absent",
+            Some("/nonexistent".as_ref()),
+        )
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "redis-server not found on PATH; install it with `apt-get install -y redis-server`"

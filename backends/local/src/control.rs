@@ -44,7 +44,10 @@ pub fn write_operator_pid(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(LocalError::io(dir))?;
     let pid = std::process::id();
     let start = start_time(pid).unwrap_or_default();
-    write_atomically(&dir.join(OPERATOR_PID), format!("{pid} {start}\n").as_bytes())
+    write_atomically(
+        &dir.join(OPERATOR_PID),
+        format!("{pid} {start}\n").as_bytes(),
+    )
 }
 
 /// The pid of the live `up` serving `dir`; `None` when there is no file or its process is gone.
@@ -128,7 +131,12 @@ mod tests {
             })
         );
         std::fs::write(d.join(DESIRED), "{").unwrap();
-        assert!(read_desired(&d).unwrap_err().to_string().contains("desired.json"));
+        assert!(
+            read_desired(&d)
+                .unwrap_err()
+                .to_string()
+                .contains("desired.json")
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 

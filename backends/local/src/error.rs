@@ -13,7 +13,9 @@ pub enum LocalError {
     #[error("member #{ordinal}: port {base_port} + {ordinal} (bus port + 10000) exceeds 65535")]
     PortOutOfRange { ordinal: u32, base_port: u16 },
 
-    #[error("member #{ordinal}: {addr} is already in use by another process; choose another base port or stop it")]
+    #[error(
+        "member #{ordinal}: {addr} is already in use by another process; choose another base port or stop it"
+    )]
     PortInUse { ordinal: u32, addr: String },
 
     #[error("member #{ordinal} on {addr} did not start: {reason}; last lines of {log}:\n{tail}")]

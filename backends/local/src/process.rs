@@ -22,7 +22,12 @@ pub(crate) fn is_alive(pid: u32, node_dir: Option<&Path>) -> bool {
         return false;
     };
     let comm = stat.get(open + 1..close).unwrap_or_default();
-    let state = stat.get(close + 1..).unwrap_or_default().trim_start().chars().next();
+    let state = stat
+        .get(close + 1..)
+        .unwrap_or_default()
+        .trim_start()
+        .chars()
+        .next();
     if !comm.starts_with("redis-server") || matches!(state, Some('Z' | 'X') | None) {
         return false;
     }

@@ -27,16 +27,22 @@ pub async fn command(addr: &str, password: Option<&str>, args: &[&str]) -> Resul
         reason,
     };
     let work = async {
-        let stream = TcpStream::connect(addr).await.map_err(|e| fail(e.to_string()))?;
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         let mut stream = BufReader::new(stream);
         if let Some(pw) = password {
-            send(&mut stream, &["AUTH", pw]).await.map_err(|e| fail(e.to_string()))?;
+            send(&mut stream, &["AUTH", pw])
+                .await
+                .map_err(|e| fail(e.to_string()))?;
             read_reply(&mut stream)
                 .await
                 .map_err(|e| fail(e.to_string()))?
                 .map_err(fail)?;
         }
-        send(&mut stream, args).await.map_err(|e| fail(e.to_string()))?;
+        send(&mut stream, args)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         read_reply(&mut stream)
             .await
             .map_err(|e| fail(e.to_string()))?
@@ -83,4 +89,3 @@ async fn read_reply(stream: &mut BufReader<TcpStream>) -> std::io::Result<Result
         _ => Err(format!("unsupported reply {line:?}")),
     })
 }
-
