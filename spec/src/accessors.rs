@@ -41,9 +41,7 @@ impl RedisClusterSpec {
     /// Cluster bus port of node `ordinal` (client port + 10000), or `None` past 65535.
     pub fn bus_port(&self, ordinal: u32) -> Option<u16> {
         u16::try_from(
-            u64::from(self.base_port())
-                + u64::from(ordinal)
-                + u64::from(defaults::BUS_PORT_OFFSET),
+            u64::from(self.base_port()) + u64::from(ordinal) + u64::from(defaults::BUS_PORT_OFFSET),
         )
         .ok()
     }

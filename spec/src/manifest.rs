@@ -11,7 +11,10 @@ use crate::types::RedisCluster;
 pub enum ManifestError {
     /// The text is not YAML/JSON, or a field has the wrong shape. `line` is 1-based.
     #[error("{}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
-    Syntax { line: Option<usize>, message: String },
+    Syntax {
+        line: Option<usize>,
+        message: String,
+    },
     /// The document is valid YAML but not an object.
     #[error("the manifest must be a YAML or JSON object, got {0}")]
     NotAnObject(&'static str),
@@ -33,11 +36,7 @@ pub fn parse_manifest(text: &str) -> Result<RedisCluster, ManifestError> {
         serde_yaml::Value::Mapping(m) => m,
         other => return Err(ManifestError::NotAnObject(shape_name(other))),
     };
-    check_header(
-        mapping,
-        "apiVersion",
-        &RedisCluster::api_version(&()),
-    )?;
+    check_header(mapping, "apiVersion", &RedisCluster::api_version(&()))?;
     check_header(mapping, "kind", &RedisCluster::kind(&()))?;
     // Deserialise from the text again, not from `document`: only the text carries line
     // numbers for the error message.

@@ -78,7 +78,9 @@ mod tests {
 
     #[test]
     fn fractions_kubernetes_units_and_signs_are_rejected() {
-        for bad in ["1.5gb", "1Mi", "1Gi", "-1", "+1", "mb", " 1mb", "1mb ", "1 mb", "1tb", "1e3"] {
+        for bad in [
+            "1.5gb", "1Mi", "1Gi", "-1", "+1", "mb", " 1mb", "1mb ", "1 mb", "1tb", "1e3",
+        ] {
             assert!(
                 matches!(parse_max_memory(bad), Err(MemoryError::Malformed(_))),
                 "{bad} should be malformed"

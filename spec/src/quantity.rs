@@ -98,16 +98,23 @@ mod tests {
     #[test]
     fn malformed_quantities_are_rejected() {
         for bad in [
-            "", "MB", "1MB", "1mb", "1KiB", "1 Gi", " 1", ".", "1..2", "1e", "1e+", "1ki",
-            "abc", "1Gi ", "--1", "1K", "0x10",
+            "", "MB", "1MB", "1mb", "1KiB", "1 Gi", " 1", ".", "1..2", "1e", "1e+", "1ki", "abc",
+            "1Gi ", "--1", "1K", "0x10",
         ] {
-            assert_eq!(parse_quantity(bad), Err(QuantityError(bad.to_owned())), "{bad}");
+            assert_eq!(
+                parse_quantity(bad),
+                Err(QuantityError(bad.to_owned())),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn negative_quantities_are_flagged_but_negative_zero_is_not() {
         assert_eq!(parse_quantity("-1"), Ok(ParsedQuantity { negative: true }));
-        assert_eq!(parse_quantity("-0.0"), Ok(ParsedQuantity { negative: false }));
+        assert_eq!(
+            parse_quantity("-0.0"),
+            Ok(ParsedQuantity { negative: false })
+        );
     }
 }

@@ -116,7 +116,11 @@ pub fn validate(spec: &RedisClusterSpec, previous: Option<&RedisClusterSpec>) ->
         "spec.exporterResources",
         exporter_resources.as_ref(),
     );
-    check_image(&mut problems, "spec.exporterImage", exporter_image.as_deref());
+    check_image(
+        &mut problems,
+        "spec.exporterImage",
+        exporter_image.as_deref(),
+    );
     if let Some(secret) = password_secret {
         if secret.name.trim().is_empty() {
             problems.push(Problem::new(
@@ -311,11 +315,18 @@ fn check_redis_config(problems: &mut Vec<Problem>, config: &BTreeMap<String, Str
         {
             problems.push(Problem::new(
                 field,
-                format!("is set by the operator and cannot be overridden{}", owner_hint(&lower)),
+                format!(
+                    "is set by the operator and cannot be overridden{}",
+                    owner_hint(&lower)
+                ),
             ));
-        } else if value.contains(['\n', '\r']) {
-            // A line break would let a value smuggle extra directives into redis.conf.
-            problems.push(Problem::new(field, "value must not contain line breaks"));
+        } else if value.chars().any(char::is_control) {
+            // A line break would let a value smuggle extra directives into redis.conf, and no
+            // directive takes other control characters.
+            problems.push(Problem::new(
+                field,
+                "value must not contain line breaks or other control characters",
+            ));
         }
     }
 }
