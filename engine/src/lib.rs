@@ -6,6 +6,7 @@
 pub mod decision;
 pub mod desired;
 pub mod effect;
+pub mod invariants;
 pub mod model;
 pub mod parse;
 pub mod slots;
@@ -18,6 +19,7 @@ pub use slots::{SLOT_COUNT, SlotRange};
 pub mod trace;
 
 mod lifecycle;
+pub mod planner;
 
 /// Decides what to do next. Pure: same input, same output.
 ///
@@ -26,3 +28,5 @@ mod lifecycle;
 pub fn decide(desired: &Desired, phase_hint: Phase, observation: &Observation) -> Decision {
     lifecycle::decide(desired, phase_hint, observation)
 }
+mod work;
+mod world;

@@ -1,0 +1,296 @@
+//! Safety and convergence checks over decisions and observations, shared by the simulator and
+//! by trace replay. Pure: they read what was observed and what was decided, nothing else.
+//!
+//! Both checks judge only from the observation, the same knowledge the engine had: a check that
+//! used hidden ground truth could blame the engine for something it could not see.
+
+use crate::decision::Decision;
+use crate::desired::Desired;
+use crate::effect::Effect;
+use crate::model::{NodeState, Observation, Ordinal};
+use crate::slots::{self, SLOT_COUNT, SlotRange};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// One broken rule, said in plain English.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub message: String,
+}
+
+impl Violation {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// Reachable nodes by ordinal.
+fn reachable(obs: &Observation) -> impl Iterator<Item = (Ordinal, &NodeState)> {
+    obs.members
+        .iter()
+        .filter_map(|(o, m)| m.redis.as_ref().map(|r| (*o, r)))
+}
+
+/// The node id of a member: its own answer, or else the id other nodes list at its address.
+fn id_of(obs: &Observation, ordinal: Ordinal) -> Option<String> {
+    let member = obs.members.get(&ordinal)?;
+    if let Some(r) = &member.redis {
+        return Some(r.id.clone());
+    }
+    let addr = member.addr.as_ref()?;
+    reachable(obs)
+        .flat_map(|(_, r)| r.nodes.iter())
+        .find(|n| n.addr.as_ref() == Some(addr) && !n.flags.myself)
+        .map(|n| n.id.clone())
+}
+
+/// Whether any reachable node's view gives `id` any slot.
+fn claimed_slots_anywhere(obs: &Observation, id: &str) -> u32 {
+    reachable(obs)
+        .flat_map(|(_, r)| r.nodes.iter())
+        .filter(|n| n.id == id)
+        .map(|n| n.slot_count())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Checks that one decision is safe to execute in the observed world.
+pub fn check_decision(desired: &Desired, obs: &Observation, decision: &Decision) -> Vec<Violation> {
+    let mut out = Vec::new();
+    if !desired.problems.is_empty() && !decision.effects.is_empty() {
+        out.push(Violation::new(format!(
+            "the spec is invalid ({}) yet the decision has {} effect(s); an invalid spec must touch nothing",
+            desired.problems.join("; "),
+            decision.effects.len()
+        )));
+    }
+    // Slot -> ids that some reachable node's view says own it.
+    let mut claims: BTreeMap<u16, BTreeSet<&str>> = BTreeMap::new();
+    for (_, r) in reachable(obs) {
+        for n in &r.nodes {
+            for s in slots::expand(&n.slots) {
+                claims.entry(s).or_default().insert(n.id.as_str());
+            }
+        }
+    }
+    for effect in &decision.effects {
+        match effect {
+            Effect::DeleteNode { ordinal } => {
+                let Some(id) = id_of(obs, *ordinal) else { continue };
+                let owned = claimed_slots_anywhere(obs, &id);
+                let keys = obs
+                    .members
+                    .get(ordinal)
+                    .and_then(|m| m.redis.as_ref())
+                    .map_or(0, |r| r.keys);
+                if owned > 0 || keys > 0 {
+                    out.push(Violation::new(format!(
+                        "deletes node #{ordinal} ({}) which still owns {owned} slot(s) and holds {keys} key(s)",
+                        short(&id)
+                    )));
+                }
+            }
+            Effect::Forget { on, node_id } => {
+                let own = reachable(obs).find(|(_, r)| r.id == *node_id).map(|(_, r)| r);
+                let (own_slots, keys) = own.map_or((0, 0), |r| {
+                    (r.myself().map_or(0, |m| m.slot_count()), r.keys)
+                });
+                let in_view = obs
+                    .members
+                    .get(on)
+                    .and_then(|m| m.redis.as_ref())
+                    .and_then(|r| r.view_of(node_id))
+                    .map_or(0, |n| n.slot_count());
+                if own_slots > 0 || keys > 0 || in_view > 0 {
+                    out.push(Violation::new(format!(
+                        "#{on} forgets {} which owns {} slot(s) ({in_view} in #{on}'s view) and holds {keys} key(s)",
+                        short(node_id),
+                        own_slots.max(in_view)
+                    )));
+                }
+            }
+            Effect::AddSlots { on, slots: ranges } => {
+                let me = id_of(obs, *on).unwrap_or_default();
+                let busy: Vec<u16> = slots::expand(ranges)
+                    .filter(|s| {
+                        claims
+                            .get(s)
+                            .is_some_and(|ids| ids.iter().any(|id| *id != me))
+                    })
+                    .collect();
+                if !busy.is_empty() {
+                    out.push(Violation::new(format!(
+                        "#{on} adds {} slot(s) that another node claims: {}",
+                        busy.len(),
+                        slots::format_ranges(&slots::to_ranges(busy))
+                    )));
+                }
+            }
+            Effect::SetSlotOwner { on, slot, owner_id } => {
+                for (o, r) in reachable(obs) {
+                    if r.id == *owner_id {
+                        continue;
+                    }
+                    let owns = r
+                        .myself()
+                        .is_some_and(|m| m.slots.iter().any(|x| x.start <= *slot && *slot <= x.end));
+                    if !owns {
+                        continue;
+                    }
+                    // Key counts per slot are only observed for open slots; a closed slot on a
+                    // node holding keys may hold some of them, and Redis would refuse anyway.
+                    let keys_in_slot = match r.open_slot_keys.get(slot) {
+                        Some(k) => *k,
+                        None => r.keys,
+                    };
+                    if keys_in_slot > 0 {
+                        out.push(Violation::new(format!(
+                            "#{on}: SETSLOT {slot} NODE {} moves the slot away from #{o} which may still hold {keys_in_slot} key(s) in it",
+                            short(owner_id)
+                        )));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Checks that the observed cluster is exactly the desired, healthy shape.
+pub fn check_converged(desired: &Desired, obs: &Observation) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let total = desired.total_nodes();
+    let ordinals: Vec<Ordinal> = obs.members.keys().copied().collect();
+    let expected: Vec<Ordinal> = (0..total).collect();
+    if ordinals != expected {
+        out.push(Violation::new(format!(
+            "members are {ordinals:?}, expected ordinals 0..{total}"
+        )));
+    }
+    let mut ids: BTreeMap<&str, Ordinal> = BTreeMap::new();
+    for (o, m) in &obs.members {
+        match &m.redis {
+            None => out.push(Violation::new(format!(
+                "member #{o} is not reachable (running: {})",
+                m.running
+            ))),
+            Some(r) => {
+                if !r.cluster_ok {
+                    out.push(Violation::new(format!("#{o} reports cluster_state:fail")));
+                }
+                if let Some(prev) = ids.insert(r.id.as_str(), *o) {
+                    out.push(Violation::new(format!(
+                        "#{prev} and #{o} share node id {}",
+                        short(&r.id)
+                    )));
+                }
+                if let Some(me) = r.myself()
+                    && !me.open_slots.is_empty()
+                {
+                    out.push(Violation::new(format!(
+                        "#{o} still has {} open slot(s)",
+                        me.open_slots.len()
+                    )));
+                }
+            }
+        }
+    }
+    if !out.is_empty() {
+        return out;
+    }
+    // Every view must list exactly the members, with the same roles and slot map.
+    let member_ids: BTreeSet<&str> = ids.keys().copied().collect();
+    let mut reference: Option<(Ordinal, BTreeMap<String, (Option<String>, Vec<SlotRange>)>)> = None;
+    for (o, r) in reachable(obs) {
+        let view_ids: BTreeSet<&str> = r.nodes.iter().map(|n| n.id.as_str()).collect();
+        if view_ids != member_ids {
+            out.push(Violation::new(format!(
+                "#{o} knows {} node(s) but the members are {}",
+                view_ids.len(),
+                member_ids.len()
+            )));
+        }
+        if let Some(n) = r.nodes.iter().find(|n| n.flags.pfail || n.flags.fail) {
+            out.push(Violation::new(format!(
+                "#{o} flags {} as failing",
+                short(&n.id)
+            )));
+        }
+        let map: BTreeMap<String, (Option<String>, Vec<SlotRange>)> = r
+            .nodes
+            .iter()
+            .map(|n| (n.id.clone(), (n.master_id.clone(), n.slots.clone())))
+            .collect();
+        match &reference {
+            None => reference = Some((o, map)),
+            Some((ro, rmap)) if *rmap != map => out.push(Violation::new(format!(
+                "#{o} and #{ro} disagree on roles or the slot map"
+            ))),
+            Some(_) => {}
+        }
+    }
+    let Some((_, map)) = reference else {
+        return out;
+    };
+    let mut owner = vec![0u8; usize::from(SLOT_COUNT)];
+    for (_, ranges) in map.values() {
+        for s in slots::expand(ranges) {
+            if let Some(c) = owner.get_mut(usize::from(s)) {
+                *c = c.saturating_add(1);
+            }
+        }
+    }
+    let unowned = owner.iter().filter(|c| **c == 0).count();
+    let multi = owner.iter().filter(|c| **c > 1).count();
+    if unowned > 0 || multi > 0 {
+        out.push(Violation::new(format!(
+            "{unowned} slot(s) have no owner and {multi} have several"
+        )));
+    }
+    let masters: Vec<&String> = map
+        .iter()
+        .filter(|(_, (m, s))| m.is_none() && !s.is_empty())
+        .map(|(id, _)| id)
+        .collect();
+    if masters.len() != desired.masters as usize {
+        out.push(Violation::new(format!(
+            "{} master(s) own slots, expected {}",
+            masters.len(),
+            desired.masters
+        )));
+    }
+    for m in &masters {
+        let replicas = map
+            .values()
+            .filter(|(mid, _)| mid.as_deref() == Some(m.as_str()))
+            .count();
+        if replicas != desired.replicas as usize {
+            out.push(Violation::new(format!(
+                "master {} has {replicas} replica(s), expected {}",
+                short(m),
+                desired.replicas
+            )));
+        }
+    }
+    let idle = map
+        .iter()
+        .filter(|(_, (m, s))| m.is_none() && s.is_empty())
+        .count();
+    if idle > 0 {
+        out.push(Violation::new(format!("{idle} master(s) own no slot")));
+    }
+    out
+}

@@ -1,0 +1,779 @@
+//! The rules: from a [`World`], the next piece of work and its effects, in priority order.
+//! Repairs come first, then master topology, then replicas, then removals. A rule that needs a
+//! calmer world (everyone reachable, gossip settled, no open slot) waits for it rather than
+//! acting on a partial picture.
+
+use crate::effect::{Effect, FailoverMode};
+use crate::model::Ordinal;
+use crate::planner::{self, MasterSlots};
+use crate::slots::{even_split, to_ranges};
+use crate::world::World;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What kind of work the rules found; the lifecycle maps it to a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Invalid,
+    Delete,
+    /// Members are being created; no cluster exists yet.
+    Create,
+    Bootstrap,
+    Recover,
+    ScaleOut,
+    ScaleIn,
+    Replicas,
+    /// Nothing to do but wait for the world to settle.
+    Wait,
+    Converged,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Work {
+    pub kind: Kind,
+    pub effects: Vec<Effect>,
+    pub summary: String,
+    /// Problems the operator cannot fix by itself (lost slots, foreign nodes, ...).
+    pub degraded: Vec<String>,
+    pub requeue_ms: Option<u64>,
+}
+
+/// Short wait while something settles (gossip, a node starting).
+const SETTLE_MS: u64 = 500;
+/// Re-check a converged cluster this often.
+const HEALTH_CHECK_MS: u64 = 10_000;
+
+impl Work {
+    fn new(kind: Kind, effects: Vec<Effect>, summary: impl Into<String>) -> Self {
+        let requeue_ms = match kind {
+            Kind::Invalid => None,
+            Kind::Converged => Some(HEALTH_CHECK_MS),
+            _ => Some(SETTLE_MS),
+        };
+        Self {
+            kind,
+            effects,
+            summary: summary.into(),
+            degraded: Vec::new(),
+            requeue_ms,
+        }
+    }
+
+    fn wait(summary: impl Into<String>) -> Self {
+        Self::new(Kind::Wait, Vec::new(), summary)
+    }
+}
+
+pub(crate) fn work(w: &World) -> Work {
+    let mut degraded = Vec::new();
+    let mut out = rules(w, &mut degraded);
+    out.degraded.extend(degraded);
+    out
+}
+
+fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
+    let d = w.desired;
+    if !d.problems.is_empty() {
+        return Work::new(
+            Kind::Invalid,
+            Vec::new(),
+            format!("spec is invalid: {}", d.problems.join("; ")),
+        );
+    }
+    if d.deleting {
+        let effects: Vec<Effect> = w
+            .obs
+            .members
+            .keys()
+            .map(|&ordinal| Effect::DeleteNode { ordinal })
+            .collect();
+        let n = effects.len();
+        return Work::new(Kind::Delete, effects, format!("deleting {n} nodes"));
+    }
+    if let Some(work) = members(w) {
+        return work;
+    }
+    if !w.cluster_exists() {
+        return bootstrap(w);
+    }
+    if let Some(work) = meet(w, degraded) {
+        return work;
+    }
+    if !w.gossip_settled() {
+        return Work::wait("waiting for every node to know every other node");
+    }
+    if let Some(work) = forget_ghosts(w) {
+        return work;
+    }
+    if let Some(work) = repair_open_slots(w, degraded) {
+        return work;
+    }
+    if let Some(work) = failed_masters(w, degraded) {
+        return work;
+    }
+    if !w.all_in_range_reachable() {
+        let missing: Vec<String> = (0..w.total())
+            .filter(|o| !w.reachable.contains_key(o))
+            .map(|o| format!("#{o}"))
+            .collect();
+        return Work::wait(format!("waiting for nodes {} to answer", missing.join(", ")));
+    }
+    if let Some(work) = masters(w) {
+        return work;
+    }
+    let mut effects = replicas(w, degraded);
+    let replica_work = !effects.is_empty();
+    let (removals, removed_masters) = remove_leaving(w);
+    effects.extend(removals);
+    if !effects.is_empty() {
+        let kind = if removed_masters { Kind::ScaleIn } else { Kind::Replicas };
+        let n = effects.len();
+        let what = match (replica_work, kind == Kind::ScaleIn) {
+            (true, _) => "attaching replicas",
+            (false, true) => "removing drained masters",
+            (false, false) => "removing surplus replicas",
+        };
+        return Work::new(kind, effects, format!("{what} ({n} steps)"));
+    }
+    converged(w, degraded)
+}
+
+/// Members that should exist but do not, and members that stopped running.
+fn members(w: &World) -> Option<Work> {
+    let mut effects = Vec::new();
+    let mut held = Vec::new();
+    for ordinal in 0..w.total() {
+        if !w.obs.members.contains_key(&ordinal) {
+            effects.push(Effect::CreateNode { ordinal });
+        }
+    }
+    for (&ordinal, m) in &w.obs.members {
+        if m.running {
+            continue;
+        }
+        let info = w.id_of.get(&ordinal).and_then(|id| w.nodes.get(id).map(|n| (*id, n)));
+        let owns_slots = info.is_some_and(|(_, n)| n.is_master() && !n.entry.slots.is_empty());
+        if !w.in_range(ordinal) && !owns_slots {
+            // A leaving node that holds nothing is forgotten and deleted, not restarted.
+            continue;
+        }
+        // A crashed master whose replica can take over must not come back before it has:
+        // restarted without its data it would still own its slots, and its replica would
+        // then copy the empty dataset. Wait for the failover (forced below if needed).
+        if let Some((id, _)) = info
+            && owns_slots
+            && w
+                .replicas_of(id)
+                .iter()
+                .any(|(_, r)| r.reachable && !r.failed)
+        {
+            held.push(ordinal);
+            continue;
+        }
+        effects.push(Effect::CreateNode { ordinal });
+    }
+    if effects.is_empty() {
+        return None;
+    }
+    let kind = if w.cluster_exists() { Kind::Recover } else { Kind::Create };
+    let mut summary = format!("starting {} nodes", effects.len());
+    if !held.is_empty() {
+        summary.push_str(&format!(
+            "; holding back {} crashed masters until their replicas take over",
+            held.len()
+        ));
+    }
+    Some(Work::new(kind, effects, summary))
+}
+
+/// A brand-new cluster: every node is empty and knows no one. Assign slots to the first
+/// `masters` ordinals and introduce everyone to node 0; replicas attach once gossip settles.
+fn bootstrap(w: &World) -> Work {
+    if !w.all_in_range_reachable() {
+        let up = (0..w.total()).filter(|o| w.reachable.contains_key(o)).count();
+        return Work::new(
+            Kind::Create,
+            Vec::new(),
+            format!("waiting for nodes to start ({up}/{} up)", w.total()),
+        );
+    }
+    let masters: Vec<Ordinal> = (0..w.total()).take(w.desired.masters as usize).collect();
+    let mut effects: Vec<Effect> = even_split(w.desired.masters)
+        .into_iter()
+        .zip(&masters)
+        .map(|(range, &on)| Effect::AddSlots {
+            on,
+            slots: vec![range],
+        })
+        .collect();
+    let Some(seed) = masters.first().copied() else {
+        return Work::new(Kind::Bootstrap, Vec::new(), "no master to bootstrap");
+    };
+    for (&ord, (_, addr, _)) in &w.reachable {
+        if ord != seed && w.in_range(ord) {
+            effects.push(Effect::Meet {
+                on: seed,
+                ip: addr.ip.clone(),
+                port: addr.port,
+            });
+        }
+    }
+    Work::new(
+        Kind::Bootstrap,
+        effects,
+        format!(
+            "bootstrapping {} masters x {} replicas",
+            w.desired.masters, w.desired.replicas
+        ),
+    )
+}
+
+/// The member whose view is the cluster's: the one that knows the most slot owners.
+fn anchor(w: &World) -> Option<Ordinal> {
+    w.reachable
+        .iter()
+        .map(|(ord, (_, _, s))| {
+            let known = w
+                .owner
+                .iter()
+                .filter(|o| o.is_some_and(|id| s.view_of(id).is_some()))
+                .count();
+            (std::cmp::Reverse(known), *ord)
+        })
+        .min()
+        .map(|(_, ord)| ord)
+}
+
+/// Introduce nodes the cluster does not know, and re-introduce nodes whose address changed.
+fn meet(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
+    let anchor = anchor(w)?;
+    let (_, anchor_addr, anchor_state) = w.reachable.get(&anchor)?;
+    let anchor_id = w.id_of.get(&anchor)?;
+    let mut effects = Vec::new();
+    let mut moved = false;
+    for (&ord, (_, addr, state)) in &w.reachable {
+        if ord == anchor {
+            continue;
+        }
+        let Some(id) = w.id_of.get(&ord) else { continue };
+        match anchor_state.view_of(id) {
+            None => {
+                let claims = state.myself().is_some_and(|me| !me.slots.is_empty());
+                if claims {
+                    // Merging two clusters that both own slots would let Redis resolve the
+                    // conflict by epoch and silently drop one side's keys.
+                    degraded.push(format!(
+                        "node #{ord} ({addr}) serves slots of another cluster; it is left alone"
+                    ));
+                    continue;
+                }
+                effects.push(Effect::Meet {
+                    on: anchor,
+                    ip: addr.ip.clone(),
+                    port: addr.port,
+                });
+            }
+            Some(e) if e.addr.as_ref() != Some(*addr) || e.flags.noaddr => {
+                moved = true;
+                effects.push(Effect::Meet {
+                    on: anchor,
+                    ip: addr.ip.clone(),
+                    port: addr.port,
+                });
+            }
+            Some(_) if state.view_of(anchor_id).is_none() => {
+                effects.push(Effect::Meet {
+                    on: ord,
+                    ip: anchor_addr.ip.clone(),
+                    port: anchor_addr.port,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    if effects.is_empty() {
+        return None;
+    }
+    let n = effects.len();
+    let (kind, why) = if moved {
+        (Kind::Recover, "re-introducing nodes whose address changed")
+    } else if w.slots_by_owner().len() < w.desired.masters as usize {
+        (Kind::ScaleOut, "introducing new nodes")
+    } else {
+        (Kind::Replicas, "introducing new nodes")
+    };
+    Some(Work::new(kind, effects, format!("{why} ({n})")))
+}
+
+/// Node ids the cluster remembers that no member runs any more (a node restarted without its
+/// `nodes.conf` gets a new id; the old one lingers as failed). Only forgotten when every member
+/// answered, when flagged failed, and when they own no slot.
+fn forget_ghosts(w: &World) -> Option<Work> {
+    if !w.all_members_reachable() {
+        return None;
+    }
+    let members = w.member_ids();
+    let mut effects = Vec::new();
+    for (id, n) in &w.nodes {
+        if members.contains(id) || n.reachable || !(n.failed || n.entry.flags.noaddr) {
+            continue;
+        }
+        if n.is_master() && !n.entry.slots.is_empty() {
+            continue;
+        }
+        for (&ord, (_, _, s)) in &w.reachable {
+            let is_its_master = s.myself().and_then(|me| me.master_id.as_deref()) == Some(*id);
+            if s.view_of(id).is_some() && !is_its_master {
+                effects.push(Effect::Forget {
+                    on: ord,
+                    node_id: (*id).to_string(),
+                });
+            }
+        }
+    }
+    if effects.is_empty() {
+        return None;
+    }
+    Some(Work::new(
+        Kind::Recover,
+        effects,
+        "forgetting failed nodes that no member runs any more",
+    ))
+}
+
+/// Slots left migrating or importing by an interrupted move, repaired as `redis-cli --cluster
+/// fix` would: finish the move when both ends agree, otherwise bring stray keys home to the
+/// owner and close the slot. Never closes a slot on a node that still holds keys it does not own.
+fn repair_open_slots(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
+    let open = w.open_slots();
+    if open.is_empty() {
+        return None;
+    }
+    let mut effects = Vec::new();
+    for (slot, st) in &open {
+        let slot = *slot;
+        let owner = w.owner[usize::from(slot)];
+        let owner_ord = owner.and_then(|id| w.ordinal_of(id));
+        let id_of = |o: Ordinal| w.id_of.get(&o).copied();
+        match (st.migrating.as_slice(), st.importing.as_slice()) {
+            // Case 1 (and 3): one node sends to a node that receives: finish the move.
+            ([(src, target, _)], imps) if imps.iter().any(|(_, s, _)| Some(*s) == id_of(*src)) => {
+                let Some(dst) = imps
+                    .iter()
+                    .find(|(o, _, _)| id_of(*o) == Some(*target))
+                    .map(|(o, _, _)| *o)
+                else {
+                    close_or_bring_home(w, slot, &st.migrating, owner_ord, owner, &mut effects);
+                    close_or_bring_home(w, slot, &st.importing, owner_ord, owner, &mut effects);
+                    continue;
+                };
+                let (Some(from_id), Some(to_id)) = (id_of(*src), id_of(dst)) else { continue };
+                effects.push(Effect::MigrateSlots {
+                    from: *src,
+                    from_id: from_id.to_string(),
+                    to: dst,
+                    to_id: to_id.to_string(),
+                    slots: to_ranges([slot]),
+                });
+                let others: Vec<_> = imps.iter().filter(|(o, _, _)| *o != dst).cloned().collect();
+                close_or_bring_home(w, slot, &others, owner_ord, owner, &mut effects);
+            }
+            // Case 2 and 4: nobody is sending, or the receiving end is gone.
+            (migs, imps) if migs.len() <= 1 => {
+                close_or_bring_home(w, slot, migs, owner_ord, owner, &mut effects);
+                close_or_bring_home(w, slot, imps, owner_ord, owner, &mut effects);
+            }
+            _ => degraded.push(format!(
+                "slot {slot} is migrating on several nodes at once; it needs a manual repair"
+            )),
+        }
+    }
+    if effects.is_empty() {
+        return None;
+    }
+    Some(Work::new(
+        Kind::Recover,
+        effects,
+        format!("repairing {} slots left open by an interrupted migration", open.len()),
+    ))
+}
+
+/// For nodes holding `slot` open without a partner: closes the slot where that loses nothing,
+/// or moves the keys they hold to the owner first.
+fn close_or_bring_home(
+    w: &World,
+    slot: u16,
+    nodes: &[(Ordinal, &str, u64)],
+    owner_ord: Option<Ordinal>,
+    owner: Option<&str>,
+    effects: &mut Vec<Effect>,
+) {
+    for &(ord, _, keys) in nodes {
+        let is_owner = owner.is_some() && w.id_of.get(&ord).copied() == owner;
+        if keys == 0 || is_owner {
+            effects.push(Effect::SetSlotStable { on: ord, slot });
+        } else if let (Some(to), Some(to_id)) = (owner_ord, owner) {
+            effects.push(Effect::MoveStrayKeys {
+                from: ord,
+                to,
+                to_id: to_id.to_string(),
+                slot,
+            });
+        }
+    }
+}
+
+/// Masters that own slots but are down. With a live replica, Redis fails over by itself; if it
+/// has not after twice the node timeout, the operator forces it. Without a replica the slots
+/// are lost until the node returns, and `Degraded` says which.
+fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
+    let mut effects = Vec::new();
+    let mut waiting = Vec::new();
+    let by_owner = w.slots_by_owner();
+    for (id, slots) in &by_owner {
+        let Some(n) = w.nodes.get(id) else { continue };
+        if n.reachable {
+            continue;
+        }
+        let who = n
+            .ordinal
+            .map(|o| format!("#{o}"))
+            .unwrap_or_else(|| id.get(..8).unwrap_or(id).to_string());
+        let mut candidates: Vec<_> = w
+            .replicas_of(id)
+            .into_iter()
+            .filter(|(_, r)| r.reachable && !r.failed && r.entry.master_id.is_some())
+            .filter_map(|(rid, r)| {
+                let ord = r.ordinal?;
+                let offset = w.state(ord).map(|s| s.repl_offset).unwrap_or(0);
+                Some((std::cmp::Reverse(offset), ord, rid))
+            })
+            .collect();
+        candidates.sort();
+        let Some((_, best, _)) = candidates.first() else {
+            degraded.push(format!(
+                "master {who} is down with no replica: slots {} are unavailable until it returns",
+                crate::slots::format_ranges(&to_ranges(slots.iter().copied()))
+            ));
+            continue;
+        };
+        let down_for = w.obs.now_ms.saturating_sub(n.last_pong_ms);
+        if n.failed && down_for > 2 * w.desired.node_timeout_ms {
+            effects.push(Effect::Failover {
+                on: *best,
+                mode: FailoverMode::Force,
+            });
+        } else {
+            waiting.push(who);
+        }
+    }
+    if !effects.is_empty() {
+        return Some(Work::new(
+            Kind::Recover,
+            effects,
+            "forcing failover of masters Redis did not replace in time",
+        ));
+    }
+    if !waiting.is_empty() {
+        let mut work = Work::wait(format!(
+            "waiting for Redis to promote a replica of {}",
+            waiting.join(", ")
+        ));
+        work.kind = Kind::Recover;
+        return Some(work);
+    }
+    if degraded.is_empty() { None } else {
+        // Slots are unavailable: changing the topology now could only make it worse.
+        let mut work = Work::wait("cluster is degraded; waiting for the lost masters to return");
+        work.kind = Kind::Recover;
+        Some(work)
+    }
+}
+
+/// Masters: promote in-range replicas of leaving masters, pick the masters to keep, assign
+/// unclaimed slots and move slots so every kept master holds its share.
+fn masters(w: &World) -> Option<Work> {
+    let d = w.desired;
+    let by_owner = w.slots_by_owner();
+    let mut owners: Vec<(Ordinal, &str)> = by_owner
+        .keys()
+        .filter_map(|id| w.ordinal_of(id).map(|o| (o, *id)))
+        .collect();
+    owners.sort();
+
+    // A leaving master with a replica that stays: hand over by a coordinated failover
+    // (no write lost), which is cheaper than moving its slots.
+    let mut effects = Vec::new();
+    for (ord, id) in &owners {
+        if w.in_range(*ord) {
+            continue;
+        }
+        let best = w
+            .replicas_of(id)
+            .into_iter()
+            .filter_map(|(_, r)| r.ordinal.filter(|o| w.in_range(*o) && r.reachable))
+            .filter(|o| w.state(*o).is_some_and(|s| s.master_link_up))
+            .min();
+        if let Some(on) = best {
+            effects.push(Effect::Failover {
+                on,
+                mode: FailoverMode::Default,
+            });
+        }
+    }
+    if !effects.is_empty() {
+        return Some(Work::new(
+            Kind::ScaleIn,
+            effects,
+            "handing leaving masters' slots to their replicas",
+        ));
+    }
+
+    // Keep in-range owners (lowest ordinals first), then fill up with empty masters.
+    let mut keep: Vec<(Ordinal, &str)> = owners
+        .iter()
+        .filter(|(o, _)| w.in_range(*o))
+        .take(d.masters as usize)
+        .cloned()
+        .collect();
+    let kept: BTreeSet<&str> = keep.iter().map(|(_, id)| *id).collect();
+    for (&ord, _) in &w.reachable {
+        if keep.len() >= d.masters as usize || !w.in_range(ord) {
+            break;
+        }
+        let Some(id) = w.id_of.get(&ord) else { continue };
+        let Some(n) = w.nodes.get(id) else { continue };
+        let empty = w.state(ord).is_some_and(|s| s.keys == 0);
+        if n.is_master() && n.entry.slots.is_empty() && empty && !kept.contains(id) {
+            keep.push((ord, id));
+        }
+    }
+    if keep.len() < d.masters as usize {
+        // Not enough empty masters: turn a spare replica into one. A soft reset flushes the
+        // replica's copy (its master keeps the data) and makes it an empty master.
+        let keep_ids: BTreeSet<&str> = keep.iter().map(|(_, id)| *id).collect();
+        let spare = w.reachable.keys().copied().filter(|o| w.in_range(*o)).find(|o| {
+            w.id_of
+                .get(o)
+                .and_then(|id| w.nodes.get(id))
+                .is_some_and(|n| !n.is_master() && !keep_ids.contains(n.entry.id.as_str()))
+        });
+        if let Some(on) = spare {
+            return Some(Work::new(
+                Kind::ScaleOut,
+                vec![Effect::ResetNode { on, hard: false }],
+                format!("turning replica #{on} into an empty master"),
+            ));
+        }
+        return Some(Work::wait(format!(
+            "waiting for {} more empty masters",
+            d.masters as usize - keep.len()
+        )));
+    }
+    // Never move slots to a master before it reports cluster_state:ok and everyone knows it.
+    let unready: Vec<String> = keep
+        .iter()
+        .filter(|(o, _)| !w.state(*o).is_some_and(|s| s.cluster_ok))
+        .map(|(o, _)| format!("#{o}"))
+        .collect();
+
+    let keep_ids: BTreeSet<&str> = keep.iter().map(|(_, id)| *id).collect();
+    let mut input: Vec<MasterSlots<Option<&str>>> = Vec::new();
+    let unclaimed = w.unclaimed_slots();
+    if !unclaimed.is_empty() {
+        input.push(MasterSlots {
+            key: None,
+            slots: unclaimed,
+            weight: 0,
+        });
+    }
+    for (id, slots) in &by_owner {
+        input.push(MasterSlots {
+            key: Some(*id),
+            slots: slots.clone(),
+            weight: u32::from(keep_ids.contains(id)),
+        });
+    }
+    for (_, id) in &keep {
+        if !by_owner.contains_key(id) {
+            input.push(MasterSlots {
+                key: Some(*id),
+                slots: Vec::new(),
+                weight: 1,
+            });
+        }
+    }
+    let moves = planner::plan(&input, d.rebalance_threshold_pct);
+    if moves.is_empty() {
+        return None;
+    }
+    let drains = moves
+        .iter()
+        .any(|m| m.from.is_some_and(|id| !keep_ids.contains(id)));
+    let kind = if drains { Kind::ScaleIn } else { Kind::ScaleOut };
+    if !unready.is_empty() && moves.iter().any(|m| m.from.is_some()) {
+        let mut work = Work::wait(format!(
+            "waiting for masters {} to report cluster_state:ok before moving slots",
+            unready.join(", ")
+        ));
+        work.kind = kind;
+        return Some(work);
+    }
+    let mut slots_moved = 0;
+    for mv in &moves {
+        let Some(to_id) = mv.to else { continue };
+        let Some(to) = w.ordinal_of(to_id) else { continue };
+        slots_moved += mv.slot_count();
+        match mv.from {
+            None => effects.push(Effect::AddSlots {
+                on: to,
+                slots: mv.slots.clone(),
+            }),
+            Some(from_id) => {
+                let Some(from) = w.ordinal_of(from_id) else { continue };
+                effects.push(Effect::MigrateSlots {
+                    from,
+                    from_id: from_id.to_string(),
+                    to,
+                    to_id: to_id.to_string(),
+                    slots: mv.slots.clone(),
+                });
+            }
+        }
+    }
+    let what = if drains { "draining masters" } else { "rebalancing slots" };
+    Some(Work::new(
+        kind,
+        effects,
+        format!("{what}: moving {slots_moved} slots in {} moves", moves.len()),
+    ))
+}
+
+/// Replicas: every kept master gets exactly `replicas` in-range replicas, taken from empty
+/// masters and from surplus replicas, preferring a host other than the master's.
+fn replicas(w: &World, degraded: &mut Vec<String>) -> Vec<Effect> {
+    let by_owner = w.slots_by_owner();
+    let masters: Vec<&str> = by_owner.keys().copied().collect();
+    let mut have: BTreeMap<&str, Vec<Ordinal>> = masters.iter().map(|m| (*m, Vec::new())).collect();
+    let mut pool: Vec<Ordinal> = Vec::new();
+    for &ord in w.reachable.keys() {
+        if !w.in_range(ord) {
+            continue;
+        }
+        let Some(id) = w.id_of.get(&ord) else { continue };
+        let Some(n) = w.nodes.get(id) else { continue };
+        if by_owner.contains_key(id) {
+            continue;
+        }
+        match n.entry.master_id.as_deref() {
+            Some(m) if have.contains_key(m) => have.entry(m).or_default().push(ord),
+            _ => {
+                if n.is_master() && w.state(ord).is_some_and(|s| s.keys > 0) {
+                    degraded.push(format!(
+                        "node #{ord} is an empty master that still holds keys; it is left alone"
+                    ));
+                } else {
+                    pool.push(ord);
+                }
+            }
+        }
+    }
+    let want = w.desired.replicas as usize;
+    for list in have.values_mut() {
+        while list.len() > want {
+            if let Some(extra) = list.pop() {
+                pool.push(extra);
+            }
+        }
+    }
+    pool.sort();
+    let host = |o: Ordinal| w.obs.members.get(&o).and_then(|m| m.host.as_deref());
+    let mut effects = Vec::new();
+    // Masters lacking the most first, so a short pool spreads evenly.
+    let mut needy: Vec<(usize, &str)> = have
+        .iter()
+        .filter(|(_, l)| l.len() < want)
+        .map(|(m, l)| (l.len(), *m))
+        .collect();
+    needy.sort();
+    for round in 0..want {
+        for (count, m) in &needy {
+            if count + round >= want || pool.is_empty() {
+                continue;
+            }
+            let master_host = w.ordinal_of(m).and_then(host);
+            let pick = pool
+                .iter()
+                .position(|o| master_host.is_none() || host(*o) != master_host)
+                .unwrap_or(0);
+            let ord = pool.remove(pick);
+            effects.push(Effect::Replicate {
+                on: ord,
+                master_id: (*m).to_string(),
+            });
+        }
+    }
+    effects
+}
+
+/// Members beyond the desired count that hold nothing: forgotten by every other node, then
+/// deleted. A master is removed only once no slot, no key and no replica is left on it.
+fn remove_leaving(w: &World) -> (Vec<Effect>, bool) {
+    let mut effects = Vec::new();
+    let mut masters_removed = false;
+    let leaving: Vec<Ordinal> = w.obs.members.keys().copied().filter(|o| !w.in_range(*o)).collect();
+    for ord in leaving {
+        let Some(id) = w.id_of.get(&ord).copied() else {
+            // Never joined (or down and unknown to everyone): nothing to forget.
+            effects.push(Effect::DeleteNode { ordinal: ord });
+            continue;
+        };
+        let Some(n) = w.nodes.get(id) else { continue };
+        let is_master = n.is_master();
+        if is_master {
+            let holds = !n.entry.slots.is_empty()
+                || w.state(ord).is_none_or(|s| s.keys > 0)
+                || !w.replicas_of(id).is_empty();
+            if holds {
+                continue;
+            }
+            masters_removed = true;
+        }
+        for (&other, (_, _, s)) in &w.reachable {
+            let its_master = s.myself().and_then(|me| me.master_id.as_deref()) == Some(id);
+            if other != ord && s.view_of(id).is_some() && !its_master {
+                effects.push(Effect::Forget {
+                    on: other,
+                    node_id: id.to_string(),
+                });
+            }
+        }
+        effects.push(Effect::DeleteNode { ordinal: ord });
+    }
+    (effects, masters_removed)
+}
+
+fn converged(w: &World, degraded: &[String]) -> Work {
+    let not_ok: Vec<String> = w
+        .reachable
+        .iter()
+        .filter(|(_, (_, _, s))| !s.cluster_ok)
+        .map(|(o, _)| format!("#{o}"))
+        .collect();
+    if !not_ok.is_empty() {
+        return Work::wait(format!("waiting for cluster_state:ok on {}", not_ok.join(", ")));
+    }
+    if !w.slots_agreed {
+        return Work::wait("waiting for every node to agree on the slot map");
+    }
+    if !degraded.is_empty() {
+        return Work::wait("cluster serves every slot but needs attention");
+    }
+    Work::new(
+        Kind::Converged,
+        Vec::new(),
+        format!(
+            "cluster is ready: {} masters x {} replicas",
+            w.desired.masters, w.desired.replicas
+        ),
+    )
+}

@@ -1,0 +1,265 @@
+//! A consensus reading of one observation: who is who, who owns which slot, what is broken.
+//! Everything the rules in `work.rs` ask about the world is answered here, once.
+
+use crate::desired::Desired;
+use crate::model::{Addr, ClusterNode, Member, NodeState, Observation, OpenSlot, Ordinal};
+use crate::slots::SLOT_COUNT;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the cluster says about one node id, from the best source available: the node itself
+/// when it answers, otherwise the freshest (highest config epoch) entry in the other views.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeInfo<'a> {
+    pub entry: &'a ClusterNode,
+    /// The member running this node, when known.
+    pub ordinal: Option<Ordinal>,
+    /// The node answered this observation.
+    pub reachable: bool,
+    /// Some reachable node flags it `fail`.
+    pub failed: bool,
+    /// Latest `pong_recv` any view reports for it (ms since epoch).
+    pub last_pong_ms: u64,
+}
+
+impl NodeInfo<'_> {
+    pub fn is_master(&self) -> bool {
+        self.entry.master_id.is_none() && !self.entry.flags.replica
+    }
+}
+
+pub(crate) struct World<'a> {
+    pub desired: &'a Desired,
+    pub obs: &'a Observation,
+    /// Members that answered, with their state.
+    pub reachable: BTreeMap<Ordinal, (&'a Member, &'a Addr, &'a NodeState)>,
+    /// Node id -> what the cluster knows of it.
+    pub nodes: BTreeMap<&'a str, NodeInfo<'a>>,
+    /// Member ordinal -> node id (reachable members, plus down members found by address).
+    pub id_of: BTreeMap<Ordinal, &'a str>,
+    /// Owner of every slot (index = slot), by highest config epoch among claims.
+    pub owner: Vec<Option<&'a str>>,
+    /// Every reachable node agrees with `owner` on every slot.
+    pub slots_agreed: bool,
+}
+
+impl<'a> World<'a> {
+    pub fn new(desired: &'a Desired, obs: &'a Observation) -> Self {
+        let mut reachable = BTreeMap::new();
+        for (ord, m) in &obs.members {
+            if let (true, Some(addr), Some(state)) = (m.running, m.addr.as_ref(), m.redis.as_ref())
+                && state.myself().is_some()
+            {
+                reachable.insert(*ord, (m, addr, state));
+            }
+        }
+
+        let mut nodes: BTreeMap<&str, NodeInfo> = BTreeMap::new();
+        let mut id_of = BTreeMap::new();
+        // The node's own word first.
+        for (ord, (_, _, state)) in &reachable {
+            if let Some(me) = state.myself() {
+                id_of.insert(*ord, me.id.as_str());
+                nodes.insert(
+                    me.id.as_str(),
+                    NodeInfo {
+                        entry: me,
+                        ordinal: Some(*ord),
+                        reachable: true,
+                        failed: false,
+                        last_pong_ms: obs.now_ms,
+                    },
+                );
+            }
+        }
+        // Then what the others say about nodes that did not answer.
+        for (_, _, state) in reachable.values() {
+            for e in &state.nodes {
+                if e.flags.myself {
+                    continue;
+                }
+                let info = nodes.entry(e.id.as_str()).or_insert(NodeInfo {
+                    entry: e,
+                    ordinal: None,
+                    reachable: false,
+                    failed: false,
+                    last_pong_ms: 0,
+                });
+                if !info.reachable {
+                    if e.config_epoch > info.entry.config_epoch {
+                        info.entry = e;
+                    }
+                    info.failed |= e.flags.fail;
+                    info.last_pong_ms = info.last_pong_ms.max(e.pong_recv_ms);
+                }
+            }
+        }
+        // A member that is down is recognised by the address the cluster knew it at.
+        for (ord, m) in &obs.members {
+            if reachable.contains_key(ord) {
+                continue;
+            }
+            let Some(addr) = &m.addr else { continue };
+            let found = nodes
+                .iter()
+                .filter(|(_, n)| !n.reachable && n.entry.addr.as_ref() == Some(addr))
+                .map(|(id, _)| *id)
+                .next();
+            if let Some(id) = found {
+                id_of.insert(*ord, id);
+                if let Some(n) = nodes.get_mut(id) {
+                    n.ordinal = Some(*ord);
+                }
+            }
+        }
+
+        // Slot owners: the claim with the highest config epoch wins, as in Redis itself.
+        let mut owner: Vec<Option<&str>> = vec![None; usize::from(SLOT_COUNT)];
+        let mut epoch: Vec<u64> = vec![0; usize::from(SLOT_COUNT)];
+        for (id, n) in &nodes {
+            if !n.is_master() {
+                continue;
+            }
+            for s in crate::slots::expand(&n.entry.slots) {
+                let i = usize::from(s);
+                if owner[i].is_none() || n.entry.config_epoch > epoch[i] {
+                    owner[i] = Some(id);
+                    epoch[i] = n.entry.config_epoch;
+                }
+            }
+        }
+        let slots_agreed = reachable.values().all(|(_, _, state)| {
+            let mut seen: Vec<Option<&str>> = vec![None; usize::from(SLOT_COUNT)];
+            for e in &state.nodes {
+                if e.master_id.is_some() || e.flags.replica {
+                    continue;
+                }
+                for s in crate::slots::expand(&e.slots) {
+                    seen[usize::from(s)] = Some(e.id.as_str());
+                }
+            }
+            seen == owner
+        });
+
+        Self {
+            desired,
+            obs,
+            reachable,
+            nodes,
+            id_of,
+            owner,
+            slots_agreed,
+        }
+    }
+
+    pub fn total(&self) -> u32 {
+        self.desired.total_nodes()
+    }
+
+    pub fn in_range(&self, ord: Ordinal) -> bool {
+        ord < self.total()
+    }
+
+    /// Every member that should exist exists, runs and answers.
+    pub fn all_in_range_reachable(&self) -> bool {
+        (0..self.total()).all(|o| self.reachable.contains_key(&o))
+    }
+
+    /// Every member that exists answers (leaving ones included).
+    pub fn all_members_reachable(&self) -> bool {
+        self.obs
+            .members
+            .keys()
+            .all(|o| self.reachable.contains_key(o))
+    }
+
+    pub fn ordinal_of(&self, id: &str) -> Option<Ordinal> {
+        self.nodes.get(id).and_then(|n| n.ordinal)
+    }
+
+    pub fn state(&self, ord: Ordinal) -> Option<&'a NodeState> {
+        self.reachable.get(&ord).map(|(_, _, s)| *s)
+    }
+
+    /// Some view claims some slot, or some node knows another: a cluster already exists here.
+    pub fn cluster_exists(&self) -> bool {
+        self.owner.iter().any(Option::is_some)
+            || self
+                .reachable
+                .values()
+                .any(|(_, _, s)| s.nodes.iter().any(|n| !n.flags.myself && !n.flags.handshake))
+    }
+
+    /// Slots per owning node id.
+    pub fn slots_by_owner(&self) -> BTreeMap<&'a str, Vec<u16>> {
+        let mut out: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
+        for (slot, o) in self.owner.iter().enumerate() {
+            if let Some(id) = o {
+                out.entry(id).or_default().push(slot as u16);
+            }
+        }
+        out
+    }
+
+    pub fn unclaimed_slots(&self) -> Vec<u16> {
+        (0..SLOT_COUNT)
+            .filter(|s| self.owner[usize::from(*s)].is_none())
+            .collect()
+    }
+
+    /// Replicas of `master_id` (any member), with their info.
+    pub fn replicas_of(&self, master_id: &str) -> Vec<(&'a str, &NodeInfo<'a>)> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.entry.master_id.as_deref() == Some(master_id))
+            .map(|(id, n)| (*id, n))
+            .collect()
+    }
+
+    /// Every reachable node knows every other reachable member, with its current address and
+    /// no handshake pending.
+    pub fn gossip_settled(&self) -> bool {
+        self.reachable.iter().all(|(_, (_, _, s))| {
+            self.reachable.iter().all(|(ord, (_, addr, other))| {
+                let Some(id) = self.id_of.get(ord) else {
+                    return false;
+                };
+                let _ = other;
+                s.view_of(id).is_some_and(|e| {
+                    !e.flags.handshake && !e.flags.noaddr && e.addr.as_ref() == Some(*addr)
+                })
+            })
+        })
+    }
+
+    /// Open slots per slot: (migrating nodes with target, importing nodes with source).
+    pub fn open_slots(&self) -> BTreeMap<u16, OpenSlotState<'a>> {
+        let mut out: BTreeMap<u16, OpenSlotState> = BTreeMap::new();
+        for (ord, (_, _, state)) in &self.reachable {
+            let Some(me) = state.myself() else { continue };
+            for o in &me.open_slots {
+                let e = out.entry(o.slot()).or_default();
+                let keys = state.open_slot_keys.get(&o.slot()).copied().unwrap_or(0);
+                match o {
+                    OpenSlot::Migrating { target, .. } => {
+                        e.migrating.push((*ord, target.as_str(), keys))
+                    }
+                    OpenSlot::Importing { source, .. } => {
+                        e.importing.push((*ord, source.as_str(), keys))
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    pub fn member_ids(&self) -> BTreeSet<&'a str> {
+        self.id_of.values().copied().collect()
+    }
+}
+
+/// Nodes that have one slot open: (ordinal, peer id, keys of the slot they hold).
+#[derive(Debug, Default)]
+pub(crate) struct OpenSlotState<'a> {
+    pub migrating: Vec<(Ordinal, &'a str, u64)>,
+    pub importing: Vec<(Ordinal, &'a str, u64)>,
+}

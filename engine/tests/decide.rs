@@ -1,0 +1,260 @@
+//! Scenario tests of `decide`: each builds an observation and checks the decision.
+#![allow(clippy::unwrap_used)]
+
+mod fixture;
+
+use fixture::*;
+use redis_operator_engine::model::OpenSlot;
+use redis_operator_engine::slots::SlotRange;
+use redis_operator_engine::*;
+
+fn desired(m: u32, r: u32) -> Desired {
+    Desired::new(m, r)
+}
+
+#[test]
+fn an_empty_world_creates_every_member() {
+    let d = decide(&desired(3, 1), Phase::Pending, &Observation::default());
+    assert_eq!(d.phase, Phase::Pending);
+    let creates: Vec<_> = d.effects.iter().filter(|e| matches!(e, Effect::CreateNode { .. })).collect();
+    assert_eq!(creates.len(), 6);
+}
+
+#[test]
+fn fresh_nodes_are_bootstrapped_with_every_slot_assigned_once() {
+    let nodes: Vec<Node> = (0..6).map(Node::new).collect();
+    let d = decide(&desired(3, 1), Phase::Pending, &observe(&nodes, true, 0));
+    assert_eq!(d.phase, Phase::Bootstrapping);
+    let mut total = 0;
+    for e in &d.effects {
+        if let Effect::AddSlots { slots, .. } = e {
+            total += slots::count(slots);
+        }
+    }
+    assert_eq!(total, 16384);
+    let meets = d.effects.iter().filter(|e| matches!(e, Effect::Meet { on: 0, .. })).count();
+    assert_eq!(meets, 5);
+}
+
+#[test]
+fn a_healthy_cluster_is_ready_and_left_alone() {
+    let d = decide(&desired(3, 1), Phase::Ready, &observe(&healthy(3, 1), false, 0));
+    assert_eq!(d.phase, Phase::Ready, "{}", d.summary);
+    assert!(d.effects.is_empty());
+    assert!(d.is_true(ConditionKind::Ready));
+}
+
+#[test]
+fn a_running_cluster_is_never_bootstrapped_again_even_when_its_status_was_lost() {
+    // The operator restarted and lost its status: the hint says Pending.
+    let d = decide(&desired(3, 1), Phase::Pending, &observe(&healthy(3, 1), false, 0));
+    assert!(!d.effects.iter().any(|e| matches!(e, Effect::AddSlots { .. })));
+    assert_eq!(d.phase, Phase::Ready);
+}
+
+#[test]
+fn an_invalid_spec_changes_nothing_and_says_why() {
+    let mut want = desired(2, 1);
+    want.problems = vec!["spec.masters: must be at least 3, got 2".into()];
+    let d = decide(&want, Phase::Ready, &observe(&healthy(3, 1), false, 0));
+    assert!(d.effects.is_empty());
+    assert_eq!(d.phase, Phase::Ready);
+    assert!(d.is_true(ConditionKind::Invalid));
+    assert!(d.condition(ConditionKind::Invalid).unwrap().message.contains("spec.masters"));
+}
+
+#[test]
+fn scaling_out_introduces_new_nodes_then_moves_slots_to_them() {
+    let mut nodes = healthy(3, 1);
+    for ord in 6..10 {
+        nodes.push(Node::new(ord));
+    }
+    // New nodes not met yet: the first step introduces them.
+    let mut obs = observe(&nodes, false, 0);
+    for ord in 0..6 {
+        let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
+        s.nodes.retain(|n| n.id != id(6) && n.id != id(7) && n.id != id(8) && n.id != id(9));
+    }
+    let d = decide(&desired(5, 1), Phase::Ready, &obs);
+    assert_eq!(d.phase, Phase::ScalingOut);
+    assert!(d.effects.iter().all(|e| matches!(e, Effect::Meet { .. })));
+    // Once everyone knows everyone, slots move to the two new masters.
+    let d = decide(&desired(5, 1), Phase::ScalingOut, &observe(&nodes, false, 0));
+    let moved: u32 = d
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::MigrateSlots { to, slots, .. } => {
+                assert!(*to == 6 || *to == 7, "moves only to the new masters");
+                Some(slots::count(slots))
+            }
+            _ => None,
+        })
+        .sum();
+    assert_eq!(moved, 2 * 16384 / 5);
+}
+
+#[test]
+fn scaling_in_drains_leaving_masters_over_all_remaining_masters() {
+    let nodes = healthy(5, 0);
+    let d = decide(&desired(3, 0), Phase::Ready, &observe(&nodes, false, 0));
+    assert_eq!(d.phase, Phase::ScalingIn);
+    let mut receivers = std::collections::BTreeSet::new();
+    for e in &d.effects {
+        match e {
+            Effect::MigrateSlots { from, to, .. } => {
+                assert!(*from >= 3);
+                receivers.insert(*to);
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(receivers.len(), 3);
+}
+
+#[test]
+fn a_drained_master_is_forgotten_everywhere_before_it_is_deleted() {
+    let mut nodes = healthy(3, 0);
+    let mut gone = Node::new(3);
+    gone.keys = 0;
+    nodes.push(gone);
+    let d = decide(&desired(3, 0), Phase::ScalingIn, &observe(&nodes, false, 0));
+    let forgets = d.effects.iter().filter(|e| matches!(e, Effect::Forget { .. })).count();
+    assert_eq!(forgets, 3);
+    assert_eq!(d.effects.last(), Some(&Effect::DeleteNode { ordinal: 3 }));
+}
+
+#[test]
+fn a_leaving_master_that_still_holds_keys_is_never_deleted() {
+    let mut nodes = healthy(3, 0);
+    let mut gone = Node::new(3);
+    gone.keys = 7;
+    nodes.push(gone);
+    let d = decide(&desired(3, 0), Phase::ScalingIn, &observe(&nodes, false, 0));
+    assert!(!d.effects.iter().any(|e| matches!(e, Effect::DeleteNode { .. } | Effect::Forget { .. })));
+}
+
+#[test]
+fn a_crashed_master_with_a_replica_is_not_restarted_before_the_replica_took_over() {
+    let mut nodes = healthy(3, 1);
+    nodes[0].running = false;
+    nodes[0].fail = true;
+    let d = decide(&desired(3, 1), Phase::Ready, &observe(&nodes, false, 1_000));
+    assert!(!d.effects.contains(&Effect::CreateNode { ordinal: 0 }));
+    assert_eq!(d.phase, Phase::Recovering);
+    // Redis did not promote the replica within twice the node timeout: force it.
+    let d = decide(&desired(3, 1), Phase::Recovering, &observe(&nodes, false, 60_000));
+    assert_eq!(d.effects, vec![Effect::Failover { on: 3, mode: FailoverMode::Force }]);
+}
+
+#[test]
+fn a_crashed_master_without_replica_is_restarted_and_its_slots_reported_degraded() {
+    let mut nodes = healthy(3, 0);
+    nodes[1].running = false;
+    nodes[1].fail = true;
+    let d = decide(&desired(3, 0), Phase::Ready, &observe(&nodes, false, 1_000));
+    assert!(d.effects.contains(&Effect::CreateNode { ordinal: 1 }));
+    let d2 = {
+        // Not yet restarted and no replica: no slot is handed out empty.
+        let mut nodes = healthy(3, 0);
+        nodes[1].running = false;
+        nodes[1].fail = true;
+        let mut obs = observe(&nodes, false, 1_000);
+        obs.members.get_mut(&1).unwrap().running = true; // process up, Redis not answering
+        decide(&desired(3, 0), Phase::Recovering, &obs)
+    };
+    assert!(d2.is_true(ConditionKind::Degraded), "{:?}", d2.conditions);
+    assert!(d2.condition(ConditionKind::Degraded).unwrap().message.contains("5462-10922"));
+    assert!(!d2.effects.iter().any(|e| matches!(e, Effect::AddSlots { .. })));
+}
+
+#[test]
+fn a_slot_left_migrating_and_importing_is_finished_by_migrating_it() {
+    let mut nodes = healthy(3, 0);
+    nodes[0].open = vec![OpenSlot::Migrating { slot: 5, target: id(1) }];
+    nodes[0].open_keys.insert(5, 3);
+    nodes[1].open = vec![OpenSlot::Importing { slot: 5, source: id(0) }];
+    nodes[1].open_keys.insert(5, 2);
+    let d = decide(&desired(3, 0), Phase::ScalingOut, &observe(&nodes, false, 0));
+    assert_eq!(d.phase, Phase::Recovering);
+    assert_eq!(
+        d.effects,
+        vec![Effect::MigrateSlots {
+            from: 0,
+            from_id: id(0),
+            to: 1,
+            to_id: id(1),
+            slots: vec![SlotRange::single(5)]
+        }]
+    );
+}
+
+#[test]
+fn a_slot_left_importing_alone_brings_its_stray_keys_home_to_the_owner() {
+    let mut nodes = healthy(3, 0);
+    nodes[2].open = vec![OpenSlot::Importing { slot: 5, source: id(0) }];
+    nodes[2].open_keys.insert(5, 4);
+    let d = decide(&desired(3, 0), Phase::Ready, &observe(&nodes, false, 0));
+    assert_eq!(
+        d.effects,
+        vec![Effect::MoveStrayKeys { from: 2, to: 0, to_id: id(0), slot: 5 }]
+    );
+}
+
+#[test]
+fn an_empty_slot_left_migrating_alone_is_simply_closed() {
+    let mut nodes = healthy(3, 0);
+    nodes[0].open = vec![OpenSlot::Migrating { slot: 5, target: id(1) }];
+    let d = decide(&desired(3, 0), Phase::Ready, &observe(&nodes, false, 0));
+    assert_eq!(d.effects, vec![Effect::SetSlotStable { on: 0, slot: 5 }]);
+}
+
+#[test]
+fn a_node_whose_address_changed_is_met_again_not_replaced() {
+    let nodes = healthy(3, 1);
+    let mut obs = observe(&nodes, false, 0);
+    obs.members.get_mut(&4).unwrap().addr = Some(Addr::new("127.0.0.9", 13004));
+    let d = decide(&desired(3, 1), Phase::Ready, &obs);
+    assert_eq!(d.phase, Phase::Recovering);
+    assert_eq!(
+        d.effects,
+        vec![Effect::Meet { on: 0, ip: "127.0.0.9".into(), port: 13004 }]
+    );
+}
+
+#[test]
+fn new_replicas_attach_to_masters_that_lack_them() {
+    let mut nodes = healthy(3, 0);
+    for ord in 3..6 {
+        nodes.push(Node::new(ord));
+    }
+    let d = decide(&desired(3, 1), Phase::Ready, &observe(&nodes, false, 0));
+    assert_eq!(d.phase, Phase::ReplicaScaling);
+    let masters: std::collections::BTreeSet<_> = d
+        .effects
+        .iter()
+        .map(|e| match e {
+            Effect::Replicate { master_id, .. } => master_id.clone(),
+            other => panic!("unexpected {other}"),
+        })
+        .collect();
+    assert_eq!(masters.len(), 3);
+}
+
+#[test]
+fn surplus_replicas_are_forgotten_and_deleted() {
+    let nodes = healthy(3, 1);
+    let d = decide(&desired(3, 0), Phase::Ready, &observe(&nodes, false, 0));
+    let deletes: Vec<_> = d.effects.iter().filter(|e| matches!(e, Effect::DeleteNode { .. })).collect();
+    assert_eq!(deletes.len(), 3);
+}
+
+#[test]
+fn deleting_removes_every_member_and_nothing_else() {
+    let mut want = desired(3, 1);
+    want.deleting = true;
+    let d = decide(&want, Phase::Ready, &observe(&healthy(3, 1), false, 0));
+    assert_eq!(d.phase, Phase::Deleting);
+    assert_eq!(d.effects.len(), 6);
+    assert!(d.effects.iter().all(|e| matches!(e, Effect::DeleteNode { .. })));
+}
