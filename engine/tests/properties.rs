@@ -1,0 +1,200 @@
+//! Properties of `decide` over random observations: it never panics, it is deterministic, and
+//! whatever it decides respects the safety rules that do not depend on timing.
+#![allow(clippy::unwrap_used)]
+
+mod fixture;
+
+use proptest::prelude::*;
+use redis_operator_engine::model::*;
+use redis_operator_engine::slots::SlotRange;
+use redis_operator_engine::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn arb_flags() -> impl Strategy<Value = NodeFlags> {
+    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+        |(replica, pfail, fail, handshake, noaddr)| NodeFlags {
+            myself: false,
+            master: !replica,
+            replica,
+            pfail,
+            fail,
+            handshake,
+            noaddr,
+            nofailover: false,
+        },
+    )
+}
+
+fn arb_entry(n: u32) -> impl Strategy<Value = ClusterNode> {
+    (
+        0..n,
+        proptest::option::of(0..n),
+        arb_flags(),
+        0u64..5,
+        proptest::collection::vec((0u16..16384, 0u16..200), 0..3),
+        proptest::collection::vec((0u16..16384, 0..n, any::<bool>()), 0..2),
+    )
+        .prop_map(|(who, master, flags, epoch, ranges, open)| ClusterNode {
+            id: fixture::id(who),
+            addr: (!flags.noaddr).then(|| fixture::addr(who)),
+            hostname: None,
+            flags,
+            master_id: master.map(fixture::id),
+            ping_sent_ms: 0,
+            pong_recv_ms: 10,
+            config_epoch: epoch,
+            link: LinkState::Connected,
+            slots: ranges
+                .into_iter()
+                .map(|(s, l)| SlotRange::new(s, s.saturating_add(l).min(16383)))
+                .collect(),
+            open_slots: open
+                .into_iter()
+                .map(|(slot, peer, mig)| {
+                    if mig {
+                        OpenSlot::Migrating { slot, target: fixture::id(peer) }
+                    } else {
+                        OpenSlot::Importing { slot, source: fixture::id(peer) }
+                    }
+                })
+                .collect(),
+        })
+}
+
+/// Random, often contradictory, worlds of up to 8 members.
+fn arb_observation() -> impl Strategy<Value = Observation> {
+    (1u32..8).prop_flat_map(|n| {
+        proptest::collection::vec(
+            (
+                any::<bool>(),
+                any::<bool>(),
+                arb_entry(n),
+                proptest::collection::vec(arb_entry(n), 0..6),
+                any::<bool>(),
+                0u64..3,
+            ),
+            n as usize,
+        )
+        .prop_map(move |members| {
+            let mut out = BTreeMap::new();
+            for (ord, (running, answers, mut me, others, ok, keys)) in members.into_iter().enumerate() {
+                let ord = ord as u32;
+                me.id = fixture::id(ord);
+                me.flags.myself = true;
+                let mut nodes = vec![me];
+                nodes.extend(others.into_iter().filter(|o| o.id != fixture::id(ord)));
+                let open_slot_keys = nodes[0].open_slots.iter().map(|o| (o.slot(), keys)).collect();
+                out.insert(
+                    ord,
+                    Member {
+                        ordinal: ord,
+                        addr: Some(fixture::addr(ord)),
+                        running,
+                        host: None,
+                        redis: answers.then(|| NodeState {
+                            id: fixture::id(ord),
+                            nodes,
+                            cluster_ok: ok,
+                            current_epoch: 1,
+                            repl_offset: keys,
+                            master_link_up: ok,
+                            keys,
+                            open_slot_keys,
+                        }),
+                    },
+                );
+            }
+            Observation { now_ms: 100_000, members: out }
+        })
+    })
+}
+
+fn arb_desired() -> impl Strategy<Value = Desired> {
+    (3u32..6, 0u32..3, any::<bool>(), any::<bool>()).prop_map(|(m, r, deleting, invalid)| {
+        let mut d = Desired::new(m, r);
+        d.deleting = deleting && !invalid;
+        if invalid {
+            d.problems.push("spec.masters: bad".into());
+        }
+        d
+    })
+}
+
+fn arb_phase() -> impl Strategy<Value = Phase> {
+    proptest::sample::select(Phase::ALL.to_vec())
+}
+
+/// Per observation: which nodes hold slots or keys (as masters).
+fn holders(obs: &Observation) -> BTreeSet<u32> {
+    obs.members
+        .iter()
+        .filter_map(|(o, m)| {
+            let s = m.redis.as_ref()?;
+            let me = s.myself()?;
+            (me.master_id.is_none() && (!me.slots.is_empty() || s.keys > 0)).then_some(*o)
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn decide_never_panics_and_is_deterministic(
+        d in arb_desired(), phase in arb_phase(), obs in arb_observation()
+    ) {
+        let a = decide(&d, phase, &obs);
+        let b = decide(&d, phase, &obs);
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn an_invalid_spec_never_yields_an_effect(
+        d in arb_desired(), phase in arb_phase(), obs in arb_observation()
+    ) {
+        let decision = decide(&d, phase, &obs);
+        if !d.problems.is_empty() {
+            prop_assert!(decision.effects.is_empty());
+            prop_assert_eq!(decision.phase, phase);
+        }
+    }
+
+    #[test]
+    fn a_node_holding_slots_or_keys_is_never_deleted_or_forgotten_unless_the_cluster_is_deleted(
+        d in arb_desired(), phase in arb_phase(), obs in arb_observation()
+    ) {
+        prop_assume!(!d.deleting);
+        let decision = decide(&d, phase, &obs);
+        let holding = holders(&obs);
+        for e in &decision.effects {
+            match e {
+                Effect::DeleteNode { ordinal } => prop_assert!(!holding.contains(ordinal), "{}", e),
+                Effect::Forget { node_id, .. } => {
+                    let owner = obs.members.iter().find(|(_, m)| {
+                        m.redis.as_ref().is_some_and(|s| &s.id == node_id)
+                    });
+                    if let Some((o, _)) = owner { prop_assert!(!holding.contains(o), "{}", e) }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn no_bootstrap_ever_touches_a_node_that_knows_others_or_owns_slots(
+        d in arb_desired(), phase in arb_phase(), obs in arb_observation()
+    ) {
+        let decision = decide(&d, phase, &obs);
+        let claimed: BTreeSet<u16> = obs.members.values()
+            .filter_map(|m| m.redis.as_ref())
+            .flat_map(|s| s.nodes.iter().flat_map(|n| slots::expand(&n.slots).collect::<Vec<_>>()))
+            .collect();
+        for e in &decision.effects {
+            if let Effect::AddSlots { slots, .. } = e {
+                for s in slots::expand(slots) {
+                    prop_assert!(!claimed.contains(&s), "slot {} is claimed but was added again", s);
+                }
+            }
+        }
+    }
+}
