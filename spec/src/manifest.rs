@@ -85,3 +85,86 @@ fn syntax_error(error: serde_yaml::Error) -> ManifestError {
     });
     ManifestError::Syntax { line, message }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str =
+        "apiVersion: redis.redis/v1beta1\nkind: RedisCluster\nmetadata:\n  name: t\n";
+
+    #[test]
+    fn a_type_error_names_the_line_and_the_field_path() {
+        let text = format!("{HEADER}spec:\n  masters: three\n");
+        assert_eq!(
+            parse_manifest(&text).map(|_| ()).map_err(|e| e.to_string()),
+            Err("line 6: spec.masters: invalid type: string \"three\", expected u32".to_owned())
+        );
+    }
+
+    #[test]
+    fn json_manifests_are_accepted() {
+        let text = r#"{"apiVersion":"redis.redis/v1beta1","kind":"RedisCluster",
+            "metadata":{"name":"j"},"spec":{"masters":4,"maxMemory":100000}}"#;
+        let cluster = parse_manifest(text).map_err(|e| e.to_string());
+        let cluster = cluster
+            .as_ref()
+            .map(|c| (c.spec.masters, c.spec.max_memory.clone()));
+        assert_eq!(cluster, Ok((4, Some("100000".to_owned()))));
+    }
+
+    #[test]
+    fn a_numeric_max_memory_is_read_as_a_byte_count() {
+        let text = format!("{HEADER}spec:\n  masters: 3\n  maxMemory: 100000\n");
+        let parsed = parse_manifest(&text).map(|c| c.spec.max_memory_bytes());
+        assert_eq!(parsed, Ok(Ok(Some(100_000))));
+    }
+
+    #[test]
+    fn a_wrong_kind_is_reported_before_any_field_error() {
+        let text = "apiVersion: apps/v1\nkind: Deployment\nspec:\n  masters: x\n";
+        assert_eq!(
+            parse_manifest(text).map(|_| ()).map_err(|e| e.to_string()),
+            Err("apiVersion: expected \"redis.redis/v1beta1\", got \"apps/v1\"".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_missing_kind_is_reported_as_missing() {
+        let text = "apiVersion: redis.redis/v1beta1\nspec:\n  masters: 3\n";
+        assert_eq!(
+            parse_manifest(text).map(|_| ()).map_err(|e| e.to_string()),
+            Err("kind: expected \"RedisCluster\", got nothing (the field is missing)".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_document_that_is_not_an_object_is_rejected() {
+        assert_eq!(
+            parse_manifest("- 1\n- 2\n").map(|_| ()),
+            Err(ManifestError::NotAnObject("list"))
+        );
+        assert_eq!(
+            parse_manifest("").map(|_| ()),
+            Err(ManifestError::NotAnObject("null (an empty document)"))
+        );
+    }
+
+    #[test]
+    fn broken_yaml_names_the_line() {
+        let text = format!("{HEADER}spec:\n  masters: [3\n");
+        match parse_manifest(&text) {
+            Err(ManifestError::Syntax { line: Some(_), .. }) => {}
+            other => panic!("expected a syntax error with a line, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_spec_is_reported() {
+        let text = HEADER.to_owned();
+        assert_eq!(
+            parse_manifest(&text).map(|_| ()).map_err(|e| e.to_string()),
+            Err("line 1: missing field `spec`".to_owned())
+        );
+    }
+}

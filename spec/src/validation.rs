@@ -54,7 +54,7 @@ const OPERATOR_OWNED_CONFIG: &[&str] = &[
 /// the operator derives from where each pod runs.
 const OPERATOR_OWNED_CONFIG_PREFIX: &str = "cluster-announce-";
 
-const MAX_PORT: u64 = 65535;
+const MAX_PORT: u128 = 65535;
 const CLUSTER_NODE_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
 const REBALANCE_THRESHOLD_PERCENT: std::ops::RangeInclusive<u32> = 1..=50;
 const MIGRATION_BATCH_KEYS: std::ops::RangeInclusive<u32> = 1..=100_000;
@@ -217,18 +217,20 @@ fn check_ports(problems: &mut Vec<Problem>, base_port: u32, masters: u32, replic
         ));
         return;
     }
-    let nodes = u64::from(masters) * (1 + u64::from(replicas));
+    // u128: masters, replicas and basePort are all user-controlled u32s, and none of the sums
+    // below may wrap before they are compared with 65535.
+    let nodes = u128::from(masters) * (1 + u128::from(replicas));
     if nodes == 0 {
         return;
     }
-    let base = u64::from(base_port);
+    let base = u128::from(base_port);
     let last = nodes - 1;
     let last_client = base + last;
-    let last_bus = last_client + u64::from(defaults::BUS_PORT_OFFSET);
+    let last_bus = last_client + u128::from(defaults::BUS_PORT_OFFSET);
     if last_bus <= MAX_PORT {
         return;
     }
-    let highest_base = (MAX_PORT + 1).saturating_sub(nodes + u64::from(defaults::BUS_PORT_OFFSET));
+    let highest_base = (MAX_PORT + 1).saturating_sub(nodes + u128::from(defaults::BUS_PORT_OFFSET));
     let which = if last_client > MAX_PORT {
         format!("client port {last_client} of node {last} exceeds 65535")
     } else {
@@ -340,5 +342,240 @@ fn owner_hint(key: &str) -> &'static str {
         "requirepass" | "masterauth" => " (use spec.passwordSecret)",
         "dir" => " (use spec.persistence)",
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::PasswordSecret;
+    use k8s_openapi::api::core::v1::ResourceRequirements;
+
+    fn spec(masters: u32) -> RedisClusterSpec {
+        RedisClusterSpec {
+            masters,
+            ..RedisClusterSpec::default()
+        }
+    }
+
+    fn lines(problems: &[Problem]) -> Vec<String> {
+        problems.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn three_masters_with_defaults_are_valid() {
+        assert_eq!(validate(&spec(3), None), vec![]);
+    }
+
+    #[test]
+    fn masters_below_three_are_rejected_with_the_field_path() {
+        assert_eq!(
+            lines(&validate(&spec(2), None)),
+            vec![
+                "spec.masters: must be at least 3 (Redis Cluster needs a majority of masters to fail over), got 2"
+            ]
+        );
+    }
+
+    #[test]
+    fn scaling_in_below_three_masters_names_the_change() {
+        assert_eq!(
+            lines(&validate(&spec(2), Some(&spec(4)))),
+            vec![
+                "spec.masters: cannot scale in from 4 to 2 masters: Redis Cluster needs at least 3 masters to fail over"
+            ]
+        );
+    }
+
+    #[test]
+    fn scaling_in_to_three_masters_is_allowed() {
+        assert_eq!(validate(&spec(3), Some(&spec(6))), vec![]);
+    }
+
+    #[test]
+    fn more_than_five_replicas_are_rejected() {
+        let s = RedisClusterSpec {
+            replicas: Some(6),
+            ..spec(3)
+        };
+        assert_eq!(
+            lines(&validate(&s, None)),
+            vec!["spec.replicas: must be between 0 and 5 replicas per master, got 6"]
+        );
+    }
+
+    #[test]
+    fn the_highest_bus_port_must_fit_below_65536() {
+        // 3 masters x (1 + 1) = 6 nodes: ordinals 0..=5, last bus port = base + 5 + 10000.
+        let fits = RedisClusterSpec {
+            base_port: Some(55530),
+            ..spec(3)
+        };
+        assert_eq!(validate(&fits, None), vec![]);
+        let overflows = RedisClusterSpec {
+            base_port: Some(55531),
+            ..spec(3)
+        };
+        assert_eq!(
+            lines(&validate(&overflows, None)),
+            vec![
+                "spec.basePort: bus port 65536 of node 5 (client port 55536 + 10000) exceeds 65535; with 6 nodes basePort must be at most 55530, got 55531"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_client_port_overflow_is_named_as_such() {
+        let s = RedisClusterSpec {
+            base_port: Some(65535),
+            replicas: Some(0),
+            ..spec(3)
+        };
+        let got = lines(&validate(&s, None));
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0].starts_with("spec.basePort: client port 65537 of node 2 exceeds 65535"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn base_port_zero_is_rejected() {
+        let s = RedisClusterSpec {
+            base_port: Some(0),
+            ..spec(3)
+        };
+        assert_eq!(
+            lines(&validate(&s, None)),
+            vec!["spec.basePort: must be between 1 and 65535, got 0"]
+        );
+    }
+
+    #[test]
+    fn huge_node_counts_do_not_overflow_the_port_arithmetic() {
+        let s = RedisClusterSpec {
+            replicas: Some(u32::MAX),
+            base_port: Some(u32::MAX),
+            ..spec(u32::MAX)
+        };
+        let fields: Vec<_> = validate(&s, None).into_iter().map(|p| p.field).collect();
+        assert_eq!(fields, vec!["spec.replicas", "spec.basePort"]);
+    }
+
+    #[test]
+    fn fractional_or_kubernetes_style_max_memory_is_rejected() {
+        for bad in ["1.5gb", "1Gi", "512 mb"] {
+            let s = RedisClusterSpec {
+                max_memory: Some(bad.to_owned()),
+                ..spec(3)
+            };
+            let problems = validate(&s, None);
+            assert_eq!(problems.len(), 1, "{bad}");
+            assert_eq!(problems[0].field, "spec.maxMemory");
+        }
+    }
+
+    #[test]
+    fn resource_quantities_are_checked_with_their_full_path() {
+        let mut limits = BTreeMap::new();
+        limits.insert("memory".to_owned(), Quantity("1000MB".to_owned()));
+        let mut requests = BTreeMap::new();
+        requests.insert("cpu".to_owned(), Quantity("-1".to_owned()));
+        let s = RedisClusterSpec {
+            exporter_resources: Some(ResourceRequirements {
+                limits: Some(limits),
+                requests: Some(requests),
+                ..Default::default()
+            }),
+            ..spec(3)
+        };
+        let fields: Vec<_> = validate(&s, None).into_iter().map(|p| p.field).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.exporterResources.limits.memory",
+                "spec.exporterResources.requests.cpu"
+            ]
+        );
+    }
+
+    #[test]
+    fn operator_owned_redis_config_keys_are_rejected_case_insensitively() {
+        let config: BTreeMap<String, String> = [
+            ("Port", "1"),
+            ("cluster-announce-ip", "1.2.3.4"),
+            ("appendonly", "yes"),
+            ("save", "60 1000\nport 1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let s = RedisClusterSpec {
+            redis_config: Some(config),
+            ..spec(3)
+        };
+        assert_eq!(
+            lines(&validate(&s, None)),
+            vec![
+                "spec.redisConfig.Port: is set by the operator and cannot be overridden (use spec.basePort)",
+                "spec.redisConfig.cluster-announce-ip: is set by the operator and cannot be overridden",
+                "spec.redisConfig.save: value must not contain line breaks or other control characters",
+            ]
+        );
+    }
+
+    #[test]
+    fn tuning_knobs_outside_their_ranges_are_rejected() {
+        let s = RedisClusterSpec {
+            cluster_node_timeout_ms: Some(99),
+            rebalance_threshold_percent: Some(51),
+            migration_batch_keys: Some(0),
+            ..spec(3)
+        };
+        assert_eq!(
+            lines(&validate(&s, None)),
+            vec![
+                "spec.clusterNodeTimeoutMs: must be between 100 and 600000 milliseconds, got 99",
+                "spec.rebalanceThresholdPercent: must be between 1 and 50 percent, got 51",
+                "spec.migrationBatchKeys: must be between 1 and 100000 keys, got 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_images_and_secret_names_are_rejected() {
+        let s = RedisClusterSpec {
+            image: Some(String::new()),
+            exporter_image: Some(" ".to_owned()),
+            password_secret: Some(PasswordSecret {
+                name: String::new(),
+                key: Some(String::new()),
+            }),
+            ..spec(3)
+        };
+        let fields: Vec<_> = validate(&s, None).into_iter().map(|p| p.field).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.image",
+                "spec.exporterImage",
+                "spec.passwordSecret.name",
+                "spec.passwordSecret.key"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_not_just_the_first() {
+        let s = RedisClusterSpec {
+            replicas: Some(9),
+            max_memory: Some("lots".to_owned()),
+            ..spec(1)
+        };
+        let fields: Vec<_> = validate(&s, None).into_iter().map(|p| p.field).collect();
+        assert_eq!(
+            fields,
+            vec!["spec.masters", "spec.replicas", "spec.maxMemory"]
+        );
     }
 }

@@ -73,9 +73,9 @@ fn redis_config() -> impl Strategy<Value = BTreeMap<String, String>> {
 prop_compose! {
     fn any_spec()(
         image in option::of(prop_oneof!["redis:[0-9.]{1,5}", any::<String>()]),
-        masters in prop_oneof![0u32..12, any::<u32>()],
-        replicas in option::of(prop_oneof![0u32..7, any::<u32>()]),
-        base_port in option::of(prop_oneof![1u32..60_000, any::<u32>()]),
+        masters in prop_oneof![0u32..12, Just(u32::MAX), any::<u32>()],
+        replicas in option::of(prop_oneof![0u32..7, Just(u32::MAX), any::<u32>()]),
+        base_port in option::of(prop_oneof![1u32..60_000, Just(0), Just(u32::MAX), any::<u32>()]),
         max_memory in option::of(memory()),
         resources in option::of(resources()),
         exporter_resources in option::of(resources()),
