@@ -240,7 +240,7 @@ impl RedisAdapter {
                     idle = 0;
                     self.progress.keys_moved_add(moved);
                 }
-                Err(e) if server_code(&e) == Some("BUSYKEY") => {
+                Err(e) if is_busy_key(&e) => {
                     let moved = self.resolve_busy_keys(from, to, slot, &keys).await?;
                     if moved == 0 {
                         idle += 1;
@@ -354,7 +354,7 @@ impl RedisAdapter {
             match self.migrate_keys(from, to, &fresh, false).await {
                 Ok(n) => moved += n,
                 // A key appeared on the target meanwhile: the next round looks at it again.
-                Err(e) if server_code(&e) == Some("BUSYKEY") => {}
+                Err(e) if is_busy_key(&e) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -364,7 +364,8 @@ impl RedisAdapter {
         Ok(moved)
     }
 
-    /// `DUMP` of each key (after `ASKING`, so an importing node answers too).
+    /// `DUMP` of each key (after `ASKING`, so an importing node answers too). A key the
+    /// source already handed over answers `ASK` on a migrating node: absent here.
     async fn dump_all(
         &self,
         addr: &Addr,
@@ -375,11 +376,34 @@ impl RedisAdapter {
         }
         let mut pipe = redis::pipe();
         for k in keys {
-            pipe.cmd("ASKING").ignore();
+            pipe.cmd("ASKING");
             pipe.cmd("DUMP").arg(k.as_slice());
         }
-        self.pool.pipe(addr, &pipe, "DUMP").await
+        let replies = self.pool.pipe_values(addr, &pipe, "DUMP").await?;
+        // Every second reply is a DUMP; the others answer ASKING.
+        replies
+            .into_iter()
+            .skip(1)
+            .step_by(2)
+            .map(|reply| match reply {
+                Ok(Value::BulkString(bytes)) => Ok(Some(bytes)),
+                Ok(Value::Nil) => Ok(None),
+                Ok(other) => Err(AdapterError::BadReply {
+                    addr: addr.clone(),
+                    command: "DUMP".into(),
+                    message: format!("{other:?}"),
+                }),
+                Err(e) if server_code(&e) == Some("ASK") => Ok(None),
+                Err(e) => Err(e),
+            })
+            .collect()
     }
+}
+
+/// The source reports the target's refusal inside its own error:
+/// `ERR Target instance replied with error: BUSYKEY ...`.
+fn is_busy_key(e: &AdapterError) -> bool {
+    matches!(e, AdapterError::Redis { message, .. } if message.contains("BUSYKEY"))
 }
 
 /// The Redis error code (`BUSYKEY`, `TRYAGAIN`, ...) of a refusal.

@@ -1,0 +1,512 @@
+//! The adapter against real redis-server processes. Each test owns its ports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use engine::Effect;
+use redis_operator_redis::{AdapterError, MemberInfo};
+
+const FIVE_THOUSAND: usize = 5000;
+
+#[test]
+fn the_test_slot_hash_matches_redis() {
+    // CLUSTER KEYSLOT foo is 12182 on every Redis.
+    assert_eq!(crc16(b"foo") % 16384, 12182);
+    let tag = tag_for_slot(12182);
+    assert_eq!(crc16(tag.as_bytes()) % 16384, 12182);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meet_add_slots_and_replicate_build_a_three_master_cluster_that_observe_reports() {
+    let c = Cluster::start(&[12000, 12001, 12002, 12003], 3, None).await;
+    // The replica's link comes up asynchronously.
+    eventually(200, "replica link up", || async {
+        c.observe().await.members[&3]
+            .redis
+            .as_ref()
+            .is_some_and(|s| s.master_link_up)
+    })
+    .await;
+    let obs = c.observe().await;
+    assert_eq!(obs.members.len(), 4);
+    for (i, m) in obs.members.values().enumerate() {
+        let s = m.redis.as_ref().expect("every node answers");
+        assert_eq!(s.id, c.ids[i]);
+        assert!(s.cluster_ok);
+        assert_eq!(s.nodes.len(), 4);
+    }
+    let split = engine::slots::even_split(3);
+    for i in 0..3 {
+        let me = obs.members[&(i as u32)]
+            .redis
+            .as_ref()
+            .unwrap()
+            .myself()
+            .unwrap()
+            .clone();
+        assert!(me.flags.master);
+        assert_eq!(me.slots, vec![split[i]]);
+    }
+    let replica = obs.members[&3].redis.as_ref().unwrap();
+    let me = replica.myself().unwrap();
+    assert!(me.flags.replica);
+    assert_eq!(me.master_id.as_deref(), Some(c.ids[0].as_str()));
+    assert!(replica.current_epoch >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_slots_moves_thousands_of_keys_and_every_master_agrees_on_the_new_owner() {
+    let c = Cluster::start(&[12010, 12011, 12012], 3, None).await;
+    // Slots 0..8 live on #0; 10923..10927 on #2.
+    let a_slots: Vec<u16> = (0..8).collect();
+    let b_slots: Vec<u16> = (10923..10927).collect();
+    let mut a_keys = Vec::new();
+    for s in &a_slots {
+        a_keys.extend(keys_in_slot(*s, FIVE_THOUSAND / a_slots.len()));
+    }
+    let b_keys: Vec<String> = b_slots.iter().flat_map(|s| keys_in_slot(*s, 300)).collect();
+    fill(&mut c.client(0, None).await, &a_keys).await;
+    fill(&mut c.client(2, None).await, &b_keys).await;
+
+    let ctx = c.ctx().await;
+    let effects = vec![
+        Effect::MigrateSlots {
+            from: 0,
+            from_id: c.ids[0].clone(),
+            to: 1,
+            to_id: c.ids[1].clone(),
+            slots: ranges(&a_slots),
+        },
+        Effect::MigrateSlots {
+            from: 2,
+            from_id: c.ids[2].clone(),
+            to: 0,
+            to_id: c.ids[0].clone(),
+            slots: ranges(&b_slots),
+        },
+    ];
+    c.adapter
+        .execute_parallel_migrations(&effects, &ctx)
+        .await
+        .expect("migrations succeed");
+
+    let mut to1 = c.client(1, None).await;
+    let values: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(&a_keys[..10])
+        .query_async(&mut to1)
+        .await
+        .unwrap();
+    assert!(values.iter().all(Option::is_some));
+    for k in &a_keys {
+        let v: Option<String> = redis::cmd("GET")
+            .arg(k)
+            .query_async(&mut to1)
+            .await
+            .unwrap();
+        assert_eq!(v, Some(format!("v-{k}")), "key {k} on the new owner");
+    }
+    let mut to0 = c.client(0, None).await;
+    for k in &b_keys {
+        let v: Option<String> = redis::cmd("GET")
+            .arg(k)
+            .query_async(&mut to0)
+            .await
+            .unwrap();
+        assert_eq!(v, Some(format!("v-{k}")));
+    }
+    for s in &a_slots {
+        assert!(
+            c.owners_of(*s)
+                .await
+                .iter()
+                .all(|o| o.as_deref() == Some(c.ids[1].as_str())),
+            "slot {s}"
+        );
+    }
+    for s in &b_slots {
+        assert!(
+            c.owners_of(*s)
+                .await
+                .iter()
+                .all(|o| o.as_deref() == Some(c.ids[0].as_str())),
+            "slot {s}"
+        );
+    }
+    let obs = c.observe().await;
+    assert!(obs.members.values().all(|m| {
+        m.redis
+            .as_ref()
+            .unwrap()
+            .myself()
+            .unwrap()
+            .open_slots
+            .is_empty()
+    }));
+    let progress = c.adapter.progress().snapshot();
+    assert_eq!(progress.slots_done, 12);
+    assert_eq!(progress.keys_moved, (a_keys.len() + b_keys.len()) as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_the_same_migration_twice_changes_nothing_the_second_time() {
+    let c = Cluster::start(&[12020, 12021, 12022], 3, None).await;
+    let keys = keys_in_slot(5, 500);
+    fill(&mut c.client(0, None).await, &keys).await;
+    let ctx = c.ctx().await;
+    let mv = Effect::MigrateSlots {
+        from: 0,
+        from_id: c.ids[0].clone(),
+        to: 2,
+        to_id: c.ids[2].clone(),
+        slots: ranges(&[5, 6]),
+    };
+    c.adapter.execute(&mv, &ctx).await.expect("first run");
+    let before = c.observe().await;
+    c.adapter
+        .execute(&mv, &ctx)
+        .await
+        .expect("second run is a no-op");
+    let after = c.observe().await;
+    for (b, a) in before.members.values().zip(after.members.values()) {
+        let (b, a) = (b.redis.as_ref().unwrap(), a.redis.as_ref().unwrap());
+        assert_eq!(b.keys, a.keys);
+        assert_eq!(b.myself().unwrap().slots, a.myself().unwrap().slots);
+    }
+    assert_eq!(after.members[&2].redis.as_ref().unwrap().keys, 500);
+    assert_eq!(c.adapter.progress().keys_moved(), 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_migration_is_finished_by_migrate_slots() {
+    let c = Cluster::start(&[12030, 12031, 12032], 3, None).await;
+    let slot = 7;
+    let keys = keys_in_slot(slot, 1000);
+    let mut src = c.client(0, None).await;
+    fill(&mut src, &keys).await;
+    let mut dst = c.client(1, None).await;
+    // What a crashed operator leaves behind: both markers set, half the keys moved.
+    let () = redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg("IMPORTING")
+        .arg(&c.ids[0])
+        .query_async(&mut dst)
+        .await
+        .unwrap();
+    let () = redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg("MIGRATING")
+        .arg(&c.ids[1])
+        .query_async(&mut src)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("MIGRATE")
+        .arg("127.0.0.1")
+        .arg(12031)
+        .arg("")
+        .arg(0)
+        .arg(5000)
+        .arg("KEYS")
+        .arg(&keys[..500])
+        .query_async(&mut src)
+        .await
+        .unwrap();
+    let obs = c.observe().await;
+    assert_eq!(
+        obs.members[&0]
+            .redis
+            .as_ref()
+            .unwrap()
+            .open_slot_keys
+            .get(&slot),
+        Some(&500)
+    );
+    assert_eq!(
+        obs.members[&1]
+            .redis
+            .as_ref()
+            .unwrap()
+            .open_slot_keys
+            .get(&slot),
+        Some(&500)
+    );
+
+    let mv = Effect::MigrateSlots {
+        from: 0,
+        from_id: c.ids[0].clone(),
+        to: 1,
+        to_id: c.ids[1].clone(),
+        slots: ranges(&[slot]),
+    };
+    c.adapter
+        .execute(&mv, &c.ctx().await)
+        .await
+        .expect("finishes");
+    for k in &keys {
+        let v: Option<String> = redis::cmd("GET")
+            .arg(k)
+            .query_async(&mut dst)
+            .await
+            .unwrap();
+        assert_eq!(v, Some(format!("v-{k}")));
+    }
+    assert!(
+        c.owners_of(slot)
+            .await
+            .iter()
+            .all(|o| o.as_deref() == Some(c.ids[1].as_str()))
+    );
+}
+
+/// Puts `key = value` on node `i` for a slot it is importing (ASKING lets it accept).
+async fn set_while_importing(
+    c: &Cluster,
+    i: usize,
+    slot: u16,
+    source: usize,
+    key: &str,
+    value: &str,
+) {
+    let mut conn = c.client(i, None).await;
+    let () = redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg("IMPORTING")
+        .arg(&c.ids[source])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut pipe = redis::pipe();
+    pipe.cmd("ASKING")
+        .ignore()
+        .cmd("SET")
+        .arg(key)
+        .arg(value)
+        .ignore();
+    let () = pipe.query_async(&mut conn).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_key_with_the_same_value_on_both_sides_is_replaced_and_the_slot_moves() {
+    let c = Cluster::start(&[12040, 12041, 12042], 3, None).await;
+    let slot = 3;
+    let keys = keys_in_slot(slot, 200);
+    fill(&mut c.client(0, None).await, &keys).await;
+    set_while_importing(&c, 1, slot, 0, &keys[17], &format!("v-{}", keys[17])).await;
+
+    let mv = Effect::MigrateSlots {
+        from: 0,
+        from_id: c.ids[0].clone(),
+        to: 1,
+        to_id: c.ids[1].clone(),
+        slots: ranges(&[slot]),
+    };
+    c.adapter
+        .execute(&mv, &c.ctx().await)
+        .await
+        .expect("identical values are not a conflict");
+    let mut dst = c.client(1, None).await;
+    for k in &keys {
+        let v: Option<String> = redis::cmd("GET")
+            .arg(k)
+            .query_async(&mut dst)
+            .await
+            .unwrap();
+        assert_eq!(v, Some(format!("v-{k}")));
+    }
+    assert!(
+        c.owners_of(slot)
+            .await
+            .iter()
+            .all(|o| o.as_deref() == Some(c.ids[1].as_str()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_key_with_different_values_stops_the_migration_and_keeps_both_values() {
+    let c = Cluster::start(&[12050, 12051, 12052], 3, None).await;
+    let slot = 4;
+    let keys = keys_in_slot(slot, 200);
+    fill(&mut c.client(0, None).await, &keys).await;
+    set_while_importing(&c, 1, slot, 0, &keys[42], "the target's own value").await;
+
+    let mv = Effect::MigrateSlots {
+        from: 0,
+        from_id: c.ids[0].clone(),
+        to: 1,
+        to_id: c.ids[1].clone(),
+        slots: ranges(&[slot]),
+    };
+    let err = c
+        .adapter
+        .execute(&mv, &c.ctx().await)
+        .await
+        .expect_err("conflict");
+    assert_eq!(
+        err,
+        AdapterError::BusyKey {
+            slot,
+            key: keys[42].clone()
+        }
+    );
+
+    let mut src = c.client(0, None).await;
+    let v: Option<String> = redis::cmd("GET")
+        .arg(&keys[42])
+        .query_async(&mut src)
+        .await
+        .unwrap();
+    assert_eq!(
+        v,
+        Some(format!("v-{}", keys[42])),
+        "the source keeps its value"
+    );
+    let mut dst = c.client(1, None).await;
+    let mut pipe = redis::pipe();
+    pipe.cmd("ASKING").ignore().cmd("GET").arg(&keys[42]);
+    let (v,): (Option<String>,) = pipe.query_async(&mut dst).await.unwrap();
+    assert_eq!(
+        v.as_deref(),
+        Some("the target's own value"),
+        "the target keeps its value"
+    );
+    // The slot stays open on both sides so the next observation shows the problem.
+    let obs = c.observe().await;
+    assert!(
+        obs.members[&0]
+            .redis
+            .as_ref()
+            .unwrap()
+            .open_slot_keys
+            .contains_key(&slot)
+    );
+    assert!(
+        obs.members[&1]
+            .redis
+            .as_ref()
+            .unwrap()
+            .open_slot_keys
+            .contains_key(&slot)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn move_stray_keys_sends_keys_left_on_an_importing_node_to_the_owner_and_closes_the_slot() {
+    let c = Cluster::start(&[12060, 12061, 12062], 3, None).await;
+    let slot = 9;
+    let keys = keys_in_slot(slot, 300);
+    fill(&mut c.client(0, None).await, &keys[..100]).await;
+    // #1 was importing the slot from #0 and received keys, then the move was abandoned.
+    for k in &keys[100..] {
+        set_while_importing(&c, 1, slot, 0, k, &format!("v-{k}")).await;
+    }
+    let effect = Effect::MoveStrayKeys {
+        from: 1,
+        to: 0,
+        to_id: c.ids[0].clone(),
+        slot,
+    };
+    c.adapter
+        .execute(&effect, &c.ctx().await)
+        .await
+        .expect("strays move");
+    let mut owner = c.client(0, None).await;
+    for k in &keys {
+        let v: Option<String> = redis::cmd("GET")
+            .arg(k)
+            .query_async(&mut owner)
+            .await
+            .unwrap();
+        assert_eq!(v, Some(format!("v-{k}")));
+    }
+    let obs = c.observe().await;
+    let stray = obs.members[&1].redis.as_ref().unwrap();
+    assert!(stray.myself().unwrap().open_slots.is_empty());
+    assert_eq!(stray.keys, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgetting_an_unknown_node_counts_as_done_and_create_node_is_refused() {
+    let node = Node::spawn(12070, None);
+    let adapter = test_adapter(None);
+    let a = node.addr();
+    eventually(100, "node up", || {
+        let (adapter, a) = (adapter.clone(), a.clone());
+        async move { adapter.observe_node(&a).await.is_ok() }
+    })
+    .await;
+    let ctx = redis_operator_redis::ExecContext::from_observation(
+        &adapter
+            .observe(vec![MemberInfo::new(0, Some(a), true)], 0)
+            .await,
+    );
+    let forget = Effect::Forget {
+        on: 0,
+        node_id: "0123456789abcdef0123456789abcdef01234567".into(),
+    };
+    adapter
+        .execute(&forget, &ctx)
+        .await
+        .expect("unknown node is already forgotten");
+    let create = Effect::CreateNode { ordinal: 0 };
+    assert_eq!(
+        adapter.execute(&create, &ctx).await,
+        Err(AdapterError::NotARedisEffect("create_node"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observing_a_port_nobody_listens_on_gives_no_redis_state() {
+    let adapter = test_adapter(None);
+    let members = vec![
+        MemberInfo::new(0, Some(engine::Addr::new("127.0.0.1", 12499)), true),
+        MemberInfo::new(1, Some(engine::Addr::new("127.0.0.1", 12498)), false),
+        MemberInfo::new(2, None, false),
+    ];
+    let obs = adapter.observe(members, 42).await;
+    assert_eq!(obs.now_ms, 42);
+    assert_eq!(obs.members.len(), 3);
+    assert!(obs.members.values().all(|m| m.redis.is_none()));
+    assert!(obs.members[&0].running);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_protected_nodes_are_built_observed_and_migrated() {
+    let pw = Some(PASSWORD);
+    let c = Cluster::start(&[12090, 12091, 12092, 12093], 3, pw).await;
+    let keys = keys_in_slot(11, 400);
+    fill(&mut c.client(0, pw).await, &keys).await;
+    let mv = Effect::MigrateSlots {
+        from: 0,
+        from_id: c.ids[0].clone(),
+        to: 2,
+        to_id: c.ids[2].clone(),
+        slots: ranges(&[11]),
+    };
+    c.adapter
+        .execute(&mv, &c.ctx().await)
+        .await
+        .expect("MIGRATE carries AUTH");
+    let mut dst = c.client(2, pw).await;
+    for k in &keys {
+        let v: Option<String> = redis::cmd("GET")
+            .arg(k)
+            .query_async(&mut dst)
+            .await
+            .unwrap();
+        assert_eq!(v, Some(format!("v-{k}")));
+    }
+    eventually(200, "replica link up with masterauth", || async {
+        c.observe().await.members[&3]
+            .redis
+            .as_ref()
+            .is_some_and(|s| s.master_link_up)
+    })
+    .await;
+    // Without the password nothing is observed, and no panic either.
+    let anon = test_adapter(None);
+    let obs = anon.observe(members(&c.nodes), 0).await;
+    assert!(obs.members.values().all(|m| m.redis.is_none()));
+}

@@ -1,0 +1,278 @@
+//! Test harness: real `redis-server` processes on loopback, killed on drop even when the
+//! test fails, plus helpers to build a cluster through the adapter itself.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use engine::{Addr, Effect, SlotRange};
+use redis_operator_redis::{AdapterConfig, ExecContext, MemberInfo, RedisAdapter};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const PASSWORD: &str = "s3cret-test";
+
+/// One redis-server process and its directory; both go away on drop.
+pub struct Node {
+    pub port: u16,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Node {
+    pub fn spawn(port: u16, password: Option<&str>) -> Node {
+        assert!(
+            (12000..12500).contains(&port),
+            "tests own ports 12000-12499 only"
+        );
+        let dir =
+            std::env::temp_dir().join(format!("redis-backend-test-{port}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cmd = Command::new("/usr/bin/redis-server");
+        cmd.arg("--port")
+            .arg(port.to_string())
+            .args(["--bind", "127.0.0.1", "--cluster-enabled", "yes"])
+            .arg("--cluster-config-file")
+            .arg(dir.join("nodes.conf"))
+            .arg("--dir")
+            .arg(&dir)
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--cluster-node-timeout",
+                "2000",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(pw) = password {
+            cmd.args(["--requirepass", pw, "--masterauth", pw]);
+        }
+        let child = cmd.spawn().expect("redis-server starts");
+        Node { port, child, dir }
+    }
+
+    pub fn addr(&self) -> Addr {
+        Addr::new("127.0.0.1", self.port)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn test_adapter(password: Option<&str>) -> RedisAdapter {
+    RedisAdapter::new(AdapterConfig {
+        connect_timeout: Duration::from_millis(500),
+        response_timeout: Duration::from_secs(3),
+        password: password.map(str::to_string),
+        migrate_batch: 100,
+        ..AdapterConfig::default()
+    })
+}
+
+pub fn members(nodes: &[Node]) -> Vec<MemberInfo> {
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| MemberInfo::new(i as u32, Some(n.addr()), true))
+        .collect()
+}
+
+/// Polls `check` every 50 ms, at most `tries` times.
+pub async fn eventually<F, Fut>(tries: u32, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..tries {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// A running cluster: the processes, their ids by ordinal and an execution context.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub ids: Vec<String>,
+    pub adapter: RedisAdapter,
+}
+
+impl Cluster {
+    /// Starts `ports.len()` nodes; the first `masters` share the slots evenly, the rest
+    /// replicate the masters round-robin. Returns once every node reports `cluster_state:ok`.
+    pub async fn start(ports: &[u16], masters: usize, password: Option<&str>) -> Cluster {
+        let nodes: Vec<Node> = ports.iter().map(|p| Node::spawn(*p, password)).collect();
+        let adapter = test_adapter(password);
+        for n in &nodes {
+            let a = n.addr();
+            eventually(100, "redis-server answers", || {
+                let (adapter, a) = (adapter.clone(), a.clone());
+                async move { adapter.observe_node(&a).await.is_ok() }
+            })
+            .await;
+        }
+        let mut cluster = Cluster {
+            nodes,
+            ids: Vec::new(),
+            adapter,
+        };
+        let obs = cluster.observe().await;
+        cluster.ids = obs
+            .members
+            .values()
+            .map(|m| m.redis.as_ref().expect("observed").id.clone())
+            .collect();
+        let ctx = cluster.ctx().await;
+        for n in cluster.nodes.iter().skip(1) {
+            let meet = Effect::Meet {
+                on: 0,
+                ip: "127.0.0.1".into(),
+                port: n.port,
+            };
+            cluster.adapter.execute(&meet, &ctx).await.expect("meet");
+        }
+        for (i, range) in engine::slots::even_split(masters as u32)
+            .into_iter()
+            .enumerate()
+        {
+            let add = Effect::AddSlots {
+                on: i as u32,
+                slots: vec![range],
+            };
+            cluster.adapter.execute(&add, &ctx).await.expect("addslots");
+        }
+        let total = cluster.nodes.len();
+        eventually(200, "every node knows every other", || {
+            let c = &cluster;
+            async move {
+                c.observe().await.members.values().all(|m| {
+                    m.redis.as_ref().is_some_and(|s| {
+                        s.nodes.len() == total && s.nodes.iter().all(|n| !n.flags.handshake)
+                    })
+                })
+            }
+        })
+        .await;
+        for r in masters..total {
+            let master_id = cluster.ids[(r - masters) % masters].clone();
+            let replicate = Effect::Replicate {
+                on: r as u32,
+                master_id,
+            };
+            let (adapter, ctx) = (cluster.adapter.clone(), ctx.clone());
+            eventually(100, "replicate accepted", || {
+                let (adapter, ctx, replicate) = (adapter.clone(), ctx.clone(), replicate.clone());
+                async move { adapter.execute(&replicate, &ctx).await.is_ok() }
+            })
+            .await;
+        }
+        cluster.wait_ok().await;
+        cluster
+    }
+
+    pub async fn observe(&self) -> engine::Observation {
+        self.adapter.observe(members(&self.nodes), 0).await
+    }
+
+    pub async fn ctx(&self) -> ExecContext {
+        ExecContext::from_observation(&self.observe().await)
+    }
+
+    pub async fn wait_ok(&self) {
+        eventually(200, "cluster_state:ok everywhere", || async {
+            self.observe()
+                .await
+                .members
+                .values()
+                .all(|m| m.redis.as_ref().is_some_and(|s| s.cluster_ok))
+        })
+        .await;
+    }
+
+    /// A plain client connection to node `i` (no cluster redirection).
+    pub async fn client(
+        &self,
+        i: usize,
+        password: Option<&str>,
+    ) -> redis::aio::MultiplexedConnection {
+        let url = match password {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}", self.nodes[i].port),
+            None => format!("redis://127.0.0.1:{}", self.nodes[i].port),
+        };
+        redis::Client::open(url)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// The node id every reachable node believes owns `slot`, one entry per node.
+    pub async fn owners_of(&self, slot: u16) -> Vec<Option<String>> {
+        self.observe()
+            .await
+            .members
+            .values()
+            .map(|m| {
+                m.redis.as_ref().and_then(|s| {
+                    s.nodes
+                        .iter()
+                        .find(|n| n.slots.iter().any(|r| r.start <= slot && slot <= r.end))
+                        .map(|n| n.id.clone())
+                })
+            })
+            .collect()
+    }
+}
+
+/// CRC16/XMODEM, the hash Redis Cluster uses for key slots.
+pub fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// A hash tag whose keys all land in `slot`.
+pub fn tag_for_slot(slot: u16) -> String {
+    (0u32..)
+        .map(|i| format!("t{i}"))
+        .find(|t| crc16(t.as_bytes()) % 16384 == slot)
+        .unwrap()
+}
+
+/// `count` key names in `slot`.
+pub fn keys_in_slot(slot: u16, count: usize) -> Vec<String> {
+    let tag = tag_for_slot(slot);
+    (0..count).map(|i| format!("{{{tag}}}:k{i}")).collect()
+}
+
+/// Writes `key -> "v-key"` for every key, on node `i` (which must own their slots).
+pub async fn fill(conn: &mut redis::aio::MultiplexedConnection, keys: &[String]) {
+    for chunk in keys.chunks(500) {
+        let mut pipe = redis::pipe();
+        for k in chunk {
+            pipe.cmd("SET").arg(k).arg(format!("v-{k}")).ignore();
+        }
+        let () = pipe.query_async(conn).await.unwrap();
+    }
+}
+
+pub fn ranges(slots: &[u16]) -> Vec<SlotRange> {
+    engine::slots::to_ranges(slots.iter().copied())
+}
