@@ -10,6 +10,8 @@ use super::CmdResult;
 pub struct Args {}
 
 pub fn run(_args: Args) -> CmdResult {
-    std::io::stdout().lock().write_all(spec::crd_yaml().as_bytes())?;
+    std::io::stdout()
+        .lock()
+        .write_all(spec::crd_yaml().as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

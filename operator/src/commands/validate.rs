@@ -22,8 +22,8 @@ pub fn run(args: Args) -> CmdResult {
         std::fs::read_to_string(&args.file)
             .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?
     };
-    let cluster = spec::parse_manifest(&text)
-        .map_err(|e| format!("{}: {e}", args.file.display()))?;
+    let cluster =
+        spec::parse_manifest(&text).map_err(|e| format!("{}: {e}", args.file.display()))?;
     let problems = spec::validate(&cluster.spec, None);
     let mut out = std::io::stdout().lock();
     if problems.is_empty() {
