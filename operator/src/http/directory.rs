@@ -1,0 +1,104 @@
+//! The cache the HTTP API answers from. The reconcile loops write into it after each
+//! observation; requests only read it, so a burst of clients never reaches a backend.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// One Redis node of a cluster, as last observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeEntry {
+    pub ip: String,
+    pub port: u16,
+    /// `"master"` or `"replica"`.
+    pub role: String,
+    pub node_id: String,
+    /// For a replica, its master's node id.
+    pub master_id: Option<String>,
+    /// Slot ranges it serves, e.g. `"0-5460"`; empty for a replica.
+    pub slots: String,
+    pub healthy: bool,
+}
+
+/// What a lookup by cluster name found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The cluster's nodes, sorted by ip (numerically when it parses) then port.
+    Found(Vec<NodeEntry>),
+    NotFound,
+    /// The name exists in several namespaces and none was given: these.
+    Ambiguous(Vec<String>),
+}
+
+type Key = (String, String);
+
+/// Nodes of every known cluster, keyed by (namespace, name). Cheap to clone; clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    clusters: Arc<RwLock<BTreeMap<Key, Vec<NodeEntry>>>>,
+}
+
+impl Directory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replace what is known of cluster `namespace/name`. An empty list keeps the cluster
+    /// known (it answers `[]`), unlike `remove_cluster`.
+    pub fn set_cluster(
+        &self,
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+        mut entries: Vec<NodeEntry>,
+    ) {
+        entries.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+        self.write()
+            .insert((namespace.into(), name.into()), entries);
+    }
+
+    pub fn remove_cluster(&self, namespace: &str, name: &str) {
+        self.write()
+            .remove(&(namespace.to_owned(), name.to_owned()));
+    }
+
+    /// Find cluster `name`, in `namespace` when given, otherwise in the only namespace that
+    /// has it.
+    pub fn lookup(&self, name: &str, namespace: Option<&str>) -> Lookup {
+        let clusters = self.read();
+        if let Some(ns) = namespace {
+            return match clusters.get(&(ns.to_owned(), name.to_owned())) {
+                Some(entries) => Lookup::Found(entries.clone()),
+                None => Lookup::NotFound,
+            };
+        }
+        let mut hits = clusters.iter().filter(|((_, n), _)| n == name);
+        match (hits.next(), hits.next()) {
+            (None, _) => Lookup::NotFound,
+            (Some((_, entries)), None) => Lookup::Found(entries.clone()),
+            (Some(_), Some(_)) => Lookup::Ambiguous(
+                clusters
+                    .keys()
+                    .filter(|(_, n)| n == name)
+                    .map(|(ns, _)| ns.clone())
+                    .collect(),
+            ),
+        }
+    }
+
+    // A panic while holding the lock cannot leave a half-written map (every write is one
+    // insert or remove), so a poisoned lock is still safe to use.
+    fn read(&self) -> RwLockReadGuard<'_, BTreeMap<Key, Vec<NodeEntry>>> {
+        self.clusters.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<Key, Vec<NodeEntry>>> {
+        self.clusters.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `10.0.0.9` before `10.0.0.10`: addresses compare as addresses when they parse.
+fn sort_key(e: &NodeEntry) -> (Option<IpAddr>, &str, u16) {
+    (e.ip.parse().ok(), &e.ip, e.port)
+}

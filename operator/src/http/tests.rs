@@ -1,0 +1,439 @@
+//! Real HTTP over loopback (ephemeral ports), plus direct calls to the router for volume.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Server {
+    addr: SocketAddr,
+    state: HttpState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(metrics: Option<PrometheusHandle>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = HttpState::new(Directory::new(), metrics);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, state.clone(), async {
+            let _ = rx.await;
+        }));
+        Server {
+            addr,
+            state,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        (&mut self.task).await.unwrap().unwrap();
+    }
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
+    }
+}
+
+async fn raw(addr: SocketAddr, request: &[u8]) -> Reply {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .expect("the server answers and closes")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    Reply {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+async fn call(addr: SocketAddr, method: &str, target: &str) -> Reply {
+    let req = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    raw(addr, req.as_bytes()).await
+}
+
+async fn get(addr: SocketAddr, target: &str) -> Reply {
+    call(addr, "GET", target).await
+}
+
+fn node(ip: &str, port: u16, role: &str, id: &str, master: Option<&str>) -> NodeEntry {
+    NodeEntry {
+        ip: ip.to_owned(),
+        port,
+        role: role.to_owned(),
+        node_id: id.to_owned(),
+        master_id: master.map(str::to_owned),
+        slots: if role == "master" {
+            "0-16383".into()
+        } else {
+            String::new()
+        },
+        healthy: true,
+    }
+}
+
+#[tokio::test]
+async fn the_nodes_endpoint_returns_exactly_ip_and_port_sorted_by_address() {
+    let srv = Server::start(None).await;
+    srv.state.directory.set_cluster(
+        "cache",
+        "c1",
+        vec![
+            node("10.0.0.10", 10001, "replica", "b", Some("a")),
+            node("10.0.0.9", 10002, "master", "c", None),
+            node("10.0.0.9", 10000, "master", "a", None),
+        ],
+    );
+    let r = get(srv.addr, "/cluster/nodes?clusterName=c1").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.head
+            .to_lowercase()
+            .contains("content-type: application/json")
+    );
+    assert_eq!(
+        r.body,
+        r#"[{"ip":"10.0.0.9","port":10000},{"ip":"10.0.0.9","port":10002},{"ip":"10.0.0.10","port":10001}]"#
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_known_cluster_without_nodes_answers_an_empty_list() {
+    let srv = Server::start(None).await;
+    srv.state.directory.set_cluster("default", "empty", vec![]);
+    let r = get(srv.addr, "/cluster/nodes?clusterName=empty").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "[]"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_or_empty_cluster_name_is_a_400_that_names_the_parameter() {
+    let srv = Server::start(None).await;
+    for target in [
+        "/cluster/nodes",
+        "/cluster/nodes?",
+        "/cluster/nodes?clusterName=",
+        "/cluster/nodes?clustername=x",
+        "/cluster/nodes/detail?namespace=a",
+    ] {
+        let r = get(srv.addr, target).await;
+        assert_eq!(r.status, 400, "{target}");
+        assert!(
+            r.json()["error"].as_str().unwrap().contains("clusterName"),
+            "{target}"
+        );
+    }
+    let r = get(srv.addr, "/cluster/nodes?clusterName=%FF").await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"].as_str().unwrap().contains("UTF-8"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_cluster_is_a_404_json_error() {
+    let srv = Server::start(None).await;
+    srv.state.directory.set_cluster("a", "known", vec![]);
+    let r = get(srv.addr, "/cluster/nodes?clusterName=nope").await;
+    assert_eq!(r.status, 404);
+    assert!(r.json()["error"].as_str().unwrap().contains("nope"));
+    let r = get(srv.addr, "/cluster/nodes?clusterName=known&namespace=b").await;
+    assert_eq!(r.status, 404);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("namespace \"b\"")
+    );
+    srv.state.directory.remove_cluster("a", "known");
+    assert_eq!(
+        get(srv.addr, "/cluster/nodes?clusterName=known")
+            .await
+            .status,
+        404
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_name_in_several_namespaces_is_a_409_listing_them_until_one_is_chosen() {
+    let srv = Server::start(None).await;
+    let d = &srv.state.directory;
+    d.set_cluster(
+        "prod",
+        "shared",
+        vec![node("10.0.0.1", 7000, "master", "p", None)],
+    );
+    d.set_cluster(
+        "dev",
+        "shared",
+        vec![node("10.0.0.2", 7000, "master", "d", None)],
+    );
+    let r = get(srv.addr, "/cluster/nodes?clusterName=shared").await;
+    assert_eq!(r.status, 409);
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("dev, prod"),
+        "{}",
+        r.body
+    );
+    let r = get(srv.addr, "/cluster/nodes?clusterName=shared&namespace=prod").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, r#"[{"ip":"10.0.0.1","port":7000}]"#)
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn percent_encoded_names_and_namespaces_are_decoded() {
+    let srv = Server::start(None).await;
+    srv.state
+        .directory
+        .set_cluster("ns x", "é/1", vec![node("::1", 7000, "master", "a", None)]);
+    let r = get(
+        srv.addr,
+        "/cluster/nodes?namespace=ns+x&clusterName=%C3%A9%2F1",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, r#"[{"ip":"::1","port":7000}]"#)
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn the_detail_view_carries_role_ids_slots_and_health() {
+    let srv = Server::start(None).await;
+    let mut replica = node("10.0.0.2", 7001, "replica", "r1", Some("m1"));
+    replica.healthy = false;
+    srv.state.directory.set_cluster(
+        "default",
+        "c",
+        vec![node("10.0.0.1", 7000, "master", "m1", None), replica],
+    );
+    let r = get(srv.addr, "/cluster/nodes/detail?clusterName=c").await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(
+        v[0],
+        serde_json::json!({"ip":"10.0.0.1","port":7000,"role":"master","nodeId":"m1",
+            "masterId":null,"slots":"0-16383","healthy":true})
+    );
+    assert_eq!(v[1]["masterId"], "m1");
+    assert_eq!(v[1]["healthy"], false);
+    // The contract endpoint is unchanged beside it.
+    let r = get(srv.addr, "/cluster/nodes?clusterName=c").await;
+    assert_eq!(
+        r.body,
+        r#"[{"ip":"10.0.0.1","port":7000},{"ip":"10.0.0.2","port":7001}]"#
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn healthz_is_ok_and_readyz_turns_200_only_once_flagged() {
+    let srv = Server::start(None).await;
+    let r = get(srv.addr, "/healthz").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+    assert_eq!(get(srv.addr, "/readyz").await.status, 503);
+    srv.state.set_ready(true);
+    assert_eq!(get(srv.addr, "/readyz").await.status, 200);
+    srv.state.set_ready(false);
+    assert_eq!(get(srv.addr, "/readyz").await.status, 503);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_from_the_handle_and_503_without_one() {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        metrics::counter!("redis_operator_test_total").increment(3);
+    });
+    let srv = Server::start(Some(handle)).await;
+    let r = get(srv.addr, "/metrics").await;
+    assert_eq!(r.status, 200);
+    assert!(r.head.contains("text/plain; version=0.0.4"));
+    assert!(r.body.contains("redis_operator_test_total 3"), "{}", r.body);
+    srv.stop().await;
+
+    let srv = Server::start(None).await;
+    let r = get(srv.addr, "/metrics").await;
+    assert_eq!(r.status, 503);
+    assert!(r.json()["error"].is_string());
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_json_and_other_methods_405_json() {
+    let srv = Server::start(None).await;
+    let r = get(srv.addr, "/cluster").await;
+    assert_eq!(r.status, 404);
+    assert!(r.json()["error"].as_str().unwrap().contains("/cluster"));
+    for method in ["POST", "PUT", "DELETE", "HEAD"] {
+        let r = call(srv.addr, method, "/cluster/nodes?clusterName=x").await;
+        assert_eq!(r.status, 405, "{method}");
+        assert!(r.head.to_lowercase().contains("allow: get"), "{method}");
+        if method != "HEAD" {
+            assert!(r.json()["error"].as_str().unwrap().contains("GET"));
+        }
+    }
+    assert_eq!(call(srv.addr, "POST", "/nope").await.status, 404);
+    srv.stop().await;
+}
+
+/// xorshift64*: reproducible "random" input without another dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[(self.next() % from.len() as u64) as usize]
+    }
+}
+
+fn random_query(rng: &mut Rng) -> String {
+    const PIECES: &[&str] = &[
+        "clusterName",
+        "namespace",
+        "=",
+        "&",
+        "%",
+        "%2",
+        "%FF",
+        "%C3",
+        "%A9",
+        "%00",
+        "+",
+        "c1",
+        "ns",
+        "a",
+        "%3D",
+        "%26",
+        "é",
+        "🦀",
+        "?",
+        "#",
+        " ",
+        "\\",
+        "\"",
+        ";",
+        "%%",
+        "..",
+        "/",
+        "",
+    ];
+    let len = rng.next() % 12;
+    (0..len).map(|_| rng.pick(PIECES)).collect()
+}
+
+#[test]
+fn arbitrary_query_strings_never_give_a_server_error_from_the_router() {
+    let state = HttpState::new(Directory::new(), None);
+    state
+        .directory
+        .set_cluster("ns", "c1", vec![node("10.0.0.1", 1, "master", "a", None)]);
+    state.directory.set_cluster("a", "c1", vec![]);
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut checked = 0;
+    for _ in 0..20_000 {
+        let q = random_query(&mut rng);
+        let path = rng.pick(&["/cluster/nodes", "/cluster/nodes/detail"]);
+        // Strings that are not a valid request target never reach the router: hyper refuses
+        // them with its own 400 (checked over the network below).
+        let Ok(req) = Request::get(format!("{path}?{q}")).body(()) else {
+            continue;
+        };
+        let r = respond(&state, &req);
+        assert!(!r.status().is_server_error(), "{q:?} gave {}", r.status());
+        checked += 1;
+    }
+    assert!(checked > 5_000, "too few valid targets ({checked})");
+}
+
+#[tokio::test]
+async fn arbitrary_query_strings_never_give_a_server_error_over_the_wire() {
+    let srv = Server::start(None).await;
+    srv.state.directory.set_cluster("ns", "c1", vec![]);
+    let mut rng = Rng(42);
+    for _ in 0..150 {
+        let q = random_query(&mut rng);
+        let req =
+            format!("GET /cluster/nodes?{q} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let r = raw(srv.addr, req.as_bytes()).await;
+        assert!(r.status < 500, "{q:?} gave {}", r.status);
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let srv = Server::start(None).await;
+    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: slow\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(HEADER_READ_TIMEOUT * 4, s.read_to_end(&mut buf))
+        .await
+        .expect("the server hung up on the slow client")
+        .ok();
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_serve_return_and_stops_accepting() {
+    let srv = Server::start(None).await;
+    let addr = srv.addr;
+    // An idle keep-alive connection must not hold shutdown up.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    tokio::time::timeout(Duration::from_secs(3), srv.stop())
+        .await
+        .expect("serve returned promptly");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[test]
+fn the_metrics_recorder_installs_once_per_process() {
+    let handle = install_metrics_recorder().expect("first install succeeds");
+    metrics::counter!("redis_operator_install_check_total").increment(1);
+    assert!(
+        handle
+            .render()
+            .contains("redis_operator_install_check_total 1")
+    );
+    assert!(install_metrics_recorder().is_err());
+}
