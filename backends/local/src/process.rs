@@ -3,7 +3,7 @@
 
 use crate::error::{LocalError, Result};
 use crate::resp::{self, Reply};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::time::{Instant, sleep};
@@ -175,7 +175,7 @@ async fn wait_gone(alive: &impl Fn() -> bool, limit: Duration) -> bool {
 }
 
 /// The last `lines` lines of a log, for error messages.
-pub(crate) fn log_tail(path: &PathBuf, lines: usize) -> String {
+pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     let Ok(text) = std::fs::read_to_string(path) else {
         return "(no log written)".to_owned();
     };
