@@ -18,6 +18,14 @@ pub enum ManifestError {
     /// The document is valid YAML but not an object.
     #[error("the manifest must be a YAML or JSON object, got {0}")]
     NotAnObject(&'static str),
+    /// A field under `spec` that no version of the type knows, usually a typo. The API server
+    /// would drop it silently (or reject it under kubectl's strict validation); either way the
+    /// user's intent would be lost.
+    #[error("{path}: unknown field{}", suggestion.as_ref().map(|s| format!(" (did you mean {s}?)")).unwrap_or_default())]
+    UnknownField {
+        path: String,
+        suggestion: Option<String>,
+    },
     /// `apiVersion` or `kind` is missing or names another resource.
     #[error("{field}: expected {expected:?}, got {found}")]
     WrongType {
@@ -40,7 +48,77 @@ pub fn parse_manifest(text: &str) -> Result<RedisCluster, ManifestError> {
     check_header(mapping, "kind", &RedisCluster::kind(&()))?;
     // Deserialise from the text again, not from `document`: only the text carries line
     // numbers for the error message.
-    serde_yaml::from_str(text).map_err(syntax_error)
+    let cluster: RedisCluster = serde_yaml::from_str(text).map_err(syntax_error)?;
+    // serde ignores keys it does not know. Serialising what was understood and comparing the
+    // key sets finds them without a hand-kept list of field names.
+    if let (Some(written), Ok(understood)) =
+        (mapping.get("spec"), serde_yaml::to_value(&cluster.spec))
+        && let Some(err) = first_unknown_field("spec", written, &understood)
+    {
+        return Err(err);
+    }
+    Ok(cluster)
+}
+
+/// Walks `written` (the user's document) alongside `understood` (the parsed value written back)
+/// and reports the first key present only in the former. Null values are skipped: they mean
+/// "unset" and are dropped on the way back.
+fn first_unknown_field(
+    path: &str,
+    written: &serde_yaml::Value,
+    understood: &serde_yaml::Value,
+) -> Option<ManifestError> {
+    match (written, understood) {
+        (serde_yaml::Value::Mapping(w), serde_yaml::Value::Mapping(u)) => {
+            w.iter().find_map(|(key, value)| {
+                let name = match key {
+                    serde_yaml::Value::String(s) => s.clone(),
+                    other => serde_yaml::to_string(other)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned(),
+                };
+                let child = format!("{path}.{name}");
+                match u.get(key) {
+                    Some(known) => first_unknown_field(&child, value, known),
+                    None if value.is_null() => None,
+                    None => {
+                        let suggestion = suggest(path, &name, u);
+                        Some(ManifestError::UnknownField {
+                            path: child,
+                            suggestion,
+                        })
+                    }
+                }
+            })
+        }
+        (serde_yaml::Value::Sequence(w), serde_yaml::Value::Sequence(u)) => w
+            .iter()
+            .zip(u)
+            .enumerate()
+            .find_map(|(i, (w, u))| first_unknown_field(&format!("{path}[{i}]"), w, u)),
+        _ => None,
+    }
+}
+
+/// A known field whose name differs from `name` only in case (`maxmemory` → `maxMemory`).
+/// At the top of `spec` every field is known from the schema; deeper down only the fields
+/// the user set are, which still catches the common mistakes.
+fn suggest(path: &str, name: &str, understood: &serde_yaml::Mapping) -> Option<String> {
+    let mut known: Vec<String> = understood
+        .keys()
+        .filter_map(|k| k.as_str().map(str::to_owned))
+        .collect();
+    if path == "spec" {
+        let schema = schemars::schema_for!(crate::types::RedisClusterSpec);
+        if let Some(properties) = schema.get("properties").and_then(|p| p.as_object()) {
+            known.extend(properties.keys().cloned());
+        }
+    }
+    known
+        .into_iter()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .map(|k| format!("{path}.{k}"))
 }
 
 fn check_header(
@@ -157,6 +235,32 @@ mod tests {
             Err(ManifestError::Syntax { line: Some(_), .. }) => {}
             other => panic!("expected a syntax error with a line, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_misspelt_spec_field_is_reported_with_a_suggestion() {
+        let text = format!("{HEADER}spec:\n  masters: 3\n  maxmemory: 1gb\n");
+        assert_eq!(
+            parse_manifest(&text).map(|_| ()).map_err(|e| e.to_string()),
+            Err("spec.maxmemory: unknown field (did you mean spec.maxMemory?)".to_owned())
+        );
+    }
+
+    #[test]
+    fn unknown_fields_inside_nested_objects_are_reported() {
+        let text = format!(
+            "{HEADER}spec:\n  masters: 3\n  persistence:\n    enabled: true\n    sise: 2Gi\n"
+        );
+        assert_eq!(
+            parse_manifest(&text).map(|_| ()).map_err(|e| e.to_string()),
+            Err("spec.persistence.sise: unknown field".to_owned())
+        );
+    }
+
+    #[test]
+    fn explicit_nulls_are_not_unknown_fields() {
+        let text = format!("{HEADER}spec:\n  masters: 3\n  replicas: null\n  persistence: ~\n");
+        assert!(parse_manifest(&text).is_ok());
     }
 
     #[test]

@@ -41,7 +41,10 @@ pub struct RedisClusterSpec {
     /// Number of masters (at least 3). The 16384 hash slots are shared among them.
     pub masters: u32,
     /// Replicas per master, 0 to 5. Default: 1.
+    // The schema default lets the API server fill it in, so `kubectl get`'s Replicas column
+    // is never blank.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = crate::defaults::REPLICAS))]
     pub replicas: Option<u32>,
     /// First client port. Node `i` listens on `basePort + i` and its cluster bus on
     /// `basePort + i + 10000`. Default: 10000.
