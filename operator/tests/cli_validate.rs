@@ -42,7 +42,11 @@ fn validate_prints_each_problem_and_exits_one_for_an_invalid_manifest() {
 
 #[test]
 fn validate_reports_a_parse_error_on_one_line_and_fails() {
-    let out = redis_operator(&["validate", "-f", &example("invalid/masters-not-a-number.yaml")]);
+    let out = redis_operator(&[
+        "validate",
+        "-f",
+        &example("invalid/masters-not-a-number.yaml"),
+    ]);
     assert_eq!(text(&out.stdout), "");
     let stderr = text(&out.stderr);
     assert!(
