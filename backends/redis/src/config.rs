@@ -12,8 +12,16 @@ pub struct AdapterConfig {
     pub password: Option<String>,
     /// Keys fetched with `GETKEYSINSLOT` and moved by one `MIGRATE ... KEYS`.
     pub migrate_batch: usize,
-    /// Slots of one (source, target) pair migrated at the same time.
+    /// Slots handled together in one *round*: their `SETSLOT IMPORTING`, `MIGRATING` and
+    /// `NODE` commands each travel in one pipeline, and their keys move in pipelined
+    /// `MIGRATE`s. Redis persists `nodes.conf` (with fsync) once per event-loop turn, so
+    /// pipelining SETSLOTs saves one fsync per slot: the main cost when slots hold few keys.
+    pub slots_per_round: usize,
+    /// Rounds of one (source, target) pair in flight at the same time.
     pub slot_concurrency: usize,
+    /// Keys moved by one pipelined round trip of `MIGRATE`s (across the slots of a round);
+    /// bounds how long the source is busy with one request.
+    pub keys_per_round_trip: usize,
     /// The `timeout` argument of `MIGRATE` (how long the source waits on the target).
     pub migrate_timeout: Duration,
     /// `GETKEYSINSLOT`/`MIGRATE` rounds allowed per slot without progress before giving up.
@@ -29,7 +37,9 @@ impl Default for AdapterConfig {
             response_timeout: Duration::from_secs(5),
             password: None,
             migrate_batch: 1000,
+            slots_per_round: 64,
             slot_concurrency: 4,
+            keys_per_round_trip: 10_000,
             migrate_timeout: Duration::from_secs(4),
             max_idle_rounds: 20,
             progress_log_interval: Duration::from_secs(5),

@@ -6,7 +6,7 @@
 use crate::RedisAdapter;
 use crate::error::AdapterError;
 use engine::Addr;
-use redis::Value;
+use redis::{FromRedisValue, Value};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -67,7 +67,12 @@ impl RedisAdapter {
             }
         }
 
-        let queue = Arc::new(Mutex::new(queue));
+        // Rounds of `slots_per_round` slots, `slot_concurrency` rounds in flight.
+        let per_round = self.config().slots_per_round.max(1);
+        let queue: Vec<(u16, bool)> = queue.into();
+        let rounds: VecDeque<Vec<(u16, bool)>> =
+            queue.chunks(per_round).map(<[_]>::to_vec).collect();
+        let queue = Arc::new(Mutex::new(rounds));
         let stop = Arc::new(AtomicBool::new(false));
         let workers = self.config().slot_concurrency.max(1);
         let mut tasks = tokio::task::JoinSet::new();
@@ -81,16 +86,12 @@ impl RedisAdapter {
                         break;
                     }
                     let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-                    let Some((slot, owned)) = next else { break };
-                    match this.migrate_one_slot(&mv, slot, owned).await {
-                        Ok(()) => this.progress.slot_done(),
-                        Err(e) => {
-                            tracing::warn!(slot, from = %mv.from, to = %mv.to, error = %e, "slot migration stopped");
-                            this.progress.slot_abandoned();
-                            stop.store(true, Ordering::Relaxed);
-                            first_error = Some(e);
-                            break;
-                        }
+                    let Some(round) = next else { break };
+                    if let Err(e) = this.migrate_round(&mv, round).await {
+                        tracing::warn!(from = %mv.from, to = %mv.to, error = %e, "slot migration stopped");
+                        stop.store(true, Ordering::Relaxed);
+                        first_error = Some(e);
+                        break;
                     }
                 }
                 first_error
@@ -103,7 +104,10 @@ impl RedisAdapter {
             }
         }
         // Slots never started because of an error are not pending for this run any more.
-        let left = queue.lock().map(|q| q.len()).unwrap_or(0);
+        let left: usize = queue
+            .lock()
+            .map(|q| q.iter().map(Vec::len).sum())
+            .unwrap_or(0);
         for _ in 0..left {
             self.progress.slot_abandoned();
         }
@@ -113,30 +117,209 @@ impl RedisAdapter {
         }
     }
 
-    async fn migrate_one_slot(
+    fn slot_failed(&self, mv: &Move, slot: u16, e: AdapterError, first: &mut Option<AdapterError>) {
+        tracing::warn!(slot, from = %mv.from, to = %mv.to, error = %e, "slot not migrated");
+        self.progress.slot_abandoned();
+        first.get_or_insert(e);
+    }
+
+    /// Moves one round of slots. A slot that fails stays open (the next observation reports
+    /// it); the others of the round still finish. Returns the first failure.
+    async fn migrate_round(&self, mv: &Move, round: Vec<(u16, bool)>) -> Result<(), AdapterError> {
+        let mut first_error: Option<AdapterError> = None;
+        let (owned, fresh): (Vec<(u16, bool)>, Vec<(u16, bool)>) =
+            round.into_iter().partition(|(_, owned)| *owned);
+        let mut active: Vec<u16> = owned.into_iter().map(|(s, _)| s).collect();
+
+        // Markers: IMPORTING on the target for all slots, then MIGRATING on the source for
+        // those the target accepted. A slot refused by either stays out of the round.
+        let mut marked: Vec<u16> = fresh.into_iter().map(|(s, _)| s).collect();
+        for (addr, state, peer) in [
+            (&mv.to, "IMPORTING", &mv.from_id),
+            (&mv.from, "MIGRATING", &mv.to_id),
+        ] {
+            if marked.is_empty() {
+                break;
+            }
+            let mut pipe = redis::pipe();
+            for s in &marked {
+                pipe.cmd("CLUSTER")
+                    .arg("SETSLOT")
+                    .arg(*s)
+                    .arg(state)
+                    .arg(peer);
+            }
+            let replies = match self.pool.pipe_values(addr, &pipe, "CLUSTER SETSLOT").await {
+                Ok(r) => r,
+                Err(e) => {
+                    for s in marked.drain(..) {
+                        self.slot_failed(mv, s, e.clone(), &mut first_error);
+                    }
+                    break;
+                }
+            };
+            let mut accepted = Vec::with_capacity(marked.len());
+            for (s, reply) in marked.iter().zip(replies) {
+                match reply {
+                    Ok(_) => accepted.push(*s),
+                    Err(e) => self.slot_failed(mv, *s, e, &mut first_error),
+                }
+            }
+            marked = accepted;
+        }
+        active.extend(marked);
+        active.sort_unstable();
+
+        let finished = self.drain_slots(mv, active, &mut first_error).await;
+        if !finished.is_empty() {
+            match self.broadcast_owner(mv, &finished, true).await {
+                Ok(()) => {
+                    for _ in &finished {
+                        self.progress.slot_done();
+                    }
+                }
+                Err(e) => {
+                    for s in &finished {
+                        self.slot_failed(mv, *s, e.clone(), &mut first_error);
+                    }
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Empties `slots` on the source: each turn asks `COUNTKEYSINSLOT` + `GETKEYSINSLOT` for
+    /// every slot still holding keys in one pipeline, then sends one `MIGRATE` per slot in
+    /// one pipeline (up to `keys_per_round_trip` keys). Returns the slots now empty; failed
+    /// slots are counted as abandoned and their first error kept in `first_error`.
+    async fn drain_slots(
         &self,
         mv: &Move,
-        slot: u16,
-        target_owns: bool,
-    ) -> Result<(), AdapterError> {
-        if !target_owns {
-            let mut importing = redis::cmd("CLUSTER");
-            importing
-                .arg("SETSLOT")
-                .arg(slot)
-                .arg("IMPORTING")
-                .arg(&mv.from_id);
-            let () = self.pool.query(&mv.to, &importing).await?;
-            let mut migrating = redis::cmd("CLUSTER");
-            migrating
-                .arg("SETSLOT")
-                .arg(slot)
-                .arg("MIGRATING")
-                .arg(&mv.to_id);
-            let () = self.pool.query(&mv.from, &migrating).await?;
+        slots: Vec<u16>,
+        first_error: &mut Option<AdapterError>,
+    ) -> Vec<u16> {
+        let config = self.config();
+        let batch = config.migrate_batch.max(1);
+        let budget = config.keys_per_round_trip.max(batch);
+        let max_idle = config.max_idle_rounds.max(1);
+        // (slot, turns without progress)
+        let mut active: Vec<(u16, u32)> = slots.into_iter().map(|s| (s, 0)).collect();
+        let mut finished = Vec::new();
+        while !active.is_empty() {
+            let mut pipe = redis::pipe();
+            for (s, _) in &active {
+                pipe.cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(*s);
+                pipe.cmd("CLUSTER").arg("GETKEYSINSLOT").arg(*s).arg(batch);
+            }
+            let listing = self.list_keys(&mv.from, &pipe).await;
+            let listing = match listing {
+                Ok(l) => l,
+                Err(e) => {
+                    for (s, _) in active.drain(..) {
+                        self.slot_failed(mv, s, e.clone(), first_error);
+                    }
+                    break;
+                }
+            };
+            let mut next = Vec::with_capacity(active.len());
+            let mut sending: Vec<(u16, u32, Vec<Vec<u8>>)> = Vec::new();
+            let mut in_flight = 0usize;
+            for ((slot, idle), (count, keys)) in active.iter().copied().zip(listing) {
+                if count == 0 && keys.is_empty() {
+                    finished.push(slot);
+                } else if keys.is_empty() || in_flight >= budget {
+                    // Keys counted but none listed (should not happen), or over budget:
+                    // look again next turn; only the former is a turn without progress.
+                    let idle = if keys.is_empty() { idle + 1 } else { idle };
+                    if idle >= max_idle {
+                        self.slot_failed(
+                            mv,
+                            slot,
+                            AdapterError::KeysRemain { slot, count },
+                            first_error,
+                        );
+                    } else {
+                        next.push((slot, idle));
+                    }
+                } else {
+                    in_flight += keys.len();
+                    sending.push((slot, idle, keys));
+                }
+            }
+            if !sending.is_empty() {
+                let mut pipe = redis::pipe();
+                for (_, _, keys) in &sending {
+                    pipe.cmd("ASKING");
+                    pipe.add_command(self.migrate_command(&mv.to, keys, false));
+                }
+                let replies = match self.pool.pipe_values(&mv.from, &pipe, "MIGRATE").await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        for (s, _, _) in sending {
+                            self.slot_failed(mv, s, e.clone(), first_error);
+                        }
+                        for (s, _) in next {
+                            self.slot_failed(mv, s, e.clone(), first_error);
+                        }
+                        break;
+                    }
+                };
+                let migrate_replies = replies.into_iter().skip(1).step_by(2);
+                for ((slot, idle, keys), reply) in sending.into_iter().zip(migrate_replies) {
+                    match reply {
+                        Ok(v) => {
+                            self.progress.keys_moved_add(moved_by(&v, keys.len()));
+                            next.push((slot, 0));
+                        }
+                        Err(e) if is_busy_key(&e) => {
+                            match self.resolve_busy_keys(&mv.from, &mv.to, slot, &keys).await {
+                                Ok(n) => {
+                                    self.progress.keys_moved_add(n);
+                                    let idle = if n == 0 { idle + 1 } else { 0 };
+                                    next.push((slot, idle));
+                                }
+                                Err(e) => self.slot_failed(mv, slot, e, first_error),
+                            }
+                        }
+                        Err(e) if server_code(&e) == Some("TRYAGAIN") => {
+                            if idle + 1 >= max_idle {
+                                self.slot_failed(mv, slot, e, first_error);
+                            } else {
+                                next.push((slot, idle + 1));
+                            }
+                        }
+                        Err(e) => self.slot_failed(mv, slot, e, first_error),
+                    }
+                }
+            }
+            active = next;
+            self.progress.maybe_log(config.progress_log_interval);
         }
-        self.move_keys(&mv.from, &mv.to, slot).await?;
-        self.broadcast_owner(mv, &[slot], !target_owns).await
+        finished
+    }
+
+    /// Runs a pipeline of (`COUNTKEYSINSLOT`, `GETKEYSINSLOT`) pairs.
+    async fn list_keys(
+        &self,
+        addr: &Addr,
+        pipe: &redis::Pipeline,
+    ) -> Result<Vec<(u64, Vec<Vec<u8>>)>, AdapterError> {
+        let values: Vec<Value> = self.pool.pipe(addr, pipe, "CLUSTER GETKEYSINSLOT").await?;
+        values
+            .chunks(2)
+            .map(|pair| {
+                <(u64, Vec<Vec<u8>>)>::from_redis_value(Value::Array(pair.to_vec())).map_err(|e| {
+                    AdapterError::BadReply {
+                        addr: addr.clone(),
+                        command: "CLUSTER GETKEYSINSLOT".into(),
+                        message: e.to_string(),
+                    }
+                })
+            })
+            .collect()
     }
 
     /// `SETSLOT slot NODE to_id` on the target (when asked), then the source, then every
@@ -265,18 +448,8 @@ impl RedisAdapter {
         }
     }
 
-    /// One `MIGRATE host port "" 0 timeout [REPLACE] [AUTH pw] KEYS ...`; returns the number
-    /// of keys it moved.
-    async fn migrate_keys(
-        &self,
-        from: &Addr,
-        to: &Addr,
-        keys: &[Vec<u8>],
-        replace: bool,
-    ) -> Result<u64, AdapterError> {
-        if keys.is_empty() {
-            return Ok(0);
-        }
+    /// `MIGRATE host port "" 0 timeout [REPLACE] [AUTH pw] KEYS ...`.
+    fn migrate_command(&self, to: &Addr, keys: &[Vec<u8>], replace: bool) -> redis::Cmd {
         let config = self.config();
         let mut migrate = redis::cmd("MIGRATE");
         migrate
@@ -295,17 +468,26 @@ impl RedisAdapter {
         for k in keys {
             migrate.arg(k.as_slice());
         }
+        migrate
+    }
+
+    /// One `MIGRATE` after `ASKING`; returns the number of keys it moved.
+    async fn migrate_keys(
+        &self,
+        from: &Addr,
+        to: &Addr,
+        keys: &[Vec<u8>],
+        replace: bool,
+    ) -> Result<u64, AdapterError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
         let mut pipe = redis::pipe();
         pipe.cmd("ASKING");
-        pipe.add_command(migrate);
+        pipe.add_command(self.migrate_command(to, keys, replace));
         let mut replies = self.pool.pipe_values(from, &pipe, "MIGRATE").await?;
         let reply = replies.pop().unwrap_or(Ok(Value::Nil))?;
-        // "NOKEY" means none of the keys exists any more: nothing moved, nothing wrong.
-        let moved = match reply {
-            Value::SimpleString(s) if s == "NOKEY" => 0,
-            _ => keys.len() as u64,
-        };
-        Ok(moved)
+        Ok(moved_by(&reply, keys.len()))
     }
 
     /// After a BUSYKEY: `MIGRATE` moved the keys it could and stopped at keys that already
@@ -397,6 +579,15 @@ impl RedisAdapter {
                 Err(e) => Err(e),
             })
             .collect()
+    }
+}
+
+/// Keys moved by a successful `MIGRATE` of `sent` keys: "NOKEY" means none of them exists
+/// any more (deleted or expired meanwhile), nothing moved and nothing is wrong.
+fn moved_by(reply: &Value, sent: usize) -> u64 {
+    match reply {
+        Value::SimpleString(s) if s == "NOKEY" => 0,
+        _ => sent as u64,
     }
 }
 

@@ -37,7 +37,7 @@ async fn meet_add_slots_and_replicate_build_a_three_master_cluster_that_observe_
         assert_eq!(s.nodes.len(), 4);
     }
     let split = engine::slots::even_split(3);
-    for i in 0..3 {
+    for (i, range) in split.iter().enumerate() {
         let me = obs.members[&(i as u32)]
             .redis
             .as_ref()
@@ -46,7 +46,7 @@ async fn meet_add_slots_and_replicate_build_a_three_master_cluster_that_observe_
             .unwrap()
             .clone();
         assert!(me.flags.master);
-        assert_eq!(me.slots, vec![split[i]]);
+        assert_eq!(me.slots, vec![*range]);
     }
     let replica = obs.members[&3].redis.as_ref().unwrap();
     let me = replica.myself().unwrap();
