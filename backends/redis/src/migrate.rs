@@ -127,13 +127,19 @@ impl RedisAdapter {
     /// it); the others of the round still finish. Returns the first failure.
     async fn migrate_round(&self, mv: &Move, round: Vec<(u16, bool)>) -> Result<(), AdapterError> {
         let mut first_error: Option<AdapterError> = None;
-        let (owned, fresh): (Vec<(u16, bool)>, Vec<(u16, bool)>) =
-            round.into_iter().partition(|(_, owned)| *owned);
-        let mut active: Vec<u16> = owned.into_iter().map(|(s, _)| s).collect();
+        let mut active: Vec<u16> = round
+            .iter()
+            .filter(|(_, owned)| *owned)
+            .map(|(s, _)| *s)
+            .collect();
 
         // Markers: IMPORTING on the target for all slots, then MIGRATING on the source for
         // those the target accepted. A slot refused by either stays out of the round.
-        let mut marked: Vec<u16> = fresh.into_iter().map(|(s, _)| s).collect();
+        let mut marked: Vec<u16> = round
+            .iter()
+            .filter(|(_, owned)| !*owned)
+            .map(|(s, _)| *s)
+            .collect();
         for (addr, state, peer) in [
             (&mv.to, "IMPORTING", &mv.from_id),
             (&mv.from, "MIGRATING", &mv.to_id),
