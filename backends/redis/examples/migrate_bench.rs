@@ -31,17 +31,20 @@ async fn main() {
     );
 
     let moved: Vec<u16> = (0..slots).collect();
-    for (batch, conc) in [
-        (100, 1),
-        (1000, 1),
-        (1000, 4),
-        (1000, 8),
-        (5000, 4),
-        (1000, 16),
+    for (batch, conc, per_round) in [
+        (1000, 4, 1),
+        (1000, 4, 16),
+        (100, 4, 64),
+        (1000, 1, 64),
+        (1000, 4, 64),
+        (5000, 4, 64),
+        (1000, 8, 64),
+        (1000, 4, 256),
     ] {
         let adapter = RedisAdapter::new(AdapterConfig {
             migrate_batch: batch,
             slot_concurrency: conc,
+            slots_per_round: per_round,
             ..AdapterConfig::default()
         });
         let ctx = c.ctx().await;
@@ -66,7 +69,7 @@ async fn main() {
         adapter.execute(&back, &ctx).await.expect("back");
         let t2 = t.elapsed();
         println!(
-            "adapter batch={batch:5} concurrency={conc:2}: {:7.3} s / {:7.3} s",
+            "adapter batch={batch:5} concurrency={conc:2} slots/round={per_round:3}: {:7.3} s / {:7.3} s",
             t1.as_secs_f64(),
             t2.as_secs_f64()
         );
