@@ -207,3 +207,18 @@ fn command_name(cmd: &redis::Cmd) -> String {
         None => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_commands_are_named_by_their_subcommand() {
+        let mut setslot = redis::cmd("cluster");
+        setslot.arg("setslot").arg(5).arg("NODE");
+        assert_eq!(command_name(&setslot), "CLUSTER SETSLOT");
+        let mut migrate = redis::cmd("MIGRATE");
+        migrate.arg("127.0.0.1");
+        assert_eq!(command_name(&migrate), "MIGRATE");
+    }
+}

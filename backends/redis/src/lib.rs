@@ -56,4 +56,13 @@ impl RedisAdapter {
     pub fn progress(&self) -> MigrationProgress {
         self.progress.clone()
     }
+
+    /// The same adapter (same connections) counting into `progress`, e.g. a fresh one per
+    /// rebalance so a CLI shows that rebalance alone.
+    pub fn with_progress(&self, progress: MigrationProgress) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            progress,
+        }
+    }
 }

@@ -610,3 +610,37 @@ pub(crate) fn server_code(e: &AdapterError) -> Option<&str> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(message: &str) -> AdapterError {
+        AdapterError::Redis {
+            addr: Addr::new("127.0.0.1", 1),
+            command: "MIGRATE".into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_busy_key_is_recognised_inside_the_sources_wrapped_error() {
+        let e = refusal(
+            "ERR Target instance replied with error: BUSYKEY Target key name already exists.",
+        );
+        assert!(is_busy_key(&e));
+        assert_eq!(server_code(&e), Some("ERR"));
+        assert_eq!(
+            server_code(&refusal(
+                "TRYAGAIN Multiple keys request during rehashing of slot"
+            )),
+            Some("TRYAGAIN")
+        );
+    }
+
+    #[test]
+    fn nokey_means_nothing_moved() {
+        assert_eq!(moved_by(&Value::SimpleString("NOKEY".into()), 10), 0);
+        assert_eq!(moved_by(&Value::Okay, 10), 10);
+    }
+}

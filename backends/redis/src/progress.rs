@@ -141,3 +141,21 @@ impl MigrationProgress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_counters_and_pending_is_total_minus_done() {
+        let p = MigrationProgress::new();
+        let view = p.clone();
+        p.add_slots(5);
+        p.slot_done();
+        p.slot_abandoned();
+        p.keys_moved_add(40);
+        let s = view.snapshot();
+        assert_eq!((s.slots_total, s.slots_done, s.keys_moved), (4, 1, 40));
+        assert_eq!(s.slots_pending(), 3);
+    }
+}
