@@ -229,14 +229,11 @@ fn bootstrap(w: &World) -> Work {
 
 /// The member whose view is the cluster's: the one that knows the most slot owners.
 fn anchor(w: &World) -> Option<Ordinal> {
+    let owners: BTreeSet<&str> = w.owner.iter().flatten().copied().collect();
     w.reachable
-        .iter()
-        .map(|(ord, (_, _, s))| {
-            let known = w
-                .owner
-                .iter()
-                .filter(|o| o.is_some_and(|id| s.view_of(id).is_some()))
-                .count();
+        .keys()
+        .map(|ord| {
+            let known = owners.iter().filter(|id| w.view(*ord, id).is_some()).count();
             (std::cmp::Reverse(known), *ord)
         })
         .min()
@@ -246,7 +243,7 @@ fn anchor(w: &World) -> Option<Ordinal> {
 /// Introduce nodes the cluster does not know, and re-introduce nodes whose address changed.
 fn meet(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
     let anchor = anchor(w)?;
-    let (_, anchor_addr, anchor_state) = w.reachable.get(&anchor)?;
+    let (_, anchor_addr, _) = w.reachable.get(&anchor)?;
     let anchor_id = w.id_of.get(&anchor)?;
     let mut effects = Vec::new();
     let mut moved = false;
@@ -255,7 +252,7 @@ fn meet(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
             continue;
         }
         let Some(id) = w.id_of.get(&ord) else { continue };
-        match anchor_state.view_of(id) {
+        match w.view(anchor, id) {
             None => {
                 let claims = state.myself().is_some_and(|me| !me.slots.is_empty());
                 if claims {
@@ -280,7 +277,7 @@ fn meet(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
                     port: addr.port,
                 });
             }
-            Some(_) if state.view_of(anchor_id).is_none() => {
+            Some(_) if w.view(ord, anchor_id).is_none() => {
                 effects.push(Effect::Meet {
                     on: ord,
                     ip: anchor_addr.ip.clone(),
@@ -322,7 +319,7 @@ fn forget_ghosts(w: &World) -> Option<Work> {
         }
         for (&ord, (_, _, s)) in &w.reachable {
             let is_its_master = s.myself().and_then(|me| me.master_id.as_deref()) == Some(*id);
-            if s.view_of(id).is_some() && !is_its_master {
+            if w.view(ord, id).is_some() && !is_its_master {
                 effects.push(Effect::Forget {
                     on: ord,
                     node_id: (*id).to_string(),
@@ -740,7 +737,7 @@ fn remove_leaving(w: &World) -> (Vec<Effect>, bool) {
         }
         for (&other, (_, _, s)) in &w.reachable {
             let its_master = s.myself().and_then(|me| me.master_id.as_deref()) == Some(id);
-            if other != ord && s.view_of(id).is_some() && !its_master {
+            if other != ord && w.view(other, id).is_some() && !its_master {
                 effects.push(Effect::Forget {
                     on: other,
                     node_id: id.to_string(),

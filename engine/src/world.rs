@@ -40,6 +40,8 @@ pub(crate) struct World<'a> {
     pub owner: Vec<Option<&'a str>>,
     /// Every reachable node agrees with `owner` on every slot.
     pub slots_agreed: bool,
+    /// Each reachable member's view, indexed by node id (views are scanned a lot).
+    pub views: BTreeMap<Ordinal, BTreeMap<&'a str, &'a ClusterNode>>,
 }
 
 impl<'a> World<'a> {
@@ -127,19 +129,44 @@ impl<'a> World<'a> {
                 }
             }
         }
+        // Compare each view's slot map with the consensus as run-length ranges, not slot by
+        // slot: a view of a large cluster is thousands of entries.
+        let consensus = runs(owner.iter().copied());
         let slots_agreed = reachable.values().all(|(_, _, state)| {
-            let mut seen: Vec<Option<&str>> = vec![None; usize::from(SLOT_COUNT)];
-            for e in &state.nodes {
-                if e.master_id.is_some() || e.flags.replica {
-                    continue;
+            let mut seen: Vec<(u16, u16, &str)> = state
+                .nodes
+                .iter()
+                .filter(|e| e.master_id.is_none() && !e.flags.replica)
+                .flat_map(|e| e.slots.iter().map(move |r| (r.start, r.end, e.id.as_str())))
+                .collect();
+            seen.sort_unstable();
+            let mut merged: Vec<(u16, u16, Option<&str>)> = Vec::new();
+            let mut next = 0u32;
+            for (start, end, id) in seen {
+                if u32::from(start) < next {
+                    return false; // two owners claim one slot in this view
                 }
-                for s in crate::slots::expand(&e.slots) {
-                    seen[usize::from(s)] = Some(e.id.as_str());
+                if u32::from(start) > next {
+                    merged.push((next as u16, start - 1, None));
                 }
+                match merged.last_mut() {
+                    Some(last) if last.2 == Some(id) && u32::from(last.1) + 1 == u32::from(start) => {
+                        last.1 = end;
+                    }
+                    _ => merged.push((start, end, Some(id))),
+                }
+                next = u32::from(end) + 1;
             }
-            seen == owner
+            if next < u32::from(SLOT_COUNT) {
+                merged.push((next as u16, SLOT_COUNT - 1, None));
+            }
+            merged == consensus
         });
 
+        let views = reachable
+            .iter()
+            .map(|(ord, (_, _, s))| (*ord, s.nodes.iter().map(|n| (n.id.as_str(), n)).collect()))
+            .collect();
         Self {
             desired,
             obs,
@@ -148,6 +175,7 @@ impl<'a> World<'a> {
             id_of,
             owner,
             slots_agreed,
+            views,
         }
     }
 
@@ -170,6 +198,11 @@ impl<'a> World<'a> {
             .members
             .keys()
             .all(|o| self.reachable.contains_key(o))
+    }
+
+    /// How member `ord` sees node `id`.
+    pub fn view(&self, ord: Ordinal, id: &str) -> Option<&'a ClusterNode> {
+        self.views.get(&ord).and_then(|v| v.get(id).copied())
     }
 
     pub fn ordinal_of(&self, id: &str) -> Option<Ordinal> {
@@ -218,13 +251,12 @@ impl<'a> World<'a> {
     /// Every reachable node knows every other reachable member, with its current address and
     /// no handshake pending.
     pub fn gossip_settled(&self) -> bool {
-        self.reachable.iter().all(|(_, (_, _, s))| {
-            self.reachable.iter().all(|(ord, (_, addr, other))| {
+        self.reachable.keys().all(|viewer| {
+            self.reachable.iter().all(|(ord, (_, addr, _))| {
                 let Some(id) = self.id_of.get(ord) else {
                     return false;
                 };
-                let _ = other;
-                s.view_of(id).is_some_and(|e| {
+                self.view(*viewer, id).is_some_and(|e| {
                     !e.flags.handshake && !e.flags.noaddr && e.addr.as_ref() == Some(*addr)
                 })
             })
@@ -262,4 +294,17 @@ impl<'a> World<'a> {
 pub(crate) struct OpenSlotState<'a> {
     pub migrating: Vec<(Ordinal, &'a str, u64)>,
     pub importing: Vec<(Ordinal, &'a str, u64)>,
+}
+
+/// Run-length encoding of a per-slot owner table: `(start, end, owner)`.
+fn runs<'a>(owners: impl Iterator<Item = Option<&'a str>>) -> Vec<(u16, u16, Option<&'a str>)> {
+    let mut out: Vec<(u16, u16, Option<&str>)> = Vec::new();
+    for (slot, o) in owners.enumerate() {
+        let slot = slot as u16;
+        match out.last_mut() {
+            Some(last) if last.2 == o => last.1 = slot,
+            _ => out.push((slot, slot, o)),
+        }
+    }
+    out
 }

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a fresh Debian machine: redis-server and redis-tools
+# (the local mode and the tests run real Redis), cargo-nextest when missing.
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+fi
+# Debian starts a system redis on 6379 after install; the project never uses that port,
+# so it is left alone.
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi
