@@ -2,12 +2,19 @@
 //! `redis-operator`: the one binary. Subcommands live in `commands/`, one module each.
 
 mod commands;
+mod desired;
+mod http;
+mod reconciler;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "redis-operator", version, about = "Creates, scales, heals and monitors Redis Cluster")]
+#[command(
+    name = "redis-operator",
+    version,
+    about = "Creates, scales, heals and monitors Redis Cluster"
+)]
 struct Cli {
     /// Log filter (tracing's env-filter syntax); RUST_LOG overrides it.
     #[arg(long, global = true, default_value = "info")]

@@ -1,11 +1,510 @@
-use super::CmdResult;
+//! `redis-operator local …`: a real Redis Cluster of local `redis-server` processes, driven by
+//! the same engine and reconcile loop as the Kubernetes controller.
+
+use super::{CmdError, CmdResult};
+use crate::desired::desired_from;
+use crate::http::{Directory, HttpState, NodeEntry};
+use crate::reconciler::{self, Members, Pass};
+use engine::{ConditionKind, Observation, Ordinal, Phase};
+use local::{LocalBackend, LocalConfig, LocalError};
+use redis_backend::{AdapterConfig, MemberInfo, RedisAdapter};
+use spec::{RedisCluster, RedisClusterSpec};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Namespace local clusters appear under in the HTTP API.
+pub const LOCAL_NAMESPACE: &str = "local";
 
 #[derive(clap::Subcommand)]
 pub enum LocalCommand {
-    /// Build the cluster and keep reconciling it in the foreground.
-    Up,
+    /// Build the cluster from a RedisCluster manifest and keep reconciling it in the
+    /// foreground; serves the HTTP API. Ctrl-C stops the nodes, keeping their data.
+    Up(UpArgs),
+    /// Stop a local cluster's nodes (and its running `up`), optionally deleting its data.
+    Down(DownArgs),
+    /// Print the topology of a local cluster.
+    Status(NameArgs),
+    /// Change the number of masters and replicas of a running local cluster.
+    Scale(ScaleArgs),
 }
 
-pub fn run(_cmd: LocalCommand) -> CmdResult {
-    Err("not available yet".into())
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// The RedisCluster manifest (YAML or JSON).
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// State directory (default: .local-clusters/<name>).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Address of the HTTP API, or `off`.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub listen: String,
+    /// Exit 0 once the cluster is ready, leaving the nodes running (for scripts).
+    #[arg(long)]
+    pub until_ready: bool,
+    /// With --until-ready: give up (exit 1) after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub ready_timeout: u64,
+    /// Append every pass as a trace record (JSON Lines) to this file.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct NameArgs {
+    /// The cluster's name (metadata.name of its manifest).
+    #[arg(long)]
+    pub name: String,
+    /// State directory (default: .local-clusters/<name>).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub cluster: NameArgs,
+    /// Also delete every node's data and identity.
+    #[arg(long)]
+    pub purge: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ScaleArgs {
+    #[command(flatten)]
+    pub cluster: NameArgs,
+    #[arg(long)]
+    pub masters: Option<u32>,
+    #[arg(long)]
+    pub replicas: Option<u32>,
+}
+
+pub fn run(cmd: LocalCommand) -> CmdResult {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cmd {
+            LocalCommand::Up(args) => up(args).await,
+            LocalCommand::Down(args) => down(args).await,
+            LocalCommand::Status(args) => status(args).await,
+            LocalCommand::Scale(args) => scale(args),
+        }
+    })
+}
+
+fn state_dir(name: &str, dir: Option<&Path>) -> PathBuf {
+    dir.map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".local-clusters").join(name))
+}
+
+/// The manifest copy `up` keeps in the state dir, so `status`, `scale` and `down` know the
+/// cluster without being handed the file again.
+fn saved_manifest(dir: &Path) -> PathBuf {
+    dir.join("cluster.yaml")
+}
+
+fn read_manifest(path: &Path) -> Result<RedisCluster, CmdError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    spec::parse_manifest(&text).map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+fn load_saved(args: &NameArgs) -> Result<(PathBuf, RedisCluster), CmdError> {
+    let dir = state_dir(&args.name, args.dir.as_deref());
+    let path = saved_manifest(&dir);
+    if !path.exists() {
+        return Err(format!(
+            "no local cluster named {:?} in {} (start it with `redis-operator local up -f FILE`)",
+            args.name,
+            dir.display()
+        )
+        .into());
+    }
+    Ok((dir, read_manifest(&path)?))
+}
+
+fn local_config(cluster: &RedisCluster, dir: &Path) -> Result<LocalConfig, CmdError> {
+    let name = cluster.metadata.name.clone().unwrap_or_default();
+    let spec = &cluster.spec;
+    let base_port = u16::try_from(spec.base_port())
+        .map_err(|_| format!("spec.basePort {} is not a port", spec.base_port()))?;
+    let mut cfg = LocalConfig::new(name, dir, base_port)?;
+    cfg.maxmemory = spec.max_memory.clone();
+    cfg.node_timeout_ms = spec.cluster_node_timeout_ms();
+    cfg.appendonly = spec.persistence_enabled();
+    cfg.extra_config = spec.redis_config.clone().unwrap_or_default();
+    // Kubernetes reads the password from a Secret; locally it comes from the environment.
+    cfg.password = std::env::var("REDIS_OPERATOR_PASSWORD").ok().filter(|p| !p.is_empty());
+    Ok(cfg)
+}
+
+fn adapter_for(cfg: &LocalConfig, spec: &RedisClusterSpec) -> RedisAdapter {
+    let mut ac = AdapterConfig::default();
+    ac.password = cfg.password.clone();
+    ac.migrate_batch = spec.migration_batch_keys() as usize;
+    RedisAdapter::new(ac)
+}
+
+/// Local processes as cluster members.
+struct LocalMembers(LocalBackend);
+
+impl Members for LocalMembers {
+    type Error = LocalError;
+
+    async fn list(&self) -> Result<Vec<MemberInfo>, LocalError> {
+        Ok(self
+            .0
+            .members()?
+            .into_iter()
+            .map(|(ord, m)| MemberInfo::new(ord, Some(m.addr), m.running))
+            .collect())
+    }
+
+    async fn ensure_running(&self, ordinal: Ordinal) -> Result<(), LocalError> {
+        self.0.ensure_running(ordinal).await.map(|_| ())
+    }
+
+    async fn delete(&self, ordinal: Ordinal) -> Result<(), LocalError> {
+        self.0.delete(ordinal).await
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The spec in force: the manifest, with `local scale`'s counts when those are newer.
+fn effective_spec(manifest: &Path, dir: &Path) -> Result<RedisCluster, CmdError> {
+    let mut cluster = read_manifest(manifest)?;
+    let control = dir.join("desired.json");
+    if let (Some(scaled), Some(edited)) = (modified(&control), modified(manifest))
+        && scaled >= edited
+        && let Some(d) = local::read_desired(dir)?
+    {
+        cluster.spec.masters = d.masters;
+        cluster.spec.replicas = Some(d.replicas);
+    }
+    Ok(cluster)
+}
+
+async fn up(args: UpArgs) -> CmdResult {
+    let cluster = read_manifest(&args.file)?;
+    let problems = spec::validate(&cluster.spec, None);
+    if !problems.is_empty() {
+        for p in &problems {
+            println!("{}: {p}", args.file.display());
+        }
+        return Err(format!("{} is invalid ({} problems)", args.file.display(), problems.len()).into());
+    }
+    let name = cluster
+        .metadata
+        .name
+        .clone()
+        .ok_or("metadata.name is required")?;
+    let dir = state_dir(&name, args.dir.as_deref());
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    if let Some(pid) = local::read_operator_pid(&dir)? {
+        return Err(format!("`local up` for {name:?} is already running (pid {pid})").into());
+    }
+    let cfg = local_config(&cluster, &dir)?;
+    let backend = LocalBackend::new(cfg.clone())?;
+    let members = LocalMembers(backend.clone());
+    let redis = adapter_for(&cfg, &cluster.spec);
+    // A manifest given to `up` wins over an older `local scale`.
+    let _ = std::fs::remove_file(dir.join("desired.json"));
+    std::fs::copy(&args.file, saved_manifest(&dir))
+        .map_err(|e| format!("cannot save the manifest in {}: {e}", dir.display()))?;
+    local::write_operator_pid(&dir)?;
+
+    let directory = Directory::new();
+    let metrics = crate::http::install_metrics_recorder().ok();
+    let http = HttpState::new(directory.clone(), metrics);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if args.listen != "off" {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        eprintln!("HTTP API on http://{}/cluster/nodes?clusterName={name}", listener.local_addr()?);
+        let state = http.clone();
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = crate::http::serve(listener, state, shutdown).await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+    }
+    let progress = spawn_progress_ticker(&redis, stop_rx.clone());
+
+    let result = run_loop(&args, &name, &dir, &members, &redis, &directory, &http).await;
+    let _ = stop_tx.send(true);
+    progress.abort();
+    let _ = local::remove_operator_pid(&dir);
+    match result {
+        Ok(Outcome::Ready) => Ok(ExitCode::SUCCESS),
+        Ok(Outcome::Stopped) => {
+            eprintln!("stopping the nodes (their data and identities are kept)…");
+            backend.stop_all().await?;
+            eprintln!("stopped; `redis-operator local up -f {}` brings the same cluster back", args.file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+enum Outcome {
+    Ready,
+    Stopped,
+}
+
+async fn run_loop(
+    args: &UpArgs,
+    name: &str,
+    dir: &Path,
+    members: &LocalMembers,
+    redis: &RedisAdapter,
+    directory: &Directory,
+    http: &HttpState,
+) -> Result<Outcome, CmdError> {
+    let started = Instant::now();
+    let mut phase = Phase::Pending;
+    let mut applied: Option<RedisClusterSpec> = None;
+    let mut last_line = String::new();
+    let mut was_ready = false;
+    let mut recorder = match &args.record {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| format!("cannot open {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        let cluster = match effective_spec(&args.file, dir) {
+            Ok(c) => c,
+            Err(e) => {
+                // A broken edit of the manifest changes nothing; say so and keep the last spec.
+                report_line(&mut last_line, &format!("[{phase}] manifest unreadable, nothing changed: {e}"));
+                match &applied {
+                    Some(s) => RedisCluster::new(name, s.clone()),
+                    None => return Err(e),
+                }
+            }
+        };
+        let desired = desired_from(&cluster.spec, applied.as_ref());
+        if desired.problems.is_empty() {
+            applied = Some(cluster.spec.clone());
+        }
+        let step = tokio::select! {
+            p = reconciler::pass(members, redis, &desired, phase) => p?,
+            _ = tokio::signal::ctrl_c() => return Ok(Outcome::Stopped),
+            _ = term.recv() => return Ok(Outcome::Stopped),
+        };
+        if let Some(f) = recorder.as_mut() {
+            let line = serde_json::to_string(&step.trace_record())?;
+            writeln!(f, "{line}").map_err(|e| format!("cannot write the trace: {e}"))?;
+        }
+        directory.set_cluster(LOCAL_NAMESPACE, name, node_entries(&step.observation));
+        http.set_ready(true);
+        phase = step.decision.phase;
+        metrics::gauge!("redis_operator_cluster_ready", "cluster" => name.to_string())
+            .set(if step.decision.is_true(ConditionKind::Ready) { 1.0 } else { 0.0 });
+        show(&mut last_line, &step);
+        let ready = step.decision.is_true(ConditionKind::Ready);
+        if ready && !was_ready {
+            print_ready(name, &step.observation, args);
+        }
+        was_ready = ready;
+        if ready && args.until_ready {
+            return Ok(Outcome::Ready);
+        }
+        if args.until_ready && started.elapsed() > Duration::from_secs(args.ready_timeout) {
+            return Err(format!(
+                "cluster not ready after {} s (phase {phase}: {})",
+                args.ready_timeout, step.decision.summary
+            )
+            .into());
+        }
+        let delay = reconciler::next_delay(&step);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(Outcome::Stopped),
+            _ = term.recv() => return Ok(Outcome::Stopped),
+        }
+    }
+}
+
+fn report_line(last: &mut String, line: &str) {
+    if line != last {
+        eprintln!("{line}");
+        *last = line.to_string();
+    }
+}
+
+fn show(last: &mut String, step: &Pass) {
+    let d = &step.decision;
+    let mut line = format!("[{}] {}", d.phase, d.summary);
+    if let Some(c) = d.condition(ConditionKind::Degraded).filter(|c| c.status) {
+        line.push_str(&format!(" | DEGRADED: {}", c.message));
+    }
+    if let Some(e) = &step.error {
+        line.push_str(&format!(" | retrying after: {e}"));
+    }
+    report_line(last, &line);
+}
+
+fn print_ready(name: &str, obs: &Observation, args: &UpArgs) {
+    let entries = node_entries(obs);
+    println!("cluster {name} is ready: {} nodes", entries.len());
+    for e in &entries {
+        println!("  {}:{}  {:<7}  {}", e.ip, e.port, e.role, e.slots);
+    }
+    if args.listen != "off" {
+        println!("  GET http://{}/cluster/nodes?clusterName={name}", args.listen);
+    }
+}
+
+/// Prints migration progress every 2 s while slots are moving.
+fn spawn_progress_ticker(
+    redis: &RedisAdapter,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let progress = redis.progress();
+    tokio::spawn(async move {
+        let mut last = (0, 0);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = stop.changed() => return,
+            }
+            let s = progress.snapshot();
+            if s.slots_pending() > 0 && (s.slots_done, s.keys_moved) != last {
+                eprintln!(
+                    "  migrating: {}/{} slots, {} keys moved, {:.0} keys/s, {} slots left",
+                    s.slots_done,
+                    s.slots_total,
+                    s.keys_moved,
+                    s.keys_per_second(),
+                    s.slots_pending()
+                );
+                last = (s.slots_done, s.keys_moved);
+            }
+        }
+    })
+}
+
+/// What the HTTP API serves: every node that answered, with its role and slots.
+pub fn node_entries(obs: &Observation) -> Vec<NodeEntry> {
+    obs.members
+        .values()
+        .filter_map(|m| {
+            let s = m.redis.as_ref()?;
+            let me = s.myself()?;
+            let addr = m.addr.as_ref()?;
+            Some(NodeEntry {
+                ip: addr.ip.clone(),
+                port: addr.port,
+                role: if me.master_id.is_some() { "replica" } else { "master" }.to_string(),
+                node_id: me.id.clone(),
+                master_id: me.master_id.clone(),
+                slots: engine::slots::format_ranges(&me.slots),
+                healthy: s.cluster_ok && m.running,
+            })
+        })
+        .collect()
+}
+
+async fn down(args: DownArgs) -> CmdResult {
+    let (dir, cluster) = load_saved(&args.cluster)?;
+    if let Some(pid) = local::signal_operator(&dir).await? {
+        eprintln!("asked the running `local up` (pid {pid}) to stop");
+        // Give it a moment to stop its loop before the nodes go away under it.
+        for _ in 0..50 {
+            if local::read_operator_pid(&dir)?.is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let backend = LocalBackend::new(local_config(&cluster, &dir)?)?;
+    if args.purge {
+        backend.destroy().await?;
+        println!("stopped and deleted {}", dir.display());
+    } else {
+        backend.stop_all().await?;
+        println!("stopped; data kept in {}", dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(args: NameArgs) -> CmdResult {
+    let (dir, cluster) = load_saved(&args)?;
+    let cfg = local_config(&cluster, &dir)?;
+    let backend = LocalBackend::new(cfg.clone())?;
+    let redis = adapter_for(&cfg, &cluster.spec);
+    let obs = reconciler::observe(&LocalMembers(backend), &redis).await?;
+    let spec = effective_spec(&saved_manifest(&dir), &dir)?.spec;
+    let desired = desired_from(&spec, None);
+    let decision = engine::decide(&desired, Phase::Ready, &obs);
+    println!(
+        "{}: {} masters x {} replicas wanted; phase {}: {}",
+        args.name, desired.masters, desired.replicas, decision.phase, decision.summary
+    );
+    println!("{:<4} {:<21} {:<8} {:<10} {:<10} {:>8}  slots", "#", "address", "role", "id", "master", "keys");
+    for (ord, m) in &obs.members {
+        let addr = m.addr.as_ref().map(ToString::to_string).unwrap_or_else(|| "-".into());
+        match m.redis.as_ref().and_then(|s| s.myself().map(|me| (s, me))) {
+            Some((s, me)) => println!(
+                "{:<4} {:<21} {:<8} {:<10} {:<10} {:>8}  {}",
+                ord,
+                addr,
+                if me.master_id.is_some() { "replica" } else { "master" },
+                me.id.get(..8).unwrap_or(&me.id),
+                me.master_id.as_deref().and_then(|m| m.get(..8)).unwrap_or("-"),
+                s.keys,
+                engine::slots::format_ranges(&me.slots)
+            ),
+            None => println!(
+                "{:<4} {:<21} {:<8}",
+                ord,
+                addr,
+                if m.running { "no answer" } else { "down" }
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn scale(args: ScaleArgs) -> CmdResult {
+    let (dir, cluster) = load_saved(&args.cluster)?;
+    let current = effective_spec(&saved_manifest(&dir), &dir)?.spec;
+    let mut next = current.clone();
+    if let Some(m) = args.masters {
+        next.masters = m;
+    }
+    if let Some(r) = args.replicas {
+        next.replicas = Some(r);
+    }
+    let problems = spec::validate(&next, Some(&current));
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(format!("nothing changed: {}", list.join("; ")).into());
+    }
+    local::write_desired(&dir, next.masters, next.replicas())?;
+    let _ = cluster;
+    println!(
+        "{}: now {} masters x {} replicas (the running `local up` applies it)",
+        args.cluster.name,
+        next.masters,
+        next.replicas()
+    );
+    Ok(ExitCode::SUCCESS)
 }
