@@ -32,6 +32,9 @@ impl fmt::Display for Violation {
     }
 }
 
+/// A node's view reduced to what all nodes must agree on: id -> (master id, slots).
+type ViewMap = BTreeMap<String, (Option<String>, Vec<SlotRange>)>;
+
 fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
@@ -56,6 +59,18 @@ fn id_of(obs: &Observation, ordinal: Ordinal) -> Option<String> {
         .map(|n| n.id.clone())
 }
 
+/// Keys on `id` that would be lost with it. A replica's keys are copies of its master's, so
+/// they count only when that master is not a reachable master (the replica may hold the only
+/// copy then).
+fn unique_keys(obs: &Observation, r: &NodeState) -> u64 {
+    let Some(master) = r.myself().and_then(|m| m.master_id.clone()) else {
+        return r.keys;
+    };
+    let master_alive = reachable(obs)
+        .any(|(_, m)| m.id == master && m.myself().is_some_and(|me| me.flags.master));
+    if master_alive { 0 } else { r.keys }
+}
+
 /// Whether any reachable node's view gives `id` any slot.
 fn claimed_slots_anywhere(obs: &Observation, id: &str) -> u32 {
     reachable(obs)
@@ -76,15 +91,6 @@ pub fn check_decision(desired: &Desired, obs: &Observation, decision: &Decision)
             decision.effects.len()
         )));
     }
-    // Slot -> ids that some reachable node's view says own it.
-    let mut claims: BTreeMap<u16, BTreeSet<&str>> = BTreeMap::new();
-    for (_, r) in reachable(obs) {
-        for n in &r.nodes {
-            for s in slots::expand(&n.slots) {
-                claims.entry(s).or_default().insert(n.id.as_str());
-            }
-        }
-    }
     for effect in &decision.effects {
         match effect {
             Effect::DeleteNode { ordinal } => {
@@ -94,7 +100,7 @@ pub fn check_decision(desired: &Desired, obs: &Observation, decision: &Decision)
                     .members
                     .get(ordinal)
                     .and_then(|m| m.redis.as_ref())
-                    .map_or(0, |r| r.keys);
+                    .map_or(0, |r| unique_keys(obs, r));
                 if owned > 0 || keys > 0 {
                     out.push(Violation::new(format!(
                         "deletes node #{ordinal} ({}) which still owns {owned} slot(s) and holds {keys} key(s)",
@@ -105,7 +111,7 @@ pub fn check_decision(desired: &Desired, obs: &Observation, decision: &Decision)
             Effect::Forget { on, node_id } => {
                 let own = reachable(obs).find(|(_, r)| r.id == *node_id).map(|(_, r)| r);
                 let (own_slots, keys) = own.map_or((0, 0), |r| {
-                    (r.myself().map_or(0, |m| m.slot_count()), r.keys)
+                    (r.myself().map_or(0, |m| m.slot_count()), unique_keys(obs, r))
                 });
                 let in_view = obs
                     .members
@@ -123,18 +129,26 @@ pub fn check_decision(desired: &Desired, obs: &Observation, decision: &Decision)
             }
             Effect::AddSlots { on, slots: ranges } => {
                 let me = id_of(obs, *on).unwrap_or_default();
-                let busy: Vec<u16> = slots::expand(ranges)
-                    .filter(|s| {
-                        claims
-                            .get(s)
-                            .is_some_and(|ids| ids.iter().any(|id| *id != me))
-                    })
-                    .collect();
+                // Range intersections, not slot sets: this runs on every simulated step.
+                let mut busy: Vec<u16> = Vec::new();
+                for (_, r) in reachable(obs) {
+                    for n in r.nodes.iter().filter(|n| n.id != me) {
+                        for a in &n.slots {
+                            for b in ranges {
+                                let (lo, hi) = (a.start.max(b.start), a.end.min(b.end));
+                                if lo <= hi {
+                                    busy.extend(lo..=hi);
+                                }
+                            }
+                        }
+                    }
+                }
                 if !busy.is_empty() {
+                    let busy = slots::to_ranges(busy);
                     out.push(Violation::new(format!(
                         "#{on} adds {} slot(s) that another node claims: {}",
-                        busy.len(),
-                        slots::format_ranges(&slots::to_ranges(busy))
+                        slots::count(&busy),
+                        slots::format_ranges(&busy)
                     )));
                 }
             }
@@ -213,7 +227,7 @@ pub fn check_converged(desired: &Desired, obs: &Observation) -> Vec<Violation> {
     }
     // Every view must list exactly the members, with the same roles and slot map.
     let member_ids: BTreeSet<&str> = ids.keys().copied().collect();
-    let mut reference: Option<(Ordinal, BTreeMap<String, (Option<String>, Vec<SlotRange>)>)> = None;
+    let mut reference: Option<(Ordinal, ViewMap)> = None;
     for (o, r) in reachable(obs) {
         let view_ids: BTreeSet<&str> = r.nodes.iter().map(|n| n.id.as_str()).collect();
         if view_ids != member_ids {
@@ -229,7 +243,7 @@ pub fn check_converged(desired: &Desired, obs: &Observation) -> Vec<Violation> {
                 short(&n.id)
             )));
         }
-        let map: BTreeMap<String, (Option<String>, Vec<SlotRange>)> = r
+        let map: ViewMap = r
             .nodes
             .iter()
             .map(|n| (n.id.clone(), (n.master_id.clone(), n.slots.clone())))

@@ -174,7 +174,15 @@ fn members(w: &World) -> Option<Work> {
     if effects.is_empty() {
         return None;
     }
-    let kind = if w.cluster_exists() { Kind::Recover } else { Kind::Create };
+    let restarts = effects
+        .iter()
+        .any(|e| matches!(e, Effect::CreateNode { ordinal } if w.obs.members.contains_key(ordinal)));
+    let kind = match (w.cluster_exists(), restarts) {
+        (false, _) => Kind::Create,
+        (true, true) => Kind::Recover,
+        (true, false) if w.slots_by_owner().len() < w.desired.masters as usize => Kind::ScaleOut,
+        (true, false) => Kind::Replicas,
+    };
     let mut summary = format!("starting {} nodes", effects.len());
     if !held.is_empty() {
         summary.push_str(&format!(
@@ -253,6 +261,8 @@ fn meet(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
         }
         let Some(id) = w.id_of.get(&ord) else { continue };
         match w.view(anchor, id) {
+            // A leaving member the cluster already forgot is never brought back.
+            None if !w.in_range(ord) => {}
             None => {
                 let claims = state.myself().is_some_and(|me| !me.slots.is_empty());
                 if claims {
@@ -735,9 +745,11 @@ fn remove_leaving(w: &World) -> (Vec<Effect>, bool) {
             }
             masters_removed = true;
         }
+        // Only members that stay are told to forget: leaving ones are deleted in this same
+        // pass, and a node deleted earlier in the list could not answer anyway.
         for (&other, (_, _, s)) in &w.reachable {
             let its_master = s.myself().and_then(|me| me.master_id.as_deref()) == Some(id);
-            if other != ord && w.view(other, id).is_some() && !its_master {
+            if w.in_range(other) && w.view(other, id).is_some() && !its_master {
                 effects.push(Effect::Forget {
                     on: other,
                     node_id: id.to_string(),

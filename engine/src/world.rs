@@ -251,8 +251,11 @@ impl<'a> World<'a> {
     /// Every reachable node knows every other reachable member, with its current address and
     /// no handshake pending.
     pub fn gossip_settled(&self) -> bool {
-        self.reachable.keys().all(|viewer| {
-            self.reachable.iter().all(|(ord, (_, addr, _))| {
+        // Leaving members are on their way out (and forgotten one node at a time): only the
+        // members that stay must know each other.
+        let staying = |o: &&Ordinal| self.in_range(**o);
+        self.reachable.keys().filter(staying).all(|viewer| {
+            self.reachable.iter().filter(|(o, _)| staying(o)).all(|(ord, (_, addr, _))| {
                 let Some(id) = self.id_of.get(ord) else {
                     return false;
                 };

@@ -213,8 +213,8 @@ async fn up(args: UpArgs) -> CmdResult {
     let backend = LocalBackend::new(cfg.clone())?;
     let members = LocalMembers(backend.clone());
     let redis = adapter_for(&cfg, &cluster.spec);
-    // A manifest given to `up` wins over an older `local scale`.
-    let _ = std::fs::remove_file(dir.join("desired.json"));
+    // `local scale` counts stay in force until the manifest is edited after them (see
+    // `effective_spec`), so restarting `up` never undoes a scale.
     std::fs::copy(&args.file, saved_manifest(&dir))
         .map_err(|e| format!("cannot save the manifest in {}: {e}", dir.display()))?;
     local::write_operator_pid(&dir)?;
