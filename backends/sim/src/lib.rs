@@ -1,1 +1,17 @@
 #![forbid(unsafe_code)]
+//! An in-memory model of a Redis Cluster with seeded fault injection, driven by the real
+//! engine for deterministic simulation. See `docs/simulator.md` for what it models and what it
+//! simplifies.
+
+pub mod apply;
+pub mod client;
+pub mod cluster;
+pub mod faults;
+pub mod gossip;
+pub mod node;
+pub mod rng;
+pub mod runner;
+
+pub use apply::{ApplyError, StepBudget};
+pub use cluster::Cluster;
+pub use runner::{SimConfig, SimFailure, SimReport, Summary, record_seed, run_many, run_seed};

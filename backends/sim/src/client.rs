@@ -1,0 +1,128 @@
+//! A simulated application writing keys, and the ledger of what it was promised.
+//!
+//! Keys are integer ids, each written once, so a lost key is simply one no longer found on its
+//! slot's owner. A write is acknowledged only when a master that the client reaches, that owns
+//! the slot (or imports it, after an ASK redirect) and whose `cluster_state` is ok accepted
+//! it. Replication is synchronous for acknowledged writes (see `docs/simulator.md`).
+
+use crate::cluster::Cluster;
+use crate::node::NodeKey;
+use crate::rng::mix;
+use engine::Ordinal;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    next_key: u64,
+    /// Acknowledged key -> slot.
+    pub acked: BTreeMap<u64, u16>,
+    /// Acknowledged keys whose every copy died with crashed processes: losses the faults
+    /// caused, which no operator could prevent.
+    pub lost_to_faults: BTreeSet<u64>,
+    pub refused: u64,
+}
+
+pub fn slot_of(key: u64) -> u16 {
+    (mix(key) % u64::from(engine::SLOT_COUNT)) as u16
+}
+
+impl Client {
+    /// Where a client with a fresh routing table sends `slot`: the running master it reaches
+    /// that claims the slot under the highest config epoch.
+    fn route(cluster: &mut Cluster, slot: u16) -> Option<Ordinal> {
+        let mut best: Option<(u64, Ordinal)> = None;
+        for o in cluster.ordinals() {
+            if !cluster.client_reaches(o) {
+                continue;
+            }
+            let Some(m) = cluster.members.get(&o) else {
+                continue;
+            };
+            let n = &m.node;
+            if !n.is_master() || n.owner(slot) != n.key {
+                continue;
+            }
+            let epoch = n.config_epoch;
+            if best.is_none_or(|(e, _)| epoch > e) {
+                best = Some((epoch, o));
+            }
+        }
+        let (_, o) = best?;
+        cluster.cluster_ok(o).then_some(o)
+    }
+
+    /// Writes one new key; returns whether it was acknowledged.
+    pub fn write(&mut self, cluster: &mut Cluster) -> bool {
+        let key = self.next_key;
+        self.next_key += 1;
+        let slot = slot_of(key);
+        let Some(owner) = Self::route(cluster, slot) else {
+            self.refused += 1;
+            return false;
+        };
+        // A migrating slot: keys not on the source go to the importing target (ASK).
+        let ask: Option<NodeKey> = cluster
+            .members
+            .get(&owner)
+            .and_then(|m| m.node.migrating.get(&slot).copied());
+        let dest = match ask {
+            None => owner,
+            Some(target) => {
+                let t = cluster
+                    .ordinal_of(target)
+                    .filter(|t| cluster.client_reaches(*t));
+                let importing = t
+                    .and_then(|t| cluster.members.get(&t))
+                    .is_some_and(|m| m.node.importing.contains_key(&slot));
+                match t {
+                    Some(t) if importing => t,
+                    _ => {
+                        self.refused += 1;
+                        return false;
+                    }
+                }
+            }
+        };
+        if let Some(m) = cluster.members.get_mut(&dest) {
+            m.node.keys.entry(slot).or_default().insert(key);
+            m.node.repl_offset += 1;
+        }
+        cluster.mirror_slot(dest, slot);
+        self.acked.insert(key, slot);
+        true
+    }
+
+    /// After a crash or a data-losing restart: acknowledged keys with no copy on any running
+    /// node are lost to the fault itself.
+    pub fn account_losses(&mut self, cluster: &Cluster) {
+        for (key, slot) in &self.acked {
+            if self.lost_to_faults.contains(key) {
+                continue;
+            }
+            let alive = cluster
+                .members
+                .values()
+                .any(|m| m.running && m.node.holds(*slot, *key));
+            if !alive {
+                self.lost_to_faults.insert(*key);
+            }
+        }
+    }
+
+    /// Acknowledged keys (not lost to faults) missing from their slot's owner.
+    pub fn missing(&self, cluster: &mut Cluster) -> Vec<(u64, u16)> {
+        let mut out = Vec::new();
+        for (key, slot) in &self.acked {
+            if self.lost_to_faults.contains(key) {
+                continue;
+            }
+            let found = Self::route(cluster, *slot)
+                .and_then(|o| cluster.members.get(&o))
+                .is_some_and(|m| m.node.holds(*slot, *key));
+            if !found {
+                out.push((*key, *slot));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,253 @@
+//! The simulated world: members, the network between them, the clock, and what an observer
+//! would report about it.
+
+use crate::node::{Member, NodeKey, PORT, RedisNode};
+use crate::rng::Rng;
+use engine::{
+    Addr, ClusterNode, LinkState, Member as ObservedMember, NodeFlags, NodeState, Observation,
+    OpenSlot, Ordinal,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub now_ms: u64,
+    pub node_timeout_ms: u64,
+    pub members: BTreeMap<Ordinal, Member>,
+    /// Interned node ids; a `NodeKey` indexes this table. Ids are never reused.
+    ids: Vec<String>,
+    /// Members cut off from everyone else (they still talk among themselves). The operator
+    /// is outside the partition and reaches everybody.
+    pub isolated: BTreeSet<Ordinal>,
+    pub rng: Rng,
+}
+
+impl Cluster {
+    pub fn new(seed: u64, node_timeout_ms: u64) -> Self {
+        Self {
+            // A plausible epoch-ms start, so traces look like real ones.
+            now_ms: 1_700_000_000_000,
+            node_timeout_ms,
+            members: BTreeMap::new(),
+            ids: Vec::new(),
+            isolated: BTreeSet::new(),
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// A fresh node with a random id.
+    pub fn new_node(&mut self) -> RedisNode {
+        let id = self.rng.node_id();
+        self.ids.push(id);
+        RedisNode::new((self.ids.len() - 1) as NodeKey)
+    }
+
+    pub fn id(&self, key: NodeKey) -> &str {
+        self.ids.get(key as usize).map_or("", String::as_str)
+    }
+
+    pub fn key_of(&self, id: &str) -> Option<NodeKey> {
+        self.ids.iter().position(|i| i == id).map(|p| p as NodeKey)
+    }
+
+    /// The member currently running node `key` (running or not).
+    pub fn ordinal_of(&self, key: NodeKey) -> Option<Ordinal> {
+        self.members
+            .values()
+            .find(|m| m.node.key == key)
+            .map(|m| m.ordinal)
+    }
+
+    /// The running member listening at `ip:port`.
+    pub fn at_address(&self, ip: &str, port: u16) -> Option<Ordinal> {
+        if port != PORT {
+            return None;
+        }
+        self.members
+            .values()
+            .find(|m| m.running && m.ip() == ip)
+            .map(|m| m.ordinal)
+    }
+
+    /// Whether two members can exchange packets now (both running, same side of a partition).
+    pub fn can_talk(&self, a: Ordinal, b: Ordinal) -> bool {
+        let up = |o: &Ordinal| self.members.get(o).is_some_and(|m| m.running);
+        up(&a) && up(&b) && self.isolated.contains(&a) == self.isolated.contains(&b)
+    }
+
+    /// Whether the simulated client (on the majority side) reaches a member.
+    pub fn client_reaches(&self, o: Ordinal) -> bool {
+        self.members.get(&o).is_some_and(|m| m.running) && !self.isolated.contains(&o)
+    }
+
+    pub fn running(&self, o: Ordinal) -> bool {
+        self.members.get(&o).is_some_and(|m| m.running)
+    }
+
+    pub fn ordinals(&self) -> Vec<Ordinal> {
+        self.members.keys().copied().collect()
+    }
+
+    /// `cluster_state:ok` as node `o` computes it: every slot served by a master it does not
+    /// flag as failed, and it reaches a majority of the serving masters.
+    pub fn cluster_ok(&mut self, o: Ordinal) -> bool {
+        let Some(m) = self.members.get_mut(&o) else {
+            return false;
+        };
+        let n = &mut m.node;
+        let me = n.key;
+        let failed = |k: NodeKey, n: &RedisNode| k != me && n.peers.get(&k).is_none_or(|p| p.fail);
+        let covered: u32 = n.claims().values().map(|r| engine::slots::count(r)).sum();
+        if covered != u32::from(engine::SLOT_COUNT) {
+            return false;
+        }
+        let owners: Vec<NodeKey> = n.claims().keys().copied().collect();
+        if owners.iter().any(|k| failed(*k, n)) {
+            return false;
+        }
+        let serving = n.serving_masters();
+        let reachable = serving
+            .iter()
+            .filter(|k| **k == me || n.peers.get(k).is_some_and(|p| !p.pfail && !p.fail))
+            .count();
+        reachable * 2 > serving.len()
+    }
+
+    /// What a real observer would report now.
+    pub fn observe(&mut self) -> Observation {
+        let ordinals = self.ordinals();
+        let mut members = BTreeMap::new();
+        for o in ordinals {
+            let redis = if self.running(o) {
+                Some(self.node_state(o))
+            } else {
+                None
+            };
+            let Some(m) = self.members.get(&o) else {
+                continue;
+            };
+            members.insert(
+                o,
+                ObservedMember {
+                    ordinal: o,
+                    addr: Some(Addr::new(m.ip(), PORT)),
+                    running: m.running,
+                    host: Some(format!("sim-host-{o}")),
+                    redis,
+                },
+            );
+        }
+        Observation {
+            now_ms: self.now_ms,
+            members,
+        }
+    }
+
+    fn node_state(&mut self, o: Ordinal) -> NodeState {
+        let cluster_ok = self.cluster_ok(o);
+        let ids = self.ids.clone();
+        let id = |k: NodeKey| ids.get(k as usize).cloned().unwrap_or_default();
+        let master_link_up = {
+            let m = self.members.get(&o);
+            match m.and_then(|m| m.node.master) {
+                Some(mk) => {
+                    m.is_some_and(|m| m.node.synced)
+                        && self.ordinal_of(mk).is_some_and(|mo| self.can_talk(o, mo))
+                }
+                None => false,
+            }
+        };
+        let Some(m) = self.members.get_mut(&o) else {
+            return empty_state();
+        };
+        let ip = m.ip();
+        let n = &mut m.node;
+        let claims = n.claims().clone();
+        let mut nodes = Vec::with_capacity(n.peers.len() + 1);
+        let mut open: Vec<OpenSlot> = n
+            .migrating
+            .iter()
+            .map(|(s, t)| OpenSlot::Migrating {
+                slot: *s,
+                target: id(*t),
+            })
+            .chain(n.importing.iter().map(|(s, src)| OpenSlot::Importing {
+                slot: *s,
+                source: id(*src),
+            }))
+            .collect();
+        open.sort();
+        nodes.push(ClusterNode {
+            id: id(n.key),
+            addr: Some(Addr::new(ip, PORT)),
+            hostname: None,
+            flags: NodeFlags {
+                myself: true,
+                master: n.is_master(),
+                replica: !n.is_master(),
+                ..NodeFlags::default()
+            },
+            master_id: n.master.map(id),
+            ping_sent_ms: 0,
+            pong_recv_ms: 0,
+            config_epoch: n.config_epoch,
+            link: LinkState::Connected,
+            slots: claims.get(&n.key).cloned().unwrap_or_default(),
+            open_slots: open,
+        });
+        for (k, p) in &n.peers {
+            nodes.push(ClusterNode {
+                id: id(*k),
+                addr: Some(Addr::new(p.ip.clone(), p.port)),
+                hostname: None,
+                flags: NodeFlags {
+                    master: p.master.is_none(),
+                    replica: p.master.is_some(),
+                    pfail: p.pfail && !p.fail,
+                    fail: p.fail,
+                    ..NodeFlags::default()
+                },
+                master_id: p.master.map(id),
+                ping_sent_ms: 0,
+                pong_recv_ms: p.last_pong_ms,
+                config_epoch: p.config_epoch,
+                link: if p.pfail || p.fail {
+                    LinkState::Disconnected
+                } else {
+                    LinkState::Connected
+                },
+                slots: claims.get(k).cloned().unwrap_or_default(),
+                open_slots: Vec::new(),
+            });
+        }
+        let open_slot_keys = n
+            .migrating
+            .keys()
+            .chain(n.importing.keys())
+            .map(|s| (*s, n.keys_in(*s) as u64))
+            .collect();
+        NodeState {
+            id: id(n.key),
+            nodes,
+            cluster_ok,
+            current_epoch: n.current_epoch,
+            repl_offset: n.repl_offset,
+            master_link_up,
+            keys: n.key_count(),
+            open_slot_keys,
+        }
+    }
+}
+
+fn empty_state() -> NodeState {
+    NodeState {
+        id: String::new(),
+        nodes: Vec::new(),
+        cluster_ok: false,
+        current_epoch: 0,
+        repl_offset: 0,
+        master_link_up: false,
+        keys: 0,
+        open_slot_keys: BTreeMap::new(),
+    }
+}

@@ -1,0 +1,192 @@
+//! Seeded faults: what goes wrong around the operator, and what goes wrong with it.
+
+use crate::apply::StepBudget;
+use crate::client::Client;
+use crate::cluster::Cluster;
+use crate::rng::Rng;
+use engine::{Effect, Ordinal};
+use std::collections::BTreeMap;
+
+/// Per-step probabilities in per mille, while the fault window is open.
+#[derive(Debug, Clone)]
+pub struct FaultRates {
+    pub crash: u32,
+    pub replica_restart: u32,
+    pub ip_change: u32,
+    pub lose_nodes_conf: u32,
+    pub partition: u32,
+    /// Operator dies after some of a decision's effects.
+    pub operator_crash: u32,
+    /// Per effect.
+    pub drop_effect: u32,
+    pub duplicate_effect: u32,
+    /// Per multi-step effect: the operator dies in the middle of it.
+    pub interrupt_migration: u32,
+}
+
+impl Default for FaultRates {
+    fn default() -> Self {
+        Self {
+            crash: 20,
+            replica_restart: 10,
+            ip_change: 15,
+            lose_nodes_conf: 3,
+            partition: 10,
+            operator_crash: 60,
+            drop_effect: 30,
+            duplicate_effect: 30,
+            interrupt_migration: 80,
+        }
+    }
+}
+
+/// How many faults of each kind were injected.
+pub type FaultCounts = BTreeMap<&'static str, u64>;
+
+fn count(c: &mut FaultCounts, kind: &'static str) {
+    *c.entry(kind).or_default() += 1;
+}
+
+/// A partition in progress: who is cut off, until which step.
+#[derive(Debug, Clone, Default)]
+pub struct Partition {
+    pub until_step: Option<u32>,
+}
+
+/// Environment faults for one step: crashes, restarts, IP changes, partitions.
+pub fn inject_environment(
+    cluster: &mut Cluster,
+    client: &mut Client,
+    rng: &mut Rng,
+    rates: &FaultRates,
+    partition: &mut Partition,
+    step: u32,
+    counts: &mut FaultCounts,
+) {
+    let running: Vec<Ordinal> = cluster
+        .members
+        .values()
+        .filter(|m| m.running)
+        .map(|m| m.ordinal)
+        .collect();
+    let stopped: Vec<Ordinal> = cluster
+        .members
+        .values()
+        .filter(|m| !m.running)
+        .map(|m| m.ordinal)
+        .collect();
+    if rng.chance(rates.crash)
+        && let Some(o) = rng.pick(&running).copied()
+        && let Some(m) = cluster.members.get_mut(&o)
+    {
+        m.running = false;
+        count(counts, "crash");
+        client.account_losses(cluster);
+    }
+    // A replica's process dies and is restarted at once (kubelet): it loses its memory and
+    // resyncs. Sometimes it comes back on a new IP.
+    let replicas: Vec<Ordinal> = running
+        .iter()
+        .copied()
+        .filter(|o| {
+            cluster
+                .members
+                .get(o)
+                .is_some_and(|m| m.running && !m.node.is_master())
+        })
+        .collect();
+    if rng.chance(rates.replica_restart)
+        && let Some(o) = rng.pick(&replicas).copied()
+    {
+        if let Some(m) = cluster.members.get_mut(&o) {
+            m.running = false;
+            if rng.chance(500) {
+                m.address_generation += 1;
+                count(counts, "ip_change");
+            }
+        }
+        cluster.restart(o);
+        count(counts, "replica_restart");
+        client.account_losses(cluster);
+    }
+    // A stopped member will come back on another IP (rescheduled elsewhere).
+    if rng.chance(rates.ip_change)
+        && let Some(o) = rng.pick(&stopped).copied()
+        && let Some(m) = cluster.members.get_mut(&o)
+    {
+        m.address_generation += 1;
+        count(counts, "ip_change");
+    }
+    if rng.chance(rates.lose_nodes_conf)
+        && let Some(o) = rng.pick(&stopped).copied()
+        && let Some(m) = cluster.members.get_mut(&o)
+    {
+        m.has_nodes_conf = false;
+        count(counts, "lose_nodes_conf");
+    }
+    match partition.until_step {
+        Some(until) if step >= until => {
+            cluster.isolated.clear();
+            partition.until_step = None;
+        }
+        Some(_) => {}
+        None => {
+            let all = cluster.ordinals();
+            if all.len() >= 3 && rng.chance(rates.partition) {
+                let size = rng.range(1, ((all.len() - 1) / 2) as u64) as usize;
+                let mut pool = all;
+                for _ in 0..size {
+                    let i = rng.below(pool.len() as u64) as usize;
+                    cluster.isolated.insert(pool.remove(i));
+                }
+                partition.until_step = Some(step + rng.range(3, 25) as u32);
+                count(counts, "partition");
+            }
+        }
+    }
+}
+
+/// What the faulty operator actually executes of a decision: a prefix (it may die), with
+/// effects dropped or doubled, and a step budget that may interrupt a migration midway.
+pub fn mangle_effects(
+    effects: &[Effect],
+    rng: &mut Rng,
+    rates: &FaultRates,
+    counts: &mut FaultCounts,
+) -> Vec<(Effect, StepBudget)> {
+    let mut out = Vec::new();
+    let cut = if !effects.is_empty() && rng.chance(rates.operator_crash) {
+        count(counts, "operator_crash");
+        rng.below(effects.len() as u64) as usize
+    } else {
+        effects.len()
+    };
+    for e in effects.iter().take(cut) {
+        if rng.chance(rates.drop_effect) {
+            count(counts, "drop_effect");
+            continue;
+        }
+        let multi = matches!(
+            e,
+            Effect::MigrateSlots { .. } | Effect::MoveStrayKeys { .. }
+        );
+        let budget = if multi && rng.chance(rates.interrupt_migration) {
+            count(counts, "interrupt_migration");
+            StepBudget {
+                left: Some(rng.below(40) as u32),
+            }
+        } else {
+            StepBudget::unlimited()
+        };
+        let interrupted = budget.left.is_some();
+        out.push((e.clone(), budget));
+        if interrupted {
+            break; // the operator died inside this effect
+        }
+        if rng.chance(rates.duplicate_effect) {
+            count(counts, "duplicate_effect");
+            out.push((e.clone(), StepBudget::unlimited()));
+        }
+    }
+    out
+}

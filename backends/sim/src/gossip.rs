@@ -1,0 +1,509 @@
+//! The cluster bus: every tick, nodes that can reach each other exchange headers (ping/pong),
+//! learn about new nodes, merge slot ownership by config epoch, detect failures, replicate and
+//! fail over, the way Redis Cluster does it (simplified where noted).
+
+use crate::cluster::Cluster;
+use crate::node::{NONE, NodeKey, Peer, RedisNode};
+use engine::{Ordinal, SlotRange};
+use std::collections::BTreeSet;
+
+/// What a ping or pong carries: the sender's own config plus a gossip section about others.
+#[derive(Debug, Clone)]
+struct Header {
+    ordinal: Ordinal,
+    key: NodeKey,
+    ip: String,
+    master: Option<NodeKey>,
+    config_epoch: u64,
+    current_epoch: u64,
+    version: u64,
+    /// Slots the sender claims for itself (empty for a replica).
+    claims: Vec<SlotRange>,
+    /// (node, ip, failing in the sender's view). Real Redis sends a random subset; all of
+    /// them is the same thing, sooner.
+    gossip: Vec<(NodeKey, String, bool)>,
+}
+
+/// `CLUSTER_FAIL_UNDO_TIME_MULT`: a master with slots stays FAIL this many node timeouts.
+const FAIL_UNDO_MULT: u64 = 2;
+/// `cluster-replica-validity-factor` (default 10).
+const VALIDITY_FACTOR: u64 = 10;
+
+impl Cluster {
+    /// Advances the clock by `ms` and runs one round of the cluster bus.
+    pub fn tick(&mut self, ms: u64) {
+        self.now_ms += ms;
+        self.exchange_headers();
+        self.detect_failures();
+        self.replicate();
+        self.auto_failover();
+    }
+
+    fn header(&mut self, o: Ordinal) -> Option<Header> {
+        let m = self.members.get_mut(&o)?;
+        if !m.running {
+            return None;
+        }
+        let ip = m.ip();
+        let n = &mut m.node;
+        let key = n.key;
+        let claims = if n.is_master() {
+            n.slots_of(key)
+        } else {
+            Vec::new()
+        };
+        Some(Header {
+            ordinal: o,
+            key,
+            ip,
+            master: n.master,
+            config_epoch: n.config_epoch,
+            current_epoch: n.current_epoch,
+            version: n.version,
+            claims,
+            gossip: n
+                .peers
+                .iter()
+                .map(|(k, p)| (*k, p.ip.clone(), p.pfail || p.fail))
+                .collect(),
+        })
+    }
+
+    fn exchange_headers(&mut self) {
+        let ordinals = self.ordinals();
+        let headers: Vec<Header> = ordinals.iter().filter_map(|o| self.header(*o)).collect();
+        let mut updates: Vec<(Ordinal, NodeKey, u64, Vec<SlotRange>)> = Vec::new();
+        for a in &headers {
+            for b in &headers {
+                if a.ordinal == b.ordinal || !self.can_talk(a.ordinal, b.ordinal) {
+                    continue;
+                }
+                // `a` pings `b` only if it knows `b` at `b`'s current address. The pong then
+                // carries `b`'s header to `a`, and the ping `a`'s header to `b`.
+                let knows = self
+                    .members
+                    .get(&a.ordinal)
+                    .and_then(|m| m.node.peers.get(&b.key))
+                    .is_some_and(|p| p.ip == b.ip);
+                if !knows {
+                    continue;
+                }
+                if let Some(u) = self.receive(b.ordinal, a) {
+                    updates.push(u);
+                }
+                if let Some(u) = self.receive(a.ordinal, b) {
+                    updates.push(u);
+                }
+            }
+        }
+        // UPDATE messages: tell a sender with a stale claim who owns its slots now.
+        for (to, owner, epoch, slots) in updates {
+            if let Some(m) = self.members.get_mut(&to)
+                && (m.node.peers.contains_key(&owner))
+            {
+                update_slots_config(&mut m.node, owner, epoch, &slots);
+            }
+        }
+    }
+
+    /// `r` processes header `h`. Returns an UPDATE to send back when `h` claims slots that
+    /// `r` knows belong to someone with a newer config.
+    fn receive(
+        &mut self,
+        r: Ordinal,
+        h: &Header,
+    ) -> Option<(Ordinal, NodeKey, u64, Vec<SlotRange>)> {
+        let now = self.now_ms;
+        let timeout = self.node_timeout_ms;
+        // Gossip about unknown nodes starts a handshake, which completes only if the node at
+        // that address really is that node and is reachable.
+        let mut learn: Vec<(NodeKey, String)> = Vec::new();
+        {
+            let n = &self.members.get(&r)?.node;
+            for (k, ip, _) in &h.gossip {
+                if *k != n.key
+                    && !n.peers.contains_key(k)
+                    && n.blacklist.get(k).is_none_or(|t| *t <= now)
+                {
+                    learn.push((*k, ip.clone()));
+                }
+            }
+        }
+        learn.retain(|(k, ip)| {
+            self.at_address(ip, crate::node::PORT).is_some_and(|o| {
+                self.members.get(&o).is_some_and(|m| m.node.key == *k) && self.can_talk(r, o)
+            })
+        });
+        let ids: Vec<(NodeKey, bool)> = {
+            // Tie-break of the epoch collision needs the id strings.
+            let me = self.members.get(&r)?.node.key;
+            vec![(me, self.id(me) < self.id(h.key))]
+        };
+        let m = self.members.get_mut(&r)?;
+        let n = &mut m.node;
+        if h.key == n.key {
+            return None;
+        }
+        for (k, ip) in learn {
+            n.peers.insert(k, new_peer(ip, now));
+            n.touch();
+        }
+        let sender_is_master_here = n.peers.get(&h.key).is_some_and(|p| p.master.is_none());
+        let p = n.peers.get_mut(&h.key)?;
+        let mut changed = false;
+        if p.ip != h.ip {
+            p.ip = h.ip.clone();
+            changed = true;
+        }
+        p.last_pong_ms = now;
+        p.pfail = false;
+        if p.fail
+            && (h.master.is_some()
+                || h.claims.is_empty()
+                || now.saturating_sub(p.fail_since_ms) > FAIL_UNDO_MULT * timeout)
+        {
+            p.fail = false;
+            p.failure_reports.clear();
+        }
+        if p.master != h.master {
+            p.master = h.master;
+            changed = true;
+        }
+        if p.config_epoch != h.config_epoch {
+            p.config_epoch = h.config_epoch;
+            changed = true;
+        }
+        if changed {
+            n.touch();
+        }
+        n.current_epoch = n.current_epoch.max(h.current_epoch);
+        // A master that turned replica no longer serves the slots we gave it.
+        if h.master.is_some() {
+            let lost: Vec<u16> = n.slots_of(h.key).iter().flat_map(|r| r.iter()).collect();
+            for s in lost {
+                n.set_owner(s, NONE);
+            }
+        }
+        // Failure reports: only masters' opinions count.
+        if sender_is_master_here {
+            for (k, _, failing) in &h.gossip {
+                if let Some(p) = n.peers.get_mut(k) {
+                    if *failing {
+                        p.failure_reports.insert(h.key, now);
+                    } else {
+                        p.failure_reports.remove(&h.key);
+                    }
+                }
+            }
+        }
+        let mut update = None;
+        if h.master.is_none() && n.seen.get(&h.key) != Some(&h.version) {
+            update_slots_config(n, h.key, h.config_epoch, &h.claims);
+            // Stale claim: someone with a newer epoch owns one of the sender's slots.
+            let stale = h
+                .claims
+                .iter()
+                .flat_map(|r| r.iter())
+                .map(|s| n.owner(s))
+                .find(|o| *o != h.key && *o != NONE && n.epoch_of(*o) > h.config_epoch);
+            if let Some(owner) = stale {
+                let epoch = n.epoch_of(owner);
+                update = Some((h.ordinal, owner, epoch, n.slots_of(owner)));
+            } else {
+                n.seen.insert(h.key, h.version);
+            }
+        }
+        // Config epoch collision: the node with the smaller id takes a new epoch.
+        if n.is_master()
+            && h.master.is_none()
+            && h.config_epoch == n.config_epoch
+            && ids.first().is_some_and(|(_, smaller)| *smaller)
+        {
+            n.current_epoch += 1;
+            n.config_epoch = n.current_epoch;
+            n.touch();
+        }
+        update
+    }
+
+    fn detect_failures(&mut self) {
+        let now = self.now_ms;
+        let timeout = self.node_timeout_ms;
+        let mut broadcasts: Vec<(Ordinal, NodeKey)> = Vec::new();
+        for o in self.ordinals() {
+            let Some(m) = self.members.get_mut(&o) else {
+                continue;
+            };
+            if !m.running {
+                continue;
+            }
+            let n = &mut m.node;
+            let serving = n.serving_masters();
+            let needed = serving.len() / 2 + 1;
+            let me_master = n.is_master();
+            let masters: BTreeSet<NodeKey> = n
+                .peers
+                .iter()
+                .filter(|(_, p)| p.master.is_none())
+                .map(|(k, _)| *k)
+                .collect();
+            for (k, p) in n.peers.iter_mut() {
+                if now.saturating_sub(p.last_pong_ms) > timeout {
+                    p.pfail = true;
+                }
+                p.failure_reports.retain(|rep, t| {
+                    now.saturating_sub(*t) <= 2 * timeout && masters.contains(rep)
+                });
+                if p.pfail && !p.fail {
+                    let votes = p.failure_reports.len() + usize::from(me_master);
+                    if votes >= needed {
+                        p.fail = true;
+                        p.fail_since_ms = now;
+                        broadcasts.push((o, *k));
+                    }
+                }
+            }
+        }
+        // The FAIL message reaches everyone the detecting node can talk to.
+        for (from, failed) in broadcasts {
+            for o in self.ordinals() {
+                if o == from || !self.can_talk(from, o) {
+                    continue;
+                }
+                if let Some(m) = self.members.get_mut(&o)
+                    && let Some(p) = m.node.peers.get_mut(&failed)
+                    && !p.fail
+                {
+                    p.fail = true;
+                    p.fail_since_ms = now;
+                }
+            }
+        }
+    }
+
+    /// Replication, simplified: a replica whose link is up mirrors its master exactly (writes
+    /// are propagated synchronously at write time, see `client.rs`); a replica whose link
+    /// went down keeps its data and does a full resync when the link comes back.
+    fn replicate(&mut self) {
+        let now = self.now_ms;
+        for o in self.ordinals() {
+            let Some(mk) = self
+                .members
+                .get(&o)
+                .filter(|m| m.running)
+                .and_then(|m| m.node.master)
+            else {
+                continue;
+            };
+            let link = self.ordinal_of(mk).filter(|mo| self.can_talk(o, *mo));
+            let source = link
+                .and_then(|mo| self.members.get(&mo))
+                .map(|m| (m.node.keys.clone(), m.node.repl_offset));
+            let Some(m) = self.members.get_mut(&o) else {
+                continue;
+            };
+            match source {
+                Some((keys, offset)) => {
+                    if !m.node.synced {
+                        m.node.keys = keys;
+                        m.node.repl_offset = offset;
+                        m.node.synced = true;
+                    }
+                    m.node.last_sync_ms = Some(now);
+                }
+                None => m.node.synced = false,
+            }
+        }
+    }
+
+    fn auto_failover(&mut self) {
+        let now = self.now_ms;
+        let timeout = self.node_timeout_ms;
+        for o in self.ordinals() {
+            let offsets: Vec<(NodeKey, u64)> = self
+                .members
+                .values()
+                .filter(|m| m.running)
+                .map(|m| (m.node.key, m.node.repl_offset))
+                .collect();
+            let jitter = self.rng.below(500);
+            let Some(m) = self.members.get_mut(&o).filter(|m| m.running) else {
+                continue;
+            };
+            let n = &mut m.node;
+            let Some(mk) = n.master else { continue };
+            let master_failed = n.peers.get(&mk).is_some_and(|p| p.fail);
+            let has_slots = n.slot_count_of(mk) > 0;
+            let fresh = n
+                .last_sync_ms
+                .is_some_and(|t| now.saturating_sub(t) <= timeout * VALIDITY_FACTOR + timeout);
+            if !(master_failed && has_slots && fresh) {
+                n.failover_at = None;
+                continue;
+            }
+            match n.failover_at {
+                None => {
+                    let mine = n.repl_offset;
+                    let siblings: Vec<NodeKey> = n
+                        .peers
+                        .iter()
+                        .filter(|(_, p)| p.master == Some(mk))
+                        .map(|(k, _)| *k)
+                        .collect();
+                    let rank = offsets
+                        .iter()
+                        .filter(|(k, off)| siblings.contains(k) && *off > mine)
+                        .count() as u64;
+                    n.failover_at = Some(now + 500 + jitter + rank * 1000);
+                }
+                Some(at) if now >= at => {
+                    if !self.election(o, mk, true)
+                        && let Some(m) = self.members.get_mut(&o)
+                    {
+                        m.node.failover_at = Some(now + 2 * timeout);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// A replica asks the serving masters for votes; with a majority it takes over its
+    /// master's slots under a new epoch. `require_fail`: voters must see the master failed
+    /// (automatic failover); a forced manual failover skips that.
+    pub fn election(&mut self, r: Ordinal, master: NodeKey, require_fail: bool) -> bool {
+        let Some(rm) = self.members.get_mut(&r) else {
+            return false;
+        };
+        let needed = rm.node.serving_masters().len() / 2 + 1;
+        let max_epoch = self
+            .members
+            .values()
+            .map(|m| m.node.current_epoch)
+            .max()
+            .unwrap_or(0);
+        let Some(rm) = self.members.get_mut(&r) else {
+            return false;
+        };
+        let epoch = rm.node.current_epoch.max(max_epoch) + 1;
+        rm.node.current_epoch = epoch;
+        let rkey = rm.node.key;
+        let mut votes = 0;
+        for v in self.ordinals() {
+            if v == r || !self.can_talk(r, v) {
+                continue;
+            }
+            let Some(vm) = self.members.get_mut(&v) else {
+                continue;
+            };
+            let vn = &mut vm.node;
+            let vkey = vn.key;
+            let serves = vn.is_master() && vn.slot_count_of(vkey) > 0;
+            let knows_replica = vn
+                .peers
+                .get(&rkey)
+                .is_some_and(|p| p.master == Some(master));
+            let sees_fail = vn.peers.get(&master).is_some_and(|p| p.fail);
+            if serves && knows_replica && (sees_fail || !require_fail) && vn.last_vote_epoch < epoch
+            {
+                vn.last_vote_epoch = epoch;
+                vn.current_epoch = vn.current_epoch.max(epoch);
+                votes += 1;
+            }
+        }
+        if votes < needed {
+            return false;
+        }
+        if let Some(rm) = self.members.get_mut(&r) {
+            promote(&mut rm.node, master, epoch);
+        }
+        true
+    }
+}
+
+/// The replica becomes a master owning its old master's slots, under `epoch`.
+pub fn promote(n: &mut RedisNode, old_master: NodeKey, epoch: u64) {
+    n.master = None;
+    n.config_epoch = epoch;
+    n.current_epoch = n.current_epoch.max(epoch);
+    n.failover_at = None;
+    n.synced = false;
+    let me = n.key;
+    let slots: Vec<u16> = n
+        .slots_of(old_master)
+        .iter()
+        .flat_map(|r| r.iter())
+        .collect();
+    for s in slots {
+        n.set_owner(s, me);
+    }
+    n.touch();
+}
+
+pub fn new_peer(ip: String, now: u64) -> Peer {
+    Peer {
+        ip,
+        port: crate::node::PORT,
+        master: None,
+        config_epoch: 0,
+        last_pong_ms: now,
+        pfail: false,
+        fail: false,
+        fail_since_ms: 0,
+        failure_reports: Default::default(),
+    }
+}
+
+/// Redis' `clusterUpdateSlotsConfigWith`: `sender` claims `slots` under `epoch`; take every
+/// slot whose current owner has an older epoch (except slots being imported). A master that
+/// loses its last slot, or a replica whose master does, follows the new owner; a master that
+/// loses slots holding keys deletes those keys (the "dirty slots" of Redis).
+pub fn update_slots_config(n: &mut RedisNode, sender: NodeKey, epoch: u64, slots: &[SlotRange]) {
+    let me = n.key;
+    let my_master = n.master;
+    let mut lost_mine = 0u32;
+    let mut master_lost = 0u32;
+    let mut dirty = Vec::new();
+    for s in slots.iter().flat_map(|r| r.iter()) {
+        let cur = n.owner(s);
+        if cur == sender || n.importing.contains_key(&s) {
+            continue;
+        }
+        if cur == NONE || n.epoch_of(cur) < epoch {
+            if cur == me {
+                lost_mine += 1;
+                if n.keys_in(s) > 0 {
+                    dirty.push(s);
+                }
+            }
+            if Some(cur) == my_master {
+                master_lost += 1;
+            }
+            n.set_owner(s, sender);
+        }
+    }
+    if lost_mine > 0 && n.is_master() && n.slot_count_of(me) == 0 {
+        become_replica(n, sender);
+        return;
+    }
+    if let Some(mk) = my_master
+        && master_lost > 0
+        && n.slot_count_of(mk) == 0
+    {
+        become_replica(n, sender);
+        return;
+    }
+    for s in dirty {
+        n.keys.remove(&s);
+    }
+}
+
+/// `clusterSetMaster`: follow `master`, close all open slots, resync from scratch.
+pub fn become_replica(n: &mut RedisNode, master: NodeKey) {
+    n.master = Some(master);
+    n.migrating.clear();
+    n.importing.clear();
+    n.synced = false;
+    n.failover_at = None;
+    n.touch();
+}
