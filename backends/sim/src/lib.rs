@@ -11,6 +11,7 @@ pub mod gossip;
 pub mod node;
 pub mod rng;
 pub mod runner;
+pub mod scenario;
 
 pub use apply::{ApplyError, StepBudget};
 pub use cluster::Cluster;

@@ -34,6 +34,9 @@ pub struct RunArgs {
     /// Run without faults (spec changes only).
     #[arg(long)]
     no_faults: bool,
+    /// At most this many random spec changes per seed.
+    #[arg(long, default_value_t = sim::SimConfig::default().max_spec_changes)]
+    max_spec_changes: u32,
     /// Directory for the traces of failing seeds.
     #[arg(long, default_value = "target/sim-failures")]
     failure_dir: PathBuf,
@@ -60,6 +63,7 @@ fn run_seeds(args: RunArgs) -> CmdResult {
         fault_steps: args.steps,
         settle_steps: args.settle_steps,
         faults: !args.no_faults,
+        max_spec_changes: args.max_spec_changes,
         failure_dir: args.failure_dir,
         ..sim::SimConfig::default()
     };
@@ -176,9 +180,16 @@ fn replay(args: ReplayArgs) -> CmdResult {
             differences += 1;
             writeln!(out, "  DIFFERENCE at line {n}: {d}")?;
         }
+        // Both the decision made now and the one recorded (perhaps by an older engine).
         for v in check_decision(&rec.spec, &rec.observation, &now) {
             violations += 1;
             writeln!(out, "  VIOLATION at line {n}: {v}")?;
+        }
+        if rec.decision.effects != now.effects {
+            for v in check_decision(&rec.spec, &rec.observation, &rec.decision) {
+                violations += 1;
+                writeln!(out, "  VIOLATION at line {n} (recorded decision): {v}")?;
+            }
         }
     }
     writeln!(
