@@ -173,8 +173,11 @@ pub fn interrupted_migration() -> Vec<TraceRecord> {
     s.records
 }
 
+/// A scenario: runs and returns its trace.
+pub type Scenario = fn() -> Vec<TraceRecord>;
+
 /// Every committed scenario, by file stem.
-pub fn all() -> Vec<(&'static str, fn() -> Vec<TraceRecord>)> {
+pub fn all() -> Vec<(&'static str, Scenario)> {
     vec![
         ("bootstrap", bootstrap),
         ("scale-out", scale_out),
