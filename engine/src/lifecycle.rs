@@ -244,7 +244,8 @@ fn conditions(desired: &Desired, work: &Work, phase: Phase, effects: &[Effect]) 
     };
     let invalid = !desired.problems.is_empty();
     let degraded = !work.degraded.is_empty();
-    let ready = phase == Phase::Ready && !degraded && !invalid;
+    // Ready means converged in this very observation, not merely "the phase is still Ready".
+    let ready = phase == Phase::Ready && work.kind == Kind::Converged && !degraded && !invalid;
     let progressing = !effects.is_empty() || (work.kind != Kind::Converged && !invalid);
     vec![
         cond(

@@ -774,6 +774,9 @@ fn converged(w: &World, degraded: &[String]) -> Work {
     if !w.slots_agreed {
         return Work::wait("waiting for every node to agree on the slot map");
     }
+    if !w.roles_agreed() {
+        return Work::wait("waiting for every node to agree on who replicates whom");
+    }
     if !degraded.is_empty() {
         return Work::wait("cluster serves every slot but needs attention");
     }

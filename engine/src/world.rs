@@ -266,6 +266,18 @@ impl<'a> World<'a> {
         })
     }
 
+    /// Every reachable node sees every reachable member in the role (and with the master) that
+    /// member reports for itself: replicas attached a moment ago are known everywhere.
+    pub fn roles_agreed(&self) -> bool {
+        self.reachable.keys().all(|viewer| {
+            self.reachable.iter().all(|(_, (_, _, s))| {
+                let Some(me) = s.myself() else { return false };
+                self.view(*viewer, &me.id)
+                    .is_some_and(|e| e.master_id == me.master_id && e.flags.replica == me.flags.replica)
+            })
+        })
+    }
+
     /// Open slots per slot: (migrating nodes with target, importing nodes with source).
     pub fn open_slots(&self) -> BTreeMap<u16, OpenSlotState<'a>> {
         let mut out: BTreeMap<u16, OpenSlotState> = BTreeMap::new();

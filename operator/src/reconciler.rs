@@ -133,5 +133,6 @@ pub fn next_delay(pass: &Pass) -> Duration {
         // Look again right away: the effects changed the world.
         return Duration::from_millis(100);
     }
-    Duration::from_millis(pass.decision.requeue_ms.unwrap_or(10_000).min(10_000))
+    // Polling is cheap next to missing a crash for long: a few commands per node.
+    Duration::from_millis(pass.decision.requeue_ms.unwrap_or(2_000).min(2_000))
 }

@@ -106,6 +106,22 @@ fn saved_manifest(dir: &Path) -> PathBuf {
     dir.join("cluster.yaml")
 }
 
+/// Copies the manifest into the state dir with its modification time, which decides whether
+/// the manifest or a later `local scale` is in force.
+fn save_manifest(file: &Path, dir: &Path) -> Result<(), CmdError> {
+    let target = saved_manifest(dir);
+    let fail = |e: std::io::Error| format!("cannot save the manifest in {}: {e}", dir.display());
+    std::fs::copy(file, &target).map_err(fail)?;
+    if let Some(t) = modified(file) {
+        std::fs::File::options()
+            .write(true)
+            .open(&target)
+            .and_then(|f| f.set_modified(t))
+            .map_err(fail)?;
+    }
+    Ok(())
+}
+
 fn read_manifest(path: &Path) -> Result<RedisCluster, CmdError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -215,8 +231,7 @@ async fn up(args: UpArgs) -> CmdResult {
     let redis = adapter_for(&cfg, &cluster.spec);
     // `local scale` counts stay in force until the manifest is edited after them (see
     // `effective_spec`), so restarting `up` never undoes a scale.
-    std::fs::copy(&args.file, saved_manifest(&dir))
-        .map_err(|e| format!("cannot save the manifest in {}: {e}", dir.display()))?;
+    save_manifest(&args.file, &dir)?;
     local::write_operator_pid(&dir)?;
 
     let directory = Directory::new();
@@ -454,16 +469,21 @@ async fn status(args: NameArgs) -> CmdResult {
     let spec = effective_spec(&saved_manifest(&dir), &dir)?.spec;
     let desired = desired_from(&spec, None);
     let decision = engine::decide(&desired, Phase::Ready, &obs);
-    println!(
-        "{}: {} masters x {} replicas wanted; phase {}: {}",
-        args.name, desired.masters, desired.replicas, decision.phase, decision.summary
-    );
-    println!("{:<4} {:<21} {:<8} {:<10} {:<10} {:>8}  slots", "#", "address", "role", "id", "master", "keys");
+    let mut out = String::new();
+    let ready = if decision.is_true(ConditionKind::Ready) { "ready" } else { "not ready" };
+    out.push_str(&format!(
+        "{}: {} masters x {} replicas wanted; {ready}: {}\n",
+        args.name, desired.masters, desired.replicas, decision.summary
+    ));
+    out.push_str(&format!(
+        "{:<4} {:<21} {:<8} {:<10} {:<10} {:>8}  slots\n",
+        "#", "address", "role", "id", "master", "keys"
+    ));
     for (ord, m) in &obs.members {
         let addr = m.addr.as_ref().map(ToString::to_string).unwrap_or_else(|| "-".into());
         match m.redis.as_ref().and_then(|s| s.myself().map(|me| (s, me))) {
-            Some((s, me)) => println!(
-                "{:<4} {:<21} {:<8} {:<10} {:<10} {:>8}  {}",
+            Some((s, me)) => out.push_str(&format!(
+                "{:<4} {:<21} {:<8} {:<10} {:<10} {:>8}  {}\n",
                 ord,
                 addr,
                 if me.master_id.is_some() { "replica" } else { "master" },
@@ -471,15 +491,17 @@ async fn status(args: NameArgs) -> CmdResult {
                 me.master_id.as_deref().and_then(|m| m.get(..8)).unwrap_or("-"),
                 s.keys,
                 engine::slots::format_ranges(&me.slots)
-            ),
-            None => println!(
-                "{:<4} {:<21} {:<8}",
+            )),
+            None => out.push_str(&format!(
+                "{:<4} {:<21} {:<8}\n",
                 ord,
                 addr,
                 if m.running { "no answer" } else { "down" }
-            ),
+            )),
         }
     }
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,0 +1,210 @@
+//! `redis-operator local` against real redis-server processes: creation, scaling with data,
+//! replica changes, a killed master, a killed operator mid-migration, and a client writing
+//! throughout. Each test owns a port range (14000-15999) and stops everything it started.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(180);
+
+#[test]
+fn a_3x1_cluster_is_created_and_redis_cli_finds_it_healthy() {
+    let mut c = LocalCluster::new("create", 14000, 3, 1);
+    let out = c.up_until_ready();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("127.0.0.1:14000"), "prints node addresses: {stdout}");
+    c.redis_cli_check().unwrap();
+    let t = c.topology();
+    assert_eq!(t.len(), 6);
+    assert_eq!(master_slot_counts(&t).len(), 3);
+
+    // The HTTP API answers with the seed's shape.
+    c.start_operator();
+    let url = format!("http://127.0.0.1:{}/cluster/nodes?clusterName=create", c.http_port);
+    let mut body = String::new();
+    for _ in 0..50 {
+        if let Ok(out) = std::process::Command::new("curl").args(["-sf", &url]).output()
+            && out.status.success()
+        {
+            body = String::from_utf8_lossy(&out.stdout).into_owned();
+            if body.matches("\"port\"").count() == 6 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(body.starts_with("[{\"ip\":\"127.0.0.1\",\"port\":14000}"), "{body}");
+    assert_eq!(body.matches("\"port\"").count(), 6, "{body}");
+
+    // Starting again adopts the running cluster instead of creating a new one.
+    c.kill_operator();
+    let ids_before: Vec<String> = c.topology().into_keys().collect();
+    c.up_until_ready();
+    let ids_after: Vec<String> = c.topology().into_keys().collect();
+    assert_eq!(ids_before, ids_after);
+}
+
+#[test]
+fn scaling_out_and_in_keeps_every_key_and_every_acknowledged_write() {
+    let mut c = LocalCluster::new("scale", 14100, 3, 1);
+    c.up_until_ready();
+    let mut client = c.cluster_client();
+    load_keys(&mut client, "k", 100_000);
+    c.start_operator();
+
+    // A client writes throughout, recording which writes Redis acknowledged.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut client = c.cluster_client();
+        std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) && i < 200_000 {
+                let ok: redis::RedisResult<()> =
+                    redis::cmd("SET").arg(format!("w:{i}")).arg(i).query(&mut client);
+                if ok.is_ok() {
+                    acked.push(i);
+                }
+                i += 1;
+                if i % 50 == 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            acked
+        })
+    };
+
+    c.scale(5, 1);
+    c.wait_ready(5, 1, WAIT);
+    c.redis_cli_check().unwrap();
+    let counts = master_slot_counts(&c.topology());
+    assert_eq!(counts.len(), 5);
+    let share = 16384.0 / 5.0;
+    assert!(
+        counts.iter().all(|n| (*n as f64 - share).abs() <= share * 0.02),
+        "balanced within 2%: {counts:?}"
+    );
+    assert_eq!(missing_keys(&mut client, "k", 100_000), Vec::<usize>::new());
+
+    c.scale(3, 1);
+    c.wait_ready(3, 1, WAIT);
+    c.redis_cli_check().unwrap();
+    assert_eq!(missing_keys(&mut client, "k", 100_000), Vec::<usize>::new());
+    // Removed nodes are gone from every remaining node's view.
+    let ports: Vec<u16> = (0..6).map(|o| c.port(o)).collect();
+    for view in views(&c, &ports) {
+        assert_eq!(view.len(), 6, "{view:?}");
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    let acked = writer.join().unwrap();
+    assert!(acked.len() > 100, "the writer made progress ({})", acked.len());
+    let mut lost = Vec::new();
+    for i in &acked {
+        let v: Option<u64> = redis::cmd("GET").arg(format!("w:{i}")).query(&mut client).unwrap();
+        if v != Some(*i) {
+            lost.push(*i);
+        }
+    }
+    assert!(lost.is_empty(), "{} acknowledged writes lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+}
+
+#[test]
+fn replicas_go_from_one_to_two_to_zero_and_back_to_one() {
+    let mut c = LocalCluster::new("replicas", 14200, 3, 1);
+    c.up_until_ready();
+    let mut client = c.cluster_client();
+    load_keys(&mut client, "r", 10_000);
+    c.start_operator();
+    for replicas in [2, 0, 1] {
+        c.scale(3, replicas);
+        c.wait_ready(3, replicas, WAIT);
+        c.redis_cli_check().unwrap();
+        let t = c.topology();
+        let replica_count = t.values().filter(|(_, f, _)| f.contains("slave")).count();
+        assert_eq!(replica_count, 3 * replicas as usize, "{t:?}");
+        assert_eq!(missing_keys(&mut client, "r", 10_000), Vec::<usize>::new());
+    }
+}
+
+#[test]
+fn a_killed_master_is_replaced_by_its_replica_and_comes_back_as_a_replica() {
+    let mut c = LocalCluster::new("failover", 14300, 3, 1);
+    c.up_until_ready();
+    let mut client = c.cluster_client();
+    load_keys(&mut client, "f", 20_000);
+    c.start_operator();
+    let before = c.topology();
+    let killed_port = c.port(1);
+    let killed_id = before
+        .iter()
+        .find(|(_, (p, _, _))| *p == killed_port)
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let pid = pid_of(&c.state_dir(), 1);
+    std::process::Command::new("kill").args(["-9", &pid]).status().unwrap();
+
+    c.wait_ready(3, 1, WAIT);
+    c.redis_cli_check().unwrap();
+    let after = c.topology();
+    let (_, (_, flags, _)) = after.iter().find(|(id, _)| **id == killed_id).unwrap();
+    assert!(flags.contains("slave"), "the old master came back as a replica: {flags}");
+    assert_eq!(missing_keys(&mut client, "f", 20_000), Vec::<usize>::new());
+}
+
+#[test]
+fn an_operator_killed_mid_migration_repairs_open_slots_on_restart_without_losing_keys() {
+    let mut c = LocalCluster::new("crash", 14400, 3, 0);
+    c.up_until_ready();
+    let mut client = c.cluster_client();
+    load_keys(&mut client, "c", 100_000);
+    c.start_operator();
+    c.scale(4, 0);
+    // Kill the operator as soon as a slot is open somewhere (a migration is under way).
+    let mut killed_with_open_slot = false;
+    for _ in 0..400 {
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query(&mut c.conn(c.port(0)))
+            .unwrap_or_default();
+        let open = (0..4u16).any(|o| {
+            let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{}/", c.port(o))) else { return false };
+            let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(300)) else { return false };
+            let text: String = redis::cmd("CLUSTER").arg("NODES").query(&mut conn).unwrap_or_default();
+            text.lines().any(|l| l.contains("myself") && (l.contains("->-") || l.contains("-<-")))
+        });
+        if open {
+            c.kill_operator();
+            killed_with_open_slot = true;
+            break;
+        }
+        let _ = nodes;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(killed_with_open_slot, "saw a migration in flight\n{}", tail(&c.operator_log(), 20));
+    c.up_until_ready();
+    c.wait_ready(4, 0, WAIT);
+    c.redis_cli_check().unwrap();
+    assert_eq!(missing_keys(&mut client, "c", 100_000), Vec::<usize>::new());
+}
+
+#[test]
+fn an_invalid_scale_is_refused_and_changes_nothing() {
+    let c = LocalCluster::new("invalid", 14500, 3, 0);
+    c.up_until_ready();
+    let out = c.run(&[
+        "local", "scale", "--name", "invalid", "--dir",
+        &c.state_dir().to_string_lossy(), "--masters", "2",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("spec.masters") || err.contains("masters"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one-line reason: {err}");
+    assert_eq!(master_slot_counts(&c.topology()).len(), 3);
+}
