@@ -19,6 +19,10 @@ pub struct Cluster {
     /// Members cut off from everyone else (they still talk among themselves). The operator
     /// is outside the partition and reaches everybody.
     pub isolated: BTreeSet<Ordinal>,
+    /// The simulated client sits on the side of the partition that holds the majority of the
+    /// masters. Otherwise acknowledged writes are lost by Redis itself (the minority master
+    /// accepts writes until `cluster-node-timeout`), which no operator can prevent.
+    pub client_with_isolated: bool,
     pub rng: Rng,
 }
 
@@ -31,6 +35,7 @@ impl Cluster {
             members: BTreeMap::new(),
             ids: Vec::new(),
             isolated: BTreeSet::new(),
+            client_with_isolated: false,
             rng: Rng::new(seed),
         }
     }
@@ -77,7 +82,26 @@ impl Cluster {
 
     /// Whether the simulated client (on the majority side) reaches a member.
     pub fn client_reaches(&self, o: Ordinal) -> bool {
-        self.members.get(&o).is_some_and(|m| m.running) && !self.isolated.contains(&o)
+        self.members.get(&o).is_some_and(|m| m.running)
+            && self.isolated.contains(&o) == self.client_with_isolated
+    }
+
+    /// Cuts `isolated` off from the rest; the client stays with the masters' majority.
+    pub fn partition(&mut self, isolated: BTreeSet<Ordinal>) {
+        let masters: Vec<Ordinal> = self
+            .members
+            .values()
+            .filter(|m| m.running && m.node.is_master())
+            .map(|m| m.ordinal)
+            .collect();
+        let inside = masters.iter().filter(|o| isolated.contains(o)).count();
+        self.client_with_isolated = inside * 2 > masters.len();
+        self.isolated = isolated;
+    }
+
+    pub fn heal(&mut self) {
+        self.isolated.clear();
+        self.client_with_isolated = false;
     }
 
     pub fn running(&self, o: Ordinal) -> bool {

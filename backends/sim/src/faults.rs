@@ -126,7 +126,7 @@ pub fn inject_environment(
     }
     match partition.until_step {
         Some(until) if step >= until => {
-            cluster.isolated.clear();
+            cluster.heal();
             partition.until_step = None;
         }
         Some(_) => {}
@@ -135,10 +135,12 @@ pub fn inject_environment(
             if all.len() >= 3 && rng.chance(rates.partition) {
                 let size = rng.range(1, ((all.len() - 1) / 2) as u64) as usize;
                 let mut pool = all;
+                let mut cut = std::collections::BTreeSet::new();
                 for _ in 0..size {
                     let i = rng.below(pool.len() as u64) as usize;
-                    cluster.isolated.insert(pool.remove(i));
+                    cut.insert(pool.remove(i));
                 }
+                cluster.partition(cut);
                 partition.until_step = Some(step + rng.range(3, 25) as u32);
                 count(counts, "partition");
             }

@@ -220,10 +220,14 @@ fn simulate(
     let mut partition = Partition::default();
     let mut phase = Phase::Pending;
     let total = cfg.fault_steps + cfg.settle_steps;
+    // Debugging aid: `SIM_WATCH_KEY=<key id>` prints, every step, who holds that key.
+    let watch: Option<u64> = std::env::var("SIM_WATCH_KEY")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for step in 0..total {
         let faulty = cfg.faults && step < cfg.fault_steps;
         if step == cfg.fault_steps {
-            cluster.isolated.clear();
+            cluster.heal();
             partition.until_step = None;
         }
         if change_steps.first() == Some(&step) {
@@ -318,6 +322,9 @@ fn simulate(
             );
         }
         cluster.tick(cfg.step_ms);
+        if let Some(key) = watch {
+            watch_key(&cluster, &client, key, step);
+        }
     }
     let obs = cluster.observe();
     let d = engine::decide(&desired, phase, &obs);
@@ -345,4 +352,28 @@ fn simulate(
             }
         ),
     ))
+}
+
+fn watch_key(cluster: &Cluster, client: &Client, key: u64, step: u32) {
+    let Some(slot) = client.acked.get(&key) else {
+        return;
+    };
+    let holders: Vec<String> = cluster
+        .members
+        .values()
+        .filter(|m| m.node.holds(*slot, key))
+        .map(|m| {
+            let role = if m.node.is_master() { "M" } else { "R" };
+            format!(
+                "#{}{}{}",
+                m.ordinal,
+                role,
+                if m.running { "" } else { "(down)" }
+            )
+        })
+        .collect();
+    eprintln!(
+        "step {step}: key {key} (slot {slot}) on {}",
+        holders.join(" ")
+    );
 }
