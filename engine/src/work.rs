@@ -452,7 +452,9 @@ fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
             .filter_map(|(rid, r)| {
                 let ord = r.ordinal?;
                 let offset = w.state(ord).map(|s| s.repl_offset).unwrap_or(0);
-                Some((std::cmp::Reverse(offset), ord, rid))
+                // A replica that never completed a sync holds nothing: promoting it would
+                // serve the slots empty. Only replicas with data are candidates.
+                (offset > 0).then_some((std::cmp::Reverse(offset), ord, rid))
             })
             .collect();
         candidates.sort();
@@ -776,6 +778,18 @@ fn converged(w: &World, degraded: &[String]) -> Work {
     }
     if !w.roles_agreed() {
         return Work::wait("waiting for every node to agree on who replicates whom");
+    }
+    // A replica is a copy only once its first sync finished (Redis may delay it by seconds).
+    let syncing: Vec<String> = w
+        .reachable
+        .iter()
+        .filter(|(_, (_, _, s))| {
+            s.myself().is_some_and(|me| me.master_id.is_some()) && !s.master_link_up
+        })
+        .map(|(o, _)| format!("#{o}"))
+        .collect();
+    if !syncing.is_empty() {
+        return Work::wait(format!("waiting for replicas {} to sync", syncing.join(", ")));
     }
     if !degraded.is_empty() {
         return Work::wait("cluster serves every slot but needs attention");

@@ -258,3 +258,25 @@ fn deleting_removes_every_member_and_nothing_else() {
     assert_eq!(d.effects.len(), 6);
     assert!(d.effects.iter().all(|e| matches!(e, Effect::DeleteNode { .. })));
 }
+
+#[test]
+fn a_cluster_whose_replicas_have_not_synced_yet_is_not_ready() {
+    let nodes = healthy(3, 1);
+    let mut obs = observe(&nodes, false, 0);
+    obs.members.get_mut(&4).unwrap().redis.as_mut().unwrap().master_link_up = false;
+    let d = decide(&desired(3, 1), Phase::Ready, &obs);
+    assert!(!d.is_true(ConditionKind::Ready));
+    assert!(d.summary.contains("sync"), "{}", d.summary);
+}
+
+#[test]
+fn a_replica_that_never_synced_is_never_forced_to_take_over() {
+    let mut nodes = healthy(3, 1);
+    nodes[0].running = false;
+    nodes[0].fail = true;
+    let mut obs = observe(&nodes, false, 60_000);
+    obs.members.get_mut(&3).unwrap().redis.as_mut().unwrap().repl_offset = 0;
+    let d = decide(&desired(3, 1), Phase::Recovering, &obs);
+    assert!(!d.effects.iter().any(|e| matches!(e, Effect::Failover { .. })));
+    assert!(d.is_true(ConditionKind::Degraded));
+}

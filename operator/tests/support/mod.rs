@@ -255,15 +255,31 @@ pub fn load_keys(c: &mut redis::cluster::ClusterConnection, prefix: &str, count:
     }
 }
 
-/// Keys among `k:{0..count}` that are missing or wrong.
-pub fn missing_keys(c: &mut redis::cluster::ClusterConnection, prefix: &str, count: usize) -> Vec<usize> {
+/// Keys among `prefix:{0..count}` that are missing or wrong, read through a fresh cluster
+/// client (a cached connection to a node killed by the test would only report EOF); a chunk
+/// that fails on a connection error is read again.
+pub fn missing_keys(c: &LocalCluster, prefix: &str, count: usize) -> Vec<usize> {
+    let mut conn = c.cluster_client();
     let mut missing = Vec::new();
     for chunk in (0..count).collect::<Vec<_>>().chunks(1000) {
-        let mut p = redis::cluster::cluster_pipe();
-        for i in chunk {
-            p.get(format!("{prefix}:{i}"));
+        let mut values: Option<Vec<Option<String>>> = None;
+        for _ in 0..10 {
+            let mut p = redis::cluster::cluster_pipe();
+            for i in chunk {
+                p.get(format!("{prefix}:{i}"));
+            }
+            match p.query(&mut conn) {
+                Ok(v) => {
+                    values = Some(v);
+                    break;
+                }
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(300));
+                    conn = c.cluster_client();
+                }
+            }
         }
-        let values: Vec<Option<String>> = p.query(c).expect("pipeline of GETs");
+        let values = values.expect("a pipeline of GETs succeeds within 10 tries");
         for (i, v) in chunk.iter().zip(values) {
             if v.as_deref() != Some(format!("v{i}").as_str()) {
                 missing.push(*i);
