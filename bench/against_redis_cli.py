@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Benchmark redis-operator against `redis-cli --cluster` on this machine, in one run, with the
+same redis-server binary, configuration and data, and print every figure and the ratio.
+
+  1. creation of 3 masters x 1 replica until cluster_state:ok on every node;
+  2. rebalance of N keys (default 1M) from 3 to 4 masters: redis-cli `rebalance
+     --cluster-use-empty-masters` with its default pipeline (10) and with --cluster-pipeline 1000;
+  3. draining the 4th master back to 3 (redis-cli: rebalance with weight 0 for it).
+
+Usage: bench/against_redis_cli.py [--keys N] [--binary target/release/redis-operator]
+Every server binds 127.0.0.1, ports 16000-16399 (bus +10000); all are stopped at the end.
+"""
+import argparse, os, shutil, signal, subprocess, sys, tempfile, time
+
+def crc16(data: bytes) -> int:
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+
+def slot_of(key: str) -> int:
+    k = key.encode()
+    s = k.find(b"{")
+    if s >= 0:
+        e = k.find(b"}", s + 1)
+        if e > s + 1:
+            k = k[s + 1:e]
+    return crc16(k) % 16384
+
+def cli(port, *args, check=True):
+    out = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise RuntimeError(f"redis-cli -p {port} {' '.join(args)}: {out.stderr}")
+    return out.stdout
+
+def wait(cond, what, timeout=120):
+    start = time.time()
+    while not cond():
+        if time.time() - start > timeout:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+def cluster_ok(ports):
+    return all("cluster_state:ok" in cli(p, "cluster", "info", check=False) for p in ports)
+
+def owners(port):
+    """slot ranges per master address, from CLUSTER NODES."""
+    out = {}
+    for line in cli(port, "cluster", "nodes").splitlines():
+        f = line.split()
+        if "master" in f[2] and len(f) > 8:
+            out[f[1].split("@")[0]] = [r for r in f[8:] if not r.startswith("[")]
+    return out
+
+def load(ports, n):
+    """Writes n keys through redis-cli --pipe, each to the node owning its slot."""
+    owner = {}
+    for addr, ranges in owners(ports[0]).items():
+        port = int(addr.rsplit(":", 1)[1])
+        for r in ranges:
+            a, _, b = r.partition("-")
+            for s in range(int(a), int(b or a) + 1):
+                owner[s] = port
+    per = {}
+    for i in range(n):
+        k = f"key:{i}"
+        per.setdefault(owner[slot_of(k)], []).append(k)
+    for port, keys in per.items():
+        payload = "".join(f"*3\r\n$3\r\nSET\r\n${len(k)}\r\n{k}\r\n$8\r\nvalue-{i % 100:02d}\r\n" for i, k in enumerate(keys))
+        subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input=payload.encode(), capture_output=True, check=True)
+
+class Servers:
+    """redis-server processes configured exactly as redis-operator's local backend does."""
+    def __init__(self, root):
+        self.root, self.procs = root, {}
+    def start(self, port):
+        d = os.path.join(self.root, f"n{port}")
+        os.makedirs(d, exist_ok=True)
+        self.procs[port] = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+             "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000", "--dir", d,
+             "--save", "", "--appendonly", "no", "--protected-mode", "no", "--maxmemory", "2gb"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait(lambda: cli(port, "ping", check=False).strip() == "PONG", f"redis-server on {port}")
+    def stop(self):
+        for p in self.procs.values():
+            p.kill()
+            p.wait()
+
+def ours_manifest(path, masters, replicas, base):
+    with open(path, "w") as f:
+        f.write(f"apiVersion: redis.redis/v1beta1\nkind: RedisCluster\nmetadata:\n  name: bench\n"
+                f"spec:\n  masters: {masters}\n  replicas: {replicas}\n  basePort: {base}\n  maxMemory: 2gb\n")
+
+def row(name, ours, peer, unit, higher_is_better):
+    ratio = (ours / peer) if higher_is_better else (peer / ours)
+    print(f"| {name} | {ours:,.2f} {unit} | {peer:,.2f} {unit} | {ratio:.2f}x |", flush=True)
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--keys", type=int, default=1_000_000)
+    ap.add_argument("--binary", default="target/release/redis-operator")
+    a = ap.parse_args()
+    binary = os.path.abspath(a.binary)
+    root = tempfile.mkdtemp(prefix="rop-bench-")
+    servers = Servers(os.path.join(root, "peer"))
+    ours_dir = os.path.join(root, "ours")
+    env = dict(os.environ, RUST_LOG="warn")
+    def op(*args):
+        return subprocess.run([binary, *args], capture_output=True, text=True, env=env, cwd=root)
+    def ours_up(manifest):
+        out = op("local", "up", "-f", manifest, "--dir", ours_dir, "--listen", "off", "--until-ready", "--ready-timeout", "900")
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-2000:])
+    try:
+        print(f"keys: {a.keys:,}; redis-server: {subprocess.run(['redis-server', '--version'], capture_output=True, text=True).stdout.split()[2]}")
+        print("| measure | redis-operator | redis-cli --cluster | ratio (>1: redis-operator better) |")
+        print("|---|---|---|---|")
+        # 1. creation 3x1: from nothing to cluster_state:ok everywhere, node start-up included.
+        manifest = os.path.join(root, "c.yaml")
+        ours_manifest(manifest, 3, 1, 16000)
+        t = time.time(); ours_up(manifest); ours_create = time.time() - t
+        op("local", "down", "--name", "bench", "--dir", ours_dir, "--purge")
+        t = time.time()
+        peer_ports = list(range(16100, 16106))
+        for p in peer_ports:
+            servers.start(p)
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in peer_ports],
+                        "--cluster-replicas", "1", "--cluster-yes"], capture_output=True, check=True)
+        wait(lambda: cluster_ok(peer_ports), "redis-cli cluster ok")
+        peer_create = time.time() - t
+        row("create 3x1 until cluster_state:ok everywhere", ours_create, peer_create, "s", False)
+        servers.stop(); servers = Servers(os.path.join(root, "peer2"))
+
+        # 2. rebalance 3 -> 4 masters.
+        ours_manifest(manifest, 3, 0, 16000)
+        ours_up(manifest)
+        load([16000, 16001, 16002], a.keys)
+        op("local", "scale", "--name", "bench", "--dir", ours_dir, "--masters", "4")
+        t = time.time(); ours_up(manifest); ours_rebalance = time.time() - t
+        moved = int(cli(16003, "dbsize"))
+        ours_rate = moved / ours_rebalance
+        # 3. drain back to 3.
+        op("local", "scale", "--name", "bench", "--dir", ours_dir, "--masters", "3")
+        t = time.time(); ours_up(manifest); ours_drain = time.time() - t
+        ours_drain_rate = moved / ours_drain
+        op("local", "down", "--name", "bench", "--dir", ours_dir, "--purge")
+
+        peer = {}
+        for pipeline in (None, 1000):
+            base = 16200 if pipeline is None else 16300
+            ports = [base, base + 1, base + 2]
+            for p in ports + [base + 3]:
+                servers.start(p)
+            subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports], "--cluster-yes"],
+                           capture_output=True, check=True)
+            wait(lambda: cluster_ok(ports), "peer cluster ok")
+            load(ports, a.keys)
+            subprocess.run(["redis-cli", "--cluster", "add-node", f"127.0.0.1:{base+3}", f"127.0.0.1:{base}"],
+                           capture_output=True, check=True)
+            wait(lambda: cluster_ok(ports + [base + 3]), "new node known")
+            extra = [] if pipeline is None else ["--cluster-pipeline", str(pipeline)]
+            t = time.time()
+            subprocess.run(["redis-cli", "--cluster", "rebalance", f"127.0.0.1:{base}", "--cluster-use-empty-masters", *extra],
+                           capture_output=True, check=True)
+            el = time.time() - t
+            m = int(cli(base + 3, "dbsize"))
+            peer[(pipeline, "rebalance")] = m / el
+            node4 = cli(base + 3, "cluster", "myid").strip()
+            t = time.time()
+            subprocess.run(["redis-cli", "--cluster", "rebalance", f"127.0.0.1:{base}", "--cluster-weight", f"{node4}=0", *extra],
+                           capture_output=True, check=True)
+            el = time.time() - t
+            peer[(pipeline, "drain")] = m / el
+        row("rebalance 3->4 masters (keys/s) vs redis-cli default pipeline", ours_rate, peer[(None, "rebalance")], "keys/s", True)
+        row("rebalance 3->4 masters (keys/s) vs redis-cli --cluster-pipeline 1000", ours_rate, peer[(1000, "rebalance")], "keys/s", True)
+        row("drain 4->3 masters (keys/s) vs redis-cli default pipeline", ours_drain_rate, peer[(None, "drain")], "keys/s", True)
+        row("drain 4->3 masters (keys/s) vs redis-cli --cluster-pipeline 1000", ours_drain_rate, peer[(1000, "drain")], "keys/s", True)
+        print(f"(redis-operator figures include starting/stopping the node, MEET and the wait for "
+              f"cluster_state:ok; {moved:,} keys moved each way)")
+    finally:
+        servers.stop()
+        op("local", "down", "--name", "bench", "--dir", ours_dir, "--purge")
+        shutil.rmtree(root, ignore_errors=True)
+
+if __name__ == "__main__":
+    sys.exit(main())
