@@ -176,6 +176,7 @@ impl Cluster {
             p.last_pong_ms = now;
             p.failure_reports.clear();
         }
+        n.seen.clear();
         n.touch();
     }
 

@@ -203,8 +203,8 @@ impl Cluster {
             let stale = h
                 .claims
                 .iter()
-                .flat_map(|r| r.iter())
-                .map(|s| n.owner(s))
+                .filter_map(|r| n.owners.get(usize::from(r.start)..=usize::from(r.end)))
+                .flat_map(|run| run.iter().copied())
                 .find(|o| *o != h.key && *o != NONE && n.epoch_of(*o) > h.config_epoch);
             if let Some(owner) = stale {
                 let epoch = n.epoch_of(owner);
@@ -464,22 +464,32 @@ pub fn update_slots_config(n: &mut RedisNode, sender: NodeKey, epoch: u64, slots
     let mut lost_mine = 0u32;
     let mut master_lost = 0u32;
     let mut dirty = Vec::new();
-    for s in slots.iter().flat_map(|r| r.iter()) {
-        let cur = n.owner(s);
-        if cur == sender || n.importing.contains_key(&s) {
+    for r in slots {
+        // Most headers repeat what we know: skip a range we already give to the sender.
+        let (a, b) = (usize::from(r.start), usize::from(r.end));
+        if n.owners
+            .get(a..=b)
+            .is_some_and(|run| run.iter().all(|o| *o == sender))
+        {
             continue;
         }
-        if cur == NONE || n.epoch_of(cur) < epoch {
-            if cur == me {
-                lost_mine += 1;
-                if n.keys_in(s) > 0 {
-                    dirty.push(s);
+        for s in r.iter() {
+            let cur = n.owner(s);
+            if cur == sender || n.importing.contains_key(&s) {
+                continue;
+            }
+            if cur == NONE || n.epoch_of(cur) < epoch {
+                if cur == me {
+                    lost_mine += 1;
+                    if n.keys_in(s) > 0 {
+                        dirty.push(s);
+                    }
                 }
+                if Some(cur) == my_master {
+                    master_lost += 1;
+                }
+                n.set_owner(s, sender);
             }
-            if Some(cur) == my_master {
-                master_lost += 1;
-            }
-            n.set_owner(s, sender);
         }
     }
     if lost_mine > 0 && n.is_master() && n.slot_count_of(me) == 0 {

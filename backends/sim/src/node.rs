@@ -89,12 +89,16 @@ impl RedisNode {
         self.master.is_none()
     }
 
-    /// Marks the header (slots, role, epochs) as changed.
+    /// Marks the header (role, epochs, known nodes) as changed, so peers merge it again.
     pub fn touch(&mut self) {
         self.version += 1;
+    }
+
+    /// The slot table changed: cached ranges are stale, and every peer's next header must be
+    /// merged again (Redis merges the full slot bitmap of every ping; we skip unchanged ones).
+    fn table_changed(&mut self) {
+        self.version += 1;
         self.claims_cache = None;
-        // Our table changed: every peer's next header must be merged again, as Redis merges
-        // the full slot bitmap of every ping.
         self.seen.clear();
     }
 
@@ -107,7 +111,7 @@ impl RedisNode {
             && *o != owner
         {
             *o = owner;
-            self.touch();
+            self.table_changed();
         }
     }
 
