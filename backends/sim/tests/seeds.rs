@@ -70,7 +70,7 @@ fn random_seeds_with_faults_and_spec_changes_find_no_violation_first_half() {
         failure_dir: failure_dir(),
         ..SimConfig::default()
     };
-    sweep(seeds(50, 0), cfg);
+    sweep(seeds(25, 0), cfg);
 }
 
 #[test]
@@ -81,5 +81,5 @@ fn random_seeds_with_faults_and_spec_changes_find_no_violation_second_half() {
         failure_dir: failure_dir(),
         ..SimConfig::default()
     };
-    sweep(seeds(50, 10_000), cfg);
+    sweep(seeds(25, 10_000), cfg);
 }
