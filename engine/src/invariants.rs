@@ -66,8 +66,8 @@ fn unique_keys(obs: &Observation, r: &NodeState) -> u64 {
     let Some(master) = r.myself().and_then(|m| m.master_id.clone()) else {
         return r.keys;
     };
-    let master_alive = reachable(obs)
-        .any(|(_, m)| m.id == master && m.myself().is_some_and(|me| me.flags.master));
+    let master_alive =
+        reachable(obs).any(|(_, m)| m.id == master && m.myself().is_some_and(|me| me.flags.master));
     if master_alive { 0 } else { r.keys }
 }
 
@@ -94,7 +94,9 @@ pub fn check_decision(desired: &Desired, obs: &Observation, decision: &Decision)
     for effect in &decision.effects {
         match effect {
             Effect::DeleteNode { ordinal } => {
-                let Some(id) = id_of(obs, *ordinal) else { continue };
+                let Some(id) = id_of(obs, *ordinal) else {
+                    continue;
+                };
                 let owned = claimed_slots_anywhere(obs, &id);
                 let keys = obs
                     .members
@@ -109,9 +111,14 @@ pub fn check_decision(desired: &Desired, obs: &Observation, decision: &Decision)
                 }
             }
             Effect::Forget { on, node_id } => {
-                let own = reachable(obs).find(|(_, r)| r.id == *node_id).map(|(_, r)| r);
+                let own = reachable(obs)
+                    .find(|(_, r)| r.id == *node_id)
+                    .map(|(_, r)| r);
                 let (own_slots, keys) = own.map_or((0, 0), |r| {
-                    (r.myself().map_or(0, |m| m.slot_count()), unique_keys(obs, r))
+                    (
+                        r.myself().map_or(0, |m| m.slot_count()),
+                        unique_keys(obs, r),
+                    )
                 });
                 let in_view = obs
                     .members
@@ -157,9 +164,9 @@ pub fn check_decision(desired: &Desired, obs: &Observation, decision: &Decision)
                     if r.id == *owner_id {
                         continue;
                     }
-                    let owns = r
-                        .myself()
-                        .is_some_and(|m| m.slots.iter().any(|x| x.start <= *slot && *slot <= x.end));
+                    let owns = r.myself().is_some_and(|m| {
+                        m.slots.iter().any(|x| x.start <= *slot && *slot <= x.end)
+                    });
                     if !owns {
                         continue;
                     }
@@ -307,4 +314,163 @@ pub fn check_converged(desired: &Desired, obs: &Observation) -> Vec<Violation> {
         out.push(Violation::new(format!("{idle} master(s) own no slot")));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::{Decision, Phase};
+    use crate::model::{Addr, ClusterNode, LinkState, Member, NodeFlags};
+
+    fn id(n: u32) -> String {
+        format!("{n:040x}")
+    }
+
+    /// A healthy cluster of `masters` masters (ordinals 0..masters) with slots split evenly,
+    /// each with `replicas` replicas; every node sees the same picture.
+    fn healthy(masters: u32, replicas: u32, keys: u64) -> Observation {
+        let ranges = slots::even_split(masters);
+        let total = masters * (replicas + 1);
+        let master_of = |o: u32| (o >= masters).then(|| (o - masters) / replicas.max(1));
+        let line = |o: u32, me: u32| ClusterNode {
+            id: id(o),
+            addr: Some(Addr::new(format!("10.0.0.{o}"), 6379)),
+            hostname: None,
+            flags: NodeFlags {
+                myself: o == me,
+                master: master_of(o).is_none(),
+                replica: master_of(o).is_some(),
+                ..NodeFlags::default()
+            },
+            master_id: master_of(o).map(id),
+            ping_sent_ms: 0,
+            pong_recv_ms: 0,
+            config_epoch: u64::from(o),
+            link: LinkState::Connected,
+            slots: if master_of(o).is_none() {
+                vec![ranges[o as usize]]
+            } else {
+                vec![]
+            },
+            open_slots: vec![],
+        };
+        let members = (0..total)
+            .map(|me| {
+                let state = NodeState {
+                    id: id(me),
+                    nodes: (0..total).map(|o| line(o, me)).collect(),
+                    cluster_ok: true,
+                    current_epoch: u64::from(total),
+                    repl_offset: 0,
+                    master_link_up: master_of(me).is_some(),
+                    keys,
+                    open_slot_keys: BTreeMap::new(),
+                };
+                let m = Member {
+                    ordinal: me,
+                    addr: Some(Addr::new(format!("10.0.0.{me}"), 6379)),
+                    running: true,
+                    host: None,
+                    redis: Some(state),
+                };
+                (me, m)
+            })
+            .collect();
+        Observation { now_ms: 0, members }
+    }
+
+    fn deciding(effects: Vec<Effect>) -> Decision {
+        Decision {
+            phase: Phase::Ready,
+            effects,
+            conditions: vec![],
+            requeue_ms: None,
+            summary: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_healthy_cluster_of_the_desired_shape_is_converged() {
+        let obs = healthy(3, 1, 10);
+        assert_eq!(check_converged(&Desired::new(3, 1), &obs), vec![]);
+    }
+
+    #[test]
+    fn the_wrong_number_of_replicas_or_a_failing_flag_is_not_converged() {
+        let obs = healthy(3, 1, 10);
+        assert!(!check_converged(&Desired::new(3, 2), &obs).is_empty());
+        let mut obs = healthy(3, 0, 10);
+        if let Some(r) = obs.members.get_mut(&1).and_then(|m| m.redis.as_mut()) {
+            r.nodes[2].flags.pfail = true;
+        }
+        let v = check_converged(&Desired::new(3, 0), &obs);
+        assert!(v.iter().any(|v| v.message.contains("flags")), "{v:?}");
+    }
+
+    #[test]
+    fn deleting_or_forgetting_a_master_with_slots_is_a_violation() {
+        let obs = healthy(3, 0, 10);
+        let d = Desired::new(3, 0);
+        let v = check_decision(&d, &obs, &deciding(vec![Effect::DeleteNode { ordinal: 1 }]));
+        assert_eq!(v.len(), 1, "{v:?}");
+        let forget = Effect::Forget {
+            on: 0,
+            node_id: id(2),
+        };
+        assert_eq!(check_decision(&d, &obs, &deciding(vec![forget])).len(), 1);
+    }
+
+    #[test]
+    fn forgetting_a_replica_whose_master_is_alive_is_safe() {
+        let obs = healthy(3, 1, 10);
+        let forget = Effect::Forget {
+            on: 0,
+            node_id: id(4),
+        };
+        assert_eq!(
+            check_decision(&Desired::new(3, 1), &obs, &deciding(vec![forget])),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn adding_a_slot_another_node_claims_is_a_violation() {
+        let obs = healthy(3, 0, 0);
+        let add = Effect::AddSlots {
+            on: 0,
+            slots: vec![SlotRange::new(5460, 5470)],
+        };
+        let v = check_decision(&Desired::new(3, 0), &obs, &deciding(vec![add]));
+        assert!(v[0].message.contains("5462-5470"), "{v:?}");
+    }
+
+    #[test]
+    fn moving_a_slot_away_from_a_node_holding_keys_in_it_is_a_violation() {
+        let mut obs = healthy(3, 0, 10);
+        let set = Effect::SetSlotOwner {
+            on: 0,
+            slot: 0,
+            owner_id: id(1),
+        };
+        let d = Desired::new(3, 0);
+        assert_eq!(
+            check_decision(&d, &obs, &deciding(vec![set.clone()])).len(),
+            1
+        );
+        // Once the open slot is empty on its owner, the move is safe.
+        if let Some(r) = obs.members.get_mut(&0).and_then(|m| m.redis.as_mut()) {
+            r.open_slot_keys.insert(0, 0);
+        }
+        assert_eq!(check_decision(&d, &obs, &deciding(vec![set])), vec![]);
+    }
+
+    #[test]
+    fn any_effect_under_an_invalid_spec_is_a_violation() {
+        let obs = healthy(3, 0, 0);
+        let mut d = Desired::new(3, 0);
+        d.problems.push("masters must be at least 3".into());
+        let v = check_decision(&d, &obs, &deciding(vec![Effect::CreateNode { ordinal: 3 }]));
+        assert_eq!(v.len(), 1);
+        assert_eq!(check_decision(&d, &obs, &deciding(vec![])), vec![]);
+    }
 }
