@@ -133,6 +133,8 @@ pub fn next_delay(pass: &Pass) -> Duration {
         // Look again right away: the effects changed the world.
         return Duration::from_millis(100);
     }
-    // Polling is cheap next to missing a crash for long: a few commands per node.
-    Duration::from_millis(pass.decision.requeue_ms.unwrap_or(2_000).min(2_000))
+    // Polling is cheap next to missing a crash for long: a few commands per node. While work
+    // is under way, look often: every wait (gossip, a sync) ends at an unknown moment.
+    let cap = if pass.decision.is_true(engine::ConditionKind::Ready) { 2_000 } else { 100 };
+    Duration::from_millis(pass.decision.requeue_ms.unwrap_or(cap).min(cap))
 }

@@ -209,3 +209,18 @@ fn an_invalid_scale_is_refused_and_changes_nothing() {
     assert_eq!(err.trim().lines().count(), 1, "one-line reason: {err}");
     assert_eq!(master_slot_counts(&c.topology()).len(), 3);
 }
+
+#[test]
+fn down_with_the_default_relative_state_dir_stops_every_node() {
+    // Run from the test's own directory with no --dir: the state dir is relative.
+    let c = LocalCluster::new("relative", 14600, 3, 0);
+    let manifest = c.manifest.to_string_lossy().into_owned();
+    let out = c.run(&["local", "up", "-f", &manifest, "--listen", "off", "--until-ready"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = c.run(&["local", "down", "--name", "relative", "--purge"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for port in [14600, 14601, 14602] {
+        let alive = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        assert!(!alive, "node on {port} still running after down --purge");
+    }
+}

@@ -34,9 +34,13 @@ impl LocalConfig {
     /// Defaults for cluster `name` in `dir` on `base_port`, with `redis-server` looked up on
     /// PATH (the precise error says how to install it).
     pub fn new(name: impl Into<String>, dir: impl Into<PathBuf>, base_port: u16) -> Result<Self> {
+        // Nodes are recognised by their (absolute) working directory: keep `dir` absolute so a
+        // relative path given here still matches them.
+        let dir: PathBuf = dir.into();
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
         Ok(Self {
             name: name.into(),
-            dir: dir.into(),
+            dir,
             bind_ip: "127.0.0.1".to_owned(),
             base_port,
             redis_server: find_redis_server()?,

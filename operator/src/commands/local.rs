@@ -95,9 +95,13 @@ pub fn run(cmd: LocalCommand) -> CmdResult {
     })
 }
 
+/// Always absolute: nodes are recognised by their working directory, which the kernel reports
+/// absolute, so a relative state dir would make `down` miss the very nodes it should stop.
 fn state_dir(name: &str, dir: Option<&Path>) -> PathBuf {
-    dir.map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(".local-clusters").join(name))
+    let dir = dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".local-clusters").join(name));
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// The manifest copy `up` keeps in the state dir, so `status`, `scale` and `down` know the
@@ -152,6 +156,11 @@ fn local_config(cluster: &RedisCluster, dir: &Path) -> Result<LocalConfig, CmdEr
     cfg.node_timeout_ms = spec.cluster_node_timeout_ms();
     cfg.appendonly = spec.persistence_enabled();
     cfg.extra_config = spec.redis_config.clone().unwrap_or_default();
+    // Redis waits 5 s by default before a diskless full sync, hoping more replicas join; local
+    // replicas attach together anyway, and a cluster is not ready until they have synced.
+    cfg.extra_config
+        .entry("repl-diskless-sync-delay".into())
+        .or_insert_with(|| "0".into());
     // Kubernetes reads the password from a Secret; locally it comes from the environment.
     cfg.password = std::env::var("REDIS_OPERATOR_PASSWORD").ok().filter(|p| !p.is_empty());
     Ok(cfg)
