@@ -5,7 +5,7 @@
 mod fixture;
 
 use redis_operator_engine::planner::{self, MasterSlots};
-use redis_operator_engine::slots::{expand, even_split};
+use redis_operator_engine::slots::{even_split, expand};
 use redis_operator_engine::{Desired, Phase, decide};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -31,7 +31,12 @@ fn main() {
         let (t, n) = time(|| {
             black_box(decide(&want, Phase::Ready, black_box(&obs)));
         });
-        println!("{:<40} {:>14.3?} {:>8}", format!("decide, ready, {masters} masters x1"), t, n);
+        println!(
+            "{:<40} {:>14.3?} {:>8}",
+            format!("decide, ready, {masters} masters x1"),
+            t,
+            n
+        );
 
         // Scale out by one master: the decision carries the full rebalance plan.
         let mut nodes = fixture::healthy(masters, 0);
@@ -41,16 +46,34 @@ fn main() {
         let (t, n) = time(|| {
             black_box(decide(&want, Phase::Ready, black_box(&obs)));
         });
-        println!("{:<40} {:>14.3?} {:>8}", format!("decide, scale out, {masters}+1 masters"), t, n);
+        println!(
+            "{:<40} {:>14.3?} {:>8}",
+            format!("decide, scale out, {masters}+1 masters"),
+            t,
+            n
+        );
 
         let split = even_split(masters);
         let mut input: Vec<MasterSlots<u32>> = (0..masters)
-            .map(|i| MasterSlots { key: i, slots: expand(&[split[i as usize]]).collect(), weight: 1 })
+            .map(|i| MasterSlots {
+                key: i,
+                slots: expand(&[split[i as usize]]).collect(),
+                weight: 1,
+            })
             .collect();
-        input.push(MasterSlots { key: masters, slots: Vec::new(), weight: 1 });
+        input.push(MasterSlots {
+            key: masters,
+            slots: Vec::new(),
+            weight: 1,
+        });
         let (t, n) = time(|| {
             black_box(planner::plan(black_box(&input), 2));
         });
-        println!("{:<40} {:>14.3?} {:>8}", format!("plan, {masters}+1 masters"), t, n);
+        println!(
+            "{:<40} {:>14.3?} {:>8}",
+            format!("plan, {masters}+1 masters"),
+            t,
+            n
+        );
     }
 }

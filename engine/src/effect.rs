@@ -31,11 +31,7 @@ pub enum Effect {
     /// no key and that every other node has forgotten.
     DeleteNode { ordinal: Ordinal },
     /// `CLUSTER MEET ip port bus_port`, run on `on`.
-    Meet {
-        on: Ordinal,
-        ip: String,
-        port: u16,
-    },
+    Meet { on: Ordinal, ip: String, port: u16 },
     /// `CLUSTER ADDSLOTSRANGE`, run on `on`, for slots no node claims.
     AddSlots { on: Ordinal, slots: Vec<SlotRange> },
     /// `CLUSTER REPLICATE master_id`, run on `on` (an empty node).
@@ -149,7 +145,11 @@ impl fmt::Display for Effect {
             Effect::Failover { on, mode } => write!(f, "#{on}: CLUSTER FAILOVER {mode:?}"),
             Effect::Forget { on, node_id } => write!(f, "#{on}: CLUSTER FORGET {}", short(node_id)),
             Effect::ResetNode { on, hard } => {
-                write!(f, "#{on}: CLUSTER RESET {}", if *hard { "HARD" } else { "SOFT" })
+                write!(
+                    f,
+                    "#{on}: CLUSTER RESET {}",
+                    if *hard { "HARD" } else { "SOFT" }
+                )
             }
         }
     }

@@ -42,7 +42,10 @@ pub(crate) enum Event {
     Observed(Kind),
 }
 
-#[state_machine(initial = "State::pending()", state(derive(Debug, Clone, Copy, PartialEq, Eq)))]
+#[state_machine(
+    initial = "State::pending()",
+    state(derive(Debug, Clone, Copy, PartialEq, Eq))
+)]
 impl Lifecycle {
     #[state(superstate = "forming")]
     fn pending(event: &Event) -> Outcome<State> {
@@ -225,7 +228,11 @@ pub(crate) fn decide(desired: &Desired, phase_hint: Phase, observation: &Observa
         Some(note) => note.clone(),
         None => work.summary.clone(),
     };
-    let requeue_ms = if ctx.note.is_some() { Some(0) } else { work.requeue_ms };
+    let requeue_ms = if ctx.note.is_some() {
+        Some(0)
+    } else {
+        work.requeue_ms
+    };
     Decision {
         phase,
         conditions: conditions(desired, &work, phase, &ctx.effects),
@@ -252,7 +259,11 @@ fn conditions(desired: &Desired, work: &Work, phase: Phase, effects: &[Effect]) 
             ConditionKind::Ready,
             ready,
             if ready { "ClusterReady" } else { "NotReady" },
-            if ready { work.summary.clone() } else { format!("phase {phase}: {}", work.summary) },
+            if ready {
+                work.summary.clone()
+            } else {
+                format!("phase {phase}: {}", work.summary)
+            },
         ),
         cond(
             ConditionKind::Progressing,
@@ -263,7 +274,11 @@ fn conditions(desired: &Desired, work: &Work, phase: Phase, effects: &[Effect]) 
         cond(
             ConditionKind::Degraded,
             degraded,
-            if degraded { "ClusterDegraded" } else { "Healthy" },
+            if degraded {
+                "ClusterDegraded"
+            } else {
+                "Healthy"
+            },
             work.degraded.join("; "),
         ),
         cond(

@@ -47,7 +47,12 @@ fn parse_line(line: usize, text: &str) -> Result<ClusterNode, ParseError> {
     let master_id = match fields[3] {
         "-" => None,
         m if m.len() == 40 && m.bytes().all(|b| b.is_ascii_hexdigit()) => Some(m.to_string()),
-        m => return Err(err(line, format!("master id {m:?} is neither '-' nor a node id"))),
+        m => {
+            return Err(err(
+                line,
+                format!("master id {m:?} is neither '-' nor a node id"),
+            ));
+        }
     };
     let number = |i: usize, what: &str| {
         fields[i]
@@ -202,19 +207,29 @@ mod tests {
         assert_eq!(n.addr, Some(Addr::new("127.0.0.1", 30004)));
         assert_eq!(n.hostname.as_deref(), Some("redis-0"));
         assert!(n.flags.myself && n.flags.master);
-        assert_eq!(n.slots, vec![SlotRange::new(0, 5460), SlotRange::single(5462)]);
+        assert_eq!(
+            n.slots,
+            vec![SlotRange::new(0, 5460), SlotRange::single(5462)]
+        );
         assert_eq!(
             n.open_slots,
             vec![
-                OpenSlot::Migrating { slot: 5461, target: B.into() },
-                OpenSlot::Importing { slot: 5463, source: B.into() }
+                OpenSlot::Migrating {
+                    slot: 5461,
+                    target: B.into()
+                },
+                OpenSlot::Importing {
+                    slot: 5463,
+                    source: B.into()
+                }
             ]
         );
     }
 
     #[test]
     fn a_redis_5_replica_line_without_bus_port_parses() {
-        let text = format!("{B} 10.0.0.5:6379 slave,fail {A} 1426238316232 1426238316232 3 disconnected");
+        let text =
+            format!("{B} 10.0.0.5:6379 slave,fail {A} 1426238316232 1426238316232 3 disconnected");
         let n = &parse_cluster_nodes(&text).expect("parses")[0];
         assert!(n.flags.replica && n.flags.fail);
         assert_eq!(n.master_id.as_deref(), Some(A));

@@ -52,7 +52,12 @@ pub fn targets<K: Ord + Clone>(masters: &[MasterSlots<K>], total: u32) -> BTreeM
     // Hand out the remainder one slot each, to weighted masters holding the most now
     // (ties broken by key, so the plan is deterministic).
     let mut order: Vec<&MasterSlots<K>> = masters.iter().filter(|m| m.weight > 0).collect();
-    order.sort_by(|a, b| b.slots.len().cmp(&a.slots.len()).then_with(|| a.key.cmp(&b.key)));
+    order.sort_by(|a, b| {
+        b.slots
+            .len()
+            .cmp(&a.slots.len())
+            .then_with(|| a.key.cmp(&b.key))
+    });
     let mut left = total - assigned;
     let mut i = 0;
     while left > 0 && !order.is_empty() {
@@ -238,10 +243,7 @@ mod tests {
 
     #[test]
     fn weights_give_proportional_shares() {
-        let masters = vec![
-            master(0, &[SlotRange::new(0, 16383)], 3),
-            master(1, &[], 1),
-        ];
+        let masters = vec![master(0, &[SlotRange::new(0, 16383)], 3), master(1, &[], 1)];
         let mut m = masters.clone();
         apply(&mut m, &plan(&masters, 2));
         assert_eq!(m[0].slots.len(), 12288);
@@ -250,8 +252,12 @@ mod tests {
 
     /// A random partition of all 16384 slots over 1..=6 masters, some weighted 0 (draining).
     fn arb_cluster() -> impl Strategy<Value = Vec<MasterSlots<u32>>> {
-        (1usize..=6, 0u32..4, proptest::collection::vec(0u8..6, 16384)).prop_map(
-            |(n, drained, owner_of)| {
+        (
+            1usize..=6,
+            0u32..4,
+            proptest::collection::vec(0u8..6, 16384),
+        )
+            .prop_map(|(n, drained, owner_of)| {
                 let mut masters: Vec<_> = (0..n as u32)
                     .map(|k| MasterSlots {
                         key: k,
@@ -263,8 +269,7 @@ mod tests {
                     masters[*o as usize % n].slots.push(slot as u16);
                 }
                 masters
-            },
-        )
+            })
     }
 
     proptest! {

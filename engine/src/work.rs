@@ -115,7 +115,10 @@ fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
             .filter(|o| !w.reachable.contains_key(o))
             .map(|o| format!("#{o}"))
             .collect();
-        return Work::wait(format!("waiting for nodes {} to answer", missing.join(", ")));
+        return Work::wait(format!(
+            "waiting for nodes {} to answer",
+            missing.join(", ")
+        ));
     }
     if let Some(work) = masters(w) {
         return work;
@@ -125,7 +128,11 @@ fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
     let (removals, removed_masters) = remove_leaving(w);
     effects.extend(removals);
     if !effects.is_empty() {
-        let kind = if removed_masters { Kind::ScaleIn } else { Kind::Replicas };
+        let kind = if removed_masters {
+            Kind::ScaleIn
+        } else {
+            Kind::Replicas
+        };
         let n = effects.len();
         let what = match (replica_work, kind == Kind::ScaleIn) {
             (true, _) => "attaching replicas",
@@ -150,7 +157,10 @@ fn members(w: &World) -> Option<Work> {
         if m.running {
             continue;
         }
-        let info = w.id_of.get(&ordinal).and_then(|id| w.nodes.get(id).map(|n| (*id, n)));
+        let info = w
+            .id_of
+            .get(&ordinal)
+            .and_then(|id| w.nodes.get(id).map(|n| (*id, n)));
         let owns_slots = info.is_some_and(|(_, n)| n.is_master() && !n.entry.slots.is_empty());
         if !w.in_range(ordinal) && !owns_slots {
             // A leaving node that holds nothing is forgotten and deleted, not restarted.
@@ -161,10 +171,7 @@ fn members(w: &World) -> Option<Work> {
         // then copy the empty dataset. Wait for the failover (forced below if needed).
         if let Some((id, _)) = info
             && owns_slots
-            && w
-                .replicas_of(id)
-                .iter()
-                .any(|(_, r)| r.reachable && !r.failed)
+            && !w.takeover_candidates(id).is_empty()
         {
             held.push(ordinal);
             continue;
@@ -174,9 +181,9 @@ fn members(w: &World) -> Option<Work> {
     if effects.is_empty() {
         return None;
     }
-    let restarts = effects
-        .iter()
-        .any(|e| matches!(e, Effect::CreateNode { ordinal } if w.obs.members.contains_key(ordinal)));
+    let restarts = effects.iter().any(
+        |e| matches!(e, Effect::CreateNode { ordinal } if w.obs.members.contains_key(ordinal)),
+    );
     let kind = match (w.cluster_exists(), restarts) {
         (false, _) => Kind::Create,
         (true, true) => Kind::Recover,
@@ -197,7 +204,9 @@ fn members(w: &World) -> Option<Work> {
 /// `masters` ordinals and introduce everyone to node 0; replicas attach once gossip settles.
 fn bootstrap(w: &World) -> Work {
     if !w.all_in_range_reachable() {
-        let up = (0..w.total()).filter(|o| w.reachable.contains_key(o)).count();
+        let up = (0..w.total())
+            .filter(|o| w.reachable.contains_key(o))
+            .count();
         return Work::new(
             Kind::Create,
             Vec::new(),
@@ -241,7 +250,10 @@ fn anchor(w: &World) -> Option<Ordinal> {
     w.reachable
         .keys()
         .map(|ord| {
-            let known = owners.iter().filter(|id| w.view(*ord, id).is_some()).count();
+            let known = owners
+                .iter()
+                .filter(|id| w.view(*ord, id).is_some())
+                .count();
             (std::cmp::Reverse(known), *ord)
         })
         .min()
@@ -259,15 +271,21 @@ fn meet(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
         if ord == anchor {
             continue;
         }
-        let Some(id) = w.id_of.get(&ord) else { continue };
+        let Some(id) = w.id_of.get(&ord) else {
+            continue;
+        };
         match w.view(anchor, id) {
             // A leaving member the cluster already forgot is never brought back.
             None if !w.in_range(ord) => {}
             None => {
-                let claims = state.myself().is_some_and(|me| !me.slots.is_empty());
-                if claims {
-                    // Merging two clusters that both own slots would let Redis resolve the
-                    // conflict by epoch and silently drop one side's keys.
+                // Merging two clusters whose slots overlap would let Redis resolve the conflict
+                // by epoch and silently drop one side's keys. A node whose slots nobody else
+                // claims (a bootstrap interrupted between ADDSLOTS and MEET) merges safely.
+                let conflict = state.myself().is_some_and(|me| {
+                    crate::slots::expand(&me.slots)
+                        .any(|s| w.owner[usize::from(s)].is_some_and(|o| o != *id))
+                });
+                if conflict {
                     degraded.push(format!(
                         "node #{ord} ({addr}) serves slots of another cluster; it is left alone"
                     ));
@@ -321,7 +339,11 @@ fn forget_ghosts(w: &World) -> Option<Work> {
     let members = w.member_ids();
     let mut effects = Vec::new();
     for (id, n) in &w.nodes {
-        if members.contains(id) || n.reachable || !(n.failed || n.entry.flags.noaddr) {
+        // Every member answered, so an id no member runs is a ghost whatever its flags: a
+        // node that missed a FORGET keeps a removed id as `fail?` for ever, since the masters
+        // that could confirm the failure have forgotten it. Handshake ids are temporary and
+        // left alone.
+        if members.contains(id) || n.reachable || n.entry.flags.handshake {
             continue;
         }
         if n.is_master() && !n.entry.slots.is_empty() {
@@ -373,7 +395,9 @@ fn repair_open_slots(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
                     close_or_bring_home(w, slot, &st.importing, owner_ord, owner, &mut effects);
                     continue;
                 };
-                let (Some(from_id), Some(to_id)) = (id_of(*src), id_of(dst)) else { continue };
+                let (Some(from_id), Some(to_id)) = (id_of(*src), id_of(dst)) else {
+                    continue;
+                };
                 effects.push(Effect::MigrateSlots {
                     from: *src,
                     from_id: from_id.to_string(),
@@ -400,7 +424,10 @@ fn repair_open_slots(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
     Some(Work::new(
         Kind::Recover,
         effects,
-        format!("repairing {} slots left open by an interrupted migration", open.len()),
+        format!(
+            "repairing {} slots left open by an interrupted migration",
+            open.len()
+        ),
     ))
 }
 
@@ -445,28 +472,35 @@ fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
             .ordinal
             .map(|o| format!("#{o}"))
             .unwrap_or_else(|| id.get(..8).unwrap_or(id).to_string());
-        let mut candidates: Vec<_> = w
-            .replicas_of(id)
-            .into_iter()
-            .filter(|(_, r)| r.reachable && !r.failed && r.entry.master_id.is_some())
-            .filter_map(|(rid, r)| {
-                let ord = r.ordinal?;
-                let offset = w.state(ord).map(|s| s.repl_offset).unwrap_or(0);
-                // A replica that never completed a sync holds nothing: promoting it would
-                // serve the slots empty. Only replicas with data are candidates.
-                (offset > 0).then_some((std::cmp::Reverse(offset), ord, rid))
-            })
-            .collect();
-        candidates.sort();
-        let Some((_, best, _)) = candidates.first() else {
+        let candidates = w.takeover_candidates(id);
+        let Some(best) = candidates.first() else {
             degraded.push(format!(
-                "master {who} is down with no replica: slots {} are unavailable until it returns",
+                "master {who} is down with no replica able to take over: slots {} are \
+                 unavailable until it returns",
                 crate::slots::format_ranges(&to_ranges(slots.iter().copied()))
             ));
             continue;
         };
         let down_for = w.obs.now_ms.saturating_sub(n.last_pong_ms);
-        if n.failed && down_for > 2 * w.desired.node_timeout_ms {
+        let timeout = w.desired.node_timeout_ms;
+        // An election needs a majority of the masters that own slots. Without it, FORCE can
+        // never win; TAKEOVER needs no vote but could split the brain if the master were only
+        // cut off, so it is used only when the master's process is known to be gone.
+        let masters_up = by_owner
+            .keys()
+            .filter(|m| w.nodes.get(*m).is_some_and(|x| x.reachable))
+            .count();
+        let majority = masters_up * 2 > by_owner.len();
+        let process_gone = n
+            .ordinal
+            .and_then(|o| w.obs.members.get(&o))
+            .is_none_or(|m| !m.running);
+        if !majority && process_gone && down_for > 4 * timeout {
+            effects.push(Effect::Failover {
+                on: *best,
+                mode: FailoverMode::Takeover,
+            });
+        } else if majority && n.failed && down_for > 2 * timeout {
             effects.push(Effect::Failover {
                 on: *best,
                 mode: FailoverMode::Force,
@@ -490,7 +524,9 @@ fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
         work.kind = Kind::Recover;
         return Some(work);
     }
-    if degraded.is_empty() { None } else {
+    if degraded.is_empty() {
+        None
+    } else {
         // Slots are unavailable: changing the topology now could only make it worse.
         let mut work = Work::wait("cluster is degraded; waiting for the lost masters to return");
         work.kind = Kind::Recover;
@@ -545,11 +581,13 @@ fn masters(w: &World) -> Option<Work> {
         .cloned()
         .collect();
     let kept: BTreeSet<&str> = keep.iter().map(|(_, id)| *id).collect();
-    for (&ord, _) in &w.reachable {
+    for &ord in w.reachable.keys() {
         if keep.len() >= d.masters as usize || !w.in_range(ord) {
             break;
         }
-        let Some(id) = w.id_of.get(&ord) else { continue };
+        let Some(id) = w.id_of.get(&ord) else {
+            continue;
+        };
         let Some(n) = w.nodes.get(id) else { continue };
         let empty = w.state(ord).is_some_and(|s| s.keys == 0);
         if n.is_master() && n.entry.slots.is_empty() && empty && !kept.contains(id) {
@@ -560,12 +598,17 @@ fn masters(w: &World) -> Option<Work> {
         // Not enough empty masters: turn a spare replica into one. A soft reset flushes the
         // replica's copy (its master keeps the data) and makes it an empty master.
         let keep_ids: BTreeSet<&str> = keep.iter().map(|(_, id)| *id).collect();
-        let spare = w.reachable.keys().copied().filter(|o| w.in_range(*o)).find(|o| {
-            w.id_of
-                .get(o)
-                .and_then(|id| w.nodes.get(id))
-                .is_some_and(|n| !n.is_master() && !keep_ids.contains(n.entry.id.as_str()))
-        });
+        let spare = w
+            .reachable
+            .keys()
+            .copied()
+            .filter(|o| w.in_range(*o))
+            .find(|o| {
+                w.id_of
+                    .get(o)
+                    .and_then(|id| w.nodes.get(id))
+                    .is_some_and(|n| !n.is_master() && !keep_ids.contains(n.entry.id.as_str()))
+            });
         if let Some(on) = spare {
             return Some(Work::new(
                 Kind::ScaleOut,
@@ -618,7 +661,11 @@ fn masters(w: &World) -> Option<Work> {
     let drains = moves
         .iter()
         .any(|m| m.from.is_some_and(|id| !keep_ids.contains(id)));
-    let kind = if drains { Kind::ScaleIn } else { Kind::ScaleOut };
+    let kind = if drains {
+        Kind::ScaleIn
+    } else {
+        Kind::ScaleOut
+    };
     if !unready.is_empty() && moves.iter().any(|m| m.from.is_some()) {
         let mut work = Work::wait(format!(
             "waiting for masters {} to report cluster_state:ok before moving slots",
@@ -630,7 +677,9 @@ fn masters(w: &World) -> Option<Work> {
     let mut slots_moved = 0;
     for mv in &moves {
         let Some(to_id) = mv.to else { continue };
-        let Some(to) = w.ordinal_of(to_id) else { continue };
+        let Some(to) = w.ordinal_of(to_id) else {
+            continue;
+        };
         slots_moved += mv.slot_count();
         match mv.from {
             None => effects.push(Effect::AddSlots {
@@ -638,7 +687,9 @@ fn masters(w: &World) -> Option<Work> {
                 slots: mv.slots.clone(),
             }),
             Some(from_id) => {
-                let Some(from) = w.ordinal_of(from_id) else { continue };
+                let Some(from) = w.ordinal_of(from_id) else {
+                    continue;
+                };
                 effects.push(Effect::MigrateSlots {
                     from,
                     from_id: from_id.to_string(),
@@ -649,11 +700,18 @@ fn masters(w: &World) -> Option<Work> {
             }
         }
     }
-    let what = if drains { "draining masters" } else { "rebalancing slots" };
+    let what = if drains {
+        "draining masters"
+    } else {
+        "rebalancing slots"
+    };
     Some(Work::new(
         kind,
         effects,
-        format!("{what}: moving {slots_moved} slots in {} moves", moves.len()),
+        format!(
+            "{what}: moving {slots_moved} slots in {} moves",
+            moves.len()
+        ),
     ))
 }
 
@@ -668,7 +726,9 @@ fn replicas(w: &World, degraded: &mut Vec<String>) -> Vec<Effect> {
         if !w.in_range(ord) {
             continue;
         }
-        let Some(id) = w.id_of.get(&ord) else { continue };
+        let Some(id) = w.id_of.get(&ord) else {
+            continue;
+        };
         let Some(n) = w.nodes.get(id) else { continue };
         if by_owner.contains_key(id) {
             continue;
@@ -729,7 +789,13 @@ fn replicas(w: &World, degraded: &mut Vec<String>) -> Vec<Effect> {
 fn remove_leaving(w: &World) -> (Vec<Effect>, bool) {
     let mut effects = Vec::new();
     let mut masters_removed = false;
-    let leaving: Vec<Ordinal> = w.obs.members.keys().copied().filter(|o| !w.in_range(*o)).collect();
+    let leaving: Vec<Ordinal> = w
+        .obs
+        .members
+        .keys()
+        .copied()
+        .filter(|o| !w.in_range(*o))
+        .collect();
     for ord in leaving {
         let Some(id) = w.id_of.get(&ord).copied() else {
             // Never joined (or down and unknown to everyone): nothing to forget.
@@ -771,7 +837,10 @@ fn converged(w: &World, degraded: &[String]) -> Work {
         .map(|(o, _)| format!("#{o}"))
         .collect();
     if !not_ok.is_empty() {
-        return Work::wait(format!("waiting for cluster_state:ok on {}", not_ok.join(", ")));
+        return Work::wait(format!(
+            "waiting for cluster_state:ok on {}",
+            not_ok.join(", ")
+        ));
     }
     if !w.slots_agreed {
         return Work::wait("waiting for every node to agree on the slot map");
@@ -789,7 +858,10 @@ fn converged(w: &World, degraded: &[String]) -> Work {
         .map(|(o, _)| format!("#{o}"))
         .collect();
     if !syncing.is_empty() {
-        return Work::wait(format!("waiting for replicas {} to sync", syncing.join(", ")));
+        return Work::wait(format!(
+            "waiting for replicas {} to sync",
+            syncing.join(", ")
+        ));
     }
     if !degraded.is_empty() {
         return Work::wait("cluster serves every slot but needs attention");

@@ -150,7 +150,9 @@ impl<'a> World<'a> {
                     merged.push((next as u16, start - 1, None));
                 }
                 match merged.last_mut() {
-                    Some(last) if last.2 == Some(id) && u32::from(last.1) + 1 == u32::from(start) => {
+                    Some(last)
+                        if last.2 == Some(id) && u32::from(last.1) + 1 == u32::from(start) =>
+                    {
                         last.1 = end;
                     }
                     _ => merged.push((start, end, Some(id))),
@@ -216,10 +218,11 @@ impl<'a> World<'a> {
     /// Some view claims some slot, or some node knows another: a cluster already exists here.
     pub fn cluster_exists(&self) -> bool {
         self.owner.iter().any(Option::is_some)
-            || self
-                .reachable
-                .values()
-                .any(|(_, _, s)| s.nodes.iter().any(|n| !n.flags.myself && !n.flags.handshake))
+            || self.reachable.values().any(|(_, _, s)| {
+                s.nodes
+                    .iter()
+                    .any(|n| !n.flags.myself && !n.flags.handshake)
+            })
     }
 
     /// Slots per owning node id.
@@ -233,10 +236,39 @@ impl<'a> World<'a> {
         out
     }
 
+    /// Slots that no entry of any view lists, whatever its role: only those were never
+    /// assigned. A slot listed by a node in transition (just demoted, epochs colliding) is
+    /// claimed, and assigning it again would create a second owner.
     pub fn unclaimed_slots(&self) -> Vec<u16> {
+        let mut listed = vec![false; usize::from(SLOT_COUNT)];
+        for (_, _, state) in self.reachable.values() {
+            for e in &state.nodes {
+                for s in crate::slots::expand(&e.slots) {
+                    listed[usize::from(s)] = true;
+                }
+            }
+        }
         (0..SLOT_COUNT)
-            .filter(|s| self.owner[usize::from(*s)].is_none())
+            .filter(|s| self.owner[usize::from(*s)].is_none() && !listed[usize::from(*s)])
             .collect()
+    }
+
+    /// Replicas of `master_id` that could take over now: they answer, are not failed and hold
+    /// a copy (a replica that never completed a sync has offset 0 and holds nothing). Best
+    /// first: highest replication offset, then lowest ordinal.
+    pub fn takeover_candidates(&self, master_id: &str) -> Vec<Ordinal> {
+        let mut out: Vec<(std::cmp::Reverse<u64>, Ordinal)> = self
+            .replicas_of(master_id)
+            .into_iter()
+            .filter(|(_, r)| r.reachable && !r.failed)
+            .filter_map(|(_, r)| {
+                let ord = r.ordinal?;
+                let offset = self.state(ord).map(|s| s.repl_offset).unwrap_or(0);
+                (offset > 0).then_some((std::cmp::Reverse(offset), ord))
+            })
+            .collect();
+        out.sort();
+        out.into_iter().map(|(_, o)| o).collect()
     }
 
     /// Replicas of `master_id` (any member), with their info.
@@ -255,14 +287,17 @@ impl<'a> World<'a> {
         // members that stay must know each other.
         let staying = |o: &&Ordinal| self.in_range(**o);
         self.reachable.keys().filter(staying).all(|viewer| {
-            self.reachable.iter().filter(|(o, _)| staying(o)).all(|(ord, (_, addr, _))| {
-                let Some(id) = self.id_of.get(ord) else {
-                    return false;
-                };
-                self.view(*viewer, id).is_some_and(|e| {
-                    !e.flags.handshake && !e.flags.noaddr && e.addr.as_ref() == Some(*addr)
+            self.reachable
+                .iter()
+                .filter(|(o, _)| staying(o))
+                .all(|(ord, (_, addr, _))| {
+                    let Some(id) = self.id_of.get(ord) else {
+                        return false;
+                    };
+                    self.view(*viewer, id).is_some_and(|e| {
+                        !e.flags.handshake && !e.flags.noaddr && e.addr.as_ref() == Some(*addr)
+                    })
                 })
-            })
         })
     }
 
@@ -272,8 +307,9 @@ impl<'a> World<'a> {
         self.reachable.keys().all(|viewer| {
             self.reachable.iter().all(|(_, (_, _, s))| {
                 let Some(me) = s.myself() else { return false };
-                self.view(*viewer, &me.id)
-                    .is_some_and(|e| e.master_id == me.master_id && e.flags.replica == me.flags.replica)
+                self.view(*viewer, &me.id).is_some_and(|e| {
+                    e.master_id == me.master_id && e.flags.replica == me.flags.replica
+                })
             })
         })
     }

@@ -16,7 +16,11 @@ fn desired(m: u32, r: u32) -> Desired {
 fn an_empty_world_creates_every_member() {
     let d = decide(&desired(3, 1), Phase::Pending, &Observation::default());
     assert_eq!(d.phase, Phase::Pending);
-    let creates: Vec<_> = d.effects.iter().filter(|e| matches!(e, Effect::CreateNode { .. })).collect();
+    let creates: Vec<_> = d
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::CreateNode { .. }))
+        .collect();
     assert_eq!(creates.len(), 6);
 }
 
@@ -32,13 +36,21 @@ fn fresh_nodes_are_bootstrapped_with_every_slot_assigned_once() {
         }
     }
     assert_eq!(total, 16384);
-    let meets = d.effects.iter().filter(|e| matches!(e, Effect::Meet { on: 0, .. })).count();
+    let meets = d
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Meet { on: 0, .. }))
+        .count();
     assert_eq!(meets, 5);
 }
 
 #[test]
 fn a_healthy_cluster_is_ready_and_left_alone() {
-    let d = decide(&desired(3, 1), Phase::Ready, &observe(&healthy(3, 1), false, 0));
+    let d = decide(
+        &desired(3, 1),
+        Phase::Ready,
+        &observe(&healthy(3, 1), false, 0),
+    );
     assert_eq!(d.phase, Phase::Ready, "{}", d.summary);
     assert!(d.effects.is_empty());
     assert!(d.is_true(ConditionKind::Ready));
@@ -47,8 +59,16 @@ fn a_healthy_cluster_is_ready_and_left_alone() {
 #[test]
 fn a_running_cluster_is_never_bootstrapped_again_even_when_its_status_was_lost() {
     // The operator restarted and lost its status: the hint says Pending.
-    let d = decide(&desired(3, 1), Phase::Pending, &observe(&healthy(3, 1), false, 0));
-    assert!(!d.effects.iter().any(|e| matches!(e, Effect::AddSlots { .. })));
+    let d = decide(
+        &desired(3, 1),
+        Phase::Pending,
+        &observe(&healthy(3, 1), false, 0),
+    );
+    assert!(
+        !d.effects
+            .iter()
+            .any(|e| matches!(e, Effect::AddSlots { .. }))
+    );
     assert_eq!(d.phase, Phase::Ready);
 }
 
@@ -60,7 +80,12 @@ fn an_invalid_spec_changes_nothing_and_says_why() {
     assert!(d.effects.is_empty());
     assert_eq!(d.phase, Phase::Ready);
     assert!(d.is_true(ConditionKind::Invalid));
-    assert!(d.condition(ConditionKind::Invalid).unwrap().message.contains("spec.masters"));
+    assert!(
+        d.condition(ConditionKind::Invalid)
+            .unwrap()
+            .message
+            .contains("spec.masters")
+    );
 }
 
 #[test]
@@ -73,13 +98,18 @@ fn scaling_out_introduces_new_nodes_then_moves_slots_to_them() {
     let mut obs = observe(&nodes, false, 0);
     for ord in 0..6 {
         let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
-        s.nodes.retain(|n| n.id != id(6) && n.id != id(7) && n.id != id(8) && n.id != id(9));
+        s.nodes
+            .retain(|n| n.id != id(6) && n.id != id(7) && n.id != id(8) && n.id != id(9));
     }
     let d = decide(&desired(5, 1), Phase::Ready, &obs);
     assert_eq!(d.phase, Phase::ScalingOut);
     assert!(d.effects.iter().all(|e| matches!(e, Effect::Meet { .. })));
     // Once everyone knows everyone, slots move to the two new masters.
-    let d = decide(&desired(5, 1), Phase::ScalingOut, &observe(&nodes, false, 0));
+    let d = decide(
+        &desired(5, 1),
+        Phase::ScalingOut,
+        &observe(&nodes, false, 0),
+    );
     let moved: u32 = d
         .effects
         .iter()
@@ -119,7 +149,11 @@ fn a_drained_master_is_forgotten_everywhere_before_it_is_deleted() {
     gone.keys = 0;
     nodes.push(gone);
     let d = decide(&desired(3, 0), Phase::ScalingIn, &observe(&nodes, false, 0));
-    let forgets = d.effects.iter().filter(|e| matches!(e, Effect::Forget { .. })).count();
+    let forgets = d
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Forget { .. }))
+        .count();
     assert_eq!(forgets, 3);
     assert_eq!(d.effects.last(), Some(&Effect::DeleteNode { ordinal: 3 }));
 }
@@ -131,7 +165,11 @@ fn a_leaving_master_that_still_holds_keys_is_never_deleted() {
     gone.keys = 7;
     nodes.push(gone);
     let d = decide(&desired(3, 0), Phase::ScalingIn, &observe(&nodes, false, 0));
-    assert!(!d.effects.iter().any(|e| matches!(e, Effect::DeleteNode { .. } | Effect::Forget { .. })));
+    assert!(
+        !d.effects
+            .iter()
+            .any(|e| matches!(e, Effect::DeleteNode { .. } | Effect::Forget { .. }))
+    );
 }
 
 #[test]
@@ -143,8 +181,18 @@ fn a_crashed_master_with_a_replica_is_not_restarted_before_the_replica_took_over
     assert!(!d.effects.contains(&Effect::CreateNode { ordinal: 0 }));
     assert_eq!(d.phase, Phase::Recovering);
     // Redis did not promote the replica within twice the node timeout: force it.
-    let d = decide(&desired(3, 1), Phase::Recovering, &observe(&nodes, false, 60_000));
-    assert_eq!(d.effects, vec![Effect::Failover { on: 3, mode: FailoverMode::Force }]);
+    let d = decide(
+        &desired(3, 1),
+        Phase::Recovering,
+        &observe(&nodes, false, 60_000),
+    );
+    assert_eq!(
+        d.effects,
+        vec![Effect::Failover {
+            on: 3,
+            mode: FailoverMode::Force
+        }]
+    );
 }
 
 #[test]
@@ -164,18 +212,37 @@ fn a_crashed_master_without_replica_is_restarted_and_its_slots_reported_degraded
         decide(&desired(3, 0), Phase::Recovering, &obs)
     };
     assert!(d2.is_true(ConditionKind::Degraded), "{:?}", d2.conditions);
-    assert!(d2.condition(ConditionKind::Degraded).unwrap().message.contains("5462-10922"));
-    assert!(!d2.effects.iter().any(|e| matches!(e, Effect::AddSlots { .. })));
+    assert!(
+        d2.condition(ConditionKind::Degraded)
+            .unwrap()
+            .message
+            .contains("5462-10922")
+    );
+    assert!(
+        !d2.effects
+            .iter()
+            .any(|e| matches!(e, Effect::AddSlots { .. }))
+    );
 }
 
 #[test]
 fn a_slot_left_migrating_and_importing_is_finished_by_migrating_it() {
     let mut nodes = healthy(3, 0);
-    nodes[0].open = vec![OpenSlot::Migrating { slot: 5, target: id(1) }];
+    nodes[0].open = vec![OpenSlot::Migrating {
+        slot: 5,
+        target: id(1),
+    }];
     nodes[0].open_keys.insert(5, 3);
-    nodes[1].open = vec![OpenSlot::Importing { slot: 5, source: id(0) }];
+    nodes[1].open = vec![OpenSlot::Importing {
+        slot: 5,
+        source: id(0),
+    }];
     nodes[1].open_keys.insert(5, 2);
-    let d = decide(&desired(3, 0), Phase::ScalingOut, &observe(&nodes, false, 0));
+    let d = decide(
+        &desired(3, 0),
+        Phase::ScalingOut,
+        &observe(&nodes, false, 0),
+    );
     assert_eq!(d.phase, Phase::Recovering);
     assert_eq!(
         d.effects,
@@ -192,19 +259,30 @@ fn a_slot_left_migrating_and_importing_is_finished_by_migrating_it() {
 #[test]
 fn a_slot_left_importing_alone_brings_its_stray_keys_home_to_the_owner() {
     let mut nodes = healthy(3, 0);
-    nodes[2].open = vec![OpenSlot::Importing { slot: 5, source: id(0) }];
+    nodes[2].open = vec![OpenSlot::Importing {
+        slot: 5,
+        source: id(0),
+    }];
     nodes[2].open_keys.insert(5, 4);
     let d = decide(&desired(3, 0), Phase::Ready, &observe(&nodes, false, 0));
     assert_eq!(
         d.effects,
-        vec![Effect::MoveStrayKeys { from: 2, to: 0, to_id: id(0), slot: 5 }]
+        vec![Effect::MoveStrayKeys {
+            from: 2,
+            to: 0,
+            to_id: id(0),
+            slot: 5
+        }]
     );
 }
 
 #[test]
 fn an_empty_slot_left_migrating_alone_is_simply_closed() {
     let mut nodes = healthy(3, 0);
-    nodes[0].open = vec![OpenSlot::Migrating { slot: 5, target: id(1) }];
+    nodes[0].open = vec![OpenSlot::Migrating {
+        slot: 5,
+        target: id(1),
+    }];
     let d = decide(&desired(3, 0), Phase::Ready, &observe(&nodes, false, 0));
     assert_eq!(d.effects, vec![Effect::SetSlotStable { on: 0, slot: 5 }]);
 }
@@ -218,7 +296,11 @@ fn a_node_whose_address_changed_is_met_again_not_replaced() {
     assert_eq!(d.phase, Phase::Recovering);
     assert_eq!(
         d.effects,
-        vec![Effect::Meet { on: 0, ip: "127.0.0.9".into(), port: 13004 }]
+        vec![Effect::Meet {
+            on: 0,
+            ip: "127.0.0.9".into(),
+            port: 13004
+        }]
     );
 }
 
@@ -245,7 +327,11 @@ fn new_replicas_attach_to_masters_that_lack_them() {
 fn surplus_replicas_are_forgotten_and_deleted() {
     let nodes = healthy(3, 1);
     let d = decide(&desired(3, 0), Phase::Ready, &observe(&nodes, false, 0));
-    let deletes: Vec<_> = d.effects.iter().filter(|e| matches!(e, Effect::DeleteNode { .. })).collect();
+    let deletes: Vec<_> = d
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::DeleteNode { .. }))
+        .collect();
     assert_eq!(deletes.len(), 3);
 }
 
@@ -256,27 +342,121 @@ fn deleting_removes_every_member_and_nothing_else() {
     let d = decide(&want, Phase::Ready, &observe(&healthy(3, 1), false, 0));
     assert_eq!(d.phase, Phase::Deleting);
     assert_eq!(d.effects.len(), 6);
-    assert!(d.effects.iter().all(|e| matches!(e, Effect::DeleteNode { .. })));
+    assert!(
+        d.effects
+            .iter()
+            .all(|e| matches!(e, Effect::DeleteNode { .. }))
+    );
 }
 
 #[test]
 fn a_cluster_whose_replicas_have_not_synced_yet_is_not_ready() {
     let nodes = healthy(3, 1);
     let mut obs = observe(&nodes, false, 0);
-    obs.members.get_mut(&4).unwrap().redis.as_mut().unwrap().master_link_up = false;
+    obs.members
+        .get_mut(&4)
+        .unwrap()
+        .redis
+        .as_mut()
+        .unwrap()
+        .master_link_up = false;
     let d = decide(&desired(3, 1), Phase::Ready, &obs);
     assert!(!d.is_true(ConditionKind::Ready));
     assert!(d.summary.contains("sync"), "{}", d.summary);
 }
 
 #[test]
-fn a_replica_that_never_synced_is_never_forced_to_take_over() {
+fn a_replica_that_never_synced_is_never_forced_to_take_over_and_the_master_comes_back_instead() {
     let mut nodes = healthy(3, 1);
     nodes[0].running = false;
     nodes[0].fail = true;
     let mut obs = observe(&nodes, false, 60_000);
-    obs.members.get_mut(&3).unwrap().redis.as_mut().unwrap().repl_offset = 0;
+    obs.members
+        .get_mut(&3)
+        .unwrap()
+        .redis
+        .as_mut()
+        .unwrap()
+        .repl_offset = 0;
     let d = decide(&desired(3, 1), Phase::Recovering, &obs);
-    assert!(!d.effects.iter().any(|e| matches!(e, Effect::Failover { .. })));
-    assert!(d.is_true(ConditionKind::Degraded));
+    // No replica can take over, so waiting for one would keep the slots down for ever.
+    assert_eq!(d.effects, vec![Effect::CreateNode { ordinal: 0 }]);
+}
+
+#[test]
+fn with_no_majority_of_masters_left_a_dead_master_is_taken_over_without_a_vote() {
+    let mut nodes = healthy(3, 1);
+    for n in [0, 1] {
+        nodes[n].running = false;
+        nodes[n].fail = true;
+    }
+    let d = decide(
+        &desired(3, 1),
+        Phase::Recovering,
+        &observe(&nodes, false, 60_000),
+    );
+    assert!(
+        d.effects.contains(&Effect::Failover {
+            on: 3,
+            mode: FailoverMode::Takeover
+        }),
+        "{:?}",
+        d.effects
+    );
+}
+
+#[test]
+fn a_lone_node_holding_slots_nobody_else_claims_is_met_not_abandoned() {
+    // Bootstrap interrupted: #2 got its slots but never its MEET.
+    let nodes = healthy(3, 0);
+    let mut obs = observe(&nodes, false, 0);
+    for ord in [0, 1] {
+        let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
+        s.nodes.retain(|n| n.id != id(2));
+    }
+    obs.members
+        .get_mut(&2)
+        .unwrap()
+        .redis
+        .as_mut()
+        .unwrap()
+        .nodes
+        .retain(|n| n.id == id(2));
+    let d = decide(&desired(3, 0), Phase::Bootstrapping, &obs);
+    assert!(
+        d.effects.contains(&Effect::Meet {
+            on: 0,
+            ip: "127.0.0.1".into(),
+            port: 13002
+        }),
+        "{:?}",
+        d.effects
+    );
+    assert!(!d.is_true(ConditionKind::Degraded));
+}
+
+#[test]
+fn a_removed_node_that_one_member_still_suspects_is_forgotten_there() {
+    let nodes = healthy(3, 0);
+    let mut obs = observe(&nodes, false, 0);
+    let mut ghost = obs.members[&0].redis.as_ref().unwrap().nodes[1].clone();
+    ghost.id = id(9);
+    ghost.flags.pfail = true;
+    ghost.slots.clear();
+    obs.members
+        .get_mut(&2)
+        .unwrap()
+        .redis
+        .as_mut()
+        .unwrap()
+        .nodes
+        .push(ghost);
+    let d = decide(&desired(3, 0), Phase::Ready, &obs);
+    assert_eq!(
+        d.effects,
+        vec![Effect::Forget {
+            on: 2,
+            node_id: id(9)
+        }]
+    );
 }

@@ -58,7 +58,11 @@ impl Node {
             config_epoch: u64::from(self.ord) + 1,
             link: LinkState::Connected,
             slots: self.slots.clone(),
-            open_slots: if myself { self.open.clone() } else { Vec::new() },
+            open_slots: if myself {
+                self.open.clone()
+            } else {
+                Vec::new()
+            },
         }
     }
 }

@@ -11,8 +11,14 @@ use redis_operator_engine::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 fn arb_flags() -> impl Strategy<Value = NodeFlags> {
-    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-        |(replica, pfail, fail, handshake, noaddr)| NodeFlags {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(replica, pfail, fail, handshake, noaddr)| NodeFlags {
             myself: false,
             master: !replica,
             replica,
@@ -21,8 +27,7 @@ fn arb_flags() -> impl Strategy<Value = NodeFlags> {
             handshake,
             noaddr,
             nofailover: false,
-        },
-    )
+        })
 }
 
 fn arb_entry(n: u32) -> impl Strategy<Value = ClusterNode> {
@@ -52,9 +57,15 @@ fn arb_entry(n: u32) -> impl Strategy<Value = ClusterNode> {
                 .into_iter()
                 .map(|(slot, peer, mig)| {
                     if mig {
-                        OpenSlot::Migrating { slot, target: fixture::id(peer) }
+                        OpenSlot::Migrating {
+                            slot,
+                            target: fixture::id(peer),
+                        }
                     } else {
-                        OpenSlot::Importing { slot, source: fixture::id(peer) }
+                        OpenSlot::Importing {
+                            slot,
+                            source: fixture::id(peer),
+                        }
                     }
                 })
                 .collect(),
@@ -77,13 +88,19 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
         )
         .prop_map(move |members| {
             let mut out = BTreeMap::new();
-            for (ord, (running, answers, mut me, others, ok, keys)) in members.into_iter().enumerate() {
+            for (ord, (running, answers, mut me, others, ok, keys)) in
+                members.into_iter().enumerate()
+            {
                 let ord = ord as u32;
                 me.id = fixture::id(ord);
                 me.flags.myself = true;
                 let mut nodes = vec![me];
                 nodes.extend(others.into_iter().filter(|o| o.id != fixture::id(ord)));
-                let open_slot_keys = nodes[0].open_slots.iter().map(|o| (o.slot(), keys)).collect();
+                let open_slot_keys = nodes[0]
+                    .open_slots
+                    .iter()
+                    .map(|o| (o.slot(), keys))
+                    .collect();
                 out.insert(
                     ord,
                     Member {
@@ -104,7 +121,10 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
                     },
                 );
             }
-            Observation { now_ms: 100_000, members: out }
+            Observation {
+                now_ms: 100_000,
+                members: out,
+            }
         })
     })
 }

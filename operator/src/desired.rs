@@ -3,7 +3,10 @@
 
 use spec::RedisClusterSpec;
 
-pub fn desired_from(spec: &RedisClusterSpec, previous: Option<&RedisClusterSpec>) -> engine::Desired {
+pub fn desired_from(
+    spec: &RedisClusterSpec,
+    previous: Option<&RedisClusterSpec>,
+) -> engine::Desired {
     let problems = spec::validate(spec, previous)
         .iter()
         .map(ToString::to_string)

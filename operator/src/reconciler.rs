@@ -15,7 +15,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub trait Members {
     type Error: std::error::Error + Send + Sync + 'static;
     fn list(&self) -> impl Future<Output = Result<Vec<MemberInfo>, Self::Error>> + Send;
-    fn ensure_running(&self, ordinal: Ordinal) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn ensure_running(
+        &self,
+        ordinal: Ordinal,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
     fn delete(&self, ordinal: Ordinal) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
@@ -49,7 +52,10 @@ pub fn now_ms() -> u64 {
 }
 
 /// Observes the world once.
-pub async fn observe<M: Members>(members: &M, redis: &RedisAdapter) -> Result<Observation, M::Error> {
+pub async fn observe<M: Members>(
+    members: &M,
+    redis: &RedisAdapter,
+) -> Result<Observation, M::Error> {
     let list = members.list().await?;
     Ok(redis.observe(list, now_ms()).await)
 }
@@ -65,7 +71,9 @@ pub async fn pass<M: Members>(
 ) -> Result<Pass, M::Error> {
     let observation = observe(members, redis).await?;
     let decision = engine::decide(desired, phase_hint, &observation);
-    let error = execute(members, redis, &observation, &decision.effects).await.err();
+    let error = execute(members, redis, &observation, &decision.effects)
+        .await
+        .err();
     if let Some(e) = &error {
         tracing::warn!(error = %e, "effect failed; observing again");
     }
@@ -93,11 +101,17 @@ async fn execute<M: Members>(
         match effect {
             Effect::CreateNode { ordinal } => {
                 tracing::info!(%effect, "starting node");
-                members.ensure_running(*ordinal).await.map_err(|e| format!("{effect}: {e}"))?;
+                members
+                    .ensure_running(*ordinal)
+                    .await
+                    .map_err(|e| format!("{effect}: {e}"))?;
             }
             Effect::DeleteNode { ordinal } => {
                 tracing::info!(%effect, "removing node");
-                members.delete(*ordinal).await.map_err(|e| format!("{effect}: {e}"))?;
+                members
+                    .delete(*ordinal)
+                    .await
+                    .map_err(|e| format!("{effect}: {e}"))?;
             }
             Effect::MigrateSlots { .. } => {
                 let run = effects[i..]
@@ -116,7 +130,10 @@ async fn execute<M: Members>(
             }
             other => {
                 tracing::info!(effect = %other, "cluster command");
-                redis.execute(other, &ctx).await.map_err(|e| format!("{other}: {e}"))?;
+                redis
+                    .execute(other, &ctx)
+                    .await
+                    .map_err(|e| format!("{other}: {e}"))?;
             }
         }
         i += 1;
@@ -135,6 +152,10 @@ pub fn next_delay(pass: &Pass) -> Duration {
     }
     // Polling is cheap next to missing a crash for long: a few commands per node. While work
     // is under way, look often: every wait (gossip, a sync) ends at an unknown moment.
-    let cap = if pass.decision.is_true(engine::ConditionKind::Ready) { 2_000 } else { 100 };
+    let cap = if pass.decision.is_true(engine::ConditionKind::Ready) {
+        2_000
+    } else {
+        100
+    };
     Duration::from_millis(pass.decision.requeue_ms.unwrap_or(cap).min(cap))
 }

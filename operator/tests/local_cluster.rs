@@ -17,7 +17,10 @@ fn a_3x1_cluster_is_created_and_redis_cli_finds_it_healthy() {
     let mut c = LocalCluster::new("create", 14000, 3, 1);
     let out = c.up_until_ready();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("127.0.0.1:14000"), "prints node addresses: {stdout}");
+    assert!(
+        stdout.contains("127.0.0.1:14000"),
+        "prints node addresses: {stdout}"
+    );
     c.redis_cli_check().unwrap();
     let t = c.topology();
     assert_eq!(t.len(), 6);
@@ -25,10 +28,15 @@ fn a_3x1_cluster_is_created_and_redis_cli_finds_it_healthy() {
 
     // The HTTP API answers with the seed's shape.
     c.start_operator();
-    let url = format!("http://127.0.0.1:{}/cluster/nodes?clusterName=create", c.http_port);
+    let url = format!(
+        "http://127.0.0.1:{}/cluster/nodes?clusterName=create",
+        c.http_port
+    );
     let mut body = String::new();
     for _ in 0..50 {
-        if let Ok(out) = std::process::Command::new("curl").args(["-sf", &url]).output()
+        if let Ok(out) = std::process::Command::new("curl")
+            .args(["-sf", &url])
+            .output()
             && out.status.success()
         {
             body = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -38,7 +46,10 @@ fn a_3x1_cluster_is_created_and_redis_cli_finds_it_healthy() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(body.starts_with("[{\"ip\":\"127.0.0.1\",\"port\":14000}"), "{body}");
+    assert!(
+        body.starts_with("[{\"ip\":\"127.0.0.1\",\"port\":14000}"),
+        "{body}"
+    );
     assert_eq!(body.matches("\"port\"").count(), 6, "{body}");
 
     // Starting again adopts the running cluster instead of creating a new one.
@@ -66,13 +77,15 @@ fn scaling_out_and_in_keeps_every_key_and_every_acknowledged_write() {
             let mut acked = Vec::new();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) && i < 200_000 {
-                let ok: redis::RedisResult<()> =
-                    redis::cmd("SET").arg(format!("w:{i}")).arg(i).query(&mut client);
+                let ok: redis::RedisResult<()> = redis::cmd("SET")
+                    .arg(format!("w:{i}"))
+                    .arg(i)
+                    .query(&mut client);
                 if ok.is_ok() {
                     acked.push(i);
                 }
                 i += 1;
-                if i % 50 == 0 {
+                if i.is_multiple_of(50) {
                     std::thread::sleep(Duration::from_millis(5));
                 }
             }
@@ -87,7 +100,9 @@ fn scaling_out_and_in_keeps_every_key_and_every_acknowledged_write() {
     assert_eq!(counts.len(), 5);
     let share = 16384.0 / 5.0;
     assert!(
-        counts.iter().all(|n| (*n as f64 - share).abs() <= share * 0.02),
+        counts
+            .iter()
+            .all(|n| (*n as f64 - share).abs() <= share * 0.02),
         "balanced within 2%: {counts:?}"
     );
     assert_eq!(missing_keys(&c, "k", 100_000), Vec::<usize>::new());
@@ -104,15 +119,27 @@ fn scaling_out_and_in_keeps_every_key_and_every_acknowledged_write() {
 
     stop.store(true, Ordering::Relaxed);
     let acked = writer.join().unwrap();
-    assert!(acked.len() > 100, "the writer made progress ({})", acked.len());
+    assert!(
+        acked.len() > 100,
+        "the writer made progress ({})",
+        acked.len()
+    );
     let mut lost = Vec::new();
     for i in &acked {
-        let v: Option<u64> = redis::cmd("GET").arg(format!("w:{i}")).query(&mut client).unwrap();
+        let v: Option<u64> = redis::cmd("GET")
+            .arg(format!("w:{i}"))
+            .query(&mut client)
+            .unwrap();
         if v != Some(*i) {
             lost.push(*i);
         }
     }
-    assert!(lost.is_empty(), "{} acknowledged writes lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged writes lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
 }
 
 #[test]
@@ -148,15 +175,26 @@ fn a_killed_master_is_replaced_by_its_replica_and_comes_back_as_a_replica() {
         .map(|(id, _)| id.clone())
         .unwrap();
     let pid = pid_of(&c.state_dir(), 1);
-    std::process::Command::new("kill").args(["-9", &pid]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .unwrap();
 
     c.wait_ready(3, 1, WAIT);
     c.redis_cli_check().unwrap();
     let after = c.topology();
     let (_, (_, flags, _)) = after.iter().find(|(id, _)| **id == killed_id).unwrap();
-    assert!(flags.contains("slave"), "the old master came back as a replica: {flags}");
+    assert!(
+        flags.contains("slave"),
+        "the old master came back as a replica: {flags}"
+    );
     let missing = missing_keys(&c, "f", 20_000);
-    assert!(missing.is_empty(), "{} keys lost\n{}", missing.len(), tail(&c.operator_log(), 40));
+    assert!(
+        missing.is_empty(),
+        "{} keys lost\n{}",
+        missing.len(),
+        tail(&c.operator_log(), 40)
+    );
 }
 
 #[test]
@@ -175,10 +213,20 @@ fn an_operator_killed_mid_migration_repairs_open_slots_on_restart_without_losing
             .query(&mut c.conn(c.port(0)))
             .unwrap_or_default();
         let open = (0..4u16).any(|o| {
-            let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{}/", c.port(o))) else { return false };
-            let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(300)) else { return false };
-            let text: String = redis::cmd("CLUSTER").arg("NODES").query(&mut conn).unwrap_or_default();
-            text.lines().any(|l| l.contains("myself") && (l.contains("->-") || l.contains("-<-")))
+            let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{}/", c.port(o)))
+            else {
+                return false;
+            };
+            let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(300))
+            else {
+                return false;
+            };
+            let text: String = redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query(&mut conn)
+                .unwrap_or_default();
+            text.lines()
+                .any(|l| l.contains("myself") && (l.contains("->-") || l.contains("-<-")))
         });
         if open {
             c.kill_operator();
@@ -188,7 +236,11 @@ fn an_operator_killed_mid_migration_repairs_open_slots_on_restart_without_losing
         let _ = nodes;
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(killed_with_open_slot, "saw a migration in flight\n{}", tail(&c.operator_log(), 20));
+    assert!(
+        killed_with_open_slot,
+        "saw a migration in flight\n{}",
+        tail(&c.operator_log(), 20)
+    );
     c.up_until_ready();
     c.wait_ready(4, 0, WAIT);
     c.redis_cli_check().unwrap();
@@ -200,12 +252,21 @@ fn an_invalid_scale_is_refused_and_changes_nothing() {
     let c = LocalCluster::new("invalid", 14500, 3, 0);
     c.up_until_ready();
     let out = c.run(&[
-        "local", "scale", "--name", "invalid", "--dir",
-        &c.state_dir().to_string_lossy(), "--masters", "2",
+        "local",
+        "scale",
+        "--name",
+        "invalid",
+        "--dir",
+        &c.state_dir().to_string_lossy(),
+        "--masters",
+        "2",
     ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("spec.masters") || err.contains("masters"), "{err}");
+    assert!(
+        err.contains("spec.masters") || err.contains("masters"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "one-line reason: {err}");
     assert_eq!(master_slot_counts(&c.topology()).len(), 3);
 }
@@ -215,10 +276,26 @@ fn down_with_the_default_relative_state_dir_stops_every_node() {
     // Run from the test's own directory with no --dir: the state dir is relative.
     let c = LocalCluster::new("relative", 14600, 3, 0);
     let manifest = c.manifest.to_string_lossy().into_owned();
-    let out = c.run(&["local", "up", "-f", &manifest, "--listen", "off", "--until-ready"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = c.run(&[
+        "local",
+        "up",
+        "-f",
+        &manifest,
+        "--listen",
+        "off",
+        "--until-ready",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = c.run(&["local", "down", "--name", "relative", "--purge"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for port in [14600, 14601, 14602] {
         let alive = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
         assert!(!alive, "node on {port} still running after down --purge");

@@ -162,15 +162,18 @@ fn local_config(cluster: &RedisCluster, dir: &Path) -> Result<LocalConfig, CmdEr
         .entry("repl-diskless-sync-delay".into())
         .or_insert_with(|| "0".into());
     // Kubernetes reads the password from a Secret; locally it comes from the environment.
-    cfg.password = std::env::var("REDIS_OPERATOR_PASSWORD").ok().filter(|p| !p.is_empty());
+    cfg.password = std::env::var("REDIS_OPERATOR_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
     Ok(cfg)
 }
 
 fn adapter_for(cfg: &LocalConfig, spec: &RedisClusterSpec) -> RedisAdapter {
-    let mut ac = AdapterConfig::default();
-    ac.password = cfg.password.clone();
-    ac.migrate_batch = spec.migration_batch_keys() as usize;
-    RedisAdapter::new(ac)
+    RedisAdapter::new(AdapterConfig {
+        password: cfg.password.clone(),
+        migrate_batch: spec.migration_batch_keys() as usize,
+        ..AdapterConfig::default()
+    })
 }
 
 /// Local processes as cluster members.
@@ -222,7 +225,12 @@ async fn up(args: UpArgs) -> CmdResult {
         for p in &problems {
             println!("{}: {p}", args.file.display());
         }
-        return Err(format!("{} is invalid ({} problems)", args.file.display(), problems.len()).into());
+        return Err(format!(
+            "{} is invalid ({} problems)",
+            args.file.display(),
+            problems.len()
+        )
+        .into());
     }
     let name = cluster
         .metadata
@@ -251,7 +259,10 @@ async fn up(args: UpArgs) -> CmdResult {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-        eprintln!("HTTP API on http://{}/cluster/nodes?clusterName={name}", listener.local_addr()?);
+        eprintln!(
+            "HTTP API on http://{}/cluster/nodes?clusterName={name}",
+            listener.local_addr()?
+        );
         let state = http.clone();
         let mut rx = stop_rx.clone();
         tokio::spawn(async move {
@@ -274,7 +285,10 @@ async fn up(args: UpArgs) -> CmdResult {
         Ok(Outcome::Stopped) => {
             eprintln!("stopping the nodes (their data and identities are kept)…");
             backend.stop_all().await?;
-            eprintln!("stopped; `redis-operator local up -f {}` brings the same cluster back", args.file.display());
+            eprintln!(
+                "stopped; `redis-operator local up -f {}` brings the same cluster back",
+                args.file.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Err(e),
@@ -316,7 +330,10 @@ async fn run_loop(
             Ok(c) => c,
             Err(e) => {
                 // A broken edit of the manifest changes nothing; say so and keep the last spec.
-                report_line(&mut last_line, &format!("[{phase}] manifest unreadable, nothing changed: {e}"));
+                report_line(
+                    &mut last_line,
+                    &format!("[{phase}] manifest unreadable, nothing changed: {e}"),
+                );
                 match &applied {
                     Some(s) => RedisCluster::new(name, s.clone()),
                     None => return Err(e),
@@ -339,8 +356,13 @@ async fn run_loop(
         directory.set_cluster(LOCAL_NAMESPACE, name, node_entries(&step.observation));
         http.set_ready(true);
         phase = step.decision.phase;
-        metrics::gauge!("redis_operator_cluster_ready", "cluster" => name.to_string())
-            .set(if step.decision.is_true(ConditionKind::Ready) { 1.0 } else { 0.0 });
+        metrics::gauge!("redis_operator_cluster_ready", "cluster" => name.to_string()).set(
+            if step.decision.is_true(ConditionKind::Ready) {
+                1.0
+            } else {
+                0.0
+            },
+        );
         show(&mut last_line, &step);
         let ready = step.decision.is_true(ConditionKind::Ready);
         if ready && !was_ready {
@@ -392,7 +414,10 @@ fn print_ready(name: &str, obs: &Observation, args: &UpArgs) {
         println!("  {}:{}  {:<7}  {}", e.ip, e.port, e.role, e.slots);
     }
     if args.listen != "off" {
-        println!("  GET http://{}/cluster/nodes?clusterName={name}", args.listen);
+        println!(
+            "  GET http://{}/cluster/nodes?clusterName={name}",
+            args.listen
+        );
     }
 }
 
@@ -436,7 +461,12 @@ pub fn node_entries(obs: &Observation) -> Vec<NodeEntry> {
             Some(NodeEntry {
                 ip: addr.ip.clone(),
                 port: addr.port,
-                role: if me.master_id.is_some() { "replica" } else { "master" }.to_string(),
+                role: if me.master_id.is_some() {
+                    "replica"
+                } else {
+                    "master"
+                }
+                .to_string(),
                 node_id: me.id.clone(),
                 master_id: me.master_id.clone(),
                 slots: engine::slots::format_ranges(&me.slots),
@@ -479,7 +509,11 @@ async fn status(args: NameArgs) -> CmdResult {
     let desired = desired_from(&spec, None);
     let decision = engine::decide(&desired, Phase::Ready, &obs);
     let mut out = String::new();
-    let ready = if decision.is_true(ConditionKind::Ready) { "ready" } else { "not ready" };
+    let ready = if decision.is_true(ConditionKind::Ready) {
+        "ready"
+    } else {
+        "not ready"
+    };
     out.push_str(&format!(
         "{}: {} masters x {} replicas wanted; {ready}: {}\n",
         args.name, desired.masters, desired.replicas, decision.summary
@@ -489,15 +523,26 @@ async fn status(args: NameArgs) -> CmdResult {
         "#", "address", "role", "id", "master", "keys"
     ));
     for (ord, m) in &obs.members {
-        let addr = m.addr.as_ref().map(ToString::to_string).unwrap_or_else(|| "-".into());
+        let addr = m
+            .addr
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "-".into());
         match m.redis.as_ref().and_then(|s| s.myself().map(|me| (s, me))) {
             Some((s, me)) => out.push_str(&format!(
                 "{:<4} {:<21} {:<8} {:<10} {:<10} {:>8}  {}\n",
                 ord,
                 addr,
-                if me.master_id.is_some() { "replica" } else { "master" },
+                if me.master_id.is_some() {
+                    "replica"
+                } else {
+                    "master"
+                },
                 me.id.get(..8).unwrap_or(&me.id),
-                me.master_id.as_deref().and_then(|m| m.get(..8)).unwrap_or("-"),
+                me.master_id
+                    .as_deref()
+                    .and_then(|m| m.get(..8))
+                    .unwrap_or("-"),
                 s.keys,
                 engine::slots::format_ranges(&me.slots)
             )),

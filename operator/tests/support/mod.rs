@@ -77,8 +77,17 @@ impl LocalCluster {
         let dir = self.state_dir().to_string_lossy().into_owned();
         let manifest = self.manifest.to_string_lossy().into_owned();
         let out = self.run(&[
-            "local", "up", "-f", &manifest, "--dir", &dir, "--listen", "off", "--until-ready",
-            "--ready-timeout", "120",
+            "local",
+            "up",
+            "-f",
+            &manifest,
+            "--dir",
+            &dir,
+            "--listen",
+            "off",
+            "--until-ready",
+            "--ready-timeout",
+            "120",
         ]);
         assert!(
             out.status.success(),
@@ -95,7 +104,9 @@ impl LocalCluster {
         let listen = format!("127.0.0.1:{}", self.http_port);
         let log = std::fs::File::create(self.dir.join("operator.log")).unwrap();
         let child = self
-            .cmd(&["local", "up", "-f", &manifest, "--dir", &dir, "--listen", &listen])
+            .cmd(&[
+                "local", "up", "-f", &manifest, "--dir", &dir, "--listen", &listen,
+            ])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -119,10 +130,19 @@ impl LocalCluster {
     pub fn scale(&self, masters: u32, replicas: u32) {
         let mut args: Vec<String> = vec!["local".into(), "scale".into()];
         args.extend(self.name_args());
-        args.extend(["--masters".into(), masters.to_string(), "--replicas".into(), replicas.to_string()]);
+        args.extend([
+            "--masters".into(),
+            masters.to_string(),
+            "--replicas".into(),
+            replicas.to_string(),
+        ]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = self.run(&args);
-        assert!(out.status.success(), "scale failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "scale failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn status(&self) -> String {
@@ -170,7 +190,10 @@ impl LocalCluster {
         let Ok(mut c) = client.get_connection_with_timeout(Duration::from_secs(2)) else {
             return BTreeMap::new();
         };
-        let text: String = redis::cmd("CLUSTER").arg("NODES").query(&mut c).unwrap_or_default();
+        let text: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query(&mut c)
+            .unwrap_or_default();
         parse_nodes(&text)
     }
 
@@ -190,7 +213,11 @@ impl LocalCluster {
             .output()
             .map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() && text.contains("[OK] All 16384 slots covered") && !text.contains("[ERR]") && !text.contains("[WARNING]") {
+        if out.status.success()
+            && text.contains("[OK] All 16384 slots covered")
+            && !text.contains("[ERR]")
+            && !text.contains("[WARNING]")
+        {
             Ok(())
         } else {
             Err(text)
@@ -230,7 +257,9 @@ pub fn parse_nodes(text: &str) -> BTreeMap<String, (u16, String, usize)> {
                 .iter()
                 .filter(|s| !s.starts_with('['))
                 .map(|s| match s.split_once('-') {
-                    Some((a, b)) => b.parse::<usize>().unwrap_or(0) - a.parse::<usize>().unwrap_or(0) + 1,
+                    Some((a, b)) => {
+                        b.parse::<usize>().unwrap_or(0) - a.parse::<usize>().unwrap_or(0) + 1
+                    }
                     None => 1,
                 })
                 .sum();
@@ -291,7 +320,10 @@ pub fn missing_keys(c: &LocalCluster, prefix: &str, count: usize) -> Vec<usize> 
 
 /// Slot counts per master, from node 0's view.
 pub fn master_slot_counts(t: &BTreeMap<String, (u16, String, usize)>) -> Vec<usize> {
-    t.values().filter(|(_, f, _)| f.contains("master")).map(|(_, _, s)| *s).collect()
+    t.values()
+        .filter(|(_, f, _)| f.contains("master"))
+        .map(|(_, _, s)| *s)
+        .collect()
 }
 
 /// Every node's view, as the set of node ids it knows.
