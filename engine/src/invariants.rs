@@ -61,14 +61,24 @@ fn id_of(obs: &Observation, ordinal: Ordinal) -> Option<String> {
 
 /// Keys on `id` that would be lost with it. A replica's keys are copies of its master's, so
 /// they count only when that master is not a reachable master (the replica may hold the only
-/// copy then).
+/// copy then) and still owns slots somewhere: a master whose slots all moved on (taken over by
+/// another replica) no longer defines any slot's data, its current owners do.
 fn unique_keys(obs: &Observation, r: &NodeState) -> u64 {
     let Some(master) = r.myself().and_then(|m| m.master_id.clone()) else {
         return r.keys;
     };
     let master_alive =
         reachable(obs).any(|(_, m)| m.id == master && m.myself().is_some_and(|me| me.flags.master));
-    if master_alive { 0 } else { r.keys }
+    let master_owns_slots = reachable(obs).any(|(_, s)| {
+        s.nodes
+            .iter()
+            .any(|n| n.id == master && !n.slots.is_empty() && n.master_id.is_none())
+    });
+    if master_alive || !master_owns_slots {
+        0
+    } else {
+        r.keys
+    }
 }
 
 /// Whether any reachable node's view gives `id` any slot.

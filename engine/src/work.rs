@@ -153,6 +153,15 @@ fn members(w: &World) -> Option<Work> {
             effects.push(Effect::CreateNode { ordinal });
         }
     }
+    // A down master that no member can be matched to (its address changed while it was down)
+    // may be any of the down members: none of them restarts while such a master still waits
+    // for its replica to take over.
+    let unidentified_takeover = w.nodes.iter().any(|(id, n)| {
+        !n.reachable
+            && n.ordinal.is_none()
+            && w.owns_slots(id)
+            && !w.takeover_candidates(id).is_empty()
+    });
     for (&ordinal, m) in &w.obs.members {
         if m.running {
             continue;
@@ -161,7 +170,11 @@ fn members(w: &World) -> Option<Work> {
             .id_of
             .get(&ordinal)
             .and_then(|id| w.nodes.get(id).map(|n| (*id, n)));
-        let owns_slots = info.is_some_and(|(_, n)| n.is_master() && !n.entry.slots.is_empty());
+        if info.is_none() && unidentified_takeover {
+            held.push(ordinal);
+            continue;
+        }
+        let owns_slots = info.is_some_and(|(id, _)| w.owns_slots(id));
         if !w.in_range(ordinal) && !owns_slots {
             // A leaving node that holds nothing is forgotten and deleted, not restarted.
             continue;
@@ -346,7 +359,7 @@ fn forget_ghosts(w: &World) -> Option<Work> {
         if members.contains(id) || n.reachable || n.entry.flags.handshake {
             continue;
         }
-        if n.is_master() && !n.entry.slots.is_empty() {
+        if w.owns_slots(id) || w.listed_with_slots(id) {
             continue;
         }
         for (&ord, (_, _, s)) in &w.reachable {
@@ -798,15 +811,37 @@ fn remove_leaving(w: &World) -> (Vec<Effect>, bool) {
         .collect();
     for ord in leaving {
         let Some(id) = w.id_of.get(&ord).copied() else {
-            // Never joined (or down and unknown to everyone): nothing to forget.
-            effects.push(Effect::DeleteNode { ordinal: ord });
+            // Never joined, or down and unrecognisable (its address changed while it was
+            // down). Deleted only when every slot owner is accounted for, so it cannot be one.
+            let unidentified_owner = w.nodes.iter().any(|(id, n)| {
+                n.ordinal.is_none() && (w.owns_slots(id) || w.listed_with_slots(id))
+            });
+            if !unidentified_owner {
+                effects.push(Effect::DeleteNode { ordinal: ord });
+            }
             continue;
         };
         let Some(n) = w.nodes.get(id) else { continue };
+        // Whatever it says of itself, while some view still gives it slots it is not removed:
+        // that view would route clients to it (gossip converges, then it goes).
+        if w.owns_slots(id) || w.listed_with_slots(id) {
+            continue;
+        }
         let is_master = n.is_master();
+        // A replica is only a copy while its master answers; with the master down it may hold
+        // the only copy of a shard (and be the one to take over), so it stays.
+        if let Some(m) = n.entry.master_id.as_deref()
+            && (w.owns_slots(m) || w.listed_with_slots(m))
+            && !w.nodes.get(m).is_some_and(|x| x.reachable && x.is_master())
+        {
+            continue;
+        }
         if is_master {
             let holds = !n.entry.slots.is_empty()
-                || w.state(ord).is_none_or(|s| s.keys > 0)
+                || w.owns_slots(id)
+                || w.listed_with_slots(id)
+                // Down and owning no slot, it holds nothing any slot's owner lacks.
+                || w.state(ord).is_some_and(|s| s.keys > 0)
                 || !w.replicas_of(id).is_empty();
             if holds {
                 continue;

@@ -225,6 +225,19 @@ impl<'a> World<'a> {
             })
     }
 
+    /// `id` owns at least one slot by consensus (not by one possibly stale view entry).
+    pub fn owns_slots(&self, id: &str) -> bool {
+        self.owner.contains(&Some(id))
+    }
+
+    /// Some view, however stale, still lists `id` as a master with slots.
+    pub fn listed_with_slots(&self, id: &str) -> bool {
+        self.views.values().any(|v| {
+            v.get(id)
+                .is_some_and(|e| !e.slots.is_empty() && e.master_id.is_none())
+        })
+    }
+
     /// Slots per owning node id.
     pub fn slots_by_owner(&self) -> BTreeMap<&'a str, Vec<u16>> {
         let mut out: BTreeMap<&str, Vec<u16>> = BTreeMap::new();

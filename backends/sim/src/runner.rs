@@ -85,6 +85,15 @@ impl fmt::Display for SimFailure {
 
 impl std::error::Error for SimFailure {}
 
+impl SimFailure {
+    /// A safety violation (an unsafe decision, or an acknowledged write lost), as opposed to
+    /// a liveness one (the cluster did not converge in time).
+    pub fn is_safety(&self) -> bool {
+        self.message.starts_with("unsafe decision")
+            || self.message.contains("acknowledged key(s) lost")
+    }
+}
+
 /// Runs one seed. On failure the seed is run again with recording on (runs are
 /// deterministic) and its trace is written to `failure_dir/seed-<S>.jsonl`.
 pub fn run_seed(seed: u64, cfg: &SimConfig) -> Result<SimReport, SimFailure> {
