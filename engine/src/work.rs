@@ -238,10 +238,24 @@ fn bootstrap(w: &World) -> Work {
     let Some(seed) = masters.first().copied() else {
         return Work::new(Kind::Bootstrap, Vec::new(), "no master to bootstrap");
     };
-    for (&ord, (_, addr, _)) in &w.reachable {
-        if ord != seed && w.in_range(ord) {
+    // Small clusters get a full mesh of introductions: every node knows every other at once
+    // instead of waiting ~1.5 s for gossip to spread from the seed. Large ones would pay
+    // n^2/2 MEETs for it, so they are introduced through the seed only.
+    const MESH_UP_TO: usize = 32;
+    let nodes: Vec<(Ordinal, &crate::model::Addr)> = w
+        .reachable
+        .iter()
+        .filter(|(o, _)| w.in_range(**o))
+        .map(|(o, (_, addr, _))| (*o, *addr))
+        .collect();
+    let mesh = nodes.len() <= MESH_UP_TO;
+    for (i, (on, _)) in nodes.iter().enumerate() {
+        if *on != seed && !mesh {
+            continue;
+        }
+        for (_, addr) in &nodes[i + 1..] {
             effects.push(Effect::Meet {
-                on: seed,
+                on: *on,
                 ip: addr.ip.clone(),
                 port: addr.port,
             });

@@ -214,6 +214,8 @@ impl LocalBackend {
                 first_err.get_or_insert(e);
             }
         }
+        // Whatever the pid files said, nothing of this cluster may keep running.
+        process::stop_strays(&self.cfg.dir).await;
         first_err.map_or(Ok(()), Err)
     }
 

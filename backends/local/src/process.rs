@@ -182,3 +182,42 @@ pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// Every live `redis-server` whose working directory is inside `dir`, found through `/proc`
+/// rather than pid files: a pid file can be missing (removed by a node exiting at the same
+/// path, or not written yet), and a node nobody knows of must still be stopped.
+pub(crate) fn redis_servers_under(dir: &Path) -> Vec<u32> {
+    let Ok(root) = std::fs::canonicalize(dir) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| is_alive(*pid, None))
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&root))
+        })
+        .collect()
+}
+
+/// Stops stray nodes found by [`redis_servers_under`]: SIGTERM, then SIGKILL.
+pub(crate) async fn stop_strays(dir: &Path) {
+    let strays = redis_servers_under(dir);
+    if strays.is_empty() {
+        return;
+    }
+    tracing::warn!(?strays, "stopping redis-server processes no pid file named");
+    for pid in &strays {
+        let _ = signal(*pid, "TERM").await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && !redis_servers_under(dir).is_empty() {
+        tokio::time::sleep(POLL).await;
+    }
+    for pid in redis_servers_under(dir) {
+        let _ = signal(pid, "KILL").await;
+    }
+}
