@@ -52,6 +52,39 @@ fn a_3x1_cluster_is_created_and_redis_cli_finds_it_healthy() {
     );
     assert_eq!(body.matches("\"port\"").count(), 6, "{body}");
 
+    // `simulate record` writes a trace of the running cluster that `simulate replay` accepts.
+    let trace = c.dir.join("trace.jsonl");
+    let state = c.state_dir().to_string_lossy().into_owned();
+    let out = c.run(&[
+        "simulate",
+        "record",
+        "--name",
+        "create",
+        "--dir",
+        &state,
+        "-o",
+        &trace.to_string_lossy(),
+        "--samples",
+        "3",
+        "--interval-ms",
+        "100",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = c.run(&["simulate", "replay", &trace.to_string_lossy()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("3 record(s), 0 difference(s), 0 violation(s)")
+    );
+
     // Starting again adopts the running cluster instead of creating a new one.
     c.kill_operator();
     let ids_before: Vec<String> = c.topology().into_keys().collect();

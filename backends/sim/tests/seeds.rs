@@ -45,7 +45,7 @@ fn every_initial_shape_bootstraps_to_ready_without_faults() {
         failure_dir: failure_dir(),
         ..SimConfig::default()
     };
-    sweep(seeds(1000, 0), cfg);
+    sweep(seeds(2000, 0), cfg);
 }
 
 /// Scale masters and replicas up and down with a client writing: safety is asserted on every

@@ -15,6 +15,8 @@ pub enum SimulateCommand {
     Run(RunArgs),
     /// Feed every record of a JSON Lines trace through the engine and compare decisions.
     Replay(ReplayArgs),
+    /// Record a running local cluster as a trace (observe and decide only; changes nothing).
+    Record(super::local::RecordArgs),
 }
 
 #[derive(clap::Args)]
@@ -55,6 +57,7 @@ pub fn run(cmd: SimulateCommand) -> CmdResult {
     match cmd {
         SimulateCommand::Run(args) => run_seeds(args),
         SimulateCommand::Replay(args) => replay(args),
+        SimulateCommand::Record(args) => super::local::record(args),
     }
 }
 
