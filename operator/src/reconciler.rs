@@ -99,12 +99,29 @@ async fn execute<M: Members>(
         metrics::counter!("redis_operator_decided_effects_total", "kind" => effect.kind())
             .increment(1);
         match effect {
-            Effect::CreateNode { ordinal } => {
-                tracing::info!(%effect, "starting node");
-                members
-                    .ensure_running(*ordinal)
-                    .await
-                    .map_err(|e| format!("{effect}: {e}"))?;
+            Effect::CreateNode { .. } => {
+                // Members start independently: waiting for each to answer in turn would add
+                // one start-up time per node to the creation of a cluster.
+                let run: Vec<&Effect> = effects[i..]
+                    .iter()
+                    .take_while(|e| matches!(e, Effect::CreateNode { .. }))
+                    .collect();
+                let starts = run.iter().map(|e| async move {
+                    let Effect::CreateNode { ordinal } = e else {
+                        return Ok(());
+                    };
+                    tracing::info!(effect = %e, "starting node");
+                    members
+                        .ensure_running(*ordinal)
+                        .await
+                        .map_err(|err| format!("{e}: {err}"))
+                });
+                let results = join_all(starts.collect()).await;
+                i += run.len();
+                if let Some(err) = results.into_iter().find_map(Result::err) {
+                    return Err(err);
+                }
+                continue;
             }
             Effect::DeleteNode { ordinal } => {
                 tracing::info!(%effect, "removing node");
@@ -158,4 +175,29 @@ pub fn next_delay(pass: &Pass) -> Duration {
         100
     };
     Duration::from_millis(pass.decision.requeue_ms.unwrap_or(cap).min(cap))
+}
+
+/// Polls every future to completion concurrently (on the current task) and returns their
+/// outputs in order. Small enough not to need a futures crate.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, out) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
