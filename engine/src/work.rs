@@ -490,7 +490,7 @@ fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
     let mut effects = Vec::new();
     let mut waiting = Vec::new();
     let by_owner = w.slots_by_owner();
-    for (id, slots) in &by_owner {
+    for (id, slots) in by_owner {
         let Some(n) = w.nodes.get(id) else { continue };
         if n.reachable {
             continue;
@@ -537,11 +537,15 @@ fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
         }
     }
     if !effects.is_empty() {
-        return Some(Work::new(
+        let mut work = Work::new(
             Kind::Recover,
             effects,
             "forcing failover of masters Redis did not replace in time",
-        ));
+        );
+        // An election takes time; asking again restarts Redis' manual failover, so look again
+        // only after a node timeout.
+        work.requeue_ms = Some(w.desired.node_timeout_ms);
+        return Some(work);
     }
     if !waiting.is_empty() {
         let mut work = Work::wait(format!(
@@ -665,7 +669,7 @@ fn masters(w: &World) -> Option<Work> {
             weight: 0,
         });
     }
-    for (id, slots) in &by_owner {
+    for (id, slots) in by_owner {
         input.push(MasterSlots {
             key: Some(*id),
             slots: slots.clone(),

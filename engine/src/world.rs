@@ -42,6 +42,10 @@ pub(crate) struct World<'a> {
     pub slots_agreed: bool,
     /// Each reachable member's view, indexed by node id (views are scanned a lot).
     pub views: BTreeMap<Ordinal, BTreeMap<&'a str, &'a ClusterNode>>,
+    /// Slots per owning node id, derived once from `owner`.
+    by_owner: BTreeMap<&'a str, Vec<u16>>,
+    /// Ids that some view, however stale, lists as a master with slots.
+    listed: BTreeSet<&'a str>,
 }
 
 impl<'a> World<'a> {
@@ -169,6 +173,18 @@ impl<'a> World<'a> {
             .iter()
             .map(|(ord, (_, _, s))| (*ord, s.nodes.iter().map(|n| (n.id.as_str(), n)).collect()))
             .collect();
+        let mut by_owner: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
+        for (slot, o) in owner.iter().enumerate() {
+            if let Some(id) = o {
+                by_owner.entry(id).or_default().push(slot as u16);
+            }
+        }
+        let listed = reachable
+            .values()
+            .flat_map(|(_, _, s)| s.nodes.iter())
+            .filter(|e| !e.slots.is_empty() && e.master_id.is_none())
+            .map(|e| e.id.as_str())
+            .collect();
         Self {
             desired,
             obs,
@@ -178,6 +194,8 @@ impl<'a> World<'a> {
             owner,
             slots_agreed,
             views,
+            by_owner,
+            listed,
         }
     }
 
@@ -227,32 +245,27 @@ impl<'a> World<'a> {
 
     /// `id` owns at least one slot by consensus (not by one possibly stale view entry).
     pub fn owns_slots(&self, id: &str) -> bool {
-        self.owner.contains(&Some(id))
+        self.by_owner.contains_key(id)
     }
 
     /// Some view, however stale, still lists `id` as a master with slots.
     pub fn listed_with_slots(&self, id: &str) -> bool {
-        self.views.values().any(|v| {
-            v.get(id)
-                .is_some_and(|e| !e.slots.is_empty() && e.master_id.is_none())
-        })
+        self.listed.contains(id)
     }
 
     /// Slots per owning node id.
-    pub fn slots_by_owner(&self) -> BTreeMap<&'a str, Vec<u16>> {
-        let mut out: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
-        for (slot, o) in self.owner.iter().enumerate() {
-            if let Some(id) = o {
-                out.entry(id).or_default().push(slot as u16);
-            }
-        }
-        out
+    pub fn slots_by_owner(&self) -> &BTreeMap<&'a str, Vec<u16>> {
+        &self.by_owner
     }
 
     /// Slots that no entry of any view lists, whatever its role: only those were never
     /// assigned. A slot listed by a node in transition (just demoted, epochs colliding) is
     /// claimed, and assigning it again would create a second owner.
     pub fn unclaimed_slots(&self) -> Vec<u16> {
+        // Normally every slot has an owner: skip the scan of every view's every range.
+        if self.owner.iter().all(Option::is_some) {
+            return Vec::new();
+        }
         let mut listed = vec![false; usize::from(SLOT_COUNT)];
         for (_, _, state) in self.reachable.values() {
             for e in &state.nodes {
@@ -317,9 +330,17 @@ impl<'a> World<'a> {
     /// Every reachable node sees every reachable member in the role (and with the master) that
     /// member reports for itself: replicas attached a moment ago are known everywhere.
     pub fn roles_agreed(&self) -> bool {
+        // Each member's own line, found once: `myself()` scans a whole view.
+        let selves: Vec<&ClusterNode> = self
+            .reachable
+            .values()
+            .filter_map(|(_, _, s)| s.myself())
+            .collect();
+        if selves.len() != self.reachable.len() {
+            return false;
+        }
         self.reachable.keys().all(|viewer| {
-            self.reachable.iter().all(|(_, (_, _, s))| {
-                let Some(me) = s.myself() else { return false };
+            selves.iter().all(|me| {
                 self.view(*viewer, &me.id).is_some_and(|e| {
                     e.master_id == me.master_id && e.flags.replica == me.flags.replica
                 })

@@ -6,8 +6,6 @@
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text).
 //!
 //! Every answer comes from the in-memory [`Directory`]; no request reaches a backend.
-// Until `local up`/`run` wire this in, only the tests use parts of it.
-#![cfg_attr(not(test), allow(dead_code, unused_imports))]
 
 mod directory;
 mod query;

@@ -164,7 +164,17 @@ pub fn next_delay(pass: &Pass) -> Duration {
         return Duration::from_millis(500);
     }
     if !pass.decision.effects.is_empty() {
-        // Look again right away: the effects changed the world.
+        // A failover is an election under way: repeating `CLUSTER FAILOVER` before it ends
+        // would restart it, so the engine's own delay is honoured.
+        if pass
+            .decision
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Failover { .. }))
+        {
+            return Duration::from_millis(pass.decision.requeue_ms.unwrap_or(1_000));
+        }
+        // Otherwise look again right away: the effects changed the world.
         return Duration::from_millis(100);
     }
     // Polling is cheap next to missing a crash for long: a few commands per node. While work

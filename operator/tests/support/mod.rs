@@ -4,7 +4,6 @@
 //! operator and every node even when the test fails.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use redis::Commands;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -343,8 +342,4 @@ pub fn pid_of(dir: &Path, ordinal: u16) -> String {
         .unwrap()
         .trim()
         .to_string()
-}
-
-pub fn _unused(c: &mut redis::Connection) {
-    let _: Option<String> = c.get("x").ok();
 }
