@@ -7,7 +7,8 @@ same redis-server binary, configuration and data, and print every figure and the
      --cluster-use-empty-masters` with its default pipeline (10) and with --cluster-pipeline 1000;
   3. draining the 4th master back to 3 (redis-cli: rebalance with weight 0 for it).
 
-Usage: bench/against_redis_cli.py [--keys N] [--binary target/release/redis-operator]
+Usage: bench/against_redis_cli.py [--keys N] [--create-runs N] [--only-create]
+                                  [--binary target/release/redis-operator]
 Every server binds 127.0.0.1, ports 16000-16399 (bus +10000); all are stopped at the end.
 """
 import argparse, json, os, shutil, signal, subprocess, sys, tempfile, time
@@ -102,6 +103,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--keys", type=int, default=1_000_000)
     ap.add_argument("--binary", default="target/release/redis-operator")
+    ap.add_argument("--create-runs", type=int, default=5)
+    ap.add_argument("--only-create", action="store_true")
     a = ap.parse_args()
     binary = os.path.abspath(a.binary)
     root = tempfile.mkdtemp(prefix="rop-bench-")
@@ -139,31 +142,62 @@ def main():
         manifest = os.path.join(root, "c.yaml")
         ours_manifest(manifest, 3, 1, 16000)
         ours_ports = list(range(16000, 16006))
-        def created(ports):
-            # What `redis-cli --cluster create` leaves: every node ok, three replicas attached.
+        def attached(ports):
+            # What `redis-cli --cluster create` leaves when it returns: every node ok and three
+            # nodes that report themselves replicas (their own CLUSTER NODES line).
             if not cluster_ok(ports):
                 return False
-            nodes = cli(ports[0], "cluster", "nodes", check=False)
-            return nodes.count(" slave ") + nodes.count(",slave ") == 3
-        t = time.time()
-        up = subprocess.Popen([binary, "local", "up", "-f", manifest, "--dir", ours_dir, "--listen", "off"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=root)
-        wait(lambda: created(ours_ports), "redis-operator cluster ok")
-        ours_create = time.time() - t
-        up.send_signal(signal.SIGTERM); up.wait()
-        op("local", "down", "--name", "bench", "--dir", ours_dir, "--purge")
+            mine = [l for p in ports for l in cli(p, "cluster", "nodes", check=False).splitlines() if "myself" in l]
+            return sum("slave" in l.split()[2] for l in mine) == 3
+        def agreed(ports):
+            # ... and every node's view already lists the three replicas (spread by gossip).
+            return all(cli(p, "cluster", "nodes", check=False).count("slave") == 3 for p in ports)
+        def timed_create(ports, start):
+            """Seconds from `start` until attached, then until agreed."""
+            wait(lambda: attached(ports), "cluster ok with replicas")
+            t_attached = time.time() - start
+            wait(lambda: agreed(ports), "replicas known everywhere")
+            return t_attached, time.time() - start
+        def ours_create_once():
+            t = time.time()
+            up = subprocess.Popen([binary, "local", "up", "-f", manifest, "--dir", ours_dir, "--listen", "off"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=root)
+            try:
+                return timed_create(ours_ports, t)
+            finally:
+                up.send_signal(signal.SIGTERM); up.wait()
+                op("local", "down", "--name", "bench", "--dir", ours_dir, "--purge")
+        def peer_create_once(i):
+            nonlocal servers
+            servers = Servers(os.path.join(root, f"peer-create-{i}"))
+            t = time.time()
+            for p in peer_ports:
+                servers.start(p)
+            subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in peer_ports],
+                            "--cluster-replicas", "1", "--cluster-yes"], capture_output=True, check=True)
+            try:
+                return timed_create(peer_ports, t)
+            finally:
+                servers.stop()
+        peer_ports = list(range(16100, 16106))
+        # Gossip timing varies run to run: each side is created several times, alternating,
+        # and the medians are compared.
+        ours_runs, peer_runs = [], []
+        for i in range(a.create_runs):
+            ours_runs.append(ours_create_once())
+            peer_runs.append(peer_create_once(i))
+        med = lambda xs: sorted(xs)[len(xs) // 2]
+        ours_create, ours_agreed = med([r[0] for r in ours_runs]), med([r[1] for r in ours_runs])
+        peer_create, peer_agreed = med([r[0] for r in peer_runs]), med([r[1] for r in peer_runs])
+        print(f"creation runs (attached/agreed, s): redis-operator {[(round(x, 2), round(y, 2)) for x, y in ours_runs]}; "
+              f"redis-cli {[(round(x, 2), round(y, 2)) for x, y in peer_runs]}", flush=True)
         t = time.time(); ours_up(manifest); ours_ready = time.time() - t
         op("local", "down", "--name", "bench", "--dir", ours_dir, "--purge")
-        t = time.time()
-        peer_ports = list(range(16100, 16106))
-        for p in peer_ports:
-            servers.start(p)
-        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in peer_ports],
-                        "--cluster-replicas", "1", "--cluster-yes"], capture_output=True, check=True)
-        wait(lambda: cluster_ok(peer_ports), "redis-cli cluster ok")
-        peer_create = time.time() - t
-        row("create 3x1 until cluster_state:ok everywhere", ours_create, peer_create, "s", False)
-        servers.stop(); servers = Servers(os.path.join(root, "peer2"))
+        row(f"create 3x1 until cluster_state:ok everywhere, replicas attached (median of {a.create_runs})", ours_create, peer_create, "s", False)
+        row(f"create 3x1 until every view lists the 3 replicas (median of {a.create_runs})", ours_agreed, peer_agreed, "s", False)
+        servers = Servers(os.path.join(root, "peer2"))
+        if a.only_create:
+            return
 
         # 2. rebalance 3 -> 4 masters.
         ours_manifest(manifest, 3, 0, 16000)

@@ -306,6 +306,38 @@ impl<'a> World<'a> {
             .collect()
     }
 
+    /// `ord`'s view holds a handshake, not finished yet, with the node at `addr`.
+    pub fn handshaking(&self, ord: Ordinal, addr: &Addr) -> bool {
+        self.state(ord).is_some_and(|s| {
+            s.nodes
+                .iter()
+                .any(|n| n.flags.handshake && n.addr.as_ref() == Some(addr))
+        })
+    }
+
+    /// Some other member that `anchor` knows has met `ord`, or is meeting it (a handshake
+    /// under way in either direction): gossip between them will introduce `ord` to `anchor`.
+    /// Handshakes expire after a node timeout, so this never waits forever.
+    pub fn known_through_peer(&self, anchor: Ordinal, ord: Ordinal) -> bool {
+        let (Some(id), Some((_, addr, _))) = (self.id_of.get(&ord), self.reachable.get(&ord))
+        else {
+            return false;
+        };
+        self.reachable.iter().any(|(&peer, (_, peer_addr, _))| {
+            peer != anchor
+                && peer != ord
+                && self.in_range(peer)
+                && self
+                    .id_of
+                    .get(&peer)
+                    .and_then(|peer_id| self.view(anchor, peer_id))
+                    .is_some_and(|e| !e.flags.handshake)
+                && (self.view(peer, id).is_some_and(|e| !e.flags.handshake)
+                    || self.handshaking(peer, addr)
+                    || self.handshaking(ord, peer_addr))
+        })
+    }
+
     /// Every reachable node knows every other reachable member, with its current address and
     /// no handshake pending.
     pub fn gossip_settled(&self) -> bool {

@@ -36,12 +36,30 @@ fn fresh_nodes_are_bootstrapped_with_every_slot_assigned_once() {
         }
     }
     assert_eq!(total, 16384);
-    let meets = d
+    // Every other node introduces itself to the seed (node 0), and each replica also to the
+    // master it is laid out for (replica k follows master k % 3); no pair meets both ways,
+    // which would race two handshakes.
+    let meets: Vec<_> = d
         .effects
         .iter()
-        .filter(|e| matches!(e, Effect::Meet { on: 0, .. }))
-        .count();
-    assert_eq!(meets, 5);
+        .filter_map(|e| match e {
+            Effect::Meet { on, port, .. } => Some((*on, *port)),
+            _ => None,
+        })
+        .collect();
+    let to = |ord: u32| addr(ord).port;
+    assert_eq!(
+        meets,
+        vec![
+            (1, to(0)),
+            (2, to(0)),
+            (3, to(0)),
+            (4, to(0)),
+            (4, to(1)),
+            (5, to(0)),
+            (5, to(2))
+        ]
+    );
 }
 
 #[test]
@@ -459,4 +477,51 @@ fn a_removed_node_that_one_member_still_suspects_is_forgotten_there() {
             node_id: id(9)
         }]
     );
+}
+
+#[test]
+fn replicas_of_a_fresh_cluster_attach_to_masters_they_know_before_gossip_reaches_everyone() {
+    let mut nodes = healthy(3, 0);
+    for n in &mut nodes {
+        n.keys = 0;
+    }
+    nodes.extend((3..6).map(Node::new));
+    let mut obs = observe(&nodes, false, 0);
+    // Node 5 has not heard of master 2 (laid out as its master) yet, and master 1 not of node 5.
+    let forget = |obs: &mut Observation, viewer: u32, unknown: u32| {
+        if let Some(state) = obs.members.get_mut(&viewer).and_then(|m| m.redis.as_mut()) {
+            state.nodes.retain(|n| n.id != id(unknown));
+        }
+    };
+    forget(&mut obs, 5, 2);
+    forget(&mut obs, 1, 5);
+    let d = decide(&desired(3, 1), Phase::Bootstrapping, &obs);
+    assert_eq!(d.phase, Phase::Bootstrapping, "{}", d.summary);
+    assert_eq!(
+        d.effects,
+        vec![
+            Effect::Replicate {
+                on: 3,
+                master_id: id(0)
+            },
+            Effect::Replicate {
+                on: 4,
+                master_id: id(1)
+            },
+        ],
+        "{}",
+        d.summary
+    );
+}
+
+#[test]
+fn replicas_wait_for_gossip_when_the_cluster_already_holds_keys() {
+    let mut nodes = healthy(3, 0);
+    nodes.extend((3..6).map(Node::new));
+    let mut obs = observe(&nodes, false, 0);
+    if let Some(state) = obs.members.get_mut(&1).and_then(|m| m.redis.as_mut()) {
+        state.nodes.retain(|n| n.id != id(5));
+    }
+    let d = decide(&desired(3, 1), Phase::ReplicaScaling, &obs);
+    assert!(d.effects.is_empty(), "{:?}", d.effects);
 }
