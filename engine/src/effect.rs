@@ -70,6 +70,9 @@ pub enum Effect {
     Forget { on: Ordinal, node_id: String },
     /// `CLUSTER RESET SOFT|HARD` on `on` (an empty node that must leave its old cluster).
     ResetNode { on: Ordinal, hard: bool },
+    /// `CLUSTER BUMPEPOCH` on the master `on`: its claims lose to an older owner's higher
+    /// epoch in some view, and only a newer epoch of its own makes them win there.
+    BumpEpoch { on: Ordinal },
 }
 
 impl Effect {
@@ -85,7 +88,8 @@ impl Effect {
             | Effect::SetSlotOwner { on, .. }
             | Effect::Failover { on, .. }
             | Effect::Forget { on, .. }
-            | Effect::ResetNode { on, .. } => *on,
+            | Effect::ResetNode { on, .. }
+            | Effect::BumpEpoch { on } => *on,
         }
     }
 
@@ -104,6 +108,7 @@ impl Effect {
             Effect::Failover { .. } => "failover",
             Effect::Forget { .. } => "forget",
             Effect::ResetNode { .. } => "reset_node",
+            Effect::BumpEpoch { .. } => "bump_epoch",
         }
     }
 }
@@ -151,6 +156,7 @@ impl fmt::Display for Effect {
                     if *hard { "HARD" } else { "SOFT" }
                 )
             }
+            Effect::BumpEpoch { on } => write!(f, "#{on}: CLUSTER BUMPEPOCH"),
         }
     }
 }

@@ -194,6 +194,33 @@ pub fn check_decision(desired: &Desired, obs: &Observation, decision: &Decision)
                     }
                 }
             }
+            Effect::BumpEpoch { on } => {
+                // A newer epoch makes every claim of `on` win: none may be contested by
+                // another live master's own claim.
+                let Some(me) = obs
+                    .members
+                    .get(on)
+                    .and_then(|m| m.redis.as_ref())
+                    .and_then(|r| r.myself())
+                else {
+                    continue;
+                };
+                for (o, r) in reachable(obs) {
+                    let Some(other) = r.myself().filter(|m| m.id != me.id) else {
+                        continue;
+                    };
+                    let contested = other.slots.iter().any(|a| {
+                        me.slots
+                            .iter()
+                            .any(|b| a.start.max(b.start) <= a.end.min(b.end))
+                    });
+                    if contested {
+                        out.push(Violation::new(format!(
+                            "#{on}: BUMPEPOCH while #{o} claims some of the same slots: the newer epoch would take them from it"
+                        )));
+                    }
+                }
+            }
             _ => {}
         }
     }

@@ -110,6 +110,9 @@ fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
     if let Some(work) = repair_open_slots(w, degraded) {
         return work;
     }
+    if let Some(work) = outdated_claims(w) {
+        return work;
+    }
     if let Some(work) = failed_masters(w, degraded) {
         return work;
     }
@@ -150,6 +153,7 @@ fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
 /// Members that should exist but do not, and members that stopped running.
 fn members(w: &World) -> Option<Work> {
     let mut effects = Vec::new();
+    let mut bumps: Vec<Effect> = Vec::new();
     let mut held = Vec::new();
     for ordinal in 0..w.total() {
         if !w.obs.members.contains_key(&ordinal) {
@@ -192,25 +196,63 @@ fn members(w: &World) -> Option<Work> {
             held.push(ordinal);
             continue;
         }
+        // A master that comes back with the config epoch of a live master settles the tie as
+        // Redis does, by taking a new epoch above every epoch it hears of: above the election
+        // epoch of the replica that replaced it, so its stale claims would win and the
+        // replica would resync from it, dropping the writes it took. Break the tie first.
+        if let Some((_, n)) = info
+            && !n.entry.flags.replica
+            && n.entry.master_id.is_none()
+        {
+            let tied: Vec<Ordinal> = w
+                .reachable
+                .iter()
+                .filter(|(_, (_, _, s))| {
+                    s.myself().is_some_and(|me| {
+                        me.flags.master && me.config_epoch == n.entry.config_epoch
+                    })
+                })
+                .map(|(o, _)| *o)
+                .collect();
+            if !tied.is_empty() {
+                for on in tied {
+                    if !bumps.contains(&Effect::BumpEpoch { on }) {
+                        bumps.push(Effect::BumpEpoch { on });
+                    }
+                }
+                held.push(ordinal);
+                continue;
+            }
+        }
         effects.push(Effect::CreateNode { ordinal });
     }
-    if effects.is_empty() {
+    if effects.is_empty() && bumps.is_empty() {
         return None;
     }
-    let restarts = effects.iter().any(
-        |e| matches!(e, Effect::CreateNode { ordinal } if w.obs.members.contains_key(ordinal)),
-    );
+    let starting = effects.len();
+    let tie_breaks = bumps.len();
+    effects.extend(bumps);
+    let restarts = tie_breaks > 0
+        || effects.iter().any(
+            |e| matches!(e, Effect::CreateNode { ordinal } if w.obs.members.contains_key(ordinal)),
+        );
     let kind = match (w.cluster_exists(), restarts) {
         (false, _) => Kind::Create,
         (true, true) => Kind::Recover,
         (true, false) if w.slots_by_owner().len() < w.desired.masters as usize => Kind::ScaleOut,
         (true, false) => Kind::Replicas,
     };
-    let mut summary = format!("starting {} nodes", effects.len());
+    let mut summary = format!("starting {starting} nodes");
     if !held.is_empty() {
         summary.push_str(&format!(
-            "; holding back {} crashed masters until their replicas take over",
+            "; holding back {} crashed masters until their replicas take over or a tie of \
+             config epochs is broken",
             held.len()
+        ));
+    }
+    if tie_breaks > 0 {
+        summary.push_str(&format!(
+            "; {tie_breaks} live master(s) share a config epoch with a crashed master: bumping it"
         ));
     }
     Some(Work::new(kind, effects, summary))
@@ -838,6 +880,71 @@ fn replicas(w: &World, degraded: &mut Vec<String>) -> Vec<Effect> {
 fn natural_master(w: &World, ord: Ordinal) -> Option<Ordinal> {
     let masters = w.desired.masters;
     (masters > 0 && ord >= masters).then(|| ord % masters)
+}
+
+/// Views that will never accept a claim: master X alone claims slot s, but some view still
+/// gives s to Y, a live node that gave it away, under an epoch at least X's. Redis takes a
+/// slot only for a strictly newer epoch, so that view never changes (it happens when Y's
+/// epoch rose, through a collision or another move, before the view heard X's claim), and
+/// the UPDATE it sends back can even take the slot from X. X bumps its epoch, as `redis-cli
+/// --cluster fix` does for a slot with several owners. Never when two live masters claim a
+/// slot, nor in favour of a stale claim over a node that is down: that could undo a failover.
+fn outdated_claims(w: &World) -> Option<Work> {
+    if w.slots_agreed {
+        return None;
+    }
+    let mut claimant: Vec<Option<(&str, u64)>> = vec![None; usize::from(crate::slots::SLOT_COUNT)];
+    for (_, _, state) in w.reachable.values() {
+        let me = state.myself()?;
+        if !me.open_slots.is_empty() {
+            return None; // an interrupted move: `repair_open_slots` first
+        }
+        if me.master_id.is_some() || me.flags.replica {
+            continue;
+        }
+        for s in crate::slots::expand(&me.slots) {
+            let c = claimant.get_mut(usize::from(s))?;
+            if c.is_some() {
+                return None; // two live claimants: epochs decide, not the operator
+            }
+            *c = Some((me.id.as_str(), me.config_epoch));
+        }
+    }
+    let live: BTreeSet<&str> = w
+        .reachable
+        .keys()
+        .filter_map(|o| w.id_of.get(o).copied())
+        .collect();
+    let mut bump: BTreeSet<&str> = BTreeSet::new();
+    for (_, _, state) in w.reachable.values() {
+        for e in &state.nodes {
+            if e.flags.myself || e.flags.replica || !live.contains(e.id.as_str()) {
+                continue;
+            }
+            for s in crate::slots::expand(&e.slots) {
+                if let Some(Some((x, epoch))) = claimant.get(usize::from(s))
+                    && *x != e.id
+                    && e.config_epoch >= *epoch
+                {
+                    bump.insert(x);
+                }
+            }
+        }
+    }
+    let effects: Vec<Effect> = bump
+        .iter()
+        .filter_map(|id| w.ordinal_of(id))
+        .map(|on| Effect::BumpEpoch { on })
+        .collect();
+    if effects.is_empty() {
+        return None;
+    }
+    let n = effects.len();
+    Some(Work::new(
+        Kind::Recover,
+        effects,
+        format!("giving {n} master(s) a newer epoch: some views still hold an older owner's claim"),
+    ))
 }
 
 /// A cluster just bootstrapped: every member answers, holds no key and no open slot, and the

@@ -525,3 +525,97 @@ fn replicas_wait_for_gossip_when_the_cluster_already_holds_keys() {
     let d = decide(&desired(3, 1), Phase::ReplicaScaling, &obs);
     assert!(d.effects.is_empty(), "{:?}", d.effects);
 }
+
+/// Node 2's view still gives slots 0-99 to master 1 (epoch 2), which gave them away; master 0
+/// (epoch 1) claims them, and Redis only takes a slot for a strictly newer epoch.
+fn stale_view_of_slots_0_to_99(nodes: &[Node]) -> Observation {
+    let mut obs = observe(nodes, false, 0);
+    if let Some(state) = obs.members.get_mut(&2).and_then(|m| m.redis.as_mut())
+        && let Some(e) = state.nodes.iter_mut().find(|n| n.id == id(1))
+    {
+        e.slots.insert(0, SlotRange::new(0, 99));
+    }
+    obs
+}
+
+#[test]
+fn a_claim_that_a_view_can_never_accept_gets_a_newer_epoch() {
+    let nodes = healthy(3, 0);
+    let d = decide(
+        &desired(3, 0),
+        Phase::Ready,
+        &stale_view_of_slots_0_to_99(&nodes),
+    );
+    assert_eq!(
+        d.effects,
+        vec![Effect::BumpEpoch { on: 0 }],
+        "{}",
+        d.summary
+    );
+    assert!(
+        redis_operator_engine::invariants::check_decision(
+            &desired(3, 0),
+            &stale_view_of_slots_0_to_99(&nodes),
+            &d
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn a_stale_claim_never_gets_a_newer_epoch_over_a_live_claimant() {
+    // Master 1 still claims 0-99 itself: two live claimants, the epochs decide.
+    let mut nodes = healthy(3, 0);
+    nodes[1].slots.insert(0, SlotRange::new(0, 99));
+    let d = decide(
+        &desired(3, 0),
+        Phase::Ready,
+        &stale_view_of_slots_0_to_99(&nodes),
+    );
+    assert!(
+        !d.effects
+            .iter()
+            .any(|e| matches!(e, Effect::BumpEpoch { .. })),
+        "{:?}",
+        d.effects
+    );
+}
+
+#[test]
+fn a_stale_claim_never_gets_a_newer_epoch_over_a_node_that_is_down() {
+    // Master 1 is down: its view entry may be the newer owner (a failover), not a stale one.
+    let mut nodes = healthy(3, 1);
+    nodes[1].running = false;
+    let d = decide(
+        &desired(3, 1),
+        Phase::Ready,
+        &stale_view_of_slots_0_to_99(&nodes),
+    );
+    assert!(
+        !d.effects
+            .iter()
+            .any(|e| matches!(e, Effect::BumpEpoch { .. })),
+        "{:?}",
+        d.effects
+    );
+}
+
+#[test]
+fn a_crashed_master_that_shares_its_epoch_with_a_live_one_restarts_only_after_the_tie_is_broken() {
+    let mut nodes = healthy(3, 0);
+    nodes[1].running = false;
+    let mut obs = observe(&nodes, false, 0);
+    // Master 0 took master 1's epoch (2) in a race neither settled before 1 crashed.
+    for m in obs.members.values_mut() {
+        if let Some(state) = m.redis.as_mut() {
+            for e in state.nodes.iter_mut().filter(|e| e.id == id(0)) {
+                e.config_epoch = 2;
+            }
+        }
+    }
+    let d = decide(&desired(3, 0), Phase::Recovering, &obs);
+    assert_eq!(d.effects, vec![Effect::BumpEpoch { on: 0 }], "{}", d.summary);
+    // Once the tie is gone, the crashed master comes back.
+    let d = decide(&desired(3, 0), Phase::Recovering, &observe(&nodes, false, 0));
+    assert_eq!(d.effects, vec![Effect::CreateNode { ordinal: 1 }], "{}", d.summary);
+}

@@ -195,6 +195,15 @@ impl RedisAdapter {
                 cmd.arg("RESET").arg(if *hard { "HARD" } else { "SOFT" });
                 self.pool.query(ctx.addr(*on)?, &cmd).await
             }
+            Effect::BumpEpoch { on } => {
+                // Answers BUMPED or STILL: either way the node's epoch is now the highest.
+                let mut cmd = redis::cmd("CLUSTER");
+                cmd.arg("BUMPEPOCH");
+                self.pool
+                    .query::<redis::Value>(ctx.addr(*on)?, &cmd)
+                    .await
+                    .map(|_| ())
+            }
         }
     }
 

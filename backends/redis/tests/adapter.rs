@@ -510,3 +510,115 @@ async fn password_protected_nodes_are_built_observed_and_migrated() {
     let obs = anon.observe(members(&c.nodes), 0).await;
     assert!(obs.members.values().all(|m| m.redis.is_none()));
 }
+
+fn own_epoch(obs: &engine::Observation, ord: u32) -> u64 {
+    obs.members[&ord]
+        .redis
+        .as_ref()
+        .and_then(|s| s.myself())
+        .map_or(0, |me| me.config_epoch)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bump_epoch_gives_the_master_the_highest_epoch_and_is_idempotent() {
+    let c = Cluster::start(&[12100, 12101, 12102], 3, None).await;
+    let obs = c.observe().await;
+    let lowest = (0..3u32).min_by_key(|o| own_epoch(&obs, *o)).unwrap();
+    let ctx = c.ctx().await;
+    let bump = Effect::BumpEpoch { on: lowest };
+    c.adapter.execute(&bump, &ctx).await.expect("bumped");
+    let after = c.observe().await;
+    let mine = own_epoch(&after, lowest);
+    for o in (0..3u32).filter(|o| *o != lowest) {
+        assert!(
+            mine > own_epoch(&after, o),
+            "#{lowest} epoch {mine} not the highest"
+        );
+    }
+    // Already the unique highest: Redis answers STILL and nothing changes.
+    c.adapter.execute(&bump, &ctx).await.expect("still");
+    assert_eq!(own_epoch(&c.observe().await, lowest), mine);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_failover_swaps_a_master_and_its_replica() {
+    let c = Cluster::start(&[12110, 12111, 12112, 12113], 3, None).await;
+    eventually(200, "replica in sync", || async {
+        c.observe().await.members[&3]
+            .redis
+            .as_ref()
+            .is_some_and(|s| s.master_link_up)
+    })
+    .await;
+    let failover = Effect::Failover {
+        on: 3,
+        mode: engine::FailoverMode::Default,
+    };
+    c.adapter
+        .execute(&failover, &c.ctx().await)
+        .await
+        .expect("failover accepted");
+    let range = engine::slots::even_split(3)[0];
+    eventually(200, "replica promoted with the slots", || async {
+        let obs = c.observe().await;
+        let me = |o: u32| {
+            obs.members[&o]
+                .redis
+                .as_ref()
+                .and_then(|s| s.myself().cloned())
+        };
+        me(3).is_some_and(|m| m.flags.master && m.slots == vec![range])
+            && me(0).is_some_and(|m| m.master_id.as_deref() == Some(c.ids[3].as_str()))
+    })
+    .await;
+    // Sent again to the node that is now a master: already done, not an error.
+    c.adapter
+        .execute(&failover, &c.ctx().await)
+        .await
+        .expect("a repeated failover counts as done");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hard_reset_makes_an_empty_node_forget_its_cluster_and_take_a_new_id() {
+    let nodes = vec![Node::spawn(12120, None), Node::spawn(12121, None)];
+    let adapter = test_adapter(None);
+    eventually(100, "nodes up", || async {
+        adapter
+            .observe(members(&nodes), 0)
+            .await
+            .members
+            .values()
+            .all(|m| m.redis.is_some())
+    })
+    .await;
+    let ctx = redis_operator_redis::ExecContext::from_observation(
+        &adapter.observe(members(&nodes), 0).await,
+    );
+    let meet = Effect::Meet {
+        on: 0,
+        ip: "127.0.0.1".into(),
+        port: 12121,
+    };
+    adapter.execute(&meet, &ctx).await.expect("meet");
+    eventually(200, "node 0 knows node 1", || async {
+        adapter.observe(members(&nodes), 0).await.members[&0]
+            .redis
+            .as_ref()
+            .is_some_and(|s| s.nodes.len() == 2 && s.nodes.iter().all(|n| !n.flags.handshake))
+    })
+    .await;
+    let before = adapter.observe(members(&nodes), 0).await.members[&0]
+        .redis
+        .clone()
+        .unwrap();
+    adapter
+        .execute(&Effect::ResetNode { on: 0, hard: true }, &ctx)
+        .await
+        .expect("reset");
+    let after = adapter.observe(members(&nodes), 0).await.members[&0]
+        .redis
+        .clone()
+        .unwrap();
+    assert_ne!(after.id, before.id, "a hard reset takes a new node id");
+    assert_eq!(after.nodes.len(), 1, "and forgets every other node");
+}

@@ -82,6 +82,14 @@ impl Cluster {
     }
 
     pub fn apply(&mut self, effect: &Effect, budget: &mut StepBudget) -> Result<(), ApplyError> {
+        let result = self.apply_one(effect, budget);
+        for o in std::mem::take(&mut self.pending_pongs) {
+            self.broadcast_pong(o);
+        }
+        result
+    }
+
+    fn apply_one(&mut self, effect: &Effect, budget: &mut StepBudget) -> Result<(), ApplyError> {
         match effect {
             Effect::CreateNode { ordinal } => {
                 self.create_or_restart(*ordinal);
@@ -122,6 +130,11 @@ impl Cluster {
             Effect::Failover { on, mode } => self.failover(*on, *mode),
             Effect::Forget { on, node_id } => self.forget(*on, node_id),
             Effect::ResetNode { on, hard } => self.reset(*on, *hard),
+            Effect::BumpEpoch { on } => {
+                // Redis saves the new epoch; peers hear it with the next ping.
+                bump_epoch_without_consensus(self.node_mut(*on)?);
+                Ok(())
+            }
         }
     }
 
@@ -331,20 +344,12 @@ impl Cluster {
         if n.migrating.contains_key(&slot) && n.keys_in(slot) == 0 {
             n.migrating.remove(&slot);
         }
-        if owner == me && n.importing.remove(&slot).is_some() {
-            // The importing node claims the slot under a fresh epoch, without consensus, so
-            // its claim wins everywhere.
-            let max = n
-                .peers
-                .values()
-                .map(|p| p.config_epoch)
-                .max()
-                .unwrap_or(0)
-                .max(n.current_epoch);
-            if n.config_epoch == 0 || n.config_epoch < max {
-                n.current_epoch = max + 1;
-                n.config_epoch = n.current_epoch;
-            }
+        // The importing node claims the slot under a fresh epoch, without consensus, so its
+        // claim wins everywhere, and tells every node at once (`clusterBroadcastPong`): its
+        // own replicas learn the slot is their master's before anything else can happen.
+        let imported = owner == me && n.importing.remove(&slot).is_some();
+        if imported {
+            bump_epoch_without_consensus(n);
         }
         let had = n.owner(slot) == me;
         n.set_owner(slot, owner);
@@ -353,6 +358,9 @@ impl Cluster {
         // (cluster-allow-replica-migration, default yes).
         if had && owner != me && n.slot_count_of(me) == 0 {
             become_replica(n, owner);
+        }
+        if imported {
+            self.pending_pongs.insert(on);
         }
         Ok(())
     }
@@ -617,4 +625,24 @@ impl Cluster {
         }
         Ok(())
     }
+}
+
+/// Redis' `clusterBumpConfigEpochWithoutConsensus` (SETSLOT NODE on the importing node, and
+/// CLUSTER BUMPEPOCH): a new epoch unless this node's is already the unique highest it knows.
+/// Returns whether the epoch changed.
+pub fn bump_epoch_without_consensus(n: &mut RedisNode) -> bool {
+    let max = n
+        .peers
+        .values()
+        .map(|p| p.config_epoch)
+        .max()
+        .unwrap_or(0)
+        .max(n.current_epoch);
+    if n.config_epoch == 0 || n.config_epoch != max {
+        n.current_epoch = max + 1;
+        n.config_epoch = n.current_epoch;
+        n.touch();
+        return true;
+    }
+    false
 }

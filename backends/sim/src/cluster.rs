@@ -24,6 +24,10 @@ pub struct Cluster {
     /// accepts writes until `cluster-node-timeout`), which no operator can prevent.
     pub client_with_isolated: bool,
     pub rng: Rng,
+    /// Nodes that imported a slot during the effect being applied: they broadcast their new
+    /// config once it finishes (Redis does per slot, within milliseconds; no fault can fall
+    /// between the slots of one effect, so once per effect is the same and far cheaper).
+    pub(crate) pending_pongs: BTreeSet<Ordinal>,
 }
 
 impl Cluster {
@@ -37,6 +41,7 @@ impl Cluster {
             isolated: BTreeSet::new(),
             client_with_isolated: false,
             rng: Rng::new(seed),
+            pending_pongs: BTreeSet::new(),
         }
     }
 

@@ -100,11 +100,45 @@ impl Cluster {
                 }
             }
         }
-        // UPDATE messages: tell a sender with a stale claim who owns its slots now.
+        self.deliver_updates(updates);
+    }
+
+    /// Redis' `clusterBroadcastPong` after a node changed its own config (a slot imported
+    /// under a new epoch): every node `o` can talk to gets its header at once, and their
+    /// replies come back in the same round, so a tie of epochs with another target is settled
+    /// before anything else happens, as it is within milliseconds in Redis.
+    pub(crate) fn broadcast_pong(&mut self, o: Ordinal) {
+        let Some(mine) = self.header(o) else { return };
+        let mut updates = Vec::new();
+        for b in self.ordinals() {
+            if b == o || !self.can_talk(o, b) {
+                continue;
+            }
+            let Some(theirs) = self.header(b) else {
+                continue;
+            };
+            if let Some(u) = self.receive(b, &mine) {
+                updates.push(u);
+            }
+            if let Some(u) = self.receive(o, &theirs) {
+                updates.push(u);
+            }
+        }
+        self.deliver_updates(updates);
+    }
+
+    /// UPDATE messages: tell a sender with a stale claim who owns its slots now. As in
+    /// Redis, the receiver ignores one that brings no newer config epoch for that owner
+    /// than it already knows: the owner's own header got there first, and the slots the
+    /// UPDATE lists are only the sending node's (possibly older) picture of them.
+    fn deliver_updates(&mut self, updates: Vec<(Ordinal, NodeKey, u64, Vec<SlotRange>)>) {
         for (to, owner, epoch, slots) in updates {
             if let Some(m) = self.members.get_mut(&to)
-                && (m.node.peers.contains_key(&owner))
+                && let Some(p) = m.node.peers.get_mut(&owner)
+                && p.config_epoch < epoch
             {
+                p.config_epoch = epoch;
+                m.node.touch();
                 update_slots_config(&mut m.node, owner, epoch, &slots);
             }
         }

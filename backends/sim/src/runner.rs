@@ -233,6 +233,10 @@ fn simulate(
     let watch: Option<u64> = std::env::var("SIM_WATCH_KEY")
         .ok()
         .and_then(|v| v.parse().ok());
+    // `SIM_WATCH_SLOT=<slot>`: every step, each node's owner of that slot (and its epoch).
+    let watch_slot: Option<u16> = std::env::var("SIM_WATCH_SLOT")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for step in 0..total {
         let faulty = cfg.faults && step < cfg.fault_steps;
         if step == cfg.fault_steps {
@@ -334,6 +338,9 @@ fn simulate(
         if let Some(key) = watch {
             watch_key(&cluster, &client, key, step);
         }
+        if let Some(slot) = watch_slot {
+            self::watch_slot(&cluster, slot, step);
+        }
     }
     let obs = cluster.observe();
     let d = engine::decide(&desired, phase, &obs);
@@ -361,6 +368,33 @@ fn simulate(
             }
         ),
     ))
+}
+
+fn watch_slot(cluster: &Cluster, slot: u16, step: u32) {
+    let views: Vec<String> = cluster
+        .members
+        .values()
+        .filter(|m| m.running)
+        .map(|m| {
+            let n = &m.node;
+            let owner = n.owner(slot);
+            let id = cluster.id(owner);
+            let open = match (n.migrating.get(&slot), n.importing.get(&slot)) {
+                (Some(_), _) => "M",
+                (_, Some(_)) => "I",
+                _ => "",
+            };
+            format!(
+                "#{}{}:{}@{}{}",
+                m.ordinal,
+                if n.is_master() { "M" } else { "R" },
+                id.get(..6).unwrap_or("-"),
+                n.epoch_of(owner),
+                open
+            )
+        })
+        .collect();
+    eprintln!("step {step}: slot {slot}: {}", views.join(" "));
 }
 
 fn watch_key(cluster: &Cluster, client: &Client, key: u64, step: u32) {

@@ -1,0 +1,23 @@
+//! Runs one seed with the sweep's settings and prints its result:
+//! `cargo run --release -p redis-operator-sim --example one -- SEED` (`NOFAULTS=1` as `sweep`).
+use redis_operator_sim::{SimConfig, run_seed};
+
+fn main() {
+    let seed: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
+    let cfg = SimConfig {
+        faults: std::env::var("NOFAULTS").is_err(),
+        max_spec_changes: if std::env::var("NOCHANGES").is_ok() {
+            0
+        } else {
+            3
+        },
+        ..SimConfig::default()
+    };
+    match run_seed(seed, &cfg) {
+        Ok(r) => println!("seed {seed}: converged in {} steps", r.steps),
+        Err(f) => println!("{f}"),
+    }
+}
