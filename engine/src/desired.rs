@@ -19,6 +19,10 @@ pub struct Desired {
     /// of it for Redis' own failover before it steps in.
     #[serde(default = "default_node_timeout")]
     pub node_timeout_ms: u64,
+    /// Nodes keep their dataset across a restart (append-only file on a volume). Without it a
+    /// crashed node always comes back empty, which decides who must keep a slot's data.
+    #[serde(default)]
+    pub persistent: bool,
     /// The resource is being deleted.
     #[serde(default)]
     pub deleting: bool,
@@ -42,6 +46,7 @@ impl Desired {
             replicas,
             rebalance_threshold_pct: DEFAULT_THRESHOLD_PCT,
             node_timeout_ms: default_node_timeout(),
+            persistent: false,
             deleting: false,
             problems: Vec::new(),
         }

@@ -150,6 +150,54 @@ fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
     converged(w, degraded)
 }
 
+/// Where a `CLUSTER BUMPEPOCH` must run so that `holder` ends up with a newer config epoch,
+/// or `None` to wait. Redis only bumps a node whose epoch is not already the highest it knows
+/// of. A holder below its own current epoch bumps itself. A holder that has not heard the
+/// cluster's current epoch yet (cut off, or gossip behind) waits for it. A holder already at
+/// the cluster's current epoch would answer STILL for ever, so another master whose bump
+/// changes nothing else (below the current epoch, no slot of it claimed by anyone else) goes
+/// first and raises the current epoch everywhere.
+fn epoch_bump_for(w: &World, holder: Ordinal) -> Option<Ordinal> {
+    let (_, _, state) = w.reachable.get(&holder)?;
+    let me = state.myself()?;
+    if me.config_epoch < state.current_epoch {
+        return Some(holder);
+    }
+    let current = w
+        .reachable
+        .values()
+        .map(|(_, _, s)| s.current_epoch)
+        .max()
+        .unwrap_or(0);
+    if state.current_epoch < current {
+        return None;
+    }
+    let claimed_by_others = |o: Ordinal, slots: &[crate::slots::SlotRange]| {
+        w.reachable.iter().any(|(other, (_, _, s))| {
+            *other != o
+                && s.myself().is_some_and(|m| {
+                    m.slots.iter().any(|a| {
+                        slots
+                            .iter()
+                            .any(|b| a.start.max(b.start) <= a.end.min(b.end))
+                    })
+                })
+        })
+    };
+    w.reachable
+        .iter()
+        .filter(|(o, _)| **o != holder)
+        .filter_map(|(o, (_, _, s))| s.myself().map(|m| (*o, m)))
+        .filter(|(o, m)| {
+            m.flags.master
+                && !m.slots.is_empty()
+                && m.config_epoch < current
+                && !claimed_by_others(*o, &m.slots)
+        })
+        .min_by_key(|(o, m)| (m.config_epoch, *o))
+        .map(|(o, _)| o)
+}
+
 /// Members that should exist but do not, and members that stopped running.
 fn members(w: &World) -> Option<Work> {
     let mut effects = Vec::new();
@@ -196,11 +244,46 @@ fn members(w: &World) -> Option<Work> {
             held.push(ordinal);
             continue;
         }
+        // Without persistence a crashed master comes back empty yet still claiming its slots
+        // under its epoch. If a live master also claims them and holds keys (an old master
+        // that lost an election while partitioned away), that one holds the only copy: it
+        // must win the slots first, or it would follow the empty node and flush its data.
+        if let Some((id, _)) = info
+            && owns_slots
+            && !w.desired.persistent
+        {
+            let theirs = w.slots_by_owner().get(id).map(Vec::as_slice).unwrap_or(&[]);
+            let holders: Vec<Ordinal> = w
+                .reachable
+                .iter()
+                .filter(|(_, (_, _, s))| {
+                    s.keys > 0
+                        && s.myself().is_some_and(|me| {
+                            me.flags.master
+                                && crate::slots::expand(&me.slots)
+                                    .any(|x| theirs.binary_search(&x).is_ok())
+                        })
+                })
+                .map(|(o, _)| *o)
+                .collect();
+            if let [holder] = holders[..] {
+                if let Some(on) = epoch_bump_for(w, holder)
+                    && !bumps.contains(&Effect::BumpEpoch { on })
+                {
+                    bumps.push(Effect::BumpEpoch { on });
+                }
+                held.push(ordinal);
+                continue;
+            }
+        }
         // A master that comes back with the config epoch of a live master settles the tie as
         // Redis does, by taking a new epoch above every epoch it hears of: above the election
         // epoch of the replica that replaced it, so its stale claims would win and the
         // replica would resync from it, dropping the writes it took. Break the tie first.
-        if let Some((_, n)) = info
+        // Only a master that no longer owns its slots by consensus can do harm that way, and
+        // Redis makes only the node with the smaller id of a tied pair move.
+        if let Some((id, n)) = info
+            && !owns_slots
             && !n.entry.flags.replica
             && n.entry.master_id.is_none()
         {
@@ -209,14 +292,18 @@ fn members(w: &World) -> Option<Work> {
                 .iter()
                 .filter(|(_, (_, _, s))| {
                     s.myself().is_some_and(|me| {
-                        me.flags.master && me.config_epoch == n.entry.config_epoch
+                        me.flags.master
+                            && me.config_epoch == n.entry.config_epoch
+                            && id < me.id.as_str()
                     })
                 })
                 .map(|(o, _)| *o)
                 .collect();
             if !tied.is_empty() {
-                for on in tied {
-                    if !bumps.contains(&Effect::BumpEpoch { on }) {
+                for tied in tied {
+                    if let Some(on) = epoch_bump_for(w, tied)
+                        && !bumps.contains(&Effect::BumpEpoch { on })
+                    {
                         bumps.push(Effect::BumpEpoch { on });
                     }
                 }
@@ -581,10 +668,21 @@ fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
                 mode: FailoverMode::Takeover,
             });
         } else if majority && n.failed && down_for > 2 * timeout {
-            effects.push(Effect::Failover {
-                on: *best,
-                mode: FailoverMode::Force,
-            });
+            // A master grants one vote per failed master every 2 node timeouts. Attempts
+            // closer together than that can be refused in turn by different voters for ever,
+            // so forced elections happen only in the first node timeout of every third one:
+            // each attempt after a failed one finds every voter free again.
+            let since = down_for - 2 * timeout;
+            let period = 3 * timeout.max(1000);
+            let into = since % period;
+            if into < timeout.max(1000) {
+                effects.push(Effect::Failover {
+                    on: *best,
+                    mode: FailoverMode::Force,
+                });
+            } else {
+                waiting.push(who);
+            }
         } else {
             waiting.push(who);
         }
@@ -883,7 +981,7 @@ fn natural_master(w: &World, ord: Ordinal) -> Option<Ordinal> {
 }
 
 /// Views that will never accept a claim: master X alone claims slot s, but some view still
-/// gives s to Y, a live node that gave it away, under an epoch at least X's. Redis takes a
+/// gives s to Y, a live node that gave it away or a ghost, under an epoch at least X's. Redis takes a
 /// slot only for a strictly newer epoch, so that view never changes (it happens when Y's
 /// epoch rose, through a collision or another move, before the view heard X's claim), and
 /// the UPDATE it sends back can even take the slot from X. X bumps its epoch, as `redis-cli
@@ -910,15 +1008,27 @@ fn outdated_claims(w: &World) -> Option<Work> {
             *c = Some((me.id.as_str(), me.config_epoch));
         }
     }
-    let live: BTreeSet<&str> = w
-        .reachable
-        .keys()
-        .filter_map(|o| w.id_of.get(o).copied())
+    // A node that is down may come back and may be the rightful owner (a replica that won an
+    // election): its listings are left alone. A ghost, an id no member runs any more (its
+    // member came back under a new id), never returns; but while some member is down and
+    // unrecognisable, any unknown id might be that member.
+    let down: BTreeSet<&str> = w
+        .id_of
+        .iter()
+        .filter(|(o, _)| !w.reachable.contains_key(o))
+        .map(|(_, id)| *id)
         .collect();
+    let unidentified = w
+        .obs
+        .members
+        .keys()
+        .any(|o| !w.reachable.contains_key(o) && !w.id_of.contains_key(o));
+    let known: BTreeSet<&str> = w.id_of.values().copied().collect();
+    let may_return = |id: &str| down.contains(id) || (unidentified && !known.contains(id));
     let mut bump: BTreeSet<&str> = BTreeSet::new();
     for (_, _, state) in w.reachable.values() {
         for e in &state.nodes {
-            if e.flags.myself || e.flags.replica || !live.contains(e.id.as_str()) {
+            if e.flags.myself || e.flags.replica || may_return(&e.id) {
                 continue;
             }
             for s in crate::slots::expand(&e.slots) {

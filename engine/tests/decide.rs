@@ -601,21 +601,125 @@ fn a_stale_claim_never_gets_a_newer_epoch_over_a_node_that_is_down() {
 }
 
 #[test]
-fn a_crashed_master_that_shares_its_epoch_with_a_live_one_restarts_only_after_the_tie_is_broken() {
-    let mut nodes = healthy(3, 0);
+fn a_replaced_master_that_shares_its_epoch_with_a_live_one_restarts_only_after_the_tie_is_broken() {
+    // Master 1 crashed and its replica (node 4) took its slots; master 2 (a larger id) got
+    // master 1's epoch (2) in a race neither settled before 1 crashed. Back as it is, node 1
+    // would settle the tie by jumping above node 4's election epoch and win its slots back.
+    let mut nodes = healthy(3, 1);
     nodes[1].running = false;
+    nodes[4].master = None;
+    nodes[4].slots = std::mem::take(&mut nodes[1].slots);
     let mut obs = observe(&nodes, false, 0);
-    // Master 0 took master 1's epoch (2) in a race neither settled before 1 crashed.
     for m in obs.members.values_mut() {
         if let Some(state) = m.redis.as_mut() {
-            for e in state.nodes.iter_mut().filter(|e| e.id == id(0)) {
-                e.config_epoch = 2;
+            for e in state.nodes.iter_mut() {
+                if e.id == id(2) {
+                    e.config_epoch = 2;
+                }
+                if e.id == id(4) {
+                    e.config_epoch = 9;
+                }
             }
         }
     }
-    let d = decide(&desired(3, 0), Phase::Recovering, &obs);
-    assert_eq!(d.effects, vec![Effect::BumpEpoch { on: 0 }], "{}", d.summary);
-    // Once the tie is gone, the crashed master comes back.
-    let d = decide(&desired(3, 0), Phase::Recovering, &observe(&nodes, false, 0));
-    assert_eq!(d.effects, vec![Effect::CreateNode { ordinal: 1 }], "{}", d.summary);
+    let d = decide(&desired(3, 1), Phase::Recovering, &obs);
+    assert_eq!(
+        d.effects,
+        vec![Effect::BumpEpoch { on: 2 }],
+        "{}",
+        d.summary
+    );
+    // Once the tie is gone, the crashed master comes back (and will follow node 4).
+    let d = decide(
+        &desired(3, 1),
+        Phase::Recovering,
+        &observe(&nodes, false, 0),
+    );
+    assert!(
+        d.effects.contains(&Effect::CreateNode { ordinal: 1 }),
+        "{:?}",
+        d.effects
+    );
+}
+
+/// Master 1 crashed after winning slots 5462-10922 under epoch 9 while master 0, cut off, kept
+/// claiming them under its old epoch 1 with their keys.
+fn crashed_owner_and_stale_holder(persistent: bool) -> (Desired, Observation) {
+    let mut nodes = healthy(3, 0);
+    nodes[1].running = false;
+    let mut obs = observe(&nodes, false, 0);
+    let theirs = redis_operator_engine::slots::even_split(3)[1];
+    for (ord, m) in obs.members.iter_mut() {
+        let Some(state) = m.redis.as_mut() else {
+            continue;
+        };
+        state.current_epoch = 9;
+        for e in state.nodes.iter_mut() {
+            if e.id == id(1) {
+                e.config_epoch = 9;
+            }
+            if e.id == id(0) && *ord == 0 {
+                e.slots.push(theirs);
+            }
+        }
+    }
+    let mut d = desired(3, 0);
+    d.persistent = persistent;
+    (d, obs)
+}
+
+#[test]
+fn without_persistence_a_crashed_owner_waits_until_the_live_copy_of_its_slots_wins_them() {
+    let (d, obs) = crashed_owner_and_stale_holder(false);
+    let decision = decide(&d, Phase::Recovering, &obs);
+    assert_eq!(
+        decision.effects,
+        vec![Effect::BumpEpoch { on: 0 }],
+        "{}",
+        decision.summary
+    );
+}
+
+#[test]
+fn a_live_copy_already_at_its_highest_known_epoch_is_lifted_by_bumping_another_master_first() {
+    // Master 0 crashed owning slots 0-5461 under epoch 9; master 1, cut off meanwhile, holds
+    // their keys and took epoch 9 as well. It believes 9 is the highest epoch, so BUMPEPOCH
+    // there would answer STILL for ever: master 2 raises the current epoch first.
+    let mut nodes = healthy(3, 0);
+    nodes[0].running = false;
+    let mut obs = observe(&nodes, false, 0);
+    let theirs = redis_operator_engine::slots::even_split(3)[0];
+    for (ord, m) in obs.members.iter_mut() {
+        let Some(state) = m.redis.as_mut() else {
+            continue;
+        };
+        state.current_epoch = 9;
+        for e in state.nodes.iter_mut() {
+            if e.id == id(0) || e.id == id(1) {
+                e.config_epoch = 9;
+            }
+            if e.id == id(1) && *ord == 1 {
+                e.slots.push(theirs);
+            }
+        }
+    }
+    let decision = decide(&desired(3, 0), Phase::Recovering, &obs);
+    assert_eq!(
+        decision.effects,
+        vec![Effect::BumpEpoch { on: 2 }],
+        "{}",
+        decision.summary
+    );
+}
+
+#[test]
+fn with_persistence_a_crashed_owner_comes_back_with_its_data() {
+    let (d, obs) = crashed_owner_and_stale_holder(true);
+    let decision = decide(&d, Phase::Recovering, &obs);
+    assert_eq!(
+        decision.effects,
+        vec![Effect::CreateNode { ordinal: 1 }],
+        "{}",
+        decision.summary
+    );
 }

@@ -16,6 +16,7 @@ pub fn desired_from(
         replicas: spec.replicas(),
         rebalance_threshold_pct: spec.rebalance_threshold_percent(),
         node_timeout_ms: spec.cluster_node_timeout_ms(),
+        persistent: spec.persistence_enabled(),
         deleting: false,
         problems,
     }

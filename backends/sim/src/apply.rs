@@ -183,6 +183,7 @@ impl Cluster {
         n.synced = false;
         n.last_sync_ms = None;
         n.failover_at = None;
+        n.voted_for_master.clear();
         for p in n.peers.values_mut() {
             p.pfail = false;
             p.fail = false;

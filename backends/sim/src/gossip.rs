@@ -398,7 +398,9 @@ impl Cluster {
                     if !self.election(o, mk, true)
                         && let Some(m) = self.members.get_mut(&o)
                     {
-                        m.node.failover_at = Some(now + 2 * timeout);
+                        // Redis retries a failed election after twice its auth timeout
+                        // (itself twice the node timeout, at least 2 s).
+                        m.node.failover_at = Some(now + 2 * (2 * timeout).max(2000));
                     }
                 }
                 Some(_) => {}
@@ -410,6 +412,7 @@ impl Cluster {
     /// master's slots under a new epoch. `require_fail`: voters must see the master failed
     /// (automatic failover); a forced manual failover skips that.
     pub fn election(&mut self, r: Ordinal, master: NodeKey, require_fail: bool) -> bool {
+        let (now, timeout) = (self.now_ms, self.node_timeout_ms);
         let Some(rm) = self.members.get_mut(&r) else {
             return false;
         };
@@ -442,9 +445,18 @@ impl Cluster {
                 .get(&rkey)
                 .is_some_and(|p| p.master == Some(master));
             let sees_fail = vn.peers.get(&master).is_some_and(|p| p.fail);
-            if serves && knows_replica && (sees_fail || !require_fail) && vn.last_vote_epoch < epoch
+            let voted_lately = vn
+                .voted_for_master
+                .get(&master)
+                .is_some_and(|t| now.saturating_sub(*t) < 2 * timeout);
+            if serves
+                && knows_replica
+                && (sees_fail || !require_fail)
+                && vn.last_vote_epoch < epoch
+                && !voted_lately
             {
                 vn.last_vote_epoch = epoch;
+                vn.voted_for_master.insert(master, now);
                 vn.current_epoch = vn.current_epoch.max(epoch);
                 votes += 1;
             }

@@ -37,6 +37,10 @@ pub struct RedisNode {
     pub current_epoch: u64,
     /// Highest epoch this master voted in (one vote per epoch, as in Redis).
     pub last_vote_epoch: u64,
+    /// When this master last voted for a replica of each master (Redis' `voted_time`, kept
+    /// in memory only): it votes for another replica of that master only 2 x node timeout
+    /// later, so two replicas of one master are never both elected.
+    pub voted_for_master: BTreeMap<NodeKey, u64>,
     pub peers: BTreeMap<NodeKey, Peer>,
     /// The slot table: owner of each slot in this node's view.
     pub owners: Vec<NodeKey>,
@@ -69,6 +73,7 @@ impl RedisNode {
             config_epoch: 0,
             current_epoch: 0,
             last_vote_epoch: 0,
+            voted_for_master: BTreeMap::new(),
             peers: BTreeMap::new(),
             owners: vec![NONE; SLOTS],
             migrating: BTreeMap::new(),
