@@ -641,11 +641,27 @@ fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
             .unwrap_or_else(|| id.get(..8).unwrap_or(id).to_string());
         let candidates = w.takeover_candidates(id);
         let Some(best) = candidates.first() else {
-            degraded.push(format!(
-                "master {who} is down with no replica able to take over: slots {} are \
-                 unavailable until it returns",
-                crate::slots::format_ranges(&to_ranges(slots.iter().copied()))
-            ));
+            let ranges = crate::slots::format_ranges(&to_ranges(slots.iter().copied()));
+            // No member runs that id any more (its member came back as a new node, its
+            // nodes.conf lost) and every member is accounted for: it will never return.
+            let gone = n.ordinal.is_none()
+                && w.obs
+                    .members
+                    .keys()
+                    .all(|o| w.reachable.contains_key(o) || w.id_of.contains_key(o));
+            degraded.push(if gone {
+                format!(
+                    "master {who} is gone for good (no member runs it any more) and no replica \
+                     could take over: the data of slots {ranges} is lost; they stay \
+                     unserved until an administrator assigns them again (`redis-cli --cluster \
+                     fix` assigns them empty)"
+                )
+            } else {
+                format!(
+                    "master {who} is down with no replica able to take over: slots {ranges} \
+                     are unavailable until it returns"
+                )
+            });
             continue;
         };
         let down_for = w.obs.now_ms.saturating_sub(n.last_pong_ms);

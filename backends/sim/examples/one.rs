@@ -17,6 +17,10 @@ fn main() {
         ..SimConfig::default()
     };
     match run_seed(seed, &cfg) {
+        Ok(r) if r.ended_degraded => println!(
+            "seed {seed}: ended Degraded (slots lost for good with their master) after {} steps",
+            r.steps
+        ),
         Ok(r) => println!("seed {seed}: converged in {} steps", r.steps),
         Err(f) => println!("{f}"),
     }

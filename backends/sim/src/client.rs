@@ -29,7 +29,9 @@ pub fn slot_of(key: u64) -> u16 {
 impl Client {
     /// Where a client with a fresh routing table sends `slot`: the running master it reaches
     /// that claims the slot under the highest config epoch.
-    fn route(cluster: &mut Cluster, slot: u16) -> Option<Ordinal> {
+    /// The master a client's write to `slot` reaches. With `serving`, only if that master
+    /// reports `cluster_state:ok` (it refuses writes otherwise).
+    fn route(cluster: &mut Cluster, slot: u16, serving: bool) -> Option<Ordinal> {
         let mut best: Option<(u64, Ordinal)> = None;
         for o in cluster.ordinals() {
             if !cluster.client_reaches(o) {
@@ -48,7 +50,7 @@ impl Client {
             }
         }
         let (_, o) = best?;
-        cluster.cluster_ok(o).then_some(o)
+        (!serving || cluster.cluster_ok(o)).then_some(o)
     }
 
     /// Writes one new key; returns whether it was acknowledged.
@@ -56,7 +58,7 @@ impl Client {
         let key = self.next_key;
         self.next_key += 1;
         let slot = slot_of(key);
-        let Some(owner) = Self::route(cluster, slot) else {
+        let Some(owner) = Self::route(cluster, slot, true) else {
             self.refused += 1;
             return false;
         };
@@ -116,7 +118,9 @@ impl Client {
             if self.lost_to_faults.contains(key) {
                 continue;
             }
-            let found = Self::route(cluster, *slot)
+            // Held by the master that owns the slot, whether or not the cluster serves right
+            // now (a `Degraded` end keeps `cluster_state:fail` while slots are lost).
+            let found = Self::route(cluster, *slot, false)
                 .and_then(|o| cluster.members.get(&o))
                 .is_some_and(|m| m.node.holds(*slot, *key));
             if !found {

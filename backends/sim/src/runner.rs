@@ -9,7 +9,7 @@ use crate::faults::{self, FaultCounts, FaultRates, Partition};
 use crate::rng::Rng;
 use engine::invariants::{check_converged, check_decision};
 use engine::trace::TraceRecord;
-use engine::{Desired, Phase};
+use engine::{ConditionKind, Desired, Observation, Phase};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
@@ -59,6 +59,10 @@ pub struct SimReport {
     pub keys_acked: u64,
     pub keys_lost_to_faults: u64,
     pub final_spec: Desired,
+    /// Ended `Degraded` rather than `Ready`: a master with no replica able to take over lost
+    /// its data and its identity to the faults, and the engine reports its slots as lost
+    /// instead of re-assigning them empty on its own.
+    pub ended_degraded: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +146,8 @@ pub struct Summary {
     pub refused_effects: BTreeMap<&'static str, u64>,
     pub keys_acked: u64,
     pub keys_lost_to_faults: u64,
+    /// Seeds that ended `Degraded` with slots lost for good (see `SimReport`).
+    pub ended_degraded: u64,
     pub failures: Vec<SimFailure>,
 }
 
@@ -149,11 +155,13 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} seed(s), {} step(s), {} acknowledged key(s) ({} lost to faults), {} violation(s)",
+            "{} seed(s), {} step(s), {} acknowledged key(s) ({} lost to faults), {} ended \
+             Degraded with slots lost for good, {} violation(s)",
             self.seeds_run,
             self.steps,
             self.keys_acked,
             self.keys_lost_to_faults,
+            self.ended_degraded,
             self.failures.len()
         )?;
         let faults: Vec<String> = self
@@ -186,6 +194,7 @@ pub fn run_many(seeds: Range<u64>, cfg: &SimConfig) -> Summary {
                 }
                 s.keys_acked += r.keys_acked;
                 s.keys_lost_to_faults += r.keys_lost_to_faults;
+                s.ended_degraded += u64::from(r.ended_degraded);
             }
             Err(f) => {
                 s.steps += u64::from(f.step);
@@ -204,6 +213,39 @@ fn pick_spec(rng: &mut Rng, node_timeout_ms: u64) -> Desired {
 }
 
 type StepResult<T> = Result<T, (u32, String)>;
+
+/// Steps after the faults stop before a `Degraded` end is accepted: failovers and restarts
+/// still under way must have had their chance.
+const DEGRADED_GRACE_STEPS: u32 = 60;
+
+/// Some slot is served by no live master, and every view that lists an owner for such a slot
+/// lists an id that no member runs any more.
+fn slots_lost_for_good(cluster: &Cluster, obs: &Observation) -> bool {
+    let live: std::collections::BTreeSet<&str> = cluster
+        .members
+        .values()
+        .map(|m| cluster.id(m.node.key))
+        .collect();
+    let mut served = vec![false; usize::from(engine::SLOT_COUNT)];
+    for state in obs.members.values().filter_map(|m| m.redis.as_ref()) {
+        if let Some(me) = state.myself().filter(|me| me.flags.master) {
+            for s in engine::slots::expand(&me.slots) {
+                served[usize::from(s)] = true;
+            }
+        }
+    }
+    if served.iter().all(|s| *s) {
+        return false;
+    }
+    obs.members
+        .values()
+        .filter_map(|m| m.redis.as_ref())
+        .flat_map(|state| state.nodes.iter())
+        .filter(|e| {
+            engine::slots::expand(&e.slots).any(|s| !served[usize::from(s)])
+        })
+        .all(|e| !live.contains(e.id.as_str()))
+}
 
 fn simulate(
     seed: u64,
@@ -258,6 +300,15 @@ fn simulate(
             && decision.phase == Phase::Ready
             && decision.effects.is_empty()
             && check_converged(&desired, &obs).is_empty();
+        // The other acceptable end: `Degraded`, nothing left to do, and every slot no live
+        // master serves is listed only under ids that no member runs any more: their master
+        // died with its data, without a replica able to take over, and came back (if at all)
+        // as a new node. The engine must say so and must not re-assign them empty by itself.
+        let degraded_for_good = !converged
+            && step >= cfg.fault_steps + DEGRADED_GRACE_STEPS
+            && decision.effects.is_empty()
+            && decision.is_true(ConditionKind::Degraded)
+            && slots_lost_for_good(&cluster, &obs);
         let hint = phase;
         phase = decision.phase;
         let effects = decision.effects.clone();
@@ -274,7 +325,7 @@ fn simulate(
             let m: Vec<String> = violations.iter().map(ToString::to_string).collect();
             return Err((step, format!("unsafe decision: {}", m.join("; "))));
         }
-        if converged {
+        if converged || degraded_for_good {
             let missing = client.missing(&mut cluster);
             if !missing.is_empty() {
                 let first: Vec<String> = missing
@@ -299,6 +350,7 @@ fn simulate(
                 keys_acked: client.acked.len() as u64,
                 keys_lost_to_faults: client.lost_to_faults.len() as u64,
                 final_spec: desired,
+                ended_degraded: degraded_for_good,
             });
         }
         let plan = if faulty {
