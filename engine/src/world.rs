@@ -91,7 +91,14 @@ impl<'a> World<'a> {
                     last_pong_ms: 0,
                 });
                 if !info.reachable {
-                    if e.config_epoch > info.entry.config_epoch {
+                    // The newest word wins; on a tie, a master's claim over a stale role (a
+                    // view can hear of a promotion through an UPDATE before the promoted
+                    // node's own header, and Redis prints a replica with its master's epoch).
+                    let rank = |e: &ClusterNode| {
+                        let claims = e.master_id.is_none() && !e.flags.replica && !e.slots.is_empty();
+                        (e.config_epoch, claims)
+                    };
+                    if rank(e) > rank(info.entry) {
                         info.entry = e;
                     }
                     info.failed |= e.flags.fail;

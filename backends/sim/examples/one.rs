@@ -1,5 +1,6 @@
 //! Runs one seed with the sweep's settings and prints its result:
-//! `cargo run --release -p redis-operator-sim --example one -- SEED` (`NOFAULTS=1` as `sweep`).
+//! `cargo run --release -p redis-operator-sim --example one -- SEED` (`NOFAULTS=1`,
+//! `NOCHANGES=1` as `sweep`; `FAULT_STEPS=60` for the CI test's fault window).
 use redis_operator_sim::{SimConfig, run_seed};
 
 fn main() {
@@ -9,6 +10,10 @@ fn main() {
         .unwrap_or(0);
     let cfg = SimConfig {
         faults: std::env::var("NOFAULTS").is_err(),
+        fault_steps: std::env::var("FAULT_STEPS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(120),
         max_spec_changes: if std::env::var("NOCHANGES").is_ok() {
             0
         } else {

@@ -1,6 +1,7 @@
 //! A fast sweep in release without building the operator:
 //! `cargo run --release -p redis-operator-sim --example sweep -- START COUNT`
-//! (`NOFAULTS=1`: spec changes only; `NOCHANGES=1`: no spec changes).
+//! (`NOFAULTS=1`: spec changes only; `NOCHANGES=1`: no spec changes; `FAULT_STEPS=60`: the
+//! CI test's shorter fault window).
 use redis_operator_sim::{SimConfig, run_many};
 
 fn main() {
@@ -12,6 +13,10 @@ fn main() {
     let count = args.get(1).copied().unwrap_or(100);
     let cfg = SimConfig {
         faults: std::env::var("NOFAULTS").is_err(),
+        fault_steps: std::env::var("FAULT_STEPS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(120),
         max_spec_changes: if std::env::var("NOCHANGES").is_ok() {
             0
         } else {

@@ -137,7 +137,9 @@ impl Cluster {
                 && let Some(p) = m.node.peers.get_mut(&owner)
                 && p.config_epoch < epoch
             {
+                // Redis: a node an UPDATE speaks of as an owner is a master.
                 p.config_epoch = epoch;
+                p.master = None;
                 m.node.touch();
                 update_slots_config(&mut m.node, owner, epoch, &slots);
             }
