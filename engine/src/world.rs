@@ -95,7 +95,8 @@ impl<'a> World<'a> {
                     // view can hear of a promotion through an UPDATE before the promoted
                     // node's own header, and Redis prints a replica with its master's epoch).
                     let rank = |e: &ClusterNode| {
-                        let claims = e.master_id.is_none() && !e.flags.replica && !e.slots.is_empty();
+                        let claims =
+                            e.master_id.is_none() && !e.flags.replica && !e.slots.is_empty();
                         (e.config_epoch, claims)
                     };
                     if rank(e) > rank(info.entry) {

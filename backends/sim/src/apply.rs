@@ -575,6 +575,7 @@ impl Cluster {
                     .max()
                     .unwrap_or(0)
                     + 1;
+                self.record_promotion_gap(on, mk);
                 if let Ok(n) = self.node_mut(on) {
                     crate::gossip::promote(n, mk, epoch);
                 }

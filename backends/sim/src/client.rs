@@ -91,7 +91,38 @@ impl Client {
         }
         cluster.mirror_slot(dest, slot);
         self.acked.insert(key, slot);
+        // A master cut off from the node that replaced it still serves its old slots until
+        // it hears of the newer claim (Redis' stale-master window): what it acknowledges
+        // meanwhile is dropped when it rejoins as a replica. Lost to the partition, not to
+        // the operator.
+        if ask.is_none() && Self::superseded(cluster, owner, slot) {
+            self.lost_to_faults.insert(key);
+        }
         true
+    }
+
+    /// Some running master claims `slot` in its own table under a newer epoch than `owner`.
+    fn superseded(cluster: &Cluster, owner: Ordinal, slot: u16) -> bool {
+        let Some(epoch) = cluster.members.get(&owner).map(|m| m.node.config_epoch) else {
+            return false;
+        };
+        cluster.members.values().any(|m| {
+            m.running
+                && m.ordinal != owner
+                && m.node.is_master()
+                && m.node.owner(slot) == m.node.key
+                && m.node.config_epoch > epoch
+        })
+    }
+
+    /// Acknowledged keys an elected replica lacked while its cut-off master had them: lost
+    /// by Redis' asynchronous replication when that master rejoins (see `Cluster::promotion_gaps`).
+    pub fn account_promotion_gaps(&mut self, cluster: &mut Cluster) {
+        for key in std::mem::take(&mut cluster.promotion_gaps) {
+            if self.acked.contains_key(&key) {
+                self.lost_to_faults.insert(key);
+            }
+        }
     }
 
     /// After a crash or a data-losing restart: acknowledged keys with no copy on any running

@@ -28,6 +28,10 @@ pub struct Cluster {
     /// config once it finishes (Redis does per slot, within milliseconds; no fault can fall
     /// between the slots of one effect, so once per effect is the same and far cheaper).
     pub(crate) pending_pongs: BTreeSet<Ordinal>,
+    /// Keys an elected replica did not have while its old master, still running (cut off),
+    /// did: Redis' asynchronous replication loses them when that master rejoins as a replica.
+    /// The runner counts them as lost to the faults, not to the operator.
+    pub promotion_gaps: BTreeSet<u64>,
 }
 
 impl Cluster {
@@ -42,6 +46,7 @@ impl Cluster {
             client_with_isolated: false,
             rng: Rng::new(seed),
             pending_pongs: BTreeSet::new(),
+            promotion_gaps: BTreeSet::new(),
         }
     }
 

@@ -188,6 +188,18 @@ impl Cluster {
             n.peers.insert(k, new_peer(ip, now));
             n.touch();
         }
+        // Redis (clusterProcessGossipSection): a node we cannot reach, reported healthy at
+        // another address by a node that talks to it, is tried at that address.
+        for (k, ip, failing) in &h.gossip {
+            if let Some(p) = n.peers.get_mut(k)
+                && (p.pfail || p.fail)
+                && !*failing
+                && p.ip != *ip
+            {
+                p.ip = ip.clone();
+                n.touch();
+            }
+        }
         let sender_is_master_here = n.peers.get(&h.key).is_some_and(|p| p.master.is_none());
         let p = n.peers.get_mut(&h.key)?;
         let mut changed = false;
@@ -466,10 +478,42 @@ impl Cluster {
         if votes < needed {
             return false;
         }
+        self.record_promotion_gap(r, master);
         if let Some(rm) = self.members.get_mut(&r) {
             promote(&mut rm.node, master, epoch);
         }
         true
+    }
+}
+
+impl Cluster {
+    /// Keys the running old master holds in the slots replica `r` takes over that `r` lacks.
+    pub(crate) fn record_promotion_gap(&mut self, r: Ordinal, master: NodeKey) {
+        let Some(ranges) = self.members.get_mut(&r).map(|m| m.node.slots_of(master)) else {
+            return;
+        };
+        let Some(rn) = self.members.get(&r).map(|m| &m.node) else {
+            return;
+        };
+        let Some(old) = self
+            .members
+            .values()
+            .find(|m| m.running && m.node.key == master)
+        else {
+            return;
+        };
+        for range in ranges {
+            for slot in range.iter() {
+                let Some(theirs) = old.node.keys.get(&slot) else {
+                    continue;
+                };
+                for key in theirs {
+                    if !rn.holds(slot, *key) {
+                        self.promotion_gaps.insert(*key);
+                    }
+                }
+            }
+        }
     }
 }
 

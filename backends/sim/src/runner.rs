@@ -241,9 +241,7 @@ fn slots_lost_for_good(cluster: &Cluster, obs: &Observation) -> bool {
         .values()
         .filter_map(|m| m.redis.as_ref())
         .flat_map(|state| state.nodes.iter())
-        .filter(|e| {
-            engine::slots::expand(&e.slots).any(|s| !served[usize::from(s)])
-        })
+        .filter(|e| engine::slots::expand(&e.slots).any(|s| !served[usize::from(s)]))
         .all(|e| !live.contains(e.id.as_str()))
 }
 
@@ -387,6 +385,7 @@ fn simulate(
             );
         }
         cluster.tick(cfg.step_ms);
+        client.account_promotion_gaps(&mut cluster);
         if let Some(key) = watch {
             watch_key(&cluster, &client, key, step);
         }

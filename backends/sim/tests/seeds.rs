@@ -85,6 +85,9 @@ fn random_faults_and_spec_changes_never_cause_an_unsafe_decision_or_a_lost_write
         failures.join("\n")
     );
     // The faults must actually have bitten: a sweep where nothing went wrong proves nothing.
-    assert!(summary.keys_lost_to_faults > 0, "no fault ever destroyed data");
+    assert!(
+        summary.keys_lost_to_faults > 0,
+        "no fault ever destroyed data"
+    );
     assert!(summary.faults.values().sum::<u64>() > 1000);
 }
