@@ -579,6 +579,7 @@ impl Cluster {
                 if let Ok(n) = self.node_mut(on) {
                     crate::gossip::promote(n, mk, epoch);
                 }
+                self.pending_pongs.insert(on);
             }
         }
         // Redis answers OK; an election that finds no majority just does not happen.

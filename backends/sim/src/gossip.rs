@@ -482,6 +482,8 @@ impl Cluster {
         if let Some(rm) = self.members.get_mut(&r) {
             promote(&mut rm.node, master, epoch);
         }
+        // Redis (clusterFailoverReplaceYourMaster): the new master tells everyone at once.
+        self.broadcast_pong(r);
         true
     }
 }
