@@ -201,6 +201,7 @@ fn epoch_bump_for(w: &World, holder: Ordinal) -> Option<Ordinal> {
 /// Members that should exist but do not, and members that stopped running.
 fn members(w: &World) -> Option<Work> {
     let mut effects = Vec::new();
+    let mut fresh = 0;
     let mut bumps: Vec<Effect> = Vec::new();
     let mut held = Vec::new();
     for ordinal in 0..w.total() {
@@ -276,6 +277,26 @@ fn members(w: &World) -> Option<Work> {
                 continue;
             }
         }
+        // Without persistence, a master that was replaced (its slots are another node's now,
+        // and no view lists it with any) comes back with nothing but its old config, and that
+        // config is a hazard: an epoch it bumped just before it crashed, unseen by anyone,
+        // can tie with a live master's, and settling the tie lifts it above its replacement,
+        // whose data it would then take over empty. It returns as a new node instead: its
+        // storage is deleted and the member created again, and the old id is forgotten as a
+        // ghost.
+        if let Some((id, n)) = info
+            && m.redis.is_none()
+            && !owns_slots
+            && !w.desired.persistent
+            && n.entry.master_id.is_none()
+            && !n.entry.flags.replica
+            && !w.listed_with_slots(id)
+        {
+            effects.push(Effect::DeleteNode { ordinal });
+            effects.push(Effect::CreateNode { ordinal });
+            fresh += 1;
+            continue;
+        }
         // A master that comes back with the config epoch of a live master settles the tie as
         // Redis does, by taking a new epoch above every epoch it hears of: above the election
         // epoch of the replica that replaced it, so its stale claims would win and the
@@ -316,7 +337,10 @@ fn members(w: &World) -> Option<Work> {
     if effects.is_empty() && bumps.is_empty() {
         return None;
     }
-    let starting = effects.len();
+    let starting = effects
+        .iter()
+        .filter(|e| matches!(e, Effect::CreateNode { .. }))
+        .count();
     let tie_breaks = bumps.len();
     effects.extend(bumps);
     let restarts = tie_breaks > 0
@@ -335,6 +359,11 @@ fn members(w: &World) -> Option<Work> {
             "; holding back {} crashed masters until their replicas take over or a tie of \
              config epochs is broken",
             held.len()
+        ));
+    }
+    if fresh > 0 {
+        summary.push_str(&format!(
+            "; {fresh} replaced master(s) without persistence come back as new nodes"
         ));
     }
     if tie_breaks > 0 {

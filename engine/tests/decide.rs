@@ -600,11 +600,9 @@ fn a_stale_claim_never_gets_a_newer_epoch_over_a_node_that_is_down() {
     );
 }
 
-#[test]
-fn a_replaced_master_that_shares_its_epoch_with_a_live_one_restarts_only_after_the_tie_is_broken() {
-    // Master 1 crashed and its replica (node 4) took its slots; master 2 (a larger id) got
-    // master 1's epoch (2) in a race neither settled before 1 crashed. Back as it is, node 1
-    // would settle the tie by jumping above node 4's election epoch and win its slots back.
+/// Master 1 crashed and its replica (node 4) took its slots; master 2 (a larger id) got
+/// master 1's epoch (2) in a race neither settled before 1 crashed.
+fn replaced_master_tied_with_a_live_one() -> Observation {
     let mut nodes = healthy(3, 1);
     nodes[1].running = false;
     nodes[4].master = None;
@@ -622,23 +620,43 @@ fn a_replaced_master_that_shares_its_epoch_with_a_live_one_restarts_only_after_t
             }
         }
     }
-    let d = decide(&desired(3, 1), Phase::Recovering, &obs);
-    assert_eq!(
-        d.effects,
-        vec![Effect::BumpEpoch { on: 2 }],
-        "{}",
-        d.summary
-    );
-    // Once the tie is gone, the crashed master comes back (and will follow node 4).
+    obs
+}
+
+#[test]
+fn without_persistence_a_replaced_master_comes_back_as_a_new_node() {
+    // Its old config could settle a tie (even one no view saw) above its replacement's
+    // election epoch and win its slots back empty; a new identity claims nothing.
     let d = decide(
         &desired(3, 1),
         Phase::Recovering,
-        &observe(&nodes, false, 0),
+        &replaced_master_tied_with_a_live_one(),
     );
-    assert!(
-        d.effects.contains(&Effect::CreateNode { ordinal: 1 }),
-        "{:?}",
-        d.effects
+    assert_eq!(
+        d.effects,
+        vec![
+            Effect::DeleteNode { ordinal: 1 },
+            Effect::CreateNode { ordinal: 1 }
+        ],
+        "{}",
+        d.summary
+    );
+}
+
+#[test]
+fn with_persistence_a_replaced_master_restarts_only_after_an_epoch_tie_is_broken() {
+    let mut d = desired(3, 1);
+    d.persistent = true;
+    let decision = decide(
+        &d,
+        Phase::Recovering,
+        &replaced_master_tied_with_a_live_one(),
+    );
+    assert_eq!(
+        decision.effects,
+        vec![Effect::BumpEpoch { on: 2 }],
+        "{}",
+        decision.summary
     );
 }
 
