@@ -608,6 +608,12 @@ pub fn update_slots_config(n: &mut RedisNode, sender: NodeKey, epoch: u64, slots
 
 /// `clusterSetMaster`: follow `master`, close all open slots, resync from scratch.
 pub fn become_replica(n: &mut RedisNode, master: NodeKey) {
+    // Whatever it holds is another master's data: it is no candidate for an election on
+    // behalf of this master before it has synced with it once. (Redis measures the data age
+    // from the moment the old link dropped; the model is stricter, see docs/simulator.md.)
+    if n.master != Some(master) {
+        n.last_sync_ms = None;
+    }
     n.master = Some(master);
     n.migrating.clear();
     n.importing.clear();
