@@ -290,8 +290,15 @@ fn members(w: &World) -> Option<Work> {
             && !w.desired.persistent
             && n.entry.master_id.is_none()
             && !n.entry.flags.replica
-            && !w.listed_with_slots(id)
         {
+            // A view that has not heard of the replacement yet still lists it with slots:
+            // deleting it now would break the "never delete a node listed with slots" rule,
+            // restarting it as it is would bring back the hazard. Gossip settles this within
+            // a ping or two.
+            if w.listed_with_slots(id) {
+                held.push(ordinal);
+                continue;
+            }
             effects.push(Effect::DeleteNode { ordinal });
             effects.push(Effect::CreateNode { ordinal });
             fresh += 1;
@@ -1053,8 +1060,8 @@ fn outdated_claims(w: &World) -> Option<Work> {
             *c = Some((me.id.as_str(), me.config_epoch));
         }
     }
-    // A node that is down may come back and may be the rightful owner (a replica that won an
-    // election): its listings are left alone. A ghost, an id no member runs any more (its
+    // With persistence, a node that is down may come back with its data and may be the
+    // rightful owner (a replica that won an election): its listings are left alone. A ghost, an id no member runs any more (its
     // member came back under a new id), never returns; but while some member is down and
     // unrecognisable, any unknown id might be that member.
     let down: BTreeSet<&str> = w
@@ -1069,7 +1076,10 @@ fn outdated_claims(w: &World) -> Option<Work> {
         .keys()
         .any(|o| !w.reachable.contains_key(o) && !w.id_of.contains_key(o));
     let known: BTreeSet<&str> = w.id_of.values().copied().collect();
-    let may_return = |id: &str| down.contains(id) || (unidentified && !known.contains(id));
+    // Without persistence a node that is down comes back empty: its claims protect nothing.
+    let may_return = |id: &str| {
+        w.desired.persistent && (down.contains(id) || (unidentified && !known.contains(id)))
+    };
     let mut bump: BTreeSet<&str> = BTreeSet::new();
     for (_, _, state) in w.reachable.values() {
         for e in &state.nodes {

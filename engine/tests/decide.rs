@@ -582,15 +582,14 @@ fn a_stale_claim_never_gets_a_newer_epoch_over_a_live_claimant() {
 }
 
 #[test]
-fn a_stale_claim_never_gets_a_newer_epoch_over_a_node_that_is_down() {
-    // Master 1 is down: its view entry may be the newer owner (a failover), not a stale one.
+fn with_persistence_a_stale_claim_never_gets_a_newer_epoch_over_a_node_that_is_down() {
+    // Master 1 is down and will come back with its data: its view entry may be the newer
+    // owner (a failover), not a stale one.
     let mut nodes = healthy(3, 1);
     nodes[1].running = false;
-    let d = decide(
-        &desired(3, 1),
-        Phase::Ready,
-        &stale_view_of_slots_0_to_99(&nodes),
-    );
+    let mut d = desired(3, 1);
+    d.persistent = true;
+    let d = decide(&d, Phase::Ready, &stale_view_of_slots_0_to_99(&nodes));
     assert!(
         !d.effects
             .iter()
@@ -739,5 +738,23 @@ fn with_persistence_a_crashed_owner_comes_back_with_its_data() {
         vec![Effect::CreateNode { ordinal: 1 }],
         "{}",
         decision.summary
+    );
+}
+
+#[test]
+fn without_persistence_a_down_node_listed_as_the_older_owner_does_not_block_a_newer_epoch() {
+    // Master 1 would come back empty: its listing protects no data.
+    let mut nodes = healthy(3, 1);
+    nodes[1].running = false;
+    let d = decide(
+        &desired(3, 1),
+        Phase::Ready,
+        &stale_view_of_slots_0_to_99(&nodes),
+    );
+    assert!(
+        d.effects.contains(&Effect::BumpEpoch { on: 0 }),
+        "{}: {:?}",
+        d.summary,
+        d.effects
     );
 }
