@@ -120,7 +120,7 @@ impl Cluster {
                 let n = self.node_mut(*on)?;
                 n.migrating.remove(slot);
                 n.importing.remove(slot);
-                n.touch();
+                n.markers_changed();
                 Ok(())
             }
             Effect::SetSlotOwner { on, slot, owner_id } => {
@@ -350,6 +350,9 @@ impl Cluster {
         // own replicas learn the slot is their master's before anything else can happen.
         let imported = owner == me && n.importing.remove(&slot).is_some();
         if imported {
+            n.markers_changed();
+        }
+        if imported {
             bump_epoch_without_consensus(n);
         }
         let had = n.owner(slot) == me;
@@ -531,6 +534,7 @@ impl Cluster {
         let n = self.node_mut(from)?;
         n.migrating.remove(&slot);
         n.importing.remove(&slot);
+        n.markers_changed();
         n.touch();
         Ok(())
     }

@@ -617,6 +617,7 @@ pub fn become_replica(n: &mut RedisNode, master: NodeKey) {
     n.master = Some(master);
     n.migrating.clear();
     n.importing.clear();
+    n.markers_changed();
     n.synced = false;
     n.failover_at = None;
     n.touch();

@@ -99,6 +99,13 @@ impl RedisNode {
         self.version += 1;
     }
 
+    /// Importing markers changed: a claim skipped because its slot was being imported must be
+    /// weighed again with the next header (Redis compares every header with its table).
+    pub fn markers_changed(&mut self) {
+        self.version += 1;
+        self.seen.clear();
+    }
+
     /// The slot table changed: cached ranges are stale, and every peer's next header must be
     /// merged again (Redis merges the full slot bitmap of every ping; we skip unchanged ones).
     fn table_changed(&mut self) {
