@@ -5,7 +5,7 @@ mod fixture;
 
 use fixture::*;
 use redis_operator_engine::model::OpenSlot;
-use redis_operator_engine::slots::SlotRange;
+use redis_operator_engine::slots::{SlotRange, even_split};
 use redis_operator_engine::*;
 
 fn desired(m: u32, r: u32) -> Desired {
@@ -204,12 +204,12 @@ fn a_crashed_master_with_a_replica_is_not_restarted_before_the_replica_took_over
         Phase::Recovering,
         &observe(&nodes, false, 60_000),
     );
-    assert_eq!(
-        d.effects,
-        vec![Effect::Failover {
+    assert_effects(
+        &d,
+        &[Effect::Failover {
             on: 3,
-            mode: FailoverMode::Force
-        }]
+            mode: FailoverMode::Force,
+        }],
     );
 }
 
@@ -508,9 +508,7 @@ fn replicas_of_a_fresh_cluster_attach_to_masters_they_know_before_gossip_reaches
                 on: 4,
                 master_id: id(1)
             },
-        ],
-        "{}",
-        d.summary
+        ]
     );
 }
 
@@ -546,12 +544,7 @@ fn a_claim_that_a_view_can_never_accept_gets_a_newer_epoch() {
         Phase::Ready,
         &stale_view_of_slots_0_to_99(&nodes),
     );
-    assert_eq!(
-        d.effects,
-        vec![Effect::BumpEpoch { on: 0 }],
-        "{}",
-        d.summary
-    );
+    assert_effects(&d, &[Effect::BumpEpoch { on: 0 }]);
     assert!(
         redis_operator_engine::invariants::check_decision(
             &desired(3, 0),
@@ -607,18 +600,8 @@ fn replaced_master_tied_with_a_live_one() -> Observation {
     nodes[4].master = None;
     nodes[4].slots = std::mem::take(&mut nodes[1].slots);
     let mut obs = observe(&nodes, false, 0);
-    for m in obs.members.values_mut() {
-        if let Some(state) = m.redis.as_mut() {
-            for e in state.nodes.iter_mut() {
-                if e.id == id(2) {
-                    e.config_epoch = 2;
-                }
-                if e.id == id(4) {
-                    e.config_epoch = 9;
-                }
-            }
-        }
-    }
+    set_epoch(&mut obs, 2, 2);
+    set_epoch(&mut obs, 4, 9);
     obs
 }
 
@@ -631,14 +614,12 @@ fn without_persistence_a_replaced_master_comes_back_as_a_new_node() {
         Phase::Recovering,
         &replaced_master_tied_with_a_live_one(),
     );
-    assert_eq!(
-        d.effects,
-        vec![
+    assert_effects(
+        &d,
+        &[
             Effect::DeleteNode { ordinal: 1 },
-            Effect::CreateNode { ordinal: 1 }
+            Effect::CreateNode { ordinal: 1 },
         ],
-        "{}",
-        d.summary
     );
 }
 
@@ -651,35 +632,22 @@ fn with_persistence_a_replaced_master_restarts_only_after_an_epoch_tie_is_broken
         Phase::Recovering,
         &replaced_master_tied_with_a_live_one(),
     );
-    assert_eq!(
-        decision.effects,
-        vec![Effect::BumpEpoch { on: 2 }],
-        "{}",
-        decision.summary
-    );
+    assert_effects(&decision, &[Effect::BumpEpoch { on: 2 }]);
 }
 
-/// Master 1 crashed after winning slots 5462-10922 under epoch 9 while master 0, cut off, kept
-/// claiming them under its old epoch 1 with their keys.
-fn crashed_owner_and_stale_holder(persistent: bool) -> (Desired, Observation) {
+/// Master `crashed` went down after winning its slots under epoch 9, while master `holder`,
+/// cut off meanwhile, kept claiming them with their keys.
+fn crashed_owner_and_stale_holder(
+    crashed: u32,
+    holder: u32,
+    persistent: bool,
+) -> (Desired, Observation) {
     let mut nodes = healthy(3, 0);
-    nodes[1].running = false;
+    nodes[crashed as usize].running = false;
     let mut obs = observe(&nodes, false, 0);
-    let theirs = redis_operator_engine::slots::even_split(3)[1];
-    for (ord, m) in obs.members.iter_mut() {
-        let Some(state) = m.redis.as_mut() else {
-            continue;
-        };
-        state.current_epoch = 9;
-        for e in state.nodes.iter_mut() {
-            if e.id == id(1) {
-                e.config_epoch = 9;
-            }
-            if e.id == id(0) && *ord == 0 {
-                e.slots.push(theirs);
-            }
-        }
-    }
+    set_current_epoch(&mut obs, 9);
+    set_epoch(&mut obs, crashed, 9);
+    claim_also(&mut obs, holder, even_split(3)[crashed as usize]);
     let mut d = desired(3, 0);
     d.persistent = persistent;
     (d, obs)
@@ -687,14 +655,9 @@ fn crashed_owner_and_stale_holder(persistent: bool) -> (Desired, Observation) {
 
 #[test]
 fn without_persistence_a_crashed_owner_waits_until_the_live_copy_of_its_slots_wins_them() {
-    let (d, obs) = crashed_owner_and_stale_holder(false);
+    let (d, obs) = crashed_owner_and_stale_holder(1, 0, false);
     let decision = decide(&d, Phase::Recovering, &obs);
-    assert_eq!(
-        decision.effects,
-        vec![Effect::BumpEpoch { on: 0 }],
-        "{}",
-        decision.summary
-    );
+    assert_effects(&decision, &[Effect::BumpEpoch { on: 0 }]);
 }
 
 #[test]
@@ -702,43 +665,17 @@ fn a_live_copy_already_at_its_highest_known_epoch_is_lifted_by_bumping_another_m
     // Master 0 crashed owning slots 0-5461 under epoch 9; master 1, cut off meanwhile, holds
     // their keys and took epoch 9 as well. It believes 9 is the highest epoch, so BUMPEPOCH
     // there would answer STILL for ever: master 2 raises the current epoch first.
-    let mut nodes = healthy(3, 0);
-    nodes[0].running = false;
-    let mut obs = observe(&nodes, false, 0);
-    let theirs = redis_operator_engine::slots::even_split(3)[0];
-    for (ord, m) in obs.members.iter_mut() {
-        let Some(state) = m.redis.as_mut() else {
-            continue;
-        };
-        state.current_epoch = 9;
-        for e in state.nodes.iter_mut() {
-            if e.id == id(0) || e.id == id(1) {
-                e.config_epoch = 9;
-            }
-            if e.id == id(1) && *ord == 1 {
-                e.slots.push(theirs);
-            }
-        }
-    }
-    let decision = decide(&desired(3, 0), Phase::Recovering, &obs);
-    assert_eq!(
-        decision.effects,
-        vec![Effect::BumpEpoch { on: 2 }],
-        "{}",
-        decision.summary
-    );
+    let (d, mut obs) = crashed_owner_and_stale_holder(0, 1, false);
+    set_epoch(&mut obs, 1, 9);
+    let decision = decide(&d, Phase::Recovering, &obs);
+    assert_effects(&decision, &[Effect::BumpEpoch { on: 2 }]);
 }
 
 #[test]
 fn with_persistence_a_crashed_owner_comes_back_with_its_data() {
-    let (d, obs) = crashed_owner_and_stale_holder(true);
+    let (d, obs) = crashed_owner_and_stale_holder(1, 0, true);
     let decision = decide(&d, Phase::Recovering, &obs);
-    assert_eq!(
-        decision.effects,
-        vec![Effect::CreateNode { ordinal: 1 }],
-        "{}",
-        decision.summary
-    );
+    assert_effects(&decision, &[Effect::CreateNode { ordinal: 1 }]);
 }
 
 #[test]

@@ -119,3 +119,39 @@ pub fn healthy(masters: u32, replicas: u32) -> Vec<Node> {
     }
     nodes
 }
+
+/// Sets the config epoch every view (the node's own line included) shows for node `n`.
+pub fn set_epoch(obs: &mut Observation, n: u32, epoch: u64) {
+    for state in obs.members.values_mut().filter_map(|m| m.redis.as_mut()) {
+        for e in state.nodes.iter_mut().filter(|e| e.id == id(n)) {
+            e.config_epoch = epoch;
+        }
+    }
+}
+
+/// Sets the current epoch every answering node reports.
+pub fn set_current_epoch(obs: &mut Observation, epoch: u64) {
+    for state in obs.members.values_mut().filter_map(|m| m.redis.as_mut()) {
+        state.current_epoch = epoch;
+    }
+}
+
+/// Node `n` also claims `slots` on its own line (not in anyone else's view).
+pub fn claim_also(obs: &mut Observation, n: u32, slots: SlotRange) {
+    if let Some(me) = obs
+        .members
+        .get_mut(&n)
+        .and_then(|m| m.redis.as_mut())
+        .and_then(|s| s.nodes.iter_mut().find(|e| e.flags.myself))
+    {
+        me.slots.push(slots);
+    }
+}
+
+/// The decision's effects are exactly `expected` (its summary says why when not).
+pub fn assert_effects(
+    decision: &redis_operator_engine::Decision,
+    expected: &[redis_operator_engine::Effect],
+) {
+    assert_eq!(decision.effects, expected, "{}", decision.summary);
+}

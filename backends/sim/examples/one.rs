@@ -8,19 +8,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(0);
-    let cfg = SimConfig {
-        faults: std::env::var("NOFAULTS").is_err(),
-        fault_steps: std::env::var("FAULT_STEPS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(120),
-        max_spec_changes: if std::env::var("NOCHANGES").is_ok() {
-            0
-        } else {
-            3
-        },
-        ..SimConfig::default()
-    };
+    let cfg = SimConfig::from_env();
     match run_seed(seed, &cfg) {
         Ok(r) if r.ended_degraded => println!(
             "seed {seed}: ended Degraded (slots lost for good with their master) after {} steps",

@@ -11,19 +11,7 @@ fn main() {
         .collect();
     let start = args.first().copied().unwrap_or(0);
     let count = args.get(1).copied().unwrap_or(100);
-    let cfg = SimConfig {
-        faults: std::env::var("NOFAULTS").is_err(),
-        fault_steps: std::env::var("FAULT_STEPS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(120),
-        max_spec_changes: if std::env::var("NOCHANGES").is_ok() {
-            0
-        } else {
-            3
-        },
-        ..SimConfig::default()
-    };
+    let cfg = SimConfig::from_env();
     let started = std::time::Instant::now();
     let summary = run_many(start..start + count, &cfg);
     println!("{summary}");

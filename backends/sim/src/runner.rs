@@ -49,6 +49,29 @@ impl Default for SimConfig {
     }
 }
 
+impl SimConfig {
+    /// The defaults, adjusted by the environment the sweep examples read: `NOFAULTS=1` (spec
+    /// changes only), `NOCHANGES=1` (no spec changes), `FAULT_STEPS=N` (the fault window; CI's
+    /// test uses 60).
+    pub fn from_env() -> Self {
+        let set = |name: &str| std::env::var(name).is_ok();
+        let mut cfg = Self {
+            faults: !set("NOFAULTS"),
+            ..Self::default()
+        };
+        if set("NOCHANGES") {
+            cfg.max_spec_changes = 0;
+        }
+        if let Some(n) = std::env::var("FAULT_STEPS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            cfg.fault_steps = n;
+        }
+        cfg
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SimReport {
     pub seed: u64,
