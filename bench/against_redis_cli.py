@@ -95,6 +95,20 @@ def ours_manifest(path, masters, replicas, base):
         f.write(f"apiVersion: redis.redis/v1beta1\nkind: RedisCluster\nmetadata:\n  name: bench\n"
                 f"spec:\n  masters: {masters}\n  replicas: {replicas}\n  basePort: {base}\n  maxMemory: 2gb\n")
 
+def migration_window(trace):
+    """Seconds from the pass that started moving slots to the pass that found them moved (read
+    from a `--record` trace): the same window `redis-cli --cluster rebalance` is timed over."""
+    start = end = None
+    for line in open(trace):
+        r = json.loads(line)
+        migrates = any(e["type"] == "migrateSlots" for e in r["decision"]["effects"])
+        if migrates and start is None:
+            start = r["time"]
+        if start is not None and not migrates:
+            end = r["time"]
+            break
+    return (end - start) / 1000.0
+
 def row(name, ours, peer, unit, higher_is_better):
     ratio = (ours / peer) if higher_is_better else (peer / ours)
     print(f"| {name} | {ours:,.2f} {unit} | {peer:,.2f} {unit} | {ratio:.2f}x |", flush=True)
@@ -121,19 +135,6 @@ def main():
                  "--ready-timeout", "900", "--record", trace)
         if out.returncode != 0:
             raise RuntimeError(out.stderr[-2000:])
-    def migration_window():
-        """Seconds from the pass that started moving slots to the pass that found them moved:
-        the same window `redis-cli --cluster rebalance` is timed over."""
-        start = end = None
-        for line in open(trace):
-            r = json.loads(line)
-            migrates = any(e["type"] == "migrateSlots" for e in r["decision"]["effects"])
-            if migrates and start is None:
-                start = r["time"]
-            if start is not None and not migrates:
-                end = r["time"]
-                break
-        return (end - start) / 1000.0
     try:
         print(f"keys: {a.keys:,}; redis-server: {subprocess.run(['redis-server', '--version'], capture_output=True, text=True).stdout.split()[2]}")
         print("| measure | redis-operator | redis-cli --cluster | ratio (>1: redis-operator better) |")
@@ -206,12 +207,12 @@ def main():
         op("local", "scale", "--name", "bench", "--dir", ours_dir, "--masters", "4")
         t = time.time(); ours_up(manifest); ours_rebalance = time.time() - t
         moved = int(cli(16003, "dbsize"))
-        ours_rate = moved / migration_window()
+        ours_rate = moved / migration_window(trace)
         ours_e2e = moved / ours_rebalance
         # 3. drain back to 3.
         op("local", "scale", "--name", "bench", "--dir", ours_dir, "--masters", "3")
         t = time.time(); ours_up(manifest); ours_drain = time.time() - t
-        ours_drain_rate = moved / migration_window()
+        ours_drain_rate = moved / migration_window(trace)
         ours_drain_e2e = moved / ours_drain
         op("local", "down", "--name", "bench", "--dir", ours_dir, "--purge")
 
