@@ -1096,9 +1096,13 @@ fn outdated_claims(w: &World) -> Option<Work> {
             }
         }
     }
+    // Through `epoch_bump_for`: a claimant already at the current epoch would answer STILL.
     let effects: Vec<Effect> = bump
         .iter()
         .filter_map(|id| w.ordinal_of(id))
+        .filter_map(|holder| epoch_bump_for(w, holder))
+        .collect::<BTreeSet<Ordinal>>()
+        .into_iter()
         .map(|on| Effect::BumpEpoch { on })
         .collect();
     if effects.is_empty() {

@@ -695,3 +695,16 @@ fn without_persistence_a_down_node_listed_as_the_older_owner_does_not_block_a_ne
         d.effects
     );
 }
+
+#[test]
+fn a_claimant_already_at_the_current_epoch_is_lifted_through_another_master() {
+    // Master 0 sits at the current epoch (5), tied with the older owner a view still lists:
+    // BUMPEPOCH on it would answer STILL for ever, so master 2 raises the current epoch.
+    let nodes = healthy(3, 0);
+    let mut obs = stale_view_of_slots_0_to_99(&nodes);
+    set_current_epoch(&mut obs, 5);
+    set_epoch(&mut obs, 0, 5);
+    set_epoch(&mut obs, 1, 5);
+    let d = decide(&desired(3, 0), Phase::Ready, &obs);
+    assert_effects(&d, &[Effect::BumpEpoch { on: 2 }]);
+}
