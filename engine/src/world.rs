@@ -46,6 +46,9 @@ pub(crate) struct World<'a> {
     by_owner: BTreeMap<&'a str, Vec<u16>>,
     /// Ids that some view, however stale, lists as a master with slots.
     listed: BTreeSet<&'a str>,
+    /// Per member, the addresses its view holds an unfinished handshake with (usually none),
+    /// found once: `meet` asks about them for every node the anchor does not know.
+    handshakes: BTreeMap<Ordinal, BTreeSet<&'a Addr>>,
 }
 
 impl<'a> World<'a> {
@@ -193,6 +196,18 @@ impl<'a> World<'a> {
             .filter(|e| !e.slots.is_empty() && e.master_id.is_none())
             .map(|e| e.id.as_str())
             .collect();
+        let handshakes = reachable
+            .iter()
+            .map(|(ord, (_, _, s))| {
+                let pending = s
+                    .nodes
+                    .iter()
+                    .filter(|n| n.flags.handshake)
+                    .filter_map(|n| n.addr.as_ref())
+                    .collect();
+                (*ord, pending)
+            })
+            .collect();
         Self {
             desired,
             obs,
@@ -204,6 +219,7 @@ impl<'a> World<'a> {
             views,
             by_owner,
             listed,
+            handshakes,
         }
     }
 
@@ -316,11 +332,9 @@ impl<'a> World<'a> {
 
     /// `ord`'s view holds a handshake, not finished yet, with the node at `addr`.
     pub fn handshaking(&self, ord: Ordinal, addr: &Addr) -> bool {
-        self.state(ord).is_some_and(|s| {
-            s.nodes
-                .iter()
-                .any(|n| n.flags.handshake && n.addr.as_ref() == Some(addr))
-        })
+        self.handshakes
+            .get(&ord)
+            .is_some_and(|pending| pending.contains(addr))
     }
 
     /// Some other member that `anchor` knows has met `ord`, or is meeting it (a handshake
