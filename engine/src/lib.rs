@@ -30,5 +30,6 @@ pub mod planner;
 pub fn decide(desired: &Desired, phase_hint: Phase, observation: &Observation) -> Decision {
     lifecycle::decide(desired, phase_hint, observation)
 }
+mod restart;
 mod work;
 mod world;

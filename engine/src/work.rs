@@ -6,6 +6,7 @@
 use crate::effect::{Effect, FailoverMode};
 use crate::model::Ordinal;
 use crate::planner::{self, MasterSlots};
+use crate::restart::{self, Restart, epoch_bump_for};
 use crate::slots::{even_split, to_ranges};
 use crate::world::World;
 use std::collections::{BTreeMap, BTreeSet};
@@ -150,54 +151,6 @@ fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
     converged(w, degraded)
 }
 
-/// Where a `CLUSTER BUMPEPOCH` must run so that `holder` ends up with a newer config epoch,
-/// or `None` to wait. Redis only bumps a node whose epoch is not already the highest it knows
-/// of. A holder below its own current epoch bumps itself. A holder that has not heard the
-/// cluster's current epoch yet (cut off, or gossip behind) waits for it. A holder already at
-/// the cluster's current epoch would answer STILL for ever, so another master whose bump
-/// changes nothing else (below the current epoch, no slot of it claimed by anyone else) goes
-/// first and raises the current epoch everywhere.
-fn epoch_bump_for(w: &World, holder: Ordinal) -> Option<Ordinal> {
-    let (_, _, state) = w.reachable.get(&holder)?;
-    let me = state.myself()?;
-    if me.config_epoch < state.current_epoch {
-        return Some(holder);
-    }
-    let current = w
-        .reachable
-        .values()
-        .map(|(_, _, s)| s.current_epoch)
-        .max()
-        .unwrap_or(0);
-    if state.current_epoch < current {
-        return None;
-    }
-    let claimed_by_others = |o: Ordinal, slots: &[crate::slots::SlotRange]| {
-        w.reachable.iter().any(|(other, (_, _, s))| {
-            *other != o
-                && s.myself().is_some_and(|m| {
-                    m.slots.iter().any(|a| {
-                        slots
-                            .iter()
-                            .any(|b| a.start.max(b.start) <= a.end.min(b.end))
-                    })
-                })
-        })
-    };
-    w.reachable
-        .iter()
-        .filter(|(o, _)| **o != holder)
-        .filter_map(|(o, (_, _, s))| s.myself().map(|m| (*o, m)))
-        .filter(|(o, m)| {
-            m.flags.master
-                && !m.slots.is_empty()
-                && m.config_epoch < current
-                && !claimed_by_others(*o, &m.slots)
-        })
-        .min_by_key(|(o, m)| (m.config_epoch, *o))
-        .map(|(o, _)| o)
-}
-
 /// Members that should exist but do not, and members that stopped running.
 fn members(w: &World) -> Option<Work> {
     let mut effects = Vec::new();
@@ -222,124 +175,23 @@ fn members(w: &World) -> Option<Work> {
         if m.running {
             continue;
         }
-        let info = w
-            .id_of
-            .get(&ordinal)
-            .and_then(|id| w.nodes.get(id).map(|n| (*id, n)));
-        if info.is_none() && unidentified_takeover {
-            held.push(ordinal);
-            continue;
-        }
-        let owns_slots = info.is_some_and(|(id, _)| w.owns_slots(id));
-        if !w.in_range(ordinal) && !owns_slots {
-            // A leaving node that holds nothing is forgotten and deleted, not restarted.
-            continue;
-        }
-        // A crashed master whose replica can take over must not come back before it has:
-        // restarted without its data it would still own its slots, and its replica would
-        // then copy the empty dataset. Wait for the failover (forced below if needed).
-        if let Some((id, _)) = info
-            && owns_slots
-            && !w.takeover_candidates(id).is_empty()
-        {
-            held.push(ordinal);
-            continue;
-        }
-        // Without persistence a crashed master comes back empty yet still claiming its slots
-        // under its epoch. If a live master also claims them and holds keys (an old master
-        // that lost an election while partitioned away), that one holds the only copy: it
-        // must win the slots first, or it would follow the empty node and flush its data.
-        if let Some((id, _)) = info
-            && owns_slots
-            && !w.desired.persistent
-        {
-            let theirs = w.slots_by_owner().get(id).map(Vec::as_slice).unwrap_or(&[]);
-            let holders: Vec<Ordinal> = w
-                .reachable
-                .iter()
-                .filter(|(_, (_, _, s))| {
-                    s.keys > 0
-                        && s.myself().is_some_and(|me| {
-                            me.flags.master
-                                && crate::slots::expand(&me.slots)
-                                    .any(|x| theirs.binary_search(&x).is_ok())
-                        })
-                })
-                .map(|(o, _)| *o)
-                .collect();
-            if let [holder] = holders[..] {
-                if let Some(on) = epoch_bump_for(w, holder)
-                    && !bumps.contains(&Effect::BumpEpoch { on })
-                {
-                    bumps.push(Effect::BumpEpoch { on });
-                }
-                held.push(ordinal);
-                continue;
+        match restart::of(w, ordinal, m, unidentified_takeover) {
+            Restart::Skip => {}
+            Restart::Start => effects.push(Effect::CreateNode { ordinal }),
+            Restart::StartFresh => {
+                effects.push(Effect::DeleteNode { ordinal });
+                effects.push(Effect::CreateNode { ordinal });
+                fresh += 1;
             }
-        }
-        // Without persistence, a master that was replaced (its slots are another node's now,
-        // and no view lists it with any) comes back with nothing but its old config, and that
-        // config is a hazard: an epoch it bumped just before it crashed, unseen by anyone,
-        // can tie with a live master's, and settling the tie lifts it above its replacement,
-        // whose data it would then take over empty. It returns as a new node instead: its
-        // storage is deleted and the member created again, and the old id is forgotten as a
-        // ghost.
-        if let Some((id, n)) = info
-            && m.redis.is_none()
-            && !owns_slots
-            && !w.desired.persistent
-            && n.entry.master_id.is_none()
-            && !n.entry.flags.replica
-        {
-            // A view that has not heard of the replacement yet still lists it with slots:
-            // deleting it now would break the "never delete a node listed with slots" rule,
-            // restarting it as it is would bring back the hazard. Gossip settles this within
-            // a ping or two.
-            if w.listed_with_slots(id) {
+            Restart::Hold { bump } => {
                 held.push(ordinal);
-                continue;
-            }
-            effects.push(Effect::DeleteNode { ordinal });
-            effects.push(Effect::CreateNode { ordinal });
-            fresh += 1;
-            continue;
-        }
-        // A master that comes back with the config epoch of a live master settles the tie as
-        // Redis does, by taking a new epoch above every epoch it hears of: above the election
-        // epoch of the replica that replaced it, so its stale claims would win and the
-        // replica would resync from it, dropping the writes it took. Break the tie first.
-        // Only a master that no longer owns its slots by consensus can do harm that way, and
-        // Redis makes only the node with the smaller id of a tied pair move.
-        if let Some((id, n)) = info
-            && !owns_slots
-            && !n.entry.flags.replica
-            && n.entry.master_id.is_none()
-        {
-            let tied: Vec<Ordinal> = w
-                .reachable
-                .iter()
-                .filter(|(_, (_, _, s))| {
-                    s.myself().is_some_and(|me| {
-                        me.flags.master
-                            && me.config_epoch == n.entry.config_epoch
-                            && id < me.id.as_str()
-                    })
-                })
-                .map(|(o, _)| *o)
-                .collect();
-            if !tied.is_empty() {
-                for tied in tied {
-                    if let Some(on) = epoch_bump_for(w, tied)
-                        && !bumps.contains(&Effect::BumpEpoch { on })
-                    {
+                for on in bump {
+                    if !bumps.contains(&Effect::BumpEpoch { on }) {
                         bumps.push(Effect::BumpEpoch { on });
                     }
                 }
-                held.push(ordinal);
-                continue;
             }
         }
-        effects.push(Effect::CreateNode { ordinal });
     }
     if effects.is_empty() && bumps.is_empty() {
         return None;

@@ -1,0 +1,178 @@
+//! Whether a member that stopped running is started again, and how. A crashed node is not
+//! always safe to bring back as it was: without persistence it returns empty, yet its
+//! `nodes.conf` still claims slots under its old config epoch, and Redis settles epoch ties by
+//! lifting a node above every epoch it hears of.
+
+use crate::model::{Member, Ordinal};
+use crate::world::World;
+
+/// What to do with a member that is not running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Restart {
+    /// Leave it down: a leaving node holding nothing is forgotten and deleted instead.
+    Skip,
+    /// Start it with its identity and whatever it kept.
+    Start,
+    /// Delete its storage and start it as a new node (its old id becomes a ghost).
+    StartFresh,
+    /// Not yet; `CLUSTER BUMPEPOCH` on these masters first makes it safe.
+    Hold { bump: Vec<Ordinal> },
+}
+
+/// The decision for member `ordinal`, which is not running. `unidentified_takeover`: some down
+/// master that no member can be matched to still waits for its replica to take over.
+pub(crate) fn of(w: &World, ordinal: Ordinal, m: &Member, unidentified_takeover: bool) -> Restart {
+    let info = w
+        .id_of
+        .get(&ordinal)
+        .and_then(|id| w.nodes.get(id).map(|n| (*id, n)));
+    if info.is_none() && unidentified_takeover {
+        return Restart::Hold { bump: Vec::new() };
+    }
+    let owns_slots = info.is_some_and(|(id, _)| w.owns_slots(id));
+    if !w.in_range(ordinal) && !owns_slots {
+        // A leaving node that holds nothing is forgotten and deleted, not restarted.
+        return Restart::Skip;
+    }
+    // A crashed master whose replica can take over must not come back before it has:
+    // restarted without its data it would still own its slots, and its replica would
+    // then copy the empty dataset. Wait for the failover (forced below if needed).
+    if let Some((id, _)) = info
+        && owns_slots
+        && !w.takeover_candidates(id).is_empty()
+    {
+        return Restart::Hold { bump: Vec::new() };
+    }
+    // Without persistence a crashed master comes back empty yet still claiming its slots
+    // under its epoch. If a live master also claims them and holds keys (an old master
+    // that lost an election while partitioned away), that one holds the only copy: it
+    // must win the slots first, or it would follow the empty node and flush its data.
+    if let Some((id, _)) = info
+        && owns_slots
+        && !w.desired.persistent
+    {
+        let theirs = w.slots_by_owner().get(id).map(Vec::as_slice).unwrap_or(&[]);
+        let holders: Vec<Ordinal> = w
+            .reachable
+            .iter()
+            .filter(|(_, (_, _, s))| {
+                s.keys > 0
+                    && s.myself().is_some_and(|me| {
+                        me.flags.master
+                            && crate::slots::expand(&me.slots)
+                                .any(|x| theirs.binary_search(&x).is_ok())
+                    })
+            })
+            .map(|(o, _)| *o)
+            .collect();
+        if let [holder] = holders[..] {
+            return Restart::Hold {
+                bump: epoch_bump_for(w, holder).into_iter().collect(),
+            };
+        }
+    }
+    // Without persistence, a master that was replaced (its slots are another node's now,
+    // and no view lists it with any) comes back with nothing but its old config, and that
+    // config is a hazard: an epoch it bumped just before it crashed, unseen by anyone,
+    // can tie with a live master's, and settling the tie lifts it above its replacement,
+    // whose data it would then take over empty. It returns as a new node instead: its
+    // storage is deleted and the member created again, and the old id is forgotten as a
+    // ghost.
+    if let Some((id, n)) = info
+        && m.redis.is_none()
+        && !owns_slots
+        && !w.desired.persistent
+        && n.entry.master_id.is_none()
+        && !n.entry.flags.replica
+    {
+        // A view that has not heard of the replacement yet still lists it with slots:
+        // deleting it now would break the "never delete a node listed with slots" rule,
+        // restarting it as it is would bring back the hazard. Gossip settles this within
+        // a ping or two.
+        if w.listed_with_slots(id) {
+            return Restart::Hold { bump: Vec::new() };
+        }
+        return Restart::StartFresh;
+    }
+    // A master that comes back with the config epoch of a live master settles the tie as
+    // Redis does, by taking a new epoch above every epoch it hears of: above the election
+    // epoch of the replica that replaced it, so its stale claims would win and the
+    // replica would resync from it, dropping the writes it took. Break the tie first.
+    // Only a master that no longer owns its slots by consensus can do harm that way, and
+    // Redis makes only the node with the smaller id of a tied pair move.
+    if let Some((id, n)) = info
+        && !owns_slots
+        && !n.entry.flags.replica
+        && n.entry.master_id.is_none()
+    {
+        let tied: Vec<Ordinal> = w
+            .reachable
+            .iter()
+            .filter(|(_, (_, _, s))| {
+                s.myself().is_some_and(|me| {
+                    me.flags.master
+                        && me.config_epoch == n.entry.config_epoch
+                        && id < me.id.as_str()
+                })
+            })
+            .map(|(o, _)| *o)
+            .collect();
+        if !tied.is_empty() {
+            return Restart::Hold {
+                bump: tied
+                    .into_iter()
+                    .filter_map(|t| epoch_bump_for(w, t))
+                    .collect(),
+            };
+        }
+    }
+    Restart::Start
+}
+
+/// Where a `CLUSTER BUMPEPOCH` must run so that `holder` ends up with a newer config epoch,
+/// or `None` to wait. Redis only bumps a node whose epoch is not already the highest it knows
+/// of. A holder below its own current epoch bumps itself. A holder that has not heard the
+/// cluster's current epoch yet (cut off, or gossip behind) waits for it. A holder already at
+/// the cluster's current epoch would answer STILL for ever, so another master whose bump
+/// changes nothing else (below the current epoch, no slot of it claimed by anyone else) goes
+/// first and raises the current epoch everywhere.
+pub(crate) fn epoch_bump_for(w: &World, holder: Ordinal) -> Option<Ordinal> {
+    let (_, _, state) = w.reachable.get(&holder)?;
+    let me = state.myself()?;
+    if me.config_epoch < state.current_epoch {
+        return Some(holder);
+    }
+    let current = w
+        .reachable
+        .values()
+        .map(|(_, _, s)| s.current_epoch)
+        .max()
+        .unwrap_or(0);
+    if state.current_epoch < current {
+        return None;
+    }
+    let claimed_by_others = |o: Ordinal, slots: &[crate::slots::SlotRange]| {
+        w.reachable.iter().any(|(other, (_, _, s))| {
+            *other != o
+                && s.myself().is_some_and(|m| {
+                    m.slots.iter().any(|a| {
+                        slots
+                            .iter()
+                            .any(|b| a.start.max(b.start) <= a.end.min(b.end))
+                    })
+                })
+        })
+    };
+    w.reachable
+        .iter()
+        .filter(|(o, _)| **o != holder)
+        .filter_map(|(o, (_, _, s))| s.myself().map(|m| (*o, m)))
+        .filter(|(o, m)| {
+            m.flags.master
+                && !m.slots.is_empty()
+                && m.config_epoch < current
+                && !claimed_by_others(*o, &m.slots)
+        })
+        .min_by_key(|(o, m)| (m.config_epoch, *o))
+        .map(|(o, _)| o)
+}
