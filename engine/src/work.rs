@@ -323,10 +323,8 @@ fn meet(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
             continue;
         };
         match w.view(anchor, id) {
-            // A leaving member the cluster already forgot is never brought back, unless it is
-            // the copy of a master that went down meanwhile: only known to the masters can it
-            // win the election that saves that master's data.
-            None if !w.in_range(ord) && !w.is_takeover_candidate(ord) => {}
+            // A leaving member the cluster already forgot is never brought back.
+            None if !w.in_range(ord) => {}
             // An introduction is already under way in one direction or the other; a second
             // MEET would race it (see `bootstrap`). Redis drops a handshake that does not
             // finish within the node timeout, and then this rule meets them again.

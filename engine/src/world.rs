@@ -321,21 +321,6 @@ impl<'a> World<'a> {
         out.into_iter().map(|(_, o)| o).collect()
     }
 
-    /// Member `ord` is a replica that could take over a master that is down and owns slots.
-    pub fn is_takeover_candidate(&self, ord: Ordinal) -> bool {
-        let Some(master) = self
-            .id_of
-            .get(&ord)
-            .and_then(|id| self.nodes.get(id))
-            .and_then(|n| n.entry.master_id.as_deref())
-        else {
-            return false;
-        };
-        self.nodes.get(master).is_some_and(|m| !m.reachable)
-            && self.owns_slots(master)
-            && self.takeover_candidates(master).contains(&ord)
-    }
-
     /// Replicas of `master_id` (any member), with their info.
     pub fn replicas_of(&self, master_id: &str) -> Vec<(&'a str, &NodeInfo<'a>)> {
         self.nodes

@@ -708,29 +708,3 @@ fn a_claimant_already_at_the_current_epoch_is_lifted_through_another_master() {
     let d = decide(&desired(3, 0), Phase::Ready, &obs);
     assert_effects(&d, &[Effect::BumpEpoch { on: 2 }]);
 }
-
-#[test]
-fn a_forgotten_leaving_replica_is_met_again_when_it_holds_the_copy_of_a_master_that_went_down() {
-    // Scaling to 3 x 0: replica 4 was already forgotten by the others when its master (1)
-    // crashed. It holds the only copy of master 1's slots, and no master votes for a replica
-    // it does not know.
-    let mut nodes = healthy(3, 1);
-    nodes[1].running = false;
-    let mut obs = observe(&nodes, false, 0);
-    for (ord, m) in obs.members.iter_mut() {
-        if *ord != 4
-            && let Some(state) = m.redis.as_mut()
-        {
-            state.nodes.retain(|n| n.id != id(4));
-        }
-    }
-    let d = decide(&desired(3, 0), Phase::ScalingIn, &obs);
-    assert!(
-        d.effects
-            .iter()
-            .any(|e| matches!(e, Effect::Meet { port, .. } if *port == addr(4).port)),
-        "{}: {:?}",
-        d.summary,
-        d.effects
-    );
-}
