@@ -209,12 +209,7 @@ pub fn check_decision(desired: &Desired, obs: &Observation, decision: &Decision)
                     let Some(other) = r.myself().filter(|m| m.id != me.id) else {
                         continue;
                     };
-                    let contested = other.slots.iter().any(|a| {
-                        me.slots
-                            .iter()
-                            .any(|b| a.start.max(b.start) <= a.end.min(b.end))
-                    });
-                    if contested {
+                    if slots::overlap(&other.slots, &me.slots) {
                         out.push(Violation::new(format!(
                             "#{on}: BUMPEPOCH while #{o} claims some of the same slots: the newer epoch would take them from it"
                         )));

@@ -82,8 +82,7 @@ pub(crate) fn of(w: &World, ordinal: Ordinal, m: &Member, unidentified_takeover:
         && m.redis.is_none()
         && !owns_slots
         && !w.desired.persistent
-        && n.entry.master_id.is_none()
-        && !n.entry.flags.replica
+        && n.is_master()
     {
         // A view that has not heard of the replacement yet still lists it with slots:
         // deleting it now would break the "never delete a node listed with slots" rule,
@@ -102,8 +101,7 @@ pub(crate) fn of(w: &World, ordinal: Ordinal, m: &Member, unidentified_takeover:
     // Redis makes only the node with the smaller id of a tied pair move.
     if let Some((id, n)) = info
         && !owns_slots
-        && !n.entry.flags.replica
-        && n.entry.master_id.is_none()
+        && n.is_master()
     {
         let tied: Vec<Ordinal> = w
             .reachable
@@ -154,13 +152,8 @@ pub(crate) fn epoch_bump_for(w: &World, holder: Ordinal) -> Option<Ordinal> {
     let claimed_by_others = |o: Ordinal, slots: &[crate::slots::SlotRange]| {
         w.reachable.iter().any(|(other, (_, _, s))| {
             *other != o
-                && s.myself().is_some_and(|m| {
-                    m.slots.iter().any(|a| {
-                        slots
-                            .iter()
-                            .any(|b| a.start.max(b.start) <= a.end.min(b.end))
-                    })
-                })
+                && s.myself()
+                    .is_some_and(|m| crate::slots::overlap(&m.slots, slots))
         })
     };
     w.reachable

@@ -69,6 +69,12 @@ pub fn expand(ranges: &[SlotRange]) -> impl Iterator<Item = u16> + '_ {
     ranges.iter().flat_map(|r| r.iter())
 }
 
+/// Some slot is in both `a` and `b`.
+pub fn overlap(a: &[SlotRange], b: &[SlotRange]) -> bool {
+    a.iter()
+        .any(|x| b.iter().any(|y| x.start.max(y.start) <= x.end.min(y.end)))
+}
+
 /// Total number of slots covered by `ranges` (ranges are assumed disjoint).
 pub fn count(ranges: &[SlotRange]) -> u32 {
     ranges.iter().map(SlotRange::len).sum()
