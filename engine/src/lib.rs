@@ -30,6 +30,7 @@ pub mod planner;
 pub fn decide(desired: &Desired, phase_hint: Phase, observation: &Observation) -> Decision {
     lifecycle::decide(desired, phase_hint, observation)
 }
+mod repair;
 mod restart;
 mod work;
 mod world;

@@ -81,7 +81,9 @@ pub struct NodeState {
     pub master_link_up: bool,
     /// Keys held by this node (`DBSIZE`).
     pub keys: u64,
-    /// `COUNTKEYSINSLOT` for each slot this node has open (migrating or importing).
+    /// `COUNTKEYSINSLOT` for each slot this node has open (migrating or importing), and, when
+    /// not zero, for each slot open on any other node: the keys of an interrupted move can sit
+    /// on a node with no marker (the replica of a target that died holds what had moved).
     #[serde(default)]
     pub open_slot_keys: BTreeMap<u16, u64>,
 }

@@ -43,6 +43,16 @@ pub(crate) fn of(w: &World, ordinal: Ordinal, m: &Member, unidentified_takeover:
     {
         return Restart::Hold { bump: Vec::new() };
     }
+    // A master that died while receiving a slot may own none yet, so Redis elects no
+    // replica for it; its replica holds the keys that had moved (the only copy without
+    // persistence, the newest with it). Restarted first, the master would come back
+    // without them and the replica would copy its dataset. The replica takes over first
+    // (`repair`), the keys go home, then the master returns.
+    if let Some((id, _)) = info
+        && w.replica_holds_keys_of_open_slots(id)
+    {
+        return Restart::Hold { bump: Vec::new() };
+    }
     // Without persistence a crashed master comes back empty yet still claiming its slots
     // under its epoch. If a live master also claims them and holds keys (an old master
     // that lost an election while partitioned away), that one holds the only copy: it

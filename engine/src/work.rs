@@ -44,7 +44,7 @@ const SETTLE_MS: u64 = 500;
 const HEALTH_CHECK_MS: u64 = 10_000;
 
 impl Work {
-    fn new(kind: Kind, effects: Vec<Effect>, summary: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: Kind, effects: Vec<Effect>, summary: impl Into<String>) -> Self {
         let requeue_ms = match kind {
             Kind::Invalid => None,
             Kind::Converged => Some(HEALTH_CHECK_MS),
@@ -108,7 +108,7 @@ fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
     if let Some(work) = forget_ghosts(w) {
         return work;
     }
-    if let Some(work) = repair_open_slots(w, degraded) {
+    if let Some(work) = crate::repair::repair_open_slots(w, degraded) {
         return work;
     }
     if let Some(work) = outdated_claims(w) {
@@ -422,93 +422,6 @@ fn forget_ghosts(w: &World) -> Option<Work> {
         effects,
         "forgetting failed nodes that no member runs any more",
     ))
-}
-
-/// Slots left migrating or importing by an interrupted move, repaired as `redis-cli --cluster
-/// fix` would: finish the move when both ends agree, otherwise bring stray keys home to the
-/// owner and close the slot. Never closes a slot on a node that still holds keys it does not own.
-fn repair_open_slots(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
-    let open = w.open_slots();
-    if open.is_empty() {
-        return None;
-    }
-    let mut effects = Vec::new();
-    for (slot, st) in &open {
-        let slot = *slot;
-        let owner = w.owner[usize::from(slot)];
-        let owner_ord = owner.and_then(|id| w.ordinal_of(id));
-        let id_of = |o: Ordinal| w.id_of.get(&o).copied();
-        match (st.migrating.as_slice(), st.importing.as_slice()) {
-            // Case 1 (and 3): one node sends to a node that receives: finish the move.
-            ([(src, target, _)], imps) if imps.iter().any(|(_, s, _)| Some(*s) == id_of(*src)) => {
-                let Some(dst) = imps
-                    .iter()
-                    .find(|(o, _, _)| id_of(*o) == Some(*target))
-                    .map(|(o, _, _)| *o)
-                else {
-                    close_or_bring_home(w, slot, &st.migrating, owner_ord, owner, &mut effects);
-                    close_or_bring_home(w, slot, &st.importing, owner_ord, owner, &mut effects);
-                    continue;
-                };
-                let (Some(from_id), Some(to_id)) = (id_of(*src), id_of(dst)) else {
-                    continue;
-                };
-                effects.push(Effect::MigrateSlots {
-                    from: *src,
-                    from_id: from_id.to_string(),
-                    to: dst,
-                    to_id: to_id.to_string(),
-                    slots: to_ranges([slot]),
-                });
-                let others: Vec<_> = imps.iter().filter(|(o, _, _)| *o != dst).cloned().collect();
-                close_or_bring_home(w, slot, &others, owner_ord, owner, &mut effects);
-            }
-            // Case 2 and 4: nobody is sending, or the receiving end is gone.
-            (migs, imps) if migs.len() <= 1 => {
-                close_or_bring_home(w, slot, migs, owner_ord, owner, &mut effects);
-                close_or_bring_home(w, slot, imps, owner_ord, owner, &mut effects);
-            }
-            _ => degraded.push(format!(
-                "slot {slot} is migrating on several nodes at once; it needs a manual repair"
-            )),
-        }
-    }
-    if effects.is_empty() {
-        return None;
-    }
-    Some(Work::new(
-        Kind::Recover,
-        effects,
-        format!(
-            "repairing {} slots left open by an interrupted migration",
-            open.len()
-        ),
-    ))
-}
-
-/// For nodes holding `slot` open without a partner: closes the slot where that loses nothing,
-/// or moves the keys they hold to the owner first.
-fn close_or_bring_home(
-    w: &World,
-    slot: u16,
-    nodes: &[(Ordinal, &str, u64)],
-    owner_ord: Option<Ordinal>,
-    owner: Option<&str>,
-    effects: &mut Vec<Effect>,
-) {
-    for &(ord, _, keys) in nodes {
-        let is_owner = owner.is_some() && w.id_of.get(&ord).copied() == owner;
-        if keys == 0 || is_owner {
-            effects.push(Effect::SetSlotStable { on: ord, slot });
-        } else if let (Some(to), Some(to_id)) = (owner_ord, owner) {
-            effects.push(Effect::MoveStrayKeys {
-                from: ord,
-                to,
-                to_id: to_id.to_string(),
-                slot,
-            });
-        }
-    }
 }
 
 /// Masters that own slots but are down. With a live replica, Redis fails over by itself; if it

@@ -423,6 +423,55 @@ impl<'a> World<'a> {
         out
     }
 
+    /// Reachable nodes holding keys of `slot` with no marker for it (counts come from
+    /// `open_slot_keys`, which covers every slot open anywhere).
+    pub fn unmarked_holders(&self, slot: u16) -> Vec<(Ordinal, u64)> {
+        self.reachable
+            .iter()
+            .filter_map(|(ord, (_, _, s))| {
+                let keys = s.open_slot_keys.get(&slot).copied().unwrap_or(0);
+                let marked = s
+                    .myself()
+                    .is_some_and(|me| me.open_slots.iter().any(|o| o.slot() == slot));
+                (keys > 0 && !marked).then_some((*ord, keys))
+            })
+            .collect()
+    }
+
+    /// A reachable replica of `master_id` holds keys of a slot that is open somewhere.
+    pub fn replica_holds_keys_of_open_slots(&self, master_id: &str) -> bool {
+        self.reachable.values().any(|(_, _, s)| {
+            s.myself()
+                .is_some_and(|me| me.master_id.as_deref() == Some(master_id))
+                && s.open_slot_keys.values().any(|k| *k > 0)
+        })
+    }
+
+    /// The master that member `ord`'s view gives `slot` to.
+    pub fn view_owner(&self, ord: Ordinal, slot: u16) -> Option<&'a str> {
+        let (_, _, state) = self.reachable.get(&ord)?;
+        state
+            .nodes
+            .iter()
+            .filter(|e| e.master_id.is_none() && !e.flags.replica)
+            .find(|e| e.slots.iter().any(|r| r.start <= slot && slot <= r.end))
+            .map(|e| e.id.as_str())
+    }
+
+    /// Node `id` does not answer now but may come back holding keys: its process still runs
+    /// (cut off, paused), or it stopped and keeps its data on disk.
+    pub fn may_return_with_keys(&self, id: &str) -> bool {
+        let Some(n) = self.nodes.get(id) else {
+            return false;
+        };
+        if n.reachable {
+            return false;
+        }
+        n.ordinal
+            .and_then(|o| self.obs.members.get(&o))
+            .is_some_and(|m| m.running || self.desired.persistent)
+    }
+
     pub fn member_ids(&self) -> BTreeSet<&'a str> {
         self.id_of.values().copied().collect()
     }

@@ -32,6 +32,9 @@ pub enum AdapterError {
     /// The source still holds keys of a slot after the bounded number of migration rounds.
     #[error("slot {slot}: {count} keys remain on the source after migrating")]
     KeysRemain { slot: u16, count: u64 },
+    /// Stray keys were to be moved from a node that owns their slot: they are not stray.
+    #[error("{addr} owns slot {slot}: its keys there are not stray")]
+    NotStray { addr: Addr, slot: u16 },
     /// The effect names an ordinal the context has no address for.
     #[error("member #{0} has no known address")]
     UnknownMember(engine::Ordinal),

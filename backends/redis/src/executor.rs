@@ -144,8 +144,14 @@ impl RedisAdapter {
                 self.migrate_slots(mv, engine::slots::expand(slots).collect())
                     .await
             }
-            Effect::MoveStrayKeys { from, to, slot, .. } => {
+            Effect::MoveStrayKeys {
+                from,
+                to,
+                to_id,
+                slot,
+            } => {
                 let from = ctx.addr(*from)?;
+                self.open_for_stray_keys(from, *slot, to_id).await?;
                 self.move_keys(from, ctx.addr(*to)?, *slot).await?;
                 self.set_slot(from, *slot, &["STABLE"]).await
             }
@@ -205,6 +211,32 @@ impl RedisAdapter {
                     .map(|_| ())
             }
         }
+    }
+
+    /// Redis lets a node `MIGRATE` keys of a slot it does not own only while the slot is open
+    /// on it; anything else is answered with `MOVED`. Keys of a slot found on a node with no
+    /// marker (the promoted replica of a target that died mid-slot) are sent from an import
+    /// opened for the purpose, which the final `SETSLOT STABLE` closes.
+    async fn open_for_stray_keys(
+        &self,
+        from: &Addr,
+        slot: u16,
+        owner_id: &str,
+    ) -> Result<(), AdapterError> {
+        let state = self.observe_node(from).await?;
+        let Some(me) = state.myself() else {
+            return Ok(());
+        };
+        if me.open_slots.iter().any(|o| o.slot() == slot) {
+            return Ok(());
+        }
+        if me.slots.iter().any(|r| r.start <= slot && slot <= r.end) {
+            return Err(AdapterError::NotStray {
+                addr: from.clone(),
+                slot,
+            });
+        }
+        self.set_slot(from, slot, &["IMPORTING", owner_id]).await
     }
 
     async fn set_slot(&self, on: &Addr, slot: u16, rest: &[&str]) -> Result<(), AdapterError> {

@@ -1,6 +1,7 @@
 //! Reads the state of every running member concurrently: one pipelined round trip per node
 //! for `CLUSTER NODES`, `CLUSTER INFO`, `INFO replication` and `DBSIZE`, and a second one for
-//! the key counts of open slots when the node has any.
+//! the key counts of open slots when the node has any. Once every node answered, nodes that hold
+//! keys also count the slots open anywhere else (see `count_keys_of_slots_open_elsewhere`).
 
 use crate::RedisAdapter;
 use crate::error::AdapterError;
@@ -70,9 +71,77 @@ impl RedisAdapter {
                 Err(e) => tracing::warn!(error = %e, "observer task failed"),
             }
         }
+        self.count_keys_of_slots_open_elsewhere(&mut out).await;
         Observation {
             now_ms,
             members: out,
+        }
+    }
+
+    /// A slot open on one node may have keys on others: the target of an interrupted move
+    /// died and its replica holds what had moved, or an import was closed by hand. For every
+    /// slot open anywhere, each node that holds keys and did not count that slot itself
+    /// (it counts its own open slots) reports its count when it is not zero, so the engine
+    /// never closes a slot while keys of it sit where no marker shows them.
+    async fn count_keys_of_slots_open_elsewhere(&self, members: &mut BTreeMap<Ordinal, Member>) {
+        let open: std::collections::BTreeSet<u16> = members
+            .values()
+            .filter_map(|m| m.redis.as_ref()?.myself())
+            .flat_map(|me| me.open_slots.iter().map(|o| o.slot()))
+            .collect();
+        if open.is_empty() {
+            return;
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (ordinal, m) in members.iter() {
+            let (Some(addr), Some(state)) = (&m.addr, &m.redis) else {
+                continue;
+            };
+            let missing: Vec<u16> = open
+                .iter()
+                .copied()
+                .filter(|s| !state.open_slot_keys.contains_key(s))
+                .collect();
+            if state.keys == 0 || missing.is_empty() {
+                continue;
+            }
+            let (this, addr, ordinal) = (self.clone(), addr.clone(), *ordinal);
+            tasks.spawn(async move {
+                let mut pipe = redis::pipe();
+                for slot in &missing {
+                    pipe.cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(*slot);
+                }
+                let counts: Result<Vec<u64>, _> = this
+                    .pool
+                    .pipe(&addr, &pipe, "CLUSTER COUNTKEYSINSLOT")
+                    .await;
+                (ordinal, addr, missing, counts)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((ordinal, addr, slots, counts)) = joined else {
+                continue;
+            };
+            match counts {
+                Ok(counts) => {
+                    if let Some(state) = members.get_mut(&ordinal).and_then(|m| m.redis.as_mut()) {
+                        state.open_slot_keys.extend(
+                            slots
+                                .into_iter()
+                                .zip(counts)
+                                .filter(|(_, count)| *count > 0),
+                        );
+                    }
+                }
+                // A node that stops answering here is not observed at all this time: a
+                // partial count could hide keys from the engine.
+                Err(e) => {
+                    tracing::warn!(ordinal, %addr, error = %e, "node not observed (key counts)");
+                    if let Some(m) = members.get_mut(&ordinal) {
+                        m.redis = None;
+                    }
+                }
+            }
         }
     }
 

@@ -52,6 +52,12 @@ impl Node {
         Node { port, child, dir }
     }
 
+    /// SIGKILL: the process dies at once, its in-memory data with it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn addr(&self) -> Addr {
         Addr::new("127.0.0.1", self.port)
     }

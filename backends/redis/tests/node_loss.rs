@@ -1,0 +1,251 @@
+//! What Redis allows once a node of a slot move has died, proven on real servers: the orders
+//! `engine::repair` relies on. Each test owns its ports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use engine::Effect;
+
+async fn dbsize(c: &Cluster, i: usize) -> u64 {
+    redis::cmd("DBSIZE")
+        .query_async(&mut c.client(i, None).await)
+        .await
+        .unwrap()
+}
+
+async fn setslot(c: &Cluster, on: usize, slot: u16, rest: &[&str]) {
+    let mut cmd = redis::cmd("CLUSTER");
+    cmd.arg("SETSLOT").arg(slot);
+    for a in rest {
+        cmd.arg(*a);
+    }
+    let () = cmd
+        .query_async(&mut c.client(on, None).await)
+        .await
+        .unwrap();
+}
+
+async fn asking_set(c: &Cluster, on: usize, key: &str, value: &str) {
+    let mut pipe = redis::pipe();
+    pipe.cmd("ASKING")
+        .ignore()
+        .cmd("SET")
+        .arg(key)
+        .arg(value)
+        .ignore();
+    let () = pipe
+        .query_async(&mut c.client(on, None).await)
+        .await
+        .unwrap();
+}
+
+async fn get(c: &Cluster, on: usize, key: &str) -> Option<String> {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut c.client(on, None).await)
+        .await
+        .unwrap()
+}
+
+/// The source of a move dies, its replica takes the slot over, and the importing node keeps
+/// the dead source as owner (Redis applies no update to a slot a node imports): its
+/// `cluster_state` is `fail` and it refuses `MIGRATE` with `CLUSTERDOWN`. `SETSLOT NODE
+/// <new owner>` fixes its view and keeps its importing marker, so the keys can then be sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_importing_node_whose_source_died_sends_its_keys_once_told_the_new_owner() {
+    let mut c = Cluster::start(&[12120, 12121, 12122, 12123], 3, None).await;
+    let slot = 9; // #0's; #3 replicates #0
+    let keys = keys_in_slot(slot, 200);
+    fill(&mut c.client(0, None).await, &keys[..100]).await;
+    setslot(&c, 2, slot, &["IMPORTING", &c.ids[0]]).await;
+    setslot(&c, 0, slot, &["MIGRATING", &c.ids[2]]).await;
+    for k in &keys[100..] {
+        asking_set(&c, 2, k, &format!("v-{k}")).await;
+    }
+    eventually(100, "the replica has the source's keys", || async {
+        dbsize(&c, 3).await == 100
+    })
+    .await;
+
+    c.nodes[0].kill();
+    let (old, new) = (c.ids[0].clone(), c.ids[3].clone());
+    eventually(300, "the replica owns the slot in #1's view", || async {
+        c.owners_of(slot).await[1].as_deref() == Some(new.as_str())
+    })
+    .await;
+    eventually(100, "#2 sees the dead source fail", || async {
+        let obs = c.observe().await;
+        let s = obs.members[&2].redis.clone().unwrap();
+        !s.cluster_ok && s.view_of(&old).is_some_and(|n| n.flags.fail)
+    })
+    .await;
+    assert_eq!(c.owners_of(slot).await[2].as_deref(), Some(old.as_str()));
+
+    // Sending the keys now is refused: the node's cluster is down.
+    let mut direct = redis::cmd("MIGRATE");
+    direct
+        .arg("127.0.0.1")
+        .arg(c.nodes[3].port)
+        .arg("")
+        .arg(0)
+        .arg(1000)
+        .arg("KEYS")
+        .arg(&keys[150]);
+    let refused: Result<String, _> = direct.query_async(&mut c.client(2, None).await).await;
+    let message = refused.unwrap_err().to_string();
+    assert!(message.contains("cluster is down"), "{message}");
+
+    let ctx = c.ctx().await;
+    for effect in [
+        Effect::SetSlotOwner {
+            on: 2,
+            slot,
+            owner_id: new.clone(),
+        },
+        Effect::MoveStrayKeys {
+            from: 2,
+            to: 3,
+            to_id: new.clone(),
+            slot,
+        },
+    ] {
+        c.adapter.execute(&effect, &ctx).await.expect("repair step");
+    }
+    for k in &keys {
+        assert_eq!(
+            get(&c, 3, k).await.as_deref(),
+            Some(format!("v-{k}").as_str()),
+            "{k}"
+        );
+    }
+    let obs = c.observe().await;
+    let importer = obs.members[&2].redis.as_ref().unwrap();
+    assert!(importer.myself().unwrap().open_slots.is_empty());
+    assert_eq!(importer.keys, 0);
+    eventually(100, "#2 serves again", || async {
+        c.observe().await.members[&2]
+            .redis
+            .as_ref()
+            .is_some_and(|s| s.cluster_ok)
+    })
+    .await;
+}
+
+/// Keys of a slot on a master with no marker for it (the promoted replica of a target that
+/// died mid-slot), while another node has the slot open: the observer counts them, and
+/// `MoveStrayKeys` opens an import on the holder (Redis answers `MOVED` otherwise) to send
+/// them home, then closes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_on_a_node_with_no_marker_are_counted_and_brought_home() {
+    let c = Cluster::start(&[12130, 12131, 12132], 3, None).await;
+    let slot = 9;
+    let keys = keys_in_slot(slot, 150);
+    fill(&mut c.client(0, None).await, &keys[..50]).await;
+    setslot(&c, 1, slot, &["IMPORTING", &c.ids[0]]).await;
+    for k in &keys[50..] {
+        asking_set(&c, 1, k, &format!("v-{k}")).await;
+    }
+    setslot(&c, 1, slot, &["STABLE"]).await;
+    setslot(&c, 2, slot, &["IMPORTING", &c.ids[0]]).await;
+
+    let obs = c.observe().await;
+    let holder = obs.members[&1].redis.as_ref().unwrap();
+    assert!(holder.myself().unwrap().open_slots.is_empty());
+    assert_eq!(holder.open_slot_keys.get(&slot), Some(&100));
+    assert_eq!(
+        obs.members[&2]
+            .redis
+            .as_ref()
+            .unwrap()
+            .open_slot_keys
+            .get(&slot),
+        Some(&0),
+        "a node counts its own open slots, empty or not"
+    );
+
+    let effect = Effect::MoveStrayKeys {
+        from: 1,
+        to: 0,
+        to_id: c.ids[0].clone(),
+        slot,
+    };
+    c.adapter
+        .execute(&effect, &c.ctx().await)
+        .await
+        .expect("strays move");
+    for k in &keys {
+        assert_eq!(
+            get(&c, 0, k).await.as_deref(),
+            Some(format!("v-{k}").as_str()),
+            "{k}"
+        );
+    }
+    let obs = c.observe().await;
+    let holder = obs.members[&1].redis.as_ref().unwrap();
+    assert!(holder.myself().unwrap().open_slots.is_empty());
+    assert_eq!(holder.keys, 0);
+}
+
+/// The owner still migrates the slot towards a target that died, and the keys that had moved
+/// sit on another master with no marker: the owner would answer their `RESTORE` with `ASK`
+/// (proven here), so the move is finished towards the holder instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_whose_target_died_is_finished_towards_the_node_holding_the_moved_keys() {
+    let c = Cluster::start(&[12140, 12141, 12142], 3, None).await;
+    let slot = 9;
+    let keys = keys_in_slot(slot, 150);
+    fill(&mut c.client(0, None).await, &keys[..50]).await;
+    setslot(&c, 1, slot, &["IMPORTING", &c.ids[0]]).await;
+    for k in &keys[50..] {
+        asking_set(&c, 1, k, &format!("v-{k}")).await;
+    }
+    setslot(&c, 1, slot, &["STABLE"]).await;
+    setslot(&c, 0, slot, &["MIGRATING", &c.ids[2]]).await;
+
+    let home = Effect::MoveStrayKeys {
+        from: 1,
+        to: 0,
+        to_id: c.ids[0].clone(),
+        slot,
+    };
+    let err = c
+        .adapter
+        .execute(&home, &c.ctx().await)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ASK"), "{err}");
+
+    let finish = Effect::MigrateSlots {
+        from: 0,
+        from_id: c.ids[0].clone(),
+        to: 1,
+        to_id: c.ids[1].clone(),
+        slots: ranges(&[slot]),
+    };
+    c.adapter
+        .execute(&finish, &c.ctx().await)
+        .await
+        .expect("the move finishes");
+    for k in &keys {
+        assert_eq!(
+            get(&c, 1, k).await.as_deref(),
+            Some(format!("v-{k}").as_str()),
+            "{k}"
+        );
+    }
+    eventually(100, "every node gives the slot to the holder", || async {
+        c.owners_of(slot)
+            .await
+            .iter()
+            .all(|o| o.as_deref() == Some(c.ids[1].as_str()))
+    })
+    .await;
+    let obs = c.observe().await;
+    assert!(obs.members.values().all(|m| {
+        m.redis
+            .as_ref()
+            .is_some_and(|s| s.myself().unwrap().open_slots.is_empty())
+    }));
+}

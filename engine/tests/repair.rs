@@ -1,0 +1,231 @@
+//! A node of a slot move dies mid-slot: the repairs of `repair.rs`, one scenario each. The
+//! shapes are those of a scale-out from 3 masters x 1 replica to 4 x 1: masters #0-#2 with
+//! replicas #3-#5, the new master #6 and its replica #7.
+#![allow(clippy::unwrap_used)]
+
+mod fixture;
+
+use fixture::*;
+use redis_operator_engine::model::{Observation, OpenSlot};
+use redis_operator_engine::slots::{SlotRange, even_split};
+use redis_operator_engine::*;
+
+/// The slot being moved from #0 to #6 when a node died.
+const SLOT: u16 = 5;
+
+fn scaling_out() -> Vec<Node> {
+    let mut nodes = healthy(3, 1);
+    nodes.push(Node::new(6));
+    let mut replica = Node::new(7);
+    replica.master = Some(id(6));
+    nodes.push(replica);
+    nodes
+}
+
+/// #0 died mid-slot and its replica #3 took its slots over (a newer epoch); #6 was importing
+/// `SLOT` and holds 7 of its keys. Redis applies no ownership update to a slot a node imports,
+/// so #6's view still gives `SLOT` to #0.
+fn source_died_and_was_replaced() -> Observation {
+    let mut nodes = scaling_out();
+    let slots_of_0 = nodes[0].slots.clone();
+    nodes[0].running = false;
+    nodes[0].fail = true;
+    nodes[0].slots = Vec::new();
+    nodes[3].master = None;
+    nodes[3].slots = slots_of_0;
+    nodes[6].open = vec![OpenSlot::Importing {
+        slot: SLOT,
+        source: id(0),
+    }];
+    nodes[6].open_keys.insert(SLOT, 7);
+    nodes[6].keys = 7;
+    nodes[7].keys = 7;
+    let mut obs = observe(&nodes, false, 60_000);
+    let view_of_6 = obs.members.get_mut(&6).unwrap().redis.as_mut().unwrap();
+    for e in &mut view_of_6.nodes {
+        if e.id == id(0) {
+            e.master_id = None;
+            e.flags.replica = false;
+            e.flags.master = true;
+            e.slots = vec![SlotRange::single(SLOT)];
+        } else if e.id == id(3) {
+            e.slots = vec![
+                SlotRange::new(0, SLOT - 1),
+                SlotRange::new(SLOT + 1, even_split(3)[0].end),
+            ];
+        }
+    }
+    view_of_6.cluster_ok = false;
+    obs
+}
+
+#[test]
+fn an_importing_node_whose_source_died_is_told_the_new_owner_before_its_keys_go_there() {
+    let d = decide(
+        &Desired::new(4, 1),
+        Phase::ScalingOut,
+        &source_died_and_was_replaced(),
+    );
+    assert_effects(
+        &d,
+        &[
+            Effect::SetSlotOwner {
+                on: 6,
+                slot: SLOT,
+                owner_id: id(3),
+            },
+            Effect::MoveStrayKeys {
+                from: 6,
+                to: 3,
+                to_id: id(3),
+                slot: SLOT,
+            },
+        ],
+    );
+    assert_eq!(d.phase, Phase::Recovering);
+}
+
+#[test]
+fn an_open_slot_whose_owner_is_down_waits_for_the_failover_instead_of_moving_keys_to_it() {
+    let mut nodes = scaling_out();
+    nodes[0].running = false;
+    nodes[0].fail = true;
+    nodes[6].open = vec![OpenSlot::Importing {
+        slot: SLOT,
+        source: id(0),
+    }];
+    nodes[6].open_keys.insert(SLOT, 7);
+    nodes[6].keys = 7;
+    let d = decide(
+        &Desired::new(4, 1),
+        Phase::ScalingOut,
+        &observe(&nodes, false, 1_000),
+    );
+    assert!(
+        d.effects.iter().all(|e| !matches!(
+            e,
+            Effect::MoveStrayKeys { .. } | Effect::SetSlotStable { .. }
+        )),
+        "{:?}",
+        d.effects
+    );
+}
+
+/// #6 died while importing `SLOT` from #0, owning no slot yet; its replica #7 holds the 7 keys
+/// that had moved, #0 still migrates the slot to #6.
+fn target_died_owning_no_slot() -> Vec<Node> {
+    let mut nodes = scaling_out();
+    nodes[0].open = vec![OpenSlot::Migrating {
+        slot: SLOT,
+        target: id(6),
+    }];
+    nodes[0].open_keys.insert(SLOT, 3);
+    nodes[6].running = false;
+    nodes[6].fail = true;
+    nodes[7].keys = 7;
+    nodes[7].open_keys.insert(SLOT, 7);
+    nodes
+}
+
+#[test]
+fn the_replica_of_a_target_that_died_owning_no_slot_takes_over_before_the_target_restarts() {
+    let d = decide(
+        &Desired::new(4, 1),
+        Phase::ScalingOut,
+        &observe(&target_died_owning_no_slot(), false, 1_000),
+    );
+    assert_effects(
+        &d,
+        &[Effect::Failover {
+            on: 7,
+            mode: FailoverMode::Takeover,
+        }],
+    );
+}
+
+#[test]
+fn a_target_that_is_only_cut_off_is_never_taken_over() {
+    let nodes = target_died_owning_no_slot();
+    let mut obs = observe(&nodes, false, 1_000);
+    // Running, but it did not answer: a partition or a paused process.
+    let m = obs.members.get_mut(&6).unwrap();
+    m.running = true;
+    m.redis = None;
+    let d = decide(&Desired::new(4, 1), Phase::ScalingOut, &obs);
+    assert!(
+        d.effects
+            .iter()
+            .all(|e| !matches!(e, Effect::Failover { .. } | Effect::SetSlotStable { .. })),
+        "{:?}",
+        d.effects
+    );
+}
+
+/// After the takeover: #7 is a master without slots holding the moved keys, with no marker.
+fn promoted_replica_holds_the_moved_keys() -> Vec<Node> {
+    let mut nodes = target_died_owning_no_slot();
+    nodes[7].master = None;
+    nodes
+}
+
+/// The owner still migrates the slot, so it would answer the keys' `RESTORE` with `ASK`:
+/// the move is finished towards the node that holds them instead.
+#[test]
+fn the_move_is_finished_towards_the_promoted_replica_that_holds_the_moved_keys() {
+    let mut obs = observe(&promoted_replica_holds_the_moved_keys(), false, 1_000);
+    // #6 is cut off rather than stopped, so the member rules leave it alone.
+    let m = obs.members.get_mut(&6).unwrap();
+    m.running = true;
+    m.redis = None;
+    let d = decide(&Desired::new(4, 1), Phase::Recovering, &obs);
+    assert_effects(
+        &d,
+        &[Effect::MigrateSlots {
+            from: 0,
+            from_id: id(0),
+            to: 7,
+            to_id: id(7),
+            slots: vec![SlotRange::single(SLOT)],
+        }],
+    );
+}
+
+#[test]
+fn the_source_keeps_its_marker_while_a_target_that_may_still_hold_keys_is_cut_off() {
+    let mut nodes = promoted_replica_holds_the_moved_keys();
+    nodes[7].keys = 0;
+    nodes[7].open_keys.clear();
+    let mut obs = observe(&nodes, false, 1_000);
+    let m = obs.members.get_mut(&6).unwrap();
+    m.running = true;
+    m.redis = None;
+    let d = decide(&Desired::new(4, 1), Phase::Recovering, &obs);
+    assert!(
+        !d.effects
+            .contains(&Effect::SetSlotStable { on: 0, slot: SLOT }),
+        "{:?}",
+        d.effects
+    );
+}
+
+#[test]
+fn the_source_closes_the_slot_once_no_key_of_it_is_anywhere_else() {
+    let mut nodes = promoted_replica_holds_the_moved_keys();
+    nodes[7].keys = 0;
+    nodes[7].open_keys.clear();
+    // The dead target came back as a new, empty node; the old id is a ghost.
+    nodes[6].running = true;
+    nodes[6].fail = false;
+    nodes[6].id = id(60);
+    let d = decide(
+        &Desired::new(4, 1),
+        Phase::Recovering,
+        &observe(&nodes, false, 1_000),
+    );
+    assert!(
+        d.effects
+            .contains(&Effect::SetSlotStable { on: 0, slot: SLOT }),
+        "{:?}",
+        d.effects
+    );
+}
