@@ -673,6 +673,25 @@ fn masters(w: &World) -> Option<Work> {
         work.kind = kind;
         return Some(work);
     }
+    // Keys only move to a master that has a copy of them elsewhere: a target that died with
+    // no synced replica would take every key moved to it along (`redis-cli --cluster` has
+    // that weakness). Its replicas are attached and synced first; slots that carry no key
+    // (never assigned) need no such wait.
+    if d.replicas > 0 {
+        let mut unprotected: Vec<&str> = moves
+            .iter()
+            .filter(|m| m.from.is_some())
+            .filter_map(|m| m.to)
+            .filter(|to| !w.has_synced_replica(to))
+            .collect();
+        unprotected.sort_unstable();
+        unprotected.dedup();
+        if !unprotected.is_empty()
+            && let Some(work) = protect_targets(w, &keep_ids, &unprotected, kind)
+        {
+            return Some(work);
+        }
+    }
     let mut slots_moved = 0;
     for mv in &moves {
         let Some(to_id) = mv.to else { continue };
@@ -714,11 +733,55 @@ fn masters(w: &World) -> Option<Work> {
     ))
 }
 
-/// Replicas: every kept master gets exactly `replicas` in-range replicas, taken from empty
-/// masters and from surplus replicas, preferring a host other than the master's.
+/// Slot moves wait for their targets' replicas: attach one (only to those targets, from the
+/// same pool the replica rule uses), or wait for the first sync of one already attached.
+/// `None` when no node is free to become one (a cluster scaled in from no replicas, whose
+/// spare nodes are the masters being drained): the move then takes nothing a replica held.
+fn protect_targets(w: &World, keep: &BTreeSet<&str>, targets: &[&str], kind: Kind) -> Option<Work> {
+    // Only the masters that stay compete for the pool: a leaving master's replicas go with it.
+    let effects: Vec<Effect> = replicas_of(w, keep, &mut Vec::new())
+        .into_iter()
+        .filter(|e| matches!(e, Effect::Replicate { master_id, .. } if targets.contains(&master_id.as_str())))
+        .collect();
+    let names: Vec<String> = targets
+        .iter()
+        .map(|t| match w.ordinal_of(t) {
+            Some(o) => format!("#{o}"),
+            None => t.get(..8).unwrap_or(t).to_string(),
+        })
+        .collect();
+    if effects.is_empty() {
+        if !targets.iter().any(|t| w.has_attached_replica(t)) {
+            return None;
+        }
+        let mut work = Work::wait(format!(
+            "waiting for the replicas of {} to sync before moving slots to them",
+            names.join(", ")
+        ));
+        work.kind = kind;
+        return Some(work);
+    }
+    let n = effects.len();
+    Some(Work::new(
+        kind,
+        effects,
+        format!(
+            "attaching replicas to {} before moving slots to them ({n} steps)",
+            names.join(", ")
+        ),
+    ))
+}
+
+/// Replicas: every master that owns slots gets exactly `replicas` in-range replicas, taken
+/// from empty masters and from surplus replicas, preferring a host other than the master's.
 fn replicas(w: &World, degraded: &mut Vec<String>) -> Vec<Effect> {
-    let by_owner = w.slots_by_owner();
-    let masters: Vec<&str> = by_owner.keys().copied().collect();
+    let masters: BTreeSet<&str> = w.slots_by_owner().keys().copied().collect();
+    replicas_of(w, &masters, degraded)
+}
+
+/// The replica rule for a given set of masters (those owning slots, and, before a scale-out
+/// moves keys, the empty masters chosen to receive them).
+fn replicas_of(w: &World, masters: &BTreeSet<&str>, degraded: &mut Vec<String>) -> Vec<Effect> {
     let mut have: BTreeMap<&str, Vec<Ordinal>> = masters.iter().map(|m| (*m, Vec::new())).collect();
     let mut pool: Vec<Ordinal> = Vec::new();
     for &ord in w.reachable.keys() {
@@ -729,7 +792,7 @@ fn replicas(w: &World, degraded: &mut Vec<String>) -> Vec<Effect> {
             continue;
         };
         let Some(n) = w.nodes.get(id) else { continue };
-        if by_owner.contains_key(id) {
+        if masters.contains(id) {
             continue;
         }
         match n.entry.master_id.as_deref() {

@@ -438,6 +438,24 @@ impl<'a> World<'a> {
             .collect()
     }
 
+    /// Some reachable replica of `master_id` has completed its sync and is linked to it
+    /// (Redis reports `master_link_status:up` only once the first sync is done).
+    pub fn has_synced_replica(&self, master_id: &str) -> bool {
+        self.reachable.values().any(|(_, _, s)| {
+            s.master_link_up
+                && s.myself()
+                    .is_some_and(|me| me.master_id.as_deref() == Some(master_id))
+        })
+    }
+
+    /// Some reachable node replicates `master_id`, synced or not.
+    pub fn has_attached_replica(&self, master_id: &str) -> bool {
+        self.reachable.values().any(|(_, _, s)| {
+            s.myself()
+                .is_some_and(|me| me.master_id.as_deref() == Some(master_id))
+        })
+    }
+
     /// A reachable replica of `master_id` holds keys of a slot that is open somewhere.
     pub fn replica_holds_keys_of_open_slots(&self, master_id: &str) -> bool {
         self.reachable.values().any(|(_, _, s)| {

@@ -107,7 +107,7 @@ fn an_invalid_spec_changes_nothing_and_says_why() {
 }
 
 #[test]
-fn scaling_out_introduces_new_nodes_then_moves_slots_to_them() {
+fn scaling_out_introduces_new_nodes_attaches_their_replicas_then_moves_slots_to_them() {
     let mut nodes = healthy(3, 1);
     for ord in 6..10 {
         nodes.push(Node::new(ord));
@@ -122,7 +122,46 @@ fn scaling_out_introduces_new_nodes_then_moves_slots_to_them() {
     let d = decide(&desired(5, 1), Phase::Ready, &obs);
     assert_eq!(d.phase, Phase::ScalingOut);
     assert!(d.effects.iter().all(|e| matches!(e, Effect::Meet { .. })));
-    // Once everyone knows everyone, slots move to the two new masters.
+    // Once everyone knows everyone, the two new masters get their replicas first: a key is
+    // never moved to a master that has no copy of it elsewhere.
+    let d = decide(
+        &desired(5, 1),
+        Phase::ScalingOut,
+        &observe(&nodes, false, 0),
+    );
+    assert_eq!(d.phase, Phase::ScalingOut);
+    assert_effects(
+        &d,
+        &[
+            Effect::Replicate {
+                on: 8,
+                master_id: id(6),
+            },
+            Effect::Replicate {
+                on: 9,
+                master_id: id(7),
+            },
+        ],
+    );
+    // Attached but not synced yet: still no slot moves.
+    nodes[8].master = Some(id(6));
+    nodes[9].master = Some(id(7));
+    let mut obs = observe(&nodes, false, 0);
+    obs.members
+        .get_mut(&9)
+        .unwrap()
+        .redis
+        .as_mut()
+        .unwrap()
+        .master_link_up = false;
+    let d = decide(&desired(5, 1), Phase::ScalingOut, &obs);
+    assert!(d.effects.is_empty(), "{:?}", d.effects);
+    assert!(
+        d.summary.contains("#7") && d.summary.contains("sync"),
+        "{}",
+        d.summary
+    );
+    // Synced: slots move to the two new masters.
     let d = decide(
         &desired(5, 1),
         Phase::ScalingOut,

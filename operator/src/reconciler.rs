@@ -71,7 +71,7 @@ pub async fn pass<M: Members>(
 ) -> Result<Pass, M::Error> {
     let observation = observe(members, redis).await?;
     let decision = engine::decide(desired, phase_hint, &observation);
-    let error = execute(members, redis, &observation, &decision.effects)
+    let error = execute(members, redis, desired, &observation, &decision.effects)
         .await
         .err();
     if let Some(e) = &error {
@@ -89,10 +89,12 @@ pub async fn pass<M: Members>(
 async fn execute<M: Members>(
     members: &M,
     redis: &RedisAdapter,
+    desired: &Desired,
     observation: &Observation,
     effects: &[Effect],
 ) -> Result<(), String> {
-    let ctx = ExecContext::from_observation(observation);
+    let mut ctx = ExecContext::from_observation(observation);
+    ctx.protect_targets = desired.replicas > 0;
     let mut i = 0;
     while i < effects.len() {
         let effect = &effects[i];

@@ -35,6 +35,10 @@ pub enum AdapterError {
     /// Stray keys were to be moved from a node that owns their slot: they are not stray.
     #[error("{addr} owns slot {slot}: its keys there are not stray")]
     NotStray { addr: Addr, slot: u16 },
+    /// A migration paused: its target has no synced replica, so keys moved to it would exist
+    /// nowhere else. The engine attaches one and the move resumes.
+    #[error("{addr} has no synced replica; moving more keys to it is paused")]
+    TargetUnprotected { addr: Addr },
     /// The effect names an ordinal the context has no address for.
     #[error("member #{0} has no known address")]
     UnknownMember(engine::Ordinal),

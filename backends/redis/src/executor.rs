@@ -18,6 +18,9 @@ pub struct ExecContext {
     pub nodes: BTreeMap<String, Addr>,
     /// Every current master: `SETSLOT NODE` is broadcast to them after a slot moves.
     pub masters: Vec<Addr>,
+    /// The spec asks for replicas: a migration pauses between rounds while its target has
+    /// no synced replica (the engine only starts one towards a protected target).
+    pub protect_targets: bool,
 }
 
 impl ExecContext {
@@ -140,6 +143,7 @@ impl RedisAdapter {
                     to: ctx.addr(*to)?.clone(),
                     to_id: to_id.clone(),
                     others: ctx.masters.clone(),
+                    needs_replica: ctx.protect_targets,
                 };
                 self.migrate_slots(mv, engine::slots::expand(slots).collect())
                     .await

@@ -20,6 +20,8 @@ pub(crate) struct Move {
     pub to: Addr,
     pub to_id: String,
     pub others: Vec<Addr>,
+    /// Stop between rounds when the target has no synced replica.
+    pub needs_replica: bool,
 }
 
 impl RedisAdapter {
@@ -30,6 +32,11 @@ impl RedisAdapter {
         mv: Move,
         slots: Vec<u16>,
     ) -> Result<(), AdapterError> {
+        // A target that has no synced replica when the move starts was chosen so by the
+        // engine (it finishes a half-moved slot towards the only node holding its moved
+        // keys); only a target that loses its replica during the move makes it pause.
+        let mut mv = mv;
+        mv.needs_replica = mv.needs_replica && self.ensure_target_replicated(&mv.to).await.is_ok();
         let mv = Arc::new(mv);
         self.progress.add_slots(slots.len() as u64);
 
@@ -85,6 +92,15 @@ impl RedisAdapter {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
+                    // Between rounds, never inside one: the slots in flight finish, the next
+                    // ones wait for the engine to see the target protected again.
+                    if mv.needs_replica
+                        && let Err(e) = this.ensure_target_replicated(&mv.to).await
+                    {
+                        stop.store(true, Ordering::Relaxed);
+                        first_error = Some(e);
+                        break;
+                    }
                     let next = queue.lock().ok().and_then(|mut q| q.pop_front());
                     let Some(round) = next else { break };
                     if let Err(e) = this.migrate_round(&mv, round).await {
@@ -114,6 +130,19 @@ impl RedisAdapter {
         match first_error {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+
+    /// The target has at least one replica that finished its sync and is online: keys moved
+    /// to it exist twice. Read from the target's `INFO replication` (`slaveN:...,state=online`).
+    async fn ensure_target_replicated(&self, to: &Addr) -> Result<(), AdapterError> {
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("replication");
+        let text: String = self.pool.query(to, &cmd).await?;
+        if online_replicas(&text) > 0 {
+            Ok(())
+        } else {
+            Err(AdapterError::TargetUnprotected { addr: to.clone() })
         }
     }
 
@@ -598,6 +627,14 @@ fn moved_by(reply: &Value, sent: usize) -> u64 {
 }
 
 /// The source reports the target's refusal inside its own error:
+/// Replicas a master's `INFO replication` lists as `state=online` (synced and streaming).
+fn online_replicas(info: &str) -> usize {
+    info.lines()
+        .filter(|l| l.starts_with("slave") && l.contains(":ip="))
+        .filter(|l| l.split(',').any(|f| f.trim() == "state=online"))
+        .count()
+}
+
 /// `ERR Target instance replied with error: BUSYKEY ...`.
 fn is_busy_key(e: &AdapterError) -> bool {
     matches!(e, AdapterError::Redis { message, .. } if message.contains("BUSYKEY"))
@@ -635,6 +672,19 @@ mod tests {
                 "TRYAGAIN Multiple keys request during rehashing of slot"
             )),
             Some("TRYAGAIN")
+        );
+    }
+
+    #[test]
+    fn only_replicas_in_state_online_protect_a_target() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+            slave0:ip=127.0.0.1,port=7001,state=online,offset=120,lag=0\r\n\
+            slave1:ip=127.0.0.1,port=7002,state=wait_bgsave,offset=0,lag=0\r\n\
+            master_failover_state:no-failover\r\nslave_read_only:1\r\n";
+        assert_eq!(online_replicas(info), 1);
+        assert_eq!(
+            online_replicas("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
+            0
         );
     }
 
