@@ -408,7 +408,11 @@ mod tests {
                 (me, m)
             })
             .collect();
-        Observation { now_ms: 0, members }
+        Observation {
+            now_ms: 0,
+            members,
+            ..Observation::default()
+        }
     }
 
     fn deciding(effects: Vec<Effect>) -> Decision {

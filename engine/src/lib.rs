@@ -6,6 +6,7 @@
 pub mod decision;
 pub mod desired;
 pub mod effect;
+pub mod history;
 pub mod invariants;
 pub mod model;
 pub mod parse;

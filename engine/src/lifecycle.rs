@@ -271,15 +271,24 @@ fn conditions(desired: &Desired, work: &Work, phase: Phase, effects: &[Effect]) 
             if progressing { phase.as_str() } else { "Idle" },
             work.summary.clone(),
         ),
+        // Data lost recently is reported without holding back Ready: the cluster serves,
+        // but the user must hear that a master came back empty.
         cond(
             ConditionKind::Degraded,
-            degraded,
+            degraded || !work.losses.is_empty(),
             if degraded {
                 "ClusterDegraded"
+            } else if !work.losses.is_empty() {
+                "DataLost"
             } else {
                 "Healthy"
             },
-            work.degraded.join("; "),
+            work.degraded
+                .iter()
+                .chain(&work.losses)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
         ),
         cond(
             ConditionKind::Invalid,

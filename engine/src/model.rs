@@ -17,6 +17,9 @@ pub struct Observation {
     pub now_ms: u64,
     /// Members that exist (created, possibly not running), by ordinal.
     pub members: BTreeMap<Ordinal, Member>,
+    /// What the shell remembers of earlier passes (failing effects, data lost).
+    #[serde(default, skip_serializing_if = "crate::history::History::is_empty")]
+    pub history: crate::history::History,
 }
 
 /// One place where a Redis node runs.

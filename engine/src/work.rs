@@ -4,6 +4,7 @@
 //! acting on a partial picture.
 
 use crate::effect::{Effect, FailoverMode};
+use crate::history::STUCK_AFTER;
 use crate::model::Ordinal;
 use crate::planner::{self, MasterSlots};
 use crate::restart::{self, Restart, epoch_bump_for};
@@ -35,6 +36,8 @@ pub(crate) struct Work {
     pub summary: String,
     /// Problems the operator cannot fix by itself (lost slots, foreign nodes, ...).
     pub degraded: Vec<String>,
+    /// Data lost recently (masters that came back empty); reported, never blocking.
+    pub losses: Vec<String>,
     pub requeue_ms: Option<u64>,
 }
 
@@ -55,6 +58,7 @@ impl Work {
             effects,
             summary: summary.into(),
             degraded: Vec::new(),
+            losses: Vec::new(),
             requeue_ms,
         }
     }
@@ -68,7 +72,41 @@ pub(crate) fn work(w: &World) -> Work {
     let mut degraded = Vec::new();
     let mut out = rules(w, &mut degraded);
     out.degraded.extend(degraded);
+    stuck(w, &mut out);
+    out.losses = w
+        .obs
+        .history
+        .losses
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     out
+}
+
+/// Longest wait between two attempts of an effect that keeps failing.
+const MAX_BACKOFF_MS: u64 = 30_000;
+
+/// An effect decided again after failing [`STUCK_AFTER`] passes in a row is named in
+/// `Degraded` with its error, and tried again less and less often: the rules take another
+/// path where one exists (they see the same world the failure left), and where none does a
+/// person has to know.
+fn stuck(w: &World, out: &mut Work) {
+    let Some(f) = &w.obs.history.failure else {
+        return;
+    };
+    if f.times < STUCK_AFTER || !out.effects.contains(&f.effect) {
+        return;
+    }
+    // No count or duration in the message: it would change every pass (a new status write,
+    // a new log line) while nothing else does.
+    out.degraded.push(format!(
+        "stuck: `{}` keeps failing since {}: {}",
+        f.effect,
+        crate::history::utc(f.since_ms),
+        f.error
+    ));
+    let doublings = (f.times - STUCK_AFTER + 1).min(16);
+    out.requeue_ms = Some((SETTLE_MS << doublings).min(MAX_BACKOFF_MS));
 }
 
 fn rules(w: &World, degraded: &mut Vec<String>) -> Work {

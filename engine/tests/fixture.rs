@@ -97,7 +97,11 @@ pub fn observe(nodes: &[Node], alone: bool, now_ms: u64) -> Observation {
             },
         );
     }
-    Observation { now_ms, members }
+    Observation {
+        now_ms,
+        members,
+        ..Observation::default()
+    }
 }
 
 /// `masters` masters with an even split and `replicas` replicas each, ordinals masters first.

@@ -124,6 +124,7 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
             Observation {
                 now_ms: 100_000,
                 members: out,
+                ..Observation::default()
             }
         })
     })

@@ -5,6 +5,7 @@
 //! decides anything itself; each pass's decision, observation and errors are handed to a
 //! [`Reporter`] (CLI display, HTTP directory, status, traces).
 
+use engine::history::{DataLoss, Memory};
 use engine::trace::TraceRecord;
 use engine::{Decision, Desired, Effect, Observation, Ordinal, Phase};
 use redis_backend::{AdapterError, ExecContext, MemberInfo, RedisAdapter};
@@ -30,6 +31,8 @@ pub struct Pass {
     pub phase_hint: Phase,
     /// The first effect that failed, if any (the rest of the list was not run).
     pub error: Option<String>,
+    /// Masters this observation found back without their data (reported once each).
+    pub losses: Vec<DataLoss>,
 }
 
 impl Pass {
@@ -63,26 +66,46 @@ pub async fn observe<M: Members>(
 /// Runs one pass: observe, decide, execute. Effects run in order; a run of consecutive
 /// `MigrateSlots` runs in parallel per (source, target) pair. The first failure stops the
 /// pass: the next observation shows where things stand.
+///
+/// `memory` carries what the engine must know of earlier passes (an effect failing again and
+/// again, a master that came back empty); new data losses are returned in the pass.
 pub async fn pass<M: Members>(
     members: &M,
     redis: &RedisAdapter,
     desired: &Desired,
     phase_hint: Phase,
+    memory: &mut Memory,
 ) -> Result<Pass, M::Error> {
-    let observation = observe(members, redis).await?;
+    let mut observation = observe(members, redis).await?;
+    let losses = memory.observed(&observation);
+    for loss in &losses {
+        tracing::error!(ordinal = loss.ordinal, keys = loss.keys, "{loss}");
+    }
+    observation.history = memory.history(observation.now_ms);
     let decision = engine::decide(desired, phase_hint, &observation);
-    let error = execute(members, redis, desired, &observation, &decision.effects)
+    let failed = execute(members, redis, desired, &observation, &decision.effects)
         .await
         .err();
-    if let Some(e) = &error {
-        tracing::warn!(error = %e, "effect failed; observing again");
+    let times = memory.executed(
+        failed.as_ref().map(|(e, msg)| (e, msg.as_str())),
+        observation.now_ms,
+    );
+    // The same failure pass after pass is logged at 1, 2, 4, 8, ... passes, not each time.
+    if let Some((effect, e)) = &failed {
+        if times.is_power_of_two() {
+            tracing::warn!(%effect, error = %e, times, "effect failed; observing again");
+        } else {
+            tracing::debug!(%effect, error = %e, times, "effect failed again");
+        }
     }
+    let error = failed.map(|(_, e)| e);
     Ok(Pass {
         observation,
         decision,
         desired: desired.clone(),
         phase_hint,
         error,
+        losses,
     })
 }
 
@@ -92,7 +115,7 @@ async fn execute<M: Members>(
     desired: &Desired,
     observation: &Observation,
     effects: &[Effect],
-) -> Result<(), String> {
+) -> Result<(), (Effect, String)> {
     let mut ctx = ExecContext::from_observation(observation);
     ctx.protect_targets = desired.replicas > 0;
     let mut i = 0;
@@ -121,7 +144,7 @@ async fn execute<M: Members>(
                 let results = join_all(starts.collect()).await;
                 i += run.len();
                 if let Some(err) = results.into_iter().find_map(Result::err) {
-                    return Err(err);
+                    return Err((effect.clone(), err));
                 }
                 continue;
             }
@@ -130,7 +153,7 @@ async fn execute<M: Members>(
                 members
                     .delete(*ordinal)
                     .await
-                    .map_err(|e| format!("{effect}: {e}"))?;
+                    .map_err(|e| (effect.clone(), format!("{effect}: {e}")))?;
             }
             Effect::MigrateSlots { .. } => {
                 let run = effects[i..]
@@ -143,7 +166,7 @@ async fn execute<M: Members>(
                 redis
                     .execute_parallel_migrations(&effects[i..i + run], &ctx)
                     .await
-                    .map_err(|e: AdapterError| format!("migration: {e}"))?;
+                    .map_err(|e: AdapterError| (effect.clone(), format!("migration: {e}")))?;
                 i += run;
                 continue;
             }
@@ -152,7 +175,7 @@ async fn execute<M: Members>(
                 redis
                     .execute(other, &ctx)
                     .await
-                    .map_err(|e| format!("{other}: {e}"))?;
+                    .map_err(|e| (other.clone(), format!("{other}: {e}")))?;
             }
         }
         i += 1;
@@ -163,7 +186,9 @@ async fn execute<M: Members>(
 /// How long to wait before the next pass.
 pub fn next_delay(pass: &Pass) -> Duration {
     if pass.error.is_some() {
-        return Duration::from_millis(500);
+        // The engine backs off an effect that keeps failing; never retry faster than this.
+        let ms = pass.decision.requeue_ms.unwrap_or(500).clamp(500, 30_000);
+        return Duration::from_millis(ms);
     }
     if !pass.decision.effects.is_empty() {
         // A failover is an election under way: repeating `CLUSTER FAILOVER` before it ends

@@ -80,3 +80,24 @@ fn crd_prints_the_same_yaml_the_chart_ships() {
     .expect("chart CRD");
     assert_eq!(text(&out.stdout), chart);
 }
+
+#[test]
+fn validate_accepts_zero_replicas_without_persistence_but_warns_that_data_dies_with_a_master() {
+    let dir = std::env::temp_dir().join(format!("validate-warn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("cache.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: redis.redis/v1beta1\nkind: RedisCluster\nmetadata:\n  name: cache\nspec:\n  masters: 3\n  replicas: 0\n",
+    )
+    .expect("manifest written");
+    let out = redis_operator(&["validate", "-f", &file.to_string_lossy()]);
+    assert_eq!(text(&out.stdout), "ok\n");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).starts_with("warning: spec.replicas: 0 replicas without persistence"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

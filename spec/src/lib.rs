@@ -20,4 +20,4 @@ pub use types::{
     NodeStatus, PasswordSecret, Persistence, RedisCluster, RedisClusterSpec, RedisClusterStatus,
     condition_types, roles,
 };
-pub use validation::{Problem, validate};
+pub use validation::{Problem, validate, warnings};

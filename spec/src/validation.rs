@@ -59,6 +59,21 @@ const CLUSTER_NODE_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
 const REBALANCE_THRESHOLD_PERCENT: std::ops::RangeInclusive<u32> = 1..=50;
 const MIGRATION_BATCH_KEYS: std::ops::RangeInclusive<u32> = 1..=100_000;
 
+/// What a valid spec risks without saying so: accepted, but the user should hear it. Shown by
+/// `validate` (on standard error, exit code unchanged) and when a cluster starts.
+pub fn warnings(spec: &RedisClusterSpec) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if spec.replicas() == 0 && !spec.persistence_enabled() {
+        out.push(Problem::new(
+            "spec.replicas",
+            "0 replicas without persistence: when a master's process dies, its keys are lost \
+             and it comes back empty (fine for a cache; set replicas >= 1 or \
+             persistence.enabled to keep data)",
+        ));
+    }
+    out
+}
+
 /// Checks `spec` (and, when given, the change from `previous`, the spec currently running)
 /// and returns every problem found, in field order. An empty vector means the spec is valid.
 pub fn validate(spec: &RedisClusterSpec, previous: Option<&RedisClusterSpec>) -> Vec<Problem> {

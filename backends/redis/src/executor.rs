@@ -57,7 +57,8 @@ impl RedisAdapter {
             .increment(1);
         match &result {
             Ok(()) => tracing::debug!(%effect, "effect done"),
-            Err(e) => tracing::warn!(%effect, error = %e, "effect failed"),
+            // The reconciler logs a failure, at a rate that does not flood: here only debug.
+            Err(e) => tracing::debug!(%effect, error = %e, "effect failed"),
         }
         result
     }

@@ -104,7 +104,7 @@ impl RedisAdapter {
                     let next = queue.lock().ok().and_then(|mut q| q.pop_front());
                     let Some(round) = next else { break };
                     if let Err(e) = this.migrate_round(&mv, round).await {
-                        tracing::warn!(from = %mv.from, to = %mv.to, error = %e, "slot migration stopped");
+                        tracing::debug!(from = %mv.from, to = %mv.to, error = %e, "slot migration stopped");
                         stop.store(true, Ordering::Relaxed);
                         first_error = Some(e);
                         break;
@@ -147,7 +147,7 @@ impl RedisAdapter {
     }
 
     fn slot_failed(&self, mv: &Move, slot: u16, e: AdapterError, first: &mut Option<AdapterError>) {
-        tracing::warn!(slot, from = %mv.from, to = %mv.to, error = %e, "slot not migrated");
+        tracing::debug!(slot, from = %mv.from, to = %mv.to, error = %e, "slot not migrated");
         self.progress.slot_abandoned();
         first.get_or_insert(e);
     }

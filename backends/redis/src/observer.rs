@@ -75,6 +75,7 @@ impl RedisAdapter {
         Observation {
             now_ms,
             members: out,
+            ..Observation::default()
         }
     }
 

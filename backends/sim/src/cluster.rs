@@ -174,6 +174,7 @@ impl Cluster {
         Observation {
             now_ms: self.now_ms,
             members,
+            ..Observation::default()
         }
     }
 

@@ -325,6 +325,7 @@ async fn run_loop(
         None => None,
     };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut memory = engine::history::Memory::default();
     loop {
         let cluster = match effective_spec(&args.file, dir) {
             Ok(c) => c,
@@ -342,10 +343,15 @@ async fn run_loop(
         };
         let desired = desired_from(&cluster.spec, applied.as_ref());
         if desired.problems.is_empty() {
+            if applied.as_ref() != Some(&cluster.spec) {
+                for warning in spec::warnings(&cluster.spec) {
+                    eprintln!("warning: {warning}");
+                }
+            }
             applied = Some(cluster.spec.clone());
         }
         let step = tokio::select! {
-            p = reconciler::pass(members, redis, &desired, phase) => p?,
+            p = reconciler::pass(members, redis, &desired, phase, &mut memory) => p?,
             _ = tokio::signal::ctrl_c() => return Ok(Outcome::Stopped),
             _ = term.recv() => return Ok(Outcome::Stopped),
         };
@@ -363,6 +369,10 @@ async fn run_loop(
                 0.0
             },
         );
+        for loss in &step.losses {
+            eprintln!("WARNING: DATA LOST: {loss}");
+            last_line.clear();
+        }
         show(&mut last_line, &step);
         let ready = step.decision.is_true(ConditionKind::Ready);
         if ready && !was_ready {

@@ -25,6 +25,9 @@ pub fn run(args: Args) -> CmdResult {
     let cluster =
         spec::parse_manifest(&text).map_err(|e| format!("{}: {e}", args.file.display()))?;
     let problems = spec::validate(&cluster.spec, None);
+    for warning in spec::warnings(&cluster.spec) {
+        eprintln!("warning: {warning}");
+    }
     let mut out = std::io::stdout().lock();
     if problems.is_empty() {
         writeln!(out, "ok")?;
