@@ -33,7 +33,7 @@ Not run in CI. Standard library only, plus redis-cli and redis-server on PATH. E
 binds 127.0.0.1 on ports base..base+7 (bus +10000, so keep base+7 < 55536); every
 redis-server and operator it started is stopped on exit, Ctrl-C and errors included.
 """
-import argparse, json, multiprocessing, os, shutil, signal, socket, subprocess, sys, tempfile, time
+import argparse, json, multiprocessing, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
 NAME = "nodeloss"
 NODES = 8  # 4 masters x 1 replica once scaled
@@ -261,7 +261,7 @@ class Run:
         self.operator = None
         self.writer = None
         self.stop_writer = None
-        self.env = dict(os.environ, RUST_LOG="info")
+        self.env = dict(os.environ, RUST_LOG="info", NO_COLOR="1")
         with open(self.manifest, "w") as f:
             f.write(f"apiVersion: redis.redis/v1beta1\nkind: RedisCluster\nmetadata:\n  name: {NAME}\n"
                     f"spec:\n  masters: 3\n  replicas: 1\n  basePort: {a.base_port}\n  maxMemory: 1gb\n"
@@ -286,7 +286,7 @@ class Run:
     def operator_log(self):
         try:
             with open(os.path.join(self.dir, "operator.log")) as f:
-                return f.read()
+                return re.sub(r"\x1b\[[0-9;]*m", "", f.read())
         except OSError:
             return ""
 
@@ -525,6 +525,9 @@ def read_all(ports, items, deadline):
                     lost.append(k)
     unreadable = []
     for k, v in retry:
+        if time.time() > deadline:
+            unreadable.append(k)
+            continue
         while True:
             try:
                 r, _ = cl.command(k, "GET", k, tries=10)
@@ -656,15 +659,16 @@ def failed(r):
 def line(r):
     v = r.get("victim") or {}
     node = f"node-{v['ordinal']}:{v['port']}" if v else "-"
-    heal = f"{r['heal_s']:.1f}" if r.get("healed") else f"NOT HEALED ({r.get('not_healed_because', r.get('error', '?'))})"
+    heal = f"{r['heal_s']:.1f}" if r.get("healed") else "NOT HEALED"
     extra = ""
     if r.get("preloaded_unreadable") or r.get("acked_unreadable"):
-        extra = f" unreadable {r.get('preloaded_unreadable', 0)}+{r.get('acked_unreadable', 0)}"
+        extra = (f"  (unreadable: {r.get('preloaded_unreadable', 0)} preloaded, "
+                 f"{r.get('acked_unreadable', 0)} acked)")
     if r.get("error"):
-        extra += f" error: {r['error']}"
-    return (f"{r['run']:>3} {r['kill']:<6} {node:<16} {v.get('slot', '-'):>5} {heal:>8} "
+        extra += f"  error: {r['error']}"
+    return (f"{r['run']:>3} {r['kill']:<6} {node:<16} {v.get('slot', '-'):>5} {heal:>10} "
             f"{r.get('keys_checked', '-'):>9} {r.get('preloaded_lost', '-'):>9} "
-            f"{r.get('acked_lost_async_window', '-'):>8} {r.get('acked_lost_other', '-'):>8}{extra}")
+            f"{r.get('acked_lost_async_window', '-'):>8} {r.get('acked_lost_other', '-'):>9}{extra}")
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -710,7 +714,7 @@ def main():
     interrupted = False
     print(f"keys {a.keys:,}, migrationBatchKeys {a.batch}, node timeout {a.node_timeout_ms} ms, writer "
           f"<= {a.write_rate:.0f}/s, async window {a.async_window} s, ports {a.base_port}-{a.base_port + NODES - 1}")
-    print("run kill   node             slot   heal s      keys  pre-lost  ack-win  ack-other")
+    print("run kill   node              slot     heal s      keys  pre-lost  ack-win  ack-other")
     try:
         for i in range(1, a.runs + 1):
             kind = a.kill if a.kill != "both" else ("source" if i % 2 else "target")
@@ -718,9 +722,15 @@ def main():
             runs.append(r)
             print(line(r), flush=True)
             if not r.get("healed") and r.get("not_healed_because"):
-                print(f"      not healed: {r['not_healed_because']}; operator log tail:", flush=True)
-                for l in r.get("operator_log_tail", [])[-8:]:
-                    print(f"        {l[:220]}")
+                print(f"      not healed after {a.heal_timeout:.0f} s: {r['not_healed_because']}", flush=True)
+            if failed(r):
+                seen = []
+                for l in r.get("operator_log_tail", []):
+                    msg = l.split(" ", 1)[-1][:200]  # without the timestamp, to fold repeats
+                    if msg not in seen:
+                        seen.append(msg)
+                for msg in seen[-4:]:
+                    print(f"      operator: {msg}", flush=True)
     except KeyboardInterrupt:
         interrupted = True
         print("interrupted: everything started was stopped", file=sys.stderr)
