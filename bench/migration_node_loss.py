@@ -13,7 +13,8 @@ Each run, in a fresh temporary state directory:
   3. poll every node's own CLUSTER NODES line (`myself`) every --poll-ms until one shows an
      open slot of the kind asked for — `[slot->-id]` (migrating: the source) or `[slot-<-id]`
      (importing: the target) — and SIGKILL that redis-server (pid from
-     `<state>/node-<n>/redis.pid`);
+     `<state>/node-<n>/redis.pid`); with `--when moved`, only once keys have moved: the
+     target already holds keys, or holds keys of a slot that source is migrating;
   4. wait (at most --heal-timeout s) until healed: `local status` says 4 x 1 is ready, every
      node answers cluster_state:ok, no node has an open slot, every node's view is the same
      8 nodes with the same roles and slots and no failure flag, and `redis-cli --cluster check`
@@ -28,7 +29,8 @@ lost a preloaded key or lost an acknowledged write of class (b) (2 on a setup er
 
 Usage: bench/migration_node_loss.py [--runs 20] [--kill source|target|both] [--keys 300000]
            [--batch 20] [--binary target/release/redis-operator] [--base-port 17000]
-           [--heal-timeout 300] [--node-timeout-ms 5000] [--json FILE] [--logs DIR]
+           [--heal-timeout 300] [--when first|moved] [--node-timeout-ms 5000]
+           [--write-rate 2000] [--async-window 1.0] [--json FILE] [--logs DIR]
 Not run in CI. Standard library only, plus redis-cli and redis-server on PATH. Every process
 binds 127.0.0.1 on ports base..base+7 (bus +10000, so keep base+7 < 55536); every
 redis-server and operator it started is stopped on exit, Ctrl-C and errors included.
@@ -395,20 +397,54 @@ class Run:
 
 # --- cluster views --------------------------------------------------------------------------
 
-def myself_line(port, conn_cache):
+def cached_call(port, conn_cache, *args):
+    """One command on a cached connection; None when the node does not answer."""
     c = conn_cache.get(port)
     try:
         if c is None:
             c = conn_cache[port] = Conn(port, 0.5)
-        text = c.call("CLUSTER", "NODES").decode()
+        return c.call(*args)
     except (OSError, ConnectionError, ReplyError):
         if c is not None:
             c.close()
         conn_cache.pop(port, None)
         return None
-    for line in text.splitlines():
-        if "myself" in line.split()[2]:
-            return line
+
+def myself_line(port, conn_cache):
+    """(own CLUSTER NODES line, {node id: port}) or (None, {})."""
+    text = cached_call(port, conn_cache, "CLUSTER", "NODES")
+    if text is None:
+        return None, {}
+    mine, ports = None, {}
+    for line in text.decode().splitlines():
+        f = line.split()
+        if len(f) < 8:
+            continue
+        if "myself" in f[2]:
+            mine = line
+        try:
+            ports[f[0]] = int(f[1].split("@")[0].rsplit(":", 1)[1])
+        except ValueError:
+            pass
+    return mine, ports
+
+def ready_to_kill(kind, when, port, line, ports, cache):
+    """With --when first: any open slot of `kind`. With --when moved: a source whose target
+    already holds keys of a slot it migrates, or a target already holding keys. Returns
+    (slot, keys already on the target) or None."""
+    opened = [o for o in open_slots(line) if o[0] == kind]
+    if not opened:
+        return None
+    if when == "first":
+        return opened[0][1], None
+    if kind == "target":
+        n = cached_call(port, cache, "DBSIZE")
+        return (opened[0][1], n) if n else None
+    for _, slot, peer in opened:
+        tp = ports.get(peer)
+        n = tp and cached_call(tp, cache, "CLUSTER", "COUNTKEYSINSLOT", slot)
+        if n:
+            return slot, n
     return None
 
 def open_slots(line):
@@ -562,19 +598,19 @@ def one_run(a, root, index, kind):
         deadline = time.time() + a.open_slot_timeout
         while victim is None and time.time() < deadline:
             for ordinal, p in enumerate(run.ports):
-                line = myself_line(p, cache)
+                line, ports = myself_line(p, cache)
                 if line is None:
                     continue
-                opened = [o for o in open_slots(line) if o[0] == kind]
-                if opened:
+                hit = ready_to_kill(kind, a.when, p, line, ports, cache)
+                if hit:
                     pid = run.pid(ordinal)
                     if pid is None or pid not in run.our_redis_pids():
                         continue
                     os.kill(pid, signal.SIGKILL)
                     t_kill = time.time() - t0
                     victim = {"ordinal": ordinal, "port": p, "pid": pid, "id": line.split()[0],
-                              "slot": opened[0][1], "open_slots": [o[1] for o in open_slots(line)],
-                              "peer": opened[0][2], "t_kill": round(t_kill, 3)}
+                              "slot": hit[0], "keys_already_on_target": hit[1],
+                              "open_slots": len(open_slots(line)), "t_kill": round(t_kill, 3)}
                     break
             time.sleep(a.poll_ms / 1000.0)
         for c in cache.values():
@@ -683,6 +719,9 @@ def main():
     ap.add_argument("--write-rate", type=float, default=2000, help="writer: at most this many SETs/s")
     ap.add_argument("--async-window", type=float, default=1.0,
                     help="s before the kill in which the killed node's acknowledgements may be lost")
+    ap.add_argument("--when", choices=["first", "moved"], default="first",
+                    help="kill at the first open slot seen, or once keys have moved: the target "
+                         "holds keys (target), or holds keys of a slot the source migrates (source)")
     ap.add_argument("--poll-ms", type=float, default=5)
     ap.add_argument("--open-slot-timeout", type=float, default=180)
     ap.add_argument("--json", help="write the runs and the summary here")
@@ -712,7 +751,7 @@ def main():
     root = tempfile.mkdtemp(prefix="rop-nodeloss-")
     runs = []
     interrupted = False
-    print(f"keys {a.keys:,}, migrationBatchKeys {a.batch}, node timeout {a.node_timeout_ms} ms, writer "
+    print(f"keys {a.keys:,}, migrationBatchKeys {a.batch}, kill at {a.when}, node timeout {a.node_timeout_ms} ms, writer "
           f"<= {a.write_rate:.0f}/s, async window {a.async_window} s, ports {a.base_port}-{a.base_port + NODES - 1}")
     print("run kill   node              slot     heal s      keys  pre-lost  ack-win  ack-other")
     try:

@@ -75,9 +75,11 @@ struct Myself {
 
 fn myself(port: u16) -> Option<Myself> {
     let text = nodes_text(port)?;
-    let line = text
-        .lines()
-        .find(|l| l.split_whitespace().nth(2).is_some_and(|f| f.contains("myself")))?;
+    let line = text.lines().find(|l| {
+        l.split_whitespace()
+            .nth(2)
+            .is_some_and(|f| f.contains("myself"))
+    })?;
     let f: Vec<&str> = line.split_whitespace().collect();
     let mut me = Myself {
         port,
@@ -205,7 +207,9 @@ fn a_source_master_killed_mid_slot_heals_and_loses_no_key() {
     c.start_operator();
     c.scale(4, 1);
     let (source, target, slot, moved) =
-        pause_when(&c, "a slot split between source and target", || split_slot(&c));
+        pause_when(&c, "a slot split between source and target", || {
+            split_slot(&c)
+        });
     kill_node(&c, source);
     resume(&c);
     assert_healed_without_loss(
@@ -244,7 +248,9 @@ fn an_operator_killed_mid_migration_then_a_source_master_killed_heals_and_loses_
     c.start_operator();
     c.scale(4, 1);
     let (source, target, slot, moved) =
-        pause_when(&c, "a slot split between source and target", || split_slot(&c));
+        pause_when(&c, "a slot split between source and target", || {
+            split_slot(&c)
+        });
     // The operator dies (paused, so with both markers of `slot` still set), then the source.
     c.kill_operator();
     let still = split_slot(&c);
