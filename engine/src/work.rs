@@ -442,6 +442,12 @@ fn forget_ghosts(w: &World) -> Option<Work> {
         if w.owns_slots(id) || w.listed_with_slots(id) {
             continue;
         }
+        // Redis clears every marker that names a node it forgets: a slot migrating to a
+        // target that died would silently close, and keys that had moved (on the target's
+        // promoted replica) would be left where no marker shows them. The repair goes first.
+        if w.named_by_open_slot(id) {
+            continue;
+        }
         for (&ord, (_, _, s)) in &w.reachable {
             let is_its_master = s.myself().and_then(|me| me.master_id.as_deref()) == Some(*id);
             if w.view(ord, id).is_some() && !is_its_master {
@@ -1046,8 +1052,9 @@ fn remove_leaving(w: &World) -> (Vec<Effect>, bool) {
         };
         let Some(n) = w.nodes.get(id) else { continue };
         // Whatever it says of itself, while some view still gives it slots it is not removed:
-        // that view would route clients to it (gossip converges, then it goes).
-        if w.owns_slots(id) || w.listed_with_slots(id) {
+        // that view would route clients to it (gossip converges, then it goes). Nor while a
+        // slot is open towards or from it: forgetting it would clear that marker.
+        if w.owns_slots(id) || w.listed_with_slots(id) || w.named_by_open_slot(id) {
             continue;
         }
         let is_master = n.is_master();

@@ -438,6 +438,18 @@ impl<'a> World<'a> {
             .collect()
     }
 
+    /// Some reachable node has a slot open towards or from `id`.
+    pub fn named_by_open_slot(&self, id: &str) -> bool {
+        self.reachable.values().any(|(_, _, s)| {
+            s.myself().is_some_and(|me| {
+                me.open_slots.iter().any(|o| match o {
+                    OpenSlot::Migrating { target, .. } => target == id,
+                    OpenSlot::Importing { source, .. } => source == id,
+                })
+            })
+        })
+    }
+
     /// Some reachable replica of `master_id` has completed its sync and is linked to it
     /// (Redis reports `master_link_status:up` only once the first sync is done).
     pub fn has_synced_replica(&self, master_id: &str) -> bool {

@@ -229,3 +229,34 @@ fn the_source_closes_the_slot_once_no_key_of_it_is_anywhere_else() {
         d.effects
     );
 }
+
+/// The dead target came back as a new node; its old id is a ghost that #0 still migrates
+/// `SLOT` to. Redis clears the markers naming a node it forgets, so forgetting the ghost now
+/// would close the slot and strand the keys on #7 where no marker shows them.
+#[test]
+fn a_ghost_that_an_open_slot_still_names_is_not_forgotten_before_the_repair() {
+    let mut nodes = promoted_replica_holds_the_moved_keys();
+    nodes[0].open = vec![OpenSlot::Migrating {
+        slot: SLOT,
+        target: id(99),
+    }];
+    nodes[6].running = true;
+    nodes[6].fail = false;
+    let mut ghost = Node::new(99);
+    ghost.running = false;
+    ghost.fail = true;
+    nodes.push(ghost);
+    let mut obs = observe(&nodes, false, 1_000);
+    obs.members.remove(&99);
+    let d = decide(&Desired::new(4, 1), Phase::Recovering, &obs);
+    assert_effects(
+        &d,
+        &[Effect::MigrateSlots {
+            from: 0,
+            from_id: id(0),
+            to: 7,
+            to_id: id(7),
+            slots: vec![SlotRange::single(SLOT)],
+        }],
+    );
+}
