@@ -282,7 +282,8 @@ class Run:
     def start_operator(self):
         self.log = open(os.path.join(self.dir, "operator.log"), "w")
         self.operator = subprocess.Popen(
-            [self.a.binary, "local", "up", "-f", self.manifest, "--dir", self.state, "--listen", "off"],
+            [self.a.binary, "local", "up", "-f", self.manifest, "--dir", self.state, "--listen", "off",
+             "--record", os.path.join(self.dir, "trace.jsonl")],
             stdout=self.log, stderr=subprocess.STDOUT, env=self.env, cwd=self.dir, start_new_session=True)
 
     def operator_log(self):
@@ -678,8 +679,9 @@ def one_run(a, root, index, kind):
             if a.logs:
                 keep = os.path.join(a.logs, f"run-{index}")
                 os.makedirs(keep, exist_ok=True)
-                shutil.copy(os.path.join(run.dir, "operator.log"), keep) if os.path.exists(
-                    os.path.join(run.dir, "operator.log")) else None
+                for kept in ("operator.log", "trace.jsonl"):
+                    if os.path.exists(os.path.join(run.dir, kept)):
+                        shutil.copy(os.path.join(run.dir, kept), keep)
                 with open(os.path.join(keep, "status.txt"), "w") as f:
                     f.write(run.status())
                 for n in range(NODES):

@@ -450,11 +450,17 @@ impl<'a> World<'a> {
         })
     }
 
-    /// Some reachable replica of `master_id` has completed its sync and is linked to it
-    /// (Redis reports `master_link_status:up` only once the first sync is done).
+    /// Some reachable replica of `master_id` has completed its sync and receives its master's
+    /// stream. `master_link_status:up` alone is not enough: after a diskless sync, Redis 7.0
+    /// streams nothing until the replica's first `REPLCONF ACK` (up to a second later), and a
+    /// master killed in that gap took every key written meanwhile with it (seen in
+    /// `bench/migration_node_loss.py`). A replication offset above 0 proves bytes of the
+    /// stream arrived; the master's pings to its replicas (`repl-ping-replica-period`) move it
+    /// even when nothing is written.
     pub fn has_synced_replica(&self, master_id: &str) -> bool {
         self.reachable.values().any(|(_, _, s)| {
             s.master_link_up
+                && s.repl_offset > 0
                 && s.myself()
                     .is_some_and(|me| me.master_id.as_deref() == Some(master_id))
         })

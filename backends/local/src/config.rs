@@ -98,6 +98,10 @@ impl LocalConfig {
             &quote(&node_dir.join("redis.log").display().to_string()),
         );
         line("daemonize", "no");
+        // A replica proves its stream flows by an offset above 0 (see the engine's
+        // `has_synced_replica`); a new master's pings are what move it while nothing is
+        // written, so they come every second rather than every ten.
+        line("repl-ping-replica-period", "1");
         // Safe only because nodes listen on a local address the operator chose; protected
         // mode would otherwise refuse the other nodes' connections when no password is set.
         line("protected-mode", "no");

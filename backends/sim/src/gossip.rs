@@ -338,6 +338,25 @@ impl Cluster {
     /// went down keeps its data and does a full resync when the link comes back.
     fn replicate(&mut self) {
         let now = self.now_ms;
+        // A master pings its linked replicas every tick (`repl-ping-replica-period`): its
+        // offset moves even when nothing is written, as the engine expects of a stream.
+        let pinging: Vec<Ordinal> = self
+            .ordinals()
+            .into_iter()
+            .filter(|o| {
+                self.members.values().any(|r| {
+                    r.running
+                        && r.node.synced
+                        && r.node.master.is_some()
+                        && r.node.master.and_then(|mk| self.ordinal_of(mk)) == Some(*o)
+                })
+            })
+            .collect();
+        for o in pinging {
+            if let Some(m) = self.members.get_mut(&o).filter(|m| m.running) {
+                m.node.repl_offset += 1;
+            }
+        }
         for o in self.ordinals() {
             let Some(mk) = self
                 .members
@@ -358,9 +377,9 @@ impl Cluster {
                 Some((keys, offset)) => {
                     if !m.node.synced {
                         m.node.keys = keys;
-                        m.node.repl_offset = offset;
                         m.node.synced = true;
                     }
+                    m.node.repl_offset = offset;
                     m.node.last_sync_ms = Some(now);
                 }
                 None => m.node.synced = false,
