@@ -260,3 +260,30 @@ fn a_ghost_that_an_open_slot_still_names_is_not_forgotten_before_the_repair() {
         }],
     );
 }
+
+/// #2 lost its claim on a slot it had just received (its own line and view give it to #1)
+/// while every other view routes the slot to #2: nobody advertises the slot any more, so the
+/// views never agree. #2 takes the slot again.
+#[test]
+fn a_slot_the_views_route_to_a_master_that_does_not_claim_it_is_taken_by_that_master() {
+    let nodes = healthy(3, 1);
+    let mut obs = observe(&nodes, false, 1_000);
+    let slot = even_split(3)[2].start;
+    let view_of_2 = obs.members.get_mut(&2).unwrap().redis.as_mut().unwrap();
+    for e in &mut view_of_2.nodes {
+        if e.id == id(2) {
+            e.slots = vec![SlotRange::new(slot + 1, 16383)];
+        } else if e.id == id(1) {
+            e.slots.push(SlotRange::single(slot));
+        }
+    }
+    let d = decide(&Desired::new(3, 1), Phase::Recovering, &obs);
+    assert_effects(
+        &d,
+        &[Effect::SetSlotOwner {
+            on: 2,
+            slot,
+            owner_id: id(2),
+        }],
+    );
+}

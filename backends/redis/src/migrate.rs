@@ -68,7 +68,11 @@ impl RedisAdapter {
             }
         }
         if !finished.is_empty() {
-            self.broadcast_owner(&mv, &finished, false).await?;
+            // The target is told again too: its own line may have shown the slot when this
+            // move began and lost it since (a failover claiming its old master's slots, then
+            // an older claim), and a target that does not claim a slot leaves every other
+            // view pointing at it while its own points elsewhere, for ever.
+            self.broadcast_owner(&mv, &finished, true).await?;
             for _ in &finished {
                 self.progress.slot_done();
             }
