@@ -174,9 +174,7 @@ pub fn mangle_effects(
         );
         let budget = if multi && rng.chance(rates.interrupt_migration) {
             count(counts, "interrupt_migration");
-            StepBudget {
-                left: Some(rng.below(40) as u32),
-            }
+            StepBudget::interrupt_after(rng.below(40) as u32)
         } else {
             StepBudget::unlimited()
         };
