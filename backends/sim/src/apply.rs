@@ -18,6 +18,47 @@ pub enum ApplyError {
     /// The simulated operator died in the middle of a multi-step effect.
     #[error("operator interrupted mid-effect")]
     Interrupted,
+    /// A fault killed one end of the migration being applied, in the middle of a slot; the
+    /// executor's next command to it would fail, so the effect stops there.
+    #[error("#{ordinal} ({victim}) was killed in the middle of a slot")]
+    Killed { ordinal: Ordinal, victim: Victim },
+}
+
+/// Which end of a migration a mid-slot kill hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Victim {
+    /// The node sending the slot's keys (`MIGRATING`, or the stray keys' holder).
+    Source,
+    /// The node receiving them (`IMPORTING`, or the owner stray keys go home to).
+    Target,
+}
+
+impl Victim {
+    /// The fault's name in `FaultCounts`.
+    pub fn fault_kind(self) -> &'static str {
+        match self {
+            Victim::Source => "kill_migration_source",
+            Victim::Target => "kill_migration_target",
+        }
+    }
+}
+
+impl std::fmt::Display for Victim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Victim::Source => "the migration's source",
+            Victim::Target => "the migration's target",
+        })
+    }
+}
+
+/// A planned kill inside a migration: after `after` more mid-slot points (a point is the
+/// moment right after a `MIGRATE` batch moved keys, so the slot is open on both ends and keys
+/// of it sit on both sides, or all on the target before `SETSLOT NODE`), `victim` dies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MidSlotKill {
+    pub after: u32,
+    pub victim: Victim,
 }
 
 fn refused(on: Ordinal, message: impl Into<String>) -> ApplyError {
@@ -31,11 +72,44 @@ fn refused(on: Ordinal, message: impl Into<String>) -> ApplyError {
 #[derive(Debug, Clone, Default)]
 pub struct StepBudget {
     pub left: Option<u32>,
+    /// A fault that kills one end of the migration mid-slot (see `MidSlotKill`).
+    pub kill: Option<MidSlotKill>,
 }
 
 impl StepBudget {
     pub fn unlimited() -> Self {
-        Self { left: None }
+        Self {
+            left: None,
+            kill: None,
+        }
+    }
+
+    /// The operator dies after `steps` protocol steps.
+    pub fn interrupt_after(steps: u32) -> Self {
+        Self {
+            left: Some(steps),
+            kill: None,
+        }
+    }
+
+    /// One end of the migration dies at a mid-slot point (see `MidSlotKill`).
+    pub fn kill_at(kill: MidSlotKill) -> Self {
+        Self {
+            left: None,
+            kill: Some(kill),
+        }
+    }
+
+    /// A mid-slot point was reached: the victim, if the planned kill is due now.
+    fn mid_slot(&mut self) -> Option<Victim> {
+        let k = self.kill.as_mut()?;
+        if k.after == 0 {
+            let victim = k.victim;
+            self.kill = None;
+            return Some(victim);
+        }
+        k.after -= 1;
+        None
     }
 
     fn step(&mut self) -> Result<(), ApplyError> {
@@ -117,6 +191,7 @@ impl Cluster {
                 slot,
             } => self.move_stray_keys(*from, *to, to_id, *slot, budget),
             Effect::SetSlotStable { on, slot } => {
+                self.setslot_guard(*on)?;
                 let n = self.node_mut(*on)?;
                 n.migrating.remove(slot);
                 n.importing.remove(slot);
@@ -159,10 +234,11 @@ impl Cluster {
         }
     }
 
-    /// Starts a stopped member. With `nodes.conf` it keeps its id, view, slots and epochs but
-    /// loses its dataset (no persistence); without, it is a brand-new node.
+    /// Starts a stopped member. With `nodes.conf` it keeps its id, view, slots and epochs, and
+    /// its dataset only with persistence (the append-only file on the same volume); without
+    /// `nodes.conf` (volume lost) it is a brand-new, empty node.
     pub fn restart(&mut self, o: Ordinal) {
-        let now = self.now_ms;
+        let (now, persistent) = (self.now_ms, self.persistent);
         let fresh = match self.members.get(&o) {
             Some(m) if m.has_nodes_conf => None,
             Some(_) => Some(self.new_node()),
@@ -178,7 +254,10 @@ impl Cluster {
             return;
         }
         let n = &mut m.node;
-        n.flush();
+        if !persistent {
+            n.flush();
+        }
+        // Redis loading an append-only file starts a new replication history either way.
         n.repl_offset = 0;
         n.synced = false;
         n.last_sync_ms = None;
@@ -374,17 +453,9 @@ impl Cluster {
         let Some(m) = self.members.get(&master) else {
             return;
         };
-        let mk = m.node.key;
         let data = m.node.keys.get(&slot).cloned();
         let offset = m.node.repl_offset;
-        let replicas: Vec<Ordinal> = self
-            .members
-            .values()
-            .filter(|r| r.running && r.node.master == Some(mk) && r.node.synced)
-            .map(|r| r.ordinal)
-            .filter(|r| self.can_talk(*r, master))
-            .collect();
-        for r in replicas {
+        for r in self.synced_replicas(master) {
             if let Some(rm) = self.members.get_mut(&r) {
                 match &data {
                     Some(d) => rm.node.keys.insert(slot, d.clone()),
@@ -395,32 +466,57 @@ impl Cluster {
         }
     }
 
-    /// One `MIGRATE … KEYS` batch from `from` to `to` for `slot`. The target accepts the keys
-    /// only if it owns or imports the slot (RESTORE-ASKING).
-    fn migrate_batch(
+    /// How node `o` routes a keyed command for `slot` before running it (Redis'
+    /// `getNodeByQuery`, in its order): an unbound slot and a cluster that is down refuse it
+    /// first; `MIGRATE` (and `RESTORE-ASKING`, which carries `ASKING`) then runs locally on a
+    /// slot the node imports, or migrates while owning it; anything else is redirected.
+    /// A replica never owns a slot, so it answers MOVED (Redis redirects in cluster mode
+    /// before it would check `replica-read-only`).
+    fn route_keyed(&mut self, o: Ordinal, slot: u16) -> Result<(), String> {
+        let Some(n) = self.members.get(&o).map(|m| &m.node) else {
+            return Err(format!("#{o}: no such member"));
+        };
+        let owner = n.owner(slot);
+        let (me, importing) = (n.key, n.importing.contains_key(&slot));
+        if owner == NONE {
+            return Err(format!("CLUSTERDOWN Hash slot not served ({slot})"));
+        }
+        let at = n.peers.get(&owner).map(|p| format!("{}:{}", p.ip, p.port));
+        if !self.cluster_ok(o) {
+            return Err("CLUSTERDOWN The cluster is down".to_string());
+        }
+        if owner == me || importing {
+            return Ok(());
+        }
+        Err(format!("MOVED {slot} {}", at.unwrap_or_default()))
+    }
+
+    /// One `MIGRATE … KEYS` batch from `from` to `to` for `slot`, with the checks Redis makes
+    /// on both ends: `from` must serve the command (see `route_keyed`), then `to` must accept
+    /// `RESTORE-ASKING` the same way (a refusal there leaves the keys on `from`). Returns the
+    /// keys moved.
+    pub fn migrate_batch(
         &mut self,
         from: Ordinal,
         to: Ordinal,
         slot: u16,
-    ) -> Result<usize, ApplyError> {
+    ) -> Result<Vec<u64>, ApplyError> {
+        self.node(from)?;
+        self.route_keyed(from, slot).map_err(|m| refused(from, m))?;
         if !self.can_talk(from, to) {
             return Err(refused(
                 from,
                 "IOERR error or timeout connecting to the client",
             ));
         }
-        let tn = self.node(to)?;
-        if tn.owner(slot) != tn.key && !tn.importing.contains_key(&slot) {
-            return Err(refused(
-                from,
-                format!("ERR Target instance replied with error: MOVED {slot}"),
-            ));
-        }
+        self.route_keyed(to, slot)
+            .map_err(|m| refused(from, format!("ERR Target instance replied with error: {m}")))?;
+        let size = self.migrate_batch.max(1);
         let fnode = self.node_mut(from)?;
         let batch: Vec<u64> = fnode
             .keys
             .get(&slot)
-            .map(|s| s.iter().take(MIGRATE_BATCH).copied().collect())
+            .map(|s| s.iter().take(size).copied().collect())
             .unwrap_or_default();
         if let Some(set) = fnode.keys.get_mut(&slot) {
             for k in &batch {
@@ -439,7 +535,31 @@ impl Cluster {
         tn.repl_offset += 1;
         self.mirror_slot(from, slot);
         self.mirror_slot(to, slot);
-        Ok(batch.len())
+        self.record_arrivals(to, &batch);
+        Ok(batch)
+    }
+
+    /// A mid-slot point of a migration from `from` to `to`: if the planned kill is due, the
+    /// victim dies now. Configs announced by slots finished earlier in this effect go out
+    /// first: Redis broadcasts them within milliseconds of each `SETSLOT NODE`.
+    fn mid_slot_point(
+        &mut self,
+        budget: &mut StepBudget,
+        from: Ordinal,
+        to: Ordinal,
+    ) -> Result<(), ApplyError> {
+        let Some(victim) = budget.mid_slot() else {
+            return Ok(());
+        };
+        for o in std::mem::take(&mut self.pending_pongs) {
+            self.broadcast_pong(o);
+        }
+        let ordinal = match victim {
+            Victim::Source => from,
+            Victim::Target => to,
+        };
+        self.kill(ordinal);
+        Err(ApplyError::Killed { ordinal, victim })
     }
 
     fn migrate_slots(
@@ -481,7 +601,10 @@ impl Cluster {
                 self.setslot_migrating(from, slot, tk)?;
                 while self.node(from)?.keys_in(slot) > 0 {
                     budget.step()?;
-                    self.migrate_batch(from, to, slot)?;
+                    let moved = self.migrate_batch(from, to, slot)?;
+                    if !moved.is_empty() {
+                        self.mid_slot_point(budget, from, to)?;
+                    }
                 }
                 budget.step()?;
                 self.setslot_node(to, slot, tk)?;
@@ -504,6 +627,12 @@ impl Cluster {
         Ok(())
     }
 
+    /// Moves the keys of `slot` that `from` holds without owning the slot to its owner `to`,
+    /// as the real executor does: a node that does not import the slot first gets
+    /// `SETSLOT slot IMPORTING <owner>` (Redis runs `MIGRATE` only for a slot the node owns or
+    /// imports, and a `MIGRATING` marker on a node that no longer owns the slot does not
+    /// count; on a replica `SETSLOT` is refused), then `MIGRATE` batches, then `SETSLOT
+    /// STABLE`.
     fn move_stray_keys(
         &mut self,
         from: Ordinal,
@@ -526,11 +655,19 @@ impl Cluster {
                 format!("owns slot {slot}; its keys are not stray"),
             ));
         }
+        if !n.importing.contains_key(&slot) {
+            budget.step()?;
+            self.setslot_importing(from, slot, tk)?;
+        }
         while self.node(from)?.keys_in(slot) > 0 {
             budget.step()?;
-            self.migrate_batch(from, to, slot)?;
+            let moved = self.migrate_batch(from, to, slot)?;
+            if !moved.is_empty() {
+                self.mid_slot_point(budget, from, to)?;
+            }
         }
         budget.step()?;
+        self.setslot_guard(from)?;
         let n = self.node_mut(from)?;
         n.migrating.remove(&slot);
         n.importing.remove(&slot);
@@ -547,6 +684,10 @@ impl Cluster {
                 "ERR You should send CLUSTER FAILOVER to a replica",
             ));
         };
+        // Redis accepts the command, but a replica never runs an election for a master that
+        // serves no slot (`clusterHandleSlaveFailover` returns first): only TAKEOVER, which
+        // skips the election, promotes it.
+        let master_serves = n.owners.contains(&mk);
         match mode {
             FailoverMode::Default => {
                 let down = n.peers.get(&mk).is_none_or(|p| p.fail || p.pfail);
@@ -557,6 +698,9 @@ impl Cluster {
                         "ERR Master is down or failed, please use CLUSTER FAILOVER FORCE",
                     ));
                 };
+                if !master_serves {
+                    return Ok(());
+                }
                 // The master pauses writes, the replica catches up, then the election.
                 let data = self
                     .members
@@ -569,7 +713,9 @@ impl Cluster {
                 self.election(on, mk, false);
             }
             FailoverMode::Force => {
-                self.election(on, mk, false);
+                if master_serves {
+                    self.election(on, mk, false);
+                }
             }
             FailoverMode::Takeover => {
                 let epoch = self

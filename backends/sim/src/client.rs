@@ -19,6 +19,9 @@ pub struct Client {
     /// Acknowledged keys whose every copy died with crashed processes: losses the faults
     /// caused, which no operator could prevent.
     pub lost_to_faults: BTreeSet<u64>,
+    /// Acknowledged keys lost with the node the operator had migrated them to while it had
+    /// no synced replica and the spec asked for replicas (`Cluster::exposed`): by holder.
+    pub lost_to_operator: BTreeMap<u64, NodeKey>,
     pub refused: u64,
 }
 
@@ -76,6 +79,9 @@ impl Client {
                 let importing = t
                     .and_then(|t| cluster.members.get(&t))
                     .is_some_and(|m| m.node.importing.contains_key(&slot));
+                // The target checks its own `cluster_state` before serving `ASKING` + a write,
+                // as it does for any keyed command: CLUSTERDOWN while it is down.
+                let importing = importing && t.is_some_and(|t| cluster.cluster_ok(t));
                 match t {
                     Some(t) if importing => t,
                     _ => {
@@ -125,19 +131,29 @@ impl Client {
         }
     }
 
-    /// After a crash or a data-losing restart: acknowledged keys with no copy on any running
-    /// node are lost to the fault itself.
+    /// After a crash or a data-losing restart: acknowledged keys with no copy left (in memory
+    /// on a running node, or on the volume of a stopped one with persistence) are lost to the
+    /// fault itself, except keys the operator had exposed (see `Cluster::exposed`), which are
+    /// lost to the operator.
     pub fn account_losses(&mut self, cluster: &Cluster) {
         for (key, slot) in &self.acked {
-            if self.lost_to_faults.contains(key) {
+            if self.lost_to_faults.contains(key) || self.lost_to_operator.contains_key(key) {
                 continue;
             }
             let alive = cluster
                 .members
-                .values()
-                .any(|m| m.running && m.node.holds(*slot, *key));
-            if !alive {
-                self.lost_to_faults.insert(*key);
+                .keys()
+                .any(|o| cluster.keeps(*o, *slot, *key));
+            if alive {
+                continue;
+            }
+            match cluster.exposed.get(key) {
+                Some(holder) => {
+                    self.lost_to_operator.insert(*key, *holder);
+                }
+                None => {
+                    self.lost_to_faults.insert(*key);
+                }
             }
         }
     }
@@ -146,7 +162,7 @@ impl Client {
     pub fn missing(&self, cluster: &mut Cluster) -> Vec<(u64, u16)> {
         let mut out = Vec::new();
         for (key, slot) in &self.acked {
-            if self.lost_to_faults.contains(key) {
+            if self.lost_to_faults.contains(key) || self.lost_to_operator.contains_key(key) {
                 continue;
             }
             // Held by the master that owns the slot, whether or not the cluster serves right

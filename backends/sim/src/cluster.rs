@@ -32,6 +32,21 @@ pub struct Cluster {
     /// did: Redis' asynchronous replication loses them when that master rejoins as a replica.
     /// The runner counts them as lost to the faults, not to the operator.
     pub promotion_gaps: BTreeSet<u64>,
+    /// The spec asks for persistence: a killed node keeps its dataset on its volume and
+    /// loads it again when restarted (unless the volume is lost with `nodes.conf`).
+    pub persistent: bool,
+    /// Keys moved per `MIGRATE … KEYS` batch (smaller batches widen the window in which a
+    /// migration can be caught half-way).
+    pub migrate_batch: usize,
+    /// The spec asks for at least one replica per master: keys the operator migrates to a
+    /// master with no synced replica are then exposed by the operator (see `exposed`).
+    pub exposure_wanted: bool,
+    /// Keys that arrived by migration (`MIGRATE`, `MoveStrayKeys`) on a master that had no
+    /// synced replica while the spec asked for replicas, by the node holding them. A key
+    /// leaves this ledger once a replica of that node holds it, or once it is no longer on
+    /// that node. Losing such a key is the operator's doing, not the fault's: it chose to
+    /// put the only copy on a node nothing backed up.
+    pub exposed: BTreeMap<u64, NodeKey>,
 }
 
 impl Cluster {
@@ -47,6 +62,10 @@ impl Cluster {
             rng: Rng::new(seed),
             pending_pongs: BTreeSet::new(),
             promotion_gaps: BTreeSet::new(),
+            persistent: false,
+            migrate_batch: crate::apply::MIGRATE_BATCH,
+            exposure_wanted: false,
+            exposed: BTreeMap::new(),
         }
     }
 
@@ -150,10 +169,11 @@ impl Cluster {
     /// What a real observer would report now.
     pub fn observe(&mut self) -> Observation {
         let ordinals = self.ordinals();
+        let open = self.open_slots();
         let mut members = BTreeMap::new();
         for o in ordinals {
             let redis = if self.running(o) {
-                Some(self.node_state(o))
+                Some(self.node_state(o, &open))
             } else {
                 None
             };
@@ -178,7 +198,88 @@ impl Cluster {
         }
     }
 
-    fn node_state(&mut self, o: Ordinal) -> NodeState {
+    /// Slots open (migrating or importing) on any running node.
+    pub fn open_slots(&self) -> BTreeSet<u16> {
+        self.members
+            .values()
+            .filter(|m| m.running)
+            .flat_map(|m| m.node.migrating.keys().chain(m.node.importing.keys()))
+            .copied()
+            .collect()
+    }
+
+    /// Replicas of master `o` whose replication link is up: they receive every write and
+    /// every migrated key the moment `o` does.
+    pub fn synced_replicas(&self, o: Ordinal) -> Vec<Ordinal> {
+        let Some(mk) = self.members.get(&o).map(|m| m.node.key) else {
+            return Vec::new();
+        };
+        self.members
+            .values()
+            .filter(|r| r.running && r.node.master == Some(mk) && r.node.synced)
+            .map(|r| r.ordinal)
+            .filter(|r| self.can_talk(*r, o))
+            .collect()
+    }
+
+    /// SIGKILL of member `o`: the process stops at once. Its `nodes.conf` stays; its dataset
+    /// survives only on a persistent volume (see `restart`).
+    pub fn kill(&mut self, o: Ordinal) {
+        if let Some(m) = self.members.get_mut(&o) {
+            m.running = false;
+        }
+    }
+
+    /// Whether member `o` still has key `key` of `slot` somewhere it can come back from:
+    /// in memory while running, on its volume when stopped with persistence.
+    pub fn keeps(&self, o: Ordinal, slot: u16, key: u64) -> bool {
+        self.members.get(&o).is_some_and(|m| {
+            (m.running || (self.persistent && m.has_nodes_conf)) && m.node.holds(slot, key)
+        })
+    }
+
+    /// Records keys that just arrived on `to` by migration: exposed by the operator when
+    /// `to` has no synced replica and the spec asks for one; otherwise no longer exposed.
+    pub(crate) fn record_arrivals(&mut self, to: Ordinal, keys: &[u64]) {
+        let Some(tk) = self.members.get(&to).map(|m| m.node.key) else {
+            return;
+        };
+        let exposed = self.exposure_wanted && self.synced_replicas(to).is_empty();
+        for k in keys {
+            if exposed {
+                self.exposed.insert(*k, tk);
+            } else {
+                self.exposed.remove(k);
+            }
+        }
+    }
+
+    /// Ends the exposure of keys a replica of their holder now has, or that left the holder
+    /// (migrated on: the arrival elsewhere is judged there). Keys on a stopped holder stay
+    /// exposed: they come back with it (persistence) or are lost with it.
+    pub fn prune_exposure(&mut self, slot_of: impl Fn(u64) -> u16) {
+        let exposed = std::mem::take(&mut self.exposed);
+        for (key, holder) in exposed {
+            let slot = slot_of(key);
+            let Some(h) = self.members.values().find(|m| m.node.key == holder) else {
+                continue; // the member was deleted or came back as a new node
+            };
+            if h.running && !h.node.holds(slot, key) {
+                continue;
+            }
+            let backed_up = self.members.values().any(|r| {
+                r.running
+                    && r.node.master == Some(holder)
+                    && r.node.synced
+                    && r.node.holds(slot, key)
+            });
+            if !backed_up {
+                self.exposed.insert(key, holder);
+            }
+        }
+    }
+
+    fn node_state(&mut self, o: Ordinal, open_anywhere: &BTreeSet<u16>) -> NodeState {
         let cluster_ok = self.cluster_ok(o);
         let ids = self.ids.clone();
         let id = |k: NodeKey| ids.get(k as usize).cloned().unwrap_or_default();
@@ -255,10 +356,14 @@ impl Cluster {
                 open_slots: Vec::new(),
             });
         }
-        let open_slot_keys = n
-            .migrating
-            .keys()
-            .chain(n.importing.keys())
+        // `COUNTKEYSINSLOT` of every slot open anywhere in the cluster, as the real observer
+        // reports it: a node's own open slots always, other open slots only where the node
+        // holds keys of them (masters and replicas alike), to keep observations small.
+        let open_slot_keys = open_anywhere
+            .iter()
+            .filter(|s| {
+                n.keys_in(**s) > 0 || n.migrating.contains_key(s) || n.importing.contains_key(s)
+            })
             .map(|s| (*s, n.keys_in(*s) as u64))
             .collect();
         NodeState {

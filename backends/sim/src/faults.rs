@@ -1,6 +1,6 @@
 //! Seeded faults: what goes wrong around the operator, and what goes wrong with it.
 
-use crate::apply::StepBudget;
+use crate::apply::{MidSlotKill, StepBudget, Victim};
 use crate::client::Client;
 use crate::cluster::Cluster;
 use crate::rng::Rng;
@@ -22,6 +22,31 @@ pub struct FaultRates {
     pub duplicate_effect: u32,
     /// Per multi-step effect: the operator dies in the middle of it.
     pub interrupt_migration: u32,
+    /// Per multi-step effect (`MigrateSlots`, `MoveStrayKeys`): the node sending the keys is
+    /// killed (SIGKILL) in the middle of a slot, right after a `MIGRATE` batch.
+    pub kill_migration_source: u32,
+    /// Per multi-step effect (exclusive with the source's): the node receiving the keys is
+    /// killed in the middle of a slot.
+    pub kill_migration_target: u32,
+}
+
+impl FaultRates {
+    /// No fault at all (build on it with struct update syntax).
+    pub fn none() -> Self {
+        Self {
+            crash: 0,
+            replica_restart: 0,
+            ip_change: 0,
+            lose_nodes_conf: 0,
+            partition: 0,
+            operator_crash: 0,
+            drop_effect: 0,
+            duplicate_effect: 0,
+            interrupt_migration: 0,
+            kill_migration_source: 0,
+            kill_migration_target: 0,
+        }
+    }
 }
 
 impl Default for FaultRates {
@@ -36,6 +61,8 @@ impl Default for FaultRates {
             drop_effect: 30,
             duplicate_effect: 30,
             interrupt_migration: 80,
+            kill_migration_source: 10,
+            kill_migration_target: 10,
         }
     }
 }
@@ -123,6 +150,8 @@ pub fn inject_environment(
     {
         m.has_nodes_conf = false;
         count(counts, "lose_nodes_conf");
+        // With persistence the dataset was on that volume too.
+        client.account_losses(cluster);
     }
     match partition.until_step {
         Some(until) if step >= until => {
@@ -149,10 +178,13 @@ pub fn inject_environment(
 }
 
 /// What the faulty operator actually executes of a decision: a prefix (it may die), with
-/// effects dropped or doubled, and a step budget that may interrupt a migration midway.
+/// effects dropped or doubled, and a step budget that may interrupt a migration midway or
+/// kill one of its ends mid-slot. Kills are drawn from `kill_rng`, their own stream, so that
+/// enabling them leaves every other fault of a seed where it was.
 pub fn mangle_effects(
     effects: &[Effect],
     rng: &mut Rng,
+    kill_rng: &mut Rng,
     rates: &FaultRates,
     counts: &mut FaultCounts,
 ) -> Vec<(Effect, StepBudget)> {
@@ -172,14 +204,15 @@ pub fn mangle_effects(
             e,
             Effect::MigrateSlots { .. } | Effect::MoveStrayKeys { .. }
         );
-        let budget = if multi && rng.chance(rates.interrupt_migration) {
+        let mut budget = if multi && rng.chance(rates.interrupt_migration) {
             count(counts, "interrupt_migration");
-            StepBudget {
-                left: Some(rng.below(40) as u32),
-            }
+            StepBudget::interrupt_after(rng.below(40) as u32)
         } else {
             StepBudget::unlimited()
         };
+        if multi {
+            budget.kill = plan_kill(kill_rng, rates);
+        }
         let interrupted = budget.left.is_some();
         out.push((e.clone(), budget));
         if interrupted {
@@ -191,4 +224,23 @@ pub fn mangle_effects(
         }
     }
     out
+}
+
+/// Whether a migration effect gets a mid-slot kill, of which end, and after how many mid-slot
+/// points (0-2: early in the effect, while the first slots that hold keys are moving). The
+/// kill is counted when it happens: an effect refused before any batch never reaches one.
+fn plan_kill(rng: &mut Rng, rates: &FaultRates) -> Option<MidSlotKill> {
+    let draw = rng.below(1000);
+    let source = u64::from(rates.kill_migration_source);
+    let victim = if draw < source {
+        Victim::Source
+    } else if draw < source + u64::from(rates.kill_migration_target) {
+        Victim::Target
+    } else {
+        return None;
+    };
+    Some(MidSlotKill {
+        after: rng.below(3) as u32,
+        victim,
+    })
 }

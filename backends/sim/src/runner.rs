@@ -2,10 +2,11 @@
 //! faults, every decision is checked for safety, and after the faults stop the cluster must
 //! converge to the desired shape without losing an acknowledged write.
 
-use crate::apply::StepBudget;
-use crate::client::Client;
+use crate::apply::{ApplyError, StepBudget, Victim};
+use crate::client::{Client, slot_of};
 use crate::cluster::Cluster;
 use crate::faults::{self, FaultCounts, FaultRates, Partition};
+use crate::node::NodeKey;
 use crate::rng::Rng;
 use engine::invariants::{check_converged, check_decision};
 use engine::trace::TraceRecord;
@@ -27,6 +28,17 @@ pub struct SimConfig {
     pub writes_per_step: u32,
     /// At most this many spec changes during the fault window.
     pub max_spec_changes: u32,
+    /// At least this many (when `max_spec_changes` allows).
+    pub min_spec_changes: u32,
+    /// Chance, per mille, that a spec change is to the number of masters (a scale-out or
+    /// scale-in, which moves slots) rather than to the number of replicas.
+    pub masters_change_per_mille: u32,
+    /// Replicas per master of the initial spec and of later changes: drawn in this range.
+    pub replicas: (u32, u32),
+    /// Chance, per mille, that the seed's spec asks for persistence.
+    pub persistent_per_mille: u32,
+    /// Keys per `MIGRATE` batch.
+    pub migrate_batch: usize,
     pub faults: bool,
     pub rates: FaultRates,
     /// Where a failing seed's trace goes (`seed-<S>.jsonl`).
@@ -42,6 +54,11 @@ impl Default for SimConfig {
             node_timeout_ms: 3000,
             writes_per_step: 3,
             max_spec_changes: 3,
+            min_spec_changes: 0,
+            masters_change_per_mille: 500,
+            replicas: (0, 2),
+            persistent_per_mille: 0,
+            migrate_batch: crate::apply::MIGRATE_BATCH,
             faults: true,
             rates: FaultRates::default(),
             failure_dir: PathBuf::from("target/sim-failures"),
@@ -52,15 +69,25 @@ impl Default for SimConfig {
 impl SimConfig {
     /// The defaults, adjusted by the environment the sweep examples read: `NOFAULTS=1` (spec
     /// changes only), `NOCHANGES=1` (no spec changes), `FAULT_STEPS=N` (the fault window; CI's
-    /// test uses 60).
+    /// test uses 60), `NOKILLS=1` (no mid-slot kill of a migration's source or target),
+    /// `MIDSLOT=1` (the mid-slot kill sweep's settings, see `SimConfig::midslot_kills`).
     pub fn from_env() -> Self {
         let set = |name: &str| std::env::var(name).is_ok();
+        let base = if set("MIDSLOT") {
+            Self::midslot_kills()
+        } else {
+            Self::default()
+        };
         let mut cfg = Self {
             faults: !set("NOFAULTS"),
-            ..Self::default()
+            ..base
         };
         if set("NOCHANGES") {
             cfg.max_spec_changes = 0;
+        }
+        if set("NOKILLS") {
+            cfg.rates.kill_migration_source = 0;
+            cfg.rates.kill_migration_target = 0;
         }
         if let Some(n) = std::env::var("FAULT_STEPS")
             .ok()
@@ -69,6 +96,30 @@ impl SimConfig {
             cfg.fault_steps = n;
         }
         cfg
+    }
+
+    /// The mid-slot kill sweep: scale-outs and scale-ins (1 to 3 changes of the number of
+    /// masters) with one or two replicas per master, a writer busy enough that most moved
+    /// slots hold keys, 2-key `MIGRATE` batches so a slot stays half-moved for several
+    /// batches, no fault but killing a migration's source or target mid-slot (on 3 in 4
+    /// migration effects), and persistence on 1 seed in 8.
+    pub fn midslot_kills() -> Self {
+        Self {
+            fault_steps: 60,
+            writes_per_step: 10,
+            min_spec_changes: 1,
+            max_spec_changes: 3,
+            masters_change_per_mille: 1000,
+            replicas: (1, 2),
+            persistent_per_mille: 125,
+            migrate_batch: 2,
+            rates: FaultRates {
+                kill_migration_source: 375,
+                kill_migration_target: 375,
+                ..FaultRates::none()
+            },
+            ..Self::default()
+        }
     }
 }
 
@@ -88,12 +139,75 @@ pub struct SimReport {
     pub ended_degraded: bool,
 }
 
+/// How a seed failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FailureKind {
+    /// `check_decision` found a violation.
+    UnsafeDecision,
+    /// Keys the operator had migrated to a node with no synced replica (the spec asking for
+    /// replicas) died with that node.
+    LostByOperator,
+    /// At the end, acknowledged keys not lost to faults were missing from their owners.
+    KeysMissing,
+    /// No `Ready` (or accepted `Degraded`) end within the settle steps.
+    NotConverged,
+}
+
+impl FailureKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::UnsafeDecision => "unsafe decision",
+            FailureKind::LostByOperator => "keys lost by the operator",
+            FailureKind::KeysMissing => "keys missing at the end",
+            FailureKind::NotConverged => "did not converge",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SimFailure {
     pub seed: u64,
     pub step: u32,
+    pub kind: FailureKind,
     pub message: String,
     pub trace_path: Option<PathBuf>,
+    /// Faults injected before the failure.
+    pub faults: FaultCounts,
+    /// Effects Redis refused before the failure, by kind.
+    pub refused_effects: BTreeMap<&'static str, u64>,
+    /// Acknowledged keys lost by the operator (`FailureKind::LostByOperator`) or missing at
+    /// the end (`FailureKind::KeysMissing`).
+    pub keys_lost: u64,
+}
+
+/// Why `simulate` stopped early.
+#[derive(Debug, Clone)]
+struct Stop {
+    step: u32,
+    kind: FailureKind,
+    message: String,
+    faults: FaultCounts,
+    refused: BTreeMap<&'static str, u64>,
+    keys_lost: u64,
+}
+
+impl Stop {
+    fn new(
+        (faults, refused): (&FaultCounts, &BTreeMap<&'static str, u64>),
+        step: u32,
+        kind: FailureKind,
+        message: String,
+        keys_lost: u64,
+    ) -> Self {
+        Self {
+            step,
+            kind,
+            message,
+            faults: faults.clone(),
+            refused: refused.clone(),
+            keys_lost,
+        }
+    }
 }
 
 impl fmt::Display for SimFailure {
@@ -116,8 +230,7 @@ impl SimFailure {
     /// A safety violation (an unsafe decision, or an acknowledged write lost), as opposed to
     /// a liveness one (the cluster did not converge in time).
     pub fn is_safety(&self) -> bool {
-        self.message.starts_with("unsafe decision")
-            || self.message.contains("acknowledged key(s) lost")
+        self.kind != FailureKind::NotConverged
     }
 }
 
@@ -127,15 +240,19 @@ pub fn run_seed(seed: u64, cfg: &SimConfig) -> Result<SimReport, SimFailure> {
     let mut sink = None;
     match simulate(seed, cfg, &mut sink) {
         Ok(r) => Ok(r),
-        Err((step, message)) => {
+        Err(stop) => {
             let mut records = Some(Vec::new());
             let _ = simulate(seed, cfg, &mut records);
             let trace_path = write_trace(cfg, seed, records.unwrap_or_default());
             Err(SimFailure {
                 seed,
-                step,
-                message,
+                step: stop.step,
+                kind: stop.kind,
+                message: stop.message,
                 trace_path,
+                faults: stop.faults,
+                refused_effects: stop.refused,
+                keys_lost: stop.keys_lost,
             })
         }
     }
@@ -144,7 +261,8 @@ pub fn run_seed(seed: u64, cfg: &SimConfig) -> Result<SimReport, SimFailure> {
 /// Runs one seed and returns its full trace, whatever the outcome.
 pub fn record_seed(seed: u64, cfg: &SimConfig) -> (Result<SimReport, String>, Vec<TraceRecord>) {
     let mut records = Some(Vec::new());
-    let r = simulate(seed, cfg, &mut records).map_err(|(step, m)| format!("step {step}: {m}"));
+    let r =
+        simulate(seed, cfg, &mut records).map_err(|s| format!("step {}: {}", s.step, s.message));
     (r, records.unwrap_or_default())
 }
 
@@ -166,12 +284,32 @@ pub struct Summary {
     pub seeds_run: u64,
     pub steps: u64,
     pub faults: BTreeMap<&'static str, u64>,
+    /// Seeds in which each kind of fault happened at least once.
+    pub seeds_with_fault: BTreeMap<&'static str, u64>,
+    /// Seeds in which a migration's source or target was killed mid-slot.
+    pub seeds_with_midslot_kill: u64,
     pub refused_effects: BTreeMap<&'static str, u64>,
     pub keys_acked: u64,
     pub keys_lost_to_faults: u64,
+    /// Keys lost by the operator (exposed on a node without a synced replica, then lost with
+    /// it), over the failing seeds.
+    pub keys_lost_to_operator: u64,
+    /// Keys missing at the end for no fault, over the failing seeds.
+    pub keys_missing: u64,
     /// Seeds that ended `Degraded` with slots lost for good (see `SimReport`).
     pub ended_degraded: u64,
     pub failures: Vec<SimFailure>,
+}
+
+impl Summary {
+    /// Failing seeds by kind.
+    pub fn failures_by_kind(&self) -> BTreeMap<FailureKind, Vec<u64>> {
+        let mut out: BTreeMap<FailureKind, Vec<u64>> = BTreeMap::new();
+        for f in &self.failures {
+            out.entry(f.kind).or_default().push(f.seed);
+        }
+        out
+    }
 }
 
 impl fmt::Display for Summary {
@@ -187,18 +325,52 @@ impl fmt::Display for Summary {
             self.ended_degraded,
             self.failures.len()
         )?;
+        writeln!(
+            f,
+            "keys lost by the operator (migrated to a node with no synced replica): {}; keys \
+             missing at the end: {}",
+            self.keys_lost_to_operator, self.keys_missing
+        )?;
+        for (kind, seeds) in self.failures_by_kind() {
+            let shown: Vec<String> = seeds.iter().take(10).map(ToString::to_string).collect();
+            writeln!(
+                f,
+                "{}: {} seed(s), e.g. {}",
+                kind.name(),
+                seeds.len(),
+                shown.join(" ")
+            )?;
+        }
         let faults: Vec<String> = self
             .faults
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         writeln!(f, "faults: {}", faults.join(" "))?;
+        writeln!(
+            f,
+            "seeds with a migration's source or target killed mid-slot: {}",
+            self.seeds_with_midslot_kill
+        )?;
         let refused: Vec<String> = self
             .refused_effects
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         write!(f, "effects refused by Redis: {}", refused.join(" "))
+    }
+}
+
+impl Summary {
+    fn add_faults(&mut self, faults: &FaultCounts) {
+        for (k, v) in faults {
+            *self.faults.entry(k).or_default() += v;
+            *self.seeds_with_fault.entry(k).or_default() += 1;
+        }
+        let kills = [Victim::Source, Victim::Target];
+        if kills.iter().any(|v| faults.contains_key(v.fault_kind())) {
+            self.seeds_with_midslot_kill += 1;
+        }
     }
 }
 
@@ -209,9 +381,7 @@ pub fn run_many(seeds: Range<u64>, cfg: &SimConfig) -> Summary {
         match run_seed(seed, cfg) {
             Ok(r) => {
                 s.steps += u64::from(r.steps);
-                for (k, v) in r.faults {
-                    *s.faults.entry(k).or_default() += v;
-                }
+                s.add_faults(&r.faults);
                 for (k, v) in r.refused_effects {
                     *s.refused_effects.entry(k).or_default() += v;
                 }
@@ -221,6 +391,15 @@ pub fn run_many(seeds: Range<u64>, cfg: &SimConfig) -> Summary {
             }
             Err(f) => {
                 s.steps += u64::from(f.step);
+                s.add_faults(&f.faults);
+                for (k, v) in &f.refused_effects {
+                    *s.refused_effects.entry(k).or_default() += v;
+                }
+                match f.kind {
+                    FailureKind::LostByOperator => s.keys_lost_to_operator += f.keys_lost,
+                    FailureKind::KeysMissing => s.keys_missing += f.keys_lost,
+                    _ => {}
+                }
                 s.failures.push(f);
             }
         }
@@ -229,13 +408,23 @@ pub fn run_many(seeds: Range<u64>, cfg: &SimConfig) -> Summary {
 }
 
 /// The initial spec and its later changes, all drawn from the seed.
-fn pick_spec(rng: &mut Rng, node_timeout_ms: u64) -> Desired {
-    let mut d = Desired::new(rng.range(3, 6) as u32, rng.range(0, 2) as u32);
-    d.node_timeout_ms = node_timeout_ms;
+fn pick_spec(rng: &mut Rng, cfg: &SimConfig) -> Desired {
+    let (lo, hi) = cfg.replicas;
+    let mut d = Desired::new(
+        rng.range(3, 6) as u32,
+        rng.range(u64::from(lo), u64::from(hi)) as u32,
+    );
+    d.node_timeout_ms = cfg.node_timeout_ms;
     d
 }
 
-type StepResult<T> = Result<T, (u32, String)>;
+/// A stream of its own for what later versions added (persistence, mid-slot kills), so that
+/// a seed keeps every earlier draw, and its old runs reproduce, when those are off.
+fn extra_rng(seed: u64) -> Rng {
+    Rng::new(crate::rng::mix(seed ^ 0x6d69_6473_6c6f_7421))
+}
+
+type StepResult<T> = Result<T, Stop>;
 
 /// Steps after the faults stop before a `Degraded` end is accepted: failovers and restarts
 /// still under way must have had their chance.
@@ -275,13 +464,20 @@ fn simulate(
 ) -> StepResult<SimReport> {
     let mut rng = Rng::new(seed);
     let mut fault_rng = rng.fork();
+    let mut kill_rng = extra_rng(seed);
     let mut cluster = Cluster::new(rng.next_u64(), cfg.node_timeout_ms);
     let mut client = Client::default();
-    let mut desired = pick_spec(&mut rng, cfg.node_timeout_ms);
+    let mut desired = pick_spec(&mut rng, cfg);
+    desired.persistent = kill_rng.chance(cfg.persistent_per_mille);
+    cluster.persistent = desired.persistent;
+    cluster.migrate_batch = cfg.migrate_batch;
     let changes = if cfg.max_spec_changes == 0 {
         0
     } else {
-        rng.range(0, u64::from(cfg.max_spec_changes))
+        rng.range(
+            u64::from(cfg.min_spec_changes.min(cfg.max_spec_changes)),
+            u64::from(cfg.max_spec_changes),
+        )
     };
     let mut change_steps: Vec<u32> = (0..changes)
         .map(|_| rng.range(10, u64::from(cfg.fault_steps.max(11))) as u32)
@@ -308,10 +504,11 @@ fn simulate(
         }
         if change_steps.first() == Some(&step) {
             change_steps.remove(0);
-            if rng.chance(500) {
+            if rng.chance(cfg.masters_change_per_mille) {
                 desired.masters = rng.range(3, 6) as u32;
             } else {
-                desired.replicas = rng.range(0, 2) as u32;
+                let (lo, hi) = cfg.replicas;
+                desired.replicas = rng.range(u64::from(lo), u64::from(hi)) as u32;
             }
         }
         let obs = cluster.observe();
@@ -344,7 +541,13 @@ fn simulate(
         }
         if !violations.is_empty() {
             let m: Vec<String> = violations.iter().map(ToString::to_string).collect();
-            return Err((step, format!("unsafe decision: {}", m.join("; "))));
+            return Err(Stop::new(
+                (&counts, &refused),
+                step,
+                FailureKind::UnsafeDecision,
+                format!("unsafe decision: {}", m.join("; ")),
+                0,
+            ));
         }
         if converged || degraded_for_good {
             let missing = client.missing(&mut cluster);
@@ -354,13 +557,16 @@ fn simulate(
                     .take(5)
                     .map(|(k, s)| format!("key {k} (slot {s})"))
                     .collect();
-                return Err((
+                return Err(Stop::new(
+                    (&counts, &refused),
                     step,
+                    FailureKind::KeysMissing,
                     format!(
                         "{} acknowledged key(s) lost, e.g. {}",
                         missing.len(),
                         first.join(", ")
                     ),
+                    missing.len() as u64,
                 ));
             }
             return Ok(SimReport {
@@ -375,20 +581,35 @@ fn simulate(
             });
         }
         let plan = if faulty {
-            faults::mangle_effects(&effects, &mut fault_rng, &cfg.rates, &mut counts)
+            faults::mangle_effects(
+                &effects,
+                &mut fault_rng,
+                &mut kill_rng,
+                &cfg.rates,
+                &mut counts,
+            )
         } else {
             effects
                 .into_iter()
                 .map(|e| (e, StepBudget::unlimited()))
                 .collect()
         };
+        cluster.exposure_wanted = desired.replicas >= 1;
         for (effect, mut budget) in plan {
-            if let Err(e) = cluster.apply(&effect, &mut budget) {
-                if !matches!(e, crate::apply::ApplyError::Interrupted) {
-                    *refused.entry(effect.kind()).or_default() += 1;
+            match cluster.apply(&effect, &mut budget) {
+                Ok(()) => {}
+                Err(ApplyError::Interrupted) => break,
+                Err(ApplyError::Killed { victim, .. }) => {
+                    *counts.entry(victim.fault_kind()).or_default() += 1;
+                    client.account_losses(&cluster);
+                    // The executor's next command to the dead node fails: it stops here.
+                    break;
                 }
-                // The executor stops at the first failure and observes again.
-                break;
+                Err(_) => {
+                    *refused.entry(effect.kind()).or_default() += 1;
+                    // The executor stops at the first failure and observes again.
+                    break;
+                }
             }
         }
         // Effects can lose data too (a reset, a resync from an empty master): account only
@@ -409,6 +630,16 @@ fn simulate(
         }
         cluster.tick(cfg.step_ms);
         client.account_promotion_gaps(&mut cluster);
+        cluster.prune_exposure(slot_of);
+        if !client.lost_to_operator.is_empty() {
+            return Err(Stop::new(
+                (&counts, &refused),
+                step,
+                FailureKind::LostByOperator,
+                lost_by_operator(&cluster, &client, &desired),
+                client.lost_to_operator.len() as u64,
+            ));
+        }
         if let Some(key) = watch {
             watch_key(&cluster, &client, key, step);
         }
@@ -422,9 +653,13 @@ fn simulate(
         .iter()
         .map(ToString::to_string)
         .collect();
-    Err((
-        total,
-        format!(
+    Err(Stop {
+        step: total,
+        kind: FailureKind::NotConverged,
+        faults: counts,
+        refused,
+        keys_lost: 0,
+        message: format!(
             "did not converge within {} steps after faults stopped: phase {}, {} effect(s) pending ({}), {}",
             cfg.settle_steps,
             d.phase,
@@ -441,7 +676,37 @@ fn simulate(
                 why.join("; ")
             }
         ),
-    ))
+    })
+}
+
+/// The failure message for keys lost by the operator: which node held them, and why they
+/// count against the operator.
+fn lost_by_operator(cluster: &Cluster, client: &Client, desired: &Desired) -> String {
+    let mut by_holder: BTreeMap<NodeKey, Vec<u64>> = BTreeMap::new();
+    for (key, holder) in &client.lost_to_operator {
+        by_holder.entry(*holder).or_default().push(*key);
+    }
+    let holders: Vec<String> = by_holder
+        .iter()
+        .map(|(h, keys)| {
+            let who = cluster
+                .ordinal_of(*h)
+                .map_or_else(|| cluster.id(*h).to_string(), |o| format!("#{o}"));
+            let first: Vec<String> = keys
+                .iter()
+                .take(3)
+                .map(|k| format!("key {k} (slot {})", slot_of(*k)))
+                .collect();
+            format!("{} on {who}, e.g. {}", keys.len(), first.join(", "))
+        })
+        .collect();
+    format!(
+        "{} acknowledged key(s) lost by the operator: migrated to a master with no synced \
+         replica (the spec asks for {} replica(s)), then lost with it: {}",
+        client.lost_to_operator.len(),
+        desired.replicas,
+        holders.join("; ")
+    )
 }
 
 fn watch_slot(cluster: &Cluster, slot: u16, step: u32) {

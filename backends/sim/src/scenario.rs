@@ -156,7 +156,7 @@ pub fn interrupted_migration() -> Vec<TraceRecord> {
                         .map(|e| (e, StepBudget::unlimited()))
                         .collect();
                     // importing, migrating, one MIGRATE batch: then the operator dies.
-                    plan.push((effects[i].clone(), StepBudget { left: Some(3) }));
+                    plan.push((effects[i].clone(), StepBudget::interrupt_after(3)));
                     plan
                 }
                 _ => effects
