@@ -4,7 +4,7 @@
 use crate::effect::{Effect, FailoverMode};
 use crate::model::Ordinal;
 use crate::slots::to_ranges;
-use crate::work::{Kind, Work};
+use crate::work::{Kind, ReplicaFor, Work};
 use crate::world::{OpenSlotState, World};
 
 /// Slots left migrating or importing by an interrupted move, repaired as `redis-cli --cluster
@@ -136,9 +136,11 @@ fn repair_slot(
         return;
     };
 
-    // Importing nodes whose view still names another owner are told the owner first.
+    // Importing nodes whose view still names another owner are told the owner first, when
+    // no other live master claims the slot (two live claimants: epochs decide, not us).
+    let contested = w.live_claimants(slot).iter().any(|c| *c != owner_id);
     for &(ord, _, _) in &st.importing {
-        if ord != owner_ord && w.view_owner(ord, slot) != Some(owner_id) {
+        if !contested && ord != owner_ord && w.view_owner(ord, slot) != Some(owner_id) {
             out.effects.push(Effect::SetSlotOwner {
                 on: ord,
                 slot,
@@ -206,31 +208,51 @@ fn repair_slot(
         .chain(&st.importing)
         .find(|(o, _, _)| *o == owner_ord);
     let owner_migrates = st.migrating.iter().any(|(o, _, _)| *o == owner_ord);
-    match (owner_migrates, holders.as_slice()) {
-        (true, [holder]) => {
-            let Some(to_id) = id_of(*holder) else { return };
-            out.moves.push(Effect::MigrateSlots {
-                from: owner_ord,
-                from_id: owner_id.to_string(),
-                to: *holder,
-                to_id: to_id.to_string(),
-                slots: to_ranges([slot]),
+    // Where the keys end up: on a node with a synced replica when there is a choice (a node
+    // without one would take them along if it died, which is why the move was held back in
+    // the first place); a holder without one gets a replica first.
+    let protected =
+        |o: Ordinal| w.desired.replicas == 0 || id_of(o).is_some_and(|id| w.has_synced_replica(id));
+    let finish_towards = |out: &mut Repair, holder: Ordinal| {
+        let Some(to_id) = id_of(holder) else { return };
+        out.moves.push(Effect::MigrateSlots {
+            from: owner_ord,
+            from_id: owner_id.to_string(),
+            to: holder,
+            to_id: to_id.to_string(),
+            slots: to_ranges([slot]),
+        });
+        empty_markers(out, Some(holder));
+    };
+    let bring_home = |out: &mut Repair, holders: &[Ordinal]| {
+        for &holder in holders {
+            out.moves.push(Effect::MoveStrayKeys {
+                from: holder,
+                to: owner_ord,
+                to_id: owner_id.to_string(),
+                slot,
             });
-            empty_markers(out, Some(*holder));
         }
+        empty_markers(out, None);
+    };
+    match (owner_migrates, holders.as_slice()) {
+        (_, [holder]) if protected(*holder) => finish_towards(out, *holder),
+        (false, [_]) if protected(owner_ord) => bring_home(out, &holders),
+        (_, [holder]) => match crate::work::replica_for(w, id_of(*holder)) {
+            Some(ReplicaFor::Attach(effect)) => {
+                out.effects.push(effect);
+                out.waiting.push(slot);
+            }
+            Some(ReplicaFor::Syncing) => out.waiting.push(slot),
+            // No node can become its replica: the keys are no safer anywhere else.
+            None => finish_towards(out, *holder),
+        },
         (true, [_, _, ..]) => degraded.push(format!(
-            "keys of slot {slot} sit on several nodes while its owner #{owner_ord} migrates it;              it needs a manual repair"
+            "keys of slot {slot} sit on several nodes while its owner #{owner_ord} migrates \
+             it; it needs a manual repair"
         )),
         (false, _) => {
-            for &holder in &holders {
-                out.moves.push(Effect::MoveStrayKeys {
-                    from: holder,
-                    to: owner_ord,
-                    to_id: owner_id.to_string(),
-                    slot,
-                });
-            }
-            empty_markers(out, None);
+            bring_home(out, &holders);
             // The owner importing its own slot (a half-applied SETSLOT NODE): close it once
             // nothing is elsewhere.
             if owner_marker.is_some() && holders.is_empty() {

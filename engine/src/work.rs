@@ -819,6 +819,33 @@ fn protect_targets(w: &World, keep: &BTreeSet<&str>, targets: &[&str], kind: Kin
     ))
 }
 
+/// How a master that must hold keys gets its first replica.
+pub(crate) enum ReplicaFor {
+    /// Attach this node to it.
+    Attach(Effect),
+    /// One is attached and has not synced yet.
+    Syncing,
+}
+
+/// A replica for master `id` (every master's needs counted, so none is robbed), or `None`
+/// when no node can become one.
+pub(crate) fn replica_for(w: &World, id: Option<&str>) -> Option<ReplicaFor> {
+    let id = id?;
+    if w.has_attached_replica(id) {
+        return Some(ReplicaFor::Syncing);
+    }
+    let masters: BTreeSet<&str> = w
+        .slots_by_owner()
+        .keys()
+        .copied()
+        .chain(std::iter::once(id))
+        .collect();
+    replicas_of(w, &masters, &mut Vec::new())
+        .into_iter()
+        .find(|e| matches!(e, Effect::Replicate { master_id, .. } if master_id == id))
+        .map(ReplicaFor::Attach)
+}
+
 /// Replicas: every master that owns slots gets exactly `replicas` in-range replicas, taken
 /// from empty masters and from surplus replicas, preferring a host other than the master's.
 fn replicas(w: &World, degraded: &mut Vec<String>) -> Vec<Effect> {

@@ -438,6 +438,17 @@ impl<'a> World<'a> {
             .collect()
     }
 
+    /// Reachable masters whose own line claims `slot`.
+    pub fn live_claimants(&self, slot: u16) -> Vec<&'a str> {
+        self.reachable
+            .values()
+            .filter_map(|(_, _, s)| s.myself())
+            .filter(|me| me.master_id.is_none() && !me.flags.replica)
+            .filter(|me| me.slots.iter().any(|r| r.start <= slot && slot <= r.end))
+            .map(|me| me.id.as_str())
+            .collect()
+    }
+
     /// Some reachable node has a slot open towards or from `id`.
     pub fn named_by_open_slot(&self, id: &str) -> bool {
         self.reachable.values().any(|(_, _, s)| {
