@@ -674,7 +674,7 @@ def one_run(a, root, index, kind):
         return r
     finally:
         if not r.get("healed") or r.get("preloaded_lost") or r.get("acked_lost_other") or r.get("error"):
-            r["operator_log_tail"] = run.operator_log().splitlines()[-25:]
+            r["operator_log_tail"] = run.operator_log().splitlines()[-60:]
             if a.logs:
                 keep = os.path.join(a.logs, f"run-{index}")
                 os.makedirs(keep, exist_ok=True)
@@ -765,7 +765,9 @@ def main():
             if failed(r):
                 seen = []
                 for l in r.get("operator_log_tail", []):
-                    msg = l.split(" ", 1)[-1][:200]  # without the timestamp, to fold repeats
+                    if not (" WARN " in l or " ERROR " in l or l.startswith("[")):
+                        continue  # progress and address lines say nothing of what went wrong
+                    msg = l.split(" ", 1)[-1][:200] if l[:1].isdigit() else l[:200]  # folds repeats
                     if msg not in seen:
                         seen.append(msg)
                 for msg in seen[-4:]:
