@@ -675,7 +675,7 @@ def one_run(a, root, index, kind):
         return r
     finally:
         if not r.get("healed") or r.get("preloaded_lost") or r.get("acked_lost_other") or r.get("error"):
-            r["operator_log_tail"] = run.operator_log().splitlines()[-25:]
+            r["operator_log_tail"] = run.operator_log().splitlines()[-60:]
             if a.logs:
                 keep = os.path.join(a.logs, f"run-{index}")
                 os.makedirs(keep, exist_ok=True)
@@ -747,8 +747,9 @@ def main():
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    # SIGINT too: a shell starts a background job with SIGINT ignored, and Python then keeps it so.
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
 
     root = tempfile.mkdtemp(prefix="rop-nodeloss-")
     runs = []
@@ -767,7 +768,9 @@ def main():
             if failed(r):
                 seen = []
                 for l in r.get("operator_log_tail", []):
-                    msg = l.split(" ", 1)[-1][:200]  # without the timestamp, to fold repeats
+                    if not (" WARN " in l or " ERROR " in l or l.startswith("[")):
+                        continue  # progress and address lines say nothing of what went wrong
+                    msg = l.split(" ", 1)[-1][:200] if l[:1].isdigit() else l[:200]  # folds repeats
                     if msg not in seen:
                         seen.append(msg)
                 for msg in seen[-4:]:
