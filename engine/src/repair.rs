@@ -236,8 +236,8 @@ fn repair_slot(
         empty_markers(out, None);
     };
     match (owner_migrates, holders.as_slice()) {
-        (_, [holder]) if protected(*holder) => finish_towards(out, *holder),
         (false, [_]) if protected(owner_ord) => bring_home(out, &holders),
+        (_, [holder]) if protected(*holder) => finish_towards(out, *holder),
         (_, [holder]) => match crate::work::replica_for(w, id_of(*holder)) {
             Some(ReplicaFor::Attach(effect)) => {
                 out.effects.push(effect);

@@ -59,8 +59,10 @@ fn source_died_and_was_replaced() -> Observation {
     obs
 }
 
+/// The new owner #3 has no replica (its master died), the importer #6 has one: the move is
+/// finished towards #6, once #6 knows who owns the slot now.
 #[test]
-fn an_importing_node_whose_source_died_is_told_the_new_owner_before_its_keys_go_there() {
+fn an_importing_node_whose_source_died_is_told_the_new_owner_then_receives_the_rest_of_the_slot() {
     let d = decide(
         &Desired::new(4, 1),
         Phase::ScalingOut,
@@ -74,11 +76,12 @@ fn an_importing_node_whose_source_died_is_told_the_new_owner_before_its_keys_go_
                 slot: SLOT,
                 owner_id: id(3),
             },
-            Effect::MoveStrayKeys {
-                from: 6,
-                to: 3,
-                to_id: id(3),
-                slot: SLOT,
+            Effect::MigrateSlots {
+                from: 3,
+                from_id: id(3),
+                to: 6,
+                to_id: id(6),
+                slots: vec![SlotRange::single(SLOT)],
             },
         ],
     );
@@ -247,6 +250,20 @@ fn a_ghost_that_an_open_slot_still_names_is_not_forgotten_before_the_repair() {
     ghost.fail = true;
     nodes.push(ghost);
     let mut obs = observe(&nodes, false, 1_000);
+    obs.members.remove(&99);
+    let d = decide(&Desired::new(4, 1), Phase::Recovering, &obs);
+    // #7 holds the moved keys but has no replica: the dead target's member, back as an
+    // empty node, becomes one before the move is finished towards #7.
+    assert_effects(
+        &d,
+        &[Effect::Replicate {
+            on: 6,
+            master_id: id(7),
+        }],
+    );
+    // Synced: the move is finished towards #7.
+    nodes[6].master = Some(id(7));
+    let mut obs = observe(&nodes, false, 2_000);
     obs.members.remove(&99);
     let d = decide(&Desired::new(4, 1), Phase::Recovering, &obs);
     assert_effects(

@@ -51,7 +51,9 @@ async fn get(c: &Cluster, on: usize, key: &str) -> Option<String> {
 /// The source of a move dies, its replica takes the slot over, and the importing node keeps
 /// the dead source as owner (Redis applies no update to a slot a node imports): its
 /// `cluster_state` is `fail` and it refuses `MIGRATE` with `CLUSTERDOWN`. `SETSLOT NODE
-/// <new owner>` fixes its view and keeps its importing marker, so the keys can then be sent.
+/// <new owner>` fixes its view and keeps its importing marker, so the keys can then be sent
+/// home; the engine's own path, finishing the move from the new owner towards the importer,
+/// works from the same state (next test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_importing_node_whose_source_died_sends_its_keys_once_told_the_new_owner() {
     let mut c = Cluster::start(&[12120, 12121, 12122, 12123], 3, None).await;
@@ -248,4 +250,66 @@ async fn a_move_whose_target_died_is_finished_towards_the_node_holding_the_moved
             .as_ref()
             .is_some_and(|s| s.myself().unwrap().open_slots.is_empty())
     }));
+}
+
+/// The engine's path when the importer has a replica and the new owner has none: after the
+/// view fix, the move is finished from the promoted replica towards the importing node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_whose_source_died_is_finished_from_the_promoted_replica_towards_the_importer() {
+    let mut c = Cluster::start(&[12150, 12151, 12152, 12153], 3, None).await;
+    let slot = 9; // #0's; #3 replicates #0
+    let keys = keys_in_slot(slot, 200);
+    fill(&mut c.client(0, None).await, &keys[..100]).await;
+    setslot(&c, 2, slot, &["IMPORTING", &c.ids[0]]).await;
+    setslot(&c, 0, slot, &["MIGRATING", &c.ids[2]]).await;
+    for k in &keys[100..] {
+        asking_set(&c, 2, k, &format!("v-{k}")).await;
+    }
+    eventually(100, "the replica has the source's keys", || async {
+        dbsize(&c, 3).await == 100
+    })
+    .await;
+    c.nodes[0].kill();
+    let new = c.ids[3].clone();
+    eventually(300, "the replica owns the slot in #1's view", || async {
+        c.owners_of(slot).await[1].as_deref() == Some(new.as_str())
+    })
+    .await;
+    let ctx = c.ctx().await;
+    for effect in [
+        Effect::SetSlotOwner {
+            on: 2,
+            slot,
+            owner_id: new.clone(),
+        },
+        Effect::MigrateSlots {
+            from: 3,
+            from_id: new.clone(),
+            to: 2,
+            to_id: c.ids[2].clone(),
+            slots: ranges(&[slot]),
+        },
+    ] {
+        c.adapter.execute(&effect, &ctx).await.expect("repair step");
+    }
+    for k in &keys {
+        assert_eq!(
+            get(&c, 2, k).await.as_deref(),
+            Some(format!("v-{k}").as_str()),
+            "{k}"
+        );
+    }
+    let importer = c.ids[2].clone();
+    eventually(
+        100,
+        "every live node gives the slot to the importer",
+        || async {
+            c.owners_of(slot)
+                .await
+                .iter()
+                .skip(1)
+                .all(|o| o.as_deref() == Some(importer.as_str()))
+        },
+    )
+    .await;
 }

@@ -535,7 +535,7 @@ impl Cluster {
         tn.repl_offset += 1;
         self.mirror_slot(from, slot);
         self.mirror_slot(to, slot);
-        self.record_arrivals(to, &batch);
+        self.record_arrivals(from, to, &batch);
         Ok(batch)
     }
 

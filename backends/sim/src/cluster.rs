@@ -238,13 +238,16 @@ impl Cluster {
         })
     }
 
-    /// Records keys that just arrived on `to` by migration: exposed by the operator when
-    /// `to` has no synced replica and the spec asks for one; otherwise no longer exposed.
-    pub(crate) fn record_arrivals(&mut self, to: Ordinal, keys: &[u64]) {
+    /// Records keys that just arrived on `to` from `from` by migration: exposed by the
+    /// operator when `to` has no synced replica, the spec asks for one, and `from` had one (a
+    /// move between two masters without replicas, as when a cluster without replicas is
+    /// scaled in, leaves the keys as exposed as they were); otherwise no longer exposed.
+    pub(crate) fn record_arrivals(&mut self, from: Ordinal, to: Ordinal, keys: &[u64]) {
         let Some(tk) = self.members.get(&to).map(|m| m.node.key) else {
             return;
         };
-        let exposed = self.exposure_wanted && self.synced_replicas(to).is_empty();
+        let was_protected = !self.synced_replicas(from).is_empty();
+        let exposed = self.exposure_wanted && was_protected && self.synced_replicas(to).is_empty();
         for k in keys {
             if exposed {
                 self.exposed.insert(*k, tk);

@@ -768,12 +768,27 @@ fn killing_the_target_mid_slot_leaves_the_moved_keys_on_its_replica_with_no_mark
     assert_eq!(counts(1).get(&SLOT), None, "no key, not open: left out");
 }
 
+/// Only a move from a master with a copy to one without exposes keys: between two masters
+/// without replicas (a cluster scaled in from none) they stay as exposed as they were.
 #[test]
-fn keys_migrated_to_a_master_without_a_synced_replica_are_the_operators_loss_when_it_dies() {
+fn keys_migrated_between_masters_without_replicas_stay_a_faults_loss() {
     let mut c = cluster(3, 0);
     c.exposure_wanted = true;
     let mut client = Client::default();
+    plant(&mut c, &mut client, 0, SLOT, 3);
+    let e = migrate(&c, 0, 1, SLOT);
+    apply(&mut c, e).unwrap();
+    assert!(c.exposed.is_empty());
+}
+
+#[test]
+fn keys_migrated_to_a_master_without_a_synced_replica_are_the_operators_loss_when_it_dies() {
+    // #0 has its replica #3; #1 lost its replica #4: a move from #0 to #1 exposes the keys.
+    let mut c = cluster(3, 1);
+    c.exposure_wanted = true;
+    let mut client = Client::default();
     let keys = plant(&mut c, &mut client, 0, SLOT, 3);
+    c.kill(4);
     let e = migrate(&c, 0, 1, SLOT);
     apply(&mut c, e).unwrap();
     let holder = c.members[&1].node.key;
@@ -802,15 +817,16 @@ fn keys_lost_with_a_master_whose_replica_a_fault_killed_stay_the_faults_loss() {
 
 #[test]
 fn a_replica_that_syncs_the_migrated_keys_ends_their_exposure() {
-    let mut c = cluster(3, 0);
+    let mut c = cluster(3, 1);
     c.exposure_wanted = true;
     let mut client = Client::default();
     plant(&mut c, &mut client, 0, SLOT, 3);
+    c.kill(4);
     let e = migrate(&c, 0, 1, SLOT);
     apply(&mut c, e).unwrap();
     assert_eq!(c.exposed.len(), 3);
-    apply(&mut c, Effect::CreateNode { ordinal: 3 }).unwrap();
-    let ip = c.members[&3].ip();
+    apply(&mut c, Effect::CreateNode { ordinal: 6 }).unwrap();
+    let ip = c.members[&6].ip();
     apply(
         &mut c,
         Effect::Meet {
@@ -821,7 +837,7 @@ fn a_replica_that_syncs_the_migrated_keys_ends_their_exposure() {
     )
     .unwrap();
     let master_id = id(&c, 1);
-    apply(&mut c, Effect::Replicate { on: 3, master_id }).unwrap();
+    apply(&mut c, Effect::Replicate { on: 6, master_id }).unwrap();
     ticks(&mut c, 1);
     c.prune_exposure(redis_operator_sim::client::slot_of);
     assert!(c.exposed.is_empty());
