@@ -334,8 +334,9 @@ impl Cluster {
     }
 
     /// Replication, simplified: a replica whose link is up mirrors its master exactly (writes
-    /// are propagated synchronously at write time, see `client.rs`); a replica whose link
-    /// went down keeps its data and does a full resync when the link comes back.
+    /// are propagated synchronously at write time, see `client.rs`, and every tick, which
+    /// also carries a chained replica along); a replica whose link went down keeps its data
+    /// and does a full resync when the link comes back.
     fn replicate(&mut self) {
         let now = self.now_ms;
         // A master pings its linked replicas every tick (`repl-ping-replica-period`): its
@@ -344,16 +345,19 @@ impl Cluster {
             .ordinals()
             .into_iter()
             .filter(|o| {
+                let Some(m) = self.members.get(o).filter(|m| m.running) else {
+                    return false;
+                };
                 self.members.values().any(|r| {
                     r.running
                         && r.node.synced
-                        && r.node.master.is_some()
-                        && r.node.master.and_then(|mk| self.ordinal_of(mk)) == Some(*o)
+                        && r.node.master == Some(m.node.key)
+                        && self.can_talk(*o, r.ordinal)
                 })
             })
             .collect();
         for o in pinging {
-            if let Some(m) = self.members.get_mut(&o).filter(|m| m.running) {
+            if let Some(m) = self.members.get_mut(&o) {
                 m.node.repl_offset += 1;
             }
         }
@@ -374,12 +378,13 @@ impl Cluster {
                 continue;
             };
             match source {
+                // Every tick, not only at the first sync: a replica of a replica receives
+                // the stream its master receives (chained replication), which the writes'
+                // own propagation does not reach.
                 Some((keys, offset)) => {
-                    if !m.node.synced {
-                        m.node.keys = keys;
-                        m.node.synced = true;
-                    }
+                    m.node.keys = keys;
                     m.node.repl_offset = offset;
+                    m.node.synced = true;
                     m.node.last_sync_ms = Some(now);
                 }
                 None => m.node.synced = false,
