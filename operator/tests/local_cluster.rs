@@ -343,3 +343,55 @@ fn down_with_the_default_relative_state_dir_stops_every_node() {
         assert!(!alive, "node on {port} still running after down --purge");
     }
 }
+
+/// With no replica and no persistence a killed master comes back empty: that may be right for
+/// a cache, but it is never silent. Local mode warns at start, prints the loss with the
+/// master, its slots and the keys it held, and keeps reporting it.
+#[test]
+fn a_master_that_comes_back_empty_is_reported_as_data_lost() {
+    let mut c = LocalCluster::new("dataloss", 14700, 3, 0);
+    c.up_until_ready();
+    let mut client = c.cluster_client();
+    load_keys(&mut client, "d", 3_000);
+    c.start_operator();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = pid_of(&c.state_dir(), 1);
+    std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut log = String::new();
+    while std::time::Instant::now() < deadline {
+        log = c.operator_log();
+        if log.contains("DATA LOST") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        log.contains("warning: spec.replicas: 0 replicas without persistence"),
+        "{}",
+        tail(&log, 20)
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("DATA LOST"))
+        .unwrap_or_else(|| panic!("no data loss reported:\n{}", tail(&log, 30)));
+    assert!(line.contains("master #1"), "{line}");
+    assert!(line.contains("5462-10922"), "{line}");
+    let held: u64 = line
+        .split("the ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        (900..=1100).contains(&held),
+        "about a third of 3000 keys: {line}"
+    );
+    // The condition stays while the cluster serves again.
+    c.wait_ready(3, 0, WAIT);
+    let log = c.operator_log();
+    assert!(log.contains("DEGRADED: master #1"), "{}", tail(&log, 20));
+}

@@ -522,6 +522,15 @@ fn own_epoch(obs: &engine::Observation, ord: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bump_epoch_gives_the_master_the_highest_epoch_and_is_idempotent() {
     let c = Cluster::start(&[12100, 12101, 12102], 3, None).await;
+    // Fresh masters start on colliding epochs, which Redis settles over a few pings: bumping
+    // before that is done can be overtaken by the settling itself.
+    eventually(200, "every master on its own epoch", || async {
+        let obs = c.observe().await;
+        let epochs: std::collections::BTreeSet<u64> =
+            (0..3u32).map(|o| own_epoch(&obs, o)).collect();
+        epochs.len() == 3
+    })
+    .await;
     let obs = c.observe().await;
     let lowest = (0..3u32).min_by_key(|o| own_epoch(&obs, *o)).unwrap();
     let ctx = c.ctx().await;
