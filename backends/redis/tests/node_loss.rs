@@ -48,15 +48,10 @@ async fn get(c: &Cluster, on: usize, key: &str) -> Option<String> {
         .unwrap()
 }
 
-/// The source of a move dies, its replica takes the slot over, and the importing node keeps
-/// the dead source as owner (Redis applies no update to a slot a node imports): its
-/// `cluster_state` is `fail` and it refuses `MIGRATE` with `CLUSTERDOWN`. `SETSLOT NODE
-/// <new owner>` fixes its view and keeps its importing marker, so the keys can then be sent
-/// home; the engine's own path, finishing the move from the new owner towards the importer,
-/// works from the same state (next test).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_importing_node_whose_source_died_sends_its_keys_once_told_the_new_owner() {
-    let mut c = Cluster::start(&[12120, 12121, 12122, 12123], 3, None).await;
+/// Three masters and #3 replicating #0; slot 9 half moved from #0 to #2 (100 keys each
+/// side, #3 holding #0's), then #0 killed.
+async fn source_killed_mid_slot(ports: &[u16]) -> (Cluster, u16, Vec<String>) {
+    let mut c = Cluster::start(ports, 3, None).await;
     let slot = 9; // #0's; #3 replicates #0
     let keys = keys_in_slot(slot, 200);
     fill(&mut c.client(0, None).await, &keys[..100]).await;
@@ -69,8 +64,19 @@ async fn an_importing_node_whose_source_died_sends_its_keys_once_told_the_new_ow
         dbsize(&c, 3).await == 100
     })
     .await;
-
     c.nodes[0].kill();
+    (c, slot, keys)
+}
+
+/// The source of a move dies, its replica takes the slot over, and the importing node keeps
+/// the dead source as owner (Redis applies no update to a slot a node imports): its
+/// `cluster_state` is `fail` and it refuses `MIGRATE` with `CLUSTERDOWN`. `SETSLOT NODE
+/// <new owner>` fixes its view and keeps its importing marker, so the keys can then be sent
+/// home; the engine's own path, finishing the move from the new owner towards the importer,
+/// works from the same state (next test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_importing_node_whose_source_died_sends_its_keys_once_told_the_new_owner() {
+    let (c, slot, keys) = source_killed_mid_slot(&[12120, 12121, 12122, 12123]).await;
     let (old, new) = (c.ids[0].clone(), c.ids[3].clone());
     eventually(300, "the replica owns the slot in #1's view", || async {
         c.owners_of(slot).await[1].as_deref() == Some(new.as_str())
@@ -256,20 +262,7 @@ async fn a_move_whose_target_died_is_finished_towards_the_node_holding_the_moved
 /// view fix, the move is finished from the promoted replica towards the importing node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_whose_source_died_is_finished_from_the_promoted_replica_towards_the_importer() {
-    let mut c = Cluster::start(&[12150, 12151, 12152, 12153], 3, None).await;
-    let slot = 9; // #0's; #3 replicates #0
-    let keys = keys_in_slot(slot, 200);
-    fill(&mut c.client(0, None).await, &keys[..100]).await;
-    setslot(&c, 2, slot, &["IMPORTING", &c.ids[0]]).await;
-    setslot(&c, 0, slot, &["MIGRATING", &c.ids[2]]).await;
-    for k in &keys[100..] {
-        asking_set(&c, 2, k, &format!("v-{k}")).await;
-    }
-    eventually(100, "the replica has the source's keys", || async {
-        dbsize(&c, 3).await == 100
-    })
-    .await;
-    c.nodes[0].kill();
+    let (c, slot, keys) = source_killed_mid_slot(&[12150, 12151, 12152, 12153]).await;
     let new = c.ids[3].clone();
     eventually(300, "the replica owns the slot in #1's view", || async {
         c.owners_of(slot).await[1].as_deref() == Some(new.as_str())
