@@ -140,7 +140,16 @@ fn repair_slot(
     // no other live master claims the slot (two live claimants: epochs decide, not us).
     let contested = w.live_claimants(slot).iter().any(|c| *c != owner_id);
     for &(ord, _, _) in &st.importing {
-        if !contested && ord != owner_ord && w.view_owner(ord, slot) != Some(owner_id) {
+        // Redis refuses `SETSLOT NODE` towards a node its view still holds for a replica
+        // (a promotion not heard of yet): gossip brings it within a ping, so wait for it.
+        let knows_owner_as_master = w
+            .view(ord, owner_id)
+            .is_some_and(|e| e.master_id.is_none() && !e.flags.replica);
+        if !contested
+            && knows_owner_as_master
+            && ord != owner_ord
+            && w.view_owner(ord, slot) != Some(owner_id)
+        {
             out.effects.push(Effect::SetSlotOwner {
                 on: ord,
                 slot,

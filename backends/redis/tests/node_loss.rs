@@ -82,11 +82,17 @@ async fn an_importing_node_whose_source_died_sends_its_keys_once_told_the_new_ow
         c.owners_of(slot).await[1].as_deref() == Some(new.as_str())
     })
     .await;
-    eventually(100, "#2 sees the dead source fail", || async {
-        let obs = c.observe().await;
-        let s = obs.members[&2].redis.clone().unwrap();
-        !s.cluster_ok && s.view_of(&old).is_some_and(|n| n.flags.fail)
-    })
+    eventually(
+        100,
+        "#2 sees the dead source fail and its replica promoted",
+        || async {
+            let obs = c.observe().await;
+            let s = obs.members[&2].redis.clone().unwrap();
+            !s.cluster_ok
+                && s.view_of(&old).is_some_and(|n| n.flags.fail)
+                && s.view_of(&new).is_some_and(|n| n.master_id.is_none())
+        },
+    )
     .await;
     assert_eq!(c.owners_of(slot).await[2].as_deref(), Some(old.as_str()));
 
@@ -266,6 +272,14 @@ async fn a_move_whose_source_died_is_finished_from_the_promoted_replica_towards_
     let new = c.ids[3].clone();
     eventually(300, "the replica owns the slot in #1's view", || async {
         c.owners_of(slot).await[1].as_deref() == Some(new.as_str())
+    })
+    .await;
+    eventually(100, "#2 knows the replica was promoted", || async {
+        c.observe().await.members[&2]
+            .redis
+            .as_ref()
+            .and_then(|s| s.view_of(&new).map(|n| n.master_id.is_none()))
+            .unwrap_or(false)
     })
     .await;
     let ctx = c.ctx().await;
