@@ -526,7 +526,13 @@ fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
             .ordinal
             .and_then(|o| w.obs.members.get(&o))
             .is_none_or(|m| !m.running);
-        if !majority && process_gone && down_for > 4 * timeout {
+        // Redis never elects a replica whose own view gives its master no slot (a target
+        // that died right after `SETSLOT NODE`, before it pinged its replica): FORCE would be
+        // accepted and ignored for ever, so such a replica takes over, once the master's
+        // process is known to be gone.
+        let replica_sees_no_slot = w.view(*best, id).is_some_and(|e| e.slots.is_empty());
+        let no_election = process_gone && replica_sees_no_slot && n.failed;
+        if no_election || (!majority && process_gone && down_for > 4 * timeout) {
             effects.push(Effect::Failover {
                 on: *best,
                 mode: FailoverMode::Takeover,

@@ -304,3 +304,35 @@ fn a_slot_the_views_route_to_a_master_that_does_not_claim_it_is_taken_by_that_ma
         }],
     );
 }
+
+/// #6 died right after taking a slot with `SETSLOT NODE`, before it pinged its replica #7: every
+/// view gives #6 the slot except #7's, and Redis never elects a replica whose view gives its
+/// master no slot. With #6's process gone, #7 takes over.
+#[test]
+fn the_replica_of_a_dead_master_whose_slots_it_never_heard_of_takes_over() {
+    let mut nodes = scaling_out();
+    let split = even_split(3);
+    nodes[0].slots = vec![SlotRange::new(split[0].start + 1, split[0].end)];
+    nodes[6].slots = vec![SlotRange::single(split[0].start)];
+    nodes[6].running = false;
+    nodes[6].fail = true;
+    nodes[6].keys = 3;
+    nodes[7].keys = 3;
+    let mut obs = observe(&nodes, false, 1_000);
+    let view_of_7 = obs.members.get_mut(&7).unwrap().redis.as_mut().unwrap();
+    for e in &mut view_of_7.nodes {
+        if e.id == id(6) {
+            e.slots.clear();
+        } else if e.id == id(0) {
+            e.slots = vec![split[0]];
+        }
+    }
+    let d = decide(&Desired::new(4, 1), Phase::Recovering, &obs);
+    assert_effects(
+        &d,
+        &[Effect::Failover {
+            on: 7,
+            mode: FailoverMode::Takeover,
+        }],
+    );
+}
