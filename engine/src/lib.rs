@@ -31,7 +31,10 @@ pub mod planner;
 pub fn decide(desired: &Desired, phase_hint: Phase, observation: &Observation) -> Decision {
     lifecycle::decide(desired, phase_hint, observation)
 }
+mod claims;
+mod failover;
 mod repair;
+mod replicas;
 mod restart;
 mod work;
 mod world;

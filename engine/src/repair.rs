@@ -3,8 +3,9 @@
 
 use crate::effect::{Effect, FailoverMode};
 use crate::model::Ordinal;
+use crate::replicas::{ReplicaFor, replica_for};
 use crate::slots::to_ranges;
-use crate::work::{Kind, ReplicaFor, Work};
+use crate::work::{Kind, Work};
 use crate::world::{OpenSlotState, World};
 
 /// Slots left migrating or importing by an interrupted move, repaired as `redis-cli --cluster
@@ -247,7 +248,7 @@ fn repair_slot(
     match (owner_migrates, holders.as_slice()) {
         (false, [_]) if protected(owner_ord) => bring_home(out, &holders),
         (_, [holder]) if protected(*holder) => finish_towards(out, *holder),
-        (_, [holder]) => match crate::work::replica_for(w, id_of(*holder)) {
+        (_, [holder]) => match replica_for(w, id_of(*holder)) {
             Some(ReplicaFor::Attach(effect)) => {
                 out.effects.push(effect);
                 out.waiting.push(slot);

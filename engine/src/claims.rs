@@ -1,0 +1,160 @@
+//! Slot claims the views disagree on and will not settle by themselves: a claim some view can
+//! never accept (an older owner's equal or higher epoch), and a slot the views route to a
+//! master that does not claim it.
+
+use crate::effect::Effect;
+use crate::model::Ordinal;
+use crate::restart::epoch_bump_for;
+use crate::work::{Kind, Work};
+use crate::world::World;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Views that will never accept a claim: master X alone claims slot s, but some view still
+/// gives s to Y, a live node that gave it away or a ghost, under an epoch at least X's. Redis takes a
+/// slot only for a strictly newer epoch, so that view never changes (it happens when Y's
+/// epoch rose, through a collision or another move, before the view heard X's claim), and
+/// the UPDATE it sends back can even take the slot from X. X bumps its epoch, as `redis-cli
+/// --cluster fix` does for a slot with several owners. Never when two live masters claim a
+/// slot, nor in favour of a stale claim over a node that is down: that could undo a failover.
+pub(crate) fn outdated_claims(w: &World) -> Option<Work> {
+    if w.slots_agreed {
+        return None;
+    }
+    let mut claimant: Vec<Option<(&str, u64)>> = vec![None; usize::from(crate::slots::SLOT_COUNT)];
+    for (_, _, state) in w.reachable.values() {
+        let me = state.myself()?;
+        if !me.open_slots.is_empty() {
+            return None; // an interrupted move: `repair_open_slots` first
+        }
+        if me.master_id.is_some() || me.flags.replica {
+            continue;
+        }
+        for s in crate::slots::expand(&me.slots) {
+            let c = claimant.get_mut(usize::from(s))?;
+            if c.is_some() {
+                return None; // two live claimants: epochs decide, not the operator
+            }
+            *c = Some((me.id.as_str(), me.config_epoch));
+        }
+    }
+    // With persistence, a node that is down may come back with its data and may be the
+    // rightful owner (a replica that won an election): its listings are left alone. A ghost, an id no member runs any more (its
+    // member came back under a new id), never returns; but while some member is down and
+    // unrecognisable, any unknown id might be that member.
+    let down: BTreeSet<&str> = w
+        .id_of
+        .iter()
+        .filter(|(o, _)| !w.reachable.contains_key(o))
+        .map(|(_, id)| *id)
+        .collect();
+    let unidentified = w
+        .obs
+        .members
+        .keys()
+        .any(|o| !w.reachable.contains_key(o) && !w.id_of.contains_key(o));
+    let known: BTreeSet<&str> = w.id_of.values().copied().collect();
+    // Without persistence a node that is down comes back empty: its claims protect nothing.
+    let may_return = |id: &str| {
+        w.desired.persistent && (down.contains(id) || (unidentified && !known.contains(id)))
+    };
+    let mut bump: BTreeSet<&str> = BTreeSet::new();
+    for (_, _, state) in w.reachable.values() {
+        for e in &state.nodes {
+            if e.flags.myself || e.flags.replica || may_return(&e.id) {
+                continue;
+            }
+            for s in crate::slots::expand(&e.slots) {
+                if let Some(Some((x, epoch))) = claimant.get(usize::from(s))
+                    && *x != e.id
+                    && e.config_epoch >= *epoch
+                {
+                    bump.insert(x);
+                }
+            }
+        }
+    }
+    // Through `epoch_bump_for`: a claimant already at the current epoch would answer STILL.
+    let effects: Vec<Effect> = bump
+        .iter()
+        .filter_map(|id| w.ordinal_of(id))
+        .filter_map(|holder| epoch_bump_for(w, holder))
+        .collect::<BTreeSet<Ordinal>>()
+        .into_iter()
+        .map(|on| Effect::BumpEpoch { on })
+        .collect();
+    if effects.is_empty() {
+        return None;
+    }
+    let n = effects.len();
+    Some(Work::new(
+        Kind::Recover,
+        effects,
+        format!("giving {n} master(s) a newer epoch: some views still hold an older owner's claim"),
+    ))
+}
+
+/// Slots that no answering master claims on its own line while views still route them to
+/// one of them: that master was told it owns them and then lost its claim (a failover took
+/// its old master's slots, an older claim won them back) or never applied it, so the other
+/// views point at it and its own view points elsewhere, and nobody will ever advertise the
+/// slot. The master the views name takes it with `SETSLOT NODE` itself (a newer epoch wins it
+/// everywhere), provided every member answers and no slot is open.
+pub(crate) fn disowned_slots(w: &World) -> Option<Work> {
+    if w.slots_agreed || !w.all_members_reachable() {
+        return None;
+    }
+    let mut claimed = vec![false; usize::from(crate::slots::SLOT_COUNT)];
+    for (_, _, state) in w.reachable.values() {
+        let me = state.myself()?;
+        if !me.open_slots.is_empty() {
+            return None;
+        }
+        if me.master_id.is_none() && !me.flags.replica {
+            for s in crate::slots::expand(&me.slots) {
+                claimed[usize::from(s)] = true;
+            }
+        }
+    }
+    // For each unclaimed slot, the master the views name with the highest epoch.
+    let mut named: BTreeMap<u16, (u64, &str)> = BTreeMap::new();
+    for (_, _, state) in w.reachable.values() {
+        for e in state
+            .nodes
+            .iter()
+            .filter(|e| e.master_id.is_none() && !e.flags.replica)
+        {
+            for s in crate::slots::expand(&e.slots) {
+                if claimed[usize::from(s)] {
+                    continue;
+                }
+                let best = named.entry(s).or_insert((e.config_epoch, e.id.as_str()));
+                if e.config_epoch > best.0 {
+                    *best = (e.config_epoch, e.id.as_str());
+                }
+            }
+        }
+    }
+    let mut effects = Vec::new();
+    for (slot, (_, id)) in named {
+        let Some(on) = w.ordinal_of(id).filter(|o| w.reachable.contains_key(o)) else {
+            continue;
+        };
+        if !w.nodes.get(id).is_some_and(|n| n.is_master()) {
+            continue;
+        }
+        effects.push(Effect::SetSlotOwner {
+            on,
+            slot,
+            owner_id: id.to_string(),
+        });
+    }
+    if effects.is_empty() {
+        return None;
+    }
+    let n = effects.len();
+    Some(Work::new(
+        Kind::Recover,
+        effects,
+        format!("{n} slot(s) routed to a master that does not claim them: it takes them"),
+    ))
+}

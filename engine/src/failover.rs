@@ -1,0 +1,122 @@
+//! Masters that own slots but are down: wait for Redis' own failover, force it when Redis
+//! does not, take over when no election can happen, or report the slots lost.
+
+use crate::effect::{Effect, FailoverMode};
+use crate::slots::to_ranges;
+use crate::work::{Kind, Work};
+use crate::world::World;
+
+/// Masters that own slots but are down. With a live replica, Redis fails over by itself; if it
+/// has not after twice the node timeout, the operator forces it. Without a replica the slots
+/// are lost until the node returns, and `Degraded` says which.
+pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
+    let mut effects = Vec::new();
+    let mut waiting = Vec::new();
+    let by_owner = w.slots_by_owner();
+    for (id, slots) in by_owner {
+        let Some(n) = w.nodes.get(id) else { continue };
+        if n.reachable {
+            continue;
+        }
+        let who = n
+            .ordinal
+            .map(|o| format!("#{o}"))
+            .unwrap_or_else(|| id.get(..8).unwrap_or(id).to_string());
+        let candidates = w.takeover_candidates(id);
+        let Some(best) = candidates.first() else {
+            let ranges = crate::slots::format_ranges(&to_ranges(slots.iter().copied()));
+            // No member runs that id any more (its member came back as a new node, its
+            // nodes.conf lost) and every member is accounted for: it will never return.
+            let gone = n.ordinal.is_none()
+                && w.obs
+                    .members
+                    .keys()
+                    .all(|o| w.reachable.contains_key(o) || w.id_of.contains_key(o));
+            degraded.push(if gone {
+                format!(
+                    "master {who} is gone for good (no member runs it any more) and no replica \
+                     could take over: the data of slots {ranges} is lost; they stay \
+                     unserved until an administrator assigns them again (`redis-cli --cluster \
+                     fix` assigns them empty)"
+                )
+            } else {
+                format!(
+                    "master {who} is down with no replica able to take over: slots {ranges} \
+                     are unavailable until it returns"
+                )
+            });
+            continue;
+        };
+        let down_for = w.obs.now_ms.saturating_sub(n.last_pong_ms);
+        let timeout = w.desired.node_timeout_ms;
+        // An election needs a majority of the masters that own slots. Without it, FORCE can
+        // never win; TAKEOVER needs no vote but could split the brain if the master were only
+        // cut off, so it is used only when the master's process is known to be gone.
+        let masters_up = by_owner
+            .keys()
+            .filter(|m| w.nodes.get(*m).is_some_and(|x| x.reachable))
+            .count();
+        let majority = masters_up * 2 > by_owner.len();
+        let process_gone = n
+            .ordinal
+            .and_then(|o| w.obs.members.get(&o))
+            .is_none_or(|m| !m.running);
+        // Redis never elects a replica whose own view gives its master no slot (a target
+        // that died right after `SETSLOT NODE`, before it pinged its replica): FORCE would be
+        // accepted and ignored for ever, so such a replica takes over, once the master's
+        // process is known to be gone.
+        let replica_sees_no_slot = w.view(*best, id).is_some_and(|e| e.slots.is_empty());
+        let no_election = process_gone && replica_sees_no_slot && n.failed;
+        if no_election || (!majority && process_gone && down_for > 4 * timeout) {
+            effects.push(Effect::Failover {
+                on: *best,
+                mode: FailoverMode::Takeover,
+            });
+        } else if majority && n.failed && down_for > 2 * timeout {
+            // A master grants one vote per failed master every 2 node timeouts. Attempts
+            // closer together than that can be refused in turn by different voters for ever,
+            // so forced elections happen only in the first node timeout of every third one:
+            // each attempt after a failed one finds every voter free again.
+            let since = down_for - 2 * timeout;
+            let period = 3 * timeout.max(1000);
+            let into = since % period;
+            if into < timeout.max(1000) {
+                effects.push(Effect::Failover {
+                    on: *best,
+                    mode: FailoverMode::Force,
+                });
+            } else {
+                waiting.push(who);
+            }
+        } else {
+            waiting.push(who);
+        }
+    }
+    if !effects.is_empty() {
+        let mut work = Work::new(
+            Kind::Recover,
+            effects,
+            "forcing failover of masters Redis did not replace in time",
+        );
+        // An election takes time; asking again restarts Redis' manual failover, so look again
+        // only after a node timeout.
+        work.requeue_ms = Some(w.desired.node_timeout_ms);
+        return Some(work);
+    }
+    if !waiting.is_empty() {
+        let mut work = Work::wait(format!(
+            "waiting for Redis to promote a replica of {}",
+            waiting.join(", ")
+        ));
+        work.kind = Kind::Recover;
+        return Some(work);
+    }
+    if degraded.is_empty() {
+        None
+    } else {
+        // Slots are unavailable: changing the topology now could only make it worse.
+        let mut work = Work::wait("cluster is degraded; waiting for the lost masters to return");
+        work.kind = Kind::Recover;
+        Some(work)
+    }
+}

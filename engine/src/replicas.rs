@@ -1,0 +1,205 @@
+//! Replicas: who follows whom, how many per master, and the replicas a master must have before
+//! keys move to it.
+
+use crate::effect::Effect;
+use crate::model::Ordinal;
+use crate::work::{Kind, Work};
+use crate::world::World;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Slot moves wait for their targets' replicas: attach one (only to those targets, from the
+/// same pool the replica rule uses), or wait for the first sync of one already attached.
+/// `None` when no node is free to become one (a cluster scaled in from no replicas, whose
+/// spare nodes are the masters being drained): the move then takes nothing a replica held.
+pub(crate) fn protect_targets(
+    w: &World,
+    keep: &BTreeSet<&str>,
+    targets: &[&str],
+    kind: Kind,
+) -> Option<Work> {
+    // Only the masters that stay compete for the pool: a leaving master's replicas go with it.
+    let effects: Vec<Effect> = replicas_of(w, keep, &mut Vec::new())
+        .into_iter()
+        .filter(|e| matches!(e, Effect::Replicate { master_id, .. } if targets.contains(&master_id.as_str())))
+        .collect();
+    let names: Vec<String> = targets
+        .iter()
+        .map(|t| match w.ordinal_of(t) {
+            Some(o) => format!("#{o}"),
+            None => t.get(..8).unwrap_or(t).to_string(),
+        })
+        .collect();
+    if effects.is_empty() {
+        if !targets.iter().any(|t| w.has_attached_replica(t)) {
+            return None;
+        }
+        let mut work = Work::wait(format!(
+            "waiting for the replicas of {} to sync before moving slots to them",
+            names.join(", ")
+        ));
+        work.kind = kind;
+        return Some(work);
+    }
+    let n = effects.len();
+    Some(Work::new(
+        kind,
+        effects,
+        format!(
+            "attaching replicas to {} before moving slots to them ({n} steps)",
+            names.join(", ")
+        ),
+    ))
+}
+
+/// How a master that must hold keys gets its first replica.
+pub(crate) enum ReplicaFor {
+    /// Attach this node to it.
+    Attach(Effect),
+    /// One is attached and has not synced yet.
+    Syncing,
+}
+
+/// A replica for master `id` (every master's needs counted, so none is robbed), or `None`
+/// when no node can become one.
+pub(crate) fn replica_for(w: &World, id: Option<&str>) -> Option<ReplicaFor> {
+    let id = id?;
+    if w.has_attached_replica(id) {
+        return Some(ReplicaFor::Syncing);
+    }
+    let masters: BTreeSet<&str> = w
+        .slots_by_owner()
+        .keys()
+        .copied()
+        .chain(std::iter::once(id))
+        .collect();
+    replicas_of(w, &masters, &mut Vec::new())
+        .into_iter()
+        .find(|e| matches!(e, Effect::Replicate { master_id, .. } if master_id == id))
+        .map(ReplicaFor::Attach)
+}
+
+/// Replicas: every master that owns slots gets exactly `replicas` in-range replicas, taken
+/// from empty masters and from surplus replicas, preferring a host other than the master's.
+pub(crate) fn replicas(w: &World, degraded: &mut Vec<String>) -> Vec<Effect> {
+    let masters: BTreeSet<&str> = w.slots_by_owner().keys().copied().collect();
+    replicas_of(w, &masters, degraded)
+}
+
+/// The replica rule for a given set of masters (those owning slots, and, before a scale-out
+/// moves keys, the empty masters chosen to receive them).
+fn replicas_of(w: &World, masters: &BTreeSet<&str>, degraded: &mut Vec<String>) -> Vec<Effect> {
+    let mut have: BTreeMap<&str, Vec<Ordinal>> = masters.iter().map(|m| (*m, Vec::new())).collect();
+    let mut pool: Vec<Ordinal> = Vec::new();
+    for &ord in w.reachable.keys() {
+        if !w.in_range(ord) {
+            continue;
+        }
+        let Some(id) = w.id_of.get(&ord) else {
+            continue;
+        };
+        let Some(n) = w.nodes.get(id) else { continue };
+        if masters.contains(id) {
+            continue;
+        }
+        match n.entry.master_id.as_deref() {
+            Some(m) if have.contains_key(m) => have.entry(m).or_default().push(ord),
+            _ => {
+                if n.is_master() && w.state(ord).is_some_and(|s| s.keys > 0) {
+                    degraded.push(format!(
+                        "node #{ord} is an empty master that still holds keys; it is left alone"
+                    ));
+                } else {
+                    pool.push(ord);
+                }
+            }
+        }
+    }
+    let want = w.desired.replicas as usize;
+    for list in have.values_mut() {
+        while list.len() > want {
+            if let Some(extra) = list.pop() {
+                pool.push(extra);
+            }
+        }
+    }
+    pool.sort();
+    let host = |o: Ordinal| w.obs.members.get(&o).and_then(|m| m.host.as_deref());
+    let mut effects = Vec::new();
+    // Masters lacking the most first, so a short pool spreads evenly.
+    let mut needy: Vec<(usize, &str)> = have
+        .iter()
+        .filter(|(_, l)| l.len() < want)
+        .map(|(m, l)| (l.len(), *m))
+        .collect();
+    needy.sort();
+    for round in 0..want {
+        for (count, m) in &needy {
+            if count + round >= want || pool.is_empty() {
+                continue;
+            }
+            let master_ord = w.ordinal_of(m);
+            let master_host = master_ord.and_then(host);
+            let elsewhere = |o: &Ordinal| master_host.is_none() || host(*o) != master_host;
+            // Prefer the replica laid out for this master, then any on another host.
+            let pick = pool
+                .iter()
+                .position(|o| {
+                    elsewhere(o) && master_ord.is_some() && natural_master(w, *o) == master_ord
+                })
+                .or_else(|| pool.iter().position(elsewhere))
+                .unwrap_or(0);
+            let ord = pool.remove(pick);
+            effects.push(Effect::Replicate {
+                on: ord,
+                master_id: (*m).to_string(),
+            });
+        }
+    }
+    effects
+}
+
+/// The master a replica ordinal is laid out for: ordinals `0..masters` are the masters and
+/// replica `k` follows master `k % masters`. Only a preference: a replica follows whichever
+/// master needs it once the cluster has changed shape.
+pub(crate) fn natural_master(w: &World, ord: Ordinal) -> Option<Ordinal> {
+    let masters = w.desired.masters;
+    (masters > 0 && ord >= masters).then(|| ord % masters)
+}
+
+/// A cluster just bootstrapped: every member answers, holds no key and no open slot, and the
+/// desired masters own every slot between them. Replicas are attached to the masters they
+/// already know without waiting for gossip to reach everyone: an empty replica copies
+/// nothing, so nothing can be lost, and each node's role is read from its own line, so a
+/// replica attached a moment ago is not paired again. Saves 1-3 s of a 3x1 creation.
+pub(crate) fn early_replicas(w: &World) -> Option<Work> {
+    let fresh = w.all_in_range_reachable()
+        && w.reachable
+            .values()
+            .all(|(_, _, s)| s.keys == 0 && s.myself().is_some_and(|me| me.open_slots.is_empty()))
+        && w.slots_by_owner().len() == w.desired.masters as usize
+        && w.owner.iter().all(Option::is_some)
+        && w.slots_by_owner()
+            .keys()
+            .all(|id| w.ordinal_of(id).is_some_and(|o| w.in_range(o)));
+    if !fresh {
+        return None;
+    }
+    let effects: Vec<Effect> = replicas(w, &mut Vec::new())
+        .into_iter()
+        .filter(|e| match e {
+            Effect::Replicate { on, master_id } => w
+                .view(*on, master_id)
+                .is_some_and(|m| !m.flags.handshake && !m.flags.fail && !m.flags.pfail),
+            _ => false,
+        })
+        .collect();
+    if effects.is_empty() {
+        return None;
+    }
+    let n = effects.len();
+    Some(Work::new(
+        Kind::Replicas,
+        effects,
+        format!("attaching replicas to the masters they know ({n} steps)"),
+    ))
+}
