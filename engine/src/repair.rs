@@ -18,8 +18,10 @@ use crate::world::{OpenSlotState, World};
 ///   is told the owner first. Its `cluster_state` is `fail` until then, and it refuses every
 ///   `MIGRATE` with `CLUSTERDOWN`; its importing marker stays, so it may still send the keys.
 /// - Keys on a node with no marker for the slot (the replica of a target that died holds what
-///   had moved) are brought home too; a replica of a dead master that owned no slot is
+///   had moved) count like any other; a replica of a dead master that owned no slot is
 ///   promoted first with `TAKEOVER` (Redis never fails over a master without slots).
+/// - A half-moved slot ends on the side that has a synced replica: the move is finished
+///   towards the node holding the moved keys, or they are brought home (see `repair_slot`).
 /// - The owner's own marker is closed last: while keys of the slot sit anywhere else, or its
 ///   target may still come back with them, clients keep being redirected rather than writing
 ///   a second copy of a key on the owner.
@@ -49,11 +51,11 @@ pub(crate) fn repair_open_slots(w: &World, degraded: &mut Vec<String>) -> Option
         // come next.
         return None;
     }
-    let n = open.len() - waiting.len();
+    let n = open.len().saturating_sub(waiting.len());
     let mut summary = format!("repairing {n} slots left open by an interrupted migration");
     if !waiting.is_empty() {
         summary.push_str(&format!(
-            "; {} more wait for a node that is down",
+            "; {} more wait for a node that is down or a replica that is syncing",
             waiting.len()
         ));
     }
@@ -69,7 +71,8 @@ struct Repair {
     moves: Vec<Effect>,
     /// Promotions of replicas that hold keys of an open slot.
     takeovers: Vec<Effect>,
-    /// Open slots left alone until a node that is down is replaced or returns.
+    /// Open slots left alone this pass (each once): a node is down, or a holder's new replica
+    /// has not synced yet.
     waiting: Vec<u16>,
 }
 
