@@ -253,7 +253,10 @@ fn repair_slot(
         (_, [holder]) if protected(*holder) => finish_towards(out, *holder),
         (_, [holder]) => match replica_for(w, id_of(*holder)) {
             Some(ReplicaFor::Attach(effect)) => {
-                out.effects.push(effect);
+                // One holder, many half-moved slots: one `REPLICATE`.
+                if !out.effects.contains(&effect) {
+                    out.effects.push(effect);
+                }
                 out.waiting.push(slot);
             }
             Some(ReplicaFor::Syncing) => out.waiting.push(slot),

@@ -336,3 +336,33 @@ fn the_replica_of_a_dead_master_whose_slots_it_never_heard_of_takes_over() {
         }],
     );
 }
+
+#[test]
+fn a_holder_of_several_half_moved_slots_gets_one_replica_attached_once() {
+    let mut nodes = promoted_replica_holds_the_moved_keys();
+    nodes[0].open.push(OpenSlot::Migrating {
+        slot: SLOT + 1,
+        target: id(99),
+    });
+    nodes[0].open[0] = OpenSlot::Migrating {
+        slot: SLOT,
+        target: id(99),
+    };
+    nodes[7].open_keys.insert(SLOT + 1, 2);
+    nodes[6].running = true;
+    nodes[6].fail = false;
+    let mut ghost = Node::new(99);
+    ghost.running = false;
+    ghost.fail = true;
+    nodes.push(ghost);
+    let mut obs = observe(&nodes, false, 1_000);
+    obs.members.remove(&99);
+    let d = decide(&Desired::new(4, 1), Phase::Recovering, &obs);
+    assert_effects(
+        &d,
+        &[Effect::Replicate {
+            on: 6,
+            master_id: id(7),
+        }],
+    );
+}
