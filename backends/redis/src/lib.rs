@@ -23,6 +23,7 @@ mod executor;
 mod migrate;
 mod observer;
 mod progress;
+mod replication;
 
 pub use config::AdapterConfig;
 pub use error::AdapterError;

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use engine::Effect;
+use redis_operator_redis::AdapterError;
 
 async fn dbsize(c: &Cluster, i: usize) -> u64 {
     redis::cmd("DBSIZE")
@@ -318,5 +319,67 @@ async fn a_move_whose_source_died_is_finished_from_the_promoted_replica_towards_
                 .all(|o| o.as_deref() == Some(importer.as_str()))
         },
     )
+    .await;
+}
+
+/// Keys moved by `MIGRATE` leave the source at once; until the target's replica applies them
+/// they exist only on the target. A migration towards a protected target therefore sends its
+/// next batch only once a replica has caught up: with the replica frozen, exactly one batch
+/// (100 keys) moves and the move pauses with `TargetUnprotected`; thawed, it finishes and the
+/// replica holds every key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_sends_no_batch_before_the_targets_replica_has_the_previous_one() {
+    let c = Cluster::start(&[12160, 12161, 12162, 12163], 3, None).await;
+    // #3 replicates #0, the target.
+    let slot = engine::slots::expand(
+        &c.observe().await.members[&1]
+            .redis
+            .as_ref()
+            .unwrap()
+            .myself()
+            .unwrap()
+            .slots,
+    )
+    .next()
+    .unwrap();
+    let keys = keys_in_slot(slot, 500);
+    fill(&mut c.client(1, None).await, &keys).await;
+    eventually(100, "the target's replica is online", || async {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut c.client(0, None).await)
+            .await
+            .unwrap();
+        info.contains("state=online")
+    })
+    .await;
+    let mut ctx = c.ctx().await;
+    ctx.protect_targets = true;
+    let mv = Effect::MigrateSlots {
+        from: 1,
+        from_id: c.ids[1].clone(),
+        to: 0,
+        to_id: c.ids[0].clone(),
+        slots: ranges(&[slot]),
+    };
+
+    c.nodes[3].freeze();
+    let paused = c.adapter.execute(&mv, &ctx).await;
+    assert!(
+        matches!(paused, Err(AdapterError::TargetUnprotected { .. })),
+        "{paused:?}"
+    );
+    assert_eq!(dbsize(&c, 0).await, 100, "one batch reached the target");
+    assert_eq!(dbsize(&c, 1).await, 400, "the rest waits on the source");
+
+    c.nodes[3].thaw();
+    c.adapter
+        .execute(&mv, &ctx)
+        .await
+        .expect("the move resumes");
+    assert_eq!(dbsize(&c, 0).await, 500);
+    eventually(100, "the replica holds every moved key", || async {
+        dbsize(&c, 3).await == 500
+    })
     .await;
 }

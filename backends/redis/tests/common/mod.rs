@@ -58,6 +58,25 @@ impl Node {
         let _ = self.child.wait();
     }
 
+    /// SIGSTOP (`freeze`) and SIGCONT (`thaw`): the process keeps its sockets and memory
+    /// but answers nothing, as a node stuck in a long pause would.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(sig)
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {sig} {}", self.child.id());
+    }
+
     pub fn addr(&self) -> Addr {
         Addr::new("127.0.0.1", self.port)
     }
