@@ -62,6 +62,13 @@ pub enum ConditionKind {
 }
 
 impl ConditionKind {
+    pub const ALL: [ConditionKind; 4] = [
+        ConditionKind::Ready,
+        ConditionKind::Progressing,
+        ConditionKind::Degraded,
+        ConditionKind::Invalid,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             ConditionKind::Ready => "Ready",

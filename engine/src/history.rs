@@ -141,7 +141,7 @@ impl Memory {
             };
             let Some(me) = state.myself() else { continue };
             answered.insert(me.id.clone());
-            let is_master = me.master_id.is_none() && !me.flags.replica;
+            let is_master = me.is_master();
             if is_master
                 && state.keys == 0
                 && self.went_down.contains(&me.id)
@@ -254,6 +254,7 @@ mod tests {
                 addr: None,
                 running: keys.is_some(),
                 host: None,
+                fingerprint: None,
                 redis,
             },
         );

@@ -403,6 +403,7 @@ mod tests {
                     addr: Some(Addr::new(format!("10.0.0.{me}"), 6379)),
                     running: true,
                     host: None,
+                    fingerprint: None,
                     redis: Some(state),
                 };
                 (me, m)

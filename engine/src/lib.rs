@@ -16,7 +16,8 @@ pub use decision::{Condition, ConditionKind, Decision, Phase};
 pub use desired::Desired;
 pub use effect::{Effect, FailoverMode};
 pub use model::{
-    Addr, ClusterNode, LinkState, Member, NodeFlags, NodeState, Observation, OpenSlot, Ordinal,
+    Addr, ClusterNode, LinkState, Member, MemberInfo, NodeFlags, NodeState, Observation, OpenSlot,
+    Ordinal,
 };
 pub use slots::{SLOT_COUNT, SlotRange};
 pub mod trace;

@@ -33,8 +33,59 @@ pub struct Member {
     /// The host it runs on, used to keep replicas away from their master.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// The configuration the member runs with, as the backend fingerprints it (image,
+    /// resources, settings that need a restart); `None` when the backend does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
     /// What the Redis node itself says; `None` when it did not answer.
     pub redis: Option<NodeState>,
+}
+
+/// What a backend (local processes, Pods) reports about a member without asking Redis: the
+/// one description every member provider returns and the observer turns into a [`Member`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub ordinal: Ordinal,
+    pub addr: Option<Addr>,
+    pub running: bool,
+    /// Host or failure domain (node name, zone).
+    pub host: Option<String>,
+    /// Fingerprint of the configuration the member runs with.
+    pub fingerprint: Option<String>,
+}
+
+impl MemberInfo {
+    pub fn new(ordinal: Ordinal, addr: Option<Addr>, running: bool) -> Self {
+        Self {
+            ordinal,
+            addr,
+            running,
+            host: None,
+            fingerprint: None,
+        }
+    }
+
+    pub fn with_host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    pub fn with_fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
+        self.fingerprint = Some(fingerprint.into());
+        self
+    }
+
+    /// The member as observed, with what its Redis node said (`None`: it did not answer).
+    pub fn observed(self, redis: Option<NodeState>) -> Member {
+        Member {
+            ordinal: self.ordinal,
+            addr: self.addr,
+            running: self.running,
+            host: self.host,
+            fingerprint: self.fingerprint,
+            redis,
+        }
+    }
 }
 
 /// A network address of a Redis node (client port).
@@ -87,7 +138,7 @@ pub struct NodeState {
     /// `COUNTKEYSINSLOT` for each slot this node has open (migrating or importing), and, when
     /// not zero, for each slot open on any other node: the keys of an interrupted move can sit
     /// on a node with no marker (the replica of a target that died holds what had moved).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::slots::checked_slot_map")]
     pub open_slot_keys: BTreeMap<u16, u64>,
 }
 
@@ -127,9 +178,17 @@ pub enum LinkState {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum OpenSlot {
     /// `[slot->-target]`: this node is sending the slot's keys to `target`.
-    Migrating { slot: u16, target: String },
+    Migrating {
+        #[serde(deserialize_with = "crate::slots::checked_slot")]
+        slot: u16,
+        target: String,
+    },
     /// `[slot-<-source]`: this node is receiving the slot's keys from `source`.
-    Importing { slot: u16, source: String },
+    Importing {
+        #[serde(deserialize_with = "crate::slots::checked_slot")]
+        slot: u16,
+        source: String,
+    },
 }
 
 impl OpenSlot {
@@ -165,6 +224,12 @@ pub struct ClusterNode {
 }
 
 impl ClusterNode {
+    /// The one definition of a master: a node that names no master and whose flags do not
+    /// say replica (a replica whose master is unknown still has the flag).
+    pub fn is_master(&self) -> bool {
+        self.master_id.is_none() && !self.flags.replica
+    }
+
     pub fn is_failed(&self) -> bool {
         self.flags.fail
     }

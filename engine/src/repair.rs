@@ -146,9 +146,7 @@ fn repair_slot(
     for &(ord, _, _) in &st.importing {
         // Redis refuses `SETSLOT NODE` towards a node its view still holds for a replica
         // (a promotion not heard of yet): gossip brings it within a ping, so wait for it.
-        let knows_owner_as_master = w
-            .view(ord, owner_id)
-            .is_some_and(|e| e.master_id.is_none() && !e.flags.replica);
+        let knows_owner_as_master = w.view(ord, owner_id).is_some_and(|e| e.is_master());
         if !contested
             && knows_owner_as_master
             && ord != owner_ord

@@ -6,11 +6,67 @@ use std::fmt;
 /// Number of hash slots in a Redis Cluster.
 pub const SLOT_COUNT: u16 = 16384;
 
-/// An inclusive range of hash slots, `start..=end`.
+/// An inclusive range of hash slots, `start..=end`. Deserializing refuses a range outside
+/// 0-16383 or one that ends before it starts, so no observation the engine is given (a trace,
+/// a fuzzer's input) can hold a slot the cluster cannot have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedRange")]
 pub struct SlotRange {
     pub start: u16,
     pub end: u16,
+}
+
+/// A range as read from outside, before [`SlotRange`] accepts it.
+#[derive(Deserialize)]
+struct UncheckedRange {
+    start: u16,
+    end: u16,
+}
+
+impl TryFrom<UncheckedRange> for SlotRange {
+    type Error = String;
+
+    fn try_from(r: UncheckedRange) -> Result<Self, String> {
+        if r.end >= SLOT_COUNT {
+            Err(format!(
+                "slot range {}-{} goes past the last slot (16383)",
+                r.start, r.end
+            ))
+        } else if r.start > r.end {
+            Err(format!(
+                "slot range {}-{} ends before it starts",
+                r.start, r.end
+            ))
+        } else {
+            Ok(SlotRange::new(r.start, r.end))
+        }
+    }
+}
+
+/// `deserialize_with` for a map keyed by slot number: refuses keys of 16384 and above.
+pub fn checked_slot_map<'de, D, V>(d: D) -> Result<std::collections::BTreeMap<u16, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    let map = std::collections::BTreeMap::<u16, V>::deserialize(d)?;
+    if let Some(slot) = map.keys().find(|s| **s >= SLOT_COUNT) {
+        return Err(serde::de::Error::custom(format!(
+            "slot {slot} is not a slot (0-16383)"
+        )));
+    }
+    Ok(map)
+}
+
+/// `deserialize_with` for a single slot number: refuses 16384 and above.
+pub fn checked_slot<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    let slot = u16::deserialize(d)?;
+    if slot >= SLOT_COUNT {
+        return Err(serde::de::Error::custom(format!(
+            "slot {slot} is not a slot (0-16383)"
+        )));
+    }
+    Ok(slot)
 }
 
 impl SlotRange {

@@ -23,7 +23,7 @@ pub(crate) struct NodeInfo<'a> {
 
 impl NodeInfo<'_> {
     pub fn is_master(&self) -> bool {
-        self.entry.master_id.is_none() && !self.entry.flags.replica
+        self.entry.is_master()
     }
 }
 
@@ -98,8 +98,7 @@ impl<'a> World<'a> {
                     // view can hear of a promotion through an UPDATE before the promoted
                     // node's own header, and Redis prints a replica with its master's epoch).
                     let rank = |e: &ClusterNode| {
-                        let claims =
-                            e.master_id.is_none() && !e.flags.replica && !e.slots.is_empty();
+                        let claims = e.is_master() && !e.slots.is_empty();
                         (e.config_epoch, claims)
                     };
                     if rank(e) > rank(info.entry) {
@@ -151,7 +150,7 @@ impl<'a> World<'a> {
             let mut seen: Vec<(u16, u16, &str)> = state
                 .nodes
                 .iter()
-                .filter(|e| e.master_id.is_none() && !e.flags.replica)
+                .filter(|e| e.is_master())
                 .flat_map(|e| e.slots.iter().map(move |r| (r.start, r.end, e.id.as_str())))
                 .collect();
             seen.sort_unstable();
@@ -443,7 +442,7 @@ impl<'a> World<'a> {
         self.reachable
             .values()
             .filter_map(|(_, _, s)| s.myself())
-            .filter(|me| me.master_id.is_none() && !me.flags.replica)
+            .filter(|me| me.is_master())
             .filter(|me| me.slots.iter().any(|r| r.start <= slot && slot <= r.end))
             .map(|me| me.id.as_str())
             .collect()
@@ -500,7 +499,7 @@ impl<'a> World<'a> {
         state
             .nodes
             .iter()
-            .filter(|e| e.master_id.is_none() && !e.flags.replica)
+            .filter(|e| e.is_master())
             .find(|e| e.slots.iter().any(|r| r.start <= slot && slot <= r.end))
             .map(|e| e.id.as_str())
     }

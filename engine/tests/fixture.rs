@@ -93,6 +93,7 @@ pub fn observe(nodes: &[Node], alone: bool, now_ms: u64) -> Observation {
                 addr: Some(addr(n.ord)),
                 running: n.running,
                 host: None,
+                fingerprint: None,
                 redis: state,
             },
         );

@@ -108,6 +108,7 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
                         addr: Some(fixture::addr(ord)),
                         running,
                         host: None,
+                        fingerprint: None,
                         redis: answers.then(|| NodeState {
                             id: fixture::id(ord),
                             nodes,

@@ -2,9 +2,6 @@
 //! `redis-operator`: the one binary. Subcommands live in `commands/`, one module each.
 
 mod commands;
-mod desired;
-mod http;
-mod reconciler;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -126,6 +126,49 @@ fn a_malformed_line_is_an_error_naming_the_line() {
     );
 }
 
+/// `decide` is only ever given slots a cluster can have: a crafted record naming slot 16384
+/// (in a slot range or an open slot) is refused at the boundary, with one line that says
+/// where and why, instead of reaching the engine.
+#[test]
+fn a_trace_naming_slot_16384_is_refused_with_a_one_line_reason() {
+    let failover = std::fs::read_to_string(traces_dir().join("failover.jsonl")).unwrap();
+    let record = failover
+        .lines()
+        .find(|l| l.contains("\"end\":16383"))
+        .unwrap();
+    let migration =
+        std::fs::read_to_string(traces_dir().join("interrupted-migration.jsonl")).unwrap();
+    let open = migration
+        .lines()
+        .find(|l| l.contains("\"Migrating\":{\"slot\":4096"))
+        .unwrap();
+    for (name, line, reason) in [
+        (
+            "range.jsonl",
+            record.replacen("\"end\":16383", "\"end\":16384", 1),
+            "slot range",
+        ),
+        (
+            "open.jsonl",
+            open.replacen("\"slot\":4096", "\"slot\":16384", 1),
+            "slot 16384 is not a slot (0-16383)",
+        ),
+    ] {
+        let path = scratch(name);
+        std::fs::write(&path, format!("{line}\n")).unwrap();
+        let out = replay(&path);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!("{name}:1: not a trace record")),
+            "{stderr}"
+        );
+        assert!(stderr.contains(reason), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
 #[test]
 fn a_missing_trace_file_is_an_error() {
     let out = redis_operator(&["simulate", "replay", "/nonexistent/trace.jsonl"]);

@@ -14,7 +14,7 @@ const START_LIMIT: Duration = Duration::from_secs(30);
 
 /// What is known about one member without talking to Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberInfo {
+pub struct LocalMember {
     pub addr: Addr,
     /// Its `redis.pid` names a live redis-server serving its directory.
     pub running: bool,
@@ -48,7 +48,7 @@ impl LocalBackend {
     }
 
     /// Every member with a `node-<k>/` directory, running or not.
-    pub fn members(&self) -> Result<BTreeMap<Ordinal, MemberInfo>> {
+    pub fn members(&self) -> Result<BTreeMap<Ordinal, LocalMember>> {
         let entries = match std::fs::read_dir(&self.cfg.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
@@ -78,11 +78,11 @@ impl LocalBackend {
         Ok(members)
     }
 
-    fn info(&self, ordinal: Ordinal, addr: Addr) -> MemberInfo {
+    fn info(&self, ordinal: Ordinal, addr: Addr) -> LocalMember {
         let dir = self.cfg.node_dir(ordinal);
         let pid = process::read_pid(&dir.join("redis.pid"))
             .filter(|&pid| process::is_alive(pid, Some(&dir)));
-        MemberInfo {
+        LocalMember {
             addr,
             running: pid.is_some(),
             pid,
@@ -101,7 +101,7 @@ impl LocalBackend {
     /// Make member `ordinal` run: adopt it when it already does, otherwise (re)write its config
     /// and start it — with its existing `nodes.conf`, so it keeps its node id — and wait until it
     /// answers PING.
-    pub async fn ensure_running(&self, ordinal: Ordinal) -> Result<MemberInfo> {
+    pub async fn ensure_running(&self, ordinal: Ordinal) -> Result<LocalMember> {
         let lock = self.lock(ordinal);
         let _guard = lock.lock().await;
         let addr = self.cfg.addr(ordinal)?;
@@ -151,7 +151,7 @@ impl LocalBackend {
                 tail,
             });
         }
-        Ok(MemberInfo {
+        Ok(LocalMember {
             addr,
             running: true,
             pid: Some(pid),

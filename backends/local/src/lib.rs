@@ -14,7 +14,7 @@ mod error;
 mod process;
 pub mod resp;
 
-pub use backend::{LocalBackend, MemberInfo};
+pub use backend::{LocalBackend, LocalMember};
 pub use config::{LocalConfig, find_redis_server};
 pub use control::{
     Desired, read_desired, read_operator_pid, remove_operator_pid, signal_operator, write_desired,

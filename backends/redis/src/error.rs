@@ -48,6 +48,19 @@ pub enum AdapterError {
 }
 
 impl AdapterError {
+    /// False only for failures that repeating the same effect cannot fix: a key that differs
+    /// on both sides of a move (a human decides), an effect the adapter does not run, a member
+    /// the context does not know. Everything else (a node down, a refusal while the cluster
+    /// converges, a paused move) may pass on the next attempt.
+    pub fn is_transient(&self) -> bool {
+        !matches!(
+            self,
+            AdapterError::BusyKey { .. }
+                | AdapterError::NotARedisEffect(_)
+                | AdapterError::UnknownMember(_)
+        )
+    }
+
     /// True when the node could not be talked to at all (as opposed to a refusal).
     pub fn is_connectivity(&self) -> bool {
         matches!(

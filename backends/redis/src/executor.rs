@@ -49,12 +49,9 @@ impl ExecContext {
 }
 
 impl RedisAdapter {
-    /// Runs one effect; counts it in `redis_operator_effects_total{kind,result}`.
+    /// Runs one effect (the controller counts outcomes, with its cluster's labels).
     pub async fn execute(&self, effect: &Effect, ctx: &ExecContext) -> Result<(), AdapterError> {
         let result = self.run(effect, ctx).await;
-        let outcome = if result.is_ok() { "ok" } else { "error" };
-        metrics::counter!("redis_operator_effects_total", "kind" => effect.kind(), "result" => outcome)
-            .increment(1);
         match &result {
             Ok(()) => tracing::debug!(%effect, "effect done"),
             // The reconciler logs a failure, at a rate that does not flood: here only debug.

@@ -26,10 +26,11 @@ mod progress;
 mod replication;
 
 pub use config::AdapterConfig;
+/// One description of a member for every backend; defined by the engine's model.
+pub use engine::model::MemberInfo;
 pub use error::AdapterError;
 pub use executor::ExecContext;
-pub use observer::MemberInfo;
-pub use progress::{MigrationProgress, ProgressSnapshot};
+pub use progress::{MigrationProgress, ProgressSnapshot, describe_metrics};
 
 use connection::Pool;
 use std::sync::Arc;

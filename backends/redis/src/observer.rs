@@ -6,29 +6,9 @@
 use crate::RedisAdapter;
 use crate::error::AdapterError;
 use engine::Addr;
-use engine::model::{Member, NodeState, Observation, Ordinal};
+use engine::model::{Member, MemberInfo, NodeState, Observation, Ordinal};
 use engine::parse::{parse_cluster_nodes, parse_info};
 use std::collections::BTreeMap;
-
-/// What the caller (the process or Kubernetes backend) knows about a member.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberInfo {
-    pub ordinal: Ordinal,
-    pub addr: Option<Addr>,
-    pub running: bool,
-    pub host: Option<String>,
-}
-
-impl MemberInfo {
-    pub fn new(ordinal: Ordinal, addr: Option<Addr>, running: bool) -> Self {
-        Self {
-            ordinal,
-            addr,
-            running,
-            host: None,
-        }
-    }
-}
 
 impl RedisAdapter {
     /// Observes every member; those without an address, not running, or not answering get
@@ -57,14 +37,14 @@ impl RedisAdapter {
                     });
                 }
                 _ => {
-                    out.insert(m.ordinal, to_member(m, None));
+                    out.insert(m.ordinal, m.observed(None));
                 }
             }
         }
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok((m, state)) => {
-                    out.insert(m.ordinal, to_member(m, state));
+                    out.insert(m.ordinal, m.observed(state));
                 }
                 // Only a panic inside the task gets here; the member is then missing from the
                 // observation, which the engine treats like a member it cannot see.
@@ -205,15 +185,5 @@ impl RedisAdapter {
             open_slot_keys,
             nodes,
         })
-    }
-}
-
-fn to_member(m: MemberInfo, redis: Option<NodeState>) -> Member {
-    Member {
-        ordinal: m.ordinal,
-        addr: m.addr,
-        running: m.running,
-        host: m.host,
-        redis,
     }
 }

@@ -12,6 +12,8 @@ pub struct MigrationProgress {
 
 #[derive(Debug)]
 struct Inner {
+    /// `namespace` and `cluster` of the cluster this progress belongs to, on every series.
+    labels: Vec<metrics::Label>,
     started_at: Instant,
     slots_total: AtomicU64,
     slots_done: AtomicU64,
@@ -50,10 +52,42 @@ impl Default for MigrationProgress {
     }
 }
 
+/// Names of the migration metrics.
+pub const MIGRATED_SLOTS: &str = "redis_operator_migrated_slots_total";
+pub const MIGRATED_KEYS: &str = "redis_operator_migrated_keys_total";
+pub const SLOTS_PENDING: &str = "redis_operator_migration_slots_pending";
+
+/// Registers the help text of the migration metrics.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        MIGRATED_SLOTS,
+        "Slots whose keys and ownership moved to another master"
+    );
+    metrics::describe_counter!(MIGRATED_KEYS, "Keys moved between masters by MIGRATE");
+    metrics::describe_gauge!(
+        SLOTS_PENDING,
+        "Slots the migrations under way still have to move"
+    );
+}
+
 impl MigrationProgress {
+    /// Progress whose metrics carry no cluster label (tests, one-off CLI runs).
     pub fn new() -> Self {
+        Self::labelled(Vec::new())
+    }
+
+    /// Progress of one cluster: its metrics carry `namespace` and `cluster`.
+    pub fn for_cluster(namespace: &str, cluster: &str) -> Self {
+        Self::labelled(vec![
+            metrics::Label::new("namespace", namespace.to_string()),
+            metrics::Label::new("cluster", cluster.to_string()),
+        ])
+    }
+
+    fn labelled(labels: Vec<metrics::Label>) -> Self {
         Self {
             inner: Arc::new(Inner {
+                labels,
                 started_at: Instant::now(),
                 slots_total: AtomicU64::new(0),
                 slots_done: AtomicU64::new(0),
@@ -95,7 +129,7 @@ impl MigrationProgress {
 
     pub(crate) fn slot_done(&self) {
         self.inner.slots_done.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("redis_operator_migrated_slots_total").increment(1);
+        metrics::counter!(MIGRATED_SLOTS, self.inner.labels.iter()).increment(1);
         self.publish_pending();
     }
 
@@ -108,12 +142,12 @@ impl MigrationProgress {
 
     pub(crate) fn keys_moved_add(&self, n: u64) {
         self.inner.keys_moved.fetch_add(n, Ordering::Relaxed);
-        metrics::counter!("redis_operator_migrated_keys_total").increment(n);
+        metrics::counter!(MIGRATED_KEYS, self.inner.labels.iter()).increment(n);
     }
 
     fn publish_pending(&self) {
         let pending = self.slots_total().saturating_sub(self.slots_done());
-        metrics::gauge!("redis_operator_migration_slots_pending").set(pending as f64);
+        metrics::gauge!(SLOTS_PENDING, self.inner.labels.iter()).set(pending as f64);
     }
 
     /// Logs a progress line if `interval` passed since the last one. Whoever wins the

@@ -187,6 +187,7 @@ impl Cluster {
                     addr: Some(Addr::new(m.ip(), PORT)),
                     running: m.running,
                     host: Some(format!("sim-host-{o}")),
+                    fingerprint: None,
                     redis,
                 },
             );

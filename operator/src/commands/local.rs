@@ -2,12 +2,13 @@
 //! the same engine and reconcile loop as the Kubernetes controller.
 
 use super::{CmdError, CmdResult};
-use crate::desired::desired_from;
-use crate::http::{Directory, HttpState, NodeEntry};
-use crate::reconciler::{self, Members, Pass};
-use engine::{ConditionKind, Observation, Ordinal, Phase};
+use controller::desired::desired_from;
+use controller::http::{Directory, HttpState};
+use controller::projection::{node_entries, role};
+use controller::{ClusterKey, Members, Pass, Reconciler};
+use engine::{ConditionKind, MemberInfo, Observation, Ordinal, Phase};
 use local::{LocalBackend, LocalConfig, LocalError};
-use redis_backend::{AdapterConfig, MemberInfo, RedisAdapter};
+use redis_backend::{AdapterConfig, MigrationProgress, RedisAdapter};
 use spec::{RedisCluster, RedisClusterSpec};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -182,6 +183,17 @@ struct LocalMembers(LocalBackend);
 impl Members for LocalMembers {
     type Error = LocalError;
 
+    fn is_transient(error: &LocalError) -> bool {
+        // A missing binary or a port taken by another program stays so until a person acts.
+        !matches!(
+            error,
+            LocalError::RedisServerNotFound
+                | LocalError::RedisServerMissing(_)
+                | LocalError::PortOutOfRange { .. }
+                | LocalError::PortInUse { .. }
+        )
+    }
+
     async fn list(&self) -> Result<Vec<MemberInfo>, LocalError> {
         Ok(self
             .0
@@ -244,15 +256,15 @@ async fn up(args: UpArgs) -> CmdResult {
     }
     let cfg = local_config(&cluster, &dir)?;
     let backend = LocalBackend::new(cfg.clone())?;
-    let members = LocalMembers(backend.clone());
-    let redis = adapter_for(&cfg, &cluster.spec);
+    let redis = adapter_for(&cfg, &cluster.spec)
+        .with_progress(MigrationProgress::for_cluster(LOCAL_NAMESPACE, &name));
     // `local scale` counts stay in force until the manifest is edited after them (see
     // `effective_spec`), so restarting `up` never undoes a scale.
     save_manifest(&args.file, &dir)?;
     local::write_operator_pid(&dir)?;
 
     let directory = Directory::new();
-    let metrics = crate::http::install_metrics_recorder().ok();
+    let metrics = controller::http::install_metrics_recorder().ok();
     let http = HttpState::new(directory.clone(), metrics);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if args.listen != "off" {
@@ -269,14 +281,28 @@ async fn up(args: UpArgs) -> CmdResult {
             let shutdown = async move {
                 let _ = rx.wait_for(|s| *s).await;
             };
-            if let Err(e) = crate::http::serve(listener, state, shutdown).await {
+            if let Err(e) = controller::http::serve(listener, state, shutdown).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
     }
-    let progress = spawn_progress_ticker(&redis, stop_rx.clone());
 
-    let result = run_loop(&args, &name, &dir, &members, &redis, &directory, &http).await;
+    let progress = spawn_progress_ticker(&redis, stop_rx.clone());
+    let mut reconciler = Reconciler::new(
+        ClusterKey::new(LOCAL_NAMESPACE, &name),
+        LocalMembers(backend.clone()),
+        redis,
+    )
+    .with_directory(directory);
+    if let Some(p) = &args.record {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map_err(|e| format!("cannot open {}: {e}", p.display()))?;
+        reconciler = reconciler.record_to(std::io::BufWriter::new(file));
+    }
+    let result = run_loop(&args, &name, &dir, &mut reconciler, &http).await;
     let _ = stop_tx.send(true);
     progress.abort();
     let _ = local::remove_operator_pid(&dir);
@@ -300,81 +326,52 @@ enum Outcome {
     Stopped,
 }
 
+/// The shell around the reconciler: reads the manifest each pass (an unreadable edit keeps
+/// the last valid spec), stops on Ctrl-C or SIGTERM, and shows each pass on the console.
 async fn run_loop(
     args: &UpArgs,
     name: &str,
     dir: &Path,
-    members: &LocalMembers,
-    redis: &RedisAdapter,
-    directory: &Directory,
+    reconciler: &mut Reconciler<LocalMembers>,
     http: &HttpState,
 ) -> Result<Outcome, CmdError> {
     let started = Instant::now();
-    let mut phase = Phase::Pending;
-    let mut applied: Option<RedisClusterSpec> = None;
     let mut last_line = String::new();
     let mut was_ready = false;
-    let mut recorder = match &args.record {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| format!("cannot open {}: {e}", p.display()))?,
-        ),
-        None => None,
-    };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut memory = engine::history::Memory::default();
     loop {
-        let cluster = match effective_spec(&args.file, dir) {
-            Ok(c) => c,
+        let spec = match effective_spec(&args.file, dir) {
+            Ok(c) => c.spec,
             Err(e) => {
                 // A broken edit of the manifest changes nothing; say so and keep the last spec.
                 report_line(
                     &mut last_line,
-                    &format!("[{phase}] manifest unreadable, nothing changed: {e}"),
+                    &format!(
+                        "[{}] manifest unreadable, nothing changed: {e}",
+                        reconciler.phase()
+                    ),
                 );
-                match &applied {
-                    Some(s) => RedisCluster::new(name, s.clone()),
+                match reconciler.last_valid_spec() {
+                    Some(s) => s.clone(),
                     None => return Err(e),
                 }
             }
         };
-        let desired = desired_from(&cluster.spec, applied.as_ref());
-        if desired.problems.is_empty() {
-            if applied.as_ref() != Some(&cluster.spec) {
-                for warning in spec::warnings(&cluster.spec) {
-                    eprintln!("warning: {warning}");
-                }
-            }
-            applied = Some(cluster.spec.clone());
-        }
         let step = tokio::select! {
-            p = reconciler::pass(members, redis, &desired, phase, &mut memory) => p?,
+            p = reconciler.reconcile(&spec) => p?,
             _ = tokio::signal::ctrl_c() => return Ok(Outcome::Stopped),
             _ = term.recv() => return Ok(Outcome::Stopped),
         };
-        if let Some(f) = recorder.as_mut() {
-            let line = serde_json::to_string(&step.trace_record())?;
-            writeln!(f, "{line}").map_err(|e| format!("cannot write the trace: {e}"))?;
-        }
-        directory.set_cluster(LOCAL_NAMESPACE, name, node_entries(&step.observation));
         http.set_ready(true);
-        phase = step.decision.phase;
-        metrics::gauge!("redis_operator_cluster_ready", "cluster" => name.to_string()).set(
-            if step.decision.is_true(ConditionKind::Ready) {
-                1.0
-            } else {
-                0.0
-            },
-        );
+        for warning in &step.warnings {
+            eprintln!("warning: {warning}");
+        }
         for loss in &step.losses {
             eprintln!("WARNING: DATA LOST: {loss}");
             last_line.clear();
         }
         show(&mut last_line, &step);
-        let ready = step.decision.is_true(ConditionKind::Ready);
+        let ready = step.is_ready();
         if ready && !was_ready {
             print_ready(name, &step.observation, args);
         }
@@ -384,14 +381,13 @@ async fn run_loop(
         }
         if args.until_ready && started.elapsed() > Duration::from_secs(args.ready_timeout) {
             return Err(format!(
-                "cluster not ready after {} s (phase {phase}: {})",
-                args.ready_timeout, step.decision.summary
+                "cluster not ready after {} s (phase {}: {})",
+                args.ready_timeout, step.decision.phase, step.decision.summary
             )
             .into());
         }
-        let delay = reconciler::next_delay(&step);
         tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(step.next_delay) => {}
             _ = tokio::signal::ctrl_c() => return Ok(Outcome::Stopped),
             _ = term.recv() => return Ok(Outcome::Stopped),
         }
@@ -405,7 +401,7 @@ fn report_line(last: &mut String, line: &str) {
     }
 }
 
-fn show(last: &mut String, step: &Pass) {
+fn show(last: &mut String, step: &Pass<LocalError>) {
     let d = &step.decision;
     let mut line = format!("[{}] {}", d.phase, d.summary);
     if let Some(c) = d.condition(ConditionKind::Degraded).filter(|c| c.status) {
@@ -460,32 +456,6 @@ fn spawn_progress_ticker(
     })
 }
 
-/// What the HTTP API serves: every node that answered, with its role and slots.
-pub fn node_entries(obs: &Observation) -> Vec<NodeEntry> {
-    obs.members
-        .values()
-        .filter_map(|m| {
-            let s = m.redis.as_ref()?;
-            let me = s.myself()?;
-            let addr = m.addr.as_ref()?;
-            Some(NodeEntry {
-                ip: addr.ip.clone(),
-                port: addr.port,
-                role: if me.master_id.is_some() {
-                    "replica"
-                } else {
-                    "master"
-                }
-                .to_string(),
-                node_id: me.id.clone(),
-                master_id: me.master_id.clone(),
-                slots: engine::slots::format_ranges(&me.slots),
-                healthy: s.cluster_ok && m.running,
-            })
-        })
-        .collect()
-}
-
 async fn down(args: DownArgs) -> CmdResult {
     let (dir, cluster) = load_saved(&args.cluster)?;
     if let Some(pid) = local::signal_operator(&dir).await? {
@@ -514,7 +484,7 @@ async fn status(args: NameArgs) -> CmdResult {
     let cfg = local_config(&cluster, &dir)?;
     let backend = LocalBackend::new(cfg.clone())?;
     let redis = adapter_for(&cfg, &cluster.spec);
-    let obs = reconciler::observe(&LocalMembers(backend), &redis).await?;
+    let obs = controller::observe(&LocalMembers(backend), &redis).await?;
     let spec = effective_spec(&saved_manifest(&dir), &dir)?.spec;
     let desired = desired_from(&spec, None);
     let decision = engine::decide(&desired, Phase::Ready, &obs);
@@ -543,11 +513,7 @@ async fn status(args: NameArgs) -> CmdResult {
                 "{:<4} {:<21} {:<8} {:<10} {:<10} {:>8}  {}\n",
                 ord,
                 addr,
-                if me.master_id.is_some() {
-                    "replica"
-                } else {
-                    "master"
-                },
+                role(me),
                 me.id.get(..8).unwrap_or(&me.id),
                 me.master_id
                     .as_deref()
@@ -630,7 +596,7 @@ pub fn record(args: RecordArgs) -> CmdResult {
             }
             let spec = effective_spec(&saved_manifest(&dir), &dir)?.spec;
             let desired = desired_from(&spec, None);
-            let observation = reconciler::observe(&members, &redis).await?;
+            let observation = controller::observe(&members, &redis).await?;
             let decision = engine::decide(&desired, phase, &observation);
             let record = engine::trace::TraceRecord {
                 time: observation.now_ms,

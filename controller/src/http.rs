@@ -17,7 +17,7 @@ use hyper::body::Bytes;
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 use std::future::Future;
 use std::sync::Arc;
@@ -66,7 +66,14 @@ impl HttpState {
 /// Install the process-wide Prometheus recorder. Call once per process: a second call fails
 /// because the `metrics` facade accepts a single global recorder.
 pub fn install_metrics_recorder() -> Result<PrometheusHandle, BuildError> {
-    PrometheusBuilder::new().install_recorder()
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(crate::telemetry::RECONCILE_DURATION.to_string()),
+            crate::telemetry::RECONCILE_BUCKETS,
+        )?
+        .install_recorder()?;
+    crate::telemetry::describe();
+    Ok(handle)
 }
 
 /// Serve the API on `listener` until `shutdown` completes, then stop accepting, let requests
@@ -175,7 +182,7 @@ pub fn respond<B>(state: &HttpState, req: &Request<B>) -> Response<Full<Bytes>> 
     // The route label is one of a fixed few, never the raw path, so clients cannot blow up
     // the metric's cardinality.
     metrics::counter!(
-        "redis_operator_http_requests_total",
+        crate::telemetry::HTTP_REQUESTS,
         "route" => route,
         "status" => resp.status().as_u16().to_string()
     )

@@ -1,0 +1,418 @@
+//! The pass, owned once for every backend: observe → `engine::decide` → execute, and what a
+//! pass leaves behind (phase hint, last valid spec, memory, trace, directory, metrics, delay).
+//!
+//! A [`Reconciler`] never decides anything itself; it runs the engine's decision and reports
+//! the pass. Shells call [`Reconciler::reconcile`] with the spec they read (a manifest, a
+//! watched object) and wait [`Pass::next_delay`] before the next call.
+
+use crate::desired::desired_from;
+use crate::error::{EffectCause, EffectError, ReconcileError};
+use crate::http::Directory;
+use crate::members::Members;
+use crate::{projection, telemetry};
+use engine::history::{DataLoss, Memory};
+use engine::trace::TraceRecord;
+use engine::{ConditionKind, Decision, Desired, Effect, Observation, Phase};
+use redis_backend::{ExecContext, RedisAdapter};
+use spec::RedisClusterSpec;
+use std::future::Future;
+use std::io::Write;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Which cluster a reconciler runs: its namespace (`local` for local mode) and name. Every
+/// per-cluster metric and directory entry is keyed by both.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClusterKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ClusterKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    fn labels(&self) -> [(&'static str, String); 2] {
+        [
+            ("namespace", self.namespace.clone()),
+            ("cluster", self.name.clone()),
+        ]
+    }
+}
+
+/// One pass, as it happened.
+pub struct Pass<E: std::error::Error + 'static> {
+    pub observation: Observation,
+    pub decision: Decision,
+    pub desired: Desired,
+    pub phase_hint: Phase,
+    /// The first effect that failed, if any (the rest of the decision was not run).
+    pub error: Option<EffectError<E>>,
+    /// Masters this observation found back without their data (reported once each).
+    pub losses: Vec<DataLoss>,
+    /// Warnings about a spec seen valid for the first time (`replicas: 0` without
+    /// persistence...): shown once per change, not once per pass.
+    pub warnings: Vec<String>,
+    /// When to run the next pass.
+    pub next_delay: Duration,
+}
+
+impl<E: std::error::Error + 'static> Pass<E> {
+    pub fn trace_record(&self) -> TraceRecord {
+        TraceRecord {
+            time: self.observation.now_ms,
+            spec: self.desired.clone(),
+            phase_hint: self.phase_hint,
+            observation: self.observation.clone(),
+            decision: self.decision.clone(),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.decision.is_true(ConditionKind::Ready)
+    }
+}
+
+/// The reconcile state of one cluster.
+pub struct Reconciler<M: Members> {
+    key: ClusterKey,
+    members: M,
+    redis: RedisAdapter,
+    phase: Phase,
+    /// The last spec that passed validation: an invalid edit is judged against it, and a
+    /// shell that cannot read its spec any more keeps reconciling it.
+    applied: Option<RedisClusterSpec>,
+    memory: Memory,
+    trace: Option<Box<dyn Write + Send>>,
+    directory: Option<Directory>,
+}
+
+impl<M: Members> Reconciler<M> {
+    pub fn new(key: ClusterKey, members: M, redis: RedisAdapter) -> Self {
+        Self {
+            key,
+            members,
+            redis,
+            phase: Phase::Pending,
+            applied: None,
+            memory: Memory::default(),
+            trace: None,
+            directory: None,
+        }
+    }
+
+    /// Each pass updates this directory's entry for the cluster (the HTTP API reads it).
+    pub fn with_directory(mut self, directory: Directory) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
+    /// Each pass appends its trace record (one JSON line) to `out`.
+    pub fn record_to(mut self, out: impl Write + Send + 'static) -> Self {
+        self.trace = Some(Box::new(out));
+        self
+    }
+
+    pub fn key(&self) -> &ClusterKey {
+        &self.key
+    }
+
+    pub fn members(&self) -> &M {
+        &self.members
+    }
+
+    pub fn redis(&self) -> &RedisAdapter {
+        &self.redis
+    }
+
+    /// The phase the last pass ended in (the hint of the next one).
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn last_valid_spec(&self) -> Option<&RedisClusterSpec> {
+        self.applied.as_ref()
+    }
+
+    /// Runs one pass towards `spec`. An invalid spec changes nothing: the engine reports it
+    /// (condition `Invalid`) and keeps the cluster as it is.
+    pub async fn reconcile(
+        &mut self,
+        spec: &RedisClusterSpec,
+    ) -> Result<Pass<M::Error>, ReconcileError<M::Error>> {
+        let started = Instant::now();
+        let desired = desired_from(spec, self.applied.as_ref());
+        let mut warnings = Vec::new();
+        if desired.problems.is_empty() && self.applied.as_ref() != Some(spec) {
+            warnings = spec::warnings(spec)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            self.applied = Some(spec.clone());
+        }
+        let phase_hint = self.phase;
+        let mut observation = observe(&self.members, &self.redis)
+            .await
+            .map_err(ReconcileError::ListMembers)?;
+        let losses = self.memory.observed(&observation);
+        for loss in &losses {
+            tracing::error!(namespace = %self.key.namespace, cluster = %self.key.name, ordinal = loss.ordinal, keys = loss.keys, "{loss}");
+        }
+        observation.history = self.memory.history(observation.now_ms);
+        let decision = engine::decide(&desired, phase_hint, &observation);
+        let error = self
+            .execute(&desired, &observation, &decision.effects)
+            .await
+            .err();
+        let message = error.as_ref().map(|e| e.cause.to_string());
+        let times = self.memory.executed(
+            error
+                .as_ref()
+                .zip(message.as_deref())
+                .map(|(e, m)| (&e.effect, m)),
+            observation.now_ms,
+        );
+        // The same failure pass after pass is logged at 1, 2, 4, 8, ... passes, not each time.
+        if let Some(e) = &error {
+            if times.is_power_of_two() {
+                tracing::warn!(cluster = %self.key.name, effect = %e.effect, error = %e.cause, transient = e.transient, times, "effect failed; observing again");
+            } else {
+                tracing::debug!(cluster = %self.key.name, effect = %e.effect, error = %e.cause, times, "effect failed again");
+            }
+        }
+        self.phase = decision.phase;
+        let mut pass = Pass {
+            observation,
+            decision,
+            desired,
+            phase_hint,
+            error,
+            losses,
+            warnings,
+            next_delay: Duration::ZERO,
+        };
+        pass.next_delay = next_delay(&pass);
+        if let Some(directory) = &self.directory {
+            directory.set_cluster(
+                &self.key.namespace,
+                &self.key.name,
+                projection::node_entries(&pass.observation),
+            );
+        }
+        self.publish_metrics(&pass, started.elapsed());
+        if let Some(out) = self.trace.as_mut() {
+            let line = serde_json::to_string(&pass.trace_record())
+                .map_err(|e| ReconcileError::Trace(e.into()))?;
+            writeln!(out, "{line}")
+                .and_then(|()| out.flush())
+                .map_err(ReconcileError::Trace)?;
+        }
+        Ok(pass)
+    }
+
+    fn publish_metrics(&self, pass: &Pass<M::Error>, took: Duration) {
+        let labels = self.key.labels();
+        metrics::histogram!(telemetry::RECONCILE_DURATION, &labels).record(took.as_secs_f64());
+        let outcome = if pass.error.is_some() {
+            "effect_failed"
+        } else {
+            "ok"
+        };
+        let mut with_outcome = labels.to_vec();
+        with_outcome.push(("outcome", outcome.to_string()));
+        metrics::counter!(telemetry::RECONCILE_PASSES, &with_outcome).increment(1);
+        metrics::gauge!(telemetry::CLUSTER_READY, &labels).set(bool_gauge(pass.is_ready()));
+        for kind in ConditionKind::ALL {
+            let mut with_type = labels.to_vec();
+            with_type.push(("type", kind.as_str().to_string()));
+            metrics::gauge!(telemetry::CLUSTER_CONDITION, &with_type)
+                .set(bool_gauge(pass.decision.is_true(kind)));
+        }
+        if !pass.losses.is_empty() {
+            metrics::counter!(telemetry::DATA_LOSSES, &labels).increment(pass.losses.len() as u64);
+        }
+    }
+
+    fn count_effect(&self, effect: &Effect, ok: bool) {
+        let mut labels = self.key.labels().to_vec();
+        labels.push(("kind", effect.kind().to_string()));
+        labels.push(("outcome", if ok { "ok" } else { "failed" }.to_string()));
+        metrics::counter!(telemetry::EFFECTS, &labels).increment(1);
+    }
+
+    /// Runs `effects` in order; a run of consecutive `MigrateSlots` runs in parallel per
+    /// (source, target) pair, a run of `CreateNode` starts its members together. The first
+    /// failure stops the pass: the next observation shows where things stand.
+    async fn execute(
+        &self,
+        desired: &Desired,
+        observation: &Observation,
+        effects: &[Effect],
+    ) -> Result<(), EffectError<M::Error>> {
+        let mut ctx = ExecContext::from_observation(observation);
+        ctx.protect_targets = desired.replicas > 0;
+        let mut i = 0;
+        while let Some(effect) = effects.get(i) {
+            let run_len = effects[i..]
+                .iter()
+                .take_while(|e| std::mem::discriminant(*e) == std::mem::discriminant(effect))
+                .count();
+            let result = match effect {
+                Effect::CreateNode { .. } => {
+                    // Members start independently: waiting for each to answer in turn would
+                    // add one start-up time per node to the creation of a cluster.
+                    let run = &effects[i..i + run_len];
+                    let starts = run.iter().map(|e| async move {
+                        let Effect::CreateNode { ordinal } = e else {
+                            return Ok(());
+                        };
+                        tracing::info!(effect = %e, "starting node");
+                        self.members
+                            .ensure_running(*ordinal)
+                            .await
+                            .map_err(|err| self.member_error(e, err))
+                    });
+                    let results = join_all(starts.collect()).await;
+                    for (e, r) in run.iter().zip(&results) {
+                        self.count_effect(e, r.is_ok());
+                    }
+                    i += run_len;
+                    match results.into_iter().find_map(Result::err) {
+                        Some(err) => return Err(err),
+                        None => continue,
+                    }
+                }
+                Effect::DeleteNode { ordinal } => {
+                    tracing::info!(%effect, "removing node");
+                    i += 1;
+                    self.members
+                        .delete(*ordinal)
+                        .await
+                        .map_err(|err| self.member_error(effect, err))
+                }
+                Effect::MigrateSlots { .. } => {
+                    let run = &effects[i..i + run_len];
+                    for e in run {
+                        tracing::info!(effect = %e, "migrating");
+                    }
+                    i += run_len;
+                    let result = self
+                        .redis
+                        .execute_parallel_migrations(run, &ctx)
+                        .await
+                        .map_err(|err| redis_error(effect, err));
+                    for e in run {
+                        self.count_effect(e, result.is_ok());
+                    }
+                    result?;
+                    continue;
+                }
+                other => {
+                    tracing::info!(effect = %other, "cluster command");
+                    i += 1;
+                    self.redis
+                        .execute(other, &ctx)
+                        .await
+                        .map_err(|err| redis_error(other, err))
+                }
+            };
+            self.count_effect(effect, result.is_ok());
+            result?;
+        }
+        Ok(())
+    }
+
+    fn member_error(&self, effect: &Effect, err: M::Error) -> EffectError<M::Error> {
+        EffectError {
+            effect: effect.clone(),
+            transient: M::is_transient(&err),
+            cause: EffectCause::Members(err),
+        }
+    }
+}
+
+fn redis_error<E: std::error::Error + 'static>(
+    effect: &Effect,
+    err: redis_backend::AdapterError,
+) -> EffectError<E> {
+    EffectError {
+        effect: effect.clone(),
+        transient: err.is_transient(),
+        cause: EffectCause::Redis(err),
+    }
+}
+
+fn bool_gauge(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Observes the world once, deciding and executing nothing (status tables, `simulate record`).
+pub async fn observe<M: Members>(
+    members: &M,
+    redis: &RedisAdapter,
+) -> Result<Observation, M::Error> {
+    let list = members.list().await?;
+    Ok(redis.observe(list, now_ms()).await)
+}
+
+/// How long to wait before the next pass.
+pub fn next_delay<E: std::error::Error + 'static>(pass: &Pass<E>) -> Duration {
+    if pass.error.is_some() {
+        // The engine backs off an effect that keeps failing; never retry faster than this.
+        let ms = pass.decision.requeue_ms.unwrap_or(500).clamp(500, 30_000);
+        return Duration::from_millis(ms);
+    }
+    if !pass.decision.effects.is_empty() {
+        // A failover is an election under way: repeating `CLUSTER FAILOVER` before it ends
+        // would restart it, so the engine's own delay is honoured.
+        if pass
+            .decision
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Failover { .. }))
+        {
+            return Duration::from_millis(pass.decision.requeue_ms.unwrap_or(1_000));
+        }
+        // Otherwise look again right away: the effects changed the world.
+        return Duration::from_millis(100);
+    }
+    // Polling is cheap next to missing a crash for long: a few commands per node. While work
+    // is under way, look often: every wait (gossip, a sync) ends at an unknown moment.
+    let cap = if pass.is_ready() { 2_000 } else { 100 };
+    Duration::from_millis(pass.decision.requeue_ms.unwrap_or(cap).min(cap))
+}
+
+/// Polls every future to completion concurrently (on the current task) and returns their
+/// outputs in order. Small enough not to need a futures crate.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, out) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
