@@ -72,6 +72,25 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
                 on: *best,
                 mode: FailoverMode::Takeover,
             });
+            // A replica takes over exactly the slots its own view gives its master. When
+            // that view is behind (the no-election case: it gives none), the slots the cluster
+            // gives the dead master would stay with it, and its member, restarted empty
+            // without persistence, would serve them empty while their keys sit on the
+            // promoted replica. TAKEOVER is done when the command returns and bumps the
+            // replica's epoch, so it claims them right after, at an epoch every view accepts.
+            let claimed: Vec<u16> = w
+                .view(*best, id)
+                .map(|e| crate::slots::expand(&e.slots).collect())
+                .unwrap_or_default();
+            if let Some(best_id) = w.id_of.get(best) {
+                effects.extend(slots.iter().filter(|s| !claimed.contains(s)).map(|s| {
+                    Effect::SetSlotOwner {
+                        on: *best,
+                        slot: *s,
+                        owner_id: (*best_id).to_string(),
+                    }
+                }));
+            }
         } else if majority && n.failed && down_for > 2 * timeout {
             // A master grants one vote per failed master every 2 node timeouts. Attempts
             // closer together than that can be refused in turn by different voters for ever,

@@ -133,6 +133,17 @@ impl Pool {
         }
     }
 
+    /// An error reply found inside another reply (an element of `EXEC`'s array).
+    pub(crate) fn refusal(
+        &self,
+        addr: &Addr,
+        command: &str,
+        err: redis::ServerError,
+    ) -> AdapterError {
+        let e: RedisError = err.into();
+        self.classify(addr, command, e)
+    }
+
     /// Runs one command and converts its reply.
     pub(crate) async fn query<T: FromRedisValue>(
         &self,

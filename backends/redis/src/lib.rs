@@ -23,6 +23,7 @@ mod executor;
 mod migrate;
 mod observer;
 mod progress;
+mod protected;
 mod replication;
 
 pub use config::AdapterConfig;

@@ -5,6 +5,7 @@
 
 use crate::RedisAdapter;
 use crate::error::AdapterError;
+use crate::protected::MigrateMode;
 use engine::Addr;
 use redis::{FromRedisValue, Value};
 use std::collections::VecDeque;
@@ -276,12 +277,14 @@ impl RedisAdapter {
                 }
             }
             if !sending.is_empty() {
-                let mut pipe = redis::pipe();
-                for (_, _, keys) in &sending {
-                    pipe.cmd("ASKING");
-                    pipe.add_command(self.migrate_command(&mv.to, keys, false));
-                }
-                let replies = match self.pool.pipe_values(&mv.from, &pipe, "MIGRATE").await {
+                let results = if mv.needs_replica {
+                    let batches: Vec<(u16, Vec<Vec<u8>>)> =
+                        sending.iter().map(|(s, _, k)| (*s, k.clone())).collect();
+                    self.move_batches_protected(mv, &batches).await
+                } else {
+                    self.move_batches(mv, &sending).await
+                };
+                let results = match results {
                     Ok(r) => r,
                     Err(e) => {
                         for (s, _, _) in sending {
@@ -293,26 +296,11 @@ impl RedisAdapter {
                         break;
                     }
                 };
-                let migrate_replies = replies.into_iter().skip(1).step_by(2);
-                let mut moved_this_turn = 0;
-                for ((slot, idle, keys), reply) in sending.into_iter().zip(migrate_replies) {
-                    match reply {
-                        Ok(v) => {
-                            let moved = moved_by(&v, keys.len());
-                            moved_this_turn += moved;
-                            self.progress.keys_moved_add(moved);
-                            next.push((slot, 0));
-                        }
-                        Err(e) if is_busy_key(&e) => {
-                            match self.resolve_busy_keys(&mv.from, &mv.to, slot, &keys).await {
-                                Ok(n) => {
-                                    moved_this_turn += n;
-                                    self.progress.keys_moved_add(n);
-                                    let idle = if n == 0 { idle + 1 } else { 0 };
-                                    next.push((slot, idle));
-                                }
-                                Err(e) => self.slot_failed(mv, slot, e, first_error),
-                            }
+                for ((slot, idle, _), result) in sending.into_iter().zip(results) {
+                    match result {
+                        Ok(n) => {
+                            self.progress.keys_moved_add(n);
+                            next.push((slot, if n == 0 { idle + 1 } else { 0 }));
                         }
                         Err(e) if server_code(&e) == Some("TRYAGAIN") => {
                             if idle + 1 >= max_idle {
@@ -324,24 +312,38 @@ impl RedisAdapter {
                         Err(e) => self.slot_failed(mv, slot, e, first_error),
                     }
                 }
-                // The source deleted the keys it just moved: until the target's replica has
-                // them they exist once. The next batch waits for that copy, so a target
-                // killed now loses at most this batch (Redis' own asynchronous-replication
-                // window), never everything moved to it so far.
-                if mv.needs_replica
-                    && moved_this_turn > 0
-                    && let Err(e) = self.await_target_replicated(&mv.to).await
-                {
-                    for (s, _) in next {
-                        self.slot_failed(mv, s, e.clone(), first_error);
-                    }
-                    break;
-                }
             }
             active = next;
             self.progress.maybe_log(config.progress_log_interval);
         }
         finished
+    }
+
+    /// One plain `MIGRATE` per batch in one pipeline (the target has no replica to protect
+    /// the keys, or the spec asks for none): returns, per batch, the keys that left the
+    /// source. A `BUSYKEY` is resolved by comparing values (see `resolve_busy_keys`).
+    async fn move_batches(
+        &self,
+        mv: &Move,
+        sending: &[(u16, u32, Vec<Vec<u8>>)],
+    ) -> Result<Vec<Result<u64, AdapterError>>, AdapterError> {
+        let mut pipe = redis::pipe();
+        for (_, _, keys) in sending {
+            pipe.cmd("ASKING");
+            pipe.add_command(self.migrate_command(&mv.to, keys, MigrateMode::Move));
+        }
+        let replies = self.pool.pipe_values(&mv.from, &pipe, "MIGRATE").await?;
+        let mut out = Vec::with_capacity(sending.len());
+        for ((slot, _, keys), reply) in sending.iter().zip(replies.into_iter().skip(1).step_by(2)) {
+            out.push(match reply {
+                Ok(v) => Ok(moved_by(&v, keys.len())),
+                Err(e) if is_busy_key(&e) => {
+                    self.resolve_busy_keys(&mv.from, &mv.to, *slot, keys).await
+                }
+                Err(e) => Err(e),
+            });
+        }
+        Ok(out)
     }
 
     /// Runs a pipeline of (`COUNTKEYSINSLOT`, `GETKEYSINSLOT`) pairs.
@@ -461,7 +463,7 @@ impl RedisAdapter {
                 }
                 continue;
             }
-            match self.migrate_keys(from, to, &keys, false).await {
+            match self.migrate_keys(from, to, &keys, MigrateMode::Move).await {
                 Ok(moved) => {
                     idle = 0;
                     self.progress.keys_moved_add(moved);
@@ -491,25 +493,41 @@ impl RedisAdapter {
         }
     }
 
-    /// `MIGRATE host port "" 0 timeout [REPLACE] [AUTH pw] KEYS ...`.
-    fn migrate_command(&self, to: &Addr, keys: &[Vec<u8>], replace: bool) -> redis::Cmd {
+    /// `MIGRATE host port "" 0 timeout [COPY] [REPLACE] [AUTH pw] KEYS ...`, or the one-key
+    /// form `MIGRATE host port key 0 timeout REPLACE [AUTH pw]`.
+    pub(crate) fn migrate_command(
+        &self,
+        to: &Addr,
+        keys: &[Vec<u8>],
+        mode: MigrateMode,
+    ) -> redis::Cmd {
         let config = self.config();
         let mut migrate = redis::cmd("MIGRATE");
+        migrate.arg(&to.ip).arg(to.port);
+        match (mode, keys) {
+            (MigrateMode::OneKeyReplace, [key]) => migrate.arg(key.as_slice()),
+            _ => migrate.arg(""),
+        };
         migrate
-            .arg(&to.ip)
-            .arg(to.port)
-            .arg("")
             .arg(0)
             .arg(config.migrate_timeout.as_millis() as u64);
-        if replace {
-            migrate.arg("REPLACE");
+        match mode {
+            MigrateMode::Move => {}
+            MigrateMode::Replace | MigrateMode::OneKeyReplace => {
+                migrate.arg("REPLACE");
+            }
+            MigrateMode::CopyReplace => {
+                migrate.arg("COPY").arg("REPLACE");
+            }
         }
         if let Some(pw) = &config.password {
             migrate.arg("AUTH").arg(pw);
         }
-        migrate.arg("KEYS");
-        for k in keys {
-            migrate.arg(k.as_slice());
+        if !(mode == MigrateMode::OneKeyReplace && keys.len() == 1) {
+            migrate.arg("KEYS");
+            for k in keys {
+                migrate.arg(k.as_slice());
+            }
         }
         migrate
     }
@@ -520,14 +538,14 @@ impl RedisAdapter {
         from: &Addr,
         to: &Addr,
         keys: &[Vec<u8>],
-        replace: bool,
+        mode: MigrateMode,
     ) -> Result<u64, AdapterError> {
         if keys.is_empty() {
             return Ok(0);
         }
         let mut pipe = redis::pipe();
         pipe.cmd("ASKING");
-        pipe.add_command(self.migrate_command(to, keys, replace));
+        pipe.add_command(self.migrate_command(to, keys, mode));
         let mut replies = self.pool.pipe_values(from, &pipe, "MIGRATE").await?;
         let reply = replies.pop().unwrap_or(Ok(Value::Nil))?;
         Ok(moved_by(&reply, keys.len()))
@@ -573,10 +591,12 @@ impl RedisAdapter {
                 keys = identical.len(),
                 "keys already on the target with the same value; replacing"
             );
-            moved += self.migrate_keys(from, to, &identical, true).await?;
+            moved += self
+                .migrate_keys(from, to, &identical, MigrateMode::Replace)
+                .await?;
         }
         if !fresh.is_empty() {
-            match self.migrate_keys(from, to, &fresh, false).await {
+            match self.migrate_keys(from, to, &fresh, MigrateMode::Move).await {
                 Ok(n) => moved += n,
                 // A key appeared on the target meanwhile: the next round looks at it again.
                 Err(e) if is_busy_key(&e) => {}

@@ -523,13 +523,24 @@ fn own_epoch(obs: &engine::Observation, ord: u32) -> u64 {
 async fn bump_epoch_gives_the_master_the_highest_epoch_and_is_idempotent() {
     let c = Cluster::start(&[12100, 12101, 12102], 3, None).await;
     // Fresh masters start on colliding epochs, which Redis settles over a few pings: bumping
-    // before that is done can be overtaken by the settling itself.
-    eventually(200, "every master on its own epoch", || async {
-        let obs = c.observe().await;
-        let epochs: std::collections::BTreeSet<u64> =
-            (0..3u32).map(|o| own_epoch(&obs, o)).collect();
-        epochs.len() == 3
-    })
+    // before that is done can be overtaken by the settling itself. BUMPEPOCH also counts from
+    // the node's own `cluster_current_epoch`, which lags until gossip brings the highest
+    // epoch: a bump from a lagging node can land on an epoch another master already has.
+    eventually(
+        200,
+        "every master on its own epoch, and every node knowing the highest",
+        || async {
+            let obs = c.observe().await;
+            let epochs: std::collections::BTreeSet<u64> =
+                (0..3u32).map(|o| own_epoch(&obs, o)).collect();
+            let highest = epochs.last().copied().unwrap_or(0);
+            epochs.len() == 3
+                && obs
+                    .members
+                    .values()
+                    .all(|m| m.redis.as_ref().is_some_and(|s| s.current_epoch == highest))
+        },
+    )
     .await;
     let obs = c.observe().await;
     let lowest = (0..3u32).min_by_key(|o| own_epoch(&obs, *o)).unwrap();

@@ -323,12 +323,12 @@ async fn a_move_whose_source_died_is_finished_from_the_promoted_replica_towards_
 }
 
 /// Keys moved by `MIGRATE` leave the source at once; until the target's replica applies them
-/// they exist only on the target. A migration towards a protected target therefore sends its
-/// next batch only once a replica has caught up: with the replica frozen, exactly one batch
-/// (100 keys) moves and the move pauses with `TargetUnprotected`; thawed, it finishes and the
-/// replica holds every key.
+/// they would exist only on the target. Towards a protected target a batch is therefore copied,
+/// and leaves the source only once a replica has it: with the replica frozen, the first batch
+/// (100 keys) is copied, nothing leaves the source, and the move pauses with
+/// `TargetUnprotected`; thawed, it finishes and the replica holds every key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_migration_sends_no_batch_before_the_targets_replica_has_the_previous_one() {
+async fn no_key_leaves_the_source_before_a_replica_of_the_target_has_it() {
     let c = Cluster::start(&[12160, 12161, 12162, 12163], 3, None).await;
     // #3 replicates #0, the target.
     let slot = engine::slots::expand(
@@ -369,8 +369,12 @@ async fn a_migration_sends_no_batch_before_the_targets_replica_has_the_previous_
         matches!(paused, Err(AdapterError::TargetUnprotected { .. })),
         "{paused:?}"
     );
-    assert_eq!(dbsize(&c, 0).await, 100, "one batch reached the target");
-    assert_eq!(dbsize(&c, 1).await, 400, "the rest waits on the source");
+    assert_eq!(
+        dbsize(&c, 0).await,
+        100,
+        "one batch was copied to the target"
+    );
+    assert_eq!(dbsize(&c, 1).await, 500, "no key left the source");
 
     c.nodes[3].thaw();
     c.adapter
@@ -380,6 +384,64 @@ async fn a_migration_sends_no_batch_before_the_targets_replica_has_the_previous_
     assert_eq!(dbsize(&c, 0).await, 500);
     eventually(100, "the replica holds every moved key", || async {
         dbsize(&c, 3).await == 500
+    })
+    .await;
+}
+
+/// The order the engine relies on when a replica takes over a master whose last slot it never
+/// heard of: `CLUSTER FAILOVER TAKEOVER` is complete when the command returns (the replica is a
+/// master at a bumped epoch), so a `SETSLOT <slot> NODE <itself>` sent right after is accepted
+/// and wins in every view, and the dead master's member restarted empty gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_took_over_claims_a_slot_its_view_never_gave_its_master() {
+    let mut c = Cluster::start(&[12170, 12171, 12172, 12173], 3, None).await;
+    // #3 replicates #0.
+    let slot = engine::slots::expand(
+        &c.observe().await.members[&1]
+            .redis
+            .as_ref()
+            .unwrap()
+            .myself()
+            .unwrap()
+            .slots,
+    )
+    .next()
+    .unwrap();
+    // The slot (empty) is given to #0 in the views of #1 and #2 only, and #0 dies: #0 never
+    // claimed it itself, so its replica #3 never hears of it, as when a target dies right
+    // after `SETSLOT NODE` and before its next ping.
+    for on in [1, 2] {
+        setslot(&c, on, slot, &["NODE", &c.ids[0]]).await;
+    }
+    c.nodes[0].kill();
+    let view_of_3 = c.observe().await.members[&3].redis.clone().unwrap();
+    let master_in_view_of_3 = view_of_3.nodes.iter().find(|n| n.id == c.ids[0]).unwrap();
+    assert!(
+        !engine::slots::expand(&master_in_view_of_3.slots).any(|s| s == slot),
+        "#3 never heard that #0 took the slot"
+    );
+
+    let ctx = c.ctx().await;
+    for effect in [
+        Effect::Failover {
+            on: 3,
+            mode: engine::FailoverMode::Takeover,
+        },
+        Effect::SetSlotOwner {
+            on: 3,
+            slot,
+            owner_id: c.ids[3].clone(),
+        },
+    ] {
+        c.adapter.execute(&effect, &ctx).await.expect("accepted");
+    }
+    let new = c.ids[3].clone();
+    eventually(100, "every live view gives the slot to #3", || async {
+        c.owners_of(slot)
+            .await
+            .iter()
+            .skip(1)
+            .all(|o| o.as_deref() == Some(new.as_str()))
     })
     .await;
 }
