@@ -32,10 +32,14 @@ pub mod planner;
 pub fn decide(desired: &Desired, phase_hint: Phase, observation: &Observation) -> Decision {
     lifecycle::decide(desired, phase_hint, observation)
 }
+mod bootstrap;
 mod claims;
 mod failover;
+mod gossip;
+mod membership;
 mod repair;
 mod replicas;
 mod restart;
+mod topology;
 mod work;
 mod world;
