@@ -9,12 +9,13 @@ use crate::desired::desired_from;
 use crate::error::{EffectCause, EffectError, ReconcileError};
 use crate::http::Directory;
 use crate::members::Members;
+use crate::status::{self, Transition};
 use crate::{projection, telemetry};
 use engine::history::{DataLoss, Memory};
 use engine::trace::TraceRecord;
 use engine::{ConditionKind, Decision, Desired, Effect, Observation, Phase};
 use redis_backend::{ExecContext, RedisAdapter};
-use spec::RedisClusterSpec;
+use spec::{RedisClusterSpec, RedisClusterStatus};
 use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -58,6 +59,10 @@ pub struct Pass<E: std::error::Error + 'static> {
     pub warnings: Vec<String>,
     /// When to run the next pass.
     pub next_delay: Duration,
+    /// The `RedisCluster` status this pass shows.
+    pub status: RedisClusterStatus,
+    /// What changed since the previous pass's status, one event per change.
+    pub events: Vec<Transition>,
 }
 
 impl<E: std::error::Error + 'static> Pass<E> {
@@ -88,6 +93,9 @@ pub struct Reconciler<M: Members> {
     memory: Memory,
     trace: Option<Box<dyn Write + Send>>,
     directory: Option<Directory>,
+    /// The status the previous pass showed (or the object's, when a shell sets it).
+    status: Option<RedisClusterStatus>,
+    generation: Option<i64>,
 }
 
 impl<M: Members> Reconciler<M> {
@@ -101,7 +109,17 @@ impl<M: Members> Reconciler<M> {
             memory: Memory::default(),
             trace: None,
             directory: None,
+            status: None,
+            generation: None,
         }
+    }
+
+    /// The status the object shows now and the generation of the spec the next pass is given:
+    /// conditions keep their transition times across operator restarts, and events are only
+    /// emitted for what changed since.
+    pub fn observe_object(&mut self, status: Option<RedisClusterStatus>, generation: Option<i64>) {
+        self.status = status;
+        self.generation = generation;
     }
 
     /// Each pass updates this directory's entry for the cluster (the HTTP API reads it).
@@ -193,8 +211,20 @@ impl<M: Members> Reconciler<M> {
             losses,
             warnings,
             next_delay: Duration::ZERO,
+            status: RedisClusterStatus::default(),
+            events: Vec::new(),
         };
         pass.next_delay = next_delay(&pass);
+        let name = self.key.name.clone();
+        pass.status = status::project(
+            &pass.decision,
+            &pass.observation,
+            self.status.as_ref(),
+            self.generation,
+            |ordinal| format!("{name}-{ordinal}"),
+        );
+        pass.events = status::transitions(self.status.as_ref(), &pass.status);
+        self.status = Some(pass.status.clone());
         if let Some(directory) = &self.directory {
             directory.set_cluster(
                 &self.key.namespace,
