@@ -331,28 +331,10 @@ async fn a_move_whose_source_died_is_finished_from_the_promoted_replica_towards_
 async fn no_key_leaves_the_source_before_a_replica_of_the_target_has_it() {
     let c = Cluster::start(&[12160, 12161, 12162, 12163], 3, None).await;
     // #3 replicates #0, the target.
-    let slot = engine::slots::expand(
-        &c.observe().await.members[&1]
-            .redis
-            .as_ref()
-            .unwrap()
-            .myself()
-            .unwrap()
-            .slots,
-    )
-    .next()
-    .unwrap();
+    let slot = c.first_slot_of(1).await;
     let keys = keys_in_slot(slot, 500);
     fill(&mut c.client(1, None).await, &keys).await;
-    eventually(100, "the target's replica is online", || async {
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query_async(&mut c.client(0, None).await)
-            .await
-            .unwrap();
-        info.contains("state=online")
-    })
-    .await;
+    c.wait_replica_online(0).await;
     let mut ctx = c.ctx().await;
     ctx.protect_targets = true;
     let mv = Effect::MigrateSlots {
@@ -396,17 +378,7 @@ async fn no_key_leaves_the_source_before_a_replica_of_the_target_has_it() {
 async fn a_replica_that_took_over_claims_a_slot_its_view_never_gave_its_master() {
     let mut c = Cluster::start(&[12170, 12171, 12172, 12173], 3, None).await;
     // #3 replicates #0.
-    let slot = engine::slots::expand(
-        &c.observe().await.members[&1]
-            .redis
-            .as_ref()
-            .unwrap()
-            .myself()
-            .unwrap()
-            .slots,
-    )
-    .next()
-    .unwrap();
+    let slot = c.first_slot_of(1).await;
     // The slot (empty) is given to #0 in the views of #1 and #2 only, and #0 dies: #0 never
     // claimed it itself, so its replica #3 never hears of it, as when a target dies right
     // after `SETSLOT NODE` and before its next ping.

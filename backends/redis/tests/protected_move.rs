@@ -64,28 +64,10 @@ fn churn(
 async fn keys_written_and_deleted_during_a_protected_move_end_as_clients_left_them() {
     let c = Cluster::start(&[12180, 12181, 12182, 12183], 3, None).await;
     // #3 replicates #0, the target; the slot is #1's.
-    let slot = engine::slots::expand(
-        &c.observe().await.members[&1]
-            .redis
-            .as_ref()
-            .unwrap()
-            .myself()
-            .unwrap()
-            .slots,
-    )
-    .next()
-    .unwrap();
+    let slot = c.first_slot_of(1).await;
     let keys = keys_in_slot(slot, 3000);
     fill(&mut c.client(1, None).await, &keys).await;
-    eventually(100, "the target's replica is online", || async {
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query_async(&mut c.client(0, None).await)
-            .await
-            .unwrap();
-        info.contains("state=online")
-    })
-    .await;
+    c.wait_replica_online(0).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let writer = churn(c.nodes[0].port, keys.clone(), stop.clone());

@@ -239,6 +239,26 @@ impl Cluster {
             .unwrap()
     }
 
+    /// The first slot member `ord` says it owns.
+    pub async fn first_slot_of(&self, ord: u32) -> u16 {
+        let obs = self.observe().await;
+        let me = obs.members[&ord].redis.as_ref().unwrap().myself().unwrap();
+        engine::slots::expand(&me.slots).next().unwrap()
+    }
+
+    /// Waits until member `master` lists a replica in state `online`.
+    pub async fn wait_replica_online(&self, master: usize) {
+        eventually(100, "the replica is online", || async {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut self.client(master, None).await)
+                .await
+                .unwrap();
+            info.contains("state=online")
+        })
+        .await;
+    }
+
     /// The node id every reachable node believes owns `slot`, one entry per node.
     pub async fn owners_of(&self, slot: u16) -> Vec<Option<String>> {
         self.observe()
