@@ -36,14 +36,14 @@ fn churn(
         while !stop.load(Ordering::Relaxed) {
             for (i, key) in keys.iter().enumerate().skip(round % 7).step_by(7) {
                 let value = format!("r{round}-{i}");
-                let result: redis::RedisResult<()> = if (i + round) % 3 == 0 {
+                let result: redis::RedisResult<()> = if (i + round).is_multiple_of(3) {
                     redis::cmd("DEL").arg(key).query(&mut conn)
                 } else {
                     redis::cmd("SET").arg(key).arg(&value).query(&mut conn)
                 };
                 ops += 1;
                 match result {
-                    Ok(()) if (i + round) % 3 == 0 => {
+                    Ok(()) if (i + round).is_multiple_of(3) => {
                         expected.insert(key.clone(), None);
                     }
                     Ok(()) => {
