@@ -8,6 +8,7 @@ pub mod client;
 pub mod cluster;
 pub mod faults;
 pub mod gossip;
+pub mod migration;
 pub mod node;
 pub mod rng;
 pub mod runner;

@@ -1,0 +1,238 @@
+//! Slot migration as Redis runs it: `MIGRATE` batches, key routing on half-moved slots,
+//! replicas mirroring their master, the executor's `MigrateSlots` and `MoveStrayKeys`, and the
+//! mid-slot points where a fault may kill the source or the target.
+
+use crate::apply::{ApplyError, StepBudget, Victim, refused};
+use crate::cluster::Cluster;
+use crate::node::NONE;
+use engine::{Ordinal, slots};
+
+impl Cluster {
+    /// Copies one slot of a master's dataset to its replicas whose link is up.
+    pub fn mirror_slot(&mut self, master: Ordinal, slot: u16) {
+        let Some(m) = self.members.get(&master) else {
+            return;
+        };
+        let data = m.node.keys.get(&slot).cloned();
+        let offset = m.node.repl_offset;
+        for r in self.synced_replicas(master) {
+            if let Some(rm) = self.members.get_mut(&r) {
+                match &data {
+                    Some(d) => rm.node.keys.insert(slot, d.clone()),
+                    None => rm.node.keys.remove(&slot),
+                };
+                rm.node.repl_offset = offset;
+            }
+        }
+    }
+
+    /// How node `o` routes a keyed command for `slot` before running it (Redis'
+    /// `getNodeByQuery`, in its order): an unbound slot and a cluster that is down refuse it
+    /// first; `MIGRATE` (and `RESTORE-ASKING`, which carries `ASKING`) then runs locally on a
+    /// slot the node imports, or migrates while owning it; anything else is redirected.
+    /// A replica never owns a slot, so it answers MOVED (Redis redirects in cluster mode
+    /// before it would check `replica-read-only`).
+    pub(crate) fn route_keyed(&mut self, o: Ordinal, slot: u16) -> Result<(), String> {
+        let Some(n) = self.members.get(&o).map(|m| &m.node) else {
+            return Err(format!("#{o}: no such member"));
+        };
+        let owner = n.owner(slot);
+        let (me, importing) = (n.key, n.importing.contains_key(&slot));
+        if owner == NONE {
+            return Err(format!("CLUSTERDOWN Hash slot not served ({slot})"));
+        }
+        let at = n.peers.get(&owner).map(|p| format!("{}:{}", p.ip, p.port));
+        if !self.cluster_ok(o) {
+            return Err("CLUSTERDOWN The cluster is down".to_string());
+        }
+        if owner == me || importing {
+            return Ok(());
+        }
+        Err(format!("MOVED {slot} {}", at.unwrap_or_default()))
+    }
+
+    /// One `MIGRATE … KEYS` batch from `from` to `to` for `slot`, with the checks Redis makes
+    /// on both ends: `from` must serve the command (see `route_keyed`), then `to` must accept
+    /// `RESTORE-ASKING` the same way (a refusal there leaves the keys on `from`). Returns the
+    /// keys moved.
+    pub fn migrate_batch(
+        &mut self,
+        from: Ordinal,
+        to: Ordinal,
+        slot: u16,
+    ) -> Result<Vec<u64>, ApplyError> {
+        self.node(from)?;
+        self.route_keyed(from, slot).map_err(|m| refused(from, m))?;
+        if !self.can_talk(from, to) {
+            return Err(refused(
+                from,
+                "IOERR error or timeout connecting to the client",
+            ));
+        }
+        self.route_keyed(to, slot)
+            .map_err(|m| refused(from, format!("ERR Target instance replied with error: {m}")))?;
+        let size = self.migrate_batch.max(1);
+        let fnode = self.node_mut(from)?;
+        let batch: Vec<u64> = fnode
+            .keys
+            .get(&slot)
+            .map(|s| s.iter().take(size).copied().collect())
+            .unwrap_or_default();
+        if let Some(set) = fnode.keys.get_mut(&slot) {
+            for k in &batch {
+                set.remove(k);
+            }
+            if set.is_empty() {
+                fnode.keys.remove(&slot);
+            }
+        }
+        fnode.repl_offset += 1;
+        let tn = self.node_mut(to)?;
+        tn.keys
+            .entry(slot)
+            .or_default()
+            .extend(batch.iter().copied());
+        tn.repl_offset += 1;
+        self.mirror_slot(from, slot);
+        self.mirror_slot(to, slot);
+        self.record_arrivals(from, to, &batch);
+        Ok(batch)
+    }
+
+    /// A mid-slot point of a migration from `from` to `to`: if the planned kill is due, the
+    /// victim dies now. Configs announced by slots finished earlier in this effect go out
+    /// first: Redis broadcasts them within milliseconds of each `SETSLOT NODE`.
+    pub(crate) fn mid_slot_point(
+        &mut self,
+        budget: &mut StepBudget,
+        from: Ordinal,
+        to: Ordinal,
+    ) -> Result<(), ApplyError> {
+        let Some(victim) = budget.mid_slot() else {
+            return Ok(());
+        };
+        for o in std::mem::take(&mut self.pending_pongs) {
+            self.broadcast_pong(o);
+        }
+        let ordinal = match victim {
+            Victim::Source => from,
+            Victim::Target => to,
+        };
+        self.kill(ordinal);
+        Err(ApplyError::Killed { ordinal, victim })
+    }
+
+    pub(crate) fn migrate_slots(
+        &mut self,
+        from: Ordinal,
+        from_id: &str,
+        to: Ordinal,
+        to_id: &str,
+        ranges: &[engine::SlotRange],
+        budget: &mut StepBudget,
+    ) -> Result<(), ApplyError> {
+        let fk = self.node(from)?.key;
+        let tk = self.node(to)?.key;
+        if self.id(fk) != from_id {
+            return Err(refused(
+                from,
+                format!("node id is {}, not {from_id}", self.id(fk)),
+            ));
+        }
+        if self.id(tk) != to_id {
+            return Err(refused(
+                to,
+                format!("node id is {}, not {to_id}", self.id(tk)),
+            ));
+        }
+        for slot in slots::expand(ranges) {
+            let (f_owns, f_migrating) = {
+                let n = self.node(from)?;
+                (n.owner(slot) == fk, n.migrating.contains_key(&slot))
+            };
+            let t_owns = self.node(to)?.owner(slot) == tk;
+            if t_owns && !f_owns && !f_migrating {
+                continue; // already moved
+            }
+            if !t_owns {
+                budget.step()?;
+                self.setslot_importing(to, slot, fk)?;
+                budget.step()?;
+                self.setslot_migrating(from, slot, tk)?;
+                while self.node(from)?.keys_in(slot) > 0 {
+                    budget.step()?;
+                    let moved = self.migrate_batch(from, to, slot)?;
+                    if !moved.is_empty() {
+                        self.mid_slot_point(budget, from, to)?;
+                    }
+                }
+                budget.step()?;
+                self.setslot_node(to, slot, tk)?;
+            }
+            budget.step()?;
+            self.setslot_node(from, slot, tk)?;
+            budget.step()?;
+            let others: Vec<Ordinal> = self
+                .members
+                .values()
+                .filter(|m| m.running && m.node.is_master() && m.ordinal != from && m.ordinal != to)
+                .map(|m| m.ordinal)
+                .collect();
+            for o in others {
+                // Best effort, as the real executor: a master that does not know the target
+                // yet learns the new owner through gossip.
+                let _ = self.setslot_node(o, slot, tk);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the keys of `slot` that `from` holds without owning the slot to its owner `to`,
+    /// as the real executor does: a node that does not import the slot first gets
+    /// `SETSLOT slot IMPORTING <owner>` (Redis runs `MIGRATE` only for a slot the node owns or
+    /// imports, and a `MIGRATING` marker on a node that no longer owns the slot does not
+    /// count; on a replica `SETSLOT` is refused), then `MIGRATE` batches, then `SETSLOT
+    /// STABLE`.
+    pub(crate) fn move_stray_keys(
+        &mut self,
+        from: Ordinal,
+        to: Ordinal,
+        to_id: &str,
+        slot: u16,
+        budget: &mut StepBudget,
+    ) -> Result<(), ApplyError> {
+        let tk = self.node(to)?.key;
+        if self.id(tk) != to_id {
+            return Err(refused(
+                to,
+                format!("node id is {}, not {to_id}", self.id(tk)),
+            ));
+        }
+        let n = self.node(from)?;
+        if n.owner(slot) == n.key {
+            return Err(refused(
+                from,
+                format!("owns slot {slot}; its keys are not stray"),
+            ));
+        }
+        if !n.importing.contains_key(&slot) {
+            budget.step()?;
+            self.setslot_importing(from, slot, tk)?;
+        }
+        while self.node(from)?.keys_in(slot) > 0 {
+            budget.step()?;
+            let moved = self.migrate_batch(from, to, slot)?;
+            if !moved.is_empty() {
+                self.mid_slot_point(budget, from, to)?;
+            }
+        }
+        budget.step()?;
+        self.setslot_guard(from)?;
+        let n = self.node_mut(from)?;
+        n.migrating.remove(&slot);
+        n.importing.remove(&slot);
+        n.markers_changed();
+        n.touch();
+        Ok(())
+    }
+}
