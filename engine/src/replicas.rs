@@ -72,10 +72,62 @@ pub(crate) fn replica_for(w: &World, id: Option<&str>) -> Option<ReplicaFor> {
         .copied()
         .chain(std::iter::once(id))
         .collect();
-    replicas_of(w, &masters, &mut Vec::new())
-        .into_iter()
+    let plan = replicas_of(w, &masters, &mut Vec::new());
+    let replicate = |on: Ordinal| Effect::Replicate {
+        on,
+        master_id: id.to_string(),
+    };
+    // Redis refuses `REPLICATE` towards a node the replica does not know as a master.
+    let knows = |on: Ordinal| {
+        w.view(on, id)
+            .is_some_and(|e| e.is_master() && !e.flags.handshake && !e.flags.fail)
+    };
+    plan.iter()
         .find(|e| matches!(e, Effect::Replicate { master_id, .. } if master_id == id))
+        .cloned()
+        // The plan counts only replicas that will stay: a master kept safe for now by a
+        // replica being removed may wait for its permanent one; `id` has no copy at all.
+        .or_else(|| {
+            plan.iter().find_map(|e| match e {
+                Effect::Replicate { on, master_id }
+                    if w.has_attached_replica(master_id) && knows(*on) =>
+                {
+                    Some(replicate(*on))
+                }
+                _ => None,
+            })
+        })
+        .or_else(|| lend_leaving(w, id).filter(|e| knows(e.target())))
         .map(ReplicaFor::Attach)
+}
+
+/// A node being removed (beyond the desired count) that can protect `id` for a while: an
+/// empty master (no slot, no key), or a replica whose master does not need it (owns no slot,
+/// or has another replica). During a scale-in every spare in-range node may
+/// be taken; without this, a half-moved slot would be finished towards a node with no copy.
+/// The lent node is removed once it holds nothing, like any leaving member.
+fn lend_leaving(w: &World, id: &str) -> Option<Effect> {
+    let owners = w.slots_by_owner();
+    w.reachable
+        .iter()
+        .filter(|(ord, _)| !w.in_range(**ord))
+        .find_map(|(ord, (_, _, state))| {
+            let me = state.myself()?;
+            if !me.slots.is_empty() || me.id == id {
+                return None;
+            }
+            let free = match me.master_id.as_deref() {
+                // An empty master: its keys would be flushed by the sync, so it must have none.
+                None => state.keys == 0 && !owners.contains_key(me.id.as_str()),
+                Some(m) if m == id => return None,
+                // A replica's keys are copies; its master must not need it.
+                Some(m) => !owners.contains_key(m) || w.replicas_of(m).len() > 1,
+            };
+            free.then(|| Effect::Replicate {
+                on: *ord,
+                master_id: id.to_string(),
+            })
+        })
 }
 
 /// Replicas: every master that owns slots gets exactly `replicas` in-range replicas, taken
