@@ -1,0 +1,82 @@
+//! Helpers shared by the simulator's hand-driven tests: a cluster built effect by effect, ticks,
+//! a node's own view.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use engine::slots::even_split;
+use engine::{Effect, Observation, Ordinal};
+use redis_operator_sim::node::PORT;
+use redis_operator_sim::{ApplyError, Cluster, StepBudget};
+
+pub const TIMEOUT: u64 = 3000;
+
+pub fn apply(c: &mut Cluster, e: Effect) -> Result<(), ApplyError> {
+    c.apply(&e, &mut StepBudget::unlimited())
+}
+
+pub fn id(c: &Cluster, o: Ordinal) -> String {
+    c.id(c.members[&o].node.key).to_string()
+}
+
+pub fn ticks(c: &mut Cluster, n: u32) {
+    for _ in 0..n {
+        c.tick(1000);
+    }
+}
+
+/// `masters` masters with slots split evenly, then `replicas` replicas each (ordinals after
+/// the masters, replica `r` of master `m` at `masters + m * replicas + r`).
+pub fn cluster(masters: u32, replicas: u32) -> Cluster {
+    let mut c = Cluster::new(42, TIMEOUT);
+    let total = masters * (replicas + 1);
+    for o in 0..total {
+        apply(&mut c, Effect::CreateNode { ordinal: o }).unwrap();
+    }
+    for (o, r) in even_split(masters).into_iter().enumerate() {
+        apply(
+            &mut c,
+            Effect::AddSlots {
+                on: o as Ordinal,
+                slots: vec![r],
+            },
+        )
+        .unwrap();
+    }
+    for o in 1..total {
+        let ip = c.members[&o].ip();
+        apply(
+            &mut c,
+            Effect::Meet {
+                on: 0,
+                ip,
+                port: PORT,
+            },
+        )
+        .unwrap();
+    }
+    ticks(&mut c, 3);
+    for m in 0..masters {
+        for r in 0..replicas {
+            let on = masters + m * replicas + r;
+            let master_id = id(&c, m);
+            apply(&mut c, Effect::Replicate { on, master_id }).unwrap();
+        }
+    }
+    ticks(&mut c, 5);
+    c
+}
+
+pub fn myself(obs: &Observation, o: Ordinal) -> engine::ClusterNode {
+    obs.members[&o]
+        .redis
+        .as_ref()
+        .unwrap()
+        .myself()
+        .unwrap()
+        .clone()
+}
+
+pub fn write_keys(c: &mut Cluster, client: &mut redis_operator_sim::client::Client, n: u32) {
+    for _ in 0..n {
+        assert!(client.write(c), "a healthy cluster acknowledges writes");
+    }
+}
