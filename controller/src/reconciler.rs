@@ -286,14 +286,19 @@ impl<M: Members> Reconciler<M> {
         ctx.protect_targets = desired.replicas > 0;
         let mut i = 0;
         while let Some(effect) = effects.get(i) {
-            let run_len = effects[i..]
-                .iter()
-                .take_while(|e| std::mem::discriminant(*e) == std::mem::discriminant(effect))
-                .count();
+            // The consecutive effects of the same kind as this one (run together for member
+            // starts and migrations).
+            let run_len = || {
+                effects[i..]
+                    .iter()
+                    .take_while(|e| std::mem::discriminant(*e) == std::mem::discriminant(effect))
+                    .count()
+            };
             let result = match effect {
                 Effect::CreateNode { .. } => {
                     // Members start independently: waiting for each to answer in turn would
                     // add one start-up time per node to the creation of a cluster.
+                    let run_len = run_len();
                     let run = &effects[i..i + run_len];
                     let starts = run.iter().map(|e| async move {
                         let Effect::CreateNode { ordinal } = e else {
@@ -324,6 +329,7 @@ impl<M: Members> Reconciler<M> {
                         .map_err(|err| self.member_error(effect, err))
                 }
                 Effect::MigrateSlots { .. } => {
+                    let run_len = run_len();
                     let run = &effects[i..i + run_len];
                     for e in run {
                         tracing::info!(effect = %e, "migrating");

@@ -78,7 +78,7 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
             // without persistence, would serve them empty while their keys sit on the
             // promoted replica. TAKEOVER is done when the command returns and bumps the
             // replica's epoch, so it claims them right after, at an epoch every view accepts.
-            let claimed: Vec<u16> = w
+            let claimed: std::collections::BTreeSet<u16> = w
                 .view(*best, id)
                 .map(|e| crate::slots::expand(&e.slots).collect())
                 .unwrap_or_default();

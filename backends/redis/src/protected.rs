@@ -67,10 +67,33 @@ impl RedisAdapter {
         if copied.iter().any(Result::is_ok) {
             self.await_target_replicated(&mv.to).await?;
         }
+        // Step 3 for every copied batch in one pipeline; a key's reply error fails its batch.
+        let (all_keys, all_prints): (Vec<Vec<u8>>, Vec<String>) = batches
+            .iter()
+            .zip(&copied)
+            .filter_map(|((_, keys), copy)| copy.as_ref().ok().map(|prints| (keys, prints)))
+            .flat_map(|(keys, prints)| keys.iter().cloned().zip(prints.iter().cloned()))
+            .unzip();
+        let mut fates = match self
+            .delete_if_same(&mv.from, &all_keys, &all_prints, false)
+            .await
+        {
+            Ok(fates) => fates.into_iter(),
+            Err(e) => {
+                return Ok(copied.into_iter().map(|c| c.and(Err(e.clone()))).collect());
+            }
+        };
         let mut out = Vec::with_capacity(batches.len());
         for ((slot, keys), copy) in batches.iter().zip(copied) {
             match copy {
-                Ok(prints) => out.push(self.release_batch(mv, *slot, keys, &prints).await),
+                Ok(prints) => {
+                    let batch_fates: Result<Vec<Fate>, AdapterError> =
+                        fates.by_ref().take(keys.len()).collect();
+                    out.push(match batch_fates {
+                        Ok(f) => self.release_batch(mv, *slot, keys, &prints, f).await,
+                        Err(e) => Err(e),
+                    });
+                }
                 Err(e) => out.push(Err(e)),
             }
         }
@@ -145,15 +168,16 @@ impl RedisAdapter {
         Ok(prints)
     }
 
-    /// Steps 3 and 4 for one batch. Returns how many keys left the source.
+    /// The rest of step 3 and step 4 for one batch, given what step 3's script did to each of
+    /// its keys. Returns how many keys left the source.
     async fn release_batch(
         &self,
         mv: &Move,
         slot: u16,
         keys: &[Vec<u8>],
         prints: &[String],
+        fates: Vec<Fate>,
     ) -> Result<u64, AdapterError> {
-        let fates = self.delete_if_same(&mv.from, keys, prints, false).await?;
         let mut moved = 0;
         let mut changed = Vec::new();
         let mut gone = Vec::new();
@@ -193,20 +217,22 @@ impl RedisAdapter {
         }
         if !gone.is_empty() {
             let (keys, prints): (Vec<Vec<u8>>, Vec<String>) = gone.into_iter().unzip();
-            self.delete_if_same(&mv.to, &keys, &prints, true).await?;
+            for fate in self.delete_if_same(&mv.to, &keys, &prints, true).await? {
+                fate?;
+            }
         }
         Ok(moved)
     }
 
-    /// Runs [`DELETE_IF_SAME`] for each key on `addr` (after `ASKING` on an importing node).
-    /// A key the node redirects with `ASK` is absent there.
+    /// Runs [`DELETE_IF_SAME`] for each key on `addr` (after `ASKING` on an importing node),
+    /// in one pipeline; one result per key. A key the node redirects with `ASK` is absent there.
     async fn delete_if_same(
         &self,
         addr: &Addr,
         keys: &[Vec<u8>],
         prints: &[String],
         asking: bool,
-    ) -> Result<Vec<Fate>, AdapterError> {
+    ) -> Result<Vec<Result<Fate, AdapterError>>, AdapterError> {
         let script = redis::Script::new(DELETE_IF_SAME);
         let mut pipe = redis::pipe();
         pipe.cmd("SCRIPT").arg("LOAD").arg(DELETE_IF_SAME);
@@ -222,7 +248,7 @@ impl RedisAdapter {
         }
         let replies = self.pool.pipe_values(addr, &pipe, "EVALSHA").await?;
         let step = if asking { 2 } else { 1 };
-        replies
+        Ok(replies
             .into_iter()
             .skip(step)
             .step_by(step)
@@ -238,7 +264,7 @@ impl RedisAdapter {
                 }),
                 Err(e) => Err(e),
             })
-            .collect()
+            .collect())
     }
 }
 

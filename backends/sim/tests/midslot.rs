@@ -299,16 +299,7 @@ fn cluster_with_an_empty_master() -> Cluster {
     let mut c = cluster(3, 1);
     for o in [6, 7] {
         apply(&mut c, Effect::CreateNode { ordinal: o }).unwrap();
-        let ip = c.members[&o].ip();
-        apply(
-            &mut c,
-            Effect::Meet {
-                on: 0,
-                ip,
-                port: PORT,
-            },
-        )
-        .unwrap();
+        meet_node_0(&mut c, o);
     }
     ticks(&mut c, 3);
     let master_id = id(&c, 6);

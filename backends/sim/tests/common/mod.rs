@@ -42,16 +42,7 @@ pub fn cluster(masters: u32, replicas: u32) -> Cluster {
         .unwrap();
     }
     for o in 1..total {
-        let ip = c.members[&o].ip();
-        apply(
-            &mut c,
-            Effect::Meet {
-                on: 0,
-                ip,
-                port: PORT,
-            },
-        )
-        .unwrap();
+        meet_node_0(&mut c, o);
     }
     ticks(&mut c, 3);
     for m in 0..masters {
@@ -79,4 +70,18 @@ pub fn write_keys(c: &mut Cluster, client: &mut redis_operator_sim::client::Clie
     for _ in 0..n {
         assert!(client.write(c), "a healthy cluster acknowledges writes");
     }
+}
+
+/// `CLUSTER MEET` from node 0 to member `o`.
+pub fn meet_node_0(c: &mut Cluster, o: Ordinal) {
+    let ip = c.members[&o].ip();
+    apply(
+        c,
+        Effect::Meet {
+            on: 0,
+            ip,
+            port: PORT,
+        },
+    )
+    .unwrap();
 }
