@@ -148,14 +148,12 @@ impl Memory {
                 && let Some(before) = self.seen.get(&me.id)
                 && before.keys > 0
             {
-                let kept: Vec<u16> = slots::expand(&me.slots)
-                    .filter(|s| slots::expand(&before.slots).any(|b| b == *s))
-                    .collect();
+                let kept = slots::common(&me.slots, &before.slots);
                 if !kept.is_empty() {
                     found.push(DataLoss {
                         ordinal: *ordinal,
                         node_id: me.id.clone(),
-                        slots: slots::to_ranges(kept),
+                        slots: kept,
                         keys: before.keys,
                         at_ms: obs.now_ms,
                     });

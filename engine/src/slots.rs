@@ -131,6 +131,17 @@ pub fn overlap(a: &[SlotRange], b: &[SlotRange]) -> bool {
         .any(|x| b.iter().any(|y| x.start.max(y.start) <= x.end.min(y.end)))
 }
 
+/// The slots in both `a` and `b`, as sorted, merged ranges.
+pub fn common(a: &[SlotRange], b: &[SlotRange]) -> Vec<SlotRange> {
+    let pieces = a.iter().flat_map(|x| {
+        b.iter().filter_map(move |y| {
+            let (start, end) = (x.start.max(y.start), x.end.min(y.end));
+            (start <= end).then(|| SlotRange::new(start, end))
+        })
+    });
+    to_ranges(pieces.flat_map(|r| r.iter()))
+}
+
 /// Total number of slots covered by `ranges` (ranges are assumed disjoint).
 pub fn count(ranges: &[SlotRange]) -> u32 {
     ranges.iter().map(SlotRange::len).sum()
