@@ -159,6 +159,7 @@ fn nodes_are_listed_with_their_member_name_role_and_slots() {
         master_link_up: false,
         keys: 0,
         open_slot_keys: BTreeMap::new(),
+        ever_linked: true,
     };
     let mut obs = at(1);
     obs.members.insert(

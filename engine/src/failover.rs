@@ -47,6 +47,17 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
             });
             continue;
         };
+        // The replica holding the copy may be a leaving member the masters already forgot
+        // (its master died between FORGET and its deletion). Masters ignore the pings of a
+        // node they do not know: they would never vote for it, nor accept the slots it takes
+        // over. So it is introduced again first, from every slot owner that lacks it.
+        if let Some(meets) = reintroductions(w, *best, by_owner.keys().copied()) {
+            if meets.is_empty() {
+                waiting.push(who);
+            }
+            effects.extend(meets);
+            continue;
+        }
         let down_for = w.obs.now_ms.saturating_sub(n.last_pong_ms);
         let timeout = w.desired.node_timeout_ms;
         // An election needs a majority of the masters that own slots. Without it, FORCE can
@@ -112,11 +123,12 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
         }
     }
     if !effects.is_empty() {
-        let mut work = Work::new(
-            Kind::Recover,
-            effects,
-            "forcing failover of masters Redis did not replace in time",
-        );
+        let summary = if effects.iter().all(|e| matches!(e, Effect::Meet { .. })) {
+            "introducing again a forgotten replica that holds a failed master's data"
+        } else {
+            "forcing failover of masters Redis did not replace in time"
+        };
+        let mut work = Work::new(Kind::Recover, effects, summary);
         // An election takes time; asking again restarts Redis' manual failover, so look again
         // only after a node timeout.
         work.requeue_ms = Some(w.desired.node_timeout_ms);
@@ -138,4 +150,37 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
         work.kind = Kind::Recover;
         Some(work)
     }
+}
+
+/// When some reachable slot owner does not know replica `best`: the `CLUSTER MEET` effects
+/// that introduce it to them (empty while the handshakes already under way finish).
+fn reintroductions<'a>(
+    w: &World<'a>,
+    best: crate::model::Ordinal,
+    owners: impl Iterator<Item = &'a str>,
+) -> Option<Vec<Effect>> {
+    let best_id = w.id_of.get(&best)?;
+    let (_, best_addr, _) = w.reachable.get(&best)?;
+    let lacking: Vec<_> = owners
+        .filter_map(|owner| w.nodes.get(owner).filter(|o| o.reachable)?.ordinal)
+        .filter(|&voter| voter != best && w.view(voter, best_id).is_none())
+        .collect();
+    if lacking.is_empty() {
+        return None;
+    }
+    Some(
+        lacking
+            .into_iter()
+            .filter(|&voter| {
+                let voter_addr = w.reachable.get(&voter).map(|(_, a, _)| *a);
+                !w.handshaking(voter, best_addr)
+                    && !voter_addr.is_some_and(|a| w.handshaking(best, a))
+            })
+            .map(|voter| Effect::Meet {
+                on: voter,
+                ip: best_addr.ip.clone(),
+                port: best_addr.port,
+            })
+            .collect(),
+    )
 }

@@ -240,6 +240,7 @@ mod tests {
             master_link_up: false,
             keys,
             open_slot_keys: BTreeMap::new(),
+            ever_linked: true,
         });
         let mut obs = Observation {
             now_ms,

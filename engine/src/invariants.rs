@@ -397,6 +397,7 @@ mod tests {
                     master_link_up: master_of(me).is_some(),
                     keys,
                     open_slot_keys: BTreeMap::new(),
+                    ever_linked: true,
                 };
                 let m = Member {
                     ordinal: me,

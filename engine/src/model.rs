@@ -140,6 +140,17 @@ pub struct NodeState {
     /// on a node with no marker (the replica of a target that died holds what had moved).
     #[serde(default, deserialize_with = "crate::slots::checked_slot_map")]
     pub open_slot_keys: BTreeMap<u16, u64>,
+    /// For a replica: its replication link was up at least once since it last was a master or
+    /// started (Redis reports `master_link_down_since_seconds:-1` until then). One that never
+    /// linked holds only what it had as a master, whatever its offset says: nothing, or, for a
+    /// demoted master, its own older copy. A replica moved to another master keeps `true`
+    /// (Redis counts from the old link's loss). Traces written before this field read as `true`.
+    #[serde(default = "linked_by_default")]
+    pub ever_linked: bool,
+}
+
+fn linked_by_default() -> bool {
+    true
 }
 
 impl NodeState {

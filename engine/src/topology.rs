@@ -129,7 +129,7 @@ pub(crate) fn masters(w: &World) -> Option<Work> {
             });
         }
     }
-    let moves = planner::plan(&input, d.rebalance_threshold_pct);
+    let mut moves = planner::plan(&input, d.rebalance_threshold_pct);
     if moves.is_empty() {
         return None;
     }
@@ -142,12 +142,18 @@ pub(crate) fn masters(w: &World) -> Option<Work> {
         Kind::ScaleOut
     };
     if !unready.is_empty() && moves.iter().any(|m| m.from.is_some()) {
-        let mut work = Work::wait(format!(
-            "waiting for masters {} to report cluster_state:ok before moving slots",
-            unready.join(", ")
-        ));
-        work.kind = kind;
-        return Some(work);
+        // Slots nobody was ever given (an ADDSLOTS lost during bootstrap) keep every master
+        // at `cluster_state:fail`: they are assigned first, or this wait would never end.
+        if moves.iter().any(|m| m.from.is_none()) {
+            moves.retain(|m| m.from.is_none());
+        } else {
+            let mut work = Work::wait(format!(
+                "waiting for masters {} to report cluster_state:ok before moving slots",
+                unready.join(", ")
+            ));
+            work.kind = kind;
+            return Some(work);
+        }
     }
     // Keys only move to a master that has a copy of them elsewhere: a target that died with
     // no synced replica would take every key moved to it along (`redis-cli --cluster` has

@@ -171,6 +171,21 @@ fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
         ));
     }
     if let Some(work) = masters(w) {
+        // An interrupted move is repaired before any other starts, as `redis-cli --cluster
+        // rebalance` refuses to run with open slots. Stray keys of a half-moved slot may sit on
+        // a master the plan would drain: once it gives away its last slot (or hands over by
+        // failover) Redis makes it a replica, whose first sync discards them (simulator seed
+        // 20331). While the repair waits (a node down, a replica syncing), so do the moves.
+        let open = w.open_slots();
+        if !open.is_empty() {
+            let mut wait = Work::wait(format!(
+                "{} (held back: {} slot(s) still open from an interrupted migration)",
+                work.summary,
+                open.len()
+            ));
+            wait.kind = Kind::Recover;
+            return wait;
+        }
         return work;
     }
     let mut effects = replicas(w, degraded);

@@ -304,20 +304,38 @@ impl<'a> World<'a> {
 
     /// Replicas of `master_id` that could take over now: they answer, are not failed and hold
     /// a copy (a replica that never completed a sync has offset 0 and holds nothing). Best
-    /// first: highest replication offset, then lowest ordinal.
+    /// first: replicas that linked to this master once, then the highest replication offset,
+    /// then the lowest ordinal.
+    ///
+    /// A replica whose link was never up since it last was a master (Redis reports
+    /// `master_link_down_since_seconds:-1`) holds only what it had as a master: its offset
+    /// counts another stream. It is usually a master demoted by a newer claim on its own slots
+    /// (cut off while its replica was promoted), so its keys are an older copy of these very
+    /// slots: without persistence that beats restarting the master empty, so it stays a
+    /// candidate, last, while it holds keys. With persistence the master's own volume is the
+    /// better copy, and waiting for it (or a linked replica) is right. A replica moved here
+    /// from another master and not synced yet cannot be told apart by this signal (Redis
+    /// itself would elect it); the engine moves replicas only between live masters.
     pub fn takeover_candidates(&self, master_id: &str) -> Vec<Ordinal> {
-        let mut out: Vec<(std::cmp::Reverse<u64>, Ordinal)> = self
+        let mut out: Vec<(bool, std::cmp::Reverse<u64>, Ordinal)> = self
             .replicas_of(master_id)
             .into_iter()
             .filter(|(_, r)| r.reachable && !r.failed)
             .filter_map(|(_, r)| {
                 let ord = r.ordinal?;
-                let offset = self.state(ord).map(|s| s.repl_offset).unwrap_or(0);
-                (offset > 0).then_some((std::cmp::Reverse(offset), ord))
+                let state = self.state(ord)?;
+                if !state.ever_linked && (self.desired.persistent || state.keys == 0) {
+                    return None;
+                }
+                (state.repl_offset > 0).then_some((
+                    !state.ever_linked,
+                    std::cmp::Reverse(state.repl_offset),
+                    ord,
+                ))
             })
             .collect();
         out.sort();
-        out.into_iter().map(|(_, o)| o).collect()
+        out.into_iter().map(|(_, _, o)| o).collect()
     }
 
     /// Replicas of `master_id` (any member), with their info.

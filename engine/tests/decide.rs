@@ -747,3 +747,144 @@ fn a_claimant_already_at_the_current_epoch_is_lifted_through_another_master() {
     let d = decide(&desired(3, 0), Phase::Ready, &obs);
     assert_effects(&d, &[Effect::BumpEpoch { on: 2 }]);
 }
+
+/// Simulator seed 10396: a master that gave away its last slot became a replica of #0 and never
+/// linked to it, keeping its own, higher offset; #0 died. Forcing that node would promote an
+/// empty dataset over the synced replica's (which then resyncs from it): the candidate is the
+/// replica that linked.
+#[test]
+fn a_replica_that_linked_to_the_dead_master_is_forced_before_one_that_never_did_whatever_its_offset()
+ {
+    let mut nodes = healthy(3, 2);
+    nodes[0].running = false;
+    nodes[0].fail = true;
+    let mut obs = observe(&nodes, false, 60_000);
+    for (ord, offset, linked) in [(3u32, 50u64, false), (6, 10, true)] {
+        let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
+        s.repl_offset = offset;
+        s.ever_linked = linked;
+    }
+    let d = decide(&desired(3, 2), Phase::Recovering, &obs);
+    assert_effects(
+        &d,
+        &[Effect::Failover {
+            on: 6,
+            mode: FailoverMode::Force,
+        }],
+    );
+}
+
+/// A dead master's only replica never linked to it: it is the master it replaced, demoted
+/// when it rejoined after a partition (simulator seed 10178). Its keys are an older copy of the
+/// very slots; without persistence the master would come back empty, so it is forced.
+#[test]
+fn without_persistence_a_replica_that_never_linked_but_holds_keys_is_forced_last() {
+    let mut nodes = healthy(3, 1);
+    nodes[0].running = false;
+    nodes[0].fail = true;
+    let mut obs = observe(&nodes, false, 60_000);
+    let s = obs.members.get_mut(&3).unwrap().redis.as_mut().unwrap();
+    s.ever_linked = false;
+    let d = decide(&desired(3, 1), Phase::Recovering, &obs);
+    assert_effects(
+        &d,
+        &[Effect::Failover {
+            on: 3,
+            mode: FailoverMode::Force,
+        }],
+    );
+}
+
+/// With persistence the dead master's volume is the better copy: a replica that never linked
+/// to it is not promoted over it.
+#[test]
+fn with_persistence_a_replica_that_never_linked_is_not_promoted() {
+    let mut nodes = healthy(3, 1);
+    nodes[0].running = false;
+    nodes[0].fail = true;
+    let mut obs = observe(&nodes, false, 60_000);
+    let s = obs.members.get_mut(&3).unwrap().redis.as_mut().unwrap();
+    s.ever_linked = false;
+    let mut spec = desired(3, 1);
+    spec.persistent = true;
+    let d = decide(&spec, Phase::Recovering, &obs);
+    assert!(
+        !d.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Failover { .. })),
+        "{:?}",
+        d.effects
+    );
+}
+
+/// Simulator seed 10396: a leaving replica was forgotten by the masters, then its master died
+/// before the replica was deleted; it holds the only copy. Masters ignore a node they do not
+/// know, so no election or takeover could ever be accepted: it is introduced to them again.
+#[test]
+fn a_forgotten_replica_holding_a_dead_masters_only_copy_is_introduced_again() {
+    let mut nodes = healthy(3, 1);
+    nodes[0].running = false;
+    nodes[0].fail = true;
+    let mut obs = observe(&nodes, false, 60_000);
+    for ord in [1u32, 2] {
+        let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
+        s.nodes.retain(|e| e.id != id(3));
+    }
+    let d = decide(&desired(3, 0), Phase::Recovering, &obs);
+    let at = addr(3);
+    assert_effects(
+        &d,
+        &[
+            Effect::Meet {
+                on: 1,
+                ip: at.ip.clone(),
+                port: at.port,
+            },
+            Effect::Meet {
+                on: 2,
+                ip: at.ip.clone(),
+                port: at.port,
+            },
+        ],
+    );
+}
+
+/// Simulator seeds 4368 and 13164: the ADDSLOTS of one master was lost during bootstrap, then
+/// the spec grew. Every master reports `cluster_state:fail` while a slot has no owner, so
+/// waiting for `ok` before moving slots would wait for ever: the slots nobody was given are
+/// assigned first, and nothing moves yet.
+#[test]
+fn slots_never_assigned_are_assigned_before_a_scale_out_waits_for_cluster_ok() {
+    let mut nodes = healthy(3, 0);
+    nodes[2].slots.clear();
+    nodes[2].keys = 0;
+    nodes.push(Node::new(3));
+    let mut obs = observe(&nodes, false, 60_000);
+    for m in obs.members.values_mut() {
+        m.redis.as_mut().unwrap().cluster_ok = false;
+    }
+    let d = decide(&desired(4, 0), Phase::Ready, &obs);
+    assert!(
+        d.effects
+            .iter()
+            .all(|e| matches!(e, Effect::AddSlots { .. })),
+        "{:?}",
+        d.effects
+    );
+    let assigned: Vec<u16> = d
+        .effects
+        .iter()
+        .flat_map(|e| match e {
+            Effect::AddSlots { slots, .. } => redis_operator_engine::slots::expand(slots).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let never = redis_operator_engine::slots::even_split(3)[2];
+    assert_eq!(
+        assigned.len(),
+        usize::from(never.end - never.start + 1),
+        "{:?} {}",
+        d.effects,
+        d.summary
+    );
+}

@@ -85,6 +85,7 @@ pub fn observe(nodes: &[Node], alone: bool, now_ms: u64) -> Observation {
             master_link_up: n.master.is_some(),
             keys: n.keys,
             open_slot_keys: n.open_keys.clone(),
+            ever_linked: true,
         });
         members.insert(
             n.ord,

@@ -118,6 +118,7 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
                             master_link_up: ok,
                             keys,
                             open_slot_keys,
+                            ever_linked: true,
                         }),
                     },
                 );

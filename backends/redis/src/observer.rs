@@ -175,8 +175,17 @@ impl RedisAdapter {
             open_slot_keys.extend(open.iter().copied().zip(counts));
         }
 
+        // -1 while `repl_down_since` is 0: the link has not been up since the node last was a
+        // master (promotion and start reset it); losing a link, re-pointing included, sets it.
+        let ever_linked = !is_replica
+            || repl.get("master_link_status").map(|s| s.trim()) == Some("up")
+            || repl
+                .get("master_link_down_since_seconds")
+                .is_none_or(|v| v.trim() != "-1");
+
         Ok(NodeState {
             id,
+            ever_linked,
             cluster_ok: info.get("cluster_state").map(|s| s.trim()) == Some("ok"),
             current_epoch: number(&info, "cluster_current_epoch"),
             repl_offset,

@@ -642,3 +642,70 @@ async fn a_hard_reset_makes_an_empty_node_forget_its_cluster_and_take_a_new_id()
     assert_ne!(after.id, before.id, "a hard reset takes a new node id");
     assert_eq!(after.nodes.len(), 1, "and forgets every other node");
 }
+
+/// Redis shows `master_link_down_since_seconds:-1` for a replica whose link has not been up
+/// since it last was a master or started, and `observe` reports that as `ever_linked: false`:
+/// such a replica holds only what it had as a master. A replica moved to another master keeps
+/// `ever_linked: true` (Redis counts from the old link's loss): the engine cannot tell its old
+/// master's data from its new one's by this signal, see `World::takeover_candidates`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_reports_whether_its_link_was_up_since_it_last_was_a_master() {
+    let mut c = Cluster::start(&[12190, 12191, 12192], 3, None).await;
+    // A fourth node, started empty: a master without slots until it replicates.
+    c.nodes.push(Node::spawn(12193, None));
+    let fresh = c.nodes[3].addr();
+    eventually(100, "redis-server answers", || async {
+        c.adapter.observe_node(&fresh).await.is_ok()
+    })
+    .await;
+    let meet = Effect::Meet {
+        on: 0,
+        ip: fresh.ip.clone(),
+        port: fresh.port,
+    };
+    c.adapter
+        .execute(&meet, &c.ctx().await)
+        .await
+        .expect("meet");
+    eventually(200, "the new node knows every node", || async {
+        c.adapter
+            .observe_node(&fresh)
+            .await
+            .is_ok_and(|s| s.nodes.len() == 4 && s.nodes.iter().all(|n| !n.flags.handshake))
+    })
+    .await;
+    // Pointed at a master that answers nothing, it cannot link.
+    let replicate_to = |master: usize| Effect::Replicate {
+        on: 3,
+        master_id: c.ids[master].clone(),
+    };
+    let ctx = c.ctx().await;
+    c.nodes[1].freeze();
+    let accepted = c.adapter.execute(&replicate_to(1), &ctx).await;
+    let seen = c.adapter.observe_node(&fresh).await;
+    c.nodes[1].thaw();
+    accepted.expect("replicate accepted");
+    let s = seen.expect("observed");
+    assert_eq!(
+        s.myself().and_then(|me| me.master_id.clone()).as_deref(),
+        Some(c.ids[1].as_str())
+    );
+    assert!(!s.ever_linked, "never linked since it started");
+    eventually(200, "linked once #1 answers", || async {
+        c.adapter
+            .observe_node(&fresh)
+            .await
+            .is_ok_and(|s| s.master_link_up && s.ever_linked)
+    })
+    .await;
+    // Moved to another master that answers nothing: the earlier link still counts.
+    let ctx = c.ctx().await;
+    c.nodes[2].freeze();
+    let accepted = c.adapter.execute(&replicate_to(2), &ctx).await;
+    let seen = c.adapter.observe_node(&fresh).await;
+    c.nodes[2].thaw();
+    accepted.expect("replicate accepted");
+    let s = seen.expect("observed");
+    assert!(!s.master_link_up);
+    assert!(s.ever_linked, "Redis counts the link to #1");
+}

@@ -261,6 +261,7 @@ impl Cluster {
         n.repl_offset = 0;
         n.synced = false;
         n.last_sync_ms = None;
+        n.linked_since_master = false;
         n.failover_at = None;
         n.voted_for_master.clear();
         for p in n.peers.values_mut() {

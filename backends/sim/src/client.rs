@@ -19,6 +19,9 @@ pub struct Client {
     /// Acknowledged keys whose every copy died with crashed processes: losses the faults
     /// caused, which no operator could prevent.
     pub lost_to_faults: BTreeSet<u64>,
+    /// Acknowledged keys that had no copy left before this step's environment faults (an
+    /// effect lost them): a fault must not take the blame, or it would hide the engine's loss.
+    pub dead_before_fault: BTreeSet<u64>,
     /// Acknowledged keys lost with the node the operator had migrated them to while it had
     /// no synced replica and the spec asked for replicas (`Cluster::exposed`): by holder.
     pub lost_to_operator: BTreeMap<u64, NodeKey>,
@@ -137,7 +140,10 @@ impl Client {
     /// lost to the operator.
     pub fn account_losses(&mut self, cluster: &Cluster) {
         for (key, slot) in &self.acked {
-            if self.lost_to_faults.contains(key) || self.lost_to_operator.contains_key(key) {
+            if self.lost_to_faults.contains(key)
+                || self.lost_to_operator.contains_key(key)
+                || self.dead_before_fault.contains(key)
+            {
                 continue;
             }
             let alive = cluster
@@ -156,6 +162,23 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Records the acknowledged keys that have no copy left now, before faults strike.
+    pub fn note_dead(&mut self, cluster: &Cluster) {
+        self.dead_before_fault = self
+            .acked
+            .iter()
+            .filter(|(key, slot)| {
+                !self.lost_to_faults.contains(*key)
+                    && !self.lost_to_operator.contains_key(*key)
+                    && !cluster
+                        .members
+                        .keys()
+                        .any(|o| cluster.keeps(*o, **slot, **key))
+            })
+            .map(|(key, _)| *key)
+            .collect();
     }
 
     /// Acknowledged keys (not lost to faults) missing from their slot's owner.

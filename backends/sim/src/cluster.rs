@@ -379,6 +379,7 @@ impl Cluster {
             master_link_up,
             keys: n.key_count(),
             open_slot_keys,
+            ever_linked: n.is_master() || n.synced || n.linked_since_master,
         }
     }
 }
@@ -393,5 +394,6 @@ fn empty_state() -> NodeState {
         master_link_up: false,
         keys: 0,
         open_slot_keys: BTreeMap::new(),
+        ever_linked: true,
     }
 }

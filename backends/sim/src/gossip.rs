@@ -386,6 +386,7 @@ impl Cluster {
                     m.node.repl_offset = offset;
                     m.node.synced = true;
                     m.node.last_sync_ms = Some(now);
+                    m.node.linked_since_master = true;
                 }
                 None => m.node.synced = false,
             }
@@ -546,6 +547,7 @@ impl Cluster {
 /// The replica becomes a master owning its old master's slots, under `epoch`.
 pub fn promote(n: &mut RedisNode, old_master: NodeKey, epoch: u64) {
     n.master = None;
+    n.linked_since_master = false;
     n.config_epoch = epoch;
     n.current_epoch = n.current_epoch.max(epoch);
     n.failover_at = None;

@@ -54,6 +54,9 @@ pub struct RedisNode {
     /// Last time the replication link was up (`None`: never since start), for the data-age
     /// check that stops a stale replica from failing over on its own.
     pub last_sync_ms: Option<u64>,
+    /// Redis' `repl_down_since != 0`: the replication link was up at least once since this
+    /// node last was a master or started. Moving to another master does not clear it.
+    pub linked_since_master: bool,
     /// When this replica will start an election for its failed master.
     pub failover_at: Option<u64>,
     /// Bumped whenever anything a peer learns from this node's header changes.
@@ -82,6 +85,7 @@ impl RedisNode {
             repl_offset: 0,
             synced: false,
             last_sync_ms: None,
+            linked_since_master: false,
             failover_at: None,
             version: 1,
             seen: BTreeMap::new(),

@@ -618,6 +618,7 @@ fn simulate(
             client.write(&mut cluster);
         }
         if faulty {
+            client.note_dead(&cluster);
             faults::inject_environment(
                 &mut cluster,
                 &mut client,
