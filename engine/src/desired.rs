@@ -29,7 +29,32 @@ pub struct Desired {
     /// Validation problems of the spec; when not empty the engine only reports them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// Redis settings applied to running nodes with `CONFIG SET`, no restart (see
+    /// [`LIVE_SETTINGS`]), by name, with values as `CONFIG GET` prints them (`maxmemory` in
+    /// bytes).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub live_config: std::collections::BTreeMap<String, String>,
 }
+
+/// Settings Redis 7 applies at once with `CONFIG SET`: a change of one of them is made on the
+/// running nodes; the observer reads exactly these with `CONFIG GET`. Only settings whose
+/// value `CONFIG GET` prints back as given (numbers, enums, yes/no; sizes in bytes) are here,
+/// so a desired value and an observed one compare as text.
+pub const LIVE_SETTINGS: &[&str] = &[
+    "maxmemory",
+    "maxmemory-policy",
+    "maxmemory-samples",
+    "timeout",
+    "tcp-keepalive",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
+    "latency-monitor-threshold",
+    "hz",
+    "lazyfree-lazy-eviction",
+    "lazyfree-lazy-expire",
+    "lazyfree-lazy-user-del",
+    "active-expire-effort",
+];
 
 fn default_threshold() -> u32 {
     DEFAULT_THRESHOLD_PCT
@@ -49,6 +74,7 @@ impl Desired {
             persistent: false,
             deleting: false,
             problems: Vec::new(),
+            live_config: std::collections::BTreeMap::new(),
         }
     }
 

@@ -64,6 +64,12 @@ pub enum Effect {
         slot: u16,
         owner_id: String,
     },
+    /// `CONFIG SET name value` on `on`: a setting Redis applies without a restart.
+    SetConfig {
+        on: Ordinal,
+        name: String,
+        value: String,
+    },
     /// `CLUSTER FAILOVER [FORCE|TAKEOVER]` on the replica `on`.
     Failover { on: Ordinal, mode: FailoverMode },
     /// `CLUSTER FORGET node_id` on `on`.
@@ -86,6 +92,7 @@ impl Effect {
             | Effect::Replicate { on, .. }
             | Effect::SetSlotStable { on, .. }
             | Effect::SetSlotOwner { on, .. }
+            | Effect::SetConfig { on, .. }
             | Effect::Failover { on, .. }
             | Effect::Forget { on, .. }
             | Effect::ResetNode { on, .. }
@@ -105,6 +112,7 @@ impl Effect {
             Effect::MoveStrayKeys { .. } => "move_stray_keys",
             Effect::SetSlotStable { .. } => "set_slot_stable",
             Effect::SetSlotOwner { .. } => "set_slot_owner",
+            Effect::SetConfig { .. } => "set_config",
             Effect::Failover { .. } => "failover",
             Effect::Forget { .. } => "forget",
             Effect::ResetNode { .. } => "reset_node",
@@ -146,6 +154,9 @@ impl fmt::Display for Effect {
             Effect::SetSlotStable { on, slot } => write!(f, "#{on}: CLUSTER SETSLOT {slot} STABLE"),
             Effect::SetSlotOwner { on, slot, owner_id } => {
                 write!(f, "#{on}: CLUSTER SETSLOT {slot} NODE {}", short(owner_id))
+            }
+            Effect::SetConfig { on, name, value } => {
+                write!(f, "#{on}: CONFIG SET {name} {value}")
             }
             Effect::Failover { on, mode } => write!(f, "#{on}: CLUSTER FAILOVER {mode:?}"),
             Effect::Forget { on, node_id } => write!(f, "#{on}: CLUSTER FORGET {}", short(node_id)),

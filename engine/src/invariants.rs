@@ -244,6 +244,13 @@ pub fn check_converged(desired: &Desired, obs: &Observation) -> Vec<Violation> {
                 if !r.cluster_ok {
                     out.push(Violation::new(format!("#{o} reports cluster_state:fail")));
                 }
+                for (name, want) in &desired.live_config {
+                    if let Some(have) = r.config.get(name).filter(|have| *have != want) {
+                        out.push(Violation::new(format!(
+                            "#{o} runs with {name} {have}, the spec asks for {want}"
+                        )));
+                    }
+                }
                 if let Some(prev) = ids.insert(r.id.as_str(), *o) {
                     out.push(Violation::new(format!(
                         "#{prev} and #{o} share node id {}",
@@ -398,6 +405,7 @@ mod tests {
                     keys,
                     open_slot_keys: BTreeMap::new(),
                     ever_linked: true,
+                    config: Default::default(),
                 };
                 let m = Member {
                     ordinal: me,

@@ -37,6 +37,7 @@ mod claims;
 mod failover;
 mod gossip;
 mod membership;
+mod reconfigure;
 mod repair;
 mod replicas;
 mod restart;

@@ -147,6 +147,10 @@ pub struct NodeState {
     /// (Redis counts from the old link's loss). Traces written before this field read as `true`.
     #[serde(default = "linked_by_default")]
     pub ever_linked: bool,
+    /// The live-settable settings ([`crate::desired::LIVE_SETTINGS`]) as `CONFIG GET` prints
+    /// them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
 }
 
 fn linked_by_default() -> bool {

@@ -206,6 +206,9 @@ fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
         };
         return Work::new(kind, effects, format!("{what} ({n} steps)"));
     }
+    if let Some(work) = crate::reconfigure::live_settings(w) {
+        return work;
+    }
     converged(w, degraded)
 }
 

@@ -888,3 +888,43 @@ fn slots_never_assigned_are_assigned_before_a_scale_out_waits_for_cluster_ok() {
         d.summary
     );
 }
+
+/// A setting Redis applies live differs on running nodes: `CONFIG SET` on each of them, and the
+/// cluster stays Ready meanwhile; once they report the value, nothing more.
+#[test]
+fn a_changed_live_setting_is_set_on_every_node_without_leaving_ready() {
+    let mut obs = observe(&healthy(3, 1), false, 0);
+    for m in obs.members.values_mut() {
+        let state = m.redis.as_mut().unwrap();
+        state.config.insert("maxmemory".into(), "0".into());
+    }
+    let mut want = desired(3, 1);
+    want.live_config
+        .insert("maxmemory".into(), "104857600".into());
+    let d = decide(&want, Phase::Ready, &obs);
+    let set: Vec<u32> = d
+        .effects
+        .iter()
+        .map(|e| match e {
+            Effect::SetConfig { on, name, value } => {
+                assert_eq!((name.as_str(), value.as_str()), ("maxmemory", "104857600"));
+                *on
+            }
+            other => panic!("unexpected {other}"),
+        })
+        .collect();
+    assert_eq!(set, (0..6).collect::<Vec<_>>());
+    assert_eq!(d.phase, Phase::Ready);
+    assert!(d.is_true(ConditionKind::Ready));
+
+    for m in obs.members.values_mut() {
+        let state = m.redis.as_mut().unwrap();
+        state.config.insert("maxmemory".into(), "104857600".into());
+    }
+    assert!(decide(&want, Phase::Ready, &obs).effects.is_empty());
+    // A node that does not report the setting is left alone.
+    for m in obs.members.values_mut() {
+        m.redis.as_mut().unwrap().config.clear();
+    }
+    assert!(decide(&want, Phase::Ready, &obs).effects.is_empty());
+}

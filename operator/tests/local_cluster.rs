@@ -395,3 +395,45 @@ fn a_master_that_comes_back_empty_is_reported_as_data_lost() {
     let log = c.operator_log();
     assert!(log.contains("DEGRADED: master #1"), "{}", tail(&log, 20));
 }
+
+/// `maxMemory` and a live-settable `redisConfig` entry edited in the manifest of a running
+/// cluster reach every node with `CONFIG SET`: same processes (pids), new values.
+#[test]
+fn editing_max_memory_and_a_live_setting_reconfigures_running_nodes_without_a_restart() {
+    let mut c = LocalCluster::new("liveconf", 14800, 3, 1);
+    c.up_until_ready();
+    let pids: Vec<String> = (0..6).map(|o| pid_of(&c.state_dir(), o)).collect();
+    c.start_operator();
+    let text = std::fs::read_to_string(&c.manifest).unwrap();
+    let edited = text.replace("maxMemory: 256mb", "maxMemory: 128mb")
+        + "  redisConfig:\n    maxmemory-policy: allkeys-lru\n";
+    std::fs::write(&c.manifest, edited).unwrap();
+    let config = |port: u16, name: &str| -> String {
+        let reply: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(name)
+            .query(&mut c.conn(port))
+            .unwrap();
+        reply.get(1).cloned().unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let applied = (0..6).all(|o| {
+            let port = c.port(o);
+            config(port, "maxmemory") == "134217728"
+                && config(port, "maxmemory-policy") == "allkeys-lru"
+        });
+        if applied {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "settings not applied; operator log:\n{}",
+            tail(&c.operator_log(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let after: Vec<String> = (0..6).map(|o| pid_of(&c.state_dir(), o)).collect();
+    assert_eq!(pids, after, "no node was restarted");
+    c.wait_ready(3, 1, WAIT);
+}

@@ -160,6 +160,11 @@ impl RedisAdapter {
             Effect::SetSlotStable { on, slot } => {
                 self.set_slot(ctx.addr(*on)?, *slot, &["STABLE"]).await
             }
+            Effect::SetConfig { on, name, value } => {
+                let mut cmd = redis::cmd("CONFIG");
+                cmd.arg("SET").arg(name).arg(value);
+                self.pool.query::<()>(ctx.addr(*on)?, &cmd).await
+            }
             Effect::SetSlotOwner { on, slot, owner_id } => {
                 self.set_slot(ctx.addr(*on)?, *slot, &["NODE", owner_id])
                     .await

@@ -182,6 +182,7 @@ impl RedisAdapter {
             || repl
                 .get("master_link_down_since_seconds")
                 .is_none_or(|v| v.trim() != "-1");
+        let config = self.live_config(addr).await;
 
         Ok(NodeState {
             id,
@@ -192,7 +193,29 @@ impl RedisAdapter {
             master_link_up: repl.get("master_link_status").map(|s| s.trim()) == Some("up"),
             keys,
             open_slot_keys,
+            config,
             nodes,
         })
+    }
+
+    /// The live-settable settings as `CONFIG GET` prints them. A server that refuses `CONFIG`
+    /// (renamed or disabled by a provider) reports none, and the engine leaves them alone.
+    async fn live_config(&self, addr: &Addr) -> BTreeMap<String, String> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET");
+        for name in engine::desired::LIVE_SETTINGS {
+            cmd.arg(*name);
+        }
+        match self
+            .pool
+            .query::<BTreeMap<String, String>>(addr, &cmd)
+            .await
+        {
+            Ok(map) => map,
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "CONFIG GET refused; live settings not compared");
+                BTreeMap::new()
+            }
+        }
     }
 }

@@ -202,6 +202,21 @@ impl Cluster {
                 let owner = self.known(*on, owner_id)?;
                 self.setslot_node(*on, *slot, owner)
             }
+            Effect::SetConfig { on, name, value } => {
+                let n = self.node_mut(*on)?;
+                match n.config.get_mut(name) {
+                    Some(v) => {
+                        *v = value.clone();
+                        Ok(())
+                    }
+                    None => Err(refused(
+                        *on,
+                        format!(
+                            "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                        ),
+                    )),
+                }
+            }
             Effect::Failover { on, mode } => self.failover(*on, *mode),
             Effect::Forget { on, node_id } => self.forget(*on, node_id),
             Effect::ResetNode { on, hard } => self.reset(*on, *hard),
@@ -271,6 +286,7 @@ impl Cluster {
             p.failure_reports.clear();
         }
         n.seen.clear();
+        n.config = crate::node::start_config();
         n.touch();
     }
 

@@ -380,6 +380,7 @@ impl Cluster {
             keys: n.key_count(),
             open_slot_keys,
             ever_linked: n.is_master() || n.synced || n.linked_since_master,
+            config: n.config.clone(),
         }
     }
 }
@@ -395,5 +396,6 @@ fn empty_state() -> NodeState {
         keys: 0,
         open_slot_keys: BTreeMap::new(),
         ever_linked: true,
+        config: Default::default(),
     }
 }

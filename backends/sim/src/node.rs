@@ -65,7 +65,18 @@ pub struct RedisNode {
     pub seen: BTreeMap<NodeKey, u64>,
     /// Forgotten ids gossip may not re-add before the given time (`CLUSTER FORGET`'s 60 s).
     pub blacklist: BTreeMap<NodeKey, u64>,
+    /// The live-settable settings (`CONFIG GET`), from [`start_config`] at every start: `CONFIG
+    /// SET` does not survive a restart.
+    pub config: BTreeMap<String, String>,
     claims_cache: Option<BTreeMap<NodeKey, Vec<SlotRange>>>,
+}
+
+/// The value every live setting has when a simulated node starts.
+pub fn start_config() -> BTreeMap<String, String> {
+    engine::desired::LIVE_SETTINGS
+        .iter()
+        .map(|name| ((*name).to_string(), "default".to_string()))
+        .collect()
 }
 
 impl RedisNode {
@@ -90,6 +101,7 @@ impl RedisNode {
             version: 1,
             seen: BTreeMap::new(),
             blacklist: BTreeMap::new(),
+            config: start_config(),
             claims_cache: None,
         }
     }

@@ -37,6 +37,9 @@ pub struct SimConfig {
     pub replicas: (u32, u32),
     /// Chance, per mille, that the seed's spec asks for persistence.
     pub persistent_per_mille: u32,
+    /// Chance, per mille, that a spec change also changes the live settings (`maxmemory`,
+    /// `maxmemory-policy`), which the engine applies with `CONFIG SET`.
+    pub config_change_per_mille: u32,
     /// Keys per `MIGRATE` batch.
     pub migrate_batch: usize,
     pub faults: bool,
@@ -58,6 +61,7 @@ impl Default for SimConfig {
             masters_change_per_mille: 500,
             replicas: (0, 2),
             persistent_per_mille: 0,
+            config_change_per_mille: 300,
             migrate_batch: crate::apply::MIGRATE_BATCH,
             faults: true,
             rates: FaultRates::default(),
@@ -408,6 +412,19 @@ pub fn run_many(seeds: Range<u64>, cfg: &SimConfig) -> Summary {
 }
 
 /// The initial spec and its later changes, all drawn from the seed.
+/// Live settings a spec change may ask for (nodes start with "default" for each).
+fn pick_live_config(rng: &mut Rng) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    out.insert(
+        "maxmemory".to_string(),
+        ["104857600", "209715200"][rng.range(0, 1) as usize].to_string(),
+    );
+    if rng.chance(500) {
+        out.insert("maxmemory-policy".to_string(), "allkeys-lru".to_string());
+    }
+    out
+}
+
 fn pick_spec(rng: &mut Rng, cfg: &SimConfig) -> Desired {
     let (lo, hi) = cfg.replicas;
     let mut d = Desired::new(
@@ -465,6 +482,8 @@ fn simulate(
     let mut rng = Rng::new(seed);
     let mut fault_rng = rng.fork();
     let mut kill_rng = extra_rng(seed);
+    // A stream of its own, so seeds keep their other draws.
+    let mut config_rng = Rng::new(crate::rng::mix(seed ^ 0x636f_6e66_6967_2121));
     let mut cluster = Cluster::new(rng.next_u64(), cfg.node_timeout_ms);
     let mut client = Client::default();
     let mut desired = pick_spec(&mut rng, cfg);
@@ -504,6 +523,9 @@ fn simulate(
         }
         if change_steps.first() == Some(&step) {
             change_steps.remove(0);
+            if config_rng.chance(cfg.config_change_per_mille) {
+                desired.live_config = pick_live_config(&mut config_rng);
+            }
             if rng.chance(cfg.masters_change_per_mille) {
                 desired.masters = rng.range(3, 6) as u32;
             } else {
