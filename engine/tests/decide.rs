@@ -774,17 +774,29 @@ fn a_replica_that_linked_to_the_dead_master_is_forced_before_one_that_never_did_
     );
 }
 
+/// 3 masters with one replica each; master #0 crashed and its replica #3 has not linked to it
+/// since it last was a master.
+fn dead_master_with_a_never_linked_replica() -> Observation {
+    let mut nodes = healthy(3, 1);
+    nodes[0].running = false;
+    nodes[0].fail = true;
+    let mut obs = observe(&nodes, false, 60_000);
+    obs.members
+        .get_mut(&3)
+        .unwrap()
+        .redis
+        .as_mut()
+        .unwrap()
+        .ever_linked = false;
+    obs
+}
+
 /// A dead master's only replica never linked to it: it is the master it replaced, demoted
 /// when it rejoined after a partition (simulator seed 10178). Its keys are an older copy of the
 /// very slots; without persistence the master would come back empty, so it is forced.
 #[test]
 fn without_persistence_a_replica_that_never_linked_but_holds_keys_is_forced_last() {
-    let mut nodes = healthy(3, 1);
-    nodes[0].running = false;
-    nodes[0].fail = true;
-    let mut obs = observe(&nodes, false, 60_000);
-    let s = obs.members.get_mut(&3).unwrap().redis.as_mut().unwrap();
-    s.ever_linked = false;
+    let obs = dead_master_with_a_never_linked_replica();
     let d = decide(&desired(3, 1), Phase::Recovering, &obs);
     assert_effects(
         &d,
@@ -799,12 +811,7 @@ fn without_persistence_a_replica_that_never_linked_but_holds_keys_is_forced_last
 /// to it is not promoted over it.
 #[test]
 fn with_persistence_a_replica_that_never_linked_is_not_promoted() {
-    let mut nodes = healthy(3, 1);
-    nodes[0].running = false;
-    nodes[0].fail = true;
-    let mut obs = observe(&nodes, false, 60_000);
-    let s = obs.members.get_mut(&3).unwrap().redis.as_mut().unwrap();
-    s.ever_linked = false;
+    let obs = dead_master_with_a_never_linked_replica();
     let mut spec = desired(3, 1);
     spec.persistent = true;
     let d = decide(&spec, Phase::Recovering, &obs);
