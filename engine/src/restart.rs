@@ -31,7 +31,14 @@ pub(crate) fn of(w: &World, ordinal: Ordinal, m: &Member, unidentified_takeover:
     }
     let owns_slots = info.is_some_and(|(id, _)| w.owns_slots(id));
     if !w.in_range(ordinal) && !owns_slots {
-        // A leaving node that holds nothing is forgotten and deleted, not restarted.
+        // A leaving node that holds nothing is forgotten and deleted, not restarted, unless it
+        // was the only replica of a master that owns slots: until an in-range node is free to
+        // replace it (in a scale-in, only once a drained master is empty), that master's keys,
+        // and keys moved to it, would have no copy (simulator seed 1530). It leaves once no
+        // longer needed (`remove_leaving`).
+        if info.is_some_and(|(_, n)| only_replica_of_a_master_with_slots(w, n)) {
+            return Restart::Start;
+        }
         return Restart::Skip;
     }
     // A crashed master whose replica can take over must not come back before it has:
@@ -147,6 +154,19 @@ pub(crate) fn of(w: &World, ordinal: Ordinal, m: &Member, unidentified_takeover:
 pub(crate) fn epoch_bump_for(w: &World, holder: Ordinal) -> Option<Ordinal> {
     let (_, _, state) = w.reachable.get(&holder)?;
     let me = state.myself()?;
+    let claimed_by_others = |o: Ordinal, slots: &[crate::slots::SlotRange]| {
+        w.reachable.iter().any(|(other, (_, _, s))| {
+            *other != o
+                && s.myself()
+                    .is_some_and(|m| m.flags.master && crate::slots::overlap(&m.slots, slots))
+        })
+    };
+    // A newer epoch would hand the holder every slot it claims, those another live master
+    // also claims included (a holder cut off while they moved on, seed 1982): never bump it
+    // then; the views settle first.
+    if claimed_by_others(holder, &me.slots) {
+        return None;
+    }
     if me.config_epoch < state.current_epoch {
         return Some(holder);
     }
@@ -159,13 +179,6 @@ pub(crate) fn epoch_bump_for(w: &World, holder: Ordinal) -> Option<Ordinal> {
     if state.current_epoch < current {
         return None;
     }
-    let claimed_by_others = |o: Ordinal, slots: &[crate::slots::SlotRange]| {
-        w.reachable.iter().any(|(other, (_, _, s))| {
-            *other != o
-                && s.myself()
-                    .is_some_and(|m| crate::slots::overlap(&m.slots, slots))
-        })
-    };
     w.reachable
         .iter()
         .filter(|(o, _)| **o != holder)
@@ -178,4 +191,18 @@ pub(crate) fn epoch_bump_for(w: &World, holder: Ordinal) -> Option<Ordinal> {
         })
         .min_by_key(|(o, m)| (m.config_epoch, *o))
         .map(|(o, _)| o)
+}
+
+/// `n` (down) replicates a reachable master that owns slots and has no other replica
+/// attached, while the spec asks for replicas.
+fn only_replica_of_a_master_with_slots(w: &World, n: &crate::world::NodeInfo<'_>) -> bool {
+    let Some(master) = n.entry.master_id.as_deref() else {
+        return false;
+    };
+    w.desired.replicas > 0
+        && w.owns_slots(master)
+        && !w.has_attached_replica(master)
+        && w.nodes
+            .get(master)
+            .is_some_and(|m| m.reachable && m.is_master())
 }

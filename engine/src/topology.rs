@@ -168,10 +168,20 @@ pub(crate) fn masters(w: &World) -> Option<Work> {
             .collect();
         unprotected.sort_unstable();
         unprotected.dedup();
-        if !unprotected.is_empty()
-            && let Some(work) = protect_targets(w, &keep_ids, &unprotected, kind)
-        {
-            return Some(work);
+        if !unprotected.is_empty() {
+            if let Some(work) = protect_targets(w, &keep_ids, &unprotected, kind) {
+                return Some(work);
+            }
+            // No node can become their replica right now (a new node not introduced yet, or,
+            // in a scale-in, the future replicas are the masters being drained): moves to
+            // masters that have a copy go first, and those masters are only targets once
+            // nothing else can move (simulator seed 10946).
+            let exposed = |m: &planner::Move<Option<&str>>| {
+                m.from.is_some() && m.to.is_some_and(|to| unprotected.contains(&to))
+            };
+            if moves.iter().any(|m| !exposed(m)) {
+                moves.retain(|m| !exposed(m));
+            }
         }
     }
     let mut slots_moved = 0;

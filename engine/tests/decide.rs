@@ -935,3 +935,36 @@ fn a_changed_live_setting_is_set_on_every_node_without_leaving_ready() {
     }
     assert!(decide(&want, Phase::Ready, &obs).effects.is_empty());
 }
+
+/// Simulator seed 1530: a scale-in from 6 x 1 to 3 x 1 while the replica of a master that stays
+/// is down. That replica is leaving, but no in-range node is free to replace it until a drained
+/// master is empty, and keys moved to its master meanwhile would have no copy: it is started
+/// again. A leaving replica whose master has another replica is not.
+#[test]
+fn a_leaving_replica_that_is_the_only_one_of_a_master_with_slots_is_restarted() {
+    let mut nodes = healthy(6, 1);
+    nodes[7].running = false;
+    let d = decide(
+        &desired(3, 1),
+        Phase::Ready,
+        &observe(&nodes, false, 60_000),
+    );
+    assert!(
+        d.effects.contains(&Effect::CreateNode { ordinal: 7 }),
+        "{:?}",
+        d.effects
+    );
+
+    let mut nodes = healthy(3, 2);
+    nodes[6].running = false;
+    let d = decide(
+        &desired(3, 1),
+        Phase::Ready,
+        &observe(&nodes, false, 60_000),
+    );
+    assert!(
+        !d.effects.contains(&Effect::CreateNode { ordinal: 6 }),
+        "{:?}",
+        d.effects
+    );
+}
