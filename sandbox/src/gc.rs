@@ -1,0 +1,159 @@
+//! Background controllers a real cluster runs in kube-controller-manager: the garbage
+//! collector (owner references, foreground deletion) and the namespace lifecycle (a
+//! deleted namespace is emptied, then removed).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::error::ApiError;
+use crate::object;
+use crate::registry::ResourceType;
+use crate::store::{DeleteOpts, Store, Subresource, WriteOpts};
+
+/// The finalizer that holds an owner until its dependents are gone.
+pub const FOREGROUND: &str = "foregroundDeletion";
+
+const MANAGER: &str = "kube-controller-manager";
+
+/// Runs sweeps after every batch of changes (and every second as a backstop) until
+/// `shutdown` turns true.
+pub async fn run(store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
+    let mut changes = store.subscribe();
+    loop {
+        tokio::select! {
+            _ = changes.recv() => {
+                // Take the whole burst before sweeping once.
+                while changes.try_recv().is_ok() {}
+            }
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        sweep(&store);
+    }
+}
+
+/// One pass over every object. Each step is idempotent, so a later sweep finishes what an
+/// earlier one started.
+pub fn sweep(store: &Store) {
+    let all = store.snapshot();
+    let uids: HashSet<&str> = all.iter().map(|(_, o)| object::uid(o)).collect();
+    let foreground_owners: HashSet<&str> = all
+        .iter()
+        .filter(|(_, o)| {
+            object::is_deleting(o) && object::finalizers(o).iter().any(|f| f == FOREGROUND)
+        })
+        .map(|(_, o)| object::uid(o))
+        .collect();
+    let terminating: HashSet<&str> = all
+        .iter()
+        .filter(|(rt, o)| rt.kind == "Namespace" && rt.group.is_empty() && object::is_deleting(o))
+        .map(|(_, o)| object::name(o))
+        .collect();
+
+    for (rt, obj) in &all {
+        if object::is_deleting(obj) {
+            continue;
+        }
+        let owners = object::owner_uids(obj);
+        let orphaned = !owners.is_empty() && owners.iter().all(|u| !uids.contains(u.as_str()));
+        let owner_going = owners
+            .iter()
+            .any(|u| foreground_owners.contains(u.as_str()));
+        let in_terminating = rt.namespaced && terminating.contains(object::namespace(obj));
+        if orphaned || owner_going || in_terminating {
+            delete(store, rt, obj);
+        }
+    }
+
+    for (rt, obj) in &all {
+        if !object::is_deleting(obj) {
+            continue;
+        }
+        let uid = object::uid(obj);
+        if foreground_owners.contains(uid) {
+            let has_dependents = all
+                .iter()
+                .any(|(_, o)| object::owner_uids(o).iter().any(|u| u == uid));
+            if !has_dependents {
+                drop_finalizer(store, rt, obj, FOREGROUND);
+            }
+        }
+        if rt.kind == "Namespace" && rt.group.is_empty() {
+            let name = object::name(obj);
+            let has_content = all
+                .iter()
+                .any(|(t, o)| t.namespaced && object::namespace(o) == name);
+            if !has_content {
+                finish_namespace(store, rt, name);
+            }
+        }
+    }
+}
+
+fn delete(store: &Store, rt: &ResourceType, obj: &Value) {
+    match store.delete(
+        rt,
+        object::namespace(obj),
+        object::name(obj),
+        &DeleteOpts::default(),
+    ) {
+        Ok(_) | Err(ApiError::NotFound { .. }) => {}
+        Err(e) => {
+            tracing::warn!(kind = %rt.kind, name = object::name(obj), error = %e, "garbage collection failed")
+        }
+    }
+}
+
+fn update_opts() -> WriteOpts {
+    WriteOpts {
+        subresource: Subresource::Main,
+        manager: MANAGER.into(),
+        is_apply: false,
+        create_if_missing: false,
+        dry_run: false,
+    }
+}
+
+fn drop_finalizer(store: &Store, rt: &ResourceType, obj: &Value, finalizer: &str) {
+    let result = store.write(
+        rt,
+        object::namespace(obj),
+        object::name(obj),
+        &update_opts(),
+        |live| {
+            let mut next = live.cloned().unwrap_or(Value::Null);
+            let kept: Vec<String> = object::finalizers(&next)
+                .into_iter()
+                .filter(|f| f != finalizer)
+                .collect();
+            object::meta_mut(&mut next).insert("finalizers".into(), json!(kept));
+            object::meta_mut(&mut next).remove("resourceVersion");
+            Ok(next)
+        },
+    );
+    if let Err(e) = result
+        && !matches!(e, ApiError::NotFound { .. })
+    {
+        tracing::warn!(kind = %rt.kind, name = object::name(obj), error = %e, "cannot remove finalizer");
+    }
+}
+
+/// The namespace is empty: clear `spec.finalizers`, which lets it go once no
+/// `metadata.finalizers` remain.
+fn finish_namespace(store: &Store, rt: &ResourceType, name: &str) {
+    let result = store.write(rt, "", name, &update_opts(), |live| {
+        let mut next = live.cloned().unwrap_or(Value::Null);
+        next["spec"]["finalizers"] = json!([]);
+        object::meta_mut(&mut next).remove("resourceVersion");
+        Ok(next)
+    });
+    if let Err(e) = result
+        && !matches!(e, ApiError::NotFound { .. })
+    {
+        tracing::warn!(namespace = name, error = %e, "cannot finish namespace deletion");
+    }
+}

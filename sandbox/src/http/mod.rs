@@ -1,0 +1,155 @@
+//! The HTTP/1.1 front: accepts connections on loopback and routes each request.
+
+pub mod resources;
+pub mod route;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::discovery;
+use crate::error::ApiError;
+use crate::store::Store;
+use route::Target;
+
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// What every request handler can reach.
+pub struct Server {
+    pub store: Arc<Store>,
+    pub address: String,
+    pub bookmark_interval: Duration,
+}
+
+/// Serves connections until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: watch::Receiver<bool>) {
+    let mut stop = shutdown.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let server = server.clone();
+                let mut conn_shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let service = hyper::service::service_fn(move |req| {
+                        let server = server.clone();
+                        async move { Ok::<_, Infallible>(handle(&server, req).await) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        result = conn.as_mut() => {
+                            if let Err(e) = result {
+                                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                            }
+                        }
+                        _ = conn_shutdown.wait_for(|stop| *stop) => {}
+                    }
+                });
+            }
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+async fn handle(server: &Server, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = route::query(req.uri().query());
+    let headers = req.headers().clone();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return error(&ApiError::BadRequest(format!(
+                "cannot read the request body: {e}"
+            )));
+        }
+    };
+    let target = route::parse(&path);
+    tracing::debug!(%method, %path, "request");
+    let registry = server.store.registry();
+    let found = |v: Option<Value>| match v {
+        Some(v) => json(StatusCode::OK, &v),
+        None => error(&ApiError::NotFound {
+            message: format!("the server could not find the requested resource ({path})"),
+            details: serde_json::json!({}),
+        }),
+    };
+    match target {
+        Target::Version => json(StatusCode::OK, &discovery::version()),
+        Target::Health => text(StatusCode::OK, "ok"),
+        Target::CoreVersions => json(StatusCode::OK, &discovery::core_versions(&server.address)),
+        Target::Groups => json(StatusCode::OK, &discovery::group_list(&registry)),
+        Target::Group(g) => found(discovery::group(&registry, &g)),
+        Target::Resources { group, version } => {
+            found(discovery::resource_list(&registry, &group, &version))
+        }
+        Target::Collection { .. } | Target::Object { .. } => {
+            let ctx = resources::RequestCtx {
+                server,
+                method,
+                query,
+                headers,
+                body,
+                registry,
+            };
+            match resources::handle(&ctx, target).await {
+                Ok(resp) => resp,
+                Err(e) => error(&e),
+            }
+        }
+        Target::NotFound => found(None),
+    }
+}
+
+pub fn json(code: StatusCode, v: &Value) -> Response<Body> {
+    let bytes = Bytes::from(v.to_string());
+    let mut resp = Response::new(Full::new(bytes).boxed_unsync());
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn text(code: StatusCode, s: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(s.as_bytes())).boxed_unsync());
+    *resp.status_mut() = code;
+    resp
+}
+
+pub fn error(e: &ApiError) -> Response<Body> {
+    let code = StatusCode::from_u16(e.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json(code, &e.to_status())
+}
+
+/// A chunked response of JSON lines, for watches.
+pub fn streaming(
+    lines: impl futures_util::Stream<Item = Bytes> + Send + 'static,
+) -> Response<Body> {
+    use futures_util::StreamExt;
+    let frames = lines.map(|b| Ok::<_, Infallible>(Frame::data(b)));
+    let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}

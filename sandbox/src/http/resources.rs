@@ -1,0 +1,372 @@
+//! Requests on resources: list, watch, create, get, update, patch, delete, and `/status`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::{HeaderMap, Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::route::{Api, Target};
+use super::{Body, Server, json as json_response, streaming};
+use crate::error::ApiError;
+use crate::patch::{self, PatchType, apply::ApplyRequest};
+use crate::registry::{Registry, ResourceType};
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::store::{DeleteOpts, Propagation, Since, Subresource, WriteOpts};
+use crate::watch::{self, WatchRequest};
+
+pub struct RequestCtx<'a> {
+    pub server: &'a Server,
+    pub method: Method,
+    pub query: HashMap<String, String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub registry: Registry,
+}
+
+impl RequestCtx<'_> {
+    fn param(&self, k: &str) -> Option<&str> {
+        self.query
+            .get(k)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn flag(&self, k: &str) -> bool {
+        matches!(self.param(k), Some("true" | "1"))
+    }
+
+    fn dry_run(&self) -> bool {
+        self.param("dryRun") == Some("All")
+    }
+
+    /// The field manager a write is recorded under: the `fieldManager` parameter, else the
+    /// client's user-agent name, as Kubernetes derives it.
+    fn manager(&self) -> String {
+        if let Some(m) = self.param("fieldManager") {
+            return m.to_string();
+        }
+        let agent = self
+            .headers
+            .get(hyper::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown");
+        agent.split('/').next().unwrap_or("unknown").to_string()
+    }
+
+    fn body_json(&self) -> Result<Value, ApiError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ApiError::BadRequest(format!("cannot decode the request body as JSON: {e}"))
+        })
+    }
+}
+
+pub async fn handle(ctx: &RequestCtx<'_>, target: Target) -> Result<Response<Body>, ApiError> {
+    match target {
+        Target::Collection { api, namespace } => {
+            let rt = resolve(ctx, &api)?;
+            let namespace = scope(&rt, namespace)?;
+            match ctx.method {
+                Method::GET if ctx.flag("watch") => Ok(watch_collection(ctx, &rt, namespace)?),
+                Method::GET => list(ctx, &rt, namespace.as_deref()),
+                Method::POST => {
+                    let ns = namespace.unwrap_or_default();
+                    let obj = ctx.server.store.create(
+                        &rt,
+                        &ns,
+                        ctx.body_json()?,
+                        &ctx.manager(),
+                        ctx.dry_run(),
+                    )?;
+                    Ok(json_response(StatusCode::CREATED, &obj))
+                }
+                Method::DELETE => delete_collection(ctx, &rt, namespace.as_deref()),
+                _ => Err(not_allowed(&ctx.method)),
+            }
+        }
+        Target::Object {
+            api,
+            namespace,
+            name,
+            subresource,
+        } => {
+            let rt = resolve(ctx, &api)?;
+            let namespace = scope(&rt, namespace)?.unwrap_or_default();
+            let sub = match subresource.as_deref() {
+                None => Subresource::Main,
+                Some("status") if rt.has_status => Subresource::Status,
+                Some(other) => {
+                    return Err(ApiError::NotFound {
+                        message: format!(
+                            "the server could not find the requested resource ({}/{other})",
+                            rt.plural
+                        ),
+                        details: json!({}),
+                    });
+                }
+            };
+            object(ctx, &rt, &namespace, &name, sub)
+        }
+        _ => Err(ApiError::Internal("not a resource request".into())),
+    }
+}
+
+fn not_allowed(m: &Method) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "the server does not allow this method on the requested resource ({m})"
+    ))
+}
+
+fn resolve(ctx: &RequestCtx<'_>, api: &Api) -> Result<ResourceType, ApiError> {
+    ctx.registry
+        .find(&api.group, &api.version, &api.resource)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound {
+            message: format!(
+                "the server could not find the requested resource ({}/{}/{})",
+                api.group, api.version, api.resource
+            ),
+            details: json!({"group": api.group, "kind": api.resource}),
+        })
+}
+
+/// A namespaced resource without a namespace means "all namespaces" (reads only); a
+/// cluster-scoped resource may not be addressed inside a namespace.
+fn scope(rt: &ResourceType, namespace: Option<String>) -> Result<Option<String>, ApiError> {
+    match (rt.namespaced, namespace) {
+        (false, Some(_)) => Err(ApiError::NotFound {
+            message: format!(
+                "the server could not find the requested resource: {} is cluster-scoped",
+                rt.plural
+            ),
+            details: json!({}),
+        }),
+        (_, ns) => Ok(ns),
+    }
+}
+
+fn selectors(
+    ctx: &RequestCtx<'_>,
+    rt: &ResourceType,
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let labels = LabelSelector::parse(ctx.param("labelSelector").unwrap_or(""))?;
+    let fields = FieldSelector::parse(ctx.param("fieldSelector").unwrap_or(""), &rt.kind)?;
+    Ok((labels, fields))
+}
+
+fn list(
+    ctx: &RequestCtx<'_>,
+    rt: &ResourceType,
+    namespace: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
+    let (labels, fields) = selectors(ctx, rt)?;
+    let limit = match ctx.param("limit") {
+        Some(l) => Some(
+            l.parse::<usize>()
+                .map_err(|_| ApiError::BadRequest(format!("invalid limit {l:?}")))?,
+        ),
+        None => None,
+    };
+    let page = ctx.server.store.list(
+        rt,
+        namespace,
+        &labels,
+        &fields,
+        limit,
+        ctx.param("continue"),
+    )?;
+    let mut metadata = json!({"resourceVersion": page.resource_version.to_string()});
+    if let Some(token) = page.continue_token {
+        metadata["continue"] = json!(token);
+        metadata["remainingItemCount"] = json!(page.remaining);
+    }
+    let body = json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": metadata, "items": page.items});
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+fn watch_collection(
+    ctx: &RequestCtx<'_>,
+    rt: &ResourceType,
+    namespace: Option<String>,
+) -> Result<Response<Body>, ApiError> {
+    let (labels, fields) = selectors(ctx, rt)?;
+    let since = match ctx.param("resourceVersion") {
+        None | Some("0") => Since::Now,
+        Some(v) => Since::Version(
+            v.parse::<u64>()
+                .map_err(|_| ApiError::BadRequest(format!("invalid resource version {v:?}")))?,
+        ),
+    };
+    let initial_events = ctx.flag("sendInitialEvents");
+    if initial_events && ctx.param("resourceVersionMatch") != Some("NotOlderThan") {
+        return Err(ApiError::invalid(
+            "ListOptions",
+            "",
+            "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        ));
+    }
+    // sendInitialEvents from a version means "state as of at least that version", which
+    // the current state satisfies.
+    let since = if initial_events { Since::Now } else { since };
+    let timeout = ctx
+        .param("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(1800);
+    let req = WatchRequest {
+        rt: rt.clone(),
+        namespace,
+        labels,
+        fields,
+        since,
+        timeout: Duration::from_secs(timeout),
+        bookmarks: ctx.flag("allowWatchBookmarks"),
+        initial_events_end: initial_events,
+        bookmark_interval: ctx.server.bookmark_interval,
+    };
+    Ok(streaming(watch::stream(&ctx.server.store, req)))
+}
+
+fn delete_opts(ctx: &RequestCtx<'_>) -> Result<DeleteOpts, ApiError> {
+    let body: Value = if ctx.body.is_empty() {
+        json!({})
+    } else {
+        ctx.body_json()?
+    };
+    let policy = body["propagationPolicy"]
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| ctx.param("propagationPolicy").map(str::to_string));
+    let propagation = match policy.as_deref() {
+        None | Some("Background") => Propagation::Background,
+        Some("Foreground") => Propagation::Foreground,
+        Some("Orphan") => Propagation::Orphan,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown propagationPolicy {other:?}"
+            )));
+        }
+    };
+    let orphan = body["orphanDependents"].as_bool() == Some(true);
+    let dry = body["dryRun"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|v| v == "All"));
+    Ok(DeleteOpts {
+        propagation: if orphan {
+            Propagation::Orphan
+        } else {
+            propagation
+        },
+        precondition_uid: body["preconditions"]["uid"].as_str().map(str::to_string),
+        precondition_rv: body["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string),
+        dry_run: dry || ctx.dry_run(),
+    })
+}
+
+fn delete_collection(
+    ctx: &RequestCtx<'_>,
+    rt: &ResourceType,
+    namespace: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
+    let (labels, fields) = selectors(ctx, rt)?;
+    let opts = delete_opts(ctx)?;
+    let page = ctx
+        .server
+        .store
+        .list(rt, namespace, &labels, &fields, None, None)?;
+    let mut items = Vec::new();
+    for obj in page.items {
+        match ctx.server.store.delete(
+            rt,
+            crate::object::namespace(&obj),
+            crate::object::name(&obj),
+            &opts,
+        ) {
+            Ok(o) => items.push(o),
+            Err(ApiError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let body = json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": {"resourceVersion": ctx.server.store.current_rv().to_string()}, "items": items});
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+fn object(
+    ctx: &RequestCtx<'_>,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    sub: Subresource,
+) -> Result<Response<Body>, ApiError> {
+    let store = &ctx.server.store;
+    let opts = |is_apply: bool, create: bool| WriteOpts {
+        subresource: sub,
+        manager: ctx.manager(),
+        is_apply,
+        create_if_missing: create,
+        dry_run: ctx.dry_run(),
+    };
+    match ctx.method {
+        Method::GET => Ok(json_response(StatusCode::OK, &store.get(rt, ns, name)?)),
+        Method::PUT => {
+            let body = ctx.body_json()?;
+            let obj = store.write(rt, ns, name, &opts(false, false), |_| Ok(body))?;
+            Ok(json_response(StatusCode::OK, &obj))
+        }
+        Method::PATCH => {
+            let content_type = ctx
+                .headers
+                .get(hyper::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let ty = PatchType::from_content_type(content_type)?;
+            if ty == PatchType::Apply {
+                let manager = ctx.param("fieldManager").ok_or_else(|| {
+                    ApiError::invalid(
+                        "PatchOptions",
+                        "",
+                        "fieldManager: Required value: is required for apply patch",
+                    )
+                })?;
+                let config = patch::apply::parse_body(&ctx.body)?;
+                let req = ApplyRequest {
+                    rt,
+                    manager,
+                    force: ctx.flag("force"),
+                    subresource: sub,
+                };
+                let existed = store.get(rt, ns, name).is_ok();
+                let create = sub == Subresource::Main;
+                let mut o = opts(true, create);
+                o.manager = manager.to_string();
+                let obj = store.write(rt, ns, name, &o, |live| {
+                    patch::apply::apply(&req, live, &config)
+                })?;
+                let code = if existed {
+                    StatusCode::OK
+                } else {
+                    StatusCode::CREATED
+                };
+                return Ok(json_response(code, &obj));
+            }
+            let body = ctx.body.clone();
+            let obj = store.write(rt, ns, name, &opts(false, false), |live| match live {
+                Some(live) => patch::patch_object(rt, live, &body, ty),
+                None => Err(ApiError::not_found(&rt.group, &rt.plural, name)),
+            })?;
+            Ok(json_response(StatusCode::OK, &obj))
+        }
+        Method::DELETE if sub == Subresource::Main => {
+            let obj = store.delete(rt, ns, name, &delete_opts(ctx)?)?;
+            let code = if crate::object::is_deleting(&obj) && store.get(rt, ns, name).is_ok() {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            Ok(json_response(code, &obj))
+        }
+        _ => Err(not_allowed(&ctx.method)),
+    }
+}

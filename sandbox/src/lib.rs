@@ -1,0 +1,23 @@
+//! kube-sandbox: a Kubernetes API server emulation on loopback that real clients (kube-rs,
+//! kubectl, helm) work against unchanged. Objects are kept as JSON in memory (optionally
+//! saved to a state directory); see `docs/sandbox.md` for what is and is not emulated.
+#![forbid(unsafe_code)]
+
+pub mod builtin;
+pub mod crd;
+pub mod discovery;
+pub mod error;
+pub mod gc;
+pub mod http;
+pub mod managed;
+pub mod object;
+pub mod patch;
+pub mod persist;
+pub mod registry;
+mod sandbox;
+pub mod selectors;
+pub mod store;
+pub mod watch;
+
+pub use error::{ApiError, SandboxError};
+pub use sandbox::{Sandbox, SandboxBuilder, SandboxHandle, kubeconfig_yaml};
