@@ -283,8 +283,12 @@ impl Store {
             if rt.namespaced {
                 meta.insert("namespace".into(), json!(namespace));
             }
+            // Apply has already recorded its manager; creation must not wipe that.
+            let applied_fields = obj["metadata"]["managedFields"].clone();
             prepare_create(&inner, rt, namespace, &mut obj)?;
-            if !opts.is_apply {
+            if opts.is_apply {
+                object::meta_mut(&mut obj).insert("managedFields".into(), applied_fields);
+            } else {
                 managed::record_update(rt, None, &mut obj, &opts.manager, opts.subresource);
             }
             return inner.insert_new(rt, obj, opts.dry_run, &self.events);

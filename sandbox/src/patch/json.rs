@@ -35,7 +35,10 @@ pub fn apply(current: &Value, patch: &Value) -> Result<Value, ApiError> {
             }
             "test" => {
                 let want = value_of(op)?;
-                if *get(&doc, path)? != want {
+                // As in the Go library Kubernetes uses, a missing value tests equal to null
+                // (kube-runtime's finalizer helper relies on this).
+                let have = get(&doc, path).ok().cloned().unwrap_or(Value::Null);
+                if have != want {
                     return Err(unprocessable(format!(
                         "testing value {path} failed: the value is not {want}"
                     )));
@@ -195,5 +198,7 @@ mod tests {
         assert_eq!(err.code(), 422);
         let err = apply(&json!({"a": 1}), &json!([{"op": "remove", "path": "/b"}])).unwrap_err();
         assert_eq!(err.code(), 422);
+        let missing_is_null = json!([{"op": "test", "path": "/b", "value": null}]);
+        assert!(apply(&json!({"a": 1}), &missing_is_null).is_ok());
     }
 }

@@ -1,0 +1,594 @@
+//! CRUD, lists, patches and the status subresource through the real kube-rs client.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{api_error, config_map, namespace, start};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::core::ObjectMeta;
+use serde_json::json;
+
+fn deployment(name: &str, replicas: i32) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "redis", "image": "redis:7"}]}
+            }
+        }
+    }))
+    .unwrap()
+}
+
+fn pod(name: &str, labels: &[(&str, &str)]) -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()},
+        "spec": {"containers": [{"name": "redis", "image": "redis:7", "ports": [{"containerPort": 6379}]}]}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_created_object_gets_uid_creation_time_generation_and_resource_version() {
+    let (_sb, client) = start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let cm = api
+        .create(&PostParams::default(), &config_map("a", &[("k", "v")]))
+        .await
+        .unwrap();
+    let meta = &cm.metadata;
+    assert_eq!(meta.namespace.as_deref(), Some("default"));
+    assert_eq!(meta.uid.as_ref().map(String::len), Some(36));
+    assert!(meta.creation_timestamp.is_some());
+    assert_eq!(meta.generation, Some(1));
+    let rv: u64 = meta.resource_version.as_deref().unwrap().parse().unwrap();
+    assert!(rv > 0);
+    let got = api.get("a").await.unwrap();
+    assert_eq!(got.metadata.uid, meta.uid);
+    assert_eq!(got.data.unwrap()["k"], "v");
+}
+
+#[tokio::test]
+async fn creating_an_existing_name_is_refused_with_409_already_exists() {
+    let (_sb, client) = start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    api.create(&PostParams::default(), &config_map("dup", &[]))
+        .await
+        .unwrap();
+    let result = api
+        .create(&PostParams::default(), &config_map("dup", &[]))
+        .await;
+    assert_eq!(api_error(result), (409, "AlreadyExists".into()));
+}
+
+#[tokio::test]
+async fn generate_name_gives_each_object_its_own_suffix() {
+    let (_sb, client) = start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let mut cm = ConfigMap::default();
+    cm.metadata = ObjectMeta {
+        generate_name: Some("gen-".into()),
+        ..Default::default()
+    };
+    let a = api.create(&PostParams::default(), &cm).await.unwrap();
+    let b = api.create(&PostParams::default(), &cm).await.unwrap();
+    let (a, b) = (a.metadata.name.unwrap(), b.metadata.name.unwrap());
+    assert!(a.starts_with("gen-") && a.len() == 9, "{a}");
+    assert_ne!(a, b);
+}
+
+#[tokio::test]
+async fn a_stale_resource_version_is_refused_with_409() {
+    let (_sb, client) = start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let first = api
+        .create(&PostParams::default(), &config_map("c", &[("n", "1")]))
+        .await
+        .unwrap();
+    let mut fresh = first.clone();
+    fresh.data = Some([("n".to_string(), "2".to_string())].into());
+    let updated = api
+        .replace("c", &PostParams::default(), &fresh)
+        .await
+        .unwrap();
+    assert_ne!(
+        updated.metadata.resource_version,
+        first.metadata.resource_version
+    );
+    let mut stale = first;
+    stale.data = Some([("n".to_string(), "3".to_string())].into());
+    let result = api.replace("c", &PostParams::default(), &stale).await;
+    assert_eq!(api_error(result), (409, "Conflict".into()));
+    assert_eq!(api.get("c").await.unwrap().data.unwrap()["n"], "2");
+}
+
+#[tokio::test]
+async fn resource_versions_increase_across_kinds_and_lists_report_the_latest() {
+    let (_sb, client) = start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let a = cms
+        .create(&PostParams::default(), &config_map("a", &[]))
+        .await
+        .unwrap();
+    let p = pods
+        .create(&PostParams::default(), &pod("p", &[]))
+        .await
+        .unwrap();
+    let b = cms
+        .create(&PostParams::default(), &config_map("b", &[]))
+        .await
+        .unwrap();
+    let rv = |m: &ObjectMeta| {
+        m.resource_version
+            .as_deref()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert!(rv(&a.metadata) < rv(&p.metadata) && rv(&p.metadata) < rv(&b.metadata));
+    let list = cms.list(&ListParams::default()).await.unwrap();
+    assert_eq!(
+        list.metadata
+            .resource_version
+            .unwrap()
+            .parse::<u64>()
+            .unwrap(),
+        rv(&b.metadata)
+    );
+}
+
+#[tokio::test]
+async fn getting_a_missing_object_is_404_with_a_kubernetes_status() {
+    let (_sb, client) = start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let err = api.get("nope").await.unwrap_err();
+    match err {
+        kube::Error::Api(status) => {
+            assert_eq!((status.code, status.reason.as_str()), (404, "NotFound"));
+            assert_eq!(status.message, "configmaps \"nope\" not found");
+            assert!(status.is_not_found());
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn creating_in_a_missing_namespace_is_404() {
+    let (_sb, client) = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "missing");
+    let result = api
+        .create(&PostParams::default(), &config_map("c", &[]))
+        .await;
+    assert_eq!(api_error(result).0, 404);
+}
+
+#[tokio::test]
+async fn an_invalid_name_is_refused_with_422_invalid() {
+    let (_sb, client) = start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let result = api
+        .create(&PostParams::default(), &config_map("Not_Valid", &[]))
+        .await;
+    assert_eq!(api_error(result), (422, "Invalid".into()));
+}
+
+#[tokio::test]
+async fn generation_moves_only_when_the_spec_changes() {
+    let (_sb, client) = start().await;
+    let api: Api<Deployment> = Api::default_namespaced(client);
+    api.create(&PostParams::default(), &deployment("d", 1))
+        .await
+        .unwrap();
+    let pp = PatchParams::default();
+    let labelled = api
+        .patch(
+            "d",
+            &pp,
+            &Patch::Merge(json!({"metadata": {"labels": {"extra": "x"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(labelled.metadata.generation, Some(1));
+    let scaled = api
+        .patch("d", &pp, &Patch::Merge(json!({"spec": {"replicas": 3}})))
+        .await
+        .unwrap();
+    assert_eq!(scaled.metadata.generation, Some(2));
+    let status = api
+        .patch_status("d", &pp, &Patch::Merge(json!({"status": {"replicas": 3}})))
+        .await
+        .unwrap();
+    assert_eq!(status.metadata.generation, Some(2));
+    let same = api
+        .patch("d", &pp, &Patch::Merge(json!({"spec": {"replicas": 3}})))
+        .await
+        .unwrap();
+    assert_eq!(same.metadata.generation, Some(2));
+    assert_eq!(
+        same.metadata.resource_version, status.metadata.resource_version,
+        "a no-op write changes nothing"
+    );
+}
+
+#[tokio::test]
+async fn status_writes_change_only_status_and_main_writes_ignore_status() {
+    let (_sb, client) = start().await;
+    let api: Api<Deployment> = Api::default_namespaced(client);
+    let mut d = deployment("d", 1);
+    d.status = Some(serde_json::from_value(json!({"replicas": 9})).unwrap());
+    let created = api.create(&PostParams::default(), &d).await.unwrap();
+    assert!(created.status.is_none(), "status is dropped on create");
+    let pp = PatchParams::default();
+    let after = api
+        .patch_status(
+            "d",
+            &pp,
+            &Patch::Merge(json!({"spec": {"replicas": 5}, "status": {"readyReplicas": 1}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        after.spec.unwrap().replicas,
+        Some(1),
+        "/status does not touch spec"
+    );
+    assert_eq!(after.status.as_ref().unwrap().ready_replicas, Some(1));
+    let main = api
+        .patch(
+            "d",
+            &pp,
+            &Patch::Merge(json!({"spec": {"replicas": 2}, "status": {"readyReplicas": 7}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(main.spec.unwrap().replicas, Some(2));
+    assert_eq!(
+        main.status.unwrap().ready_replicas,
+        Some(1),
+        "main writes keep status"
+    );
+}
+
+#[tokio::test]
+async fn list_selects_by_label_with_every_operator() {
+    let (_sb, client) = start().await;
+    let api: Api<Pod> = Api::default_namespaced(client);
+    for (name, labels) in [
+        ("a", vec![("app", "redis"), ("role", "master")]),
+        ("b", vec![("app", "redis"), ("role", "replica")]),
+        ("c", vec![("app", "web")]),
+    ] {
+        api.create(&PostParams::default(), &pod(name, &labels))
+            .await
+            .unwrap();
+    }
+    let names = |sel: &'static str| {
+        let api = api.clone();
+        async move {
+            let list = api.list(&ListParams::default().labels(sel)).await.unwrap();
+            list.items
+                .into_iter()
+                .map(|p| p.metadata.name.unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names("app=redis").await, ["a", "b"]);
+    assert_eq!(names("app==redis,role!=master").await, ["b"]);
+    assert_eq!(names("role in (master,replica)").await, ["a", "b"]);
+    assert_eq!(names("app notin (redis)").await, ["c"]);
+    assert_eq!(names("role").await, ["a", "b"]);
+    assert_eq!(names("!role").await, ["c"]);
+}
+
+#[tokio::test]
+async fn list_selects_by_field_name_namespace_and_pod_phase() {
+    let (_sb, client) = start().await;
+    namespace(&client, "other").await;
+    let here: Api<Pod> = Api::default_namespaced(client.clone());
+    let there: Api<Pod> = Api::namespaced(client.clone(), "other");
+    here.create(&PostParams::default(), &pod("a", &[]))
+        .await
+        .unwrap();
+    here.create(&PostParams::default(), &pod("b", &[]))
+        .await
+        .unwrap();
+    there
+        .create(&PostParams::default(), &pod("a", &[]))
+        .await
+        .unwrap();
+    here.patch_status(
+        "b",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Running"}})),
+    )
+    .await
+    .unwrap();
+    let all: Api<Pod> = Api::all(client);
+    let count = |sel: &'static str| {
+        let all = all.clone();
+        async move {
+            all.list(&ListParams::default().fields(sel))
+                .await
+                .unwrap()
+                .items
+                .len()
+        }
+    };
+    assert_eq!(count("metadata.name=a").await, 2);
+    assert_eq!(count("metadata.namespace=other").await, 1);
+    assert_eq!(count("status.phase=Running").await, 1);
+    assert_eq!(count("status.phase!=Running").await, 2);
+    let err = all
+        .list(&ListParams::default().fields("spec.bogus=1"))
+        .await;
+    assert_eq!(api_error(err).0, 400);
+}
+
+#[tokio::test]
+async fn pods_are_listed_across_all_namespaces() {
+    let (_sb, client) = start().await;
+    namespace(&client, "one").await;
+    namespace(&client, "two").await;
+    for ns in ["one", "two", "default"] {
+        Api::<Pod>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &pod("p", &[]))
+            .await
+            .unwrap();
+    }
+    let all = Api::<Pod>::all(client)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let mut namespaces: Vec<String> = all
+        .items
+        .into_iter()
+        .map(|p| p.metadata.namespace.unwrap())
+        .collect();
+    namespaces.sort();
+    assert_eq!(namespaces, ["default", "one", "two"]);
+}
+
+#[tokio::test]
+async fn list_pages_with_limit_and_continue() {
+    let (_sb, client) = start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    for i in 0..5 {
+        api.create(&PostParams::default(), &config_map(&format!("cm-{i}"), &[]))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut params = ListParams::default().limit(2);
+    let mut pages = 0;
+    loop {
+        let page = api.list(&params).await.unwrap();
+        pages += 1;
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.into_iter().map(|c| c.metadata.name.unwrap()));
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, ["cm-0", "cm-1", "cm-2", "cm-3", "cm-4"]);
+}
+
+#[tokio::test]
+async fn merge_json_and_strategic_patches_change_objects_as_kubernetes_does() {
+    let (_sb, client) = start().await;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    pods.create(&PostParams::default(), &pod("p", &[("app", "a")]))
+        .await
+        .unwrap();
+    let pp = PatchParams::default();
+    let merged = pods
+        .patch(
+            "p",
+            &pp,
+            &Patch::Merge(json!({"metadata": {"labels": {"app": null, "new": "1"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        merged.metadata.labels.unwrap(),
+        BTreeMap::from([("new".to_string(), "1".to_string())])
+    );
+    let patched = pods
+        .patch(
+            "p",
+            &pp,
+            &Patch::<()>::Json(
+                serde_json::from_value(json!([
+                    {"op": "test", "path": "/metadata/labels/new", "value": "1"},
+                    {"op": "add", "path": "/metadata/annotations", "value": {"note": "x"}}
+                ]))
+                .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.metadata.annotations.unwrap()["note"], "x");
+    let strategic = pods
+        .patch(
+            "p",
+            &pp,
+            &Patch::Strategic(json!({"spec": {"containers": [
+                {"name": "redis", "image": "redis:8"},
+                {"name": "exporter", "image": "exporter:1"}
+            ]}})),
+        )
+        .await
+        .unwrap();
+    let containers = strategic.spec.unwrap().containers;
+    assert_eq!(containers.len(), 2);
+    assert_eq!(containers[0].image.as_deref(), Some("redis:8"));
+    assert_eq!(
+        containers[0].ports.as_ref().unwrap()[0].container_port,
+        6379,
+        "merged by name, other fields kept"
+    );
+}
+
+#[tokio::test]
+async fn a_json_patch_whose_test_fails_is_refused_with_422() {
+    let (_sb, client) = start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    api.create(&PostParams::default(), &config_map("c", &[("k", "v")]))
+        .await
+        .unwrap();
+    let patch = Patch::<()>::Json(
+        serde_json::from_value(json!([
+            {"op": "test", "path": "/data/k", "value": "other"},
+            {"op": "replace", "path": "/data/k", "value": "changed"}
+        ]))
+        .unwrap(),
+    );
+    let result = api.patch("c", &PatchParams::default(), &patch).await;
+    assert_eq!(api_error(result).0, 422);
+    assert_eq!(api.get("c").await.unwrap().data.unwrap()["k"], "v");
+}
+
+#[tokio::test]
+async fn server_side_apply_creates_then_conflicts_then_forces() {
+    let (_sb, client) = start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let cfg = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": v}});
+    let created = api
+        .patch("c", &PatchParams::apply("alice"), &Patch::Apply(cfg("1")))
+        .await
+        .unwrap();
+    let managers: Vec<_> = created
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.manager.unwrap(), m.operation.unwrap()))
+        .collect();
+    assert_eq!(managers, [("alice".to_string(), "Apply".to_string())]);
+    let result = api
+        .patch("c", &PatchParams::apply("bob"), &Patch::Apply(cfg("2")))
+        .await;
+    assert_eq!(api_error(result), (409, "Conflict".into()));
+    let forced = api
+        .patch(
+            "c",
+            &PatchParams::apply("bob").force(),
+            &Patch::Apply(cfg("2")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.data.unwrap()["k"], "2");
+    // A plain update takes ownership too: alice's apply now conflicts with it.
+    api.patch(
+        "c",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "3"}})),
+    )
+    .await
+    .unwrap();
+    let result = api
+        .patch("c", &PatchParams::apply("bob"), &Patch::Apply(cfg("2")))
+        .await;
+    assert_eq!(api_error(result).0, 409);
+}
+
+#[tokio::test]
+async fn server_side_apply_removes_fields_the_manager_stopped_sending_but_not_others() {
+    let (_sb, client) = start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let first = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "1", "b": "1"}}, "data": {"x": "1", "y": "1"}});
+    api.patch("c", &PatchParams::apply("mgr"), &Patch::Apply(first))
+        .await
+        .unwrap();
+    api.patch("c", &PatchParams::apply("other"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"z": "1"}}))).await.unwrap();
+    let second = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "1"}}, "data": {"x": "1"}});
+    let after = api
+        .patch("c", &PatchParams::apply("mgr"), &Patch::Apply(second))
+        .await
+        .unwrap();
+    assert_eq!(
+        after.metadata.labels.unwrap().keys().collect::<Vec<_>>(),
+        ["a"]
+    );
+    let data = after.data.unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["x", "z"]);
+}
+
+#[tokio::test]
+async fn server_side_apply_merges_containers_by_name() {
+    let (_sb, client) = start().await;
+    let api: Api<Deployment> = Api::default_namespaced(client);
+    let mut base = serde_json::to_value(deployment("d", 1)).unwrap();
+    api.patch(
+        "d",
+        &PatchParams::apply("base"),
+        &Patch::Apply(base.clone()),
+    )
+    .await
+    .unwrap();
+    let sidecar = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "busybox"}]}}}});
+    let both = api
+        .patch("d", &PatchParams::apply("side"), &Patch::Apply(sidecar))
+        .await
+        .unwrap();
+    let names: Vec<String> = both
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["redis", "sidecar"]);
+    base["spec"]["template"]["spec"]["containers"][0]["image"] = json!("redis:8");
+    let updated = api
+        .patch("d", &PatchParams::apply("base"), &Patch::Apply(base))
+        .await
+        .unwrap();
+    let containers = updated.spec.unwrap().template.spec.unwrap().containers;
+    assert_eq!(containers.len(), 2);
+    assert_eq!(containers[0].image.as_deref(), Some("redis:8"));
+}
+
+#[tokio::test]
+async fn discovery_serves_version_core_and_group_resources() {
+    let (_sb, client) = start().await;
+    let version = client.apiserver_version().await.unwrap();
+    assert_eq!(
+        (version.major.as_str(), version.minor.as_str()),
+        ("1", "33")
+    );
+    let discovery = kube::Discovery::new(client).run().await.unwrap();
+    let kinds: Vec<String> = discovery
+        .groups()
+        .flat_map(|g| {
+            g.recommended_resources()
+                .into_iter()
+                .map(|(ar, _)| format!("{}/{}", ar.api_version, ar.kind))
+        })
+        .collect();
+    for want in [
+        "v1/Pod",
+        "apps/v1/StatefulSet",
+        "coordination.k8s.io/v1/Lease",
+        "apiextensions.k8s.io/v1/CustomResourceDefinition",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == want),
+            "{want} missing from {kinds:?}"
+        );
+    }
+}
