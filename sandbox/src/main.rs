@@ -58,13 +58,19 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let first = e
-                .to_string()
+            // Clap's message spans several lines (reason, details, usage); keep the reason
+            // and its details on one line.
+            let text = e.to_string();
+            let reason: Vec<&str> = text
                 .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .to_string();
-            eprintln!("kube-sandbox: {}", first.trim_start_matches("error: "));
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!(
+                "kube-sandbox: {}",
+                reason.join(" ").trim_start_matches("error: ")
+            );
             return ExitCode::from(2);
         }
     };

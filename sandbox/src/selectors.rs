@@ -213,6 +213,7 @@ fn selectable(kind: &str, field: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -100,6 +100,9 @@ pub enum Since {
     Version(u64),
 }
 
+/// What a watch starts from: the backlog, the version it reaches, and live changes.
+pub type WatchStart = (Vec<Arc<Change>>, u64, broadcast::Receiver<Arc<Change>>);
+
 pub(crate) struct Inner {
     pub registry: Registry,
     objects: BTreeMap<Key, Value>,
@@ -125,7 +128,7 @@ pub fn key(rt: &ResourceType, namespace: &str, name: &str) -> Key {
 impl Store {
     pub fn new(history_limit: usize) -> Arc<Store> {
         let (events, _) = broadcast::channel(8192);
-        let store = Arc::new(Store {
+        Arc::new(Store {
             inner: Mutex::new(Inner {
                 registry: Registry::with_builtins(),
                 objects: BTreeMap::new(),
@@ -137,8 +140,7 @@ impl Store {
                 dirty: false,
             }),
             events,
-        });
-        store
+        })
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -413,11 +415,7 @@ impl Store {
 
     /// Where a watch starts: the backlog to send first (synthetic ADDED objects or
     /// history) and a receiver for what follows, taken under one lock so nothing is missed.
-    pub fn watch_from(
-        &self,
-        rt: &ResourceType,
-        since: Since,
-    ) -> Result<(Vec<Arc<Change>>, u64, broadcast::Receiver<Arc<Change>>), ApiError> {
+    pub fn watch_from(&self, rt: &ResourceType, since: Since) -> Result<WatchStart, ApiError> {
         let inner = self.lock();
         let receiver = self.events.subscribe();
         let backlog = match since {
@@ -967,7 +965,7 @@ fn encode_continue(rv: u64, last: &(String, String)) -> String {
 
 fn decode_continue(token: &str) -> Result<(u64, (String, String)), ApiError> {
     let bad = || ApiError::BadRequest(format!("continue key is not valid: {token}"));
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes: Result<Vec<u8>, _> = (0..token.len())

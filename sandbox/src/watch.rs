@@ -59,7 +59,7 @@ pub fn stream(store: &Store, req: WatchRequest) -> impl Stream<Item = Bytes> + S
         req,
         done: false,
     });
-    let first_error = initial.as_ref().err().map(|e| error_line(e));
+    let first_error = initial.as_ref().err().map(error_line);
     let state = initial.ok();
     futures_util::stream::unfold((state, first_error), |(state, first_error)| async move {
         if let Some(line) = first_error {

@@ -1,4 +1,5 @@
 //! CRUD, lists, patches and the status subresource through the real kube-rs client.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -73,9 +74,11 @@ async fn creating_an_existing_name_is_refused_with_409_already_exists() {
 async fn generate_name_gives_each_object_its_own_suffix() {
     let (_sb, client) = start().await;
     let api: Api<ConfigMap> = Api::default_namespaced(client);
-    let mut cm = ConfigMap::default();
-    cm.metadata = ObjectMeta {
-        generate_name: Some("gen-".into()),
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            generate_name: Some("gen-".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let a = api.create(&PostParams::default(), &cm).await.unwrap();

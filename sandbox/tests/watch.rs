@@ -1,4 +1,5 @@
 //! Watches, kube-runtime's watcher, a Controller over a CRD and the finalizer helper.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

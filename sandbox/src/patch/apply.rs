@@ -241,6 +241,7 @@ fn drop_nulls(v: &mut Value) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

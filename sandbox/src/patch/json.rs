@@ -165,6 +165,7 @@ fn remove(doc: &mut Value, path: &str) -> Result<Value, ApiError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

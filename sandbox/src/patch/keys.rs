@@ -42,6 +42,7 @@ fn builtin_key(path: &str, last: &str) -> Option<&'static str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -22,6 +22,7 @@ pub fn apply(target: &mut Value, patch: &Value) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
