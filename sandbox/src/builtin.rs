@@ -178,6 +178,8 @@ const fn def(
     }
 }
 
+const ALL: &[&str] = &["Pod", "Service", "StatefulSet", "Deployment", "ReplicaSet"];
+
 pub fn types() -> Vec<ResourceType> {
     DEFS.iter()
         .map(|d| ResourceType {
@@ -189,7 +191,13 @@ pub fn types() -> Vec<ResourceType> {
             namespaced: d.namespaced,
             short_names: d.short.iter().map(|s| s.to_string()).collect(),
             has_status: d.status,
-            categories: Vec::new(),
+            // kubectl resolves `get all` through this category.
+            categories: if ALL.contains(&d.kind) {
+                vec!["all".into()]
+            } else {
+                Vec::new()
+            },
+            columns: Vec::new(),
             merge_keys: MergeKeys::Builtin,
         })
         .collect()

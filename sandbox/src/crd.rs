@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::object;
-use crate::registry::{MergeKeys, ResourceType};
+use crate::registry::{MergeKeys, PrinterColumn, ResourceType};
 
 /// Refuses CRDs a real API server would refuse for their names.
 pub fn validate(crd: &Value) -> Result<(), ApiError> {
@@ -75,10 +75,30 @@ pub fn resource_types(crd: &Value) -> Result<Vec<ResourceType>, ApiError> {
             short_names: strings(&names["shortNames"]),
             has_status: v["subresources"]["status"].is_object(),
             categories: strings(&names["categories"]),
+            columns: printer_columns(v),
             merge_keys: MergeKeys::Schema(keys),
         });
     }
     Ok(out)
+}
+
+fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
+    version["additionalPrinterColumns"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or("").to_string();
+            PrinterColumn {
+                name: text("name"),
+                type_: text("type"),
+                format: text("format"),
+                description: text("description"),
+                priority: c["priority"].as_i64().unwrap_or(0),
+                json_path: text("jsonPath"),
+            }
+        })
+        .collect()
 }
 
 /// Finds `x-kubernetes-list-type: map` lists and their keys, by path (`spec.members[]`).

@@ -11,12 +11,15 @@ pub mod gc;
 pub mod http;
 pub mod managed;
 pub mod object;
+pub mod openapi;
 pub mod patch;
 pub mod persist;
+pub mod protobuf;
 pub mod registry;
 mod sandbox;
 pub mod selectors;
 pub mod store;
+pub mod table;
 pub mod watch;
 
 pub use error::{ApiError, SandboxError};

@@ -17,8 +17,22 @@ pub struct ResourceType {
     /// to the main resource leave `.status` alone.
     pub has_status: bool,
     pub categories: Vec<String>,
+    /// A CRD's `additionalPrinterColumns` (empty for built-ins, whose columns are in
+    /// `table.rs`).
+    pub columns: Vec<PrinterColumn>,
     /// Where list keys for strategic merge and server-side apply come from.
     pub merge_keys: MergeKeys,
+}
+
+/// One column of `kubectl get` output, as a CRD declares it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrinterColumn {
+    pub name: String,
+    pub type_: String,
+    pub format: String,
+    pub description: String,
+    pub priority: i64,
+    pub json_path: String,
 }
 
 /// How lists inside objects of a kind are merged (by which key) when patched or applied.

@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{Change, EventType, Since, Store, served};
+use crate::table::{self, Include};
 
 pub struct WatchRequest {
     pub rt: ResourceType,
@@ -28,6 +29,8 @@ pub struct WatchRequest {
     /// `k8s.io/initial-events-end`.
     pub initial_events_end: bool,
     pub bookmark_interval: Duration,
+    /// Send each object as a one-row Table (kubectl get --watch).
+    pub table: Option<Include>,
 }
 
 struct State {
@@ -38,6 +41,8 @@ struct State {
     next_bookmark: Instant,
     last_rv: u64,
     pending_initial_end: bool,
+    /// Column definitions go only with the first object event, as Kubernetes sends them.
+    headers_sent: bool,
     done: bool,
 }
 
@@ -57,6 +62,7 @@ pub fn stream(store: &Store, req: WatchRequest) -> impl Stream<Item = Bytes> + S
             Since::Now => rv,
         },
         req,
+        headers_sent: false,
         done: false,
     });
     let first_error = initial.as_ref().err().map(error_line);
@@ -77,7 +83,7 @@ async fn next_line(st: &mut State) -> Option<Bytes> {
     }
     while let Some(change) = st.backlog.pop_front() {
         st.last_rv = st.last_rv.max(change.rv);
-        if let Some(line) = event_line(&st.req, &change) {
+        if let Some(line) = event_line(&st.req, &change, &mut st.headers_sent) {
             return Some(line);
         }
     }
@@ -98,7 +104,7 @@ async fn next_line(st: &mut State) -> Option<Bytes> {
                         continue;
                     }
                     st.last_rv = change.rv;
-                    if let Some(line) = event_line(&st.req, &change) {
+                    if let Some(line) = event_line(&st.req, &change, &mut st.headers_sent) {
                         return Some(line);
                     }
                 }
@@ -131,7 +137,7 @@ fn matches(req: &WatchRequest, obj: &Value) -> bool {
 
 /// The line for one change as this watch sees it: an object that starts or stops matching
 /// the filters is ADDED or DELETED for this watcher.
-fn event_line(req: &WatchRequest, change: &Change) -> Option<Bytes> {
+fn event_line(req: &WatchRequest, change: &Change, headers_sent: &mut bool) -> Option<Bytes> {
     if change.group != req.rt.group || change.plural != req.rt.plural {
         return None;
     }
@@ -152,9 +158,19 @@ fn event_line(req: &WatchRequest, change: &Change) -> Option<Bytes> {
             }
         }
     };
-    Some(line(
-        json!({"type": ty.as_str(), "object": served(&req.rt, &change.object)}),
-    ))
+    let obj = served(&req.rt, &change.object);
+    let obj = match req.table {
+        Some(include) => {
+            let rv = crate::object::resource_version(&obj)
+                .unwrap_or("")
+                .to_string();
+            let t = table::table(&req.rt, &[obj], &rv, include, !*headers_sent);
+            *headers_sent = true;
+            t
+        }
+        None => obj,
+    };
+    Some(line(json!({"type": ty.as_str(), "object": obj})))
 }
 
 fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {

@@ -82,7 +82,17 @@ async fn handle(server: &Server, req: Request<Incoming>) -> Response<Body> {
         }
     };
     let target = route::parse(&path);
-    tracing::debug!(%method, %path, "request");
+    let content_type = headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let accept = headers
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    tracing::debug!(%method, %path, %content_type, %accept, "request");
     let registry = server.store.registry();
     let found = |v: Option<Value>| match v {
         Some(v) => json(StatusCode::OK, &v),
@@ -94,6 +104,8 @@ async fn handle(server: &Server, req: Request<Incoming>) -> Response<Body> {
     match target {
         Target::Version => json(StatusCode::OK, &discovery::version()),
         Target::Health => text(StatusCode::OK, "ok"),
+        Target::OpenApiIndex => json(StatusCode::OK, &crate::openapi::index(&registry)),
+        Target::OpenApi(gv) => found(crate::openapi::group_version(&registry, &gv)),
         Target::CoreVersions => json(StatusCode::OK, &discovery::core_versions(&server.address)),
         Target::Groups => json(StatusCode::OK, &discovery::group_list(&registry)),
         Target::Group(g) => found(discovery::group(&registry, &g)),

@@ -14,6 +14,7 @@ use crate::patch::{self, PatchType, apply::ApplyRequest};
 use crate::registry::{Registry, ResourceType};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{DeleteOpts, Propagation, Since, Subresource, WriteOpts};
+use crate::table;
 use crate::watch::{self, WatchRequest};
 
 pub struct RequestCtx<'a> {
@@ -55,6 +56,29 @@ impl RequestCtx<'_> {
         agent.split('/').next().unwrap_or("unknown").to_string()
     }
 
+    /// The Table form requested, if the client asked for server-side printing.
+    fn table(&self) -> Option<table::Include> {
+        let accept = self
+            .headers
+            .get(hyper::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        table::wanted(accept).then(|| table::Include::parse(self.param("includeObject")))
+    }
+
+    /// The request body as JSON; `kind` picks the decoder for a protobuf body.
+    fn body_object(&self, kind: &str) -> Result<Value, ApiError> {
+        let content_type = self
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if content_type.starts_with(crate::protobuf::CONTENT_TYPE) {
+            return crate::protobuf::decode(&self.body, kind);
+        }
+        self.body_json()
+    }
+
     fn body_json(&self) -> Result<Value, ApiError> {
         serde_json::from_slice(&self.body).map_err(|e| {
             ApiError::BadRequest(format!("cannot decode the request body as JSON: {e}"))
@@ -75,7 +99,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, target: Target) -> Result<Response<Bod
                     let obj = ctx.server.store.create(
                         &rt,
                         &ns,
-                        ctx.body_json()?,
+                        ctx.body_object(&rt.kind)?,
                         &ctx.manager(),
                         ctx.dry_run(),
                     )?;
@@ -181,7 +205,22 @@ fn list(
         metadata["continue"] = json!(token);
         metadata["remainingItemCount"] = json!(page.remaining);
     }
-    let body = json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": metadata, "items": page.items});
+    let body = match ctx.table() {
+        Some(include) => {
+            let mut t = table::table(
+                rt,
+                &page.items,
+                &page.resource_version.to_string(),
+                include,
+                true,
+            );
+            t["metadata"] = metadata;
+            t
+        }
+        None => {
+            json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": metadata, "items": page.items})
+        }
+    };
     Ok(json_response(StatusCode::OK, &body))
 }
 
@@ -223,6 +262,7 @@ fn watch_collection(
         bookmarks: ctx.flag("allowWatchBookmarks"),
         initial_events_end: initial_events,
         bookmark_interval: ctx.server.bookmark_interval,
+        table: ctx.table(),
     };
     Ok(streaming(watch::stream(&ctx.server.store, req)))
 }
@@ -231,7 +271,7 @@ fn delete_opts(ctx: &RequestCtx<'_>) -> Result<DeleteOpts, ApiError> {
     let body: Value = if ctx.body.is_empty() {
         json!({})
     } else {
-        ctx.body_json()?
+        ctx.body_object("DeleteOptions")?
     };
     let policy = body["propagationPolicy"]
         .as_str()
@@ -309,9 +349,22 @@ fn object(
         dry_run: ctx.dry_run(),
     };
     match ctx.method {
-        Method::GET => Ok(json_response(StatusCode::OK, &store.get(rt, ns, name)?)),
+        Method::GET => {
+            let obj = store.get(rt, ns, name)?;
+            let body = match ctx.table() {
+                Some(include) => table::table(
+                    rt,
+                    std::slice::from_ref(&obj),
+                    crate::object::resource_version(&obj).unwrap_or(""),
+                    include,
+                    true,
+                ),
+                None => obj,
+            };
+            Ok(json_response(StatusCode::OK, &body))
+        }
         Method::PUT => {
-            let body = ctx.body_json()?;
+            let body = ctx.body_object(&rt.kind)?;
             let obj = store.write(rt, ns, name, &opts(false, false), |_| Ok(body))?;
             Ok(json_response(StatusCode::OK, &obj))
         }

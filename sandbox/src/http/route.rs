@@ -7,6 +7,8 @@ use std::collections::HashMap;
 pub enum Target {
     Version,
     Health,
+    OpenApiIndex,
+    OpenApi(String),
     CoreVersions,
     Groups,
     Group(String),
@@ -45,6 +47,8 @@ pub fn parse(path: &str) -> Target {
         ["version"] => Target::Version,
         ["healthz" | "readyz" | "livez", ..] => Target::Health,
         ["api"] => Target::CoreVersions,
+        ["openapi", "v3"] => Target::OpenApiIndex,
+        ["openapi", "v3", rest @ ..] => Target::OpenApi(rest.join("/")),
         ["api", "v1"] => Target::Resources {
             group: String::new(),
             version: "v1".into(),
