@@ -103,6 +103,9 @@ fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
 
 /// Finds `x-kubernetes-list-type: map` lists and their keys, by path (`spec.members[]`).
 fn collect_list_keys(schema: &Value, path: String, out: &mut BTreeMap<String, Vec<String>>) {
+    if schema["x-kubernetes-list-type"].as_str() == Some("set") {
+        out.insert(path.clone(), Vec::new());
+    }
     if schema["x-kubernetes-list-type"].as_str() == Some("map")
         && let Some(keys) = schema["x-kubernetes-list-map-keys"].as_array()
     {

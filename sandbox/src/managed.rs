@@ -208,6 +208,13 @@ fn walk(rt: &ResourceType, v: &Value, dotted: &str, path: Path, out: &mut FieldS
                 walk(rt, child, &format!("{dotted}.{k}"), p, out);
             }
         }
+        Value::Array(items) if !items.is_empty() && keys::is_set(rt, dotted) => {
+            for item in items {
+                let mut p = path.clone();
+                p.push(format!("v:{item}"));
+                out.insert(p);
+            }
+        }
         Value::Array(items) if !items.is_empty() => match keys::list_keys(rt, dotted) {
             Some(key_fields) => {
                 for item in items {

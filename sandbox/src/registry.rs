@@ -42,7 +42,7 @@ pub enum MergeKeys {
     #[default]
     Builtin,
     /// From a CRD's schema: `x-kubernetes-list-map-keys` per JSON path (fields joined by
-    /// `.`, list items written `[]`).
+    /// `.`, list items written `[]`); an empty key list marks `x-kubernetes-list-type: set`.
     Schema(BTreeMap<String, Vec<String>>),
 }
 

@@ -595,3 +595,109 @@ async fn discovery_serves_version_core_and_group_resources() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_kube_runtime_recorder_publishes_an_event_and_counts_its_repeats() {
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let (_sb, client) = start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let cm = cms
+        .create(&PostParams::default(), &config_map("subject", &[]))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "sandbox-test".into(),
+            instance: None,
+        },
+    );
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "Tested".into(),
+        note: Some("first".into()),
+        action: "Test".into(),
+        secondary: None,
+    };
+    let reference = cm.object_ref(&());
+    recorder.publish(&event, &reference).await.unwrap();
+    recorder.publish(&event, &reference).await.unwrap();
+    let events: Api<K8sEvent> = Api::default_namespaced(client);
+    let list = events.list(&ListParams::default()).await.unwrap();
+    assert_eq!(
+        list.items.len(),
+        1,
+        "a repeat becomes a series, not a new event"
+    );
+    let e = &list.items[0];
+    assert_eq!(e.reason.as_deref(), Some("Tested"));
+    assert_eq!(
+        e.regarding.as_ref().unwrap().name.as_deref(),
+        Some("subject")
+    );
+    assert_eq!(e.series.as_ref().unwrap().count, 2);
+}
+
+#[tokio::test]
+async fn delete_collection_removes_only_the_selected_objects() {
+    let (_sb, client) = start().await;
+    let api: Api<Pod> = Api::default_namespaced(client);
+    for (name, app) in [("a", "redis"), ("b", "redis"), ("c", "web")] {
+        api.create(&PostParams::default(), &pod(name, &[("app", app)]))
+            .await
+            .unwrap();
+    }
+    api.delete_collection(
+        &Default::default(),
+        &ListParams::default().labels("app=redis"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| p.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, ["c"]);
+}
+
+#[tokio::test]
+async fn leases_can_be_taken_and_renewed_with_optimistic_concurrency() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let (_sb, client) = start().await;
+    let api: Api<Lease> = Api::default_namespaced(client);
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": {"name": "leader"},
+        "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}
+    }))
+    .unwrap();
+    let taken = api.create(&PostParams::default(), &lease).await.unwrap();
+    let mut renewed = taken.clone();
+    renewed.spec.as_mut().unwrap().lease_transitions = Some(1);
+    api.replace("leader", &PostParams::default(), &renewed)
+        .await
+        .unwrap();
+    let mut stolen = taken;
+    stolen.spec.as_mut().unwrap().holder_identity = Some("b".into());
+    let result = api.replace("leader", &PostParams::default(), &stolen).await;
+    assert_eq!(
+        api_error(result).0,
+        409,
+        "a writer with an old read loses the race"
+    );
+    assert_eq!(
+        api.get("leader")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .holder_identity
+            .as_deref(),
+        Some("a")
+    );
+}

@@ -140,17 +140,35 @@ fn conflict_error(rt: &ResourceType, config: &Value, conflicts: &[(String, Path)
         .iter()
         .map(|(m, p)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{m}\""), "field": managed::display(p)}))
         .collect();
-    let lines: Vec<String> = conflicts
-        .iter()
-        .map(|(m, p)| format!("- conflict with \"{m}\": {}", managed::display(p)))
-        .collect();
-    ApiError::Conflict {
-        message: format!(
-            "Apply failed with {} conflict{}: {}",
-            conflicts.len(),
-            if conflicts.len() == 1 { "" } else { "s" },
-            lines.join("\n")
+    // Worded as structured-merge-diff words it, which kubectl shows as it is.
+    let message = match conflicts {
+        [(m, p)] => format!(
+            "Apply failed with 1 conflict: conflict with \"{m}\": {}",
+            managed::display(p)
         ),
+        _ => {
+            let mut managers: Vec<&String> = conflicts.iter().map(|(m, _)| m).collect();
+            managers.dedup();
+            let groups: Vec<String> = managers
+                .iter()
+                .map(|m| {
+                    let fields: Vec<String> = conflicts
+                        .iter()
+                        .filter(|(cm, _)| cm == *m)
+                        .map(|(_, p)| format!("- {}", managed::display(p)))
+                        .collect();
+                    format!("conflicts with \"{m}\":\n{}", fields.join("\n"))
+                })
+                .collect();
+            format!(
+                "Apply failed with {} conflicts: {}",
+                conflicts.len(),
+                groups.join("\n")
+            )
+        }
+    };
+    ApiError::Conflict {
+        message,
         details: json!({"name": name, "group": rt.group, "kind": rt.plural, "causes": causes}),
     }
 }
@@ -171,6 +189,15 @@ fn merge(rt: &ResourceType, live: &mut Value, config: &Value, path: &str) {
                     format!("{path}.{k}")
                 };
                 merge(rt, map.entry(k.clone()).or_insert(Value::Null), v, &child);
+            }
+        }
+        Value::Array(items) if keys::is_set(rt, path) && live.is_array() => {
+            if let Some(existing) = live.as_array_mut() {
+                for item in items {
+                    if !existing.contains(item) {
+                        existing.push(item.clone());
+                    }
+                }
             }
         }
         Value::Array(items) => {
@@ -269,6 +296,18 @@ mod tests {
         let second = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
         let live = apply(&req(&rt, "m", false), Some(&live), &second).unwrap();
         assert_eq!(live["data"], json!({"a": "1"}));
+    }
+
+    #[test]
+    fn finalizers_are_a_set_each_manager_owns_its_own_items() {
+        let rt = cm();
+        let with = |f: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "finalizers": [f]}});
+        let live = apply(&req(&rt, "a", false), None, &with("a/x")).unwrap();
+        let live = apply(&req(&rt, "b", false), Some(&live), &with("b/y")).unwrap();
+        assert_eq!(live["metadata"]["finalizers"], json!(["a/x", "b/y"]));
+        let none = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        let live = apply(&req(&rt, "a", false), Some(&live), &none).unwrap();
+        assert_eq!(live["metadata"]["finalizers"], json!(["b/y"]));
     }
 
     #[test]

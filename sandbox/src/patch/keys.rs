@@ -4,6 +4,18 @@
 
 use crate::registry::{MergeKeys, ResourceType};
 
+/// Whether the list at `path` is a set of scalars (`x-kubernetes-list-type: set`), whose
+/// items are owned one by one: `metadata.finalizers` everywhere, and what a CRD declares.
+pub fn is_set(rt: &ResourceType, path: &str) -> bool {
+    if path == "metadata.finalizers" {
+        return true;
+    }
+    match &rt.merge_keys {
+        MergeKeys::Schema(map) => map.get(path).is_some_and(Vec::is_empty),
+        MergeKeys::Builtin => false,
+    }
+}
+
 /// `path` is the list's location with fields joined by `.` and list items written `[]`,
 /// e.g. `spec.template.spec.containers` or `spec.template.spec.containers[].ports`.
 pub fn list_keys(rt: &ResourceType, path: &str) -> Option<Vec<String>> {
@@ -12,7 +24,7 @@ pub fn list_keys(rt: &ResourceType, path: &str) -> Option<Vec<String>> {
         return Some(vec!["uid".into()]);
     }
     match &rt.merge_keys {
-        MergeKeys::Schema(map) => map.get(path).cloned(),
+        MergeKeys::Schema(map) => map.get(path).filter(|k| !k.is_empty()).cloned(),
         MergeKeys::Builtin => builtin_key(path, last).map(|k| vec![k.to_string()]),
     }
 }
