@@ -199,6 +199,7 @@ pub fn types() -> Vec<ResourceType> {
             },
             columns: Vec::new(),
             merge_keys: MergeKeys::Builtin,
+            schema: None,
         })
         .collect()
 }

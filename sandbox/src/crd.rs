@@ -77,6 +77,9 @@ pub fn resource_types(crd: &Value) -> Result<Vec<ResourceType>, ApiError> {
             categories: strings(&names["categories"]),
             columns: printer_columns(v),
             merge_keys: MergeKeys::Schema(keys),
+            schema: Some(v["schema"]["openAPIV3Schema"].clone())
+                .filter(|s| s.is_object())
+                .map(std::sync::Arc::new),
         });
     }
     Ok(out)

@@ -17,6 +17,7 @@ pub mod persist;
 pub mod protobuf;
 pub mod registry;
 mod sandbox;
+pub mod schema;
 pub mod selectors;
 pub mod store;
 pub mod table;

@@ -20,6 +20,8 @@ pub struct ResourceType {
     /// A CRD's `additionalPrinterColumns` (empty for built-ins, whose columns are in
     /// `table.rs`).
     pub columns: Vec<PrinterColumn>,
+    /// A CRD version's `openAPIV3Schema`, enforced on writes (None for built-ins).
+    pub schema: Option<std::sync::Arc<serde_json::Value>>,
     /// Where list keys for strategic merge and server-side apply come from.
     pub merge_keys: MergeKeys,
 }

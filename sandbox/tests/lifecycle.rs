@@ -323,3 +323,59 @@ async fn objects_and_crds_survive_a_restart_with_a_state_dir() {
     sb.stop().await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_crd_schema_prunes_unknown_fields_fills_defaults_and_refuses_wrong_types() {
+    let (_sb, client) = start().await;
+    let mut crd = serde_json::to_value(gadget_crd("Namespaced")).unwrap();
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] = json!({
+        "type": "object",
+        "properties": {"spec": {"type": "object", "required": ["x"], "properties": {
+            "x": {"type": "integer"},
+            "mode": {"type": "string", "default": "fast", "enum": ["fast", "safe"]}
+        }}}
+    });
+    let crd: CustomResourceDefinition = serde_json::from_value(crd).unwrap();
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &crd)
+        .await
+        .unwrap();
+    let gadgets = gadget_api(&client, Some("default"));
+    let mut g = gadget("g");
+    g.data["spec"]["unknown"] = json!("dropped");
+    g.data["extra"] = json!(1);
+    let created = gadgets.create(&PostParams::default(), &g).await.unwrap();
+    assert_eq!(created.data["spec"], json!({"x": 1, "mode": "fast"}));
+    assert!(created.data.get("extra").is_none());
+    let mut wrong = gadget("wrong");
+    wrong.data["spec"]["x"] = json!("one");
+    assert_eq!(
+        common::api_error(gadgets.create(&PostParams::default(), &wrong).await),
+        (422, "Invalid".into())
+    );
+    let bad_enum = gadgets
+        .patch(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"mode": "reckless"}})),
+        )
+        .await;
+    assert_eq!(common::api_error(bad_enum).0, 422);
+    let same = gadgets
+        .patch(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"mode": null}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        same.data["spec"]["mode"], "fast",
+        "a removed defaulted field comes back"
+    );
+    assert_eq!(
+        same.metadata.generation,
+        Some(1),
+        "defaulting is not a spec change"
+    );
+}

@@ -309,7 +309,12 @@ impl Store {
             // Kubernetes skips no-op writes: no new resourceVersion, no event.
             return Ok(served(rt, &current));
         }
-        if !opts.is_apply {
+        if opts.is_apply {
+            // Apply recorded what it was sent; drop what the schema pruned.
+            let mut entries = managed::read_entries(&next);
+            managed::prune(&mut entries, &next);
+            managed::write_entries(&mut next, &entries);
+        } else {
             managed::record_update(
                 rt,
                 Some(&current),
