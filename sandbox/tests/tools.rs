@@ -381,7 +381,20 @@ async fn kubectl_get_watch_prints_each_change() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // A first object proves the watch is running before the changes under test.
+    api.create(&PostParams::default(), &config_map("sentinel", &[]))
+        .await
+        .unwrap();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("kubectl watch starts")
+            .unwrap()
+            .expect("watch still running");
+        if line.contains("sentinel") {
+            break;
+        }
+    }
     api.create(&PostParams::default(), &config_map("watched", &[]))
         .await
         .unwrap();

@@ -220,18 +220,20 @@ async fn an_idle_watch_gets_bookmarks_and_ends_at_its_timeout() {
     );
 }
 
-/// Collects what a watcher stream reports, as "add NAME" / "delete NAME".
+/// Reads a watcher stream until every line in `want` ("apply NAME[=v]", "delete NAME")
+/// has been seen, and returns everything seen.
 async fn watched_until(
-    stream: impl futures_util::Stream<Item = Result<watcher::Event<ConfigMap>, watcher::Error>> + Send,
+    stream: &mut (
+             impl futures_util::Stream<Item = Result<watcher::Event<ConfigMap>, watcher::Error>> + Unpin
+         ),
     want: &[&str],
 ) -> Vec<String> {
     let mut seen = Vec::new();
-    let mut stream = std::pin::pin!(stream);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !want.iter().all(|w| seen.iter().any(|s| s == w)) {
         let next = tokio::time::timeout_at(deadline, stream.next())
             .await
-            .expect("watcher events in time");
+            .unwrap_or_else(|_| panic!("watcher events in time; want {want:?}, saw {seen:?}"));
         match next.expect("stream open").expect("no watcher error") {
             watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
                 let v = o
@@ -240,15 +242,12 @@ async fn watched_until(
                     .and_then(|d| d.get("v"))
                     .cloned()
                     .unwrap_or_default();
-                seen.push(format!(
-                    "apply {}{}",
-                    o.name_any(),
-                    if v.is_empty() {
-                        String::new()
-                    } else {
-                        format!("={v}")
-                    }
-                ));
+                let suffix = if v.is_empty() {
+                    String::new()
+                } else {
+                    format!("={v}")
+                };
+                seen.push(format!("apply {}{suffix}", o.name_any()));
             }
             watcher::Event::Delete(o) => seen.push(format!("delete {}", o.name_any())),
             watcher::Event::Init | watcher::Event::InitDone => {}
@@ -263,38 +262,30 @@ async fn watcher_sees_changes(config: watcher::Config) {
     api.create(&PostParams::default(), &config_map("existing", &[]))
         .await
         .unwrap();
-    let stream = watcher(api.clone(), config);
-    let writer = {
-        let api = api.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            api.create(&PostParams::default(), &config_map("new", &[]))
-                .await
-                .unwrap();
-            api.patch(
-                "new",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"data": {"v": "2"}})),
-            )
-            .await
-            .unwrap();
-            api.delete("existing", &DeleteParams::default())
-                .await
-                .unwrap();
-        })
-    };
-    let seen = watched_until(
-        stream,
-        &[
-            "apply existing",
-            "apply new",
-            "apply new=2",
-            "delete existing",
-        ],
+    let mut stream = watcher(api.clone(), config).boxed();
+    // The initial state arrives first; only then change things, so every change is
+    // something the watch (not the initial list) has to deliver.
+    let initial = watched_until(&mut stream, &["apply existing"]).await;
+    assert_eq!(initial, ["apply existing"]);
+    api.create(&PostParams::default(), &config_map("new", &[]))
+        .await
+        .unwrap();
+    api.patch(
+        "new",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"v": "2"}})),
+    )
+    .await
+    .unwrap();
+    api.delete("existing", &DeleteParams::default())
+        .await
+        .unwrap();
+    let changes = watched_until(
+        &mut stream,
+        &["apply new", "apply new=2", "delete existing"],
     )
     .await;
-    writer.await.unwrap();
-    assert_eq!(seen.first().map(String::as_str), Some("apply existing"));
+    assert_eq!(changes, ["apply new", "apply new=2", "delete existing"]);
 }
 
 #[tokio::test]
