@@ -207,3 +207,6 @@ pub fn types() -> Vec<ResourceType> {
 /// Namespaces every cluster starts with.
 pub const INITIAL_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Namespaces Kubernetes refuses to delete.
+pub const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];

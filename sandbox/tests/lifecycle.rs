@@ -379,3 +379,80 @@ async fn a_crd_schema_prunes_unknown_fields_fills_defaults_and_refuses_wrong_typ
         "defaulting is not a spec change"
     );
 }
+
+#[tokio::test]
+async fn the_default_and_system_namespaces_cannot_be_deleted() {
+    let (_sb, client) = start().await;
+    let namespaces: Api<Namespace> = Api::all(client);
+    for ns in ["default", "kube-system", "kube-public"] {
+        assert_eq!(
+            common::api_error(namespaces.delete(ns, &DeleteParams::default()).await).0,
+            403,
+            "{ns}"
+        );
+    }
+    assert!(
+        namespaces
+            .delete("kube-node-lease", &DeleteParams::default())
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_custom_resource_update_needs_a_resource_version_and_a_crd_update_stops_serving_dropped_versions()
+ {
+    let (_sb, client) = start().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut two_versions = serde_json::to_value(gadget_crd("Namespaced")).unwrap();
+    let v1 = two_versions["spec"]["versions"][0].clone();
+    let mut v2 = v1.clone();
+    v2["name"] = json!("v2");
+    v2["storage"] = json!(false);
+    two_versions["spec"]["versions"] = json!([v1, v2]);
+    crds.create(
+        &PostParams::default(),
+        &serde_json::from_value(two_versions).unwrap(),
+    )
+    .await
+    .unwrap();
+    let gadgets = gadget_api(&client, Some("default"));
+    let created = gadgets
+        .create(&PostParams::default(), &gadget("g"))
+        .await
+        .unwrap();
+    let ar2 = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("sandbox.test", "v2", "Gadget"),
+        "gadgets",
+    );
+    let v2_api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar2);
+    assert_eq!(
+        v2_api.get("g").await.unwrap().types.unwrap().api_version,
+        "sandbox.test/v2"
+    );
+
+    let mut unconditional = created.clone();
+    unconditional.metadata.resource_version = None;
+    assert_eq!(
+        common::api_error(
+            gadgets
+                .replace("g", &PostParams::default(), &unconditional)
+                .await
+        ),
+        (422, "Invalid".into())
+    );
+    assert!(
+        gadgets
+            .replace("g", &PostParams::default(), &created)
+            .await
+            .is_ok()
+    );
+
+    let mut crd = crds.get("gadgets.sandbox.test").await.unwrap();
+    crd.spec.versions.truncate(1);
+    crds.replace("gadgets.sandbox.test", &PostParams::default(), &crd)
+        .await
+        .unwrap();
+    assert_eq!(common::api_error(v2_api.get("g").await).0, 404);
+    assert!(gadgets.get("g").await.is_ok());
+}

@@ -86,6 +86,13 @@ impl Inner {
         if rt.kind == "CustomResourceDefinition"
             && let Ok(types) = crd::resource_types(&next)
         {
+            // Versions the CRD no longer serves stop being served.
+            if let (Some(g), Some(p)) = (
+                old["spec"]["group"].as_str(),
+                old["spec"]["names"]["plural"].as_str(),
+            ) {
+                self.registry.remove_group_resource(g, p);
+            }
             for t in types {
                 self.registry.upsert(t);
             }

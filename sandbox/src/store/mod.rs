@@ -367,6 +367,11 @@ impl Store {
         if opts.dry_run {
             return Ok(served(rt, &current));
         }
+        if rt.kind == "Namespace" && crate::builtin::IMMORTAL_NAMESPACES.contains(&name) {
+            return Err(ApiError::Forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
         let mut next = current.clone();
         let mut finalizers = object::finalizers(&current);
         if rt.kind == "Namespace" {
