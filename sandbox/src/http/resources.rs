@@ -366,14 +366,13 @@ fn object(
         Method::PUT => {
             let body = ctx.body_object(&rt.kind)?;
             // Built-in kinds allow unconditional updates; custom resources do not.
-            if rt.schema.is_some() || !rt.merge_keys_builtin() {
-                if crate::object::resource_version(&body).is_none() {
-                    return Err(ApiError::invalid(
-                        &rt.kind,
-                        name,
-                        "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
-                    ));
-                }
+            let custom = rt.schema.is_some() || !rt.merge_keys_builtin();
+            if custom && crate::object::resource_version(&body).is_none() {
+                return Err(ApiError::invalid(
+                    &rt.kind,
+                    name,
+                    "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+                ));
             }
             let obj = store.write(rt, ns, name, &opts(false, false), |_| Ok(body))?;
             Ok(json_response(StatusCode::OK, &obj))
