@@ -147,7 +147,7 @@ fn drop_finalizer(store: &Store, rt: &ResourceType, obj: &Value, finalizer: &str
 fn finish_namespace(store: &Store, rt: &ResourceType, name: &str) {
     let result = store.write(rt, "", name, &update_opts(), |live| {
         let mut next = live.cloned().unwrap_or(Value::Null);
-        next["spec"]["finalizers"] = json!([]);
+        object::set_path(&mut next, &["spec", "finalizers"], json!([]));
         object::meta_mut(&mut next).remove("resourceVersion");
         Ok(next)
     });

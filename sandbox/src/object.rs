@@ -78,6 +78,31 @@ pub fn owner_uids(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Sets a nested field, turning whatever is in the way into objects, so values a client
+/// stored in odd shapes cannot make the server panic.
+pub fn set_path(obj: &mut Value, path: &[&str], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        *obj = value;
+        return;
+    };
+    let mut cur = obj;
+    for p in parents {
+        if !cur.is_object() {
+            *cur = Value::Object(Map::new());
+        }
+        cur = match cur {
+            Value::Object(m) => m.entry(p.to_string()).or_insert(Value::Null),
+            _ => return,
+        };
+    }
+    if !cur.is_object() {
+        *cur = Value::Object(Map::new());
+    }
+    if let Value::Object(m) = cur {
+        m.insert(last.to_string(), value);
+    }
+}
+
 /// Follows a dotted path (`status.phase`) through nested objects.
 pub fn path<'a>(obj: &'a Value, dotted: &str) -> Option<&'a Value> {
     dotted.split('.').try_fold(obj, |v, part| v.get(part))

@@ -376,7 +376,7 @@ impl Store {
         let mut finalizers = object::finalizers(&current);
         if rt.kind == "Namespace" {
             // The namespace lifecycle (gc.rs) empties it and then removes it.
-            next["status"]["phase"] = json!("Terminating");
+            object::set_path(&mut next, &["status", "phase"], json!("Terminating"));
             if !finalizers.iter().any(|f| f == "kubernetes") {
                 let mut spec_finalizers = next["spec"]["finalizers"]
                     .as_array()
@@ -385,7 +385,11 @@ impl Store {
                 if spec_finalizers.is_empty() {
                     spec_finalizers.push(json!("kubernetes"));
                 }
-                next["spec"]["finalizers"] = Value::Array(spec_finalizers);
+                object::set_path(
+                    &mut next,
+                    &["spec", "finalizers"],
+                    Value::Array(spec_finalizers),
+                );
             }
         }
         match opts.propagation {
