@@ -7,33 +7,58 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::error::ApiError;
 use crate::object;
 use crate::registry::ResourceType;
-use crate::store::{DeleteOpts, Store, Subresource, WriteOpts};
+use crate::store::{Change, DeleteOpts, EventType, Store, Subresource, WriteOpts};
 
 /// The finalizer that holds an owner until its dependents are gone.
 pub const FOREGROUND: &str = "foregroundDeletion";
 
 const MANAGER: &str = "kube-controller-manager";
 
-/// Runs sweeps after every batch of changes (and every second as a backstop) until
-/// `shutdown` turns true.
+/// Sweeps after each burst of changes that can give the collector work (and every few
+/// seconds as a backstop) until `shutdown` turns true. Plain updates, the bulk of
+/// traffic, cause no sweep.
 pub async fn run(store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
     let mut changes = store.subscribe();
     loop {
-        tokio::select! {
-            _ = changes.recv() => {
-                // Take the whole burst before sweeping once.
-                while changes.try_recv().is_ok() {}
+        let needed = tokio::select! {
+            received = changes.recv() => {
+                let mut needed = match received {
+                    Ok(c) => relevant(&c),
+                    // Missed changes may have mattered.
+                    Err(_) => true,
+                };
+                loop {
+                    match changes.try_recv() {
+                        Ok(c) => needed |= relevant(&c),
+                        Err(broadcast::error::TryRecvError::Empty) => break,
+                        Err(_) => {
+                            needed = true;
+                            break;
+                        }
+                    }
+                }
+                needed
             }
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => true,
             _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        if needed {
+            sweep(&store);
         }
-        sweep(&store);
     }
+}
+
+/// Whether a change can start or finish collection: something went away, is being
+/// deleted, or arrived owned (its owners may already be gone).
+fn relevant(change: &Change) -> bool {
+    change.kind == EventType::Deleted
+        || object::is_deleting(&change.object)
+        || (change.kind == EventType::Added && !object::owner_uids(&change.object).is_empty())
 }
 
 /// One pass over every object. Each step is idempotent, so a later sweep finishes what an

@@ -701,3 +701,34 @@ async fn leases_can_be_taken_and_renewed_with_optimistic_concurrency() {
         Some("a")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_many_concurrent_updates_from_one_read_exactly_one_wins() {
+    let (_sb, client) = start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let read = api
+        .create(&PostParams::default(), &config_map("race", &[]))
+        .await
+        .unwrap();
+    let writers = (0..16).map(|i| {
+        let api = api.clone();
+        let mut mine = read.clone();
+        mine.data = Some([("winner".to_string(), i.to_string())].into());
+        tokio::spawn(async move {
+            api.replace("race", &PostParams::default(), &mine)
+                .await
+                .map(|_| i)
+        })
+    });
+    let mut winners = Vec::new();
+    for w in writers {
+        match w.await.unwrap() {
+            Ok(i) => winners.push(i),
+            Err(kube::Error::Api(s)) => assert_eq!(s.code, 409),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let stored = api.get("race").await.unwrap().data.unwrap();
+    assert_eq!(stored["winner"], winners[0].to_string());
+}
