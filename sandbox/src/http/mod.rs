@@ -93,6 +93,11 @@ async fn handle(server: &Server, req: Request<Incoming>) -> Response<Body> {
         .unwrap_or("")
         .to_string();
     tracing::debug!(%method, %path, %content_type, %accept, "request");
+    if target != Target::Health && !accepts_json(&accept) {
+        return error(&ApiError::NotAcceptable(format!(
+            "only application/json responses are served, not {accept:?}"
+        )));
+    }
     let registry = server.store.registry();
     let found = |v: Option<Value>| match v {
         Some(v) => json(StatusCode::OK, &v),
@@ -130,6 +135,23 @@ async fn handle(server: &Server, req: Request<Incoming>) -> Response<Body> {
     }
 }
 
+/// Whether a plain JSON answer satisfies the Accept header. Clients that prefer
+/// aggregated discovery, protobuf or Tables list JSON as a fallback; one that accepts
+/// only something else gets 406, as from a real server.
+fn accepts_json(accept: &str) -> bool {
+    accept.trim().is_empty()
+        || accept.split(',').any(|choice| {
+            let mut parts = choice.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("");
+            let plain = parts.all(|p| !p.starts_with("as=") && !p.starts_with("g="));
+            match media {
+                "*/*" | "application/*" => true,
+                "application/json" => plain || choice.contains("as=Table"),
+                _ => false,
+            }
+        })
+}
+
 pub fn json(code: StatusCode, v: &Value) -> Response<Body> {
     let bytes = Bytes::from(v.to_string());
     let mut resp = Response::new(Full::new(bytes).boxed_unsync());
@@ -164,4 +186,27 @@ pub fn streaming(
         hyper::header::HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_json;
+
+    #[test]
+    fn json_is_served_unless_the_client_accepts_only_something_else() {
+        assert!(accepts_json(""));
+        assert!(accepts_json("application/json"));
+        assert!(accepts_json("application/json, */*"));
+        assert!(accepts_json(
+            "application/vnd.kubernetes.protobuf,application/json"
+        ));
+        assert!(accepts_json(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+        ));
+        assert!(accepts_json("application/json;as=Table;v=v1;g=meta.k8s.io"));
+        assert!(!accepts_json(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        ));
+        assert!(!accepts_json("application/vnd.kubernetes.protobuf"));
+    }
 }
