@@ -7,6 +7,7 @@ pub mod builtin;
 pub mod crd;
 pub mod discovery;
 pub mod error;
+pub mod faults;
 pub mod gc;
 pub mod http;
 pub mod managed;

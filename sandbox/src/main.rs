@@ -37,6 +37,39 @@ enum Command {
         #[arg(long)]
         state_dir: PathBuf,
     },
+    /// Inject faults into a running sandbox (the one the kubeconfig points at).
+    Fault {
+        #[arg(long)]
+        kubeconfig: PathBuf,
+        /// End every open watch stream.
+        #[arg(long)]
+        cut_watches: bool,
+        /// Forget the event history: resuming a watch gets 410 Gone.
+        #[arg(long)]
+        compact: bool,
+        /// Delay every request by this many milliseconds (0 turns it off).
+        #[arg(long)]
+        latency_ms: Option<u64>,
+        /// Fail the next N writes of RESOURCE (a plural, e.g. configmaps) with 409.
+        #[arg(long, value_name = "RESOURCE=N", value_parser = parse_conflicts)]
+        conflicts: Option<(String, u32)>,
+        /// Answer 503 to every request for this many milliseconds.
+        #[arg(long)]
+        down_for_ms: Option<u64>,
+    },
+}
+
+fn parse_conflicts(s: &str) -> Result<(String, u32), String> {
+    let (resource, n) = s
+        .split_once('=')
+        .ok_or("expected RESOURCE=N, e.g. configmaps=2")?;
+    let n = n
+        .parse::<u32>()
+        .map_err(|_| format!("{n:?} is not a count"))?;
+    if resource.is_empty() {
+        return Err("the resource is empty".into());
+    }
+    Ok((resource.to_string(), n))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +80,8 @@ enum CliError {
     Runtime(std::io::Error),
     #[error("{0}")]
     Down(String),
+    #[error("{0}")]
+    Fault(String),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +122,35 @@ fn main() -> ExitCode {
             state_dir,
         } => up(kubeconfig, listen, state_dir),
         Command::Down { state_dir } => down(&state_dir),
+        Command::Fault {
+            kubeconfig,
+            cut_watches,
+            compact,
+            latency_ms,
+            conflicts,
+            down_for_ms,
+        } => {
+            let mut req = serde_json::Map::new();
+            if cut_watches {
+                req.insert("cutWatches".into(), true.into());
+            }
+            if compact {
+                req.insert("compact".into(), true.into());
+            }
+            if let Some(ms) = latency_ms {
+                req.insert("latencyMs".into(), ms.into());
+            }
+            if let Some((resource, count)) = conflicts {
+                req.insert(
+                    "conflicts".into(),
+                    serde_json::json!({"resource": resource, "count": count}),
+                );
+            }
+            if let Some(ms) = down_for_ms {
+                req.insert("downForMs".into(), ms.into());
+            }
+            fault(&kubeconfig, &serde_json::Value::Object(req))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -171,4 +235,65 @@ fn down(state_dir: &std::path::Path) -> Result<(), CliError> {
         return Err(CliError::Down(format!("process {pid} is not running")));
     }
     Ok(())
+}
+
+/// The `host:port` of the kubeconfig's current cluster (plain http only).
+fn server_address(kubeconfig: &std::path::Path) -> Result<String, CliError> {
+    let bad = |why: String| CliError::Fault(format!("{}: {why}", kubeconfig.display()));
+    let text = std::fs::read_to_string(kubeconfig).map_err(|e| bad(e.to_string()))?;
+    let config: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let current = config["current-context"].as_str().unwrap_or("");
+    let contexts = config["contexts"]
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default();
+    let cluster_name = contexts
+        .iter()
+        .find(|c| c["name"].as_str() == Some(current))
+        .and_then(|c| c["context"]["cluster"].as_str())
+        .unwrap_or("");
+    let clusters = config["clusters"]
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default();
+    let server = clusters
+        .iter()
+        .find(|c| c["name"].as_str() == Some(cluster_name))
+        .or_else(|| clusters.first())
+        .and_then(|c| c["cluster"]["server"].as_str())
+        .ok_or_else(|| bad("no cluster server".into()))?;
+    server
+        .strip_prefix("http://")
+        .map(|rest| rest.trim_end_matches('/').to_string())
+        .ok_or_else(|| bad(format!("{server} is not a kube-sandbox http address")))
+}
+
+fn fault(kubeconfig: &std::path::Path, req: &serde_json::Value) -> Result<(), CliError> {
+    use std::io::{Read, Write};
+    if req.as_object().is_none_or(|m| m.is_empty()) {
+        return Err(CliError::Fault(
+            "name at least one fault: --cut-watches, --compact, --latency-ms, --conflicts or --down-for-ms".into(),
+        ));
+    }
+    let addr = server_address(kubeconfig)?;
+    let body = req.to_string();
+    let mut stream = std::net::TcpStream::connect(&addr)
+        .map_err(|e| CliError::Fault(format!("cannot reach the sandbox at {addr}: {e}")))?;
+    let request = format!(
+        "POST /sandbox/faults HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let io = |e: std::io::Error| CliError::Fault(format!("talking to {addr}: {e}"));
+    stream.write_all(request.as_bytes()).map_err(io)?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).map_err(io)?;
+    let status_line = answer.lines().next().unwrap_or("");
+    if status_line.split_whitespace().nth(1) == Some("200") {
+        Ok(())
+    } else {
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").trim();
+        Err(CliError::Fault(format!(
+            "the sandbox refused the fault: {status_line} {body}"
+        )))
+    }
 }

@@ -87,8 +87,10 @@ impl SandboxBuilder {
             source,
         })?;
         let (stop, stopped) = watch::channel(false);
+        let faults = crate::faults::Faults::new(store.clone());
         let server = Arc::new(Server {
             store: store.clone(),
+            faults: faults.clone(),
             address: addr.to_string(),
             bookmark_interval: self.bookmark_interval,
         });
@@ -107,6 +109,7 @@ impl SandboxBuilder {
         Ok(SandboxHandle {
             addr,
             store,
+            faults,
             stop,
             tasks,
             state_dir: self.state_dir,
@@ -118,6 +121,7 @@ impl SandboxBuilder {
 pub struct SandboxHandle {
     addr: SocketAddr,
     store: Arc<Store>,
+    faults: Arc<crate::faults::Faults>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     state_dir: Option<PathBuf>,
@@ -135,6 +139,11 @@ impl SandboxHandle {
     /// The store, for tests that need to reach under the API (e.g. compact history).
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// Faults to inject into the API (cut watches, 410, 409s, latency, downtime).
+    pub fn faults(&self) -> &crate::faults::Faults {
+        &self.faults
     }
 
     /// A kube-rs client for this sandbox, default namespace `default`.

@@ -31,6 +31,8 @@ pub struct WatchRequest {
     pub bookmark_interval: Duration,
     /// Send each object as a one-row Table (kubectl get --watch).
     pub table: Option<Include>,
+    /// Changes when a test cuts every watch stream.
+    pub cut: tokio::sync::watch::Receiver<u64>,
 }
 
 struct State {
@@ -116,6 +118,10 @@ async fn next_line(st: &mut State) -> Option<Bytes> {
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             },
+            _ = st.req.cut.changed() => {
+                st.done = true;
+                return None;
+            }
             _ = tokio::time::sleep_until(wake) => {
                 if Instant::now() >= st.deadline {
                     return None;

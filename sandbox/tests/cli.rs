@@ -120,3 +120,35 @@ fn bad_arguments_exit_non_zero_with_a_one_line_reason() {
     );
     fails_with_one_line(&["sideways"], "sideways");
 }
+
+#[tokio::test]
+async fn the_fault_command_injects_conflicts_into_a_running_sandbox() {
+    let sb = kube_sandbox::Sandbox::builder().start().await.unwrap();
+    let dir = scratch_dir("fault");
+    let kubeconfig = dir.join("kubeconfig");
+    sb.write_kubeconfig(&kubeconfig).unwrap();
+    let status = tokio::process::Command::new(BIN)
+        .args(["fault", "--conflicts", "configmaps=1", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let api: Api<ConfigMap> = Api::default_namespaced(sb.client().unwrap());
+    let refused = api
+        .create(&PostParams::default(), &config_map("c", &[]))
+        .await;
+    assert_eq!(common::api_error(refused).0, 409);
+    api.create(&PostParams::default(), &config_map("c", &[]))
+        .await
+        .unwrap();
+    let none = tokio::process::Command::new(BIN)
+        .args(["fault", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .output()
+        .await
+        .unwrap();
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("name at least one fault"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

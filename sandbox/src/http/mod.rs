@@ -26,6 +26,7 @@ pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 /// What every request handler can reach.
 pub struct Server {
     pub store: Arc<Store>,
+    pub faults: Arc<crate::faults::Faults>,
     pub address: String,
     pub bookmark_interval: Duration,
 }
@@ -93,6 +94,33 @@ async fn handle(server: &Server, req: Request<Incoming>) -> Response<Body> {
         .unwrap_or("")
         .to_string();
     tracing::debug!(%method, %path, %content_type, %accept, "request");
+    if target == Target::Faults {
+        // The control endpoint works even while the API is "down".
+        return match (
+            method == hyper::Method::POST,
+            serde_json::from_slice::<Value>(&body),
+        ) {
+            (true, Ok(req)) => match server.faults.apply(&req) {
+                Ok(v) => json(StatusCode::OK, &v),
+                Err(e) => error(&e),
+            },
+            (true, Err(e)) => error(&ApiError::BadRequest(format!(
+                "cannot decode the fault request: {e}"
+            ))),
+            (false, _) => error(&ApiError::MethodNotAllowed(
+                "faults are set with POST".into(),
+            )),
+        };
+    }
+    let delay = server.faults.latency();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if server.faults.is_down() && target != Target::Health {
+        return error(&ApiError::ServiceUnavailable(
+            "the API server is down (injected fault)".into(),
+        ));
+    }
     if target != Target::Health && !accepts_json(&accept) {
         return error(&ApiError::NotAcceptable(format!(
             "only application/json responses are served, not {accept:?}"
@@ -131,7 +159,7 @@ async fn handle(server: &Server, req: Request<Incoming>) -> Response<Body> {
                 Err(e) => error(&e),
             }
         }
-        Target::NotFound => found(None),
+        Target::NotFound | Target::Faults => found(None),
     }
 }
 

@@ -86,10 +86,29 @@ impl RequestCtx<'_> {
     }
 }
 
+/// An injected conflict, for writes of a resource a test asked to fail.
+fn injected(ctx: &RequestCtx<'_>, rt: &ResourceType) -> Result<(), ApiError> {
+    let writes = matches!(
+        ctx.method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    if writes && ctx.server.faults.take_conflict(&rt.plural) {
+        return Err(ApiError::Conflict {
+            message: format!(
+                "Operation cannot be fulfilled on {}: injected conflict; please try again",
+                rt.plural
+            ),
+            details: json!({"group": rt.group, "kind": rt.plural}),
+        });
+    }
+    Ok(())
+}
+
 pub async fn handle(ctx: &RequestCtx<'_>, target: Target) -> Result<Response<Body>, ApiError> {
     match target {
         Target::Collection { api, namespace } => {
             let rt = resolve(ctx, &api)?;
+            injected(ctx, &rt)?;
             let namespace = scope(&rt, namespace)?;
             match ctx.method {
                 Method::GET if ctx.flag("watch") => Ok(watch_collection(ctx, &rt, namespace)?),
@@ -116,6 +135,7 @@ pub async fn handle(ctx: &RequestCtx<'_>, target: Target) -> Result<Response<Bod
             subresource,
         } => {
             let rt = resolve(ctx, &api)?;
+            injected(ctx, &rt)?;
             let namespace = scope(&rt, namespace)?.unwrap_or_default();
             let sub = match subresource.as_deref() {
                 None => Subresource::Main,
@@ -263,6 +283,7 @@ fn watch_collection(
         initial_events_end: initial_events,
         bookmark_interval: ctx.server.bookmark_interval,
         table: ctx.table(),
+        cut: ctx.server.faults.watch_cuts(),
     };
     Ok(streaming(watch::stream(&ctx.server.store, req)))
 }

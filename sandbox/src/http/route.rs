@@ -8,6 +8,7 @@ pub enum Target {
     Version,
     Health,
     OpenApiIndex,
+    Faults,
     OpenApi(String),
     CoreVersions,
     Groups,
@@ -47,6 +48,7 @@ pub fn parse(path: &str) -> Target {
         ["version"] => Target::Version,
         ["healthz" | "readyz" | "livez", ..] => Target::Health,
         ["api"] => Target::CoreVersions,
+        ["sandbox", "faults"] => Target::Faults,
         ["openapi", "v3"] => Target::OpenApiIndex,
         ["openapi", "v3", rest @ ..] => Target::OpenApi(rest.join("/")),
         ["api", "v1"] => Target::Resources {
