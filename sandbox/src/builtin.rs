@@ -148,6 +148,15 @@ const DEFS: &[Def] = &[
         false,
     ),
     def(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        false,
+        &[],
+        false,
+    ),
+    def(
         "apiextensions.k8s.io",
         "v1",
         "customresourcedefinitions",

@@ -26,6 +26,8 @@ pub enum ApiError {
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
     NotAcceptable(String),
@@ -84,6 +86,7 @@ impl ApiError {
             ApiError::Gone(_) | ApiError::Expired(_) => 410,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::Forbidden(_) => 403,
+            ApiError::Unauthorized(_) => 401,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::NotAcceptable(_) => 406,
             ApiError::ServiceUnavailable(_) => 503,
@@ -102,6 +105,7 @@ impl ApiError {
             ApiError::Expired(_) => "Expired",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::Forbidden(_) => "Forbidden",
+            ApiError::Unauthorized(_) => "Unauthorized",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",

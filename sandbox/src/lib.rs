@@ -3,6 +3,8 @@
 //! saved to a state directory); see `docs/sandbox.md` for what is and is not emulated.
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod auth;
 pub mod builtin;
 pub mod crd;
 pub mod discovery;
@@ -16,6 +18,7 @@ pub mod openapi;
 pub mod patch;
 pub mod persist;
 pub mod protobuf;
+pub mod rbac;
 pub mod registry;
 mod sandbox;
 pub mod schema;

@@ -237,8 +237,9 @@ fn down(state_dir: &std::path::Path) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The `host:port` of the kubeconfig's current cluster (plain http only).
-fn server_address(kubeconfig: &std::path::Path) -> Result<String, CliError> {
+/// The `host:port` of the kubeconfig's current cluster (plain http only) and the bearer
+/// token of its user.
+fn server_address(kubeconfig: &std::path::Path) -> Result<(String, String), CliError> {
     let bad = |why: String| CliError::Fault(format!("{}: {why}", kubeconfig.display()));
     let text = std::fs::read_to_string(kubeconfig).map_err(|e| bad(e.to_string()))?;
     let config: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
@@ -247,11 +248,22 @@ fn server_address(kubeconfig: &std::path::Path) -> Result<String, CliError> {
         .as_sequence()
         .cloned()
         .unwrap_or_default();
-    let cluster_name = contexts
+    let context = contexts
         .iter()
-        .find(|c| c["name"].as_str() == Some(current))
+        .find(|c| c["name"].as_str() == Some(current));
+    let cluster_name = context
         .and_then(|c| c["context"]["cluster"].as_str())
         .unwrap_or("");
+    let user_name = context
+        .and_then(|c| c["context"]["user"].as_str())
+        .unwrap_or("");
+    let users = config["users"].as_sequence().cloned().unwrap_or_default();
+    let token = users
+        .iter()
+        .find(|u| u["name"].as_str() == Some(user_name))
+        .and_then(|u| u["user"]["token"].as_str())
+        .unwrap_or("")
+        .to_string();
     let clusters = config["clusters"]
         .as_sequence()
         .cloned()
@@ -262,10 +274,11 @@ fn server_address(kubeconfig: &std::path::Path) -> Result<String, CliError> {
         .or_else(|| clusters.first())
         .and_then(|c| c["cluster"]["server"].as_str())
         .ok_or_else(|| bad("no cluster server".into()))?;
-    server
+    let addr = server
         .strip_prefix("http://")
         .map(|rest| rest.trim_end_matches('/').to_string())
-        .ok_or_else(|| bad(format!("{server} is not a kube-sandbox http address")))
+        .ok_or_else(|| bad(format!("{server} is not a kube-sandbox http address")))?;
+    Ok((addr, token))
 }
 
 fn fault(kubeconfig: &std::path::Path, req: &serde_json::Value) -> Result<(), CliError> {
@@ -275,12 +288,12 @@ fn fault(kubeconfig: &std::path::Path, req: &serde_json::Value) -> Result<(), Cl
             "name at least one fault: --cut-watches, --compact, --latency-ms, --conflicts or --down-for-ms".into(),
         ));
     }
-    let addr = server_address(kubeconfig)?;
+    let (addr, token) = server_address(kubeconfig)?;
     let body = req.to_string();
     let mut stream = std::net::TcpStream::connect(&addr)
         .map_err(|e| CliError::Fault(format!("cannot reach the sandbox at {addr}: {e}")))?;
     let request = format!(
-        "POST /sandbox/faults HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /sandbox/faults HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let io = |e: std::io::Error| CliError::Fault(format!("talking to {addr}: {e}"));

@@ -21,6 +21,7 @@ pub struct SandboxBuilder {
     state_dir: Option<PathBuf>,
     history_limit: usize,
     bookmark_interval: Duration,
+    anonymous_is_admin: bool,
 }
 
 impl Default for SandboxBuilder {
@@ -30,6 +31,7 @@ impl Default for SandboxBuilder {
             state_dir: None,
             history_limit: 10_000,
             bookmark_interval: Duration::from_secs(60),
+            anonymous_is_admin: true,
         }
     }
 }
@@ -66,6 +68,13 @@ impl SandboxBuilder {
         self
     }
 
+    /// Whether a request without a bearer token acts as the admin (the default, since
+    /// kubectl and helm send no token over plain HTTP) or as `system:anonymous`.
+    pub fn anonymous_is_admin(mut self, yes: bool) -> Self {
+        self.anonymous_is_admin = yes;
+        self
+    }
+
     pub async fn start(self) -> Result<SandboxHandle, SandboxError> {
         if !self.listen.ip().is_loopback() {
             return Err(SandboxError::NotLoopback(self.listen.to_string()));
@@ -88,9 +97,13 @@ impl SandboxBuilder {
         })?;
         let (stop, stopped) = watch::channel(false);
         let faults = crate::faults::Faults::new(store.clone());
+        let tokens = Arc::new(crate::auth::Tokens::new(self.anonymous_is_admin));
+        let audit = Arc::new(crate::audit::AuditLog::new(100_000));
         let server = Arc::new(Server {
             store: store.clone(),
             faults: faults.clone(),
+            tokens: tokens.clone(),
+            audit: audit.clone(),
             address: addr.to_string(),
             bookmark_interval: self.bookmark_interval,
         });
@@ -110,6 +123,8 @@ impl SandboxBuilder {
             addr,
             store,
             faults,
+            tokens,
+            audit,
             stop,
             tasks,
             state_dir: self.state_dir,
@@ -122,6 +137,8 @@ pub struct SandboxHandle {
     addr: SocketAddr,
     store: Arc<Store>,
     faults: Arc<crate::faults::Faults>,
+    tokens: Arc<crate::auth::Tokens>,
+    audit: Arc<crate::audit::AuditLog>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     state_dir: Option<PathBuf>,
@@ -146,19 +163,46 @@ impl SandboxHandle {
         &self.faults
     }
 
-    /// A kube-rs client for this sandbox, default namespace `default`.
+    /// A kube-rs client for this sandbox as the admin user, default namespace `default`.
     pub fn client(&self) -> Result<kube::Client, SandboxError> {
+        self.client_with_token(crate::auth::ADMIN_TOKEN)
+    }
+
+    /// A kube-rs client that presents `token` (e.g. from
+    /// [`SandboxHandle::service_account_token`]).
+    pub fn client_with_token(&self, token: &str) -> Result<kube::Client, SandboxError> {
         let url = self
             .url()
             .parse()
             .map_err(|e| SandboxError::Client(format!("{e}")))?;
-        let config = kube::Config::new(url);
+        let mut config = kube::Config::new(url);
+        let value = hyper::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|e| SandboxError::Client(e.to_string()))?;
+        config.headers.push((hyper::header::AUTHORIZATION, value));
         kube::Client::try_from(config).map_err(|e| SandboxError::Client(e.to_string()))
+    }
+
+    /// A token for the service account `namespace/name`, as the TokenRequest API gives.
+    pub fn service_account_token(&self, namespace: &str, name: &str) -> String {
+        self.tokens.issue(namespace, name)
+    }
+
+    /// Every resource request so far (most recent last): who, what, allowed, answer code.
+    pub fn audit_log(&self) -> Vec<crate::audit::AuditEntry> {
+        self.audit.entries()
     }
 
     /// A kubeconfig with one cluster, one admin user and one context, all `kube-sandbox`.
     pub fn kubeconfig_yaml(&self) -> String {
         kubeconfig_yaml(&self.url())
+    }
+
+    /// The same kubeconfig presenting `token` instead of the admin's.
+    pub fn kubeconfig_yaml_with_token(&self, token: &str) -> String {
+        kubeconfig_yaml(&self.url()).replace(
+            &format!("token: {}", crate::auth::ADMIN_TOKEN),
+            &format!("token: {token}"),
+        )
     }
 
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), SandboxError> {
@@ -201,7 +245,7 @@ clusters:
 users:
 - name: kube-sandbox-admin
   user:
-    token: kube-sandbox-admin
+    token: {token}
 contexts:
 - name: kube-sandbox
   context:
@@ -209,6 +253,7 @@ contexts:
     user: kube-sandbox-admin
     namespace: default
 current-context: kube-sandbox
-"
+",
+        token = crate::auth::ADMIN_TOKEN
     )
 }

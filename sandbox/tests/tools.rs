@@ -526,3 +526,83 @@ spec: {size: {{ .Values.size }}}
         "helm leaves crds/ CRDs in place"
     );
 }
+
+#[tokio::test]
+async fn kubectl_creates_rbac_objects_and_auth_can_i_follows_them() {
+    let c = Cluster::start().await;
+    c.kubectl(&["create", "namespace", "team"]).await;
+    c.kubectl(&["-n", "team", "create", "serviceaccount", "bot"])
+        .await;
+    c.kubectl(&[
+        "-n",
+        "team",
+        "create",
+        "role",
+        "reader",
+        "--verb=get,list",
+        "--resource=configmaps",
+    ])
+    .await;
+    c.kubectl(&[
+        "-n",
+        "team",
+        "create",
+        "rolebinding",
+        "bot-reads",
+        "--role=reader",
+        "--serviceaccount=team:bot",
+    ])
+    .await;
+    let bot = "--as=system:serviceaccount:team:bot";
+    let can = |verb: &'static str| {
+        let c = &c;
+        async move {
+            let (_, stdout, _) = c
+                .run(
+                    "kubectl",
+                    &["-n", "team", "auth", "can-i", verb, "configmaps", bot],
+                )
+                .await;
+            stdout.trim().to_string()
+        }
+    };
+    assert_eq!(can("list").await, "yes");
+    assert_eq!(can("create").await, "no");
+    c.kubectl(&["-n", "team", "get", "configmaps", bot]).await;
+    let (ok, _, stderr) = c
+        .run(
+            "kubectl",
+            &[
+                "-n",
+                "team",
+                "create",
+                "configmap",
+                "x",
+                "--from-literal=a=b",
+                bot,
+            ],
+        )
+        .await;
+    assert!(!ok && stderr.contains("forbidden"), "{stderr}");
+    let denied =
+        c.sb.audit_log()
+            .into_iter()
+            .find(|e| !e.allowed)
+            .expect("the refusal is audited");
+    assert_eq!(
+        (
+            denied.user.as_str(),
+            denied.verb.as_str(),
+            denied.resource.as_str(),
+            denied.namespace.as_str(),
+            denied.code
+        ),
+        (
+            "system:serviceaccount:team:bot",
+            "create",
+            "configmaps",
+            "team",
+            403
+        )
+    );
+}

@@ -26,6 +26,8 @@ pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 /// What every request handler can reach.
 pub struct Server {
     pub store: Arc<Store>,
+    pub tokens: Arc<crate::auth::Tokens>,
+    pub audit: Arc<crate::audit::AuditLog>,
     pub faults: Arc<crate::faults::Faults>,
     pub address: String,
     pub bookmark_interval: Duration,
@@ -94,6 +96,25 @@ async fn handle(server: &Server, req: Request<Incoming>) -> Response<Body> {
         .unwrap_or("")
         .to_string();
     tracing::debug!(%method, %path, %content_type, %accept, "request");
+    let identity = match server
+        .tokens
+        .authenticate(&headers)
+        .and_then(|id| server.tokens.impersonate(id, &headers))
+    {
+        Ok(id) => id,
+        Err(e) => return error(&e),
+    };
+    let attributes = crate::rbac::attributes(
+        &target,
+        &method,
+        matches!(query.get("watch").map(String::as_str), Some("true" | "1")),
+    );
+    if target == Target::Faults && !identity.in_group("system:masters") {
+        return error(&ApiError::Forbidden(format!(
+            "User \"{}\" cannot inject faults",
+            identity.user
+        )));
+    }
     if target == Target::Faults {
         // The control endpoint works even while the API is "down".
         return match (
@@ -146,18 +167,43 @@ async fn handle(server: &Server, req: Request<Incoming>) -> Response<Body> {
             found(discovery::resource_list(&registry, &group, &version))
         }
         Target::Collection { .. } | Target::Object { .. } => {
-            let ctx = resources::RequestCtx {
-                server,
-                method,
-                query,
-                headers,
-                body,
-                registry,
+            let Some(attrs) = attributes else {
+                return error(&ApiError::Internal(
+                    "a resource request without attributes".into(),
+                ));
             };
-            match resources::handle(&ctx, target).await {
-                Ok(resp) => resp,
-                Err(e) => error(&e),
-            }
+            let allowed = crate::rbac::allowed(&server.store, &identity, &attrs);
+            let response = if allowed {
+                let ctx = resources::RequestCtx {
+                    identity: identity.clone(),
+                    server,
+                    method,
+                    query,
+                    headers,
+                    body,
+                    registry,
+                };
+                match resources::handle(&ctx, target).await {
+                    Ok(resp) => resp,
+                    Err(e) => error(&e),
+                }
+            } else {
+                error(&ApiError::Forbidden(crate::rbac::forbidden_message(
+                    &identity, &attrs,
+                )))
+            };
+            server.audit.record(crate::audit::AuditEntry {
+                user: identity.user.clone(),
+                verb: attrs.verb,
+                group: attrs.group,
+                resource: attrs.resource,
+                subresource: attrs.subresource,
+                namespace: attrs.namespace,
+                name: attrs.name,
+                allowed,
+                code: response.status().as_u16(),
+            });
+            response
         }
         Target::NotFound | Target::Faults => found(None),
     }

@@ -18,6 +18,7 @@ use crate::table;
 use crate::watch::{self, WatchRequest};
 
 pub struct RequestCtx<'a> {
+    pub identity: crate::auth::Identity,
     pub server: &'a Server,
     pub method: Method,
     pub query: HashMap<String, String>,
@@ -110,6 +111,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, target: Target) -> Result<Response<Bod
             let rt = resolve(ctx, &api)?;
             injected(ctx, &rt)?;
             let namespace = scope(&rt, namespace)?;
+            if rt.kind == "SelfSubjectAccessReview" {
+                return access_review(ctx);
+            }
             match ctx.method {
                 Method::GET if ctx.flag("watch") => Ok(watch_collection(ctx, &rt, namespace)?),
                 Method::GET => list(ctx, &rt, namespace.as_deref()),
@@ -137,6 +141,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, target: Target) -> Result<Response<Bod
             let rt = resolve(ctx, &api)?;
             injected(ctx, &rt)?;
             let namespace = scope(&rt, namespace)?.unwrap_or_default();
+            if rt.kind == "ServiceAccount" && subresource.as_deref() == Some("token") {
+                return token_request(ctx, &rt, &namespace, &name);
+            }
             let sub = match subresource.as_deref() {
                 None => Subresource::Main,
                 Some("status") if rt.has_status => Subresource::Status,
@@ -154,6 +161,60 @@ pub async fn handle(ctx: &RequestCtx<'_>, target: Target) -> Result<Response<Bod
         }
         _ => Err(ApiError::Internal("not a resource request".into())),
     }
+}
+
+/// `kubectl auth can-i`: a SelfSubjectAccessReview answered for the caller.
+fn access_review(ctx: &RequestCtx<'_>) -> Result<Response<Body>, ApiError> {
+    if ctx.method != Method::POST {
+        return Err(not_allowed(&ctx.method));
+    }
+    let mut review = ctx.body_object("SelfSubjectAccessReview")?;
+    let attrs = &review["spec"]["resourceAttributes"];
+    let text = |k: &str| attrs[k].as_str().unwrap_or("").to_string();
+    let allowed = if attrs.is_object() {
+        let what = crate::rbac::Attributes {
+            verb: text("verb"),
+            group: text("group"),
+            resource: text("resource"),
+            subresource: text("subresource"),
+            namespace: text("namespace"),
+            name: text("name"),
+        };
+        crate::rbac::allowed(&ctx.server.store, &ctx.identity, &what)
+    } else {
+        // Non-resource URLs (discovery, version, health) are open to everyone here.
+        true
+    };
+    review["apiVersion"] = json!("authorization.k8s.io/v1");
+    review["kind"] = json!("SelfSubjectAccessReview");
+    review["status"] = json!({"allowed": allowed});
+    Ok(json_response(StatusCode::CREATED, &review))
+}
+
+/// The TokenRequest API: a bearer token for an existing service account.
+fn token_request(
+    ctx: &RequestCtx<'_>,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+) -> Result<Response<Body>, ApiError> {
+    if ctx.method != Method::POST {
+        return Err(not_allowed(&ctx.method));
+    }
+    ctx.server.store.get(rt, ns, name)?;
+    let token = ctx.server.tokens.issue(ns, name);
+    let expires = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(24 * 365))
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let body = json!({
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"audiences": []},
+        "status": {"token": token, "expirationTimestamp": expires},
+    });
+    Ok(json_response(StatusCode::CREATED, &body))
 }
 
 fn not_allowed(m: &Method) -> ApiError {

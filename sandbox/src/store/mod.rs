@@ -185,6 +185,17 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
     }
 
+    /// Every Role, ClusterRole, RoleBinding and ClusterRoleBinding, with its kind.
+    pub fn rbac_objects(&self) -> Vec<(String, Value)> {
+        let inner = self.lock();
+        inner
+            .objects
+            .iter()
+            .filter(|((g, _, _, _), _)| g == "rbac.authorization.k8s.io")
+            .map(|(_, o)| (o["kind"].as_str().unwrap_or("").to_string(), o.clone()))
+            .collect()
+    }
+
     pub fn exists_uid(&self, uid: &str) -> bool {
         self.lock().uids.contains_key(uid)
     }
