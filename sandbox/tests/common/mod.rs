@@ -1,14 +1,19 @@
 //! Helpers shared by the integration tests: a sandbox per test, polling, scratch dirs.
 #![allow(dead_code)]
 
+pub mod tools;
+
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::api::{Api, PostParams};
 use kube::{Client, Error};
 use kube_sandbox::{Sandbox, SandboxHandle};
+use serde_json::json;
 
 pub async fn start() -> (SandboxHandle, Client) {
     let handle = Sandbox::builder().start().await.expect("sandbox starts");
@@ -73,4 +78,29 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
         std::env::temp_dir().join(format!("kube-sandbox-{tag}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
+}
+
+pub fn deployment(name: &str, replicas: i32) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "redis", "image": "redis:7"}]}
+            }
+        }
+    }))
+    .unwrap()
+}
+
+pub fn pod(name: &str, labels: &[(&str, &str)]) -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()},
+        "spec": {"containers": [{"name": "redis", "image": "redis:7", "ports": [{"containerPort": 6379}]}]}
+    }))
+    .unwrap()
 }

@@ -1,103 +1,19 @@
-//! The real kubectl 1.33 and helm 4.1 against the sandbox. Both come from
-//! `scripts/kube-tools.sh` (run by `scripts/setup.sh`); without them these tests fail and
-//! say so, rather than skip.
+//! The real kubectl 1.33 against the sandbox. It comes from `scripts/kube-tools.sh` (run by
+//! `scripts/setup.sh`); without it these tests fail and say so, rather than skip.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{config_map, scratch_dir};
+use common::config_map;
+use common::tools::Cluster;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube_sandbox::{Sandbox, SandboxHandle};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
-
-fn tool(name: &str) -> PathBuf {
-    let dir = std::env::var_os("KUBE_TOOLS_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/bin"));
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{name} is not installed at {}: run scripts/kube-tools.sh (scripts/setup.sh runs it)",
-        path.display()
-    );
-    path
-}
-
-/// A sandbox, a kubeconfig for it, and a HOME of its own so kubectl's and helm's caches
-/// never leak between tests.
-struct Cluster {
-    sb: SandboxHandle,
-    dir: PathBuf,
-}
-
-impl Cluster {
-    async fn start() -> Cluster {
-        let sb = Sandbox::builder().start().await.unwrap();
-        let dir = scratch_dir("tools");
-        sb.write_kubeconfig(&dir.join("kubeconfig")).unwrap();
-        Cluster { sb, dir }
-    }
-
-    fn command(&self, name: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(tool(name));
-        cmd.args(args)
-            .current_dir(&self.dir)
-            .env("KUBECONFIG", self.dir.join("kubeconfig"))
-            .env("HOME", &self.dir)
-            .env("XDG_CACHE_HOME", self.dir.join("cache"))
-            .env("XDG_CONFIG_HOME", self.dir.join("config"))
-            .env("XDG_DATA_HOME", self.dir.join("data"))
-            .kill_on_drop(true);
-        cmd
-    }
-
-    /// Runs a tool to completion and returns (success, stdout, stderr).
-    async fn run(&self, name: &str, args: &[&str]) -> (bool, String, String) {
-        let out = tokio::time::timeout(Duration::from_secs(60), self.command(name, args).output())
-            .await
-            .unwrap_or_else(|_| panic!("{name} {args:?} did not finish in 60s"))
-            .unwrap();
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        (out.status.success(), text(&out.stdout), text(&out.stderr))
-    }
-
-    async fn ok(&self, name: &str, args: &[&str]) -> String {
-        let (ok, stdout, stderr) = self.run(name, args).await;
-        assert!(ok, "{name} {args:?} failed:\n{stderr}\n{stdout}");
-        stdout
-    }
-
-    async fn kubectl(&self, args: &[&str]) -> String {
-        self.ok("kubectl", args).await
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.dir.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).unwrap();
-        }
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
-
-    fn client(&self) -> kube::Client {
-        self.sb.client().unwrap()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 const CONFIG_MAP: &str = "apiVersion: v1
 kind: ConfigMap
@@ -420,111 +336,6 @@ async fn kubectl_get_watch_prints_each_change() {
     }
     assert_eq!(events, ["ADDED", "MODIFIED", "DELETED"]);
     watch.kill().await.unwrap();
-}
-
-#[tokio::test]
-async fn helm_installs_upgrades_and_uninstalls_a_chart_with_a_crd() {
-    let c = Cluster::start().await;
-    c.write(
-        "chart/Chart.yaml",
-        "apiVersion: v2\nname: demo\nversion: 0.1.0\n",
-    );
-    c.write("chart/values.yaml", "size: 2\n");
-    c.write(
-        "chart/crds/gizmo.yaml",
-        "apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: gizmos.example.com}
-spec:
-  group: example.com
-  scope: Namespaced
-  names: {plural: gizmos, singular: gizmo, kind: Gizmo}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-",
-    );
-    c.write(
-        "chart/templates/all.yaml",
-        "apiVersion: v1
-kind: ConfigMap
-metadata: {name: '{{ .Release.Name }}-config'}
-data: {size: '{{ .Values.size }}'}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: '{{ .Release.Name }}-app'}
-spec:
-  replicas: {{ .Values.size }}
-  selector: {matchLabels: {app: demo}}
-  template:
-    metadata: {labels: {app: demo}}
-    spec:
-      containers: [{name: redis, image: 'redis:7'}]
----
-apiVersion: example.com/v1
-kind: Gizmo
-metadata: {name: '{{ .Release.Name }}-gizmo'}
-spec: {size: {{ .Values.size }}}
-",
-    );
-    let chart = c.dir.join("chart").display().to_string();
-    let client = c.client();
-    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
-    let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
-    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
-
-    assert!(
-        c.ok("helm", &["install", "rel", &chart])
-            .await
-            .contains("STATUS: deployed")
-    );
-    assert_eq!(
-        cms.get("rel-config").await.unwrap().data.unwrap()["size"],
-        "2"
-    );
-    let releases = secrets
-        .list(&ListParams::default().labels("owner=helm,name=rel"))
-        .await
-        .unwrap();
-    assert_eq!(
-        releases.items.len(),
-        1,
-        "helm keeps its release in a Secret"
-    );
-
-    c.ok("helm", &["upgrade", "rel", &chart, "--set", "size=3"])
-        .await;
-    assert_eq!(
-        deploys.get("rel-app").await.unwrap().spec.unwrap().replicas,
-        Some(3)
-    );
-    assert!(
-        c.ok("helm", &["list"])
-            .await
-            .lines()
-            .any(|l| l.starts_with("rel") && l.contains("deployed"))
-    );
-
-    c.ok("helm", &["uninstall", "rel"]).await;
-    assert!(cms.get_opt("rel-config").await.unwrap().is_none());
-    assert!(deploys.get_opt("rel-app").await.unwrap().is_none());
-    assert!(
-        secrets
-            .list(&ListParams::default().labels("owner=helm"))
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
-    let crds = c.kubectl(&["get", "crd", "-o", "name"]).await;
-    assert!(
-        crds.contains("gizmos.example.com"),
-        "helm leaves crds/ CRDs in place"
-    );
 }
 
 #[tokio::test]
