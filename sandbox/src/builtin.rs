@@ -209,6 +209,7 @@ pub fn types() -> Vec<ResourceType> {
             columns: Vec::new(),
             merge_keys: MergeKeys::Builtin,
             schema: None,
+            scale: crate::scale::builtin_paths(d.kind),
         })
         .collect()
 }

@@ -74,6 +74,24 @@ pub fn resource_types(crd: &Value) -> Result<Vec<ResourceType>, ApiError> {
             namespaced: spec["scope"].as_str() != Some("Cluster"),
             short_names: strings(&names["shortNames"]),
             has_status: v["subresources"]["status"].is_object(),
+            scale: v["subresources"]["scale"]
+                .as_object()
+                .map(|s| crate::registry::ScalePaths {
+                    spec_replicas: s
+                        .get("specReplicasPath")
+                        .and_then(Value::as_str)
+                        .unwrap_or(".spec.replicas")
+                        .into(),
+                    status_replicas: s
+                        .get("statusReplicasPath")
+                        .and_then(Value::as_str)
+                        .unwrap_or(".status.replicas")
+                        .into(),
+                    label_selector: s
+                        .get("labelSelectorPath")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                }),
             categories: strings(&names["categories"]),
             columns: printer_columns(v),
             merge_keys: MergeKeys::Schema(keys),

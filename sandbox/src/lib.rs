@@ -21,6 +21,7 @@ pub mod protobuf;
 pub mod rbac;
 pub mod registry;
 mod sandbox;
+pub mod scale;
 pub mod schema;
 pub mod selectors;
 pub mod store;

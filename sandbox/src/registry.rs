@@ -20,10 +20,20 @@ pub struct ResourceType {
     /// A CRD's `additionalPrinterColumns` (empty for built-ins, whose columns are in
     /// `table.rs`).
     pub columns: Vec<PrinterColumn>,
+    /// Where a `/scale` subresource finds the replica counts, when there is one.
+    pub scale: Option<ScalePaths>,
     /// A CRD version's `openAPIV3Schema`, enforced on writes (None for built-ins).
     pub schema: Option<std::sync::Arc<serde_json::Value>>,
     /// Where list keys for strategic merge and server-side apply come from.
     pub merge_keys: MergeKeys,
+}
+
+/// JSON paths (`.spec.replicas`) behind a `/scale` subresource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScalePaths {
+    pub spec_replicas: String,
+    pub status_replicas: String,
+    pub label_selector: Option<String>,
 }
 
 /// One column of `kubectl get` output, as a CRD declares it.

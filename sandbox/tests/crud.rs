@@ -375,3 +375,35 @@ async fn of_many_concurrent_updates_from_one_read_exactly_one_wins() {
     let stored = api.get("race").await.unwrap().data.unwrap();
     assert_eq!(stored["winner"], winners[0].to_string());
 }
+
+#[tokio::test]
+async fn the_scale_subresource_reads_and_sets_a_deployments_replicas() {
+    let (_sb, client) = start().await;
+    let api: Api<Deployment> = Api::default_namespaced(client);
+    api.create(&PostParams::default(), &deployment("d", 1))
+        .await
+        .unwrap();
+    let scale = api.get_scale("d").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(1));
+    assert_eq!(scale.status.unwrap().selector.as_deref(), Some("app=d"));
+    let patched = api
+        .patch_scale(
+            "d",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 4}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.spec.unwrap().replicas, Some(4));
+    let d = api.get("d").await.unwrap();
+    assert_eq!(d.spec.unwrap().replicas, Some(4));
+    assert_eq!(d.metadata.generation, Some(2));
+    let refused = api
+        .patch_scale(
+            "d",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": -1}})),
+        )
+        .await;
+    assert_eq!(api_error(refused).0, 422);
+}

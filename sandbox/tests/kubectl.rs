@@ -119,7 +119,7 @@ async fn kubectl_server_side_apply_conflicts_with_another_manager_unless_forced(
 }
 
 #[tokio::test]
-async fn kubectl_patch_of_each_type_changes_a_deployment() {
+async fn kubectl_patch_of_each_type_and_scale_change_a_deployment() {
     let c = Cluster::start().await;
     let file = c.write(
         "deploy.yaml",
@@ -164,12 +164,14 @@ spec:
         )
         .await;
     assert!(!ok, "a failed test must refuse the patch: {stderr}");
+    c.kubectl(&["scale", "deployment", "d", "--replicas=5"])
+        .await;
     let d = Api::<Deployment>::default_namespaced(c.client())
         .get("d")
         .await
         .unwrap();
     let spec = d.spec.unwrap();
-    assert_eq!(spec.replicas, Some(2));
+    assert_eq!(spec.replicas, Some(5));
     assert_eq!(d.metadata.labels.unwrap()["x"], "y");
     let names: Vec<String> = spec
         .template
@@ -180,7 +182,7 @@ spec:
         .map(|c| c.name)
         .collect();
     assert_eq!(names, ["redis", "exporter"]);
-    assert_eq!(d.metadata.generation, Some(3));
+    assert_eq!(d.metadata.generation, Some(4));
 }
 
 #[tokio::test]

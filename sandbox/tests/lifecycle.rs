@@ -456,3 +456,42 @@ async fn a_custom_resource_update_needs_a_resource_version_and_a_crd_update_stop
     assert_eq!(common::api_error(v2_api.get("g").await).0, 404);
     assert!(gadgets.get("g").await.is_ok());
 }
+
+#[tokio::test]
+async fn a_crd_that_declares_a_scale_subresource_serves_it_from_its_paths() {
+    let (_sb, client) = start().await;
+    let mut crd = serde_json::to_value(gadget_crd("Namespaced")).unwrap();
+    crd["spec"]["versions"][0]["subresources"] = json!({
+        "status": {},
+        "scale": {"specReplicasPath": ".spec.members", "statusReplicasPath": ".status.ready", "labelSelectorPath": ".status.selector"}
+    });
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(crd).unwrap(),
+        )
+        .await
+        .unwrap();
+    let gadgets = gadget_api(&client, Some("default"));
+    let mut g = gadget("g");
+    g.data["spec"] = json!({"members": 3});
+    gadgets.create(&PostParams::default(), &g).await.unwrap();
+    let status = json!({"status": {"ready": 2, "selector": "app=g"}});
+    gadgets
+        .patch_status("g", &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap();
+    let scale = gadgets.get_scale("g").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(3));
+    let st = scale.status.unwrap();
+    assert_eq!((st.replicas, st.selector.as_deref()), (2, Some("app=g")));
+    gadgets
+        .patch_scale(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 6}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(gadgets.get("g").await.unwrap().data["spec"]["members"], 6);
+}

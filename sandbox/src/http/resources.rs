@@ -144,6 +144,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, target: Target) -> Result<Response<Bod
             if rt.kind == "ServiceAccount" && subresource.as_deref() == Some("token") {
                 return token_request(ctx, &rt, &namespace, &name);
             }
+            if subresource.as_deref() == Some("scale") && rt.scale.is_some() {
+                return scale(ctx, &rt, &namespace, &name);
+            }
             let sub = match subresource.as_deref() {
                 None => Subresource::Main,
                 Some("status") if rt.has_status => Subresource::Status,
@@ -161,6 +164,62 @@ pub async fn handle(ctx: &RequestCtx<'_>, target: Target) -> Result<Response<Bod
         }
         _ => Err(ApiError::Internal("not a resource request".into())),
     }
+}
+
+/// `/scale`: read or change the replica count through a Scale object.
+fn scale(
+    ctx: &RequestCtx<'_>,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+) -> Result<Response<Body>, ApiError> {
+    let store = &ctx.server.store;
+    let new_scale = |live: &Value| -> Result<Value, ApiError> {
+        let current = crate::scale::view(rt, live)?;
+        match ctx.method {
+            Method::PUT => ctx.body_json(),
+            Method::PATCH => {
+                let content_type = ctx
+                    .headers
+                    .get(hyper::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let ty = PatchType::from_content_type(content_type)?;
+                if ty == PatchType::Apply {
+                    return Err(ApiError::UnsupportedMediaType(
+                        "apply is not supported on /scale here".into(),
+                    ));
+                }
+                // Scale is a built-in type: strategic merge behaves as merge on it.
+                let ty = if ty == PatchType::Strategic {
+                    PatchType::Merge
+                } else {
+                    ty
+                };
+                patch::patch_object(rt, &current, &ctx.body, ty)
+            }
+            _ => Err(not_allowed(&ctx.method)),
+        }
+    };
+    let obj = if ctx.method == Method::GET {
+        store.get(rt, ns, name)?
+    } else {
+        let opts = WriteOpts {
+            subresource: Subresource::Main,
+            manager: ctx.manager(),
+            is_apply: false,
+            create_if_missing: false,
+            dry_run: ctx.dry_run(),
+        };
+        store.write(rt, ns, name, &opts, |live| {
+            let live = live.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+            crate::scale::apply(rt, live, &new_scale(live)?)
+        })?
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &crate::scale::view(rt, &obj)?,
+    ))
 }
 
 /// `kubectl auth can-i`: a SelfSubjectAccessReview answered for the caller.
