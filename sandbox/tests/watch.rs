@@ -14,7 +14,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, W
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::{WatchStreamExt, conditions, wait::await_condition, watcher};
-use kube::{Client, CustomResource, CustomResourceExt, ResourceExt};
+use kube::{Client, CustomResource, CustomResourceExt, Resource, ResourceExt};
 use kube_sandbox::Sandbox;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -462,4 +462,95 @@ async fn watch_stream_ext_applied_objects_follow_a_changing_object() {
         .unwrap()
         .unwrap();
     assert_eq!(second.data.unwrap()["v"], "1");
+}
+
+#[tokio::test]
+async fn a_controller_that_owns_config_maps_reconciles_their_owner_when_they_change() {
+    let (_sb, client) = start().await;
+    install_widget_crd(&client).await;
+    let widgets: Api<Widget> = Api::default_namespaced(client.clone());
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+
+    // Each reconcile writes the child's current "v" into the widget's status.
+    async fn reconcile(
+        w: Arc<Widget>,
+        ctx: Arc<(Api<Widget>, Api<ConfigMap>)>,
+    ) -> Result<Action, kube::Error> {
+        let (widgets, cms) = (&ctx.0, &ctx.1);
+        let name = format!("{}-child", w.name_any());
+        let owner = w.controller_owner_ref(&()).unwrap();
+        let child = match cms.get_opt(&name).await? {
+            Some(c) => c,
+            None => {
+                let mut c = config_map(&name, &[("v", "0")]);
+                c.metadata.owner_references = Some(vec![owner]);
+                cms.create(&PostParams::default(), &c).await?
+            }
+        };
+        let v: i32 = child
+            .data
+            .and_then(|d| d.get("v").cloned())
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or(-1);
+        let status = json!({"status": {"observed_size": v}});
+        widgets
+            .patch_status(
+                &w.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(status),
+            )
+            .await?;
+        Ok(Action::await_change())
+    }
+    fn error_policy(
+        _: Arc<Widget>,
+        _: &kube::Error,
+        _: Arc<(Api<Widget>, Api<ConfigMap>)>,
+    ) -> Action {
+        Action::requeue(Duration::from_millis(100))
+    }
+    let controller = Controller::new(widgets.clone(), watcher::Config::default())
+        .owns(cms.clone(), watcher::Config::default())
+        .run(
+            reconcile,
+            error_policy,
+            Arc::new((widgets.clone(), cms.clone())),
+        )
+        .for_each(|_| async {});
+    let running = tokio::spawn(controller);
+
+    widgets
+        .create(&PostParams::default(), &widget("w", 1))
+        .await
+        .unwrap();
+    eventually(10, "the child to exist", || async {
+        cms.get_opt("w-child").await.ok()?
+    })
+    .await;
+    cms.patch(
+        "w-child",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"v": "7"}})),
+    )
+    .await
+    .unwrap();
+    eventually(10, "the owner to see its child change", || async {
+        widgets
+            .get("w")
+            .await
+            .ok()?
+            .status
+            .filter(|s| s.observed_size == 7)
+    })
+    .await;
+    running.abort();
+    // Deleting the owner takes the child with it (garbage collection).
+    let uid = cms.get("w-child").await.unwrap().uid().unwrap();
+    widgets.delete("w", &DeleteParams::default()).await.unwrap();
+    let gone = await_condition(cms.clone(), "w-child", conditions::is_deleted(&uid));
+    tokio::time::timeout(Duration::from_secs(10), gone)
+        .await
+        .unwrap()
+        .unwrap();
 }
