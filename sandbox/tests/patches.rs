@@ -190,3 +190,81 @@ async fn server_side_apply_merges_containers_by_name() {
     assert_eq!(containers.len(), 2);
     assert_eq!(containers[0].image.as_deref(), Some("redis:8"));
 }
+
+#[tokio::test]
+async fn server_side_apply_merges_a_crds_list_map_by_its_keys_per_manager() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::DynamicObject;
+    use kube::core::{ApiResource, GroupVersionKind};
+    let (_sb, client) = start().await;
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": {"name": "pools.sandbox.test"},
+        "spec": {
+            "group": "sandbox.test", "scope": "Namespaced",
+            "names": {"plural": "pools", "singular": "pool", "kind": "Pool"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "properties": {"spec": {"type": "object", "properties": {"members": {
+                    "type": "array",
+                    "x-kubernetes-list-type": "map",
+                    "x-kubernetes-list-map-keys": ["name"],
+                    "items": {"type": "object", "required": ["name"], "properties": {
+                        "name": {"type": "string"}, "port": {"type": "integer"}
+                    }}
+                }}}}
+            }}}]
+        }
+    }))
+    .unwrap();
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &crd)
+        .await
+        .unwrap();
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("sandbox.test", "v1", "Pool"),
+        "pools",
+    );
+    let pools: Api<DynamicObject> = Api::namespaced_with(client, "default", &ar);
+    let config = |members: serde_json::Value| json!({"apiVersion": "sandbox.test/v1", "kind": "Pool", "metadata": {"name": "p"}, "spec": {"members": members}});
+    pools
+        .patch(
+            "p",
+            &PatchParams::apply("a"),
+            &Patch::Apply(config(json!([{"name": "x", "port": 1}]))),
+        )
+        .await
+        .unwrap();
+    let both = pools
+        .patch(
+            "p",
+            &PatchParams::apply("b"),
+            &Patch::Apply(config(json!([{"name": "y", "port": 2}]))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        both.data["spec"]["members"],
+        json!([{"name": "x", "port": 1}, {"name": "y", "port": 2}])
+    );
+    let clash = pools
+        .patch(
+            "p",
+            &PatchParams::apply("b"),
+            &Patch::Apply(config(json!([{"name": "x", "port": 9}]))),
+        )
+        .await;
+    assert_eq!(api_error(clash).0, 409, "b may not change a's member");
+    let after = pools
+        .patch(
+            "p",
+            &PatchParams::apply("a"),
+            &Patch::Apply(config(json!([]))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        after.data["spec"]["members"],
+        json!([{"name": "y", "port": 2}]),
+        "a's member goes, b's stays"
+    );
+}
