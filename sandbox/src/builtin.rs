@@ -148,6 +148,15 @@ const DEFS: &[Def] = &[
         false,
     ),
     def(
+        "authentication.k8s.io",
+        "v1",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+        false,
+        &[],
+        false,
+    ),
+    def(
         "authorization.k8s.io",
         "v1",
         "selfsubjectaccessreviews",

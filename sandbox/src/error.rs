@@ -170,4 +170,6 @@ pub enum SandboxError {
     Client(String),
     #[error("cannot encode: {0}")]
     Encode(String),
+    #[error("TLS: {0}")]
+    Tls(String),
 }

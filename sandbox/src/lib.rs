@@ -26,6 +26,7 @@ pub mod schema;
 pub mod selectors;
 pub mod store;
 pub mod table;
+pub mod tls;
 pub mod watch;
 
 pub use error::{ApiError, SandboxError};

@@ -31,6 +31,10 @@ enum Command {
         /// Keep objects here across restarts (and a pid file for `down`).
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// Serve HTTPS with a sandbox CA (written into the kubeconfig), so kubectl and helm
+        /// can present service-account tokens.
+        #[arg(long)]
+        tls: bool,
     },
     /// Stop the sandbox whose state dir is given.
     Down {
@@ -120,7 +124,8 @@ fn main() -> ExitCode {
             kubeconfig,
             listen,
             state_dir,
-        } => up(kubeconfig, listen, state_dir),
+            tls,
+        } => up(kubeconfig, listen, state_dir, tls),
         Command::Down { state_dir } => down(&state_dir),
         Command::Fault {
             kubeconfig,
@@ -161,13 +166,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn up(kubeconfig: PathBuf, listen: SocketAddr, state_dir: Option<PathBuf>) -> Result<(), CliError> {
+fn up(
+    kubeconfig: PathBuf,
+    listen: SocketAddr,
+    state_dir: Option<PathBuf>,
+    tls: bool,
+) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
     runtime.block_on(async move {
-        let mut builder = Sandbox::builder().listen(listen);
+        let mut builder = Sandbox::builder().listen(listen).tls(tls);
         if let Some(dir) = &state_dir {
             builder = builder.state_dir(dir);
         }
@@ -237,76 +247,33 @@ fn down(state_dir: &std::path::Path) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The `host:port` of the kubeconfig's current cluster (plain http only) and the bearer
-/// token of its user.
-fn server_address(kubeconfig: &std::path::Path) -> Result<(String, String), CliError> {
-    let bad = |why: String| CliError::Fault(format!("{}: {why}", kubeconfig.display()));
-    let text = std::fs::read_to_string(kubeconfig).map_err(|e| bad(e.to_string()))?;
-    let config: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    let current = config["current-context"].as_str().unwrap_or("");
-    let contexts = config["contexts"]
-        .as_sequence()
-        .cloned()
-        .unwrap_or_default();
-    let context = contexts
-        .iter()
-        .find(|c| c["name"].as_str() == Some(current));
-    let cluster_name = context
-        .and_then(|c| c["context"]["cluster"].as_str())
-        .unwrap_or("");
-    let user_name = context
-        .and_then(|c| c["context"]["user"].as_str())
-        .unwrap_or("");
-    let users = config["users"].as_sequence().cloned().unwrap_or_default();
-    let token = users
-        .iter()
-        .find(|u| u["name"].as_str() == Some(user_name))
-        .and_then(|u| u["user"]["token"].as_str())
-        .unwrap_or("")
-        .to_string();
-    let clusters = config["clusters"]
-        .as_sequence()
-        .cloned()
-        .unwrap_or_default();
-    let server = clusters
-        .iter()
-        .find(|c| c["name"].as_str() == Some(cluster_name))
-        .or_else(|| clusters.first())
-        .and_then(|c| c["cluster"]["server"].as_str())
-        .ok_or_else(|| bad("no cluster server".into()))?;
-    let addr = server
-        .strip_prefix("http://")
-        .map(|rest| rest.trim_end_matches('/').to_string())
-        .ok_or_else(|| bad(format!("{server} is not a kube-sandbox http address")))?;
-    Ok((addr, token))
-}
-
+/// Posts a fault request to the sandbox the kubeconfig names, as its user.
 fn fault(kubeconfig: &std::path::Path, req: &serde_json::Value) -> Result<(), CliError> {
-    use std::io::{Read, Write};
     if req.as_object().is_none_or(|m| m.is_empty()) {
         return Err(CliError::Fault(
             "name at least one fault: --cut-watches, --compact, --latency-ms, --conflicts or --down-for-ms".into(),
         ));
     }
-    let (addr, token) = server_address(kubeconfig)?;
-    let body = req.to_string();
-    let mut stream = std::net::TcpStream::connect(&addr)
-        .map_err(|e| CliError::Fault(format!("cannot reach the sandbox at {addr}: {e}")))?;
-    let request = format!(
-        "POST /sandbox/faults HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let io = |e: std::io::Error| CliError::Fault(format!("talking to {addr}: {e}"));
-    stream.write_all(request.as_bytes()).map_err(io)?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).map_err(io)?;
-    let status_line = answer.lines().next().unwrap_or("");
-    if status_line.split_whitespace().nth(1) == Some("200") {
-        Ok(())
-    } else {
-        let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").trim();
-        Err(CliError::Fault(format!(
-            "the sandbox refused the fault: {status_line} {body}"
-        )))
-    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    runtime.block_on(async {
+        let bad = |e: String| CliError::Fault(format!("{}: {e}", kubeconfig.display()));
+        let kc = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| bad(e.to_string()))?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| bad(e.to_string()))?;
+        let client = kube::Client::try_from(config).map_err(|e| bad(e.to_string()))?;
+        let request = hyper::Request::post("/sandbox/faults")
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(req.to_string().into_bytes())
+            .map_err(|e| CliError::Fault(e.to_string()))?;
+        client
+            .request_text(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| CliError::Fault(format!("the sandbox refused the fault: {e}")))
+    })
 }

@@ -67,19 +67,21 @@ pub fn attributes(target: &Target, method: &hyper::Method, watch: bool) -> Optio
 }
 
 /// Whether `who` may do `what`. `system:masters` may do anything; any authenticated user
-/// may review their own access; everything else needs a matching rule.
+/// may ask who they are and review their own access; everything else needs a matching
+/// rule.
 pub fn allowed(store: &Store, who: &Identity, what: &Attributes) -> bool {
     if who.in_group("system:masters") {
         return true;
     }
-    if what.group == "authorization.k8s.io"
-        && matches!(
+    let about_self = match what.group.as_str() {
+        "authorization.k8s.io" => matches!(
             what.resource.as_str(),
             "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
-        )
-        && what.verb == "create"
-        && who.in_group("system:authenticated")
-    {
+        ),
+        "authentication.k8s.io" => what.resource == "selfsubjectreviews",
+        _ => false,
+    };
+    if about_self && what.verb == "create" && who.in_group("system:authenticated") {
         return true;
     }
     let objects = store.rbac_objects();

@@ -22,6 +22,7 @@ pub struct SandboxBuilder {
     history_limit: usize,
     bookmark_interval: Duration,
     anonymous_is_admin: bool,
+    tls: bool,
 }
 
 impl Default for SandboxBuilder {
@@ -32,6 +33,7 @@ impl Default for SandboxBuilder {
             history_limit: 10_000,
             bookmark_interval: Duration::from_secs(60),
             anonymous_is_admin: true,
+            tls: false,
         }
     }
 }
@@ -75,6 +77,13 @@ impl SandboxBuilder {
         self
     }
 
+    /// Serve HTTPS with a sandbox CA (kept in the state dir when there is one); the
+    /// kubeconfig and clients then trust that CA.
+    pub fn tls(mut self, yes: bool) -> Self {
+        self.tls = yes;
+        self
+    }
+
     pub async fn start(self) -> Result<SandboxHandle, SandboxError> {
         if !self.listen.ip().is_loopback() {
             return Err(SandboxError::NotLoopback(self.listen.to_string()));
@@ -98,6 +107,15 @@ impl SandboxBuilder {
         let (stop, stopped) = watch::channel(false);
         let faults = crate::faults::Faults::new(store.clone());
         let tokens = Arc::new(crate::auth::Tokens::new(self.anonymous_is_admin));
+        let tls = match (&self.tls, &self.state_dir) {
+            (false, _) => None,
+            (true, Some(dir)) => Some(crate::tls::TlsMaterial::in_dir(dir)?),
+            (true, None) => Some(crate::tls::TlsMaterial::generate()?),
+        };
+        let acceptor = tls
+            .as_ref()
+            .map(crate::tls::TlsMaterial::acceptor)
+            .transpose()?;
         let audit = Arc::new(crate::audit::AuditLog::new(100_000));
         let server = Arc::new(Server {
             store: store.clone(),
@@ -108,7 +126,7 @@ impl SandboxBuilder {
             bookmark_interval: self.bookmark_interval,
         });
         let mut tasks = vec![
-            tokio::spawn(http::serve(listener, server, stopped.clone())),
+            tokio::spawn(http::serve(listener, server, acceptor, stopped.clone())),
             tokio::spawn(gc::run(store.clone(), stopped.clone())),
         ];
         if let Some(dir) = &self.state_dir {
@@ -128,12 +146,14 @@ impl SandboxBuilder {
             stop,
             tasks,
             state_dir: self.state_dir,
+            tls,
         })
     }
 }
 
 /// A running sandbox. Dropping it stops the server and its background tasks.
 pub struct SandboxHandle {
+    tls: Option<crate::tls::TlsMaterial>,
     addr: SocketAddr,
     store: Arc<Store>,
     faults: Arc<crate::faults::Faults>,
@@ -150,7 +170,8 @@ impl SandboxHandle {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The store, for tests that need to reach under the API (e.g. compact history).
@@ -176,6 +197,9 @@ impl SandboxHandle {
             .parse()
             .map_err(|e| SandboxError::Client(format!("{e}")))?;
         let mut config = kube::Config::new(url);
+        if let Some(tls) = &self.tls {
+            config.root_cert = Some(vec![tls.ca_der()?]);
+        }
         let value = hyper::header::HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|e| SandboxError::Client(e.to_string()))?;
         config.headers.push((hyper::header::AUTHORIZATION, value));
@@ -194,22 +218,29 @@ impl SandboxHandle {
 
     /// A kubeconfig with one cluster, one admin user and one context, all `kube-sandbox`.
     pub fn kubeconfig_yaml(&self) -> String {
-        kubeconfig_yaml(&self.url())
+        kubeconfig_yaml(&self.url(), self.tls.as_ref().map(|t| t.ca_pem.as_str()))
     }
 
     /// The same kubeconfig presenting `token` instead of the admin's.
     pub fn kubeconfig_yaml_with_token(&self, token: &str) -> String {
-        kubeconfig_yaml(&self.url()).replace(
+        self.kubeconfig_yaml().replace(
             &format!("token: {}", crate::auth::ADMIN_TOKEN),
             &format!("token: {token}"),
         )
     }
 
+    /// Writes the kubeconfig to `path` whole (through a temporary file and a rename), so a
+    /// client waiting for the file never reads half of it.
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), SandboxError> {
-        std::fs::write(path, self.kubeconfig_yaml()).map_err(|source| SandboxError::File {
+        let file_err = |source| SandboxError::File {
             path: path.display().to_string(),
             source,
-        })
+        };
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
+        std::fs::write(&tmp, self.kubeconfig_yaml()).map_err(file_err)?;
+        std::fs::rename(&tmp, path).map_err(file_err)
     }
 
     /// Stops serving, waits for the tasks and saves state when a state dir is set.
@@ -234,14 +265,23 @@ impl Drop for SandboxHandle {
     }
 }
 
-pub fn kubeconfig_yaml(server: &str) -> String {
+/// A kubeconfig for the admin user at `server`; `ca_pem` is the CA to trust for https.
+pub fn kubeconfig_yaml(server: &str, ca_pem: Option<&str>) -> String {
+    let ca = ca_pem
+        .map(|pem| {
+            format!(
+                "\n    certificate-authority-data: {}",
+                crate::protobuf::base64(pem.as_bytes())
+            )
+        })
+        .unwrap_or_default();
     format!(
         "apiVersion: v1
 kind: Config
 clusters:
 - name: kube-sandbox
   cluster:
-    server: {server}
+    server: {server}{ca}
 users:
 - name: kube-sandbox-admin
   user:

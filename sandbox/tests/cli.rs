@@ -152,3 +152,41 @@ async fn the_fault_command_injects_conflicts_into_a_running_sandbox() {
     assert!(String::from_utf8_lossy(&none.stderr).contains("name at least one fault"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn up_with_tls_writes_a_kubeconfig_that_trusts_its_own_ca() {
+    let dir = scratch_dir("cli-tls");
+    let kubeconfig = dir.join("kubeconfig");
+    let child = Command::new(BIN)
+        .args(["up", "--tls", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _running = Running(child);
+    let path = kubeconfig.clone();
+    eventually(20, "the kubeconfig", || {
+        let path = path.clone();
+        async move { path.exists().then_some(()) }
+    })
+    .await;
+    let config = kube::Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(&kubeconfig).unwrap(),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        config
+            .cluster_url
+            .to_string()
+            .starts_with("https://127.0.0.1:")
+    );
+    let client = kube::Client::try_from(config).unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    api.create(&PostParams::default(), &config_map("over-tls", &[]))
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -419,3 +419,50 @@ async fn kubectl_creates_rbac_objects_and_auth_can_i_follows_them() {
         )
     );
 }
+
+#[tokio::test]
+async fn over_tls_kubectl_presents_a_service_account_token_and_rbac_applies_to_it() {
+    let c = Cluster::start_tls().await;
+    assert!(c.sb.url().starts_with("https://"));
+    c.kubectl(&["create", "serviceaccount", "bot"]).await;
+    c.kubectl(&[
+        "create",
+        "role",
+        "reader",
+        "--verb=get,list",
+        "--resource=configmaps",
+    ])
+    .await;
+    c.kubectl(&[
+        "create",
+        "rolebinding",
+        "bot-reads",
+        "--role=reader",
+        "--serviceaccount=default:bot",
+    ])
+    .await;
+    let token = c.kubectl(&["create", "token", "bot"]).await;
+    let token_arg = format!("--token={}", token.trim());
+    let whoami = c
+        .kubectl(&[
+            "auth",
+            "whoami",
+            &token_arg,
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ])
+        .await;
+    assert_eq!(whoami, "system:serviceaccount:default:bot");
+    c.kubectl(&["get", "configmaps", &token_arg]).await;
+    let (ok, _, stderr) = c
+        .run("kubectl", &["create", "configmap", "x", &token_arg])
+        .await;
+    assert!(!ok && stderr.contains("forbidden"), "{stderr}");
+    let (ok, _, stderr) = c
+        .run("kubectl", &["get", "configmaps", "--token=not-a-token"])
+        .await;
+    assert!(
+        !ok && stderr.contains("must be logged in"),
+        "401 is how kubectl says it: {stderr}"
+    );
+}

@@ -307,3 +307,47 @@ async fn an_unknown_token_is_401_and_tokenless_requests_are_anonymous_when_so_co
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn kube_rs_works_over_tls_with_the_sandbox_ca_and_keeps_the_ca_across_restarts() {
+    let dir = common::scratch_dir("tls");
+    let sb = Sandbox::builder()
+        .tls(true)
+        .state_dir(&dir)
+        .start()
+        .await
+        .unwrap();
+    assert!(sb.url().starts_with("https://127.0.0.1:"));
+    let kubeconfig = sb.kubeconfig_yaml();
+    assert!(kubeconfig.contains("certificate-authority-data:"));
+    let admin = sb.client().unwrap();
+    Api::<ConfigMap>::default_namespaced(admin)
+        .create(&PostParams::default(), &config_map("c", &[]))
+        .await
+        .unwrap();
+    sb.stop().await.unwrap();
+    let again = Sandbox::builder()
+        .tls(true)
+        .state_dir(&dir)
+        .start()
+        .await
+        .unwrap();
+    let ca = |yaml: &str| {
+        yaml.lines()
+            .find(|l| l.contains("certificate-authority-data"))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        ca(&again.kubeconfig_yaml()),
+        ca(&kubeconfig),
+        "the same CA after a restart"
+    );
+    assert!(
+        Api::<ConfigMap>::default_namespaced(again.client().unwrap())
+            .get("c")
+            .await
+            .is_ok()
+    );
+    again.stop().await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

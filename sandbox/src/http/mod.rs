@@ -33,8 +33,13 @@ pub struct Server {
     pub bookmark_interval: Duration,
 }
 
-/// Serves connections until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: watch::Receiver<bool>) {
+/// Serves connections until `shutdown` turns true; over TLS when an acceptor is given.
+pub async fn serve(
+    listener: TcpListener,
+    server: Arc<Server>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: watch::Receiver<bool>,
+) {
     let mut stop = shutdown.clone();
     loop {
         tokio::select! {
@@ -47,27 +52,50 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>, shutdown: watch::
                     }
                 };
                 let server = server.clone();
-                let mut conn_shutdown = shutdown.clone();
+                let conn_shutdown = shutdown.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let service = hyper::service::service_fn(move |req| {
-                        let server = server.clone();
-                        async move { Ok::<_, Infallible>(handle(&server, req).await) }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        result = conn.as_mut() => {
-                            if let Err(e) = result {
-                                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    match tls {
+                        None => connection(stream, peer, server, conn_shutdown).await,
+                        Some(acceptor) => {
+                            let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                            match handshake.await {
+                                Ok(Ok(tls_stream)) => connection(tls_stream, peer, server, conn_shutdown).await,
+                                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                             }
                         }
-                        _ = conn_shutdown.wait_for(|stop| *stop) => {}
                     }
                 });
             }
             _ = stop.wait_for(|stop| *stop) => return,
         }
+    }
+}
+
+/// One HTTP/1.1 connection, until the client closes it or the server stops.
+async fn connection<I>(
+    io: I,
+    peer: std::net::SocketAddr,
+    server: Arc<Server>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = hyper_util::rt::TokioIo::new(io);
+    let service = hyper::service::service_fn(move |req| {
+        let server = server.clone();
+        async move { Ok::<_, Infallible>(handle(&server, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        }
+        _ = shutdown.wait_for(|stop| *stop) => {}
     }
 }
 

@@ -114,6 +114,16 @@ pub async fn handle(ctx: &RequestCtx<'_>, target: Target) -> Result<Response<Bod
             if rt.kind == "SelfSubjectAccessReview" {
                 return access_review(ctx);
             }
+            if rt.kind == "SelfSubjectReview" && ctx.method == Method::POST {
+                // `kubectl auth whoami`.
+                let body = json!({
+                    "apiVersion": "authentication.k8s.io/v1",
+                    "kind": "SelfSubjectReview",
+                    "metadata": {},
+                    "status": {"userInfo": {"username": ctx.identity.user, "groups": ctx.identity.groups}},
+                });
+                return Ok(json_response(StatusCode::CREATED, &body));
+            }
             match ctx.method {
                 Method::GET if ctx.flag("watch") => Ok(watch_collection(ctx, &rt, namespace)?),
                 Method::GET => list(ctx, &rt, namespace.as_deref()),

@@ -102,6 +102,7 @@ const SELF_SUBJECT_ACCESS_REVIEW: &[F] = &[
     one(1, "metadata", Msg(OBJECT_META)),
     one(2, "spec", Msg(ACCESS_REVIEW_SPEC)),
 ];
+const SELF_SUBJECT_REVIEW: &[F] = &[one(1, "metadata", Msg(OBJECT_META))];
 const POLICY_RULE: &[F] = &[
     many(1, "verbs", Str),
     many(2, "apiGroups", Str),
@@ -172,6 +173,7 @@ fn schema(kind: &str) -> Option<&'static [F]> {
         "ConfigMap" => CONFIG_MAP,
         "DeleteOptions" => DELETE_OPTIONS,
         "SelfSubjectAccessReview" => SELF_SUBJECT_ACCESS_REVIEW,
+        "SelfSubjectReview" => SELF_SUBJECT_REVIEW,
         "Role" => ROLE,
         "ClusterRole" => CLUSTER_ROLE,
         "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,

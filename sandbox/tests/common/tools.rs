@@ -30,7 +30,16 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start() -> Cluster {
-        let sb = Sandbox::builder().start().await.unwrap();
+        Cluster::with(Sandbox::builder()).await
+    }
+
+    /// A sandbox serving HTTPS, so kubectl sends bearer tokens.
+    pub async fn start_tls() -> Cluster {
+        Cluster::with(Sandbox::builder().tls(true)).await
+    }
+
+    async fn with(builder: kube_sandbox::SandboxBuilder) -> Cluster {
+        let sb = builder.start().await.unwrap();
         let dir = scratch_dir("tools");
         sb.write_kubeconfig(&dir.join("kubeconfig")).unwrap();
         Cluster { sb, dir }
