@@ -1,6 +1,7 @@
 //! Background controllers a real cluster runs in kube-controller-manager: the garbage
-//! collector (owner references, foreground deletion) and the namespace lifecycle (a
-//! deleted namespace is emptied, then removed).
+//! collector (owner references, foreground deletion), the namespace lifecycle (a deleted
+//! namespace is emptied, then removed) and the service-account controller (every active
+//! namespace has a `default` ServiceAccount).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -58,6 +59,9 @@ pub async fn run(store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
 fn relevant(change: &Change) -> bool {
     change.kind == EventType::Deleted
         || object::is_deleting(&change.object)
+        || (change.kind == EventType::Added
+            && change.plural == "namespaces"
+            && change.group.is_empty())
         || (change.kind == EventType::Added && !object::owner_uids(&change.object).is_empty())
 }
 
@@ -94,6 +98,8 @@ pub fn sweep(store: &Store) {
         }
     }
 
+    ensure_default_service_accounts(store, &all);
+
     for (rt, obj) in &all {
         if !object::is_deleting(obj) {
             continue;
@@ -114,6 +120,35 @@ pub fn sweep(store: &Store) {
                 .any(|(t, o)| t.namespaced && object::namespace(o) == name);
             if !has_content {
                 finish_namespace(store, rt, name);
+            }
+        }
+    }
+}
+
+fn ensure_default_service_accounts(store: &Store, all: &[(ResourceType, Value)]) {
+    let registry = store.registry();
+    let Some(sa_type) = registry.find("", "v1", "serviceaccounts") else {
+        return;
+    };
+    for (rt, ns) in all {
+        if rt.kind != "Namespace" || !rt.group.is_empty() || object::is_deleting(ns) {
+            continue;
+        }
+        let name = object::name(ns);
+        let has_default = all.iter().any(|(t, o)| {
+            t.kind == "ServiceAccount"
+                && object::namespace(o) == name
+                && object::name(o) == "default"
+        });
+        if has_default {
+            continue;
+        }
+        let sa =
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
+        match store.create(sa_type, name, sa, MANAGER, false) {
+            Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+            Err(e) => {
+                tracing::warn!(namespace = name, error = %e, "cannot create the default service account")
             }
         }
     }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod builtin;
 pub mod crd;
+pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod faults;

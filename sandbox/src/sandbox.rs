@@ -93,6 +93,9 @@ impl SandboxBuilder {
             persist::load(&store, dir)?;
         }
         store::seed(&store);
+        // Controllers' first pass, before any client is served (e.g. the seeded
+        // namespaces' default service accounts).
+        gc::sweep(&store);
         let listener =
             TcpListener::bind(self.listen)
                 .await

@@ -407,3 +407,57 @@ async fn the_scale_subresource_reads_and_sets_a_deployments_replicas() {
         .await;
     assert_eq!(api_error(refused).0, 422);
 }
+
+#[tokio::test]
+async fn built_in_kinds_get_kubernetes_defaults_and_resending_a_manifest_changes_nothing() {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let (_sb, client) = start().await;
+    let api: Api<Deployment> = Api::default_namespaced(client.clone());
+    let manifest = serde_json::to_value(deployment("d", 2)).unwrap();
+    let created = api
+        .patch(
+            "d",
+            &PatchParams::apply("me"),
+            &Patch::Apply(manifest.clone()),
+        )
+        .await
+        .unwrap();
+    let spec = created.spec.unwrap();
+    assert_eq!(spec.revision_history_limit, Some(10));
+    assert_eq!(
+        spec.strategy.unwrap().type_.as_deref(),
+        Some("RollingUpdate")
+    );
+    let container = &spec.template.spec.unwrap().containers[0];
+    assert_eq!(container.image_pull_policy.as_deref(), Some("IfNotPresent"));
+    let again = api
+        .patch("d", &PatchParams::apply("me"), &Patch::Apply(manifest))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.metadata.resource_version, created.metadata.resource_version,
+        "defaults are not a change"
+    );
+    assert_eq!(again.metadata.generation, Some(1));
+
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let p = pods
+        .create(&PostParams::default(), &pod("p", &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        p.spec.unwrap().service_account_name.as_deref(),
+        Some("default")
+    );
+    let sas: Api<ServiceAccount> = Api::default_namespaced(client.clone());
+    common::eventually(5, "the default service account", || async {
+        sas.get_opt("default").await.ok()?
+    })
+    .await;
+    common::namespace(&client, "fresh").await;
+    let fresh: Api<ServiceAccount> = Api::namespaced(client, "fresh");
+    common::eventually(5, "a new namespace's default service account", || async {
+        fresh.get_opt("default").await.ok()?
+    })
+    .await;
+}

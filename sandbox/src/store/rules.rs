@@ -108,8 +108,9 @@ pub(super) fn prepare_create(
             _ => {}
         }
     }
-    if let Some(schema) = &rt.schema {
-        crate::schema::admit(schema, &rt.kind, obj)?;
+    match &rt.schema {
+        Some(schema) => crate::schema::admit(schema, &rt.kind, obj)?,
+        None => crate::defaults::apply(&rt.kind, obj),
     }
     if rt.kind == "Namespace" && obj["spec"]["finalizers"].is_null() {
         obj["spec"] = json!({"finalizers": ["kubernetes"]});
@@ -210,8 +211,9 @@ pub(super) fn merge_write(
     };
     // Pruning and defaulting come before the generation check, so a default the client
     // left out does not count as a spec change.
-    if let Some(schema) = &rt.schema {
-        crate::schema::admit(schema, &rt.kind, &mut next)?;
+    match &rt.schema {
+        Some(schema) => crate::schema::admit(schema, &rt.kind, &mut next)?,
+        None => crate::defaults::apply(&rt.kind, &mut next),
     }
     // Identity and lifecycle fields stay as the server set them.
     let cur_meta = object::meta(current).cloned().unwrap_or_default();
