@@ -176,6 +176,16 @@ pub(crate) fn remove_leaving(w: &World) -> (Vec<Effect>, bool) {
         {
             continue;
         }
+        // Nor while it is the copy of a master that stays without another one: a master whose
+        // in-range replica is not attached or synced yet would hold the only copy of its keys
+        // until it is (simulator seed 92: removed, then the master died).
+        if let Some(m) = n.entry.master_id.as_deref()
+            && w.desired.replicas > 0
+            && w.owns_slots(m)
+            && !w.has_synced_in_range_replica(m)
+        {
+            continue;
+        }
         if is_master {
             let holds = !n.entry.slots.is_empty()
                 || w.owns_slots(id)

@@ -494,6 +494,17 @@ impl<'a> World<'a> {
         })
     }
 
+    /// Some in-range member replicates `master_id` and has synced (a replica that stays).
+    pub fn has_synced_in_range_replica(&self, master_id: &str) -> bool {
+        self.reachable.iter().any(|(o, (_, _, s))| {
+            self.in_range(*o)
+                && s.master_link_up
+                && s.repl_offset > 0
+                && s.myself()
+                    .is_some_and(|me| me.master_id.as_deref() == Some(master_id))
+        })
+    }
+
     /// Some reachable node replicates `master_id`, synced or not.
     pub fn has_attached_replica(&self, master_id: &str) -> bool {
         self.reachable.values().any(|(_, _, s)| {

@@ -968,3 +968,24 @@ fn a_leaving_replica_that_is_the_only_one_of_a_master_with_slots_is_restarted() 
         d.effects
     );
 }
+
+/// Simulator seed 92: a scale-in removed a master's leaving replica while the replica that
+/// stays had not synced yet; the master died with the only copy. A leaving replica goes only
+/// once its master has a synced replica that stays.
+#[test]
+fn a_leaving_replica_stays_until_its_master_has_a_synced_replica_that_stays() {
+    let nodes = healthy(3, 2);
+    let mut obs = observe(&nodes, false, 60_000);
+    let s = obs.members.get_mut(&3).unwrap().redis.as_mut().unwrap();
+    s.master_link_up = false;
+    s.repl_offset = 0;
+    let d = decide(&desired(3, 1), Phase::Ready, &obs);
+    let removed = |ord: u32| {
+        d.effects.contains(&Effect::DeleteNode { ordinal: ord })
+            || d.effects
+                .iter()
+                .any(|e| matches!(e, Effect::Forget { node_id, .. } if *node_id == id(ord)))
+    };
+    assert!(!removed(6), "{:?}", d.effects);
+    assert!(removed(7) && removed(8), "{:?}", d.effects);
+}
