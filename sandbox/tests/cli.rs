@@ -39,25 +39,7 @@ async fn up_writes_a_kubeconfig_kube_rs_can_use_and_down_stops_it() {
         .spawn()
         .unwrap();
     let mut running = Running(child);
-    let path = kubeconfig.clone();
-    eventually(20, "the kubeconfig", || {
-        let path = path.clone();
-        async move { path.exists().then_some(()) }
-    })
-    .await;
-    let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(&kubeconfig).unwrap(),
-        &KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    assert!(
-        config
-            .cluster_url
-            .to_string()
-            .starts_with("http://127.0.0.1:")
-    );
-    let client = kube::Client::try_from(config).unwrap();
+    let client = client_once_written(&kubeconfig, "http://127.0.0.1:").await;
     let api: Api<ConfigMap> = Api::default_namespaced(client);
     api.create(&PostParams::default(), &config_map("from-cli", &[]))
         .await
@@ -165,28 +147,29 @@ async fn up_with_tls_writes_a_kubeconfig_that_trusts_its_own_ca() {
         .spawn()
         .unwrap();
     let _running = Running(child);
-    let path = kubeconfig.clone();
+    let client = client_once_written(&kubeconfig, "https://127.0.0.1:").await;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    api.create(&PostParams::default(), &config_map("over-tls", &[]))
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Waits for `kube-sandbox up` to write its kubeconfig, checks the server address it names
+/// starts with `url_prefix`, and returns a client built from that file as kubectl would.
+async fn client_once_written(kubeconfig: &std::path::Path, url_prefix: &str) -> kube::Client {
+    let path = kubeconfig.to_path_buf();
     eventually(20, "the kubeconfig", || {
         let path = path.clone();
         async move { path.exists().then_some(()) }
     })
     .await;
     let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(&kubeconfig).unwrap(),
+        Kubeconfig::read_from(kubeconfig).unwrap(),
         &KubeConfigOptions::default(),
     )
     .await
     .unwrap();
-    assert!(
-        config
-            .cluster_url
-            .to_string()
-            .starts_with("https://127.0.0.1:")
-    );
-    let client = kube::Client::try_from(config).unwrap();
-    let api: Api<ConfigMap> = Api::default_namespaced(client);
-    api.create(&PostParams::default(), &config_map("over-tls", &[]))
-        .await
-        .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(config.cluster_url.to_string().starts_with(url_prefix));
+    kube::Client::try_from(config).unwrap()
 }
