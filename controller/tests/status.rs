@@ -160,6 +160,7 @@ fn nodes_are_listed_with_their_member_name_role_and_slots() {
         keys: 0,
         open_slot_keys: BTreeMap::new(),
         ever_linked: true,
+        replid: None,
         config: Default::default(),
     };
     let mut obs = at(1);

@@ -241,6 +241,7 @@ mod tests {
             keys,
             open_slot_keys: BTreeMap::new(),
             ever_linked: true,
+            replid: None,
             config: Default::default(),
         });
         let mut obs = Observation {

@@ -147,6 +147,10 @@ pub struct NodeState {
     /// (Redis counts from the old link's loss). Traces written before this field read as `true`.
     #[serde(default = "linked_by_default")]
     pub ever_linked: bool,
+    /// Redis' replication id (`master_replid`): the stream this node's dataset follows. Two
+    /// nodes with the same id hold (a prefix of) the same history. Absent in older traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replid: Option<String>,
     /// The live-settable settings ([`crate::desired::LIVE_SETTINGS`]) as `CONFIG GET` prints
     /// them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

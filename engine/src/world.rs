@@ -327,6 +327,12 @@ impl<'a> World<'a> {
                 if !state.ever_linked && (self.desired.persistent || state.keys == 0) {
                     return None;
                 }
+                // A replica on the same replication stream as one that never linked (a
+                // chained replica that followed a demoted master) holds that master's old
+                // data, not this one's, whatever its offset (simulator seeds 818, 10690).
+                if state.ever_linked && self.shares_stream_with_unlinked(master_id, ord) {
+                    return None;
+                }
                 (state.repl_offset > 0).then_some((
                     !state.ever_linked,
                     std::cmp::Reverse(state.repl_offset),
@@ -336,6 +342,22 @@ impl<'a> World<'a> {
             .collect();
         out.sort();
         out.into_iter().map(|(_, _, o)| o).collect()
+    }
+
+    /// Replica `ord` of `master_id` reports the replication id of another replica of it that
+    /// never linked: it follows that node's old stream.
+    fn shares_stream_with_unlinked(&self, master_id: &str, ord: Ordinal) -> bool {
+        let Some(mine) = self.state(ord).and_then(|s| s.replid.as_deref()) else {
+            return false;
+        };
+        self.replicas_of(master_id).into_iter().any(|(_, r)| {
+            r.ordinal.is_some_and(|o| {
+                o != ord
+                    && self
+                        .state(o)
+                        .is_some_and(|s| !s.ever_linked && s.replid.as_deref() == Some(mine))
+            })
+        })
     }
 
     /// Replicas of `master_id` (any member), with their info.

@@ -989,3 +989,34 @@ fn a_leaving_replica_stays_until_its_master_has_a_synced_replica_that_stays() {
     assert!(!removed(6), "{:?}", d.effects);
     assert!(removed(7) && removed(8), "{:?}", d.effects);
 }
+
+/// Simulator seeds 818 and 10690: a drained master became a replica of #0 without ever
+/// linking, and its own replica followed it; both keep that master's old stream (same
+/// replication id) and offset, above the offset of #0's real replica. #0 died: the real
+/// replica is forced, not the one on the demoted master's stream.
+#[test]
+fn a_replica_on_the_stream_of_a_never_linked_replica_is_not_forced() {
+    let mut nodes = healthy(3, 3);
+    nodes[0].running = false;
+    nodes[0].fail = true;
+    let mut obs = observe(&nodes, false, 60_000);
+    for (ord, linked, offset, keys, replid) in [
+        (3u32, false, 105u64, 0u64, "old-stream"),
+        (6, true, 105, 0, "old-stream"),
+        (9, true, 82, 33, "zero-stream"),
+    ] {
+        let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
+        s.ever_linked = linked;
+        s.repl_offset = offset;
+        s.keys = keys;
+        s.replid = Some(replid.to_string());
+    }
+    let d = decide(&desired(3, 3), Phase::Recovering, &obs);
+    assert_effects(
+        &d,
+        &[Effect::Failover {
+            on: 9,
+            mode: FailoverMode::Force,
+        }],
+    );
+}

@@ -119,6 +119,7 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
                             keys,
                             open_slot_keys,
                             ever_linked: true,
+                            replid: None,
                             config: Default::default(),
                         }),
                     },

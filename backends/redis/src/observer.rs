@@ -187,6 +187,10 @@ impl RedisAdapter {
         Ok(NodeState {
             id,
             ever_linked,
+            replid: repl
+                .get("master_replid")
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
             cluster_ok: info.get("cluster_state").map(|s| s.trim()) == Some("ok"),
             current_epoch: number(&info, "cluster_current_epoch"),
             repl_offset,

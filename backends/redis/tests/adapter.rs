@@ -691,6 +691,7 @@ async fn a_replica_reports_whether_its_link_was_up_since_it_last_was_a_master() 
         Some(c.ids[1].as_str())
     );
     assert!(!s.ever_linked, "never linked since it started");
+    let own_stream = s.replid.clone();
     eventually(200, "linked once #1 answers", || async {
         c.adapter
             .observe_node(&fresh)
@@ -698,6 +699,17 @@ async fn a_replica_reports_whether_its_link_was_up_since_it_last_was_a_master() 
             .is_ok_and(|s| s.master_link_up && s.ever_linked)
     })
     .await;
+    // Linked, it follows #1's replication stream: same replication id, not its own any more.
+    let master_stream = c
+        .adapter
+        .observe_node(&c.nodes[1].addr())
+        .await
+        .unwrap()
+        .replid;
+    let replica_stream = c.adapter.observe_node(&fresh).await.unwrap().replid;
+    assert!(master_stream.is_some());
+    assert_eq!(replica_stream, master_stream);
+    assert_ne!(own_stream, master_stream);
     // Moved to another master that answers nothing: the earlier link still counts.
     let ctx = c.ctx().await;
     c.nodes[2].freeze();

@@ -277,6 +277,7 @@ impl Cluster {
         n.synced = false;
         n.last_sync_ms = None;
         n.linked_since_master = false;
+        n.new_replid();
         n.failover_at = None;
         n.voted_for_master.clear();
         for p in n.peers.values_mut() {
@@ -499,10 +500,11 @@ impl Cluster {
                 let data = self
                     .members
                     .get(&mo)
-                    .map(|m| (m.node.keys.clone(), m.node.repl_offset));
-                if let (Some((keys, off)), Ok(n)) = (data, self.node_mut(on)) {
+                    .map(|m| (m.node.keys.clone(), m.node.repl_offset, m.node.replid));
+                if let (Some((keys, off, replid)), Ok(n)) = (data, self.node_mut(on)) {
                     n.keys = keys;
                     n.repl_offset = off;
+                    n.replid = replid;
                 }
                 self.election(on, mk, false);
             }

@@ -380,6 +380,7 @@ impl Cluster {
             keys: n.key_count(),
             open_slot_keys,
             ever_linked: n.is_master() || n.synced || n.linked_since_master,
+            replid: Some(format!("{:016x}", n.replid)),
             config: n.config.clone(),
         }
     }
@@ -396,6 +397,7 @@ fn empty_state() -> NodeState {
         keys: 0,
         open_slot_keys: BTreeMap::new(),
         ever_linked: true,
+        replid: None,
         config: Default::default(),
     }
 }

@@ -373,7 +373,7 @@ impl Cluster {
             let link = self.ordinal_of(mk).filter(|mo| self.can_talk(o, *mo));
             let source = link
                 .and_then(|mo| self.members.get(&mo))
-                .map(|m| (m.node.keys.clone(), m.node.repl_offset));
+                .map(|m| (m.node.keys.clone(), m.node.repl_offset, m.node.replid));
             let Some(m) = self.members.get_mut(&o) else {
                 continue;
             };
@@ -381,9 +381,10 @@ impl Cluster {
                 // Every tick, not only at the first sync: a replica of a replica receives
                 // the stream its master receives (chained replication), which the writes'
                 // own propagation does not reach.
-                Some((keys, offset)) => {
+                Some((keys, offset, replid)) => {
                     m.node.keys = keys;
                     m.node.repl_offset = offset;
+                    m.node.replid = replid;
                     m.node.synced = true;
                     m.node.last_sync_ms = Some(now);
                     m.node.linked_since_master = true;
@@ -548,6 +549,7 @@ impl Cluster {
 pub fn promote(n: &mut RedisNode, old_master: NodeKey, epoch: u64) {
     n.master = None;
     n.linked_since_master = false;
+    n.new_replid();
     n.config_epoch = epoch;
     n.current_epoch = n.current_epoch.max(epoch);
     n.failover_at = None;

@@ -14,7 +14,7 @@ impl Cluster {
             return;
         };
         let data = m.node.keys.get(&slot).cloned();
-        let offset = m.node.repl_offset;
+        let (offset, replid) = (m.node.repl_offset, m.node.replid);
         for r in self.synced_replicas(master) {
             if let Some(rm) = self.members.get_mut(&r) {
                 match &data {
@@ -22,6 +22,7 @@ impl Cluster {
                     None => rm.node.keys.remove(&slot),
                 };
                 rm.node.repl_offset = offset;
+                rm.node.replid = replid;
             }
         }
     }

@@ -57,6 +57,9 @@ pub struct RedisNode {
     /// Redis' `repl_down_since != 0`: the replication link was up at least once since this
     /// node last was a master or started. Moving to another master does not clear it.
     pub linked_since_master: bool,
+    /// Redis' replication id: the stream this node's dataset follows. A master starts a new
+    /// one when it starts or is promoted; a replica takes its master's with every sync.
+    pub replid: u64,
     /// When this replica will start an election for its failed master.
     pub failover_at: Option<u64>,
     /// Bumped whenever anything a peer learns from this node's header changes.
@@ -97,6 +100,7 @@ impl RedisNode {
             synced: false,
             last_sync_ms: None,
             linked_since_master: false,
+            replid: u64::from(key) << 32,
             failover_at: None,
             version: 1,
             seen: BTreeMap::new(),
@@ -229,6 +233,12 @@ impl RedisNode {
     }
 
     /// Drops the dataset (restart without persistence, full resync, reset).
+    /// A new replication id (promotion, restart), unique across the run: the node's key
+    /// in the high bits, a counter in the low ones.
+    pub fn new_replid(&mut self) {
+        self.replid = (self.replid & !0xffff_ffff) | ((self.replid + 1) & 0xffff_ffff);
+    }
+
     pub fn flush(&mut self) {
         self.keys.clear();
     }

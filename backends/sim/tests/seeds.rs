@@ -86,7 +86,9 @@ fn random_faults_and_spec_changes_never_cause_an_unsafe_decision_or_a_lost_write
 
 /// Seeds that wider release sweeps (beyond the ranges above) found losing keys, each fixed in
 /// the engine; run here so that they stay fixed. Default fault window: 92 (a leaving replica
-/// removed while its master's replica that stays had not synced; the master then died), 1530 (a leaving replica,
+/// removed while its master's replica that stays had not synced; the master then died), 818
+/// (a chained replica on a demoted master's replication stream was forced over the dead
+/// master's real replica; 10690 in window 60 is the same), 1530 (a leaving replica,
 /// the only one of a master that stays, was down during a scale-in; keys were moved to that
 /// master with no copy), 1982 (a master cut off while its slots moved on was given a newer
 /// epoch to settle a crashed master's claim, which would have handed it those slots back).
@@ -107,9 +109,11 @@ fn seeds_found_by_wider_sweeps_keep_every_key_and_converge() {
     let mut failures = Vec::new();
     for (seed, cfg) in [
         (92, &default),
+        (818, &default),
         (1530, &default),
         (1982, &default),
         (10_946, &window_60),
+        (10_690, &window_60),
         (10_848, &window_60),
         (11_317, &window_60),
     ] {
