@@ -1020,3 +1020,29 @@ fn a_replica_on_the_stream_of_a_never_linked_replica_is_not_forced() {
         }],
     );
 }
+
+/// Simulator seed 20331: while a slot is still open from an interrupted move (here its target
+/// is cut off and may come back with keys, so the repair waits), no other move starts: a drain
+/// could strip a holder of stray keys of its last slot, and Redis would then resync it empty.
+#[test]
+fn no_slot_moves_while_a_slot_is_open_from_an_interrupted_move() {
+    let mut nodes = healthy(4, 0);
+    nodes.push(Node::new(4));
+    nodes[0].open = vec![OpenSlot::Migrating {
+        slot: 10,
+        target: id(4),
+    }];
+    let mut obs = observe(&nodes, false, 60_000);
+    // #4 runs but does not answer: cut off, it may still hold keys of slot 10.
+    obs.members.get_mut(&4).unwrap().redis = None;
+    let d = decide(&desired(3, 0), Phase::Ready, &obs);
+    assert!(
+        !d.effects
+            .iter()
+            .any(|e| matches!(e, Effect::MigrateSlots { .. })),
+        "{:?} {}",
+        d.effects,
+        d.summary
+    );
+    assert!(d.summary.contains("still open"), "{}", d.summary);
+}
