@@ -51,7 +51,8 @@ pub fn sync(ctl: &Ctl, count: usize, stopped: &HashMap<String, Instant>) {
             }
             Some(node) => {
                 let was_ready = crate::controllers::condition_true(&node, "Ready");
-                if was_ready != ready || node["status"]["addresses"].is_null() {
+                // A node reloaded from a state dir carries the last run's address.
+                if was_ready != ready || node["status"]["addresses"] != status["addresses"] {
                     ctl.write_status(&rt, "", &name, status);
                 }
             }
