@@ -1,4 +1,4 @@
-//! The emulated cluster around the API: node registry, StatefulSet controller, scheduler
+//! The emulated cluster around the API: node registry, workload controllers, scheduler
 //! and kubelet, run in one loop after every burst of changes (and on a short timer, for
 //! process exits and probes).
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 
-use crate::controllers::{Ctl, statefulset};
+use crate::controllers::{Ctl, deployment, replicaset, statefulset};
 use crate::kubelet::{Kubelet, KubeletConfig};
 use crate::workload_faults::WorkloadFaults;
 use crate::{nodes, scheduler};
@@ -50,6 +50,8 @@ pub async fn run(ctl: Ctl, cfg: ClusterConfig, mut shutdown: watch::Receiver<boo
     loop {
         nodes::sync(&ctl, cfg.nodes, &faults.stopped_nodes());
         statefulset::reconcile(&ctl);
+        deployment::reconcile(&ctl);
+        replicaset::reconcile(&ctl);
         scheduler::schedule(&ctl);
         kubelet.tick().await;
         faults.record_pids(kubelet.pids());

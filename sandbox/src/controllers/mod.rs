@@ -1,4 +1,4 @@
-//! Workload controllers kube-controller-manager runs (StatefulSet), and the small store
+//! Workload controllers kube-controller-manager runs (StatefulSet, Deployment, ReplicaSet), and the small store
 //! helpers they, the scheduler, the node registry and the kubelet share.
 
 use std::sync::Arc;
@@ -12,6 +12,8 @@ use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{DeleteOpts, Store, Subresource, WriteOpts};
 
+pub mod deployment;
+pub mod replicaset;
 pub mod statefulset;
 
 /// The field manager the emulated cluster components write as.
