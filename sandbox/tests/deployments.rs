@@ -22,7 +22,11 @@ fn redis_deployment(name: &str, replicas: i32, strategy: &str) -> Deployment {
 }
 
 fn hash(pod: &Pod) -> String {
-    pod.metadata.labels.as_ref().and_then(|l| l.get("pod-template-hash").cloned()).unwrap_or_default()
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("pod-template-hash").cloned())
+        .unwrap_or_default()
 }
 
 async fn ready_count(api: &Api<Pod>, selector: &str) -> Vec<Pod> {
@@ -36,7 +40,10 @@ async fn rolls_out(strategy: &str) {
     let (sb, client) = start_with_nodes(2).await;
     let deployments = Api::<Deployment>::default_namespaced(client.clone());
     deployments
-        .create(&PostParams::default(), &redis_deployment("web", 2, strategy))
+        .create(
+            &PostParams::default(),
+            &redis_deployment("web", 2, strategy),
+        )
         .await
         .unwrap();
     let pods = Api::<Pod>::default_namespaced(client.clone());
@@ -53,16 +60,24 @@ async fn rolls_out(strategy: &str) {
     }
     let old_hash = hash(&first[0]);
     let patch = json!({"spec": {"template": {"metadata": {"annotations": {"v": "2"}}}}});
-    deployments.patch("web", &PatchParams::default(), &Patch::Merge(patch)).await.unwrap();
-    eventually(60, "two Ready pods of the new template and no old one", || {
-        let pods = pods.clone();
-        let old_hash = old_hash.clone();
-        async move {
-            let list = ready_count(&pods, "app=web").await;
-            let done = list.len() == 2 && list.iter().all(|p| is_ready(p) && hash(p) != old_hash);
-            done.then_some(())
-        }
-    })
+    deployments
+        .patch("web", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+    eventually(
+        60,
+        "two Ready pods of the new template and no old one",
+        || {
+            let pods = pods.clone();
+            let old_hash = old_hash.clone();
+            async move {
+                let list = ready_count(&pods, "app=web").await;
+                let done =
+                    list.len() == 2 && list.iter().all(|p| is_ready(p) && hash(p) != old_hash);
+                done.then_some(())
+            }
+        },
+    )
     .await;
     let status = eventually(20, "deployment status", || {
         let deployments = deployments.clone();
@@ -72,11 +87,27 @@ async fn rolls_out(strategy: &str) {
         }
     })
     .await;
-    let available = status.conditions.unwrap().into_iter().find(|c| c.type_ == "Available").unwrap();
+    let available = status
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Available")
+        .unwrap();
     assert_eq!(available.status, "True");
-    let sets = Api::<ReplicaSet>::default_namespaced(client.clone()).list(&ListParams::default()).await.unwrap();
-    assert_eq!(sets.items.len(), 2, "the old ReplicaSet is kept, scaled to zero");
-    assert!(sets.items.iter().any(|rs| rs.spec.as_ref().and_then(|s| s.replicas) == Some(0)));
+    let sets = Api::<ReplicaSet>::default_namespaced(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        sets.items.len(),
+        2,
+        "the old ReplicaSet is kept, scaled to zero"
+    );
+    assert!(
+        sets.items
+            .iter()
+            .any(|rs| rs.spec.as_ref().and_then(|s| s.replicas) == Some(0))
+    );
     sb.stop().await.unwrap();
 }
 
@@ -95,7 +126,10 @@ async fn scaling_a_deployment_down_removes_pods() {
     let (sb, client) = start_with_nodes(2).await;
     let deployments = Api::<Deployment>::default_namespaced(client.clone());
     deployments
-        .create(&PostParams::default(), &redis_deployment("scale", 3, "RollingUpdate"))
+        .create(
+            &PostParams::default(),
+            &redis_deployment("scale", 3, "RollingUpdate"),
+        )
         .await
         .unwrap();
     let pods = Api::<Pod>::default_namespaced(client.clone());
@@ -108,7 +142,11 @@ async fn scaling_a_deployment_down_removes_pods() {
     })
     .await;
     deployments
-        .patch("scale", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 1}})))
+        .patch(
+            "scale",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 1}})),
+        )
         .await
         .unwrap();
     eventually(60, "one pod left", || {
