@@ -240,3 +240,27 @@ async fn dropping_the_handle_kills_every_process_the_sandbox_started() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_failing_liveness_probe_kills_the_container_and_it_restarts() {
+    let (sb, client) = start_with_nodes(1).await;
+    let pods = Api::<Pod>::default_namespaced(client.clone());
+    let probe = json!({"exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 2});
+    let pod = pod_manifest(
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sick"},
+        "spec": {"containers": [{"name": "redis", "image": "redis:7", "livenessProbe": probe}]}}),
+    );
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let status = eventually(30, "sick restarted", || {
+        let pods = pods.clone();
+        async move {
+            let p = pods.get("sick").await.ok()?;
+            let cs = p.status?.container_statuses?.into_iter().next()?;
+            (cs.restart_count >= 1).then_some(cs)
+        }
+    })
+    .await;
+    let last = status.last_state.unwrap().terminated.unwrap();
+    assert_eq!(last.exit_code, 137);
+    sb.stop().await.unwrap();
+}

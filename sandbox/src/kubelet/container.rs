@@ -26,6 +26,9 @@ pub struct ContainerRun {
     pub done: bool,
     restart_at: Option<Instant>,
     pub next_probe: Instant,
+    /// When the liveness probe is next due, and its failures in a row.
+    pub next_liveness: Instant,
+    pub liveness_failures: u64,
 }
 
 impl ContainerRun {
@@ -54,6 +57,8 @@ impl ContainerRun {
             done: false,
             restart_at: Some(Instant::now()),
             next_probe: Instant::now(),
+            next_liveness: Instant::now(),
+            liveness_failures: 0,
         }
     }
 
@@ -79,6 +84,11 @@ impl ContainerRun {
                     .as_u64()
                     .unwrap_or(0);
                 self.next_probe = Instant::now() + Duration::from_secs(delay);
+                let delay = self.spec["livenessProbe"]["initialDelaySeconds"]
+                    .as_u64()
+                    .unwrap_or(0);
+                self.next_liveness = Instant::now() + Duration::from_secs(delay);
+                self.liveness_failures = 0;
             }
             Err(e) => {
                 tracing::warn!(pod, container = %self.name, error = %e, "container cannot start");

@@ -270,6 +270,23 @@ impl Kubelet {
                 let period = probe["periodSeconds"].as_u64().unwrap_or(10).max(1);
                 c.next_probe = Instant::now() + Duration::from_secs(period);
             }
+            // Liveness: `failureThreshold` failures in a row kill the container, which
+            // then restarts per restartPolicy, as a kubelet does.
+            let live = &c.spec["livenessProbe"];
+            if c.state.is_running() && live.is_object() && Instant::now() >= c.next_liveness {
+                let passed = match &c.launch {
+                    Ok(launch) => probes::run(live, &run.ip, &c.spec, launch, &c.mounts).await,
+                    Err(_) => true,
+                };
+                let period = live["periodSeconds"].as_u64().unwrap_or(10).max(1);
+                c.next_liveness = Instant::now() + Duration::from_secs(period);
+                c.liveness_failures = if passed { 0 } else { c.liveness_failures + 1 };
+                if c.liveness_failures >= live["failureThreshold"].as_u64().unwrap_or(3).max(1) {
+                    tracing::info!(pod = %run.name, container = %c.name, "liveness probe failed, killing");
+                    c.liveness_failures = 0;
+                    c.signal("KILL");
+                }
+            }
         }
         let views: Vec<ContainerView<'_>> = run
             .containers
