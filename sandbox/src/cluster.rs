@@ -29,7 +29,30 @@ pub struct ClusterConfig {
 const TICK: Duration = Duration::from_millis(200);
 const SETTLE: Duration = Duration::from_millis(30);
 
+/// Removes a temporary workload directory however the loop ends (stop, or the task
+/// aborted when the handle is dropped). Declared before the kubelet, so it is dropped after
+/// the kubelet has killed the processes.
+struct RootGuard {
+    root: PathBuf,
+    remove: bool,
+}
+
+impl Drop for RootGuard {
+    fn drop(&mut self) {
+        if self.remove
+            && let Err(e) = std::fs::remove_dir_all(&self.root)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::debug!(root = %self.root.display(), error = %e, "cannot remove workload directory");
+        }
+    }
+}
+
 pub async fn run(ctl: Ctl, cfg: ClusterConfig, mut shutdown: watch::Receiver<bool>) {
+    let _root = RootGuard {
+        root: cfg.root.clone(),
+        remove: cfg.remove_root,
+    };
     ctl.store.set_graceful_pods(true);
     let node_ips: HashMap<String, Ipv4Addr> = (0..cfg.nodes)
         .map(|i| (nodes::node_name(i), ctl.addrs.node_ip(i)))
@@ -70,10 +93,5 @@ pub async fn run(ctl: Ctl, cfg: ClusterConfig, mut shutdown: watch::Receiver<boo
     }
     kubelet.shutdown().await;
     ctl.store.set_graceful_pods(false);
-    if cfg.remove_root
-        && let Err(e) = std::fs::remove_dir_all(&cfg.root)
-    {
-        tracing::debug!(root = %cfg.root.display(), error = %e, "cannot remove workload directory");
-    }
     tracing::info!("emulated cluster stopped");
 }

@@ -385,4 +385,8 @@ async fn stopping_the_sandbox_leaves_no_process_it_started() {
     for pid in pids {
         assert!(!process_alive(pid), "process {pid} outlived the sandbox");
     }
+    assert!(
+        workload_dirs_of_this_process().is_empty(),
+        "temporary directory removed"
+    );
 }

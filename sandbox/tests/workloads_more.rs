@@ -239,6 +239,10 @@ async fn dropping_the_handle_kills_every_process_the_sandbox_started() {
         async move { pids.iter().all(|p| !process_alive(*p)).then_some(()) }
     })
     .await;
+    eventually(10, "the temporary workload directory removed", || async {
+        workload_dirs_of_this_process().is_empty().then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -127,3 +127,17 @@ pub fn process_alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Temporary workload directories of sandboxes started by this test process.
+pub fn workload_dirs_of_this_process() -> Vec<std::path::PathBuf> {
+    let prefix = format!("kube-sandbox-workloads-{}-", std::process::id());
+    std::fs::read_dir(std::env::temp_dir())
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
