@@ -128,3 +128,47 @@ async fn a_host_network_pod_takes_its_nodes_address() {
     assert_eq!(pong, "PONG");
     sb.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn init_containers_run_in_order_before_the_app_container_and_share_its_volumes() {
+    let (sb, client) = start_with_nodes(1).await;
+    let api = Api::<Pod>::default_namespaced(client.clone());
+    let pod = pod_manifest(
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "staged"},
+        "spec": {
+            "initContainers": [
+                {"name": "one", "image": "redis:7", "command": ["sh", "-c", "echo 'port 6392' > /conf/redis.conf"],
+                    "volumeMounts": [{"name": "conf", "mountPath": "/conf"}]},
+                {"name": "two", "image": "redis:7", "command": ["sh", "-c", "test -f /conf/redis.conf"],
+                    "volumeMounts": [{"name": "conf", "mountPath": "/conf"}]},
+            ],
+            "containers": [{"name": "redis", "image": "redis:7", "args": ["/conf/redis.conf"],
+                "volumeMounts": [{"name": "conf", "mountPath": "/conf"}]}],
+            "volumes": [{"name": "conf", "emptyDir": {}}]}}),
+    );
+    api.create(&PostParams::default(), &pod).await.unwrap();
+    let running = ready(&api, "staged").await;
+    let status = running.status.clone().unwrap();
+    let inits = status.init_container_statuses.unwrap();
+    assert_eq!(inits.len(), 2);
+    for s in &inits {
+        let done = s.state.as_ref().unwrap().terminated.as_ref().unwrap();
+        assert_eq!(
+            (done.exit_code, done.reason.as_deref()),
+            (0, Some("Completed")),
+            "{}",
+            s.name
+        );
+    }
+    let ip = pod_ip(&running);
+    let pong = eventually(10, "redis on the port the init container wrote", || {
+        let ip = ip.clone();
+        async move {
+            let out = redis_cli(&ip, "6392", &["ping"]).await;
+            (out == "PONG").then_some(out)
+        }
+    })
+    .await;
+    assert_eq!(pong, "PONG");
+    sb.stop().await.unwrap();
+}

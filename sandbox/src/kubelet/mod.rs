@@ -57,7 +57,9 @@ struct PodRun {
     host_ip: String,
     owned_ip: Option<Ipv4Addr>,
     started: String,
+    /// Init containers first (`init` of them), then the app containers.
     containers: Vec<ContainerRun>,
+    init: usize,
     kill_at: Option<Instant>,
     frozen: bool,
 }
@@ -82,10 +84,15 @@ impl Kubelet {
         let stopped = self.cfg.faults.stopped_nodes();
         for (ns, pod, container) in self.cfg.faults.take_kills() {
             let run = self.pods.values().find(|r| r.ns == ns && r.name == pod);
+            // Without a container name, the first app container (not an init one).
             let target = run.and_then(|r| {
-                r.containers
-                    .iter()
-                    .find(|c| container.as_deref().is_none_or(|want| c.name == want))
+                r.containers.iter().enumerate().find_map(|(i, c)| {
+                    let wanted = match container.as_deref() {
+                        Some(want) => c.name == want,
+                        None => i >= r.init,
+                    };
+                    wanted.then_some(c)
+                })
             });
             match target {
                 Some(c) => c.signal("KILL"),
@@ -194,7 +201,15 @@ impl Kubelet {
             Value::String(host_ip.to_string()),
         );
         let mut containers = Vec::new();
-        for spec in pod["spec"]["containers"].as_array().into_iter().flatten() {
+        let init_specs = pod["spec"]["initContainers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let app_specs = pod["spec"]["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for spec in init_specs.iter().chain(&app_specs) {
             let mounts = volumes::mounts(pod, spec, &dirs);
             let ctx = env::Context {
                 ctl: &self.ctl,
@@ -219,6 +234,7 @@ impl Kubelet {
             owned_ip,
             started: object::now_rfc3339(),
             containers,
+            init: init_specs.len(),
             kill_at: None,
             frozen: false,
         })
@@ -233,8 +249,14 @@ impl Kubelet {
         let Some(run) = self.pods.get_mut(uid) else {
             return;
         };
-        for c in &mut run.containers {
-            c.poll_exit(&policy, deleting);
+        // Init containers run again on failure unless the pod never restarts.
+        let init_policy = if policy == "Never" {
+            "Never"
+        } else {
+            "OnFailure"
+        };
+        for (i, c) in run.containers.iter_mut().enumerate() {
+            c.poll_exit(if i < run.init { init_policy } else { &policy }, deleting);
         }
         if deleting {
             let grace = pod["metadata"]["deletionGracePeriodSeconds"]
@@ -254,10 +276,18 @@ impl Kubelet {
             }
             return;
         }
-        for c in &mut run.containers {
-            c.start_if_due(&run.name);
+        // Init containers one at a time, in order; the app containers once all succeeded.
+        let pending_init = run.containers[..run.init].iter().position(|c| !c.done);
+        match pending_init {
+            Some(i) => run.containers[i].start_if_due(&run.name),
+            None => {
+                for c in &mut run.containers[run.init..] {
+                    c.start_if_due(&run.name);
+                }
+            }
         }
-        for c in &mut run.containers {
+        let init = run.init;
+        for c in &mut run.containers[init..] {
             let probe = &c.spec["readinessProbe"];
             if !c.state.is_running() {
                 c.ready = false;
@@ -302,7 +332,15 @@ impl Kubelet {
                 done: c.done,
             })
             .collect();
-        let next = status::pod_status(&pod["status"], &run.ip, &run.host_ip, &run.started, &views);
+        let (init_views, app_views) = views.split_at(run.init);
+        let next = status::pod_status(
+            &pod["status"],
+            &run.ip,
+            &run.host_ip,
+            &run.started,
+            init_views,
+            app_views,
+        );
         if next != pod["status"]
             && let Some(rt) = self.ctl.rt("", "pods")
         {

@@ -72,6 +72,7 @@ pub fn pod_status(
     pod_ip: &str,
     host_ip: &str,
     started: &str,
+    init: &[ContainerView<'_>],
     containers: &[ContainerView<'_>],
 ) -> Value {
     let mut status = if previous.is_object() {
@@ -82,7 +83,15 @@ pub fn pod_status(
     let all_ready = !containers.is_empty() && containers.iter().all(|c| c.ready);
     let any_running = containers.iter().any(|c| c.state.is_running());
     let all_done = !containers.is_empty() && containers.iter().all(|c| c.done);
-    let phase = if all_done {
+    let succeeded =
+        |c: &ContainerView<'_>| c.done && matches!(c.state, State::Terminated { exit_code: 0, .. });
+    let initialized = init.iter().all(succeeded);
+    let init_failed = init.iter().any(|c| c.done && !succeeded(c));
+    let phase = if init_failed {
+        "Failed"
+    } else if !initialized {
+        "Pending"
+    } else if all_done {
         let ok = containers
             .iter()
             .all(|c| matches!(c.state, State::Terminated { exit_code: 0, .. }));
@@ -101,7 +110,14 @@ pub fn pod_status(
     status["qosClass"] = json!("BestEffort");
     let truth = |b: bool| if b { "True" } else { "False" };
     set_condition(&mut status, "PodScheduled", "True", None, None);
-    set_condition(&mut status, "Initialized", "True", None, None);
+    let init_reason = (!initialized).then_some("ContainersNotInitialized");
+    set_condition(
+        &mut status,
+        "Initialized",
+        truth(initialized),
+        init_reason,
+        None,
+    );
     let reason = (!all_ready).then_some("ContainersNotReady");
     set_condition(
         &mut status,
@@ -111,7 +127,15 @@ pub fn pod_status(
         None,
     );
     set_condition(&mut status, "Ready", truth(all_ready), reason, None);
-    status["containerStatuses"] = Value::Array(
+    if !init.is_empty() {
+        status["initContainerStatuses"] = statuses(init);
+    }
+    status["containerStatuses"] = statuses(containers);
+    status
+}
+
+fn statuses(containers: &[ContainerView<'_>]) -> Value {
+    Value::Array(
         containers
             .iter()
             .map(|c| {
@@ -127,6 +151,5 @@ pub fn pod_status(
                 s
             })
             .collect(),
-    );
-    status
+    )
 }
