@@ -172,3 +172,31 @@ async fn init_containers_run_in_order_before_the_app_container_and_share_its_vol
     assert_eq!(pong, "PONG");
     sb.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_pod_waits_for_a_missing_config_map_and_starts_once_it_exists() {
+    let (sb, client) = start_with_nodes(1).await;
+    let api = Api::<Pod>::default_namespaced(client.clone());
+    let pod = pod_manifest(
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "patient"},
+        "spec": {"containers": [{"name": "redis", "image": "redis:7",
+            "volumeMounts": [{"name": "conf", "mountPath": "/conf"}]}],
+            "volumes": [{"name": "conf", "configMap": {"name": "late"}}]}}),
+    );
+    api.create(&PostParams::default(), &pod).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let waiting = api.get("patient").await.unwrap();
+    assert!(!is_ready(&waiting));
+    assert_eq!(
+        waiting.status.and_then(|s| s.phase).as_deref(),
+        Some("Pending")
+    );
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "late"}, "data": {"a": "1"}})).unwrap();
+    Api::<ConfigMap>::default_namespaced(client.clone())
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    ready(&api, "patient").await;
+    sb.stop().await.unwrap();
+}

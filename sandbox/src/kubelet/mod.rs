@@ -35,6 +35,8 @@ pub enum KubeletError {
     },
     #[error("volume: {0}")]
     Volume(String),
+    #[error("every pod address of this sandbox is taken")]
+    NoAddress,
 }
 
 /// What the kubelet needs from the sandbox around it.
@@ -68,6 +70,9 @@ pub struct Kubelet {
     ctl: Ctl,
     cfg: KubeletConfig,
     pods: HashMap<String, PodRun>,
+    /// Pods whose setup failed (e.g. a missing configMap), warned about once; setup is
+    /// retried on every pass until it works.
+    setup_failed: HashSet<String>,
 }
 
 impl Kubelet {
@@ -76,6 +81,7 @@ impl Kubelet {
             ctl,
             cfg,
             pods: HashMap::new(),
+            setup_failed: HashSet::new(),
         }
     }
 
@@ -143,10 +149,13 @@ impl Kubelet {
                 }
                 match self.start_pod(pod) {
                     Ok(run) => {
+                        self.setup_failed.remove(&uid);
                         self.pods.insert(uid.clone(), run);
                     }
                     Err(e) => {
-                        tracing::warn!(pod = object::name(pod), error = %e, "cannot set up pod");
+                        if self.setup_failed.insert(uid.clone()) {
+                            tracing::warn!(pod = object::name(pod), error = %e, "cannot set up pod; retrying");
+                        }
                         continue;
                     }
                 }
@@ -176,7 +185,7 @@ impl Kubelet {
                 .ctl
                 .addrs
                 .allocate_pod_ip()
-                .ok_or_else(|| KubeletError::Volume("no pod address left".into()))?;
+                .ok_or(KubeletError::NoAddress)?;
             (ip, Some(ip))
         };
         let pod_dir = volumes::pod_dir(&self.cfg.root, pod);
