@@ -27,6 +27,8 @@ pub struct Faults {
     /// Bumped to end every open watch stream.
     cut: watch::Sender<u64>,
     store: Arc<Store>,
+    /// Faults for running pods and nodes (used when the sandbox has nodes).
+    pub workloads: Arc<crate::workload_faults::WorkloadFaults>,
 }
 
 impl Faults {
@@ -36,6 +38,7 @@ impl Faults {
             state: Mutex::new(State::default()),
             cut,
             store,
+            workloads: Arc::default(),
         })
     }
 
@@ -100,7 +103,9 @@ impl Faults {
 
     /// Applies a request of the control endpoint:
     /// `{"cutWatches": true, "compact": true, "latencyMs": N, "downForMs": N,
-    ///   "conflicts": {"resource": "configmaps", "count": N}}`, any subset.
+    ///   "conflicts": {"resource": "configmaps", "count": N},
+    ///   "killContainer": {"namespace": NS, "pod": NAME, "container": NAME?},
+    ///   "stopNode": NODE, "startNode": NODE}`, any subset.
     pub fn apply(&self, req: &Value) -> Result<Value, ApiError> {
         if !req.is_object() {
             return Err(ApiError::BadRequest(
@@ -124,6 +129,21 @@ impl Faults {
                     ));
                 }
             }
+        }
+        if let Some(k) = req.get("killContainer") {
+            let (Some(ns), Some(pod)) = (k["namespace"].as_str(), k["pod"].as_str()) else {
+                return Err(ApiError::BadRequest(
+                    "killContainer needs a namespace and a pod".into(),
+                ));
+            };
+            self.workloads
+                .kill_container(ns, pod, k["container"].as_str());
+        }
+        if let Some(node) = req["stopNode"].as_str() {
+            self.workloads.stop_node(node);
+        }
+        if let Some(node) = req["startNode"].as_str() {
+            self.workloads.start_node(node);
         }
         if req["compact"].as_bool() == Some(true) {
             self.compact();

@@ -35,6 +35,9 @@ enum Command {
         /// can present service-account tokens.
         #[arg(long)]
         tls: bool,
+        /// Emulated nodes; pods bound to them run as local processes (0: API only).
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
     },
     /// Stop the sandbox whose state dir is given.
     Down {
@@ -60,6 +63,15 @@ enum Command {
         /// Answer 503 to every request for this many milliseconds.
         #[arg(long)]
         down_for_ms: Option<u64>,
+        /// SIGKILL a container's process; the kubelet restarts it per restartPolicy.
+        #[arg(long, value_name = "NAMESPACE/POD[/CONTAINER]")]
+        kill_container: Option<String>,
+        /// Freeze every process of a node's pods (SIGSTOP); the node goes NotReady.
+        #[arg(long, value_name = "NODE")]
+        stop_node: Option<String>,
+        /// Resume a stopped node (SIGCONT); it turns Ready again.
+        #[arg(long, value_name = "NODE")]
+        start_node: Option<String>,
     },
 }
 
@@ -125,7 +137,8 @@ fn main() -> ExitCode {
             listen,
             state_dir,
             tls,
-        } => up(kubeconfig, listen, state_dir, tls),
+            nodes,
+        } => up(kubeconfig, listen, state_dir, tls, nodes),
         Command::Down { state_dir } => down(&state_dir),
         Command::Fault {
             kubeconfig,
@@ -134,6 +147,9 @@ fn main() -> ExitCode {
             latency_ms,
             conflicts,
             down_for_ms,
+            kill_container,
+            stop_node,
+            start_node,
         } => {
             let mut req = serde_json::Map::new();
             if cut_watches {
@@ -154,9 +170,35 @@ fn main() -> ExitCode {
             if let Some(ms) = down_for_ms {
                 req.insert("downForMs".into(), ms.into());
             }
+            if let Some(target) = kill_container {
+                let parts: Vec<&str> = target.split('/').collect();
+                let (ns, pod, container) = match parts[..] {
+                    [ns, pod] => (ns, pod, None),
+                    [ns, pod, c] => (ns, pod, Some(c)),
+                    _ => {
+                        return report(Err(CliError::Fault(format!(
+                            "--kill-container takes NAMESPACE/POD[/CONTAINER], not {target:?}"
+                        ))));
+                    }
+                };
+                req.insert(
+                    "killContainer".into(),
+                    serde_json::json!({"namespace": ns, "pod": pod, "container": container}),
+                );
+            }
+            if let Some(node) = stop_node {
+                req.insert("stopNode".into(), node.into());
+            }
+            if let Some(node) = start_node {
+                req.insert("startNode".into(), node.into());
+            }
             fault(&kubeconfig, &serde_json::Value::Object(req))
         }
     };
+    report(result)
+}
+
+fn report(result: Result<(), CliError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -171,13 +213,14 @@ fn up(
     listen: SocketAddr,
     state_dir: Option<PathBuf>,
     tls: bool,
+    nodes: usize,
 ) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
     runtime.block_on(async move {
-        let mut builder = Sandbox::builder().listen(listen).tls(tls);
+        let mut builder = Sandbox::builder().listen(listen).tls(tls).nodes(nodes);
         if let Some(dir) = &state_dir {
             builder = builder.state_dir(dir);
         }
@@ -251,7 +294,7 @@ fn down(state_dir: &std::path::Path) -> Result<(), CliError> {
 fn fault(kubeconfig: &std::path::Path, req: &serde_json::Value) -> Result<(), CliError> {
     if req.as_object().is_none_or(|m| m.is_empty()) {
         return Err(CliError::Fault(
-            "name at least one fault: --cut-watches, --compact, --latency-ms, --conflicts or --down-for-ms".into(),
+            "name at least one fault: --cut-watches, --compact, --latency-ms, --conflicts, --down-for-ms, --kill-container, --stop-node or --start-node".into(),
         ));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -23,6 +23,7 @@ pub struct SandboxBuilder {
     bookmark_interval: Duration,
     anonymous_is_admin: bool,
     tls: bool,
+    nodes: usize,
 }
 
 impl Default for SandboxBuilder {
@@ -34,6 +35,7 @@ impl Default for SandboxBuilder {
             bookmark_interval: Duration::from_secs(60),
             anonymous_is_admin: true,
             tls: false,
+            nodes: 0,
         }
     }
 }
@@ -81,6 +83,14 @@ impl SandboxBuilder {
     /// kubeconfig and clients then trust that CA.
     pub fn tls(mut self, yes: bool) -> Self {
         self.tls = yes;
+        self
+    }
+
+    /// Emulated nodes `node-0..n-1` with a scheduler, the StatefulSet controller and a
+    /// kubelet that runs pods as local processes. Zero (the default for the builder) serves
+    /// the API alone, so pods stay as written.
+    pub fn nodes(mut self, n: usize) -> Self {
+        self.nodes = n;
         self
     }
 
@@ -132,6 +142,34 @@ impl SandboxBuilder {
             tokio::spawn(http::serve(listener, server, acceptor, stopped.clone())),
             tokio::spawn(gc::run(store.clone(), stopped.clone())),
         ];
+        if self.nodes > 0 {
+            let (root, remove_root) = match &self.state_dir {
+                Some(dir) => (dir.join("workloads"), false),
+                None => (
+                    std::env::temp_dir().join(format!(
+                        "kube-sandbox-workloads-{}-{}",
+                        std::process::id(),
+                        crate::object::random_suffix()
+                    )),
+                    true,
+                ),
+            };
+            let url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
+            let cfg = crate::cluster::ClusterConfig {
+                nodes: self.nodes,
+                root,
+                remove_root,
+                tokens: tokens.clone(),
+                kubeconfig: kubeconfig_yaml(&url, tls.as_ref().map(|t| t.ca_pem.as_str())),
+                api_url: url,
+                faults: faults.workloads.clone(),
+            };
+            let ctl = crate::controllers::Ctl {
+                store: store.clone(),
+                addrs: Arc::new(crate::addresses::Addresses::pick()),
+            };
+            tasks.push(tokio::spawn(crate::cluster::run(ctl, cfg, stopped.clone())));
+        }
         if let Some(dir) = &self.state_dir {
             tasks.push(tokio::spawn(persist::run(
                 store.clone(),
@@ -185,6 +223,16 @@ impl SandboxHandle {
     /// Faults to inject into the API (cut watches, 410, 409s, latency, downtime).
     pub fn faults(&self) -> &crate::faults::Faults {
         &self.faults
+    }
+
+    /// Faults for running pods: kill a container, stop or start a node.
+    pub fn workload_faults(&self) -> &crate::workload_faults::WorkloadFaults {
+        &self.faults.workloads
+    }
+
+    /// Every process id the kubelet has started, for checking that none outlives the sandbox.
+    pub fn started_pids(&self) -> Vec<u32> {
+        self.faults.workloads.started_pids()
     }
 
     /// A kube-rs client for this sandbox as the admin user, default namespace `default`.

@@ -56,6 +56,7 @@ fn columns(rt: &ResourceType) -> Vec<PrinterColumn> {
     let age = col("Age", "date", 0, ".metadata.creationTimestamp");
     let mut cols = match rt.kind.as_str() {
         "Pod" => vec![
+            col("Ready", "string", 0, POD_READY),
             col("Status", "string", 0, ".status.phase"),
             col(
                 "Restarts",
@@ -91,6 +92,17 @@ fn columns(rt: &ResourceType) -> Vec<PrinterColumn> {
     cols
 }
 
+/// A computed column: ready containers over all containers, as kubectl shows `1/1`.
+const POD_READY: &str = "(ready containers)";
+
+fn pod_ready(obj: &Value) -> Value {
+    let total = obj["spec"]["containers"].as_array().map_or(0, Vec::len);
+    let ready = obj["status"]["containerStatuses"]
+        .as_array()
+        .map_or(0, |cs| cs.iter().filter(|c| c["ready"] == true).count());
+    json!(format!("{ready}/{total}"))
+}
+
 fn definitions(rt: &ResourceType) -> Vec<Value> {
     let mut defs = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
@@ -104,6 +116,10 @@ fn definitions(rt: &ResourceType) -> Vec<Value> {
 fn row(rt: &ResourceType, obj: &Value, include: Include) -> Value {
     let mut cells = vec![json!(object::name(obj))];
     for c in columns(rt) {
+        if c.json_path == POD_READY {
+            cells.push(pod_ready(obj));
+            continue;
+        }
         let v = eval_path(obj, &c.json_path).cloned().unwrap_or(Value::Null);
         let cell = match (c.type_.as_str(), &v) {
             ("date", Value::String(s)) => json!(age(s)),

@@ -453,6 +453,10 @@ fn delete_opts(ctx: &RequestCtx<'_>) -> Result<DeleteOpts, ApiError> {
             .as_str()
             .map(str::to_string),
         dry_run: dry || ctx.dry_run(),
+        grace_period: body["gracePeriodSeconds"].as_i64().or_else(|| {
+            ctx.param("gracePeriodSeconds")
+                .and_then(|g| g.parse::<i64>().ok())
+        }),
     })
 }
 

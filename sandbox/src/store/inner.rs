@@ -113,6 +113,28 @@ impl Inner {
         served(rt, &next)
     }
 
+    /// Starts a Pod's graceful deletion (or shortens one under way); the kubelet finishes it.
+    pub(super) fn mark_pod_deleting(
+        &mut self,
+        rt: &ResourceType,
+        k: Key,
+        current: Value,
+        grace: i64,
+        events: &broadcast::Sender<Arc<Change>>,
+    ) -> Value {
+        let already = current["metadata"]["deletionGracePeriodSeconds"].as_i64();
+        if object::is_deleting(&current) && already.is_some_and(|g| g <= grace) {
+            return super::served(rt, &current);
+        }
+        let mut next = current.clone();
+        let meta = object::meta_mut(&mut next);
+        if !object::is_deleting(&current) {
+            meta.insert("deletionTimestamp".into(), json!(object::now_rfc3339()));
+        }
+        meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        self.replace(rt, k, current, next, events)
+    }
+
     pub(super) fn remove(
         &mut self,
         rt: &ResourceType,

@@ -88,6 +88,9 @@ pub struct DeleteOpts {
     pub precondition_uid: Option<String>,
     pub precondition_rv: Option<String>,
     pub dry_run: bool,
+    /// `gracePeriodSeconds` of the request; a Pod on a node otherwise takes its
+    /// `terminationGracePeriodSeconds`.
+    pub grace_period: Option<i64>,
 }
 
 /// One page of a list.
@@ -126,6 +129,9 @@ pub(crate) struct Inner {
 pub struct Store {
     inner: Mutex<Inner>,
     events: broadcast::Sender<Arc<Change>>,
+    /// Set while a kubelet runs: deleting a Pod bound to a node then only marks it, and
+    /// the kubelet removes it once its processes have stopped.
+    graceful_pods: std::sync::atomic::AtomicBool,
 }
 
 pub fn key(rt: &ResourceType, namespace: &str, name: &str) -> Key {
@@ -148,7 +154,14 @@ impl Store {
                 dirty: false,
             }),
             events,
+            graceful_pods: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Turns graceful Pod deletion on (a kubelet is running) or off.
+    pub fn set_graceful_pods(&self, on: bool) {
+        self.graceful_pods
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -383,6 +396,9 @@ impl Store {
                 "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
             )));
         }
+        if let Some(grace) = self.pod_grace(rt, &current, opts) {
+            return Ok(inner.mark_pod_deleting(rt, k, current, grace, &self.events));
+        }
         let mut next = current.clone();
         let mut finalizers = object::finalizers(&current);
         if rt.kind == "Namespace" {
@@ -427,6 +443,27 @@ impl Store {
         meta.insert("deletionTimestamp".into(), json!(object::now_rfc3339()));
         meta.insert("deletionGracePeriodSeconds".into(), json!(0));
         Ok(inner.replace(rt, k, current, next, &self.events))
+    }
+
+    /// The grace period a Pod deletion waits for, or None when the Pod goes at once: no
+    /// kubelet, not on a node, or a grace period of zero.
+    fn pod_grace(&self, rt: &ResourceType, pod: &Value, opts: &DeleteOpts) -> Option<i64> {
+        if rt.kind != "Pod"
+            || !rt.group.is_empty()
+            || !self.graceful_pods.load(std::sync::atomic::Ordering::SeqCst)
+            || pod["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
+        {
+            return None;
+        }
+        let phase = pod["status"]["phase"].as_str().unwrap_or("");
+        if phase == "Succeeded" || phase == "Failed" {
+            return None;
+        }
+        let grace = opts
+            .grace_period
+            .or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64())
+            .unwrap_or(30);
+        (grace > 0).then_some(grace)
     }
 
     /// Every stored object with its type, for the garbage collector's sweep.

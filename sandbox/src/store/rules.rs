@@ -15,7 +15,13 @@ pub fn finalized(obj: &Value) -> bool {
         .as_array()
         .is_some_and(|a| !a.is_empty());
     let is_namespace = obj["kind"].as_str() == Some("Namespace");
-    object::is_deleting(obj)
+    // A Pod in its grace period stays until the kubelet deletes it with no grace.
+    let pod_in_grace = obj["kind"].as_str() == Some("Pod")
+        && obj["metadata"]["deletionGracePeriodSeconds"]
+            .as_i64()
+            .is_some_and(|g| g > 0);
+    !pod_in_grace
+        && object::is_deleting(obj)
         && object::finalizers(obj).is_empty()
         && !(is_namespace && spec_finalizers)
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod tools;
+pub mod workloads;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -38,6 +38,11 @@ impl Cluster {
         Cluster::with(Sandbox::builder().tls(true)).await
     }
 
+    /// A sandbox with emulated nodes, so pods run.
+    pub async fn start_with_nodes(n: usize) -> Cluster {
+        Cluster::with(Sandbox::builder().nodes(n)).await
+    }
+
     async fn with(builder: kube_sandbox::SandboxBuilder) -> Cluster {
         let sb = builder.start().await.unwrap();
         let dir = scratch_dir("tools");
