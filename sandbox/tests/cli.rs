@@ -3,27 +3,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
-use common::{config_map, eventually, scratch_dir};
+use common::cli::{BIN, Running, client_once_written, down_and_wait};
+use common::{config_map, scratch_dir};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-
-const BIN: &str = env!("CARGO_BIN_EXE_kube-sandbox");
-
-/// Kills the child if the test fails before it is stopped properly.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 #[tokio::test]
 async fn up_writes_a_kubeconfig_kube_rs_can_use_and_down_stops_it() {
@@ -45,21 +30,7 @@ async fn up_writes_a_kubeconfig_kube_rs_can_use_and_down_stops_it() {
         .await
         .unwrap();
 
-    let down = Command::new(BIN)
-        .args(["down", "--state-dir"])
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(down.success());
-    let mut status = None;
-    for _ in 0..100 {
-        status = running.0.try_wait().unwrap();
-        if status.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(status.expect("up exits after down").success());
+    down_and_wait(&dir, &mut running, 5).await;
     let state = std::fs::read_to_string(dir.join("state.json")).unwrap();
     assert!(state.contains("from-cli"), "state saved at stop");
     assert!(!dir.join("kube-sandbox.pid").exists());
@@ -153,23 +124,4 @@ async fn up_with_tls_writes_a_kubeconfig_that_trusts_its_own_ca() {
         .await
         .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Waits for `kube-sandbox up` to write its kubeconfig, checks the server address it names
-/// starts with `url_prefix`, and returns a client built from that file as kubectl would.
-async fn client_once_written(kubeconfig: &std::path::Path, url_prefix: &str) -> kube::Client {
-    let path = kubeconfig.to_path_buf();
-    eventually(20, "the kubeconfig", || {
-        let path = path.clone();
-        async move { path.exists().then_some(()) }
-    })
-    .await;
-    let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(kubeconfig).unwrap(),
-        &KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    assert!(config.cluster_url.to_string().starts_with(url_prefix));
-    kube::Client::try_from(config).unwrap()
 }

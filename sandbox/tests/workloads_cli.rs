@@ -4,30 +4,15 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
+use common::cli::{BIN, Running, client_once_written, down_and_wait};
 use common::tools::Cluster;
 use common::workloads::*;
 use common::{eventually, scratch_dir};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
-
-const BIN: &str = env!("CARGO_BIN_EXE_kube-sandbox");
-
-/// Kills the child if the test fails before it is stopped properly.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 fn container_pid(pod: &Pod) -> Option<u32> {
     let id = pod
@@ -55,19 +40,7 @@ async fn up_with_nodes_runs_pods_the_fault_command_kills_one_and_down_leaves_no_
         .spawn()
         .unwrap();
     let mut running = Running(child);
-    let path = kubeconfig.clone();
-    eventually(20, "the kubeconfig", || {
-        let path = path.clone();
-        async move { path.exists().then_some(()) }
-    })
-    .await;
-    let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(&kubeconfig).unwrap(),
-        &KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
+    let client = client_once_written(&kubeconfig, "http://127.0.0.1:").await;
     create_set(&client, &redis_set("cli", 1, json!({}))).await;
     let pods = ready_pods(&client, "app=cli", &["cli-0"], 60).await;
     let first = container_pid(&pods[0]).expect("a pid in containerID");
@@ -99,21 +72,7 @@ async fn up_with_nodes_runs_pods_the_fault_command_kills_one_and_down_leaves_no_
     assert!(!process_alive(first));
     assert!(process_alive(second));
 
-    let down = Command::new(BIN)
-        .args(["down", "--state-dir"])
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(down.success());
-    let mut status = None;
-    for _ in 0..200 {
-        status = running.0.try_wait().unwrap();
-        if status.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(status.expect("up exits after down").success());
+    down_and_wait(&dir, &mut running, 10).await;
     assert!(!process_alive(second), "redis-server outlived `down`");
     std::fs::remove_dir_all(&dir).unwrap();
 }

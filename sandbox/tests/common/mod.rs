@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: a sandbox per test, polling, scratch dirs.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod tools;
 pub mod workloads;
 
