@@ -313,9 +313,11 @@ impl<'a> World<'a> {
     /// (cut off while its replica was promoted), so its keys are an older copy of these very
     /// slots: without persistence that beats restarting the master empty, so it stays a
     /// candidate, last, while it holds keys. With persistence the master's own volume is the
-    /// better copy, and waiting for it (or a linked replica) is right. A replica moved here
-    /// from another master and not synced yet cannot be told apart by this signal (Redis
-    /// itself would elect it); the engine moves replicas only between live masters.
+    /// better copy, and waiting for it (or a linked replica) is right. A replica on the
+    /// replication stream of a never-linked one follows that node's old data and is no
+    /// candidate (`shares_stream_with_unlinked`). A replica moved here from another master and
+    /// not synced yet, with no such neighbour, still cannot be told apart (Redis itself would
+    /// elect it).
     pub fn takeover_candidates(&self, master_id: &str) -> Vec<Ordinal> {
         let mut out: Vec<(bool, std::cmp::Reverse<u64>, Ordinal)> = self
             .replicas_of(master_id)
@@ -508,22 +510,22 @@ impl<'a> World<'a> {
     /// stream arrived; the master's pings to its replicas (`repl-ping-replica-period`) move it
     /// even when nothing is written.
     pub fn has_synced_replica(&self, master_id: &str) -> bool {
-        self.reachable.values().any(|(_, _, s)| {
-            s.master_link_up
-                && s.repl_offset > 0
-                && s.myself()
-                    .is_some_and(|me| me.master_id.as_deref() == Some(master_id))
-        })
+        self.synced_replicas(master_id).next().is_some()
     }
 
     /// Some in-range member replicates `master_id` and has synced (a replica that stays).
     pub fn has_synced_in_range_replica(&self, master_id: &str) -> bool {
-        self.reachable.iter().any(|(o, (_, _, s))| {
-            self.in_range(*o)
-                && s.master_link_up
+        self.synced_replicas(master_id).any(|o| self.in_range(o))
+    }
+
+    /// Reachable members that replicate `master_id` and have synced (see `has_synced_replica`).
+    fn synced_replicas<'s>(&'s self, master_id: &'s str) -> impl Iterator<Item = Ordinal> + 's {
+        self.reachable.iter().filter_map(move |(o, (_, _, s))| {
+            (s.master_link_up
                 && s.repl_offset > 0
                 && s.myself()
-                    .is_some_and(|me| me.master_id.as_deref() == Some(master_id))
+                    .is_some_and(|me| me.master_id.as_deref() == Some(master_id)))
+            .then_some(*o)
         })
     }
 
