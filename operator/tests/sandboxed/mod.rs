@@ -1,0 +1,296 @@
+//! Runs `redis-operator run` as a user would, against kube-sandbox (our Kubernetes API and
+//! kubelet on one machine, where every Redis pod is a real `redis-server`), and checks what
+//! a user would check: the object's status and events, the pods, the HTTP API, and the Redis
+//! cluster itself with `redis-cli`. The guards stop the operator and the sandbox (and with it
+//! every pod's process) even when a test fails.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use kube_sandbox::{Sandbox, SandboxHandle};
+use spec::RedisCluster;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_redis-operator")
+}
+
+/// A sandbox with `nodes` emulated nodes and the RedisCluster CRD installed.
+pub struct Env {
+    pub sandbox: SandboxHandle,
+    pub client: Client,
+    pub kubeconfig: PathBuf,
+    dir: PathBuf,
+}
+
+impl Env {
+    pub async fn start(name: &str, nodes: usize) -> Self {
+        let sandbox = Sandbox::builder().nodes(nodes).start().await.expect("sandbox starts");
+        let client = sandbox.client().expect("client");
+        let dir = std::env::temp_dir().join(format!("rop-kube-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let kubeconfig = dir.join("kubeconfig");
+        sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let crd: CustomResourceDefinition =
+            serde_yaml::from_str(&spec::crd_yaml()).expect("crd parses");
+        Api::<CustomResourceDefinition>::all(client.clone())
+            .create(&PostParams::default(), &crd)
+            .await
+            .expect("crd created");
+        let env = Self { sandbox, client, kubeconfig, dir };
+        // The CRD is served once its resource answers.
+        eventually(30, "the RedisCluster resource is served", || async {
+            Api::<RedisCluster>::all(env.client.clone())
+                .list(&ListParams::default())
+                .await
+                .ok()
+        })
+        .await;
+        env
+    }
+
+    pub async fn namespace(&self, name: &str) {
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
+        }))
+        .unwrap();
+        let _ = Api::<Namespace>::all(self.client.clone())
+            .create(&PostParams::default(), &ns)
+            .await;
+    }
+
+    pub fn clusters(&self, ns: &str) -> Api<RedisCluster> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    /// Applies a RedisCluster manifest (YAML) the way `kubectl apply --server-side` does.
+    pub async fn apply(&self, yaml: &str) -> RedisCluster {
+        let rc: RedisCluster = serde_yaml::from_str(yaml).expect("manifest parses");
+        let ns = rc.namespace().unwrap_or_else(|| "default".to_string());
+        self.namespace(&ns).await;
+        self.clusters(&ns)
+            .patch(&rc.name_any(), &PatchParams::apply("e2e-test").force(), &Patch::Apply(&rc))
+            .await
+            .expect("applied")
+    }
+
+    /// Starts the operator with `args` on top of the kubeconfig and a free HTTP port.
+    pub fn operator(&self, extra: &[&str]) -> Operator {
+        let port = free_port();
+        let log = self.dir.join(format!("operator-{port}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin())
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .env("RUST_LOG", "info,kube=warn")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("operator starts");
+        Operator { child: Some(child), port, log }
+    }
+
+    pub async fn pods(&self, ns: &str, cluster: &str) -> Vec<Pod> {
+        Api::<Pod>::namespaced(self.client.clone(), ns)
+            .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={cluster}")))
+            .await
+            .expect("pods")
+            .items
+    }
+
+    /// Events about `cluster`, as (type, reason).
+    pub async fn events(&self, ns: &str, cluster: &str) -> Vec<(String, String, String)> {
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), ns);
+        let mut out: Vec<(String, String, String)> = events
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(cluster))
+            .map(|e| {
+                (
+                    e.type_.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default(),
+                )
+            })
+            .collect();
+        let core: Api<Event> = Api::namespaced(self.client.clone(), ns);
+        out.extend(
+            core.list(&ListParams::default())
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| e.involved_object.name.as_deref() == Some(cluster))
+                .map(|e| {
+                    (
+                        e.type_.unwrap_or_default(),
+                        e.reason.unwrap_or_default(),
+                        e.message.unwrap_or_default(),
+                    )
+                }),
+        );
+        out
+    }
+
+    /// Waits until condition `kind` of the cluster has `status`.
+    pub async fn wait_condition(&self, ns: &str, name: &str, kind: &str, status: &str, secs: u64) -> RedisCluster {
+        let api = self.clusters(ns);
+        eventually(secs, &format!("{ns}/{name} {kind}={status}"), || async {
+            let rc = api.get(name).await.ok()?;
+            let st = rc.status.as_ref()?;
+            st.conditions
+                .iter()
+                .any(|c| c.type_ == kind && c.status == status)
+                .then_some(rc)
+        })
+        .await
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub struct Operator {
+    child: Option<Child>,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// `GET path` on the operator's HTTP API: (status, body).
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.port, path)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits for the exit (SIGKILL after 30 s); returns whether it exited 0.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else { return false };
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        for _ in 0..300 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// SIGKILL: the operator dies wherever it is.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- operator log ({}) ---\n{}", self.log.display(), tail(&self.log_text(), 80));
+        }
+        self.kill();
+    }
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let all: Vec<&str> = s.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    // Chunked bodies: keep the JSON part.
+    let body = match (body.find(['[', '{']), body.rfind([']', '}'])) {
+        (Some(a), Some(b)) if a <= b => body[a..=b].to_string(),
+        _ => body,
+    };
+    Some((status, body))
+}
+
+/// `redis-cli` with `args`; (success, stdout).
+pub fn redis_cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new("redis-cli").args(args).output().expect("redis-cli runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The (host IP, port) each pod of a cluster serves Redis on.
+pub fn pod_addresses(pods: &[Pod]) -> Vec<(String, u16)> {
+    let mut out: Vec<(String, u16)> = pods
+        .iter()
+        .filter_map(|p| {
+            let ip = p.status.as_ref()?.pod_ip.clone()?;
+            let port = p
+                .spec
+                .as_ref()?
+                .containers
+                .iter()
+                .find(|c| c.name == "redis")?
+                .ports
+                .as_ref()?
+                .iter()
+                .find(|port| port.name.as_deref() == Some("redis"))?
+                .container_port;
+            Some((ip, u16::try_from(port).ok()?))
+        })
+        .collect();
+    out.sort();
+    out
+}
