@@ -55,6 +55,7 @@ pub struct KubeletConfig {
 struct PodRun {
     ns: String,
     name: String,
+    node: String,
     ip: String,
     host_ip: String,
     owned_ip: Option<Ipv4Addr>,
@@ -103,6 +104,15 @@ impl Kubelet {
             match target {
                 Some(c) => c.signal("KILL"),
                 None => tracing::warn!(%ns, %pod, "kill fault: no such running container"),
+            }
+        }
+        // A killed node's processes die now; their exits are noticed (and the containers
+        // restarted per restartPolicy) only once the node is started again, since the
+        // kubelet skips the pods of a node that is down.
+        for node in self.cfg.faults.take_node_kills() {
+            tracing::info!(%node, "node killed");
+            for run in self.pods.values().filter(|r| r.node == node) {
+                run.containers.iter().for_each(|c| c.signal("KILL"));
             }
         }
         let pods = self.ctl.list("", "pods");
@@ -238,6 +248,7 @@ impl Kubelet {
         Ok(PodRun {
             ns: ns.to_string(),
             name: object::name(pod).to_string(),
+            node,
             ip: ip.to_string(),
             host_ip: host_ip.to_string(),
             owned_ip,
