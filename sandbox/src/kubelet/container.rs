@@ -17,6 +17,8 @@ pub struct ContainerRun {
     pub launch: Result<Launch, NotRunnable>,
     pub mounts: Vec<(String, PathBuf)>,
     pub log: PathBuf,
+    /// Where the log of the previous run is kept once the container restarts.
+    pub previous_log: PathBuf,
     child: Option<Child>,
     pub pid: Option<u32>,
     pub state: State,
@@ -36,7 +38,7 @@ impl ContainerRun {
         spec: Value,
         launch: Result<Launch, NotRunnable>,
         mounts: Vec<(String, PathBuf)>,
-        log: PathBuf,
+        (log, previous_log): (PathBuf, PathBuf),
     ) -> ContainerRun {
         let state = match &launch {
             Ok(_) => State::waiting("ContainerCreating", ""),
@@ -48,6 +50,7 @@ impl ContainerRun {
             launch,
             mounts,
             log,
+            previous_log,
             child: None,
             pid: None,
             state,
@@ -72,6 +75,12 @@ impl ContainerRun {
             return;
         }
         self.restart_at = None;
+        if self.restarts > 0
+            && let Err(e) = std::fs::rename(&self.log, &self.previous_log)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::debug!(pod, container = %self.name, error = %e, "cannot keep the previous log");
+        }
         match spawn(launch, &self.log) {
             Ok(child) => {
                 self.pid = child.id();

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,14 @@ pub enum KubeletError {
     Volume(String),
     #[error("every pod address of this sandbox is taken")]
     NoAddress,
+}
+
+/// Where a container's output goes. With `previous`, the output of its last terminated
+/// run: a restart moves the current file there (one generation, as a kubelet keeps), for
+/// `kubectl logs --previous`.
+pub fn log_path(pod_dir: &Path, container: &str, previous: bool) -> PathBuf {
+    let suffix = if previous { ".previous.log" } else { ".log" };
+    pod_dir.join(format!("{container}{suffix}"))
 }
 
 /// What the kubelet needs from the sandbox around it.
@@ -239,11 +247,12 @@ impl Kubelet {
                 kubeconfig: &kubeconfig_path,
             };
             let launch = env::launch(&ctx, spec);
-            let log = pod_dir.join(format!(
-                "{}.log",
-                spec["name"].as_str().unwrap_or("container")
-            ));
-            containers.push(ContainerRun::new(spec.clone(), launch, mounts, log));
+            let name = spec["name"].as_str().unwrap_or("container");
+            let logs = (
+                log_path(&pod_dir, name, false),
+                log_path(&pod_dir, name, true),
+            );
+            containers.push(ContainerRun::new(spec.clone(), launch, mounts, logs));
         }
         Ok(PodRun {
             ns: ns.to_string(),
