@@ -31,6 +31,11 @@ pub struct ContainerRun {
     /// When the liveness probe is next due, and its failures in a row.
     pub next_liveness: Instant,
     pub liveness_failures: u64,
+    /// Whether the startup probe has passed in this run (true without one); until it
+    /// does, neither readiness nor liveness is probed.
+    pub startup_passed: bool,
+    pub next_startup: Instant,
+    pub startup_failures: u64,
 }
 
 impl ContainerRun {
@@ -62,6 +67,9 @@ impl ContainerRun {
             next_probe: Instant::now(),
             next_liveness: Instant::now(),
             liveness_failures: 0,
+            startup_passed: false,
+            next_startup: Instant::now(),
+            startup_failures: 0,
         }
     }
 
@@ -98,6 +106,11 @@ impl ContainerRun {
                     .unwrap_or(0);
                 self.next_liveness = Instant::now() + Duration::from_secs(delay);
                 self.liveness_failures = 0;
+                let startup = &self.spec["startupProbe"];
+                let delay = startup["initialDelaySeconds"].as_u64().unwrap_or(0);
+                self.next_startup = Instant::now() + Duration::from_secs(delay);
+                self.startup_passed = !startup.is_object();
+                self.startup_failures = 0;
             }
             Err(e) => {
                 tracing::warn!(pod, container = %self.name, error = %e, "container cannot start");

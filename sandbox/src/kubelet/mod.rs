@@ -317,35 +317,7 @@ impl Kubelet {
         }
         let init = run.init;
         for c in &mut run.containers[init..] {
-            let probe = &c.spec["readinessProbe"];
-            if !c.state.is_running() {
-                c.ready = false;
-            } else if !probe.is_object() {
-                c.ready = true;
-            } else if Instant::now() >= c.next_probe {
-                if let Ok(launch) = &c.launch {
-                    c.ready = probes::run(probe, &run.ip, &c.spec, launch, &c.mounts).await;
-                }
-                let period = probe["periodSeconds"].as_u64().unwrap_or(10).max(1);
-                c.next_probe = Instant::now() + Duration::from_secs(period);
-            }
-            // Liveness: `failureThreshold` failures in a row kill the container, which
-            // then restarts per restartPolicy, as a kubelet does.
-            let live = &c.spec["livenessProbe"];
-            if c.state.is_running() && live.is_object() && Instant::now() >= c.next_liveness {
-                let passed = match &c.launch {
-                    Ok(launch) => probes::run(live, &run.ip, &c.spec, launch, &c.mounts).await,
-                    Err(_) => true,
-                };
-                let period = live["periodSeconds"].as_u64().unwrap_or(10).max(1);
-                c.next_liveness = Instant::now() + Duration::from_secs(period);
-                c.liveness_failures = if passed { 0 } else { c.liveness_failures + 1 };
-                if c.liveness_failures >= live["failureThreshold"].as_u64().unwrap_or(3).max(1) {
-                    tracing::info!(pod = %run.name, container = %c.name, "liveness probe failed, killing");
-                    c.liveness_failures = 0;
-                    c.signal("KILL");
-                }
-            }
+            probes::check(c, &run.name, &run.ip).await;
         }
         let views: Vec<ContainerView<'_>> = run
             .containers
@@ -358,6 +330,7 @@ impl Kubelet {
                 last: c.last.as_ref(),
                 restarts: c.restarts,
                 ready: c.ready,
+                started: c.state.is_running() && c.startup_passed,
                 done: c.done,
             })
             .collect();
