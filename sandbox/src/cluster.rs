@@ -1,5 +1,5 @@
-//! The emulated cluster around the API: node registry, workload controllers, scheduler
-//! and kubelet, run in one loop after every burst of changes (and on a short timer, for
+//! The emulated cluster around the API: node registry, workload controllers, scheduler,
+//! kubelet and the Endpoints/EndpointSlice controller, run in one loop after every burst of changes (and on a short timer, for
 //! process exits and probes).
 
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 
-use crate::controllers::{Ctl, deployment, replicaset, statefulset};
+use crate::controllers::{Ctl, deployment, endpoints, replicaset, statefulset};
 use crate::kubelet::{Kubelet, KubeletConfig};
 use crate::workload_faults::WorkloadFaults;
 use crate::{nodes, scheduler};
@@ -77,6 +77,8 @@ pub async fn run(ctl: Ctl, cfg: ClusterConfig, mut shutdown: watch::Receiver<boo
         replicaset::reconcile(&ctl);
         scheduler::schedule(&ctl);
         kubelet.tick().await;
+        // After the kubelet, so pod addresses and readiness it just wrote are listed.
+        endpoints::reconcile(&ctl);
         faults.record_pids(kubelet.pids());
         // Wake on the next change (a new Pod, a scale) or the timer (exits, probes,
         // grace periods), after a short pause that lets a burst of writes settle.

@@ -105,7 +105,8 @@ impl Faults {
     /// `{"cutWatches": true, "compact": true, "latencyMs": N, "downForMs": N,
     ///   "conflicts": {"resource": "configmaps", "count": N},
     ///   "killContainer": {"namespace": NS, "pod": NAME, "container": NAME?},
-    ///   "stopNode": NODE, "startNode": NODE}`, any subset.
+    ///   "stopNode": NODE, "killNode": NODE, "startNode": NODE}`, any subset (a node is
+    ///   stopped or killed before it is started).
     pub fn apply(&self, req: &Value) -> Result<Value, ApiError> {
         if !req.is_object() {
             return Err(ApiError::BadRequest(
@@ -141,6 +142,9 @@ impl Faults {
         }
         if let Some(node) = req["stopNode"].as_str() {
             self.workloads.stop_node(node);
+        }
+        if let Some(node) = req["killNode"].as_str() {
+            self.workloads.kill_node(node);
         }
         if let Some(node) = req["startNode"].as_str() {
             self.workloads.start_node(node);

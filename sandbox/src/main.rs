@@ -69,7 +69,12 @@ enum Command {
         /// Freeze every process of a node's pods (SIGSTOP); the node goes NotReady.
         #[arg(long, value_name = "NODE")]
         stop_node: Option<String>,
-        /// Resume a stopped node (SIGCONT); it turns Ready again.
+        /// Kill every process of a node's pods (SIGKILL), as a power loss; the node goes
+        /// NotReady and runs nothing until --start-node.
+        #[arg(long, value_name = "NODE")]
+        kill_node: Option<String>,
+        /// Resume a stopped node (SIGCONT) or reboot a killed one (its containers restart
+        /// per restartPolicy); it turns Ready again.
         #[arg(long, value_name = "NODE")]
         start_node: Option<String>,
     },
@@ -149,6 +154,7 @@ fn main() -> ExitCode {
             down_for_ms,
             kill_container,
             stop_node,
+            kill_node,
             start_node,
         } => {
             let mut req = serde_json::Map::new();
@@ -188,6 +194,9 @@ fn main() -> ExitCode {
             }
             if let Some(node) = stop_node {
                 req.insert("stopNode".into(), node.into());
+            }
+            if let Some(node) = kill_node {
+                req.insert("killNode".into(), node.into());
             }
             if let Some(node) = start_node {
                 req.insert("startNode".into(), node.into());
@@ -294,7 +303,7 @@ fn down(state_dir: &std::path::Path) -> Result<(), CliError> {
 fn fault(kubeconfig: &std::path::Path, req: &serde_json::Value) -> Result<(), CliError> {
     if req.as_object().is_none_or(|m| m.is_empty()) {
         return Err(CliError::Fault(
-            "name at least one fault: --cut-watches, --compact, --latency-ms, --conflicts, --down-for-ms, --kill-container, --stop-node or --start-node".into(),
+            "name at least one fault: --cut-watches, --compact, --latency-ms, --conflicts, --down-for-ms, --kill-container, --stop-node, --kill-node or --start-node".into(),
         ));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()

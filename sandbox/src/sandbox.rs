@@ -130,8 +130,21 @@ impl SandboxBuilder {
             .map(crate::tls::TlsMaterial::acceptor)
             .transpose()?;
         let audit = Arc::new(crate::audit::AuditLog::new(100_000));
+        // Where the kubelet keeps pods' files; the API reads container logs from there.
+        let workloads = (self.nodes > 0).then(|| match &self.state_dir {
+            Some(dir) => (dir.join("workloads"), false),
+            None => (
+                std::env::temp_dir().join(format!(
+                    "kube-sandbox-workloads-{}-{}",
+                    std::process::id(),
+                    crate::object::random_suffix()
+                )),
+                true,
+            ),
+        });
         let server = Arc::new(Server {
             store: store.clone(),
+            workloads: workloads.as_ref().map(|(root, _)| root.clone()),
             faults: faults.clone(),
             tokens: tokens.clone(),
             audit: audit.clone(),
@@ -142,18 +155,7 @@ impl SandboxBuilder {
             tokio::spawn(http::serve(listener, server, acceptor, stopped.clone())),
             tokio::spawn(gc::run(store.clone(), stopped.clone())),
         ];
-        if self.nodes > 0 {
-            let (root, remove_root) = match &self.state_dir {
-                Some(dir) => (dir.join("workloads"), false),
-                None => (
-                    std::env::temp_dir().join(format!(
-                        "kube-sandbox-workloads-{}-{}",
-                        std::process::id(),
-                        crate::object::random_suffix()
-                    )),
-                    true,
-                ),
-            };
+        if let Some((root, remove_root)) = workloads {
             let url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
             let cfg = crate::cluster::ClusterConfig {
                 nodes: self.nodes,

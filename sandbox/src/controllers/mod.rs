@@ -1,5 +1,6 @@
-//! Workload controllers kube-controller-manager runs (StatefulSet, Deployment, ReplicaSet), and the small store
-//! helpers they, the scheduler, the node registry and the kubelet share.
+//! Controllers kube-controller-manager runs (StatefulSet, Deployment, ReplicaSet, Endpoints
+//! and EndpointSlice), and the small store helpers they, the scheduler, the node registry
+//! and the kubelet share.
 
 use std::sync::Arc;
 
@@ -13,6 +14,8 @@ use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{DeleteOpts, Store, Subresource, WriteOpts};
 
 pub mod deployment;
+pub mod endpoint_slices;
+pub mod endpoints;
 pub mod replicaset;
 pub mod statefulset;
 

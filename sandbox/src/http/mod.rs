@@ -1,5 +1,6 @@
 //! The HTTP/1.1 front: accepts connections on loopback and routes each request.
 
+mod logs;
 pub mod resources;
 pub mod route;
 
@@ -26,6 +27,8 @@ pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 /// What every request handler can reach.
 pub struct Server {
     pub store: Arc<Store>,
+    /// The kubelet's directory (pods' logs and volumes), when the sandbox has nodes.
+    pub workloads: Option<std::path::PathBuf>,
     pub tokens: Arc<crate::auth::Tokens>,
     pub audit: Arc<crate::audit::AuditLog>,
     pub faults: Arc<crate::faults::Faults>,

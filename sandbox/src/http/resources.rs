@@ -154,6 +154,9 @@ pub async fn handle(ctx: &RequestCtx<'_>, target: Target) -> Result<Response<Bod
             if rt.kind == "ServiceAccount" && subresource.as_deref() == Some("token") {
                 return token_request(ctx, &rt, &namespace, &name);
             }
+            if rt.kind == "Pod" && rt.group.is_empty() && subresource.as_deref() == Some("log") {
+                return super::logs::pod_log(ctx, &rt, &namespace, &name);
+            }
             if subresource.as_deref() == Some("scale") && rt.scale.is_some() {
                 return scale(ctx, &rt, &namespace, &name);
             }

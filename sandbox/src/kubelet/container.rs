@@ -17,6 +17,8 @@ pub struct ContainerRun {
     pub launch: Result<Launch, NotRunnable>,
     pub mounts: Vec<(String, PathBuf)>,
     pub log: PathBuf,
+    /// Where the log of the previous run is kept once the container restarts.
+    pub previous_log: PathBuf,
     child: Option<Child>,
     pub pid: Option<u32>,
     pub state: State,
@@ -29,6 +31,11 @@ pub struct ContainerRun {
     /// When the liveness probe is next due, and its failures in a row.
     pub next_liveness: Instant,
     pub liveness_failures: u64,
+    /// Whether the startup probe has passed in this run (true without one); until it
+    /// does, neither readiness nor liveness is probed.
+    pub startup_passed: bool,
+    pub next_startup: Instant,
+    pub startup_failures: u64,
 }
 
 impl ContainerRun {
@@ -36,7 +43,7 @@ impl ContainerRun {
         spec: Value,
         launch: Result<Launch, NotRunnable>,
         mounts: Vec<(String, PathBuf)>,
-        log: PathBuf,
+        (log, previous_log): (PathBuf, PathBuf),
     ) -> ContainerRun {
         let state = match &launch {
             Ok(_) => State::waiting("ContainerCreating", ""),
@@ -48,6 +55,7 @@ impl ContainerRun {
             launch,
             mounts,
             log,
+            previous_log,
             child: None,
             pid: None,
             state,
@@ -59,6 +67,9 @@ impl ContainerRun {
             next_probe: Instant::now(),
             next_liveness: Instant::now(),
             liveness_failures: 0,
+            startup_passed: false,
+            next_startup: Instant::now(),
+            startup_failures: 0,
         }
     }
 
@@ -72,6 +83,12 @@ impl ContainerRun {
             return;
         }
         self.restart_at = None;
+        if self.restarts > 0
+            && let Err(e) = std::fs::rename(&self.log, &self.previous_log)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::debug!(pod, container = %self.name, error = %e, "cannot keep the previous log");
+        }
         match spawn(launch, &self.log) {
             Ok(child) => {
                 self.pid = child.id();
@@ -89,6 +106,11 @@ impl ContainerRun {
                     .unwrap_or(0);
                 self.next_liveness = Instant::now() + Duration::from_secs(delay);
                 self.liveness_failures = 0;
+                let startup = &self.spec["startupProbe"];
+                let delay = startup["initialDelaySeconds"].as_u64().unwrap_or(0);
+                self.next_startup = Instant::now() + Duration::from_secs(delay);
+                self.startup_passed = !startup.is_object();
+                self.startup_failures = 0;
             }
             Err(e) => {
                 tracing::warn!(pod, container = %self.name, error = %e, "container cannot start");

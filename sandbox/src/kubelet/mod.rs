@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,14 @@ pub enum KubeletError {
     NoAddress,
 }
 
+/// Where a container's output goes. With `previous`, the output of its last terminated
+/// run: a restart moves the current file there (one generation, as a kubelet keeps), for
+/// `kubectl logs --previous`.
+pub fn log_path(pod_dir: &Path, container: &str, previous: bool) -> PathBuf {
+    let suffix = if previous { ".previous.log" } else { ".log" };
+    pod_dir.join(format!("{container}{suffix}"))
+}
+
 /// What the kubelet needs from the sandbox around it.
 pub struct KubeletConfig {
     pub root: PathBuf,
@@ -55,6 +63,7 @@ pub struct KubeletConfig {
 struct PodRun {
     ns: String,
     name: String,
+    node: String,
     ip: String,
     host_ip: String,
     owned_ip: Option<Ipv4Addr>,
@@ -103,6 +112,15 @@ impl Kubelet {
             match target {
                 Some(c) => c.signal("KILL"),
                 None => tracing::warn!(%ns, %pod, "kill fault: no such running container"),
+            }
+        }
+        // A killed node's processes die now; their exits are noticed (and the containers
+        // restarted per restartPolicy) only once the node is started again, since the
+        // kubelet skips the pods of a node that is down.
+        for node in self.cfg.faults.take_node_kills() {
+            tracing::info!(%node, "node killed");
+            for run in self.pods.values().filter(|r| r.node == node) {
+                run.containers.iter().for_each(|c| c.signal("KILL"));
             }
         }
         let pods = self.ctl.list("", "pods");
@@ -229,15 +247,17 @@ impl Kubelet {
                 kubeconfig: &kubeconfig_path,
             };
             let launch = env::launch(&ctx, spec);
-            let log = pod_dir.join(format!(
-                "{}.log",
-                spec["name"].as_str().unwrap_or("container")
-            ));
-            containers.push(ContainerRun::new(spec.clone(), launch, mounts, log));
+            let name = spec["name"].as_str().unwrap_or("container");
+            let logs = (
+                log_path(&pod_dir, name, false),
+                log_path(&pod_dir, name, true),
+            );
+            containers.push(ContainerRun::new(spec.clone(), launch, mounts, logs));
         }
         Ok(PodRun {
             ns: ns.to_string(),
             name: object::name(pod).to_string(),
+            node,
             ip: ip.to_string(),
             host_ip: host_ip.to_string(),
             owned_ip,
@@ -297,35 +317,7 @@ impl Kubelet {
         }
         let init = run.init;
         for c in &mut run.containers[init..] {
-            let probe = &c.spec["readinessProbe"];
-            if !c.state.is_running() {
-                c.ready = false;
-            } else if !probe.is_object() {
-                c.ready = true;
-            } else if Instant::now() >= c.next_probe {
-                if let Ok(launch) = &c.launch {
-                    c.ready = probes::run(probe, &run.ip, &c.spec, launch, &c.mounts).await;
-                }
-                let period = probe["periodSeconds"].as_u64().unwrap_or(10).max(1);
-                c.next_probe = Instant::now() + Duration::from_secs(period);
-            }
-            // Liveness: `failureThreshold` failures in a row kill the container, which
-            // then restarts per restartPolicy, as a kubelet does.
-            let live = &c.spec["livenessProbe"];
-            if c.state.is_running() && live.is_object() && Instant::now() >= c.next_liveness {
-                let passed = match &c.launch {
-                    Ok(launch) => probes::run(live, &run.ip, &c.spec, launch, &c.mounts).await,
-                    Err(_) => true,
-                };
-                let period = live["periodSeconds"].as_u64().unwrap_or(10).max(1);
-                c.next_liveness = Instant::now() + Duration::from_secs(period);
-                c.liveness_failures = if passed { 0 } else { c.liveness_failures + 1 };
-                if c.liveness_failures >= live["failureThreshold"].as_u64().unwrap_or(3).max(1) {
-                    tracing::info!(pod = %run.name, container = %c.name, "liveness probe failed, killing");
-                    c.liveness_failures = 0;
-                    c.signal("KILL");
-                }
-            }
+            probes::check(c, &run.name, &run.ip).await;
         }
         let views: Vec<ContainerView<'_>> = run
             .containers
@@ -338,6 +330,7 @@ impl Kubelet {
                 last: c.last.as_ref(),
                 restarts: c.restarts,
                 ready: c.ready,
+                started: c.state.is_running() && c.startup_passed,
                 done: c.done,
             })
             .collect();

@@ -1,15 +1,80 @@
-//! Readiness probes: exec (the command run here with the container's environment and
-//! remapped paths), tcpSocket (a connection to the pod address) and httpGet (a plain
-//! HTTP/1.0 GET; 200-399 passes). Each is bounded by `timeoutSeconds`.
+//! Probes: exec (the command run here with the container's environment and remapped
+//! paths), tcpSocket (a connection to the pod address) and httpGet (a plain HTTP/1.0 GET;
+//! 200-399 passes), each bounded by `timeoutSeconds`; and when each of a container's
+//! startup, readiness and liveness probes is due and what its result does.
 
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::container::ContainerRun;
 use super::process::{Launch, remap, which};
+
+fn period(probe: &Value) -> Duration {
+    Duration::from_secs(probe["periodSeconds"].as_u64().unwrap_or(10).max(1))
+}
+
+fn failure_threshold(probe: &Value) -> u64 {
+    probe["failureThreshold"].as_u64().unwrap_or(3).max(1)
+}
+
+/// Runs whichever of the container's probes are due, as a kubelet does: the startup probe
+/// first, alone, until it passes once (`failureThreshold` failures in a row kill the
+/// container); then readiness (one result decides `ready`; ready without a probe) and
+/// liveness (`failureThreshold` failures in a row kill it). A killed container restarts
+/// per restartPolicy.
+pub async fn check(c: &mut ContainerRun, pod: &str, ip: &str) {
+    if !c.state.is_running() {
+        c.ready = false;
+        return;
+    }
+    let Ok(launch) = &c.launch else {
+        return;
+    };
+    if !c.startup_passed {
+        c.ready = false;
+        let startup = &c.spec["startupProbe"];
+        if Instant::now() < c.next_startup {
+            return;
+        }
+        c.next_startup = Instant::now() + period(startup);
+        if run(startup, ip, &c.spec, launch, &c.mounts).await {
+            c.startup_passed = true;
+            // Readiness and liveness start now, not a period later.
+            c.next_probe = c.next_probe.min(Instant::now());
+            c.next_liveness = c.next_liveness.min(Instant::now());
+        } else {
+            c.startup_failures += 1;
+            if c.startup_failures >= failure_threshold(startup) {
+                tracing::info!(pod, container = %c.name, "startup probe failed, killing");
+                c.startup_failures = 0;
+                c.signal("KILL");
+            }
+            return;
+        }
+    }
+    let probe = &c.spec["readinessProbe"];
+    if !probe.is_object() {
+        c.ready = true;
+    } else if Instant::now() >= c.next_probe {
+        c.ready = run(probe, ip, &c.spec, launch, &c.mounts).await;
+        c.next_probe = Instant::now() + period(probe);
+    }
+    let live = &c.spec["livenessProbe"];
+    if live.is_object() && Instant::now() >= c.next_liveness {
+        let passed = run(live, ip, &c.spec, launch, &c.mounts).await;
+        c.next_liveness = Instant::now() + period(live);
+        c.liveness_failures = if passed { 0 } else { c.liveness_failures + 1 };
+        if c.liveness_failures >= failure_threshold(live) {
+            tracing::info!(pod, container = %c.name, "liveness probe failed, killing");
+            c.liveness_failures = 0;
+            c.signal("KILL");
+        }
+    }
+}
 
 /// A probe's port: a number, or the name of one of the container's ports.
 fn port(spec: &Value, container: &Value) -> Option<u16> {

@@ -61,6 +61,8 @@ pub struct ContainerView<'a> {
     pub last: Option<&'a State>,
     pub restarts: u32,
     pub ready: bool,
+    /// Running, and past its startup probe when it has one.
+    pub started: bool,
     /// Exited for good (restartPolicy says no restart).
     pub done: bool,
 }
@@ -141,7 +143,7 @@ fn statuses(containers: &[ContainerView<'_>]) -> Value {
             .map(|c| {
                 let mut s = json!({
                     "name": c.name, "image": c.image, "imageID": "",
-                    "ready": c.ready, "started": c.state.is_running(),
+                    "ready": c.ready, "started": c.started,
                     "restartCount": c.restarts, "state": c.state.to_json(),
                     "lastState": c.last.map(State::to_json).unwrap_or_else(|| json!({})),
                 });
