@@ -203,6 +203,10 @@ impl<M: Members> Reconciler<M> {
                 .collect();
             self.applied = Some(spec.clone());
         }
+        // Members start, and are replaced, with the last valid spec: an invalid edit changes
+        // nothing (the engine decides no effect for it anyway).
+        let in_force = self.applied.clone().unwrap_or_else(|| spec.clone());
+        desired.fingerprint = self.members.fingerprint(&in_force);
         let phase_hint = self.phase;
         let mut observation = observe(&self.members, &self.redis)
             .await
@@ -214,7 +218,7 @@ impl<M: Members> Reconciler<M> {
         observation.history = self.memory.history(observation.now_ms);
         let decision = engine::decide(&desired, phase_hint, &observation);
         let error = self
-            .execute(&desired, &observation, &decision.effects)
+            .execute(&desired, &in_force, &observation, &decision.effects)
             .await
             .err();
         let message = error.as_ref().map(|e| e.cause.to_string());
@@ -312,6 +316,7 @@ impl<M: Members> Reconciler<M> {
     async fn execute(
         &self,
         desired: &Desired,
+        spec: &RedisClusterSpec,
         observation: &Observation,
         effects: &[Effect],
     ) -> Result<(), EffectError<M::Error>> {
@@ -348,7 +353,7 @@ impl<M: Members> Reconciler<M> {
                         };
                         tracing::info!(effect = %e, "starting node");
                         self.members
-                            .ensure_running(*ordinal)
+                            .ensure_running(*ordinal, spec)
                             .await
                             .map_err(|err| self.member_error(e, err))
                     });
@@ -367,6 +372,22 @@ impl<M: Members> Reconciler<M> {
                     i += 1;
                     self.members
                         .delete(*ordinal)
+                        .await
+                        .map_err(|err| self.member_error(effect, err))
+                }
+                Effect::DeleteData { ordinal } => {
+                    tracing::info!(%effect, "deleting a removed node's storage");
+                    i += 1;
+                    self.members
+                        .delete_data(*ordinal)
+                        .await
+                        .map_err(|err| self.member_error(effect, err))
+                }
+                Effect::ReplaceNode { ordinal } => {
+                    tracing::info!(%effect, "replacing node");
+                    i += 1;
+                    self.members
+                        .replace(*ordinal, spec)
                         .await
                         .map_err(|err| self.member_error(effect, err))
                 }

@@ -40,7 +40,15 @@ impl Members for Fake {
         Ok(Vec::new())
     }
 
-    async fn ensure_running(&self, ordinal: Ordinal) -> Result<(), FakeError> {
+    fn fingerprint(&self, _: &RedisClusterSpec) -> Option<String> {
+        None
+    }
+
+    async fn ensure_running(
+        &self,
+        ordinal: Ordinal,
+        _: &RedisClusterSpec,
+    ) -> Result<(), FakeError> {
         self.started.lock().unwrap().push(ordinal);
         if self.refuse.contains(&ordinal) {
             Err(FakeError::NoRoom(ordinal))
@@ -49,7 +57,15 @@ impl Members for Fake {
         }
     }
 
+    async fn replace(&self, _: Ordinal, _: &RedisClusterSpec) -> Result<(), FakeError> {
+        Ok(())
+    }
+
     async fn delete(&self, _: Ordinal) -> Result<(), FakeError> {
+        Ok(())
+    }
+
+    async fn delete_data(&self, _: Ordinal) -> Result<(), FakeError> {
         Ok(())
     }
 }

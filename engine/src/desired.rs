@@ -34,6 +34,12 @@ pub struct Desired {
     /// bytes).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub live_config: std::collections::BTreeMap<String, String>,
+    /// The fingerprint of the configuration a member started now would run with (image,
+    /// settings that need a restart), as the backend computes it. A running member whose
+    /// reported fingerprint differs is replaced, one member at a time. `None`: never replace
+    /// a member for its configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// Settings Redis 7 applies at once with `CONFIG SET`: a change of one of them is made on the
@@ -75,6 +81,7 @@ impl Desired {
             deleting: false,
             problems: Vec::new(),
             live_config: std::collections::BTreeMap::new(),
+            fingerprint: None,
         }
     }
 

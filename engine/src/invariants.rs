@@ -103,7 +103,17 @@ pub fn check_decision(desired: &Desired, obs: &Observation, decision: &Decision)
     }
     for effect in &decision.effects {
         match effect {
-            Effect::DeleteNode { ordinal } => {
+            Effect::DeleteData { ordinal }
+                if obs.members.get(ordinal).is_some_and(|m| m.running)
+                    && !decision
+                        .effects
+                        .contains(&Effect::DeleteNode { ordinal: *ordinal }) =>
+            {
+                out.push(Violation::new(format!(
+                    "deletes the storage of node #{ordinal}, which runs and is not deleted first"
+                )));
+            }
+            Effect::DeleteNode { ordinal } | Effect::DeleteData { ordinal } => {
                 let Some(id) = id_of(obs, *ordinal) else {
                     continue;
                 };
@@ -115,7 +125,7 @@ pub fn check_decision(desired: &Desired, obs: &Observation, decision: &Decision)
                     .map_or(0, |r| unique_keys(obs, r));
                 if owned > 0 || keys > 0 {
                     out.push(Violation::new(format!(
-                        "deletes node #{ordinal} ({}) which still owns {owned} slot(s) and holds {keys} key(s)",
+                        "{effect}: node #{ordinal} ({}) still owns {owned} slot(s) and holds {keys} key(s)",
                         short(&id)
                     )));
                 }

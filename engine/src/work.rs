@@ -125,9 +125,9 @@ fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
             .obs
             .members
             .keys()
-            .map(|&ordinal| Effect::DeleteNode { ordinal })
+            .flat_map(|&ordinal| crate::membership::delete_for_good(ordinal))
             .collect();
-        let n = effects.len();
+        let n = w.obs.members.len();
         return Work::new(Kind::Delete, effects, format!("deleting {n} nodes"));
     }
     if let Some(work) = members(w) {

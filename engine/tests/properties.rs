@@ -193,7 +193,9 @@ proptest! {
         let holding = holders(&obs);
         for e in &decision.effects {
             match e {
-                Effect::DeleteNode { ordinal } => prop_assert!(!holding.contains(ordinal), "{}", e),
+                Effect::DeleteNode { ordinal } | Effect::DeleteData { ordinal } => {
+                    prop_assert!(!holding.contains(ordinal), "{}", e)
+                }
                 Effect::Forget { node_id, .. } => {
                     let owner = obs.members.iter().find(|(_, m)| {
                         m.redis.as_ref().is_some_and(|s| &s.id == node_id)

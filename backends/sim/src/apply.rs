@@ -169,9 +169,28 @@ impl Cluster {
                 self.create_or_restart(*ordinal);
                 Ok(())
             }
+            // The process goes; its volume (dataset with persistence, `nodes.conf`) stays
+            // until `DeleteData`.
             Effect::DeleteNode { ordinal } => {
+                self.kill(*ordinal);
+                Ok(())
+            }
+            Effect::DeleteData { ordinal } => {
+                if self.members.get(ordinal).is_some_and(|m| m.running) {
+                    return Err(refused(
+                        *ordinal,
+                        "the member still runs: its storage is in use".to_string(),
+                    ));
+                }
                 self.members.remove(ordinal);
                 self.isolated.remove(ordinal);
+                Ok(())
+            }
+            // A restart with the configuration a member started now gets: what survives is
+            // what survives any restart (its volume), see `restart`.
+            Effect::ReplaceNode { ordinal } => {
+                self.kill(*ordinal);
+                self.restart(*ordinal);
                 Ok(())
             }
             Effect::Meet { on, ip, port } => self.meet(*on, ip, *port),
@@ -242,6 +261,7 @@ impl Cluster {
                         running: true,
                         address_generation: 0,
                         has_nodes_conf: true,
+                        fingerprint: self.fingerprint.clone(),
                         node,
                     },
                 );
@@ -264,6 +284,7 @@ impl Cluster {
         };
         m.running = true;
         m.has_nodes_conf = true;
+        m.fingerprint = self.fingerprint.clone();
         if let Some(node) = fresh {
             m.node = node;
             return;

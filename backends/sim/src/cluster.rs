@@ -47,6 +47,9 @@ pub struct Cluster {
     /// that node. Losing such a key is the operator's doing, not the fault's: it chose to
     /// put the only copy on a node nothing backed up.
     pub exposed: BTreeMap<u64, NodeKey>,
+    /// The configuration fingerprint a member started now runs with (the spec's, as a
+    /// backend would compute it); each member keeps the one it was started with.
+    pub fingerprint: Option<String>,
 }
 
 impl Cluster {
@@ -66,6 +69,7 @@ impl Cluster {
             migrate_batch: crate::apply::MIGRATE_BATCH,
             exposure_wanted: false,
             exposed: BTreeMap::new(),
+            fingerprint: None,
         }
     }
 
@@ -187,7 +191,7 @@ impl Cluster {
                     addr: Some(Addr::new(m.ip(), PORT)),
                     running: m.running,
                     host: Some(format!("sim-host-{o}")),
-                    fingerprint: None,
+                    fingerprint: m.fingerprint.clone(),
                     redis,
                 },
             );

@@ -153,6 +153,17 @@ fn local_config(cluster: &RedisCluster, dir: &Path) -> Result<LocalConfig, CmdEr
     let base_port = u16::try_from(spec.base_port())
         .map_err(|_| format!("spec.basePort {} is not a port", spec.base_port()))?;
     let mut cfg = LocalConfig::new(name, dir, base_port)?;
+    apply_settings(&mut cfg, spec);
+    // Kubernetes reads the password from a Secret; locally it comes from the environment.
+    cfg.password = std::env::var("REDIS_OPERATOR_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    Ok(cfg)
+}
+
+/// The node settings `spec` asks for, over `cfg`'s layout (directory, ports, binary,
+/// password), which a spec edit never changes for a running cluster.
+fn apply_settings(cfg: &mut LocalConfig, spec: &RedisClusterSpec) {
     cfg.maxmemory = spec.max_memory.clone();
     cfg.node_timeout_ms = spec.cluster_node_timeout_ms();
     cfg.appendonly = spec.persistence_enabled();
@@ -162,11 +173,6 @@ fn local_config(cluster: &RedisCluster, dir: &Path) -> Result<LocalConfig, CmdEr
     cfg.extra_config
         .entry("repl-diskless-sync-delay".into())
         .or_insert_with(|| "0".into());
-    // Kubernetes reads the password from a Secret; locally it comes from the environment.
-    cfg.password = std::env::var("REDIS_OPERATOR_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty());
-    Ok(cfg)
 }
 
 fn adapter_for(cfg: &LocalConfig, spec: &RedisClusterSpec) -> RedisAdapter {
@@ -179,6 +185,15 @@ fn adapter_for(cfg: &LocalConfig, spec: &RedisClusterSpec) -> RedisAdapter {
 
 /// Local processes as cluster members.
 struct LocalMembers(LocalBackend);
+
+impl LocalMembers {
+    /// The configuration a member started with `spec` gets.
+    fn settings(&self, spec: &RedisClusterSpec) -> LocalConfig {
+        let mut cfg = self.0.config().clone();
+        apply_settings(&mut cfg, spec);
+        cfg
+    }
+}
 
 impl Members for LocalMembers {
     type Error = LocalError;
@@ -199,16 +214,40 @@ impl Members for LocalMembers {
             .0
             .members()?
             .into_iter()
-            .map(|(ord, m)| MemberInfo::new(ord, Some(m.addr), m.running))
+            .map(|(ord, m)| MemberInfo {
+                fingerprint: m.fingerprint,
+                ..MemberInfo::new(ord, Some(m.addr), m.running)
+            })
             .collect())
     }
 
-    async fn ensure_running(&self, ordinal: Ordinal) -> Result<(), LocalError> {
-        self.0.ensure_running(ordinal).await.map(|_| ())
+    fn fingerprint(&self, spec: &RedisClusterSpec) -> Option<String> {
+        Some(self.settings(spec).fingerprint())
+    }
+
+    async fn ensure_running(
+        &self,
+        ordinal: Ordinal,
+        spec: &RedisClusterSpec,
+    ) -> Result<(), LocalError> {
+        let settings = self.settings(spec);
+        self.0
+            .ensure_running_with(ordinal, &settings)
+            .await
+            .map(|_| ())
+    }
+
+    async fn replace(&self, ordinal: Ordinal, spec: &RedisClusterSpec) -> Result<(), LocalError> {
+        let settings = self.settings(spec);
+        self.0.replace(ordinal, &settings).await.map(|_| ())
     }
 
     async fn delete(&self, ordinal: Ordinal) -> Result<(), LocalError> {
         self.0.delete(ordinal).await
+    }
+
+    async fn delete_data(&self, ordinal: Ordinal) -> Result<(), LocalError> {
+        self.0.delete_data(ordinal).await
     }
 }
 
@@ -484,9 +523,11 @@ async fn status(args: NameArgs) -> CmdResult {
     let cfg = local_config(&cluster, &dir)?;
     let backend = LocalBackend::new(cfg.clone())?;
     let redis = adapter_for(&cfg, &cluster.spec);
-    let obs = controller::observe(&LocalMembers(backend), &redis).await?;
+    let members = LocalMembers(backend);
+    let obs = controller::observe(&members, &redis).await?;
     let spec = effective_spec(&saved_manifest(&dir), &dir)?.spec;
-    let desired = desired_from(&spec, None);
+    let mut desired = desired_from(&spec, None);
+    desired.fingerprint = members.fingerprint(&spec);
     let decision = engine::decide(&desired, Phase::Ready, &obs);
     let mut out = String::new();
     let ready = if decision.is_true(ConditionKind::Ready) {
@@ -595,7 +636,8 @@ pub fn record(args: RecordArgs) -> CmdResult {
                 tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
             }
             let spec = effective_spec(&saved_manifest(&dir), &dir)?.spec;
-            let desired = desired_from(&spec, None);
+            let mut desired = desired_from(&spec, None);
+            desired.fingerprint = members.fingerprint(&spec);
             let observation = controller::observe(&members, &redis).await?;
             let decision = engine::decide(&desired, phase, &observation);
             let record = engine::trace::TraceRecord {
