@@ -93,7 +93,7 @@ pub struct Reconciler<M: Members> {
     /// shell that cannot read its spec any more keeps reconciling it.
     applied: Option<RedisClusterSpec>,
     memory: Memory,
-    trace: Option<Box<dyn Write + Send>>,
+    trace: Option<Box<dyn Write + Send + Sync>>,
     directory: Option<Directory>,
     /// The status the previous pass showed (or the object's, when a shell sets it).
     status: Option<RedisClusterStatus>,
@@ -158,7 +158,7 @@ impl<M: Members> Reconciler<M> {
     }
 
     /// Each pass appends its trace record (one JSON line) to `out`.
-    pub fn record_to(mut self, out: impl Write + Send + 'static) -> Self {
+    pub fn record_to(mut self, out: impl Write + Send + Sync + 'static) -> Self {
         self.trace = Some(Box::new(out));
         self
     }

@@ -88,7 +88,7 @@ pub async fn run(
         .await
         .map_err(|e| Error::kube("reach the API server", e))?;
     Api::<RedisCluster>::all(client.clone())
-        .list_metadata(&ListParams::default().limit(1))
+        .list(&ListParams::default().limit(1))
         .await
         .map_err(|e| {
             Error::kube(

@@ -93,12 +93,12 @@ fn pod_spec(ctx: &ClusterCtx<'_>, ordinal: Ordinal, ports: NodePorts) -> PodSpec
                 ..Volume::default()
             }]
         }),
-        containers: vec![redis_container(ctx, ordinal, ports), exporter_container(ctx, ports)],
+        containers: vec![redis_container(ctx, ports), exporter_container(ctx, ports)],
         ..PodSpec::default()
     }
 }
 
-fn redis_container(ctx: &ClusterCtx<'_>, ordinal: Ordinal, ports: NodePorts) -> Container {
+fn redis_container(ctx: &ClusterCtx<'_>, ports: NodePorts) -> Container {
     let mut env = vec![pod_ip_env()];
     env.extend(password_env(ctx));
     // A TCP check: a node busy with a large migration still accepts connections, so the
