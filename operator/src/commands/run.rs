@@ -119,6 +119,7 @@ async fn operate(args: Args) -> Result<(), RunError> {
             source,
         })?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = std::sync::Arc::new(stop_tx);
     let directory = Directory::new();
     let metrics = controller::http::install_metrics_recorder().ok();
     let http = HttpState::new(directory.clone(), metrics);
@@ -163,16 +164,21 @@ async fn operate(args: Args) -> Result<(), RunError> {
             }
         });
     }
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("stopping: finishing the passes in flight, then releasing the lease");
-        let _ = stop_tx.send(true);
-    });
+    {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("stopping: finishing the passes in flight, then releasing the lease");
+            let _ = stop_tx.send(true);
+        });
+    }
     let config = kube_backend::RunConfig {
         namespaces: args.namespaces.clone(),
         identity,
     };
     let result = kube_backend::run(client, config, leadership, directory, ready_tx, stop_rx).await;
+    // Stopped by a signal, or failed (no API server): everything else stops too.
+    let _ = stop_tx.send(true);
     http.set_ready(false);
     if let Some(task) = lease_task {
         let _ = task.await;
