@@ -59,3 +59,29 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_events_k8s_io_event_from_an_older_state_file_loads_as_the_one_core_event() {
+        let store = Store::new(100);
+        store.load_state(&json!({"resourceVersion": 7, "objects": [{
+            "group": "events.k8s.io", "resource": "events",
+            "object": {
+                "apiVersion": "events.k8s.io/v1", "kind": "Event",
+                "metadata": {"name": "e", "namespace": "default", "uid": "u1", "resourceVersion": "7"},
+                "regarding": {"kind": "ConfigMap", "name": "c"}, "note": "saved",
+            },
+        }]}));
+        let registry = store.registry();
+        let core = registry.find("", "v1", "events").unwrap();
+        let view = registry.find(events::GROUP, "v1", "events").unwrap();
+        let stored = store.get(core, "default", "e").unwrap();
+        assert_eq!(stored["message"], "saved");
+        assert_eq!(stored["involvedObject"]["name"], "c");
+        assert_eq!(store.get(view, "default", "e").unwrap()["note"], "saved");
+    }
+}
