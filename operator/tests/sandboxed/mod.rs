@@ -93,7 +93,7 @@ impl Env {
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(extra)
-            .env("RUST_LOG", "info,kube=warn")
+            .env("RUST_LOG", std::env::var("E2E_OPERATOR_LOG").unwrap_or_else(|_| "info,kube=warn".to_string()))
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .stdin(Stdio::null())
