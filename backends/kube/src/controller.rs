@@ -207,12 +207,30 @@ fn scope_controller(
             }),
     );
     let ready: BoxFuture = Box::pin(async move {
-        let _ = clusters.wait_until_ready().await;
-        let _ = pods.wait_until_ready().await;
-        let _ = sets.wait_until_ready().await;
-        let _ = claims.wait_until_ready().await;
+        synced(&clusters).await;
+        synced(&pods).await;
+        synced(&sets).await;
+        synced(&claims).await;
     });
     (run, ready)
+}
+
+/// Waits until `store` has its first full list. `Store::wait_until_ready` wakes only the last
+/// of several concurrent waiters (kube-runtime keeps one waker; the controller's own runner
+/// waits on the same store), so it is asked again every 200 ms instead of once.
+async fn synced<K>(store: &Store<K>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        if tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
 }
 
 fn error_policy(obj: Arc<RedisCluster>, error: &Error, _ctx: Arc<Ctx>) -> Action {
