@@ -519,7 +519,7 @@ impl<'a> World<'a> {
     }
 
     /// Reachable members that replicate `master_id` and have synced (see `has_synced_replica`).
-    fn synced_replicas<'s>(&'s self, master_id: &'s str) -> impl Iterator<Item = Ordinal> + 's {
+    pub fn synced_replicas<'s>(&'s self, master_id: &'s str) -> impl Iterator<Item = Ordinal> + 's {
         self.reachable.iter().filter_map(move |(o, (_, _, s))| {
             (s.master_link_up
                 && s.repl_offset > 0
@@ -569,6 +569,21 @@ impl<'a> World<'a> {
         n.ordinal
             .and_then(|o| self.obs.members.get(&o))
             .is_some_and(|m| m.running || self.desired.persistent)
+    }
+
+    /// Every slot has an owner by consensus, and that owner answers as a master with
+    /// `cluster_state:ok`: clients are served everywhere, whatever else is under way.
+    pub fn serves_every_slot(&self) -> bool {
+        self.owner.iter().all(Option::is_some)
+            && self.by_owner.keys().all(|id| {
+                self.nodes
+                    .get(id)
+                    .is_some_and(|n| n.reachable && n.is_master())
+                    && self
+                        .ordinal_of(id)
+                        .and_then(|o| self.state(o))
+                        .is_some_and(|s| s.cluster_ok)
+            })
     }
 
     pub fn member_ids(&self) -> BTreeSet<&'a str> {

@@ -40,6 +40,10 @@ pub struct SimConfig {
     /// Chance, per mille, that a spec change also changes the live settings (`maxmemory`,
     /// `maxmemory-policy`), which the engine applies with `CONFIG SET`.
     pub config_change_per_mille: u32,
+    /// Chance, per mille, that the seed changes the desired configuration fingerprint (a
+    /// setting that needs a restart) during the fault window, once or (one time in four)
+    /// twice: every member is then replaced with the new configuration, one at a time.
+    pub fingerprint_change_per_mille: u32,
     /// Keys per `MIGRATE` batch.
     pub migrate_batch: usize,
     pub faults: bool,
@@ -62,6 +66,8 @@ impl Default for SimConfig {
             replicas: (0, 2),
             persistent_per_mille: 0,
             config_change_per_mille: 300,
+            // Off by default so that seeds pinned by earlier sweeps keep their runs.
+            fingerprint_change_per_mille: 0,
             migrate_batch: crate::apply::MIGRATE_BATCH,
             faults: true,
             rates: FaultRates::default(),
@@ -74,7 +80,9 @@ impl SimConfig {
     /// The defaults, adjusted by the environment the sweep examples read: `NOFAULTS=1` (spec
     /// changes only), `NOCHANGES=1` (no spec changes), `FAULT_STEPS=N` (the fault window; CI's
     /// test uses 60), `NOKILLS=1` (no mid-slot kill of a migration's source or target),
-    /// `MIDSLOT=1` (the mid-slot kill sweep's settings, see `SimConfig::midslot_kills`).
+    /// `MIDSLOT=1` (the mid-slot kill sweep's settings, see `SimConfig::midslot_kills`),
+    /// `ROLLING=N` (a configuration change needing a restart in N per mille of the seeds),
+    /// `PERSISTENT=N` (persistence in N per mille of the seeds).
     pub fn from_env() -> Self {
         let set = |name: &str| std::env::var(name).is_ok();
         let base = if set("MIDSLOT") {
@@ -92,6 +100,15 @@ impl SimConfig {
         if set("NOKILLS") {
             cfg.rates.kill_migration_source = 0;
             cfg.rates.kill_migration_target = 0;
+        }
+        if let Some(n) = std::env::var("ROLLING").ok().and_then(|v| v.parse().ok()) {
+            cfg.fingerprint_change_per_mille = n;
+        }
+        if let Some(n) = std::env::var("PERSISTENT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            cfg.persistent_per_mille = n;
         }
         if let Some(n) = std::env::var("FAULT_STEPS")
             .ok()
@@ -141,6 +158,10 @@ pub struct SimReport {
     /// its data and its identity to the faults, and the engine reports its slots as lost
     /// instead of re-assigning them empty on its own.
     pub ended_degraded: bool,
+    /// Changes of the desired configuration fingerprint, and members replaced (`ReplaceNode`
+    /// applied) for them.
+    pub config_changes: u32,
+    pub replacements: u64,
 }
 
 /// How a seed failed.
@@ -302,6 +323,9 @@ pub struct Summary {
     pub keys_missing: u64,
     /// Seeds that ended `Degraded` with slots lost for good (see `SimReport`).
     pub ended_degraded: u64,
+    /// Seeds that changed the configuration fingerprint, and members replaced over all seeds.
+    pub seeds_with_config_change: u64,
+    pub replacements: u64,
     pub failures: Vec<SimFailure>,
 }
 
@@ -356,6 +380,12 @@ impl fmt::Display for Summary {
             "seeds with a migration's source or target killed mid-slot: {}",
             self.seeds_with_midslot_kill
         )?;
+        writeln!(
+            f,
+            "seeds with a configuration change needing a restart: {} (converged ones: {} \
+             member(s) replaced)",
+            self.seeds_with_config_change, self.replacements
+        )?;
         let refused: Vec<String> = self
             .refused_effects
             .iter()
@@ -392,6 +422,8 @@ pub fn run_many(seeds: Range<u64>, cfg: &SimConfig) -> Summary {
                 s.keys_acked += r.keys_acked;
                 s.keys_lost_to_faults += r.keys_lost_to_faults;
                 s.ended_degraded += u64::from(r.ended_degraded);
+                s.seeds_with_config_change += u64::from(r.config_changes > 0);
+                s.replacements += r.replacements;
             }
             Err(f) => {
                 s.steps += u64::from(f.step);
@@ -433,6 +465,18 @@ fn pick_spec(rng: &mut Rng, cfg: &SimConfig) -> Desired {
     );
     d.node_timeout_ms = cfg.node_timeout_ms;
     d
+}
+
+/// Every member runs the desired configuration, unless a restart would lose data: shards
+/// without a replica and without persistence keep the old one (the engine refuses and says
+/// so), and only then.
+fn rolled_out(desired: &Desired, obs: &Observation) -> bool {
+    if desired.replicas == 0 && !desired.persistent {
+        return true;
+    }
+    obs.members
+        .values()
+        .all(|m| m.fingerprint.is_none() || m.fingerprint == desired.fingerprint)
 }
 
 /// A stream of its own for what later versions added (persistence, mid-slot kills), so that
@@ -502,6 +546,22 @@ fn simulate(
         .map(|_| rng.range(10, u64::from(cfg.fault_steps.max(11))) as u32)
         .collect();
     change_steps.sort_unstable();
+    // Configuration changes that need a restart, on a stream of their own (seeds keep every
+    // other draw). Every member starts with the first configuration.
+    let mut roll_rng = Rng::new(crate::rng::mix(seed ^ 0x726f_6c6c_696e_6721));
+    let mut generation = 1;
+    desired.fingerprint = Some(format!("config-{generation}"));
+    cluster.fingerprint = desired.fingerprint.clone();
+    let mut roll_steps: Vec<u32> = Vec::new();
+    if roll_rng.chance(cfg.fingerprint_change_per_mille) {
+        let count = if roll_rng.chance(250) { 2 } else { 1 };
+        roll_steps = (0..count)
+            .map(|_| roll_rng.range(5, u64::from(cfg.fault_steps.max(6))) as u32)
+            .collect();
+        roll_steps.sort_unstable();
+    }
+    let mut config_changes = 0;
+    let mut replacements = 0;
     let mut counts = FaultCounts::new();
     let mut refused: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut partition = Partition::default();
@@ -533,13 +593,21 @@ fn simulate(
                 desired.replicas = rng.range(u64::from(lo), u64::from(hi)) as u32;
             }
         }
+        while roll_steps.first() == Some(&step) {
+            roll_steps.remove(0);
+            config_changes += 1;
+            generation += 1;
+            desired.fingerprint = Some(format!("config-{generation}"));
+            cluster.fingerprint = desired.fingerprint.clone();
+        }
         let obs = cluster.observe();
         let decision = engine::decide(&desired, phase, &obs);
         let violations = check_decision(&desired, &obs, &decision);
         let converged = step >= cfg.fault_steps
             && decision.phase == Phase::Ready
             && decision.effects.is_empty()
-            && check_converged(&desired, &obs).is_empty();
+            && check_converged(&desired, &obs).is_empty()
+            && rolled_out(&desired, &obs);
         // The other acceptable end: `Degraded`, nothing left to do, and every slot no live
         // master serves is listed only under ids that no member runs any more: their master
         // died with its data, without a replica able to take over, and came back (if at all)
@@ -600,6 +668,8 @@ fn simulate(
                 keys_lost_to_faults: client.lost_to_faults.len() as u64,
                 final_spec: desired,
                 ended_degraded: degraded_for_good,
+                config_changes,
+                replacements,
             });
         }
         let plan = if faulty {
@@ -619,7 +689,11 @@ fn simulate(
         cluster.exposure_wanted = desired.replicas >= 1;
         for (effect, mut budget) in plan {
             match cluster.apply(&effect, &mut budget) {
-                Ok(()) => {}
+                Ok(()) => {
+                    if matches!(effect, engine::Effect::ReplaceNode { .. }) {
+                        replacements += 1;
+                    }
+                }
                 Err(ApplyError::Interrupted) => break,
                 Err(ApplyError::Killed { victim, .. }) => {
                     *counts.entry(victim.fault_kind()).or_default() += 1;
