@@ -2,12 +2,14 @@
 //! faults, every decision is checked for safety, and after the faults stop the cluster must
 //! converge to the desired shape without losing an acknowledged write.
 
-use crate::apply::{ApplyError, StepBudget, Victim};
+use crate::apply::{ApplyError, StepBudget};
 use crate::client::{Client, slot_of};
 use crate::cluster::Cluster;
-use crate::faults::{self, FaultCounts, FaultRates, Partition};
+pub use crate::config::SimConfig;
+use crate::faults::{self, FaultCounts, Partition};
 use crate::node::NodeKey;
 use crate::rng::Rng;
+pub use crate::summary::Summary;
 use engine::invariants::{check_converged, check_decision};
 use engine::trace::TraceRecord;
 use engine::{ConditionKind, Desired, Observation, Phase};
@@ -15,134 +17,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
-
-#[derive(Debug, Clone)]
-pub struct SimConfig {
-    /// Steps with faults and spec changes.
-    pub fault_steps: u32,
-    /// Steps allowed, once faults stop, to reach Ready with nothing to do.
-    pub settle_steps: u32,
-    /// Simulated time per step.
-    pub step_ms: u64,
-    pub node_timeout_ms: u64,
-    pub writes_per_step: u32,
-    /// At most this many spec changes during the fault window.
-    pub max_spec_changes: u32,
-    /// At least this many (when `max_spec_changes` allows).
-    pub min_spec_changes: u32,
-    /// Chance, per mille, that a spec change is to the number of masters (a scale-out or
-    /// scale-in, which moves slots) rather than to the number of replicas.
-    pub masters_change_per_mille: u32,
-    /// Replicas per master of the initial spec and of later changes: drawn in this range.
-    pub replicas: (u32, u32),
-    /// Chance, per mille, that the seed's spec asks for persistence.
-    pub persistent_per_mille: u32,
-    /// Chance, per mille, that a spec change also changes the live settings (`maxmemory`,
-    /// `maxmemory-policy`), which the engine applies with `CONFIG SET`.
-    pub config_change_per_mille: u32,
-    /// Chance, per mille, that the seed changes the desired configuration fingerprint (a
-    /// setting that needs a restart) during the fault window, once or (one time in four)
-    /// twice: every member is then replaced with the new configuration, one at a time.
-    pub fingerprint_change_per_mille: u32,
-    /// Keys per `MIGRATE` batch.
-    pub migrate_batch: usize,
-    pub faults: bool,
-    pub rates: FaultRates,
-    /// Where a failing seed's trace goes (`seed-<S>.jsonl`).
-    pub failure_dir: PathBuf,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        Self {
-            fault_steps: 120,
-            settle_steps: 300,
-            step_ms: 1000,
-            node_timeout_ms: 3000,
-            writes_per_step: 3,
-            max_spec_changes: 3,
-            min_spec_changes: 0,
-            masters_change_per_mille: 500,
-            replicas: (0, 2),
-            persistent_per_mille: 0,
-            config_change_per_mille: 300,
-            // Off by default so that seeds pinned by earlier sweeps keep their runs.
-            fingerprint_change_per_mille: 0,
-            migrate_batch: crate::apply::MIGRATE_BATCH,
-            faults: true,
-            rates: FaultRates::default(),
-            failure_dir: PathBuf::from("target/sim-failures"),
-        }
-    }
-}
-
-impl SimConfig {
-    /// The defaults, adjusted by the environment the sweep examples read: `NOFAULTS=1` (spec
-    /// changes only), `NOCHANGES=1` (no spec changes), `FAULT_STEPS=N` (the fault window; CI's
-    /// test uses 60), `NOKILLS=1` (no mid-slot kill of a migration's source or target),
-    /// `MIDSLOT=1` (the mid-slot kill sweep's settings, see `SimConfig::midslot_kills`),
-    /// `ROLLING=N` (a configuration change needing a restart in N per mille of the seeds),
-    /// `PERSISTENT=N` (persistence in N per mille of the seeds).
-    pub fn from_env() -> Self {
-        let set = |name: &str| std::env::var(name).is_ok();
-        let base = if set("MIDSLOT") {
-            Self::midslot_kills()
-        } else {
-            Self::default()
-        };
-        let mut cfg = Self {
-            faults: !set("NOFAULTS"),
-            ..base
-        };
-        if set("NOCHANGES") {
-            cfg.max_spec_changes = 0;
-        }
-        if set("NOKILLS") {
-            cfg.rates.kill_migration_source = 0;
-            cfg.rates.kill_migration_target = 0;
-        }
-        if let Some(n) = std::env::var("ROLLING").ok().and_then(|v| v.parse().ok()) {
-            cfg.fingerprint_change_per_mille = n;
-        }
-        if let Some(n) = std::env::var("PERSISTENT")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            cfg.persistent_per_mille = n;
-        }
-        if let Some(n) = std::env::var("FAULT_STEPS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            cfg.fault_steps = n;
-        }
-        cfg
-    }
-
-    /// The mid-slot kill sweep: scale-outs and scale-ins (1 to 3 changes of the number of
-    /// masters) with one or two replicas per master, a writer busy enough that most moved
-    /// slots hold keys, 2-key `MIGRATE` batches so a slot stays half-moved for several
-    /// batches, no fault but killing a migration's source or target mid-slot (on 3 in 4
-    /// migration effects), and persistence on 1 seed in 8.
-    pub fn midslot_kills() -> Self {
-        Self {
-            fault_steps: 60,
-            writes_per_step: 10,
-            min_spec_changes: 1,
-            max_spec_changes: 3,
-            masters_change_per_mille: 1000,
-            replicas: (1, 2),
-            persistent_per_mille: 125,
-            migrate_batch: 2,
-            rates: FaultRates {
-                kill_migration_source: 375,
-                kill_migration_target: 375,
-                ..FaultRates::none()
-            },
-            ..Self::default()
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct SimReport {
@@ -301,111 +175,6 @@ fn write_trace(cfg: &SimConfig, seed: u64, records: Vec<TraceRecord>) -> Option<
     }
     std::fs::write(&path, text).ok()?;
     Some(path)
-}
-
-/// What a batch of seeds did.
-#[derive(Debug, Clone, Default)]
-pub struct Summary {
-    pub seeds_run: u64,
-    pub steps: u64,
-    pub faults: BTreeMap<&'static str, u64>,
-    /// Seeds in which each kind of fault happened at least once.
-    pub seeds_with_fault: BTreeMap<&'static str, u64>,
-    /// Seeds in which a migration's source or target was killed mid-slot.
-    pub seeds_with_midslot_kill: u64,
-    pub refused_effects: BTreeMap<&'static str, u64>,
-    pub keys_acked: u64,
-    pub keys_lost_to_faults: u64,
-    /// Keys lost by the operator (exposed on a node without a synced replica, then lost with
-    /// it), over the failing seeds.
-    pub keys_lost_to_operator: u64,
-    /// Keys missing at the end for no fault, over the failing seeds.
-    pub keys_missing: u64,
-    /// Seeds that ended `Degraded` with slots lost for good (see `SimReport`).
-    pub ended_degraded: u64,
-    /// Seeds that changed the configuration fingerprint, and members replaced over all seeds.
-    pub seeds_with_config_change: u64,
-    pub replacements: u64,
-    pub failures: Vec<SimFailure>,
-}
-
-impl Summary {
-    /// Failing seeds by kind.
-    pub fn failures_by_kind(&self) -> BTreeMap<FailureKind, Vec<u64>> {
-        let mut out: BTreeMap<FailureKind, Vec<u64>> = BTreeMap::new();
-        for f in &self.failures {
-            out.entry(f.kind).or_default().push(f.seed);
-        }
-        out
-    }
-}
-
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{} seed(s), {} step(s), {} acknowledged key(s) ({} lost to faults), {} ended \
-             Degraded with slots lost for good, {} violation(s)",
-            self.seeds_run,
-            self.steps,
-            self.keys_acked,
-            self.keys_lost_to_faults,
-            self.ended_degraded,
-            self.failures.len()
-        )?;
-        writeln!(
-            f,
-            "keys lost by the operator (migrated to a node with no synced replica): {}; keys \
-             missing at the end: {}",
-            self.keys_lost_to_operator, self.keys_missing
-        )?;
-        for (kind, seeds) in self.failures_by_kind() {
-            let shown: Vec<String> = seeds.iter().take(10).map(ToString::to_string).collect();
-            writeln!(
-                f,
-                "{}: {} seed(s), e.g. {}",
-                kind.name(),
-                seeds.len(),
-                shown.join(" ")
-            )?;
-        }
-        let faults: Vec<String> = self
-            .faults
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        writeln!(f, "faults: {}", faults.join(" "))?;
-        writeln!(
-            f,
-            "seeds with a migration's source or target killed mid-slot: {}",
-            self.seeds_with_midslot_kill
-        )?;
-        writeln!(
-            f,
-            "seeds with a configuration change needing a restart: {} (converged ones: {} \
-             member(s) replaced)",
-            self.seeds_with_config_change, self.replacements
-        )?;
-        let refused: Vec<String> = self
-            .refused_effects
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        write!(f, "effects refused by Redis: {}", refused.join(" "))
-    }
-}
-
-impl Summary {
-    fn add_faults(&mut self, faults: &FaultCounts) {
-        for (k, v) in faults {
-            *self.faults.entry(k).or_default() += v;
-            *self.seeds_with_fault.entry(k).or_default() += 1;
-        }
-        let kills = [Victim::Source, Victim::Target];
-        if kills.iter().any(|v| faults.contains_key(v.fault_kind())) {
-            self.seeds_with_midslot_kill += 1;
-        }
-    }
 }
 
 pub fn run_many(seeds: Range<u64>, cfg: &SimConfig) -> Summary {
