@@ -9,9 +9,10 @@
 //! no slot is open, every node says `cluster_state:ok` and agrees on slots and roles, and every
 //! replica is synced (the node replaced last is back and has its copy).
 //!
-//! A master without a synced replica is replaced in place only with persistence (it reloads
-//! its data; its slots are unserved while it restarts). Without persistence a restart empties
-//! it: that is data loss, which the engine never decides, so the change waits and says why.
+//! A master without a synced replica is replaced in place only with persistence, wanted and
+//! already on in the running node (it reloads its data; its slots are unserved while it
+//! restarts). Otherwise a restart empties it: that is data loss, which the engine never
+//! decides, so the change waits and says why.
 
 use crate::effect::{Effect, FailoverMode};
 use crate::model::Ordinal;
@@ -122,6 +123,7 @@ pub(crate) fn rolling(w: &World, settled: Option<String>) -> Rolling {
         ));
     }
     let mut refused = Vec::new();
+    let mut not_yet_persistent = Vec::new();
     for &master in &stale {
         let Some(id) = w.id_of.get(&master).copied() else {
             continue;
@@ -152,7 +154,7 @@ pub(crate) fn rolling(w: &World, settled: Option<String>) -> Rolling {
             work.requeue_ms = Some(FAILOVER_MS);
             return Rolling::Step(work);
         }
-        if !holds || w.desired.persistent {
+        if !holds || (w.desired.persistent && persists_now(w, master)) {
             let how = if holds {
                 "in place: it reloads its data from disk, its slots are unserved meanwhile"
             } else {
@@ -166,25 +168,54 @@ pub(crate) fn rolling(w: &World, settled: Option<String>) -> Rolling {
                 ),
             ));
         }
-        refused.push(format!("#{master}"));
+        if w.desired.persistent {
+            not_yet_persistent.push(format!("#{master}"));
+        } else {
+            refused.push(format!("#{master}"));
+        }
     }
-    if refused.is_empty() {
+    if refused.is_empty() && not_yet_persistent.is_empty() {
         // Only masters whose id is unknown are left: the cluster is not whole after all.
         return Rolling::Step(Work::wait(format!(
             "waiting to recognise every member before replacing the next one ({left} left)"
         )));
     }
     // Shards are named by their master's member.
-    let (noun, verb) = if refused.len() == 1 {
-        ("shard", "has")
-    } else {
-        ("shards", "have")
+    let shards = |list: &[String]| {
+        if list.len() == 1 {
+            format!("shard {} has", list[0])
+        } else {
+            format!("shards {} have", list.join(", "))
+        }
     };
+    let mut why = Vec::new();
+    if !refused.is_empty() {
+        why.push(format!(
+            "{} no replica and no persistence; add a replica or enable persistence",
+            shards(&refused)
+        ));
+    }
+    if !not_yet_persistent.is_empty() {
+        why.push(format!(
+            "{} no replica and a node not persisting yet (a restart to turn persistence on \
+             would empty it); add a replica",
+            shards(&not_yet_persistent)
+        ));
+    }
     Rolling::Refused(format!(
-        "restart-requiring change waits: {noun} {} {verb} no replica and no persistence; add a \
-         replica or enable persistence (a restart would empty it; see docs/engine.md)",
-        refused.join(", ")
+        "restart-requiring change waits: {} (see docs/engine.md, Rolling replacement)",
+        why.join("; ")
     ))
+}
+
+/// The node of member `ordinal` says it persists its dataset now (`appendonly yes`), so a
+/// restart reloads it. A node that did not say is taken not to.
+fn persists_now(w: &World, ordinal: Ordinal) -> bool {
+    w.state(ordinal).is_some_and(|s| {
+        s.config
+            .get(crate::desired::PERSISTENCE_SETTING)
+            .is_some_and(|v| v == "yes")
+    })
 }
 
 /// How long a coordinated failover is given before it is looked at again.

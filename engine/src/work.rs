@@ -1,5 +1,6 @@
 //! The rules: from a [`World`], the next piece of work and its effects, in priority order.
-//! Repairs come first, then master topology, then replicas, then removals. A rule that needs a
+//! Repairs come first, then master topology, then replicas, then removals, then live settings,
+//! then the rolling replacement of members on an outdated configuration. A rule that needs a
 //! calmer world (everyone reachable, gossip settled, no open slot) waits for it rather than
 //! acting on a partial picture.
 

@@ -178,13 +178,43 @@ fn without_persistence_a_master_without_replica_is_never_replaced_and_the_summar
     );
 }
 
+/// Every answering node reports `appendonly` as given.
+fn appendonly(obs: &mut Observation, value: &str) {
+    for s in obs.members.values_mut().filter_map(|m| m.redis.as_mut()) {
+        s.config.insert("appendonly".into(), value.into());
+    }
+}
+
 #[test]
 fn with_persistence_a_master_without_replica_is_replaced_in_place() {
-    let obs = running_with(&healthy(3, 0), "old", &[]);
+    let mut obs = running_with(&healthy(3, 0), "old", &[]);
+    appendonly(&mut obs, "yes");
     let mut want = wanting(3, 0, "new");
     want.persistent = true;
     let d = decide_checked(&want, Phase::Ready, &obs);
     assert_effects(&d, &[Effect::ReplaceNode { ordinal: 0 }]);
+}
+
+#[test]
+fn a_master_without_replica_whose_node_does_not_persist_yet_is_not_replaced_even_when_persistence_is_wanted()
+ {
+    // Redis started with `appendonly yes` over a directory without an append-only file
+    // starts empty: turning persistence on by a restart would empty the shard.
+    let mut obs = running_with(&healthy(3, 0), "old", &[]);
+    appendonly(&mut obs, "no");
+    let mut want = wanting(3, 0, "new");
+    want.persistent = true;
+    let d = decide_checked(&want, Phase::Ready, &obs);
+    assert!(d.effects.is_empty(), "{:?}", d.effects);
+    assert!(
+        d.summary
+            .contains("no replica and a node not persisting yet"),
+        "{}",
+        d.summary
+    );
+    let mut unsafe_decision = d.clone();
+    unsafe_decision.effects = vec![Effect::ReplaceNode { ordinal: 0 }];
+    assert_eq!(check_decision(&want, &obs, &unsafe_decision).len(), 1);
 }
 
 #[test]

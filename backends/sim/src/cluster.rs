@@ -450,7 +450,15 @@ impl Cluster {
             open_slot_keys,
             ever_linked: n.is_master() || n.synced || n.linked_since_master,
             replid: Some(format!("{:016x}", n.replid)),
-            config: n.config.clone(),
+            config: {
+                let mut c = n.config.clone();
+                let persists = if self.persistent { "yes" } else { "no" };
+                c.insert(
+                    engine::desired::PERSISTENCE_SETTING.to_string(),
+                    persists.to_string(),
+                );
+                c
+            },
         }
     }
 }
