@@ -80,9 +80,7 @@ fn not_whole(w: &World, settled: Option<String>) -> Option<String> {
         .reachable
         .iter()
         .filter(|(o, (_, _, s))| {
-            s.myself()
-                .and_then(|me| me.master_id.as_deref())
-                .is_some_and(|m| !w.synced_replicas(m).any(|r| r == **o))
+            s.myself().is_some_and(|me| me.master_id.is_some()) && w.synced_master_of(**o).is_none()
         })
         .map(|(o, _)| format!("#{o}"))
         .collect();

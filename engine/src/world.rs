@@ -520,13 +520,19 @@ impl<'a> World<'a> {
 
     /// Reachable members that replicate `master_id` and have synced (see `has_synced_replica`).
     pub fn synced_replicas<'s>(&'s self, master_id: &'s str) -> impl Iterator<Item = Ordinal> + 's {
-        self.reachable.iter().filter_map(move |(o, (_, _, s))| {
-            (s.master_link_up
-                && s.repl_offset > 0
-                && s.myself()
-                    .is_some_and(|me| me.master_id.as_deref() == Some(master_id)))
-            .then_some(*o)
-        })
+        self.reachable
+            .keys()
+            .copied()
+            .filter(move |o| self.synced_master_of(*o) == Some(master_id))
+    }
+
+    /// The master whose synced replica member `ord` is (see `has_synced_replica`), if it is one.
+    pub fn synced_master_of(&self, ord: Ordinal) -> Option<&'a str> {
+        let (_, _, s) = self.reachable.get(&ord)?;
+        if !s.master_link_up || s.repl_offset == 0 {
+            return None;
+        }
+        s.myself()?.master_id.as_deref()
     }
 
     /// Some reachable node replicates `master_id`, synced or not.
