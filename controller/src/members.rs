@@ -36,7 +36,12 @@ pub trait Members {
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// Restart the member with `spec`'s configuration, keeping its storage: stopped
-    /// gracefully (saving its dataset with persistence), started again.
+    /// gracefully (saving its dataset with persistence), started again. The engine decides it
+    /// again for as long as the member is listed running with another fingerprint, and moves
+    /// on to the next member only once this one reports the new fingerprint: a provider whose
+    /// restart completes later (a Pod being recreated) must treat a repeated call for a
+    /// replacement under way as done, and report the member as not running, or running with
+    /// the new fingerprint, as soon as it can.
     fn replace(
         &self,
         ordinal: Ordinal,

@@ -62,6 +62,13 @@ pub const LIVE_SETTINGS: &[&str] = &[
     "active-expire-effort",
 ];
 
+/// The setting that says whether a node persists its dataset now (`CONFIG GET appendonly`),
+/// observed beside [`LIVE_SETTINGS`] but never changed live: a master is restarted in place
+/// only when it already persists. Redis started with `appendonly yes` over a directory with no
+/// append-only file starts empty, even with an RDB snapshot there (Redis 7.0, checked), so
+/// turning persistence on by a restart would empty it.
+pub const PERSISTENCE_SETTING: &str = "appendonly";
+
 fn default_threshold() -> u32 {
     DEFAULT_THRESHOLD_PCT
 }
