@@ -1082,12 +1082,7 @@ fn a_master_whose_member_came_back_as_a_new_node_at_its_address_has_its_replica_
     for e in state.nodes.iter_mut() {
         e.flags.myself = false;
     }
-    let mut me = state
-        .nodes
-        .iter()
-        .find(|e| e.id == id(1))
-        .unwrap()
-        .clone();
+    let mut me = state.nodes.iter().find(|e| e.id == id(1)).unwrap().clone();
     me.id = new.clone();
     me.addr = Some(addr(0));
     me.slots.clear();

@@ -2,6 +2,8 @@
 //! cluster removes everything it owned and every process; two operators → one leader, and a
 //! killed leader hands over within the lease.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod sandboxed;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -24,7 +26,13 @@ fn without_a_reachable_api_server_the_operator_exits_non_zero_with_one_line() {
     )
     .unwrap();
     let out = Command::new(sandboxed::bin())
-        .args(["run", "--no-leader-election", "--listen", "127.0.0.1:0", "--kubeconfig"])
+        .args([
+            "run",
+            "--no-leader-election",
+            "--listen",
+            "127.0.0.1:0",
+            "--kubeconfig",
+        ])
         .arg(&kubeconfig)
         .output()
         .expect("runs");
@@ -44,7 +52,8 @@ async fn deleting_a_cluster_removes_every_object_and_process_it_owned() {
     let env = Env::start("delete", 3).await;
     let _operator = env.operator(&["--no-leader-election"]);
     env.apply(SMALL).await;
-    env.wait_condition("life", "small", "Ready", "True", 120).await;
+    env.wait_condition("life", "small", "Ready", "True", 120)
+        .await;
     let pids_before = env.sandbox.started_pids();
     assert!(!pids_before.is_empty());
     env.clusters("life")
@@ -64,19 +73,28 @@ async fn deleting_a_cluster_removes_every_object_and_process_it_owned() {
         (rc.is_none() && sets.items.is_empty() && pods.items.is_empty()).then_some(())
     })
     .await;
-    eventually(30, "every redis-server of the cluster has exited", || async {
-        pids_before
-            .iter()
-            .all(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
-            .then_some(())
-    })
+    eventually(
+        30,
+        "every redis-server of the cluster has exited",
+        || async {
+            pids_before
+                .iter()
+                .all(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+                .then_some(())
+        },
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_operators_only_the_leader_acts_and_a_killed_leader_hands_over_within_the_lease() {
     let env = Env::start("leader", 3).await;
-    let args = ["--lease-duration-seconds", "4", "--leader-election-namespace", "default"];
+    let args = [
+        "--lease-duration-seconds",
+        "4",
+        "--leader-election-namespace",
+        "default",
+    ];
     let mut first = env.operator(&[&args[..], &["--identity", "first"]].concat());
     let leases: Api<Lease> = Api::namespaced(env.client.clone(), "default");
     let holder = || async {
@@ -92,9 +110,14 @@ async fn of_two_operators_only_the_leader_acts_and_a_killed_leader_hands_over_wi
     })
     .await;
     let mut second = env.operator(&[&args[..], &["--identity", "second"]].concat());
-    env.apply(&SMALL.replace("replicas: 0", "replicas: 1")).await;
-    env.wait_condition("life", "small", "Ready", "True", 120).await;
-    assert!(first.log_text().contains("starting node"), "the leader created the nodes");
+    env.apply(&SMALL.replace("replicas: 0", "replicas: 1"))
+        .await;
+    env.wait_condition("life", "small", "Ready", "True", 120)
+        .await;
+    assert!(
+        first.log_text().contains("starting node"),
+        "the leader created the nodes"
+    );
     assert!(
         !second.log_text().contains("starting node"),
         "the standby acted:\n{}",
@@ -114,7 +137,10 @@ async fn of_two_operators_only_the_leader_acts_and_a_killed_leader_hands_over_wi
     })
     .await;
     let handover = killed.elapsed();
-    println!("leader handover after SIGKILL: {:.1} s (lease 4 s)", handover.as_secs_f64());
+    println!(
+        "leader handover after SIGKILL: {:.1} s (lease 4 s)",
+        handover.as_secs_f64()
+    );
     // The new leader acts: a deleted master pod heals (its replica takes over, and the pod
     // comes back as a replica).
     Api::<Pod>::namespaced(env.client.clone(), "life")
@@ -122,13 +148,20 @@ async fn of_two_operators_only_the_leader_acts_and_a_killed_leader_hands_over_wi
         .await
         .expect("pod deleted");
     let api = env.clusters("life");
-    eventually(120, "node 1 back as a replica in a ready cluster", || async {
-        let st = api.get("small").await.ok()?.status?;
-        let ready = st.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
-        let node1 = st.nodes.iter().find(|n| n.name == "small-1")?;
-        let masters = st.nodes.iter().filter(|n| n.role == "master").count();
-        (ready && node1.role == "replica" && masters == 3 && st.nodes.len() == 6).then_some(())
-    })
+    eventually(
+        120,
+        "node 1 back as a replica in a ready cluster",
+        || async {
+            let st = api.get("small").await.ok()?.status?;
+            let ready = st
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            let node1 = st.nodes.iter().find(|n| n.name == "small-1")?;
+            let masters = st.nodes.iter().filter(|n| n.role == "master").count();
+            (ready && node1.role == "replica" && masters == 3 && st.nodes.len() == 6).then_some(())
+        },
+    )
     .await;
     assert!(second.exited().is_none());
     assert!(second.stop(), "SIGTERM stops the operator cleanly");

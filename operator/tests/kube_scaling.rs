@@ -1,6 +1,8 @@
 //! Scaling on Kubernetes with a client writing throughout: masters 3 → 5 → 3 and replicas
 //! 1 → 2 → 1, no key and no acknowledged write lost.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod sandboxed;
 
 use sandboxed::{Env, Writer, cluster_check, cluster_client, load_keys, missing_keys};
@@ -26,16 +28,27 @@ async fn masters_and_replicas_scale_out_and_in_with_a_writer_running_and_nothing
     let addrs = env.wait_shape("scale", "grow", 3, 6, 300).await;
     cluster_check(&addrs[0]).expect("clean after scale-in");
 
-    env.patch_spec("scale", "grow", json!({"replicas": 2})).await;
+    env.patch_spec("scale", "grow", json!({"replicas": 2}))
+        .await;
     let addrs = env.wait_shape("scale", "grow", 3, 9, 300).await;
-    env.patch_spec("scale", "grow", json!({"replicas": 1})).await;
+    env.patch_spec("scale", "grow", json!({"replicas": 1}))
+        .await;
     let addrs_end = env.wait_shape("scale", "grow", 3, 6, 300).await;
     cluster_check(&addrs_end[0]).expect("clean after replicas 2 -> 1");
-    assert_eq!(env.pods("scale", "grow").await.len(), 6, "drained nodes' pods are gone");
+    assert_eq!(
+        env.pods("scale", "grow").await.len(),
+        6,
+        "drained nodes' pods are gone"
+    );
 
     let (acked, lost) = writer.stop_and_lost(&addrs_end);
     assert!(acked > 100, "the writer made progress ({acked})");
-    assert!(lost.is_empty(), "{} of {acked} acknowledged writes lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    assert!(
+        lost.is_empty(),
+        "{} of {acked} acknowledged writes lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
     let mut client = cluster_client(&addrs);
     assert_eq!(missing_keys(&mut client, "k", 20_000), Vec::<usize>::new());
 }

@@ -1,6 +1,8 @@
 //! The seed's flow on Kubernetes: apply the seed's manifest as written, get a healthy cluster,
 //! ask the HTTP API where the nodes are; bad specs are refused and change nothing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod sandboxed;
 
 use sandboxed::{Env, eventually, pod_addresses, redis_cli};
@@ -13,7 +15,9 @@ async fn the_seed_manifest_becomes_a_ready_cluster_of_six_real_pods_the_api_poin
     let env = Env::start("seed", 3).await;
     let operator = env.operator(&["--no-leader-election"]);
     env.apply(SEED).await;
-    let rc = env.wait_condition("cache", "rediscluster1", "Ready", "True", 180).await;
+    let rc = env
+        .wait_condition("cache", "rediscluster1", "Ready", "True", 180)
+        .await;
     let status = rc.status.expect("status");
     assert_eq!(status.phase.as_deref(), Some("Ready"));
     assert_eq!(status.nodes.len(), 6, "{:?}", status.nodes);
@@ -28,13 +32,19 @@ async fn the_seed_manifest_becomes_a_ready_cluster_of_six_real_pods_the_api_poin
     assert_eq!(ports, (10000..10006).collect::<Vec<_>>());
     for p in &pods {
         let st = p.status.as_ref().expect("pod status");
-        assert_eq!(st.pod_ip, st.host_ip, "host networking: the pod's address is its node's");
+        assert_eq!(
+            st.pod_ip, st.host_ip,
+            "host networking: the pod's address is its node's"
+        );
     }
 
     let (ip, port) = &addrs[0];
     let (ok, out) = redis_cli(&["--cluster", "check", &format!("{ip}:{port}")]);
     assert!(ok && out.contains("[OK] All 16384 slots covered."), "{out}");
-    assert!(!out.contains("[WARNING]") && !out.contains("[ERR]"), "{out}");
+    assert!(
+        !out.contains("[WARNING]") && !out.contains("[ERR]"),
+        "{out}"
+    );
 
     let body = eventually(30, "the API lists six nodes", || async {
         let (code, body) = operator.get("/cluster/nodes?clusterName=rediscluster1")?;
@@ -56,8 +66,14 @@ async fn the_seed_manifest_becomes_a_ready_cluster_of_six_real_pods_the_api_poin
         })
         .collect();
     from_api.sort();
-    assert_eq!(from_api, addrs, "the API reports where the pods really listen");
-    assert_eq!(operator.get("/cluster/nodes?clusterName=nope").map(|r| r.0), Some(404));
+    assert_eq!(
+        from_api, addrs,
+        "the API reports where the pods really listen"
+    );
+    assert_eq!(
+        operator.get("/cluster/nodes?clusterName=nope").map(|r| r.0),
+        Some(404)
+    );
     assert_eq!(operator.get("/cluster/nodes").map(|r| r.0), Some(400));
     assert_eq!(operator.get("/readyz").map(|r| r.0), Some(200));
 

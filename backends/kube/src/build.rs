@@ -106,10 +106,26 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-pub(crate) fn labels_for(ctx: &ClusterCtx<'_>, ordinal: Ordinal) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn labels_for(
+    ctx: &ClusterCtx<'_>,
+    ordinal: Ordinal,
+) -> std::collections::BTreeMap<String, String> {
     let mut labels = names::node_labels(ctx.name, ordinal);
-    labels.insert(names::LABEL_SHARD.to_string(), ctx.shard(ordinal).to_string());
+    labels.insert(
+        names::LABEL_SHARD.to_string(),
+        ctx.shard(ordinal).to_string(),
+    );
     labels
+}
+
+/// The per-cluster objects, built together (apply order: Service, then budget).
+pub fn headless_service_and_pdb(
+    ctx: &ClusterCtx<'_>,
+) -> (
+    k8s_openapi::api::core::v1::Service,
+    k8s_openapi::api::policy::v1::PodDisruptionBudget,
+) {
+    (service::headless_service(ctx), pdb::pdb(ctx))
 }
 
 #[cfg(test)]
@@ -140,7 +156,9 @@ mod tests {
     #[test]
     fn settings_redis_applies_live_and_the_node_count_leave_the_fingerprint_alone() {
         let a = spec("masters: 3");
-        let b = spec("masters: 5\nreplicas: 2\nmaxMemory: 1gb\nredisConfig:\n  maxmemory-policy: allkeys-lru");
+        let b = spec(
+            "masters: 5\nreplicas: 2\nmaxMemory: 1gb\nredisConfig:\n  maxmemory-policy: allkeys-lru",
+        );
         assert_eq!(fingerprint(&ctx(&a)), fingerprint(&ctx(&b)));
     }
 
@@ -156,19 +174,13 @@ mod tests {
         let s = spec("masters: 3\nbasePort: 10000");
         assert_eq!(
             node_ports(&s, 2),
-            Some(NodePorts { client: 10002, bus: 20002, exporter: 30002 })
+            Some(NodePorts {
+                client: 10002,
+                bus: 20002,
+                exporter: 30002
+            })
         );
         let high = spec("masters: 3\nbasePort: 50000");
         assert_eq!(node_ports(&high, 0), None);
     }
-}
-
-/// The per-cluster objects, built together (apply order: Service, then budget).
-pub fn headless_service_and_pdb(
-    ctx: &ClusterCtx<'_>,
-) -> (
-    k8s_openapi::api::core::v1::Service,
-    k8s_openapi::api::policy::v1::PodDisruptionBudget,
-) {
-    (service::headless_service(ctx), pdb::pdb(ctx))
 }

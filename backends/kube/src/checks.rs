@@ -28,7 +28,8 @@ pub fn problems(
     let mut out = Vec::new();
     let nodes = u32::try_from(spec.total_nodes()).unwrap_or(u32::MAX);
     if spec.host_network() {
-        let last_exporter = u64::from(spec.base_port()) + u64::from(nodes.saturating_sub(1))
+        let last_exporter = u64::from(spec.base_port())
+            + u64::from(nodes.saturating_sub(1))
             + u64::from(EXPORTER_PORT_OFFSET);
         if last_exporter > u64::from(u16::MAX) {
             out.push(format!(
@@ -109,11 +110,24 @@ mod tests {
     fn the_later_of_two_clusters_on_the_same_host_ports_is_refused_naming_the_other() {
         let a = spec("masters: 3\nbasePort: 10000");
         let b = spec("masters: 3\nbasePort: 10004");
-        let others = [Other { namespace: "ns", name: "a", created: "2026-01-01T00:00:00Z", spec: &a }];
+        let others = [Other {
+            namespace: "ns",
+            name: "a",
+            created: "2026-01-01T00:00:00Z",
+            spec: &a,
+        }];
         let p = problems(("ns", "b"), "2026-01-02T00:00:00Z", &b, None, &others);
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].contains("host port 10004") && p[0].contains("ns/a"), "{p:?}");
-        let earlier = [Other { namespace: "ns", name: "b", created: "2026-01-02T00:00:00Z", spec: &b }];
+        assert!(
+            p[0].contains("host port 10004") && p[0].contains("ns/a"),
+            "{p:?}"
+        );
+        let earlier = [Other {
+            namespace: "ns",
+            name: "b",
+            created: "2026-01-02T00:00:00Z",
+            spec: &b,
+        }];
         assert!(problems(("ns", "a"), "2026-01-01T00:00:00Z", &a, None, &earlier).is_empty());
     }
 
@@ -121,7 +135,12 @@ mod tests {
     fn a_client_port_range_may_not_sit_on_another_clusters_bus_ports() {
         let a = spec("masters: 3\nbasePort: 10000");
         let b = spec("masters: 3\nbasePort: 20003");
-        let others = [Other { namespace: "x", name: "a", created: "1", spec: &a }];
+        let others = [Other {
+            namespace: "x",
+            name: "a",
+            created: "1",
+            spec: &a,
+        }];
         let p = problems(("y", "b"), "2", &b, None, &others);
         assert!(p[0].contains("host port 20003"), "{p:?}");
     }
@@ -130,7 +149,12 @@ mod tests {
     fn clusters_on_pod_networking_never_conflict() {
         let a = spec("masters: 3\nhostNetwork: false");
         let b = spec("masters: 3");
-        let others = [Other { namespace: "x", name: "a", created: "1", spec: &a }];
+        let others = [Other {
+            namespace: "x",
+            name: "a",
+            created: "1",
+            spec: &a,
+        }];
         assert!(problems(("y", "b"), "2", &b, None, &others).is_empty());
     }
 
@@ -144,7 +168,7 @@ mod tests {
 
     #[test]
     fn an_exporter_port_past_65535_is_refused() {
-        let s = spec("masters: 3\nbasePort: 45530");
+        let s = spec("masters: 3\nbasePort: 45531");
         let p = problems(("n", "c"), "1", &s, None, &[]);
         assert!(p[0].contains("65535"), "{p:?}");
     }

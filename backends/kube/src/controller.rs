@@ -63,11 +63,14 @@ struct ClusterState {
     password: Option<Option<String>>,
 }
 
+/// One cluster's state, locked for the length of a pass.
+type SharedState = Arc<tokio::sync::Mutex<ClusterState>>;
+
 pub(crate) struct Ctx {
     client: Client,
     caches: Caches,
     clusters: Store<RedisCluster>,
-    states: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<ClusterState>>>>,
+    states: Mutex<HashMap<(String, String), SharedState>>,
     recorder: Recorder,
     leadership: Leadership,
     directory: Directory,
@@ -235,7 +238,8 @@ where
 
 fn error_policy(obj: Arc<RedisCluster>, error: &Error, _ctx: Arc<Ctx>) -> Action {
     tracing::warn!(namespace = ?obj.namespace(), cluster = %obj.name_any(), error = %error, transient = error.is_transient(), "reconcile failed");
-    metrics::counter!("redis_operator_reconcile_errors_total", "reason" => error.reason()).increment(1);
+    metrics::counter!("redis_operator_reconcile_errors_total", "reason" => error.reason())
+        .increment(1);
     Action::requeue(ERROR_REQUEUE)
 }
 
@@ -257,7 +261,7 @@ async fn reconcile(obj: Arc<RedisCluster>, ctx: Arc<Ctx>) -> Result<Action, Erro
 }
 
 impl Ctx {
-    fn state_of(&self, obj: &RedisCluster, namespace: &str) -> Result<Arc<tokio::sync::Mutex<ClusterState>>, Error> {
+    fn state_of(&self, obj: &RedisCluster, namespace: &str) -> Result<SharedState, Error> {
         let name = obj.name_any();
         let uid = obj.uid().ok_or(Error::MissingField("metadata.uid"))?;
         let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
@@ -268,7 +272,13 @@ impl Ctx {
                 return Ok(state.clone());
             }
         }
-        let members = KubeMembers::new(self.client.clone(), namespace, &name, &uid, self.caches.clone());
+        let members = KubeMembers::new(
+            self.client.clone(),
+            namespace,
+            &name,
+            &uid,
+            self.caches.clone(),
+        );
         let leadership = self.leadership.clone();
         let mut reconciler = Reconciler::new(
             ClusterKey::new(namespace, &name),
@@ -296,8 +306,12 @@ impl Ctx {
 /// A replica that does not hold the lease still answers the HTTP API: it observes (and
 /// changes nothing) so its directory stays current.
 async fn standby(obj: &RedisCluster, ctx: &Ctx) {
-    let Some(namespace) = obj.namespace() else { return };
-    let Ok(state) = ctx.state_of(obj, &namespace) else { return };
+    let Some(namespace) = obj.namespace() else {
+        return;
+    };
+    let Ok(state) = ctx.state_of(obj, &namespace) else {
+        return;
+    };
     let state = state.lock().await;
     let r = &state.reconciler;
     if let Ok(observation) = controller::observe(r.members(), r.redis()).await {
@@ -335,9 +349,12 @@ async fn apply(obj: Arc<RedisCluster>, ctx: &Ctx) -> Result<Action, Error> {
         // The first pass of this process: the nodes already run with this password.
         None => {
             let key = state.reconciler.key().clone();
-            state
-                .reconciler
-                .set_redis(adapter(&obj.spec, password.clone(), &key.namespace, &key.name));
+            state.reconciler.set_redis(adapter(
+                &obj.spec,
+                password.clone(),
+                &key.namespace,
+                &key.name,
+            ));
             state.password = Some(password);
         }
         Some(current) if *current != password => {
@@ -346,7 +363,8 @@ async fn apply(obj: Arc<RedisCluster>, ctx: &Ctx) -> Result<Action, Error> {
         Some(_) => {}
     }
     refresh_spread(ctx, &obj, &mut state).await;
-    let valid = problems.is_empty() && spec::validate(&obj.spec, state.reconciler.last_valid_spec()).is_empty();
+    let valid = problems.is_empty()
+        && spec::validate(&obj.spec, state.reconciler.last_valid_spec()).is_empty();
     state.reconciler.set_backend_problems(problems);
     if valid && state.applied_generation != obj.metadata.generation {
         let ctx_b = ClusterCtx {
@@ -360,12 +378,17 @@ async fn apply(obj: Arc<RedisCluster>, ctx: &Ctx) -> Result<Action, Error> {
         state.applied_generation = obj.metadata.generation;
     }
     let shown = state.shown.clone();
-    state.reconciler.observe_object(shown, obj.metadata.generation);
+    state
+        .reconciler
+        .observe_object(shown, obj.metadata.generation);
     let pass = state
         .reconciler
         .reconcile(&obj.spec)
         .await
-        .map_err(|e| Error::Node { ordinal: 0, reason: e.to_string() })?;
+        .map_err(|e| Error::Node {
+            ordinal: 0,
+            reason: e.to_string(),
+        })?;
     if state.shown.as_ref() != Some(&pass.status) {
         status::write(&api, &name, &pass.status).await?;
         state.shown = Some(pass.status.clone());
@@ -380,7 +403,12 @@ async fn apply(obj: Arc<RedisCluster>, ctx: &Ctx) -> Result<Action, Error> {
 
 /// Problems only Kubernetes has: host ports another cluster holds, fields a StatefulSet
 /// cannot change.
-fn backend_problems(obj: &RedisCluster, namespace: &str, ctx: &Ctx, state: &ClusterState) -> Vec<String> {
+fn backend_problems(
+    obj: &RedisCluster,
+    namespace: &str,
+    ctx: &Ctx,
+    state: &ClusterState,
+) -> Vec<String> {
     let clusters = ctx.clusters.state();
     let created = |c: &RedisCluster| {
         c.metadata
@@ -435,33 +463,53 @@ async fn read_password(
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let key = secret_ref.key();
     let secret = api.get_opt(&secret_ref.name).await.map_err(|e| {
-        PasswordError::Unreadable(format!("cannot read Secret {namespace}/{}: {e}", secret_ref.name))
+        PasswordError::Unreadable(format!(
+            "cannot read Secret {namespace}/{}: {e}",
+            secret_ref.name
+        ))
     })?;
     let secret = secret.ok_or_else(|| {
-        PasswordError::Invalid(format!("Secret {namespace}/{} does not exist", secret_ref.name))
+        PasswordError::Invalid(format!(
+            "Secret {namespace}/{} does not exist",
+            secret_ref.name
+        ))
     })?;
     let bytes = secret
         .data
         .as_ref()
         .and_then(|d| d.get(key))
         .map(|b| b.0.clone())
-        .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(key)).map(|s| s.clone().into_bytes()))
-        .ok_or_else(|| PasswordError::Invalid(format!("Secret {namespace}/{} has no key {key:?}", secret_ref.name)))?;
-    let password = String::from_utf8(bytes)
-        .map_err(|_| PasswordError::Invalid(format!("key {key:?} of Secret {namespace}/{} is not UTF-8", secret_ref.name)))?;
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(|s| s.clone().into_bytes())
+        })
+        .ok_or_else(|| {
+            PasswordError::Invalid(format!(
+                "Secret {namespace}/{} has no key {key:?}",
+                secret_ref.name
+            ))
+        })?;
+    let password = String::from_utf8(bytes).map_err(|_| {
+        PasswordError::Invalid(format!(
+            "key {key:?} of Secret {namespace}/{} is not UTF-8",
+            secret_ref.name
+        ))
+    })?;
     if password.is_empty() {
-        return Err(PasswordError::Invalid(format!("key {key:?} of Secret {namespace}/{} is empty", secret_ref.name)));
+        return Err(PasswordError::Invalid(format!(
+            "key {key:?} of Secret {namespace}/{} is empty",
+            secret_ref.name
+        )));
     }
     Ok(Some(password))
 }
 
 /// A new password: running nodes take it with `CONFIG SET` (`masterauth` on every node first,
 /// so no replication link breaks, then `requirepass`), and the adapter uses it from then on.
-async fn rotate_password(
-    state: &mut ClusterState,
-    obj: &RedisCluster,
-    password: Option<String>,
-) {
+async fn rotate_password(state: &mut ClusterState, obj: &RedisCluster, password: Option<String>) {
     let old = state.reconciler.redis().clone();
     let members = controller::Members::list(state.reconciler.members())
         .await
@@ -478,15 +526,23 @@ async fn rotate_password(
         }
     }
     let key = state.reconciler.key().clone();
-    state
-        .reconciler
-        .set_redis(adapter(&obj.spec, password.clone(), &key.namespace, &key.name));
+    state.reconciler.set_redis(adapter(
+        &obj.spec,
+        password.clone(),
+        &key.namespace,
+        &key.name,
+    ));
     state.password = Some(password);
     tracing::info!(namespace = %key.namespace, cluster = %key.name, "password changed on the running nodes");
 }
 
 /// The Redis adapter of one cluster: its password, its migration batch, its progress metrics.
-fn adapter(spec: &spec::RedisClusterSpec, password: Option<String>, namespace: &str, name: &str) -> RedisAdapter {
+fn adapter(
+    spec: &spec::RedisClusterSpec,
+    password: Option<String>,
+    namespace: &str,
+    name: &str,
+) -> RedisAdapter {
     RedisAdapter::new(AdapterConfig {
         password,
         migrate_batch: spec.migration_batch_keys() as usize,
@@ -498,7 +554,10 @@ fn adapter(spec: &spec::RedisClusterSpec, password: Option<String>, namespace: &
 /// Reads how many nodes can take pods (at most once a minute): a shard's nodes are required
 /// on different hosts only when enough of them exist, else pods could never be scheduled.
 async fn refresh_spread(ctx: &Ctx, obj: &RedisCluster, state: &mut ClusterState) {
-    if state.nodes_checked.is_some_and(|t| t.elapsed() < NODES_RECHECK) {
+    if state
+        .nodes_checked
+        .is_some_and(|t| t.elapsed() < NODES_RECHECK)
+    {
         return;
     }
     state.nodes_checked = Some(Instant::now());
@@ -511,10 +570,18 @@ async fn refresh_spread(ctx: &Ctx, obj: &RedisCluster, state: &mut ClusterState)
     let schedulable = nodes
         .items
         .iter()
-        .filter(|n| !n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false))
+        .filter(|n| {
+            !n.spec
+                .as_ref()
+                .and_then(|s| s.unschedulable)
+                .unwrap_or(false)
+        })
         .count();
     let needed = 1 + obj.spec.replicas() as usize;
-    state.reconciler.members().set_spread_required(schedulable >= needed);
+    state
+        .reconciler
+        .members()
+        .set_spread_required(schedulable >= needed);
 }
 
 /// The objects of the whole cluster: its headless Service and its PodDisruptionBudget.
@@ -522,13 +589,21 @@ async fn apply_cluster_objects(ctx: &Ctx, cluster: &ClusterCtx<'_>) -> Result<()
     let (service, pdb) = headless_service_and_pdb(cluster);
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), cluster.namespace);
     services
-        .patch(&names::service(cluster.name), &apply_params(), &Patch::Apply(&service))
+        .patch(
+            &names::service(cluster.name),
+            &apply_params(),
+            &Patch::Apply(&service),
+        )
         .await
         .map_err(|e| Error::kube("apply Service", e))?;
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), cluster.namespace);
-    pdbs.patch(&names::pdb(cluster.name), &apply_params(), &Patch::Apply(&pdb))
-        .await
-        .map_err(|e| Error::kube("apply PodDisruptionBudget", e))?;
+    pdbs.patch(
+        &names::pdb(cluster.name),
+        &apply_params(),
+        &Patch::Apply(&pdb),
+    )
+    .await
+    .map_err(|e| Error::kube("apply PodDisruptionBudget", e))?;
     Ok(())
 }
 
@@ -550,7 +625,10 @@ async fn cleanup(obj: Arc<RedisCluster>, ctx: &Ctx) -> Result<Action, Error> {
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
     let selector = names::cluster_selector(&name);
     claims
-        .delete_collection(&DeleteParams::default(), &ListParams::default().labels(&selector))
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels(&selector),
+        )
         .await
         .map_err(|e| Error::kube("delete the cluster's PersistentVolumeClaims", e))?;
     ctx.directory.remove_cluster(&namespace, &name);

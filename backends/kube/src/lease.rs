@@ -167,7 +167,10 @@ impl Elector {
         lease.spec = Some(next.clone());
         // A replace carries the resourceVersion read above: if another replica wrote in
         // between, this fails with 409 and nobody holds it twice.
-        match api.replace(&self.config.name, &PostParams::default(), &lease).await {
+        match api
+            .replace(&self.config.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => {
                 self.observed = Some((next, Instant::now()));
                 self.renewed_at = Some(Instant::now());

@@ -9,13 +9,13 @@
 //! events, and holds the leader lease ([`lease`]).
 
 pub mod build;
+pub mod checks;
 pub mod controller;
 pub mod error;
 pub mod events;
 pub mod lease;
 pub mod members;
 pub mod names;
-pub mod checks;
 pub mod status;
 
 pub use controller::{RunConfig, run};

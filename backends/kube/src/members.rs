@@ -109,7 +109,11 @@ impl KubeMembers {
             .collect()
     }
 
-    async fn apply_statefulset(&self, ordinal: Ordinal, spec: &RedisClusterSpec) -> Result<(), Error> {
+    async fn apply_statefulset(
+        &self,
+        ordinal: Ordinal,
+        spec: &RedisClusterSpec,
+    ) -> Result<(), Error> {
         let ctx = self.ctx(spec);
         let ports = build::node_ports(spec, ordinal).ok_or_else(|| Error::Node {
             ordinal,
@@ -146,11 +150,17 @@ fn member_of(ordinal: Ordinal, pod: Option<&Pod>) -> MemberInfo {
     let port = pod
         .spec
         .as_ref()
-        .and_then(|s| s.containers.iter().find(|c| c.name == names::REDIS_CONTAINER))
+        .and_then(|s| {
+            s.containers
+                .iter()
+                .find(|c| c.name == names::REDIS_CONTAINER)
+        })
         .and_then(|c| c.ports.as_ref())
         .and_then(|ps| ps.iter().find(|p| p.name.as_deref() == Some("redis")))
         .and_then(|p| u16::try_from(p.container_port).ok());
-    let ip = status.and_then(|s| s.pod_ip.clone()).filter(|ip| !ip.is_empty());
+    let ip = status
+        .and_then(|s| s.pod_ip.clone())
+        .filter(|ip| !ip.is_empty());
     let addr = ip.zip(port).map(|(ip, port)| Addr::new(ip, port));
     let mut info = MemberInfo::new(ordinal, addr, running);
     if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
@@ -190,7 +200,12 @@ impl Members for KubeMembers {
         let Some(pod) = self.pod(ordinal) else {
             return Ok(());
         };
-        if pod.metadata.deletion_timestamp.is_some() {
+        // Already going, or already the replacement (the engine decides the same replacement
+        // again until the member reports the new fingerprint): nothing to delete.
+        let desired = build::fingerprint(&self.ctx(spec));
+        if pod.metadata.deletion_timestamp.is_some()
+            || pod.annotations().get(names::ANNOTATION_FINGERPRINT) == Some(&desired)
+        {
             return Ok(());
         }
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
@@ -207,7 +222,10 @@ impl Members for KubeMembers {
             Err(e) if is_not_found(&e) => Ok(()),
             // The uid precondition failed: that pod is already gone and a new one runs.
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            Err(e) => Err(Error::kube(format!("delete Pod {}/{name}", self.namespace), e)),
+            Err(e) => Err(Error::kube(
+                format!("delete Pod {}/{name}", self.namespace),
+                e,
+            )),
         }
     }
 
@@ -223,7 +241,10 @@ impl Members for KubeMembers {
         match api.delete(&name, &params).await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(Error::kube(format!("delete StatefulSet {}/{name}", self.namespace), e)),
+            Err(e) => Err(Error::kube(
+                format!("delete StatefulSet {}/{name}", self.namespace),
+                e,
+            )),
         }
     }
 
@@ -233,7 +254,10 @@ impl Members for KubeMembers {
         match api.delete(&name, &DeleteParams::default()).await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(Error::kube(format!("delete PersistentVolumeClaim {}/{name}", self.namespace), e)),
+            Err(e) => Err(Error::kube(
+                format!("delete PersistentVolumeClaim {}/{name}", self.namespace),
+                e,
+            )),
         }
     }
 }
@@ -268,7 +292,10 @@ status:
 
     #[test]
     fn a_terminated_container_or_a_terminating_pod_is_known_dead_at_once() {
-        let crashed = RUNNING.replace("state: {running: {}}", "state: {terminated: {exitCode: 137}}");
+        let crashed = RUNNING.replace(
+            "state: {running: {}}",
+            "state: {terminated: {exitCode: 137}}",
+        );
         assert!(!member_of(1, Some(&pod(&crashed))).running);
         let deleting = RUNNING.replace(
             "metadata: {name: c-1-0,",

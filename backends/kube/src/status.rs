@@ -2,8 +2,8 @@
 
 use crate::error::Error;
 use crate::members::apply_params;
-use kube::api::Patch;
 use kube::Api;
+use kube::api::Patch;
 use spec::{RedisCluster, RedisClusterStatus};
 
 /// Server-side applies `status` under the operator's field manager. Callers skip the write

@@ -51,7 +51,12 @@ impl ExecContext {
 impl RedisAdapter {
     /// `CONFIG SET name value` on the node at `addr` (also used outside the engine's effects
     /// for a password change, whose value must never reach an effect or a trace).
-    pub async fn config_set(&self, addr: &Addr, name: &str, value: &str) -> Result<(), AdapterError> {
+    pub async fn config_set(
+        &self,
+        addr: &Addr,
+        name: &str,
+        value: &str,
+    ) -> Result<(), AdapterError> {
         let mut cmd = redis::cmd("CONFIG");
         cmd.arg("SET").arg(name).arg(value);
         self.pool.query::<()>(addr, &cmd).await

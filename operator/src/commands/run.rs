@@ -4,7 +4,7 @@
 use super::CmdResult;
 use controller::http::{Directory, HttpState};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube_backend::lease::{self, LeaseConfig, Leadership};
+use kube_backend::lease::{self, Leadership, LeaseConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,10 +76,11 @@ pub fn run(args: Args) -> CmdResult {
 async fn client(args: &Args) -> Result<kube::Client, RunError> {
     let config = match &args.kubeconfig {
         Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path).map_err(|source| RunError::Kubeconfig {
-                path: path.clone(),
-                source,
-            })?;
+            let kubeconfig =
+                Kubeconfig::read_from(path).map_err(|source| RunError::Kubeconfig {
+                    path: path.clone(),
+                    source,
+                })?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                 .await
                 .map_err(|source| RunError::Kubeconfig {
@@ -141,7 +142,11 @@ async fn operate(args: Args) -> Result<(), RunError> {
         let namespace = args
             .leader_election_namespace
             .clone()
-            .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+            .or_else(|| {
+                std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|n| !n.is_empty())
+            })
             .unwrap_or_else(|| "default".to_string());
         let (leadership, task) = lease::spawn(
             client.clone(),

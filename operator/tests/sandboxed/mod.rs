@@ -31,7 +31,11 @@ pub struct Env {
 
 impl Env {
     pub async fn start(name: &str, nodes: usize) -> Self {
-        let sandbox = Sandbox::builder().nodes(nodes).start().await.expect("sandbox starts");
+        let sandbox = Sandbox::builder()
+            .nodes(nodes)
+            .start()
+            .await
+            .expect("sandbox starts");
         let client = sandbox.client().expect("client");
         let dir = std::env::temp_dir().join(format!("rop-kube-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -44,7 +48,12 @@ impl Env {
             .create(&PostParams::default(), &crd)
             .await
             .expect("crd created");
-        let env = Self { sandbox, client, kubeconfig, dir };
+        let env = Self {
+            sandbox,
+            client,
+            kubeconfig,
+            dir,
+        };
         // The CRD is served once its resource answers.
         eventually(30, "the RedisCluster resource is served", || async {
             Api::<RedisCluster>::all(env.client.clone())
@@ -76,7 +85,11 @@ impl Env {
         let ns = rc.namespace().unwrap_or_else(|| "default".to_string());
         self.namespace(&ns).await;
         self.clusters(&ns)
-            .patch(&rc.name_any(), &PatchParams::apply("e2e-test").force(), &Patch::Apply(&rc))
+            .patch(
+                &rc.name_any(),
+                &PatchParams::apply("e2e-test").force(),
+                &Patch::Apply(&rc),
+            )
             .await
             .expect("applied")
     }
@@ -93,13 +106,20 @@ impl Env {
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(extra)
-            .env("RUST_LOG", std::env::var("E2E_OPERATOR_LOG").unwrap_or_else(|_| "info,kube=warn".to_string()))
+            .env(
+                "RUST_LOG",
+                std::env::var("E2E_OPERATOR_LOG").unwrap_or_else(|_| "info,kube=warn".to_string()),
+            )
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .stdin(Stdio::null())
             .spawn()
             .expect("operator starts");
-        Operator { child: Some(child), port, log }
+        Operator {
+            child: Some(child),
+            port,
+            log,
+        }
     }
 
     pub async fn pods(&self, ns: &str, cluster: &str) -> Vec<Pod> {
@@ -149,7 +169,14 @@ impl Env {
     }
 
     /// Waits until condition `kind` of the cluster has `status`.
-    pub async fn wait_condition(&self, ns: &str, name: &str, kind: &str, status: &str, secs: u64) -> RedisCluster {
+    pub async fn wait_condition(
+        &self,
+        ns: &str,
+        name: &str,
+        kind: &str,
+        status: &str,
+        secs: u64,
+    ) -> RedisCluster {
         let api = self.clusters(ns);
         eventually(secs, &format!("{ns}/{name} {kind}={status}"), || async {
             let rc = api.get(name).await.ok()?;
@@ -165,7 +192,12 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // A failed test keeps its operator logs for a look.
+        if std::thread::panicking() {
+            eprintln!("logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -187,8 +219,13 @@ impl Operator {
 
     /// SIGTERM, then waits for the exit (SIGKILL after 30 s); returns whether it exited 0.
     pub fn stop(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return false };
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         for _ in 0..300 {
             if let Ok(Some(status)) = child.try_wait() {
                 return status.success();
@@ -216,7 +253,11 @@ impl Operator {
 impl Drop for Operator {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- operator log ({}) ---\n{}", self.log.display(), tail(&self.log_text(), 80));
+            eprintln!(
+                "--- operator log ({}) ---\n{}",
+                self.log.display(),
+                tail(&self.log_text(), 80)
+            );
         }
         self.kill();
     }
@@ -237,7 +278,11 @@ pub fn free_port() -> u16 {
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let status = buf.split_whitespace().nth(1)?.parse().ok()?;
@@ -252,8 +297,14 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 
 /// `redis-cli` with `args`; (success, stdout).
 pub fn redis_cli(args: &[&str]) -> (bool, String) {
-    let out = Command::new("redis-cli").args(args).output().expect("redis-cli runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = Command::new("redis-cli")
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
@@ -266,7 +317,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -297,7 +351,10 @@ pub fn pod_addresses(pods: &[Pod]) -> Vec<(String, u16)> {
 
 /// A cluster-aware client on the cluster's pods.
 pub fn cluster_client(addrs: &[(String, u16)]) -> redis::cluster::ClusterConnection {
-    let urls: Vec<String> = addrs.iter().map(|(ip, port)| format!("redis://{ip}:{port}")).collect();
+    let urls: Vec<String> = addrs
+        .iter()
+        .map(|(ip, port)| format!("redis://{ip}:{port}"))
+        .collect();
     redis::cluster::ClusterClient::builder(urls)
         .retries(20)
         .build()
@@ -309,15 +366,27 @@ pub fn cluster_client(addrs: &[(String, u16)]) -> redis::cluster::ClusterConnect
 /// Writes `n` keys `prefix:i` = i.
 pub fn load_keys(c: &mut redis::cluster::ClusterConnection, prefix: &str, n: usize) {
     for i in 0..n {
-        let _: () = redis::cmd("SET").arg(format!("{prefix}:{i}")).arg(i).query(c).expect("SET");
+        let _: () = redis::cmd("SET")
+            .arg(format!("{prefix}:{i}"))
+            .arg(i)
+            .query(c)
+            .expect("SET");
     }
 }
 
 /// The keys `prefix:i` (i < n) that no longer read back as i.
-pub fn missing_keys(c: &mut redis::cluster::ClusterConnection, prefix: &str, n: usize) -> Vec<usize> {
+pub fn missing_keys(
+    c: &mut redis::cluster::ClusterConnection,
+    prefix: &str,
+    n: usize,
+) -> Vec<usize> {
     (0..n)
         .filter(|i| {
-            let v: Option<usize> = redis::cmd("GET").arg(format!("{prefix}:{i}")).query(c).ok().flatten();
+            let v: Option<usize> = redis::cmd("GET")
+                .arg(format!("{prefix}:{i}"))
+                .query(c)
+                .ok()
+                .flatten();
             v != Some(*i)
         })
         .collect()
@@ -339,8 +408,10 @@ impl Writer {
             let mut acked = Vec::new();
             let mut i = 0u64;
             while !flag.load(std::sync::atomic::Ordering::Relaxed) && i < 1_000_000 {
-                let ok: redis::RedisResult<()> =
-                    redis::cmd("SET").arg(format!("w:{i}")).arg(i).query(&mut client);
+                let ok: redis::RedisResult<()> = redis::cmd("SET")
+                    .arg(format!("w:{i}"))
+                    .arg(i)
+                    .query(&mut client);
                 if ok.is_ok() {
                     acked.push(i);
                 }
@@ -351,19 +422,31 @@ impl Writer {
             }
             acked
         });
-        Self { stop, handle: Some(handle) }
+        Self {
+            stop,
+            handle: Some(handle),
+        }
     }
 
     /// Stops the writer and returns the acknowledged writes that do not read back.
     pub fn stop_and_lost(mut self, addrs: &[(String, u16)]) -> (usize, Vec<u64>) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let acked = self.handle.take().expect("writer").join().expect("writer thread");
+        let acked = self
+            .handle
+            .take()
+            .expect("writer")
+            .join()
+            .expect("writer thread");
         let mut client = cluster_client(addrs);
         let lost = acked
             .iter()
             .copied()
             .filter(|i| {
-                let v: Option<u64> = redis::cmd("GET").arg(format!("w:{i}")).query(&mut client).ok().flatten();
+                let v: Option<u64> = redis::cmd("GET")
+                    .arg(format!("w:{i}"))
+                    .query(&mut client)
+                    .ok()
+                    .flatten();
                 v != Some(*i)
             })
             .collect();
@@ -374,23 +457,44 @@ impl Writer {
 impl Env {
     /// Waits until the cluster is Ready with `masters` masters and `nodes` nodes in its status
     /// (for the spec's current generation), and returns the pods' addresses.
-    pub async fn wait_shape(&self, ns: &str, name: &str, masters: usize, nodes: usize, secs: u64) -> Vec<(String, u16)> {
+    pub async fn wait_shape(
+        &self,
+        ns: &str,
+        name: &str,
+        masters: usize,
+        nodes: usize,
+        secs: u64,
+    ) -> Vec<(String, u16)> {
         let api = self.clusters(ns);
-        eventually(secs, &format!("{ns}/{name} ready with {masters} masters and {nodes} nodes"), || async {
-            let rc = api.get(name).await.ok()?;
-            let st = rc.status.as_ref()?;
-            let ready = st.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
-            let m = st.nodes.iter().filter(|n| n.role == "master").count();
-            (ready && st.observed_generation == rc.metadata.generation && m == masters && st.nodes.len() == nodes)
-                .then_some(())
-        })
+        eventually(
+            secs,
+            &format!("{ns}/{name} ready with {masters} masters and {nodes} nodes"),
+            || async {
+                let rc = api.get(name).await.ok()?;
+                let st = rc.status.as_ref()?;
+                let ready = st
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                let m = st.nodes.iter().filter(|n| n.role == "master").count();
+                (ready
+                    && st.observed_generation == rc.metadata.generation
+                    && m == masters
+                    && st.nodes.len() == nodes)
+                    .then_some(())
+            },
+        )
         .await;
         pod_addresses(&self.pods(ns, name).await)
     }
 
     pub async fn patch_spec(&self, ns: &str, name: &str, spec: serde_json::Value) {
         self.clusters(ns)
-            .patch(name, &PatchParams::default(), &Patch::Merge(&serde_json::json!({ "spec": spec })))
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(&serde_json::json!({ "spec": spec })),
+            )
             .await
             .expect("spec patched");
     }
@@ -399,7 +503,11 @@ impl Env {
 /// `redis-cli --cluster check` on one node: Ok when every slot is covered and nothing is open.
 pub fn cluster_check(addr: &(String, u16)) -> Result<(), String> {
     let (ok, out) = redis_cli(&["--cluster", "check", &format!("{}:{}", addr.0, addr.1)]);
-    if ok && out.contains("[OK] All 16384 slots covered.") && !out.contains("[WARNING]") && !out.contains("[ERR]") {
+    if ok
+        && out.contains("[OK] All 16384 slots covered.")
+        && !out.contains("[WARNING]")
+        && !out.contains("[ERR]")
+    {
         Ok(())
     } else {
         Err(out)

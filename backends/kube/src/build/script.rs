@@ -32,6 +32,10 @@ pub fn server_script(ctx: &ClusterCtx<'_>, ports: NodePorts) -> String {
         format!("--cluster-announce-ip \"${ENV_POD_IP}\""),
         format!("--cluster-announce-port {}", ports.client),
         format!("--cluster-announce-bus-port {}", ports.bus),
+        // A master lists its replicas by the address their connection comes from, which on
+        // a multi-address host (or behind NAT) is not the one they announce; the operator
+        // matches replicas by it before it moves keys to a master.
+        format!("--replica-announce-ip \"${ENV_POD_IP}\""),
         format!("--dir {DATA_DIR}"),
         // A replica proves its stream flows by an offset above 0 (the engine's synced-replica
         // test); a master's pings move it while nothing is written, so every second.
@@ -87,7 +91,10 @@ mod tests {
     #[test]
     fn a_node_without_persistence_forgets_its_identity_before_it_starts() {
         let s = script("masters: 3");
-        assert!(s.starts_with("rm -f /data/nodes.conf\nexec redis-server --port 10001"), "{s}");
+        assert!(
+            s.starts_with("rm -f /data/nodes.conf\nexec redis-server --port 10001"),
+            "{s}"
+        );
         assert!(s.contains("--cluster-announce-bus-port 20001"));
         assert!(s.contains("--save ''"));
     }

@@ -10,9 +10,9 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Affinity, Container, ContainerPort, EnvVar, EnvVarSource, ObjectFieldSelector,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
-    PodSpec, PodTemplateSpec, Probe, SecretKeySelector, TCPSocketAction, Volume,
-    VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodSpec, PodTemplateSpec,
+    Probe, SecretKeySelector, TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -160,7 +160,11 @@ fn exporter_container(ctx: &ClusterCtx<'_>, ports: NodePorts) -> Container {
         name: names::EXPORTER_CONTAINER.to_string(),
         image: Some(ctx.spec.exporter_image().to_string()),
         env: Some(env),
-        ports: Some(vec![port("metrics", ports.exporter, ctx.spec.host_network())]),
+        ports: Some(vec![port(
+            "metrics",
+            ports.exporter,
+            ctx.spec.host_network(),
+        )]),
         resources: ctx.spec.exporter_resources.clone(),
         ..Container::default()
     }
@@ -223,7 +227,10 @@ fn affinity(ctx: &ClusterCtx<'_>, ordinal: Ordinal) -> Affinity {
         label_selector: Some(LabelSelector {
             match_labels: Some(BTreeMap::from([
                 (names::LABEL_INSTANCE.to_string(), ctx.name.to_string()),
-                (names::LABEL_SHARD.to_string(), ctx.shard(ordinal).to_string()),
+                (
+                    names::LABEL_SHARD.to_string(),
+                    ctx.shard(ordinal).to_string(),
+                ),
             ])),
             ..LabelSelector::default()
         }),
@@ -313,29 +320,57 @@ mod tests {
         let s = set.spec.expect("spec");
         assert_eq!(set.metadata.name.as_deref(), Some("cache-4"));
         assert_eq!(s.replicas, Some(1));
-        assert_eq!(s.update_strategy.and_then(|u| u.type_).as_deref(), Some("OnDelete"));
+        assert_eq!(
+            s.update_strategy.and_then(|u| u.type_).as_deref(),
+            Some("OnDelete")
+        );
         let pod = s.template.spec.expect("pod");
         assert_eq!(pod.host_network, Some(true));
         let redis = &pod.containers[0];
         assert_eq!(redis.image.as_deref(), Some("awbrg789/redis:latest"));
-        let ports: Vec<_> = redis.ports.iter().flatten().map(|p| (p.container_port, p.host_port)).collect();
+        let ports: Vec<_> = redis
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.container_port, p.host_port))
+            .collect();
         assert_eq!(ports, vec![(10004, Some(10004)), (20004, Some(20004))]);
         assert!(
-            redis.resources.as_ref().and_then(|r| r.limits.as_ref()).is_some(),
+            redis
+                .resources
+                .as_ref()
+                .and_then(|r| r.limits.as_ref())
+                .is_some(),
             "the seed's resources reach the container"
         );
         assert_eq!(pod.containers[1].name, "exporter");
-        assert_eq!(set.metadata.owner_references.expect("owner")[0].uid, "uid-1");
+        assert_eq!(
+            set.metadata.owner_references.expect("owner")[0].uid,
+            "uid-1"
+        );
     }
 
     #[test]
     fn a_shards_nodes_must_land_on_different_hosts_when_there_are_enough() {
         let set = build("masters: 3", 4);
         let pod = set.spec.expect("spec").template.spec.expect("pod");
-        let anti = pod.affinity.expect("affinity").pod_anti_affinity.expect("anti");
-        let required = anti.required_during_scheduling_ignored_during_execution.expect("required");
-        let labels = required[0].label_selector.as_ref().and_then(|s| s.match_labels.as_ref()).expect("labels");
-        assert_eq!(labels.get(names::LABEL_SHARD).map(String::as_str), Some("1"));
+        let anti = pod
+            .affinity
+            .expect("affinity")
+            .pod_anti_affinity
+            .expect("anti");
+        let required = anti
+            .required_during_scheduling_ignored_during_execution
+            .expect("required");
+        let labels = required[0]
+            .label_selector
+            .as_ref()
+            .and_then(|s| s.match_labels.as_ref())
+            .expect("labels");
+        assert_eq!(
+            labels.get(names::LABEL_SHARD).map(String::as_str),
+            Some("1")
+        );
     }
 
     #[test]
