@@ -117,14 +117,18 @@ fn saved_manifest(dir: &Path) -> PathBuf {
 fn save_manifest(file: &Path, dir: &Path) -> Result<(), CmdError> {
     let target = saved_manifest(dir);
     let fail = |e: std::io::Error| format!("cannot save the manifest in {}: {e}", dir.display());
-    std::fs::copy(file, &target).map_err(fail)?;
+    // Copied aside and renamed into place: `local scale` may read it at this very moment
+    // (a restarted `local up` saves it again), and must never see half a file.
+    let partial = dir.join("cluster.yaml.partial");
+    std::fs::copy(file, &partial).map_err(fail)?;
     if let Some(t) = modified(file) {
         std::fs::File::options()
             .write(true)
-            .open(&target)
+            .open(&partial)
             .and_then(|f| f.set_modified(t))
             .map_err(fail)?;
     }
+    std::fs::rename(&partial, &target).map_err(fail)?;
     Ok(())
 }
 
