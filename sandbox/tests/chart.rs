@@ -1089,3 +1089,43 @@ fn a_misspelled_field_fails_the_type_check() {
         Value::Bool(true);
     assert!(round_trips_as::<Deployment>(&doc).is_err());
 }
+
+#[test]
+fn grafana_and_prometheus_mount_what_the_parent_chart_renders_for_them() {
+    let docs = render(&[]);
+    let volume_configmaps = |name: &str| -> BTreeSet<String> {
+        let d: Deployment = typed(find(&docs, "Deployment", name));
+        d.spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|v| v.config_map.map(|c| c.name))
+            .collect()
+    };
+    let grafana = volume_configmaps("redis-operator-grafana");
+    assert!(grafana.contains("redis-operator-redis-operator-dashboards"));
+    assert!(grafana.contains("redis-operator-grafana"));
+    let prometheus = volume_configmaps("redis-operator-prometheus");
+    assert!(prometheus.contains("redis-operator-redis-operator-alerts"));
+    assert!(prometheus.contains("redis-operator-prometheus"));
+    for cm in grafana.iter().chain(&prometheus) {
+        find(&docs, "ConfigMap", cm);
+    }
+    let datasources: Value = serde_yaml::from_str(
+        find(&docs, "ConfigMap", "redis-operator-grafana")["data"]["datasources.yaml"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let svc: Service = typed(find(&docs, "Service", "redis-operator-prometheus"));
+    let port = svc.spec.unwrap().ports.unwrap()[0].port;
+    assert_eq!(
+        datasources["datasources"][0]["url"],
+        format!("http://redis-operator-prometheus:{port}")
+    );
+    assert_eq!(datasources["datasources"][0]["type"], "prometheus");
+}
