@@ -13,6 +13,7 @@ pub mod crd;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
+pub mod events;
 pub mod faults;
 pub mod gc;
 pub mod http;

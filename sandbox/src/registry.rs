@@ -76,8 +76,12 @@ impl ResourceType {
         format!("{}List", self.kind)
     }
 
-    /// Storage identity: objects are shared across versions of one group/resource.
+    /// Storage identity: objects are shared across versions of one group/resource, and
+    /// `events.k8s.io` Events are stored as core Events (see `crate::events`).
     pub fn group_resource(&self) -> (String, String) {
+        if crate::events::is_view(self) {
+            return (String::new(), self.plural.clone());
+        }
         (self.group.clone(), self.plural.clone())
     }
 }

@@ -126,14 +126,16 @@ fn valid_key(key: &str, term: &str) -> Result<String, ApiError> {
     }
 }
 
-/// A parsed `fieldSelector`: `=`/`==`/`!=` on a few known fields.
+/// A parsed `fieldSelector`: `=`/`==`/`!=` on a few known fields. Each requirement holds
+/// the JSON path it reads, which for some labels differs from the label itself (an
+/// events.k8s.io `regarding.name` reads the stored `involvedObject.name`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {
-    /// `kind` decides which fields beyond `metadata.name`/`metadata.namespace` are
-    /// selectable, as each kind registers its own in Kubernetes.
-    pub fn parse(text: &str, kind: &str) -> Result<Self, ApiError> {
+    /// `group` and `kind` decide which fields beyond `metadata.name`/`metadata.namespace`
+    /// are selectable, as each kind registers its own in Kubernetes.
+    pub fn parse(text: &str, group: &str, kind: &str) -> Result<Self, ApiError> {
         let mut reqs = Vec::new();
         for term in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             let (field, equal, value) = if let Some((f, v)) = term.split_once("!=") {
@@ -148,19 +150,19 @@ impl FieldSelector {
                 )));
             };
             let field = field.trim();
-            if !selectable(kind, field) {
+            let Some(path) = selectable(group, kind, field) else {
                 return Err(ApiError::BadRequest(format!(
                     "field label not supported: {field}"
                 )));
-            }
-            reqs.push((field.to_string(), equal, value.trim().to_string()));
+            };
+            reqs.push((path, equal, value.trim().to_string()));
         }
         Ok(FieldSelector(reqs))
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        self.0.iter().all(|(field, equal, want)| {
-            let have = match object::path(obj, field) {
+        self.0.iter().all(|(path, equal, want)| {
+            let have = match object::path(obj, path) {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Bool(b)) => b.to_string(),
                 Some(Value::Number(n)) => n.to_string(),
@@ -171,9 +173,13 @@ impl FieldSelector {
     }
 }
 
-fn selectable(kind: &str, field: &str) -> bool {
+/// The JSON path a selectable field label reads, or None when the kind has no such label.
+fn selectable(group: &str, kind: &str, field: &str) -> Option<String> {
     if matches!(field, "metadata.name" | "metadata.namespace") {
-        return true;
+        return Some(field.to_string());
+    }
+    if kind == "Event" && (group.is_empty() || group == crate::events::GROUP) {
+        return crate::events::selector_path(group, field);
     }
     let extra: &[&str] = match kind {
         "Pod" => &[
@@ -186,30 +192,13 @@ fn selectable(kind: &str, field: &str) -> bool {
             "status.podIP",
             "status.nominatedNodeName",
         ],
-        "Event" => &[
-            "involvedObject.kind",
-            "involvedObject.namespace",
-            "involvedObject.name",
-            "involvedObject.uid",
-            "involvedObject.apiVersion",
-            "involvedObject.resourceVersion",
-            "involvedObject.fieldPath",
-            "reason",
-            "reportingComponent",
-            "source",
-            "type",
-            "regarding.kind",
-            "regarding.name",
-            "regarding.namespace",
-            "regarding.uid",
-        ],
         "Secret" => &["type"],
         "Namespace" => &["status.phase"],
         "Node" => &["spec.unschedulable"],
         "ReplicaSet" => &["status.replicas"],
         _ => &[],
     };
-    extra.contains(&field)
+    extra.contains(&field).then(|| field.to_string())
 }
 
 #[cfg(test)]
@@ -257,20 +246,20 @@ mod tests {
         let pod =
             json!({"metadata": {"name": "p", "namespace": "ns"}, "status": {"phase": "Running"}});
         assert!(
-            FieldSelector::parse("status.phase=Running", "Pod")
+            FieldSelector::parse("status.phase=Running", "", "Pod")
                 .unwrap()
                 .matches(&pod)
         );
         assert!(
-            !FieldSelector::parse("status.phase!=Running", "Pod")
+            !FieldSelector::parse("status.phase!=Running", "", "Pod")
                 .unwrap()
                 .matches(&pod)
         );
         assert!(
-            FieldSelector::parse("metadata.name=p,metadata.namespace=ns", "ConfigMap")
+            FieldSelector::parse("metadata.name=p,metadata.namespace=ns", "", "ConfigMap")
                 .unwrap()
                 .matches(&pod)
         );
-        assert!(FieldSelector::parse("status.phase=Running", "ConfigMap").is_err());
+        assert!(FieldSelector::parse("status.phase=Running", "", "ConfigMap").is_err());
     }
 }

@@ -113,9 +113,17 @@ fn definitions(rt: &ResourceType) -> Vec<Value> {
     defs
 }
 
+/// Both Event APIs print with Kubernetes' Event columns.
+fn is_event(rt: &ResourceType) -> bool {
+    rt.kind == "Event" && (rt.group.is_empty() || crate::events::is_view(rt))
+}
+
 fn row(rt: &ResourceType, obj: &Value, include: Include) -> Value {
     let mut cells = vec![json!(object::name(obj))];
-    for c in columns(rt) {
+    if is_event(rt) {
+        cells = crate::events::table::cells(&crate::events::to_storage(rt, obj.clone()));
+    }
+    for c in columns(rt).into_iter().filter(|_| !is_event(rt)) {
         if c.json_path == POD_READY {
             cells.push(pod_ready(obj));
             continue;
@@ -149,7 +157,11 @@ pub fn table(
     headers: bool,
 ) -> Value {
     let rows: Vec<Value> = objects.iter().map(|o| row(rt, o, include)).collect();
-    let defs = if headers { definitions(rt) } else { Vec::new() };
+    let defs = match (headers, is_event(rt)) {
+        (false, _) => Vec::new(),
+        (true, true) => crate::events::table::definitions(),
+        (true, false) => definitions(rt),
+    };
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
@@ -194,7 +206,7 @@ pub fn eval_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// Age as kubectl shows it (`45s`, `3m12s`, `5h`, `2d`).
-fn age(timestamp: &str) -> String {
+pub(crate) fn age(timestamp: &str) -> String {
     let Ok(then) = timestamp.parse::<jiff::Timestamp>() else {
         return "<unknown>".into();
     };

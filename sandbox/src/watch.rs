@@ -144,7 +144,8 @@ fn matches(req: &WatchRequest, obj: &Value) -> bool {
 /// The line for one change as this watch sees it: an object that starts or stops matching
 /// the filters is ADDED or DELETED for this watcher.
 fn event_line(req: &WatchRequest, change: &Change, headers_sent: &mut bool) -> Option<Bytes> {
-    if change.group != req.rt.group || change.plural != req.rt.plural {
+    let (group, plural) = req.rt.group_resource();
+    if change.group != group || change.plural != plural {
         return None;
     }
     let now_matches = matches(req, &change.object);

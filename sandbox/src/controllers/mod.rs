@@ -50,7 +50,7 @@ impl Ctl {
             return Vec::new();
         };
         let everything = LabelSelector::parse("")
-            .and_then(|l| FieldSelector::parse("", &rt.kind).map(|f| (l, f)));
+            .and_then(|l| FieldSelector::parse("", &rt.group, &rt.kind).map(|f| (l, f)));
         let Ok((labels, fields)) = everything else {
             return Vec::new();
         };

@@ -328,7 +328,11 @@ fn selectors(
     rt: &ResourceType,
 ) -> Result<(LabelSelector, FieldSelector), ApiError> {
     let labels = LabelSelector::parse(ctx.param("labelSelector").unwrap_or(""))?;
-    let fields = FieldSelector::parse(ctx.param("fieldSelector").unwrap_or(""), &rt.kind)?;
+    let fields = FieldSelector::parse(
+        ctx.param("fieldSelector").unwrap_or(""),
+        &rt.group,
+        &rt.kind,
+    )?;
     Ok((labels, fields))
 }
 

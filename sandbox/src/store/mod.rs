@@ -12,11 +12,12 @@ use crate::error::ApiError;
 use crate::object;
 use crate::registry::{Registry, ResourceType};
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::{crd, managed};
+use crate::{crd, events, managed};
 
 mod inner;
 mod paging;
 mod rules;
+mod state;
 
 use paging::{decode_continue, encode_continue};
 pub use rules::finalized;
@@ -136,7 +137,21 @@ pub struct Store {
 
 pub fn key(rt: &ResourceType, namespace: &str, name: &str) -> Key {
     let ns = if rt.namespaced { namespace } else { "" };
-    (rt.group.clone(), rt.plural.clone(), ns.into(), name.into())
+    let (group, plural) = rt.group_resource();
+    (group, plural, ns.into(), name.into())
+}
+
+impl Inner {
+    /// The type `rt`'s objects are stored as: itself, except for a view like
+    /// `events.k8s.io` Events, stored as core Events.
+    fn storage_type(&self, rt: &ResourceType) -> ResourceType {
+        if events::is_view(rt)
+            && let Some(core) = self.registry.find("", "v1", "events")
+        {
+            return core.clone();
+        }
+        rt.clone()
+    }
 }
 
 impl Store {
@@ -237,7 +252,7 @@ impl Store {
             None => None,
         };
         let list_rv = after.as_ref().map(|(rv, _)| *rv).unwrap_or(inner.rv);
-        let group_resource = (rt.group.clone(), rt.plural.clone());
+        let group_resource = rt.group_resource();
         let matching = inner
             .objects
             .iter()
@@ -285,15 +300,42 @@ impl Store {
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         let mut inner = self.lock();
-        prepare_create(&inner, rt, namespace, &mut obj)?;
-        managed::record_update(rt, None, &mut obj, manager, Subresource::Main);
-        inner.insert_new(rt, obj, dry_run, &self.events)
+        let srt = inner.storage_type(rt);
+        obj = events::to_storage(rt, obj);
+        prepare_create(&inner, &srt, namespace, &mut obj)?;
+        managed::record_update(&srt, None, &mut obj, manager, Subresource::Main);
+        let stored = inner.insert_new(&srt, obj, dry_run, &self.events)?;
+        Ok(served(rt, &stored))
     }
 
     /// Reads the current object, lets `change` propose the next one, and stores it with the
     /// rules of a real API server (resourceVersion check, immutable metadata, status
-    /// separation, generation, finalizers).
+    /// separation, generation, finalizers). `change` sees and returns the object as `rt`
+    /// serves it; a view stored in another form is converted around it.
     pub fn write<F>(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        opts: &WriteOpts,
+        change: F,
+    ) -> Result<Value, ApiError>
+    where
+        F: FnOnce(Option<&Value>) -> Result<Value, ApiError>,
+    {
+        if !events::is_view(rt) {
+            return self.write_stored(rt, namespace, name, opts, change);
+        }
+        let srt = self.lock().storage_type(rt);
+        let stored = self.write_stored(&srt, namespace, name, opts, |live| {
+            let shown = live.map(|l| served(rt, l));
+            Ok(events::to_storage(rt, change(shown.as_ref())?))
+        })?;
+        Ok(served(rt, &stored))
+    }
+
+    /// [`Store::write`] on the storage form of `rt`'s objects.
+    fn write_stored<F>(
         &self,
         rt: &ResourceType,
         namespace: &str,
@@ -488,11 +530,12 @@ impl Store {
     pub fn watch_from(&self, rt: &ResourceType, since: Since) -> Result<WatchStart, ApiError> {
         let inner = self.lock();
         let receiver = self.events.subscribe();
+        let storage = rt.group_resource();
         let backlog = match since {
             Since::Now => inner
                 .objects
                 .iter()
-                .filter(|((g, r, _, _), _)| *g == rt.group && *r == rt.plural)
+                .filter(|((g, r, _, _), _)| (g, r) == (&storage.0, &storage.1))
                 .map(|((g, r, ns, _), o)| {
                     Arc::new(Change {
                         rv: inner.rv,
@@ -515,63 +558,20 @@ impl Store {
                 inner
                     .history
                     .iter()
-                    .filter(|c| c.rv > v && c.group == rt.group && c.plural == rt.plural)
+                    .filter(|c| c.rv > v && (&c.group, &c.plural) == (&storage.0, &storage.1))
                     .cloned()
                     .collect()
             }
         };
         Ok((backlog, inner.rv, receiver))
     }
-
-    /// The state file's content: every object and the current version.
-    pub fn to_state(&self) -> Value {
-        let mut inner = self.lock();
-        inner.dirty = false;
-        let objects: Vec<Value> = inner
-            .objects
-            .iter()
-            .map(|((g, r, _, _), o)| json!({"group": g, "resource": r, "object": o}))
-            .collect();
-        json!({"resourceVersion": inner.rv, "objects": objects})
-    }
-
-    pub fn is_dirty(&self) -> bool {
-        self.lock().dirty
-    }
-
-    /// Restores objects saved by [`Store::to_state`]; CRDs come first so their resources
-    /// are served again.
-    pub fn load_state(&self, state: &Value) {
-        let mut inner = self.lock();
-        inner.rv = state["resourceVersion"].as_u64().unwrap_or(0);
-        inner.compacted = inner.rv;
-        let entries = state["objects"].as_array().cloned().unwrap_or_default();
-        for e in &entries {
-            let (Some(g), Some(r)) = (e["group"].as_str(), e["resource"].as_str()) else {
-                continue;
-            };
-            let obj = e["object"].clone();
-            if g == "apiextensions.k8s.io" && r == "customresourcedefinitions" {
-                for rt in crd::resource_types(&obj).unwrap_or_default() {
-                    inner.registry.upsert(rt);
-                }
-            }
-            let k = (
-                g.to_string(),
-                r.to_string(),
-                object::namespace(&obj).to_string(),
-                object::name(&obj).to_string(),
-            );
-            inner.uids.insert(object::uid(&obj).to_string(), k.clone());
-            inner.objects.insert(k, obj);
-        }
-    }
 }
 
-/// The object as served under `rt`'s version (objects of a multi-version CRD are stored
-/// once; no conversion beyond the apiVersion is done).
+/// The stored object as served under `rt`'s version (objects of a multi-version CRD are
+/// stored once; no conversion beyond the apiVersion is done; `events.k8s.io` Events are
+/// converted from the core form).
 pub fn served(rt: &ResourceType, obj: &Value) -> Value {
-    let mut out = obj.clone();
+    let mut out = events::from_storage(rt, obj.clone());
     if let Some(map) = out.as_object_mut() {
         map.insert("apiVersion".into(), json!(rt.api_version()));
         map.insert("kind".into(), json!(rt.kind));
