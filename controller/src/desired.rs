@@ -21,6 +21,8 @@ pub fn desired_from(
         deleting: false,
         problems,
         live_config: live_config(spec),
+        // The member provider knows what a member would run with; the reconciler sets it.
+        fingerprint: None,
     }
 }
 

@@ -162,7 +162,7 @@ impl<M: Members> Reconciler<M> {
         spec: &RedisClusterSpec,
     ) -> Result<Pass<M::Error>, ReconcileError<M::Error>> {
         let started = Instant::now();
-        let desired = desired_from(spec, self.applied.as_ref());
+        let mut desired = desired_from(spec, self.applied.as_ref());
         let mut warnings = Vec::new();
         if desired.problems.is_empty() && self.applied.as_ref() != Some(spec) {
             warnings = spec::warnings(spec)
@@ -171,6 +171,10 @@ impl<M: Members> Reconciler<M> {
                 .collect();
             self.applied = Some(spec.clone());
         }
+        // Members start, and are replaced, with the last valid spec: an invalid edit changes
+        // nothing (the engine decides no effect for it anyway).
+        let in_force = self.applied.clone().unwrap_or_else(|| spec.clone());
+        desired.fingerprint = self.members.fingerprint(&in_force);
         let phase_hint = self.phase;
         let mut observation = observe(&self.members, &self.redis)
             .await
@@ -182,7 +186,7 @@ impl<M: Members> Reconciler<M> {
         observation.history = self.memory.history(observation.now_ms);
         let decision = engine::decide(&desired, phase_hint, &observation);
         let error = self
-            .execute(&desired, &observation, &decision.effects)
+            .execute(&desired, &in_force, &observation, &decision.effects)
             .await
             .err();
         let message = error.as_ref().map(|e| e.cause.to_string());
@@ -279,6 +283,7 @@ impl<M: Members> Reconciler<M> {
     async fn execute(
         &self,
         desired: &Desired,
+        spec: &RedisClusterSpec,
         observation: &Observation,
         effects: &[Effect],
     ) -> Result<(), EffectError<M::Error>> {
@@ -306,7 +311,7 @@ impl<M: Members> Reconciler<M> {
                         };
                         tracing::info!(effect = %e, "starting node");
                         self.members
-                            .ensure_running(*ordinal)
+                            .ensure_running(*ordinal, spec)
                             .await
                             .map_err(|err| self.member_error(e, err))
                     });
@@ -325,6 +330,22 @@ impl<M: Members> Reconciler<M> {
                     i += 1;
                     self.members
                         .delete(*ordinal)
+                        .await
+                        .map_err(|err| self.member_error(effect, err))
+                }
+                Effect::DeleteData { ordinal } => {
+                    tracing::info!(%effect, "deleting a removed node's storage");
+                    i += 1;
+                    self.members
+                        .delete_data(*ordinal)
+                        .await
+                        .map_err(|err| self.member_error(effect, err))
+                }
+                Effect::ReplaceNode { ordinal } => {
+                    tracing::info!(%effect, "replacing node");
+                    i += 1;
+                    self.members
+                        .replace(*ordinal, spec)
                         .await
                         .map_err(|err| self.member_error(effect, err))
                 }

@@ -22,6 +22,8 @@ enum FakeError {
 #[derive(Default, Clone)]
 struct Fake {
     started: Arc<Mutex<Vec<Ordinal>>>,
+    /// The fingerprint of the spec each start was given.
+    started_with: Arc<Mutex<Vec<Option<String>>>>,
     refuse: Vec<Ordinal>,
     down: bool,
 }
@@ -40,8 +42,20 @@ impl Members for Fake {
         Ok(Vec::new())
     }
 
-    async fn ensure_running(&self, ordinal: Ordinal) -> Result<(), FakeError> {
+    fn fingerprint(&self, spec: &RedisClusterSpec) -> Option<String> {
+        Some(format!("{:?}", spec.redis_config))
+    }
+
+    async fn ensure_running(
+        &self,
+        ordinal: Ordinal,
+        spec: &RedisClusterSpec,
+    ) -> Result<(), FakeError> {
         self.started.lock().unwrap().push(ordinal);
+        self.started_with
+            .lock()
+            .unwrap()
+            .push(self.fingerprint(spec));
         if self.refuse.contains(&ordinal) {
             Err(FakeError::NoRoom(ordinal))
         } else {
@@ -49,7 +63,15 @@ impl Members for Fake {
         }
     }
 
+    async fn replace(&self, _: Ordinal, _: &RedisClusterSpec) -> Result<(), FakeError> {
+        Ok(())
+    }
+
     async fn delete(&self, _: Ordinal) -> Result<(), FakeError> {
+        Ok(())
+    }
+
+    async fn delete_data(&self, _: Ordinal) -> Result<(), FakeError> {
         Ok(())
     }
 }
@@ -135,6 +157,23 @@ fn an_invalid_spec_changes_nothing_and_the_last_valid_one_is_kept() {
     assert!(pass.decision.effects.is_empty());
     assert!(fake.started.lock().unwrap().is_empty());
     assert_eq!(r.last_valid_spec().map(|s| s.masters), Some(3));
+}
+
+#[test]
+fn members_start_with_the_last_valid_spec_whose_fingerprint_the_engine_is_given() {
+    let fake = Fake::default();
+    let mut r = reconciler("e", fake.clone());
+    let rt = runtime();
+    let valid = spec("  masters: 3\n  replicas: 0\n  redisConfig:\n    databases: \"4\"\n");
+    let want = fake.fingerprint(&valid);
+    let pass = rt.block_on(r.reconcile(&valid)).unwrap();
+    assert_eq!(pass.desired.fingerprint, want);
+    assert_eq!(*fake.started_with.lock().unwrap(), vec![want.clone(); 3]);
+    // An invalid edit, restart-only setting included, changes neither.
+    let invalid = spec("  masters: 1\n  replicas: 0\n  redisConfig:\n    databases: \"8\"\n");
+    let pass = rt.block_on(r.reconcile(&invalid)).unwrap();
+    assert!(pass.decision.is_true(ConditionKind::Invalid));
+    assert_eq!(pass.desired.fingerprint, want);
 }
 
 #[test]

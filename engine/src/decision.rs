@@ -17,11 +17,13 @@ pub enum Phase {
     ScalingIn,
     ReplicaScaling,
     Recovering,
+    /// Members are restarted one at a time with a new configuration (rolling replacement).
+    Rolling,
     Deleting,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 8] = [
+    pub const ALL: [Phase; 9] = [
         Phase::Pending,
         Phase::Bootstrapping,
         Phase::Ready,
@@ -29,6 +31,7 @@ impl Phase {
         Phase::ScalingIn,
         Phase::ReplicaScaling,
         Phase::Recovering,
+        Phase::Rolling,
         Phase::Deleting,
     ];
 
@@ -41,6 +44,7 @@ impl Phase {
             Phase::ScalingIn => "ScalingIn",
             Phase::ReplicaScaling => "ReplicaScaling",
             Phase::Recovering => "Recovering",
+            Phase::Rolling => "Rolling",
             Phase::Deleting => "Deleting",
         }
     }

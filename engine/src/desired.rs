@@ -34,6 +34,12 @@ pub struct Desired {
     /// bytes).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub live_config: std::collections::BTreeMap<String, String>,
+    /// The fingerprint of the configuration a member started now would run with (image,
+    /// settings that need a restart), as the backend computes it. A running member whose
+    /// reported fingerprint differs is replaced, one member at a time. `None`: never replace
+    /// a member for its configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// Settings Redis 7 applies at once with `CONFIG SET`: a change of one of them is made on the
@@ -56,6 +62,13 @@ pub const LIVE_SETTINGS: &[&str] = &[
     "active-expire-effort",
 ];
 
+/// The setting that says whether a node persists its dataset now (`CONFIG GET appendonly`),
+/// observed beside [`LIVE_SETTINGS`] but never changed live: a master is restarted in place
+/// only when it already persists. Redis started with `appendonly yes` over a directory with no
+/// append-only file starts empty, even with an RDB snapshot there (Redis 7.0, checked), so
+/// turning persistence on by a restart would empty it.
+pub const PERSISTENCE_SETTING: &str = "appendonly";
+
 fn default_threshold() -> u32 {
     DEFAULT_THRESHOLD_PCT
 }
@@ -75,6 +88,7 @@ impl Desired {
             deleting: false,
             problems: Vec::new(),
             live_config: std::collections::BTreeMap::new(),
+            fingerprint: None,
         }
     }
 

@@ -27,9 +27,17 @@ pub enum Effect {
     /// Ensure the member exists and runs (create it, or restart it with its data and
     /// `nodes.conf`, so it keeps its node id).
     CreateNode { ordinal: Ordinal },
-    /// Remove the member and its storage. Only ever decided for a node that owns no slot and
-    /// no key and that every other node has forgotten.
+    /// Remove the member (its process, its Pod); its storage stays. Only ever decided for a
+    /// node that owns no slot and no key and that every other node has forgotten, or for a
+    /// member that must come back as a new node.
     DeleteNode { ordinal: Ordinal },
+    /// Drop the storage of a member that was deleted (`DeleteNode` comes first): a drained,
+    /// forgotten member leaving for good, or a member without persistence that must come back
+    /// empty as a new node. Never decided for a restart.
+    DeleteData { ordinal: Ordinal },
+    /// Restart the member with the desired configuration (`Desired::fingerprint`); it keeps
+    /// its storage, so its node id, and its data with persistence.
+    ReplaceNode { ordinal: Ordinal },
     /// `CLUSTER MEET ip port bus_port`, run on `on`.
     Meet { on: Ordinal, ip: String, port: u16 },
     /// `CLUSTER ADDSLOTSRANGE`, run on `on`, for slots no node claims.
@@ -85,7 +93,10 @@ impl Effect {
     /// The member the effect runs on (or acts upon).
     pub fn target(&self) -> Ordinal {
         match self {
-            Effect::CreateNode { ordinal } | Effect::DeleteNode { ordinal } => *ordinal,
+            Effect::CreateNode { ordinal }
+            | Effect::DeleteNode { ordinal }
+            | Effect::DeleteData { ordinal }
+            | Effect::ReplaceNode { ordinal } => *ordinal,
             Effect::MigrateSlots { from, .. } | Effect::MoveStrayKeys { from, .. } => *from,
             Effect::Meet { on, .. }
             | Effect::AddSlots { on, .. }
@@ -105,6 +116,8 @@ impl Effect {
         match self {
             Effect::CreateNode { .. } => "create_node",
             Effect::DeleteNode { .. } => "delete_node",
+            Effect::DeleteData { .. } => "delete_data",
+            Effect::ReplaceNode { .. } => "replace_node",
             Effect::Meet { .. } => "meet",
             Effect::AddSlots { .. } => "add_slots",
             Effect::Replicate { .. } => "replicate",
@@ -130,6 +143,13 @@ impl fmt::Display for Effect {
         match self {
             Effect::CreateNode { ordinal } => write!(f, "create node #{ordinal}"),
             Effect::DeleteNode { ordinal } => write!(f, "delete node #{ordinal}"),
+            Effect::DeleteData { ordinal } => write!(f, "delete the storage of node #{ordinal}"),
+            Effect::ReplaceNode { ordinal } => {
+                write!(
+                    f,
+                    "replace node #{ordinal} (restart with the desired configuration)"
+                )
+            }
             Effect::Meet { on, ip, port } => write!(f, "#{on}: CLUSTER MEET {ip} {port}"),
             Effect::AddSlots { on, slots } => write!(
                 f,

@@ -103,7 +103,44 @@ pub fn check_decision(desired: &Desired, obs: &Observation, decision: &Decision)
     }
     for effect in &decision.effects {
         match effect {
-            Effect::DeleteNode { ordinal } => {
+            Effect::DeleteData { ordinal }
+                if obs.members.get(ordinal).is_some_and(|m| m.running)
+                    && !decision
+                        .effects
+                        .contains(&Effect::DeleteNode { ordinal: *ordinal }) =>
+            {
+                out.push(Violation::new(format!(
+                    "deletes the storage of node #{ordinal}, which runs and is not deleted first"
+                )));
+            }
+            // A restart without persistence (wanted, and on in the node now) empties the node:
+            // a master that owns slots, or a replica that is its master's only copy while that
+            // master is gone, would take its keys with it.
+            Effect::ReplaceNode { ordinal } => {
+                let Some(r) = obs.members.get(ordinal).and_then(|m| m.redis.as_ref()) else {
+                    continue;
+                };
+                let persists = r
+                    .config
+                    .get(crate::desired::PERSISTENCE_SETTING)
+                    .is_some_and(|v| v == "yes");
+                if desired.persistent && persists {
+                    continue;
+                }
+                let owned = if r.myself().is_some_and(|me| me.master_id.is_none()) {
+                    claimed_slots_anywhere(obs, &r.id)
+                } else {
+                    0
+                };
+                let keys = unique_keys(obs, r);
+                if owned > 0 || keys > 0 {
+                    out.push(Violation::new(format!(
+                        "{effect} without persistence on: node #{ordinal} ({}) owns {owned} slot(s) and holds {keys} key(s) no other node has",
+                        short(&r.id)
+                    )));
+                }
+            }
+            Effect::DeleteNode { ordinal } | Effect::DeleteData { ordinal } => {
                 let Some(id) = id_of(obs, *ordinal) else {
                     continue;
                 };
@@ -115,7 +152,7 @@ pub fn check_decision(desired: &Desired, obs: &Observation, decision: &Decision)
                     .map_or(0, |r| unique_keys(obs, r));
                 if owned > 0 || keys > 0 {
                     out.push(Violation::new(format!(
-                        "deletes node #{ordinal} ({}) which still owns {owned} slot(s) and holds {keys} key(s)",
+                        "{effect}: node #{ordinal} ({}) still owns {owned} slot(s) and holds {keys} key(s)",
                         short(&id)
                     )));
                 }

@@ -39,6 +39,7 @@ mod gossip;
 mod membership;
 mod reconfigure;
 mod repair;
+mod replacement;
 mod replicas;
 mod restart;
 mod topology;

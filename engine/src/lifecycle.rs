@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!   forming { Pending, Bootstrapping }   operating { Ready, ScalingOut, ScalingIn,
-//!                                                    ReplicaScaling, Recovering }   Deleting
+//!                                                    ReplicaScaling, Recovering, Rolling }
+//!   Deleting
 //! ```
 //!
 //! Reconcile is level-triggered: `work.rs` reads the whole observation and proposes the next
@@ -130,6 +131,17 @@ impl Lifecycle {
         }
     }
 
+    #[state(superstate = "operating")]
+    fn rolling(context: &mut Ctx, event: &Event) -> Outcome<State> {
+        match event {
+            Event::Observed(Kind::Roll) => {
+                context.accept();
+                Handled
+            }
+            _ => Super,
+        }
+    }
+
     #[superstate]
     fn operating(context: &mut Ctx, event: &Event) -> Outcome<State> {
         match event {
@@ -176,6 +188,7 @@ fn route(context: &mut Ctx, kind: Kind) -> Outcome<State> {
         Kind::ScaleOut => State::scaling_out(),
         Kind::ScaleIn => State::scaling_in(),
         Kind::Replicas => State::replica_scaling(),
+        Kind::Roll => State::rolling(),
         Kind::Delete => State::deleting(),
         Kind::Bootstrap => State::bootstrapping(),
         Kind::Create | Kind::Wait => State::pending(),
@@ -195,6 +208,7 @@ fn state_of(phase: Phase) -> State {
         Phase::ScalingIn => State::scaling_in(),
         Phase::ReplicaScaling => State::replica_scaling(),
         Phase::Recovering => State::recovering(),
+        Phase::Rolling => State::rolling(),
         Phase::Deleting => State::deleting(),
     }
 }
@@ -208,6 +222,7 @@ fn phase_of(state: &State) -> Phase {
         State::ScalingIn {} => Phase::ScalingIn,
         State::ReplicaScaling {} => Phase::ReplicaScaling,
         State::Recovering {} => Phase::Recovering,
+        State::Rolling {} => Phase::Rolling,
         State::Deleting {} => Phase::Deleting,
     }
 }
@@ -252,7 +267,12 @@ fn conditions(desired: &Desired, work: &Work, phase: Phase, effects: &[Effect]) 
     let invalid = !desired.problems.is_empty();
     let degraded = !work.degraded.is_empty();
     // Ready means converged in this very observation, not merely "the phase is still Ready".
-    let ready = phase == Phase::Ready && work.kind == Kind::Converged && !degraded && !invalid;
+    // A rolling replacement is the one exception: it only runs on a whole cluster and replaces
+    // one member at a time, so while every slot is served the cluster stays Ready.
+    let converged = phase == Phase::Ready && work.kind == Kind::Converged;
+    let rolling =
+        phase == Phase::Rolling && matches!(work.kind, Kind::Roll | Kind::Wait) && work.serving;
+    let ready = (converged || rolling) && !degraded && !invalid;
     let progressing = !effects.is_empty() || (work.kind != Kind::Converged && !invalid);
     vec![
         cond(

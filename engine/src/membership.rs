@@ -36,7 +36,9 @@ pub(crate) fn members(w: &World) -> Option<Work> {
             Restart::Skip => {}
             Restart::Start => effects.push(Effect::CreateNode { ordinal }),
             Restart::StartFresh => {
+                // Its storage goes too: the new node starts empty, with a new identity.
                 effects.push(Effect::DeleteNode { ordinal });
+                effects.push(Effect::DeleteData { ordinal });
                 effects.push(Effect::CreateNode { ordinal });
                 fresh += 1;
             }
@@ -156,7 +158,7 @@ pub(crate) fn remove_leaving(w: &World) -> (Vec<Effect>, bool) {
                 n.ordinal.is_none() && (w.owns_slots(id) || w.listed_with_slots(id))
             });
             if !unidentified_owner {
-                effects.push(Effect::DeleteNode { ordinal: ord });
+                effects.extend(delete_for_good(ord));
             }
             continue;
         };
@@ -209,7 +211,17 @@ pub(crate) fn remove_leaving(w: &World) -> (Vec<Effect>, bool) {
                 });
             }
         }
-        effects.push(Effect::DeleteNode { ordinal: ord });
+        effects.extend(delete_for_good(ord));
     }
     (effects, masters_removed)
+}
+
+/// A member leaving for good: its process first, then its storage, in the same decision. The
+/// storage goes only after the delete succeeded (the pass stops at the first failure), and a
+/// member whose delete succeeded but whose storage is still there is decided again next pass.
+pub(crate) fn delete_for_good(ordinal: Ordinal) -> [Effect; 2] {
+    [
+        Effect::DeleteNode { ordinal },
+        Effect::DeleteData { ordinal },
+    ]
 }

@@ -151,8 +151,8 @@ pub struct NodeState {
     /// nodes with the same id hold (a prefix of) the same history. Absent in older traces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replid: Option<String>,
-    /// The live-settable settings ([`crate::desired::LIVE_SETTINGS`]) as `CONFIG GET` prints
-    /// them.
+    /// The live-settable settings ([`crate::desired::LIVE_SETTINGS`]) and
+    /// [`crate::desired::PERSISTENCE_SETTING`] as `CONFIG GET` prints them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
 }

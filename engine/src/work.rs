@@ -1,5 +1,6 @@
 //! The rules: from a [`World`], the next piece of work and its effects, in priority order.
-//! Repairs come first, then master topology, then replicas, then removals. A rule that needs a
+//! Repairs come first, then master topology, then replicas, then removals, then live settings,
+//! then the rolling replacement of members on an outdated configuration. A rule that needs a
 //! calmer world (everyone reachable, gossip settled, no open slot) waits for it rather than
 //! acting on a partial picture.
 
@@ -10,6 +11,7 @@ use crate::failover::failed_masters;
 use crate::gossip::meet;
 use crate::history::STUCK_AFTER;
 use crate::membership::{forget_ghosts, members, remove_leaving};
+use crate::replacement::{Rolling, rolling};
 use crate::replicas::{early_replicas, replicas};
 use crate::topology::masters;
 use crate::world::World;
@@ -26,6 +28,9 @@ pub(crate) enum Kind {
     ScaleOut,
     ScaleIn,
     Replicas,
+    /// A member restarted with the desired configuration, or a master handing its slots to a
+    /// replica first (rolling replacement).
+    Roll,
     /// Nothing to do but wait for the world to settle.
     Wait,
     Converged,
@@ -41,6 +46,9 @@ pub(crate) struct Work {
     /// Data lost recently (masters that came back empty); reported, never blocking.
     pub losses: Vec<String>,
     pub requeue_ms: Option<u64>,
+    /// Every slot is served by a master that answers (see `World::serves_every_slot`): a
+    /// rolling replacement keeps the cluster `Ready` while this holds.
+    pub serving: bool,
 }
 
 /// Short wait while something settles (gossip, a node starting).
@@ -62,6 +70,7 @@ impl Work {
             degraded: Vec::new(),
             losses: Vec::new(),
             requeue_ms,
+            serving: false,
         }
     }
 
@@ -75,6 +84,7 @@ pub(crate) fn work(w: &World) -> Work {
     let mut out = rules(w, &mut degraded);
     out.degraded.extend(degraded);
     stuck(w, &mut out);
+    out.serving = w.serves_every_slot();
     out.losses = w
         .obs
         .history
@@ -125,9 +135,9 @@ fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
             .obs
             .members
             .keys()
-            .map(|&ordinal| Effect::DeleteNode { ordinal })
+            .flat_map(|&ordinal| crate::membership::delete_for_good(ordinal))
             .collect();
-        let n = effects.len();
+        let n = w.obs.members.len();
         return Work::new(Kind::Delete, effects, format!("deleting {n} nodes"));
     }
     if let Some(work) = members(w) {
@@ -209,10 +219,24 @@ fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
     if let Some(work) = crate::reconfigure::live_settings(w) {
         return work;
     }
+    // Replacing members needs a whole cluster, which a cluster needing attention is not.
+    if degraded.is_empty() {
+        match rolling(w, unsettled(w)) {
+            Rolling::UpToDate => {}
+            Rolling::Step(work) => return work,
+            Rolling::Refused(why) => {
+                let mut work = converged(w, degraded);
+                work.summary = format!("{}; {why}", work.summary);
+                return work;
+            }
+        }
+    }
     converged(w, degraded)
 }
 
-fn converged(w: &World, degraded: &[String]) -> Work {
+/// Why the cluster has not converged yet, if it has not: `cluster_state`, slot map and roles
+/// agreed everywhere, every replica's first sync done.
+fn unsettled(w: &World) -> Option<String> {
     let not_ok: Vec<String> = w
         .reachable
         .iter()
@@ -220,16 +244,16 @@ fn converged(w: &World, degraded: &[String]) -> Work {
         .map(|(o, _)| format!("#{o}"))
         .collect();
     if !not_ok.is_empty() {
-        return Work::wait(format!(
+        return Some(format!(
             "waiting for cluster_state:ok on {}",
             not_ok.join(", ")
         ));
     }
     if !w.slots_agreed {
-        return Work::wait("waiting for every node to agree on the slot map");
+        return Some("waiting for every node to agree on the slot map".to_string());
     }
     if !w.roles_agreed() {
-        return Work::wait("waiting for every node to agree on who replicates whom");
+        return Some("waiting for every node to agree on who replicates whom".to_string());
     }
     // A replica is a copy only once its first sync finished (Redis may delay it by seconds).
     let syncing: Vec<String> = w
@@ -241,10 +265,17 @@ fn converged(w: &World, degraded: &[String]) -> Work {
         .map(|(o, _)| format!("#{o}"))
         .collect();
     if !syncing.is_empty() {
-        return Work::wait(format!(
+        return Some(format!(
             "waiting for replicas {} to sync",
             syncing.join(", ")
         ));
+    }
+    None
+}
+
+fn converged(w: &World, degraded: &[String]) -> Work {
+    if let Some(reason) = unsettled(w) {
+        return Work::wait(reason);
     }
     if !degraded.is_empty() {
         return Work::wait("cluster serves every slot but needs attention");

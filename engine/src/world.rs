@@ -519,14 +519,20 @@ impl<'a> World<'a> {
     }
 
     /// Reachable members that replicate `master_id` and have synced (see `has_synced_replica`).
-    fn synced_replicas<'s>(&'s self, master_id: &'s str) -> impl Iterator<Item = Ordinal> + 's {
-        self.reachable.iter().filter_map(move |(o, (_, _, s))| {
-            (s.master_link_up
-                && s.repl_offset > 0
-                && s.myself()
-                    .is_some_and(|me| me.master_id.as_deref() == Some(master_id)))
-            .then_some(*o)
-        })
+    pub fn synced_replicas<'s>(&'s self, master_id: &'s str) -> impl Iterator<Item = Ordinal> + 's {
+        self.reachable
+            .keys()
+            .copied()
+            .filter(move |o| self.synced_master_of(*o) == Some(master_id))
+    }
+
+    /// The master whose synced replica member `ord` is (see `has_synced_replica`), if it is one.
+    pub fn synced_master_of(&self, ord: Ordinal) -> Option<&'a str> {
+        let (_, _, s) = self.reachable.get(&ord)?;
+        if !s.master_link_up || s.repl_offset == 0 {
+            return None;
+        }
+        s.myself()?.master_id.as_deref()
     }
 
     /// Some reachable node replicates `master_id`, synced or not.
@@ -569,6 +575,21 @@ impl<'a> World<'a> {
         n.ordinal
             .and_then(|o| self.obs.members.get(&o))
             .is_some_and(|m| m.running || self.desired.persistent)
+    }
+
+    /// Every slot has an owner by consensus, and that owner answers as a master with
+    /// `cluster_state:ok`: clients are served everywhere, whatever else is under way.
+    pub fn serves_every_slot(&self) -> bool {
+        self.owner.iter().all(Option::is_some)
+            && self.by_owner.keys().all(|id| {
+                self.nodes
+                    .get(id)
+                    .is_some_and(|n| n.reachable && n.is_master())
+                    && self
+                        .ordinal_of(id)
+                        .and_then(|o| self.state(o))
+                        .is_some_and(|s| s.cluster_ok)
+            })
     }
 
     pub fn member_ids(&self) -> BTreeSet<&'a str> {

@@ -212,7 +212,13 @@ fn a_drained_master_is_forgotten_everywhere_before_it_is_deleted() {
         .filter(|e| matches!(e, Effect::Forget { .. }))
         .count();
     assert_eq!(forgets, 3);
-    assert_eq!(d.effects.last(), Some(&Effect::DeleteNode { ordinal: 3 }));
+    assert_eq!(
+        d.effects[d.effects.len() - 2..],
+        [
+            Effect::DeleteNode { ordinal: 3 },
+            Effect::DeleteData { ordinal: 3 }
+        ]
+    );
 }
 
 #[test]
@@ -222,11 +228,10 @@ fn a_leaving_master_that_still_holds_keys_is_never_deleted() {
     gone.keys = 7;
     nodes.push(gone);
     let d = decide(&desired(3, 0), Phase::ScalingIn, &observe(&nodes, false, 0));
-    assert!(
-        !d.effects
-            .iter()
-            .any(|e| matches!(e, Effect::DeleteNode { .. } | Effect::Forget { .. }))
-    );
+    assert!(!d.effects.iter().any(|e| matches!(
+        e,
+        Effect::DeleteNode { .. } | Effect::DeleteData { .. } | Effect::Forget { .. }
+    )));
 }
 
 #[test]
@@ -393,17 +398,20 @@ fn surplus_replicas_are_forgotten_and_deleted() {
 }
 
 #[test]
-fn deleting_removes_every_member_and_nothing_else() {
+fn deleting_removes_every_member_and_its_storage_and_nothing_else() {
     let mut want = desired(3, 1);
     want.deleting = true;
     let d = decide(&want, Phase::Ready, &observe(&healthy(3, 1), false, 0));
     assert_eq!(d.phase, Phase::Deleting);
-    assert_eq!(d.effects.len(), 6);
-    assert!(
-        d.effects
-            .iter()
-            .all(|e| matches!(e, Effect::DeleteNode { .. }))
-    );
+    let expected: Vec<Effect> = (0..6)
+        .flat_map(|ordinal| {
+            [
+                Effect::DeleteNode { ordinal },
+                Effect::DeleteData { ordinal },
+            ]
+        })
+        .collect();
+    assert_eq!(d.effects, expected);
 }
 
 #[test]
@@ -657,6 +665,7 @@ fn without_persistence_a_replaced_master_comes_back_as_a_new_node() {
         &d,
         &[
             Effect::DeleteNode { ordinal: 1 },
+            Effect::DeleteData { ordinal: 1 },
             Effect::CreateNode { ordinal: 1 },
         ],
     );

@@ -83,12 +83,13 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
                 proptest::collection::vec(arb_entry(n), 0..6),
                 any::<bool>(),
                 0u64..3,
+                0usize..3,
             ),
             n as usize,
         )
         .prop_map(move |members| {
             let mut out = BTreeMap::new();
-            for (ord, (running, answers, mut me, others, ok, keys)) in
+            for (ord, (running, answers, mut me, others, ok, keys, fingerprint)) in
                 members.into_iter().enumerate()
             {
                 let ord = ord as u32;
@@ -108,7 +109,7 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
                         addr: Some(fixture::addr(ord)),
                         running,
                         host: None,
-                        fingerprint: None,
+                        fingerprint: fingerprint_of(fingerprint),
                         redis: answers.then(|| NodeState {
                             id: fixture::id(ord),
                             nodes,
@@ -134,15 +135,34 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
     })
 }
 
+/// No fingerprint, or one of two configurations.
+fn fingerprint_of(pick: usize) -> Option<String> {
+    [None, Some("a"), Some("b")]
+        .get(pick)
+        .copied()
+        .flatten()
+        .map(str::to_string)
+}
+
 fn arb_desired() -> impl Strategy<Value = Desired> {
-    (3u32..6, 0u32..3, any::<bool>(), any::<bool>()).prop_map(|(m, r, deleting, invalid)| {
-        let mut d = Desired::new(m, r);
-        d.deleting = deleting && !invalid;
-        if invalid {
-            d.problems.push("spec.masters: bad".into());
-        }
-        d
-    })
+    (
+        3u32..6,
+        0u32..3,
+        any::<bool>(),
+        any::<bool>(),
+        0usize..3,
+        any::<bool>(),
+    )
+        .prop_map(|(m, r, deleting, invalid, fingerprint, persistent)| {
+            let mut d = Desired::new(m, r);
+            d.fingerprint = fingerprint_of(fingerprint);
+            d.persistent = persistent;
+            d.deleting = deleting && !invalid;
+            if invalid {
+                d.problems.push("spec.masters: bad".into());
+            }
+            d
+        })
 }
 
 fn arb_phase() -> impl Strategy<Value = Phase> {
@@ -193,7 +213,9 @@ proptest! {
         let holding = holders(&obs);
         for e in &decision.effects {
             match e {
-                Effect::DeleteNode { ordinal } => prop_assert!(!holding.contains(ordinal), "{}", e),
+                Effect::DeleteNode { ordinal } | Effect::DeleteData { ordinal } => {
+                    prop_assert!(!holding.contains(ordinal), "{}", e)
+                }
                 Effect::Forget { node_id, .. } => {
                     let owner = obs.members.iter().find(|(_, m)| {
                         m.redis.as_ref().is_some_and(|s| &s.id == node_id)
@@ -201,6 +223,24 @@ proptest! {
                     if let Some((o, _)) = owner { prop_assert!(!holding.contains(o), "{}", e) }
                 }
                 _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn at_most_one_member_is_replaced_at_a_time_and_never_a_master_holding_data_without_persistence(
+        d in arb_desired(), phase in arb_phase(), obs in arb_observation()
+    ) {
+        let decision = decide(&d, phase, &obs);
+        let replaced: Vec<u32> = decision.effects.iter().filter_map(|e| match e {
+            Effect::ReplaceNode { ordinal } => Some(*ordinal),
+            _ => None,
+        }).collect();
+        prop_assert!(replaced.len() <= 1, "{:?}", decision.effects);
+        if !d.persistent {
+            let holding = holders(&obs);
+            for o in &replaced {
+                prop_assert!(!holding.contains(o), "{:?}", decision.effects);
             }
         }
     }

@@ -106,7 +106,7 @@ fn replay_flags_an_unsafe_recorded_decision_as_a_violation() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("DIFFERENCE at line 1"), "{stdout}");
     assert!(
-        stdout.contains("VIOLATION at line 1 (recorded decision): deletes node #0"),
+        stdout.contains("VIOLATION at line 1 (recorded decision): delete node #0: node #0"),
         "{stdout}"
     );
 }

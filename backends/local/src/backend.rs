@@ -20,7 +20,13 @@ pub struct LocalMember {
     pub running: bool,
     /// The pid of the live process, `None` when not running.
     pub pid: Option<u32>,
+    /// The configuration fingerprint it was last started with ([`LocalConfig::fingerprint`],
+    /// kept in its directory); `None` for a member started before fingerprints were written.
+    pub fingerprint: Option<String>,
 }
+
+/// The file beside a member's data that holds the fingerprint it was started with.
+const FINGERPRINT_FILE: &str = "fingerprint";
 
 /// The members of one local cluster. Cheap to clone; clones share the per-member locks that
 /// keep two tasks from starting or stopping the same member at once.
@@ -82,10 +88,15 @@ impl LocalBackend {
         let dir = self.cfg.node_dir(ordinal);
         let pid = process::read_pid(&dir.join("redis.pid"))
             .filter(|&pid| process::is_alive(pid, Some(&dir)));
+        let fingerprint = std::fs::read_to_string(dir.join(FINGERPRINT_FILE))
+            .ok()
+            .map(|f| f.trim().to_owned())
+            .filter(|f| !f.is_empty());
         LocalMember {
             addr,
             running: pid.is_some(),
             pid,
+            fingerprint,
         }
     }
 
@@ -98,29 +109,71 @@ impl LocalBackend {
         locks.entry(ordinal).or_default().clone()
     }
 
-    /// Make member `ordinal` run: adopt it when it already does, otherwise (re)write its config
-    /// and start it — with its existing `nodes.conf`, so it keeps its node id — and wait until it
-    /// answers PING.
+    /// Make member `ordinal` run with the backend's own configuration (see
+    /// [`LocalBackend::ensure_running_with`]).
     pub async fn ensure_running(&self, ordinal: Ordinal) -> Result<LocalMember> {
+        let cfg = self.cfg.clone();
+        self.ensure_running_with(ordinal, &cfg).await
+    }
+
+    /// Make member `ordinal` run: adopt it when it already does, otherwise (re)write its config
+    /// from `settings` and start it — with its existing `nodes.conf`, so it keeps its node id —
+    /// and wait until it answers PING. Only the settings are taken from `settings`; where the
+    /// member lives (directory, address) is this backend's.
+    pub async fn ensure_running_with(
+        &self,
+        ordinal: Ordinal,
+        settings: &LocalConfig,
+    ) -> Result<LocalMember> {
         let lock = self.lock(ordinal);
         let _guard = lock.lock().await;
-        let addr = self.cfg.addr(ordinal)?;
-        let dir = self.cfg.node_dir(ordinal);
-        std::fs::create_dir_all(&dir).map_err(LocalError::io(&dir))?;
-        let info = self.info(ordinal, addr.clone());
+        let info = self.info(ordinal, self.cfg.addr(ordinal)?);
         if info.running {
             return Ok(info);
         }
+        self.start(ordinal, settings).await
+    }
+
+    /// Restart member `ordinal` with `settings`, keeping its directory: stopped gracefully
+    /// (its keys saved when `settings` asks for persistence, so it loads them again), then
+    /// started as [`LocalBackend::ensure_running_with`] does. A member that is not running is
+    /// simply started.
+    pub async fn replace(&self, ordinal: Ordinal, settings: &LocalConfig) -> Result<LocalMember> {
+        let lock = self.lock(ordinal);
+        let _guard = lock.lock().await;
+        self.stop_one(ordinal, settings.appendonly).await?;
+        tracing::info!(cluster = %self.cfg.name, ordinal, fingerprint = %settings.fingerprint(), "restarting member with a new configuration");
+        self.start(ordinal, settings).await
+    }
+
+    /// Writes the member's config and fingerprint, starts it and waits for its PING. The
+    /// caller holds the member's lock and has checked it is not running.
+    async fn start(&self, ordinal: Ordinal, settings: &LocalConfig) -> Result<LocalMember> {
+        let addr = self.cfg.addr(ordinal)?;
+        let dir = self.cfg.node_dir(ordinal);
+        std::fs::create_dir_all(&dir).map_err(LocalError::io(&dir))?;
         let dir = std::fs::canonicalize(&dir).map_err(LocalError::io(&dir))?;
         let conf = dir.join("redis.conf");
-        std::fs::write(&conf, self.cfg.render(ordinal, &dir)?).map_err(LocalError::io(&conf))?;
+        let layout = LocalConfig {
+            name: self.cfg.name.clone(),
+            dir: self.cfg.dir.clone(),
+            bind_ip: self.cfg.bind_ip.clone(),
+            base_port: self.cfg.base_port,
+            ..settings.clone()
+        };
+        std::fs::write(&conf, layout.render(ordinal, &dir)?).map_err(LocalError::io(&conf))?;
+        // Written before the start: a process that runs always runs what the file says (a
+        // crash between the two leaves a stopped member, started again with the file rewritten).
+        let fingerprint = layout.fingerprint();
+        let fp_file = dir.join(FINGERPRINT_FILE);
+        std::fs::write(&fp_file, format!("{fingerprint}\n")).map_err(LocalError::io(&fp_file))?;
         // Checked up front because Redis' own message is buried in its log and, for the bus
         // port, only shows once the node is half up.
         for port in [u32::from(addr.port), addr.bus_port()] {
             check_port_free(ordinal, &addr.ip, port).await?;
         }
 
-        let pid = process::spawn(&self.cfg.redis_server, &dir)?;
+        let pid = process::spawn(&layout.redis_server, &dir)?;
         // Redis writes this file itself once started; writing it now closes the window in
         // which a crash of the operator would leave a node nobody can find.
         let pidfile = dir.join("redis.pid");
@@ -129,7 +182,7 @@ impl LocalBackend {
 
         let addr_s = addr.to_string();
         if let Err(reason) =
-            process::wait_ready(&addr_s, self.cfg.password.as_deref(), pid, START_LIMIT).await
+            process::wait_ready(&addr_s, layout.password.as_deref(), pid, START_LIMIT).await
         {
             // Never leave a half-started node behind to confuse the next attempt.
             if process::is_alive(pid, None) {
@@ -155,12 +208,25 @@ impl LocalBackend {
             addr,
             running: true,
             pid: Some(pid),
+            fingerprint: Some(fingerprint),
         })
     }
 
-    /// Stop member `ordinal` without saving and remove its directory: its node id is gone for
-    /// good. Deleting a member that does not exist succeeds.
+    /// Stop member `ordinal` and keep its directory (`nodes.conf`, data, config): it can be
+    /// started again as the same node, or its storage dropped with
+    /// [`LocalBackend::delete_data`]. Its keys are saved first with persistence. Deleting a
+    /// member that does not run succeeds.
     pub async fn delete(&self, ordinal: Ordinal) -> Result<()> {
+        let lock = self.lock(ordinal);
+        let _guard = lock.lock().await;
+        self.stop_one(ordinal, self.cfg.appendonly).await?;
+        tracing::info!(cluster = %self.cfg.name, ordinal, "deleted member (storage kept)");
+        Ok(())
+    }
+
+    /// Remove member `ordinal`'s directory: its node id and data are gone for good. A member
+    /// still running is stopped first, without saving. Removing what does not exist succeeds.
+    pub async fn delete_data(&self, ordinal: Ordinal) -> Result<()> {
         let lock = self.lock(ordinal);
         let _guard = lock.lock().await;
         self.stop_one(ordinal, false).await?;
@@ -168,7 +234,7 @@ impl LocalBackend {
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LocalError::io(dir)(e)),
             _ => {
-                tracing::info!(cluster = %self.cfg.name, ordinal, "deleted member");
+                tracing::info!(cluster = %self.cfg.name, ordinal, "deleted member storage");
                 Ok(())
             }
         }

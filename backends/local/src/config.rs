@@ -123,6 +123,39 @@ impl LocalConfig {
     }
 }
 
+impl LocalConfig {
+    /// The fingerprint of what a node started now would run with and only a restart changes:
+    /// the binary, and every setting except the ones Redis takes with `CONFIG SET`
+    /// ([`engine::desired::LIVE_SETTINGS`], `maxmemory` among them), which the engine changes
+    /// live. The layout (directory, ports) is not in it: it never changes for a member.
+    pub fn fingerprint(&self) -> String {
+        let mut text = String::new();
+        let mut add = |k: &str, v: &str| {
+            let _ = writeln!(text, "{k}={v}");
+        };
+        add("binary", &self.redis_server.display().to_string());
+        add("bind", &self.bind_ip);
+        add("cluster-node-timeout", &self.node_timeout_ms.to_string());
+        add("appendonly", if self.appendonly { "yes" } else { "no" });
+        add("password", self.password.as_deref().unwrap_or(""));
+        for (k, v) in &self.extra_config {
+            let name = k.trim().to_ascii_lowercase();
+            if !engine::desired::LIVE_SETTINGS.contains(&name.as_str()) {
+                add(&name, v.trim());
+            }
+        }
+        format!("{:016x}", fnv1a(text.as_bytes()))
+    }
+}
+
+/// FNV-1a, 64 bits: stable across Rust releases and runs (the fingerprint is stored on disk
+/// and compared by later operator processes), which `std`'s hasher does not promise.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// Redis config strings accept double quotes with backslash escapes.
 fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -185,6 +218,23 @@ mod tests {
             e.to_string(),
             "redis-server not found on PATH; install it with `apt-get install -y redis-server`"
         );
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_restart_settings_but_not_with_live_ones() {
+        let base = cfg();
+        let mut live = cfg();
+        live.maxmemory = Some("128mb".into());
+        live.extra_config
+            .insert("maxmemory-policy".into(), "allkeys-lru".into());
+        assert_eq!(base.fingerprint(), live.fingerprint());
+        let mut restart = cfg();
+        restart.extra_config.insert("databases".into(), "4".into());
+        assert_ne!(base.fingerprint(), restart.fingerprint());
+        let mut persistent = cfg();
+        persistent.appendonly = true;
+        assert_ne!(base.fingerprint(), persistent.fingerprint());
+        assert_eq!(base.fingerprint(), cfg().fingerprint());
     }
 
     #[test]

@@ -127,11 +127,14 @@ async fn a_second_backend_on_the_same_dir_adopts_running_nodes_without_restartin
 }
 
 #[tokio::test]
-async fn deleting_a_member_stops_its_process_and_removes_its_directory() {
+async fn deleting_a_member_stops_its_process_and_keeps_its_directory_until_its_data_is_deleted() {
     let (b, _g) = backend("delete", 12530);
     let keep = b.ensure_running(0).await.unwrap();
     let gone = b.ensure_running(1).await.unwrap();
     b.delete(1).await.unwrap();
+    assert!(b.config().node_dir(1).join("nodes.conf").exists());
+    assert!(!b.members().unwrap()[&1].running);
+    b.delete_data(1).await.unwrap();
     assert!(!b.config().node_dir(1).exists());
     assert!(
         !std::path::Path::new(&format!("/proc/{}", gone.pid.unwrap())).exists()
@@ -146,6 +149,9 @@ async fn deleting_a_member_stops_its_process_and_removes_its_directory() {
     );
     assert_eq!(b.members().unwrap()[&0].pid, keep.pid);
     b.delete(1).await.expect("deleting twice is fine");
+    b.delete_data(1)
+        .await
+        .expect("deleting the data twice is fine");
     b.destroy().await.unwrap();
 }
 
@@ -206,5 +212,39 @@ async fn stop_all_keeps_node_ids_and_keys_for_the_next_start_even_with_a_passwor
     assert_eq!(text(addr, pw, &["CLUSTER", "MYID"]).await, id);
     wait_cluster_ok(addr, pw).await;
     assert_eq!(text(addr, pw, &["GET", "k"]).await, "v");
+    b.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn replacing_a_member_restarts_it_with_the_new_configuration_keeping_its_id_and_persistent_keys()
+ {
+    let dir = temp_dir("replace");
+    let mut cfg = LocalConfig::new("replace", &dir, 12570).unwrap();
+    cfg.appendonly = true;
+    let b = LocalBackend::new(cfg.clone()).unwrap();
+    let _g = Guard { backend: b.clone() };
+    let first = b.ensure_running(0).await.unwrap();
+    assert_eq!(first.fingerprint, Some(cfg.fingerprint()));
+    let addr = "127.0.0.1:12570";
+    let id = text(addr, None, &["CLUSTER", "MYID"]).await;
+    text(addr, None, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]).await;
+    wait_cluster_ok(addr, None).await;
+    text(addr, None, &["SET", "k", "v"]).await;
+
+    let mut next = cfg.clone();
+    next.extra_config
+        .insert("latency-tracking".into(), "no".into());
+    assert_ne!(next.fingerprint(), cfg.fingerprint());
+    let second = b.replace(0, &next).await.unwrap();
+    assert_ne!(second.pid, first.pid);
+    assert_eq!(
+        b.members().unwrap()[&0].fingerprint,
+        Some(next.fingerprint())
+    );
+    let conf = std::fs::read_to_string(b.config().node_dir(0).join("redis.conf")).unwrap();
+    assert!(conf.contains("latency-tracking no\n"), "{conf}");
+    assert_eq!(text(addr, None, &["CLUSTER", "MYID"]).await, id);
+    wait_cluster_ok(addr, None).await;
+    assert_eq!(text(addr, None, &["GET", "k"]).await, "v");
     b.destroy().await.unwrap();
 }

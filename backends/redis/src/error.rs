@@ -42,7 +42,8 @@ pub enum AdapterError {
     /// The effect names an ordinal the context has no address for.
     #[error("member #{0} has no known address")]
     UnknownMember(engine::Ordinal),
-    /// `CreateNode` / `DeleteNode` belong to the process or Kubernetes backend.
+    /// `CreateNode`, `DeleteNode`, `DeleteData` and `ReplaceNode` belong to the process or
+    /// Kubernetes backend.
     #[error("{0} is not a Redis effect; run it on the member backend")]
     NotARedisEffect(&'static str),
 }

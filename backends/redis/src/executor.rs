@@ -111,9 +111,10 @@ impl RedisAdapter {
 
     async fn run(&self, effect: &Effect, ctx: &ExecContext) -> Result<(), AdapterError> {
         match effect {
-            Effect::CreateNode { .. } | Effect::DeleteNode { .. } => {
-                Err(AdapterError::NotARedisEffect(effect.kind()))
-            }
+            Effect::CreateNode { .. }
+            | Effect::DeleteNode { .. }
+            | Effect::DeleteData { .. }
+            | Effect::ReplaceNode { .. } => Err(AdapterError::NotARedisEffect(effect.kind())),
             Effect::Meet { on, ip, port } => {
                 let mut cmd = redis::cmd("CLUSTER");
                 cmd.arg("MEET")

@@ -202,14 +202,16 @@ impl RedisAdapter {
         })
     }
 
-    /// The live-settable settings as `CONFIG GET` prints them. A server that refuses `CONFIG`
-    /// (renamed or disabled by a provider) reports none, and the engine leaves them alone.
+    /// The live-settable settings and whether the node persists, as `CONFIG GET` prints them.
+    /// A server that refuses `CONFIG` (renamed or disabled by a provider) reports none, and
+    /// the engine leaves them alone (and never restarts a master in place).
     async fn live_config(&self, addr: &Addr) -> BTreeMap<String, String> {
         let mut cmd = redis::cmd("CONFIG");
         cmd.arg("GET");
         for name in engine::desired::LIVE_SETTINGS {
             cmd.arg(*name);
         }
+        cmd.arg(engine::desired::PERSISTENCE_SETTING);
         match self
             .pool
             .query::<BTreeMap<String, String>>(addr, &cmd)

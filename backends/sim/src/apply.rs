@@ -169,9 +169,28 @@ impl Cluster {
                 self.create_or_restart(*ordinal);
                 Ok(())
             }
+            // The process goes; its volume (dataset with persistence, `nodes.conf`) stays
+            // until `DeleteData`.
             Effect::DeleteNode { ordinal } => {
+                self.kill(*ordinal);
+                Ok(())
+            }
+            Effect::DeleteData { ordinal } => {
+                if self.members.get(ordinal).is_some_and(|m| m.running) {
+                    return Err(refused(
+                        *ordinal,
+                        "the member still runs: its storage is in use".to_string(),
+                    ));
+                }
                 self.members.remove(ordinal);
                 self.isolated.remove(ordinal);
+                Ok(())
+            }
+            // A restart with the configuration a member started now gets: what survives is
+            // what survives any restart (its volume), see `restart`.
+            Effect::ReplaceNode { ordinal } => {
+                self.kill(*ordinal);
+                self.restart(*ordinal);
                 Ok(())
             }
             Effect::Meet { on, ip, port } => self.meet(*on, ip, *port),
@@ -226,69 +245,6 @@ impl Cluster {
                 Ok(())
             }
         }
-    }
-
-    /// `CreateNode`: a new member, or a restart of a stopped one.
-    pub fn create_or_restart(&mut self, o: Ordinal) {
-        match self.members.get(&o) {
-            Some(m) if m.running => {}
-            Some(_) => self.restart(o),
-            None => {
-                let node = self.new_node();
-                self.members.insert(
-                    o,
-                    Member {
-                        ordinal: o,
-                        running: true,
-                        address_generation: 0,
-                        has_nodes_conf: true,
-                        node,
-                    },
-                );
-            }
-        }
-    }
-
-    /// Starts a stopped member. With `nodes.conf` it keeps its id, view, slots and epochs, and
-    /// its dataset only with persistence (the append-only file on the same volume); without
-    /// `nodes.conf` (volume lost) it is a brand-new, empty node.
-    pub fn restart(&mut self, o: Ordinal) {
-        let (now, persistent) = (self.now_ms, self.persistent);
-        let fresh = match self.members.get(&o) {
-            Some(m) if m.has_nodes_conf => None,
-            Some(_) => Some(self.new_node()),
-            None => return,
-        };
-        let Some(m) = self.members.get_mut(&o) else {
-            return;
-        };
-        m.running = true;
-        m.has_nodes_conf = true;
-        if let Some(node) = fresh {
-            m.node = node;
-            return;
-        }
-        let n = &mut m.node;
-        if !persistent {
-            n.flush();
-        }
-        // Redis loading an append-only file starts a new replication history either way.
-        n.repl_offset = 0;
-        n.synced = false;
-        n.last_sync_ms = None;
-        n.linked_since_master = false;
-        n.new_replid();
-        n.failover_at = None;
-        n.voted_for_master.clear();
-        for p in n.peers.values_mut() {
-            p.pfail = false;
-            p.fail = false;
-            p.last_pong_ms = now;
-            p.failure_reports.clear();
-        }
-        n.seen.clear();
-        n.config = crate::node::start_config();
-        n.touch();
     }
 
     fn meet(&mut self, on: Ordinal, ip: &str, port: u16) -> Result<(), ApplyError> {

@@ -47,6 +47,9 @@ pub struct Cluster {
     /// that node. Losing such a key is the operator's doing, not the fault's: it chose to
     /// put the only copy on a node nothing backed up.
     pub exposed: BTreeMap<u64, NodeKey>,
+    /// The configuration fingerprint a member started now runs with (the spec's, as a
+    /// backend would compute it); each member keeps the one it was started with.
+    pub fingerprint: Option<String>,
 }
 
 impl Cluster {
@@ -66,6 +69,7 @@ impl Cluster {
             migrate_batch: crate::apply::MIGRATE_BATCH,
             exposure_wanted: false,
             exposed: BTreeMap::new(),
+            fingerprint: None,
         }
     }
 
@@ -187,7 +191,7 @@ impl Cluster {
                     addr: Some(Addr::new(m.ip(), PORT)),
                     running: m.running,
                     host: Some(format!("sim-host-{o}")),
-                    fingerprint: None,
+                    fingerprint: m.fingerprint.clone(),
                     redis,
                 },
             );
@@ -221,6 +225,71 @@ impl Cluster {
             .map(|r| r.ordinal)
             .filter(|r| self.can_talk(*r, o))
             .collect()
+    }
+
+    /// `CreateNode`: a new member, or a restart of a stopped one.
+    pub fn create_or_restart(&mut self, o: Ordinal) {
+        match self.members.get(&o) {
+            Some(m) if m.running => {}
+            Some(_) => self.restart(o),
+            None => {
+                let node = self.new_node();
+                self.members.insert(
+                    o,
+                    Member {
+                        ordinal: o,
+                        running: true,
+                        address_generation: 0,
+                        has_nodes_conf: true,
+                        fingerprint: self.fingerprint.clone(),
+                        node,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Starts a stopped member. With `nodes.conf` it keeps its id, view, slots and epochs, and
+    /// its dataset only with persistence (the append-only file on the same volume); without
+    /// `nodes.conf` (volume lost) it is a brand-new, empty node.
+    pub fn restart(&mut self, o: Ordinal) {
+        let (now, persistent) = (self.now_ms, self.persistent);
+        let fresh = match self.members.get(&o) {
+            Some(m) if m.has_nodes_conf => None,
+            Some(_) => Some(self.new_node()),
+            None => return,
+        };
+        let Some(m) = self.members.get_mut(&o) else {
+            return;
+        };
+        m.running = true;
+        m.has_nodes_conf = true;
+        m.fingerprint = self.fingerprint.clone();
+        if let Some(node) = fresh {
+            m.node = node;
+            return;
+        }
+        let n = &mut m.node;
+        if !persistent {
+            n.flush();
+        }
+        // Redis loading an append-only file starts a new replication history either way.
+        n.repl_offset = 0;
+        n.synced = false;
+        n.last_sync_ms = None;
+        n.linked_since_master = false;
+        n.new_replid();
+        n.failover_at = None;
+        n.voted_for_master.clear();
+        for p in n.peers.values_mut() {
+            p.pfail = false;
+            p.fail = false;
+            p.last_pong_ms = now;
+            p.failure_reports.clear();
+        }
+        n.seen.clear();
+        n.config = crate::node::start_config();
+        n.touch();
     }
 
     /// SIGKILL of member `o`: the process stops at once. Its `nodes.conf` stays; its dataset
@@ -381,7 +450,15 @@ impl Cluster {
             open_slot_keys,
             ever_linked: n.is_master() || n.synced || n.linked_since_master,
             replid: Some(format!("{:016x}", n.replid)),
-            config: n.config.clone(),
+            config: {
+                let mut c = n.config.clone();
+                let persists = if self.persistent { "yes" } else { "no" };
+                c.insert(
+                    engine::desired::PERSISTENCE_SETTING.to_string(),
+                    persists.to_string(),
+                );
+                c
+            },
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod client;
 pub mod cluster;
+pub mod config;
 pub mod faults;
 pub mod gossip;
 pub mod migration;
@@ -13,6 +14,7 @@ pub mod node;
 pub mod rng;
 pub mod runner;
 pub mod scenario;
+pub mod summary;
 
 pub use apply::{ApplyError, StepBudget};
 pub use cluster::Cluster;

@@ -253,6 +253,9 @@ pub struct Member {
     pub address_generation: u32,
     /// The volume with `nodes.conf` survived; a restart keeps the node id and its view.
     pub has_nodes_conf: bool,
+    /// The configuration fingerprint the process was started with (`Cluster::fingerprint`
+    /// at its last start).
+    pub fingerprint: Option<String>,
     pub node: RedisNode,
 }
 

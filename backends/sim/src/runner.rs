@@ -2,12 +2,14 @@
 //! faults, every decision is checked for safety, and after the faults stop the cluster must
 //! converge to the desired shape without losing an acknowledged write.
 
-use crate::apply::{ApplyError, StepBudget, Victim};
+use crate::apply::{ApplyError, StepBudget};
 use crate::client::{Client, slot_of};
 use crate::cluster::Cluster;
-use crate::faults::{self, FaultCounts, FaultRates, Partition};
+pub use crate::config::SimConfig;
+use crate::faults::{self, FaultCounts, Partition};
 use crate::node::NodeKey;
 use crate::rng::Rng;
+pub use crate::summary::Summary;
 use engine::invariants::{check_converged, check_decision};
 use engine::trace::TraceRecord;
 use engine::{ConditionKind, Desired, Observation, Phase};
@@ -15,117 +17,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
-
-#[derive(Debug, Clone)]
-pub struct SimConfig {
-    /// Steps with faults and spec changes.
-    pub fault_steps: u32,
-    /// Steps allowed, once faults stop, to reach Ready with nothing to do.
-    pub settle_steps: u32,
-    /// Simulated time per step.
-    pub step_ms: u64,
-    pub node_timeout_ms: u64,
-    pub writes_per_step: u32,
-    /// At most this many spec changes during the fault window.
-    pub max_spec_changes: u32,
-    /// At least this many (when `max_spec_changes` allows).
-    pub min_spec_changes: u32,
-    /// Chance, per mille, that a spec change is to the number of masters (a scale-out or
-    /// scale-in, which moves slots) rather than to the number of replicas.
-    pub masters_change_per_mille: u32,
-    /// Replicas per master of the initial spec and of later changes: drawn in this range.
-    pub replicas: (u32, u32),
-    /// Chance, per mille, that the seed's spec asks for persistence.
-    pub persistent_per_mille: u32,
-    /// Chance, per mille, that a spec change also changes the live settings (`maxmemory`,
-    /// `maxmemory-policy`), which the engine applies with `CONFIG SET`.
-    pub config_change_per_mille: u32,
-    /// Keys per `MIGRATE` batch.
-    pub migrate_batch: usize,
-    pub faults: bool,
-    pub rates: FaultRates,
-    /// Where a failing seed's trace goes (`seed-<S>.jsonl`).
-    pub failure_dir: PathBuf,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        Self {
-            fault_steps: 120,
-            settle_steps: 300,
-            step_ms: 1000,
-            node_timeout_ms: 3000,
-            writes_per_step: 3,
-            max_spec_changes: 3,
-            min_spec_changes: 0,
-            masters_change_per_mille: 500,
-            replicas: (0, 2),
-            persistent_per_mille: 0,
-            config_change_per_mille: 300,
-            migrate_batch: crate::apply::MIGRATE_BATCH,
-            faults: true,
-            rates: FaultRates::default(),
-            failure_dir: PathBuf::from("target/sim-failures"),
-        }
-    }
-}
-
-impl SimConfig {
-    /// The defaults, adjusted by the environment the sweep examples read: `NOFAULTS=1` (spec
-    /// changes only), `NOCHANGES=1` (no spec changes), `FAULT_STEPS=N` (the fault window; CI's
-    /// test uses 60), `NOKILLS=1` (no mid-slot kill of a migration's source or target),
-    /// `MIDSLOT=1` (the mid-slot kill sweep's settings, see `SimConfig::midslot_kills`).
-    pub fn from_env() -> Self {
-        let set = |name: &str| std::env::var(name).is_ok();
-        let base = if set("MIDSLOT") {
-            Self::midslot_kills()
-        } else {
-            Self::default()
-        };
-        let mut cfg = Self {
-            faults: !set("NOFAULTS"),
-            ..base
-        };
-        if set("NOCHANGES") {
-            cfg.max_spec_changes = 0;
-        }
-        if set("NOKILLS") {
-            cfg.rates.kill_migration_source = 0;
-            cfg.rates.kill_migration_target = 0;
-        }
-        if let Some(n) = std::env::var("FAULT_STEPS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            cfg.fault_steps = n;
-        }
-        cfg
-    }
-
-    /// The mid-slot kill sweep: scale-outs and scale-ins (1 to 3 changes of the number of
-    /// masters) with one or two replicas per master, a writer busy enough that most moved
-    /// slots hold keys, 2-key `MIGRATE` batches so a slot stays half-moved for several
-    /// batches, no fault but killing a migration's source or target mid-slot (on 3 in 4
-    /// migration effects), and persistence on 1 seed in 8.
-    pub fn midslot_kills() -> Self {
-        Self {
-            fault_steps: 60,
-            writes_per_step: 10,
-            min_spec_changes: 1,
-            max_spec_changes: 3,
-            masters_change_per_mille: 1000,
-            replicas: (1, 2),
-            persistent_per_mille: 125,
-            migrate_batch: 2,
-            rates: FaultRates {
-                kill_migration_source: 375,
-                kill_migration_target: 375,
-                ..FaultRates::none()
-            },
-            ..Self::default()
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct SimReport {
@@ -141,6 +32,10 @@ pub struct SimReport {
     /// its data and its identity to the faults, and the engine reports its slots as lost
     /// instead of re-assigning them empty on its own.
     pub ended_degraded: bool,
+    /// Changes of the desired configuration fingerprint, and members replaced (`ReplaceNode`
+    /// applied) for them.
+    pub config_changes: u32,
+    pub replacements: u64,
 }
 
 /// How a seed failed.
@@ -282,102 +177,6 @@ fn write_trace(cfg: &SimConfig, seed: u64, records: Vec<TraceRecord>) -> Option<
     Some(path)
 }
 
-/// What a batch of seeds did.
-#[derive(Debug, Clone, Default)]
-pub struct Summary {
-    pub seeds_run: u64,
-    pub steps: u64,
-    pub faults: BTreeMap<&'static str, u64>,
-    /// Seeds in which each kind of fault happened at least once.
-    pub seeds_with_fault: BTreeMap<&'static str, u64>,
-    /// Seeds in which a migration's source or target was killed mid-slot.
-    pub seeds_with_midslot_kill: u64,
-    pub refused_effects: BTreeMap<&'static str, u64>,
-    pub keys_acked: u64,
-    pub keys_lost_to_faults: u64,
-    /// Keys lost by the operator (exposed on a node without a synced replica, then lost with
-    /// it), over the failing seeds.
-    pub keys_lost_to_operator: u64,
-    /// Keys missing at the end for no fault, over the failing seeds.
-    pub keys_missing: u64,
-    /// Seeds that ended `Degraded` with slots lost for good (see `SimReport`).
-    pub ended_degraded: u64,
-    pub failures: Vec<SimFailure>,
-}
-
-impl Summary {
-    /// Failing seeds by kind.
-    pub fn failures_by_kind(&self) -> BTreeMap<FailureKind, Vec<u64>> {
-        let mut out: BTreeMap<FailureKind, Vec<u64>> = BTreeMap::new();
-        for f in &self.failures {
-            out.entry(f.kind).or_default().push(f.seed);
-        }
-        out
-    }
-}
-
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{} seed(s), {} step(s), {} acknowledged key(s) ({} lost to faults), {} ended \
-             Degraded with slots lost for good, {} violation(s)",
-            self.seeds_run,
-            self.steps,
-            self.keys_acked,
-            self.keys_lost_to_faults,
-            self.ended_degraded,
-            self.failures.len()
-        )?;
-        writeln!(
-            f,
-            "keys lost by the operator (migrated to a node with no synced replica): {}; keys \
-             missing at the end: {}",
-            self.keys_lost_to_operator, self.keys_missing
-        )?;
-        for (kind, seeds) in self.failures_by_kind() {
-            let shown: Vec<String> = seeds.iter().take(10).map(ToString::to_string).collect();
-            writeln!(
-                f,
-                "{}: {} seed(s), e.g. {}",
-                kind.name(),
-                seeds.len(),
-                shown.join(" ")
-            )?;
-        }
-        let faults: Vec<String> = self
-            .faults
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        writeln!(f, "faults: {}", faults.join(" "))?;
-        writeln!(
-            f,
-            "seeds with a migration's source or target killed mid-slot: {}",
-            self.seeds_with_midslot_kill
-        )?;
-        let refused: Vec<String> = self
-            .refused_effects
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        write!(f, "effects refused by Redis: {}", refused.join(" "))
-    }
-}
-
-impl Summary {
-    fn add_faults(&mut self, faults: &FaultCounts) {
-        for (k, v) in faults {
-            *self.faults.entry(k).or_default() += v;
-            *self.seeds_with_fault.entry(k).or_default() += 1;
-        }
-        let kills = [Victim::Source, Victim::Target];
-        if kills.iter().any(|v| faults.contains_key(v.fault_kind())) {
-            self.seeds_with_midslot_kill += 1;
-        }
-    }
-}
-
 pub fn run_many(seeds: Range<u64>, cfg: &SimConfig) -> Summary {
     let mut s = Summary::default();
     for seed in seeds {
@@ -392,6 +191,8 @@ pub fn run_many(seeds: Range<u64>, cfg: &SimConfig) -> Summary {
                 s.keys_acked += r.keys_acked;
                 s.keys_lost_to_faults += r.keys_lost_to_faults;
                 s.ended_degraded += u64::from(r.ended_degraded);
+                s.seeds_with_config_change += u64::from(r.config_changes > 0);
+                s.replacements += r.replacements;
             }
             Err(f) => {
                 s.steps += u64::from(f.step);
@@ -433,6 +234,18 @@ fn pick_spec(rng: &mut Rng, cfg: &SimConfig) -> Desired {
     );
     d.node_timeout_ms = cfg.node_timeout_ms;
     d
+}
+
+/// Every member runs the desired configuration, unless a restart would lose data: shards
+/// without a replica and without persistence keep the old one (the engine refuses and says
+/// so), and only then.
+fn rolled_out(desired: &Desired, obs: &Observation) -> bool {
+    if desired.replicas == 0 && !desired.persistent {
+        return true;
+    }
+    obs.members
+        .values()
+        .all(|m| m.fingerprint.is_none() || m.fingerprint == desired.fingerprint)
 }
 
 /// A stream of its own for what later versions added (persistence, mid-slot kills), so that
@@ -502,6 +315,22 @@ fn simulate(
         .map(|_| rng.range(10, u64::from(cfg.fault_steps.max(11))) as u32)
         .collect();
     change_steps.sort_unstable();
+    // Configuration changes that need a restart, on a stream of their own (seeds keep every
+    // other draw). Every member starts with the first configuration.
+    let mut roll_rng = Rng::new(crate::rng::mix(seed ^ 0x726f_6c6c_696e_6721));
+    let mut generation = 1;
+    desired.fingerprint = Some(format!("config-{generation}"));
+    cluster.fingerprint = desired.fingerprint.clone();
+    let mut roll_steps: Vec<u32> = Vec::new();
+    if roll_rng.chance(cfg.fingerprint_change_per_mille) {
+        let count = if roll_rng.chance(250) { 2 } else { 1 };
+        roll_steps = (0..count)
+            .map(|_| roll_rng.range(5, u64::from(cfg.fault_steps.max(6))) as u32)
+            .collect();
+        roll_steps.sort_unstable();
+    }
+    let mut config_changes = 0;
+    let mut replacements = 0;
     let mut counts = FaultCounts::new();
     let mut refused: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut partition = Partition::default();
@@ -533,13 +362,21 @@ fn simulate(
                 desired.replicas = rng.range(u64::from(lo), u64::from(hi)) as u32;
             }
         }
+        while roll_steps.first() == Some(&step) {
+            roll_steps.remove(0);
+            config_changes += 1;
+            generation += 1;
+            desired.fingerprint = Some(format!("config-{generation}"));
+            cluster.fingerprint = desired.fingerprint.clone();
+        }
         let obs = cluster.observe();
         let decision = engine::decide(&desired, phase, &obs);
         let violations = check_decision(&desired, &obs, &decision);
         let converged = step >= cfg.fault_steps
             && decision.phase == Phase::Ready
             && decision.effects.is_empty()
-            && check_converged(&desired, &obs).is_empty();
+            && check_converged(&desired, &obs).is_empty()
+            && rolled_out(&desired, &obs);
         // The other acceptable end: `Degraded`, nothing left to do, and every slot no live
         // master serves is listed only under ids that no member runs any more: their master
         // died with its data, without a replica able to take over, and came back (if at all)
@@ -600,6 +437,8 @@ fn simulate(
                 keys_lost_to_faults: client.lost_to_faults.len() as u64,
                 final_spec: desired,
                 ended_degraded: degraded_for_good,
+                config_changes,
+                replacements,
             });
         }
         let plan = if faulty {
@@ -619,7 +458,11 @@ fn simulate(
         cluster.exposure_wanted = desired.replicas >= 1;
         for (effect, mut budget) in plan {
             match cluster.apply(&effect, &mut budget) {
-                Ok(()) => {}
+                Ok(()) => {
+                    if matches!(effect, engine::Effect::ReplaceNode { .. }) {
+                        replacements += 1;
+                    }
+                }
                 Err(ApplyError::Interrupted) => break,
                 Err(ApplyError::Killed { victim, .. }) => {
                     *counts.entry(victim.fault_kind()).or_default() += 1;

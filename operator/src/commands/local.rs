@@ -1,12 +1,13 @@
 //! `redis-operator local …`: a real Redis Cluster of local `redis-server` processes, driven by
 //! the same engine and reconcile loop as the Kubernetes controller.
 
+use super::local_members::{LocalMembers, apply_settings};
 use super::{CmdError, CmdResult};
 use controller::desired::desired_from;
 use controller::http::{Directory, HttpState};
 use controller::projection::{node_entries, role};
 use controller::{ClusterKey, Members, Pass, Reconciler};
-use engine::{ConditionKind, MemberInfo, Observation, Ordinal, Phase};
+use engine::{ConditionKind, Observation, Phase};
 use local::{LocalBackend, LocalConfig, LocalError};
 use redis_backend::{AdapterConfig, MigrationProgress, RedisAdapter};
 use spec::{RedisCluster, RedisClusterSpec};
@@ -153,15 +154,7 @@ fn local_config(cluster: &RedisCluster, dir: &Path) -> Result<LocalConfig, CmdEr
     let base_port = u16::try_from(spec.base_port())
         .map_err(|_| format!("spec.basePort {} is not a port", spec.base_port()))?;
     let mut cfg = LocalConfig::new(name, dir, base_port)?;
-    cfg.maxmemory = spec.max_memory.clone();
-    cfg.node_timeout_ms = spec.cluster_node_timeout_ms();
-    cfg.appendonly = spec.persistence_enabled();
-    cfg.extra_config = spec.redis_config.clone().unwrap_or_default();
-    // Redis waits 5 s by default before a diskless full sync, hoping more replicas join; local
-    // replicas attach together anyway, and a cluster is not ready until they have synced.
-    cfg.extra_config
-        .entry("repl-diskless-sync-delay".into())
-        .or_insert_with(|| "0".into());
+    apply_settings(&mut cfg, spec);
     // Kubernetes reads the password from a Secret; locally it comes from the environment.
     cfg.password = std::env::var("REDIS_OPERATOR_PASSWORD")
         .ok()
@@ -175,41 +168,6 @@ fn adapter_for(cfg: &LocalConfig, spec: &RedisClusterSpec) -> RedisAdapter {
         migrate_batch: spec.migration_batch_keys() as usize,
         ..AdapterConfig::default()
     })
-}
-
-/// Local processes as cluster members.
-struct LocalMembers(LocalBackend);
-
-impl Members for LocalMembers {
-    type Error = LocalError;
-
-    fn is_transient(error: &LocalError) -> bool {
-        // A missing binary or a port taken by another program stays so until a person acts.
-        !matches!(
-            error,
-            LocalError::RedisServerNotFound
-                | LocalError::RedisServerMissing(_)
-                | LocalError::PortOutOfRange { .. }
-                | LocalError::PortInUse { .. }
-        )
-    }
-
-    async fn list(&self) -> Result<Vec<MemberInfo>, LocalError> {
-        Ok(self
-            .0
-            .members()?
-            .into_iter()
-            .map(|(ord, m)| MemberInfo::new(ord, Some(m.addr), m.running))
-            .collect())
-    }
-
-    async fn ensure_running(&self, ordinal: Ordinal) -> Result<(), LocalError> {
-        self.0.ensure_running(ordinal).await.map(|_| ())
-    }
-
-    async fn delete(&self, ordinal: Ordinal) -> Result<(), LocalError> {
-        self.0.delete(ordinal).await
-    }
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
@@ -484,9 +442,11 @@ async fn status(args: NameArgs) -> CmdResult {
     let cfg = local_config(&cluster, &dir)?;
     let backend = LocalBackend::new(cfg.clone())?;
     let redis = adapter_for(&cfg, &cluster.spec);
-    let obs = controller::observe(&LocalMembers(backend), &redis).await?;
+    let members = LocalMembers(backend);
+    let obs = controller::observe(&members, &redis).await?;
     let spec = effective_spec(&saved_manifest(&dir), &dir)?.spec;
-    let desired = desired_from(&spec, None);
+    let mut desired = desired_from(&spec, None);
+    desired.fingerprint = members.fingerprint(&spec);
     let decision = engine::decide(&desired, Phase::Ready, &obs);
     let mut out = String::new();
     let ready = if decision.is_true(ConditionKind::Ready) {
@@ -595,7 +555,8 @@ pub fn record(args: RecordArgs) -> CmdResult {
                 tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
             }
             let spec = effective_spec(&saved_manifest(&dir), &dir)?.spec;
-            let desired = desired_from(&spec, None);
+            let mut desired = desired_from(&spec, None);
+            desired.fingerprint = members.fingerprint(&spec);
             let observation = controller::observe(&members, &redis).await?;
             let decision = engine::decide(&desired, phase, &observation);
             let record = engine::trace::TraceRecord {

@@ -3,6 +3,7 @@
 
 pub mod crd;
 pub mod local;
+mod local_members;
 pub mod simulate;
 pub mod validate;
 
