@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian machine: redis-server and redis-tools
-# (the local mode and the tests run real Redis), cargo-nextest when missing, and the real
+# (the local mode and the tests run real Redis), prometheus-redis-exporter (the sidecar in
+# kube-sandbox), cargo-nextest when missing, and the real
 # kubectl and helm the kube-sandbox tests drive (into target/tools/bin).
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+# prometheus-redis-exporter is what kube-sandbox runs for the exporter sidecar's image.
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 \
+  || ! command -v prometheus-redis-exporter >/dev/null 2>&1; then
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    redis-server redis-tools prometheus-redis-exporter >/dev/null
 fi
 # Debian's prometheus (2.42) and prometheus-redis-exporter (1.45): promtool checks the chart's
 # alerts and Prometheus configuration; kube-sandbox runs them for `prom/prometheus` and

@@ -35,4 +35,7 @@ pub enum EffectCause<E: std::error::Error + 'static> {
     /// A Redis node refused or could not be reached.
     #[error(transparent)]
     Redis(AdapterError),
+    /// The reconciler's fence refused the effect (the leader lease was lost); not run.
+    #[error("not run: this process no longer holds the leader lease")]
+    Fenced,
 }

@@ -52,6 +52,8 @@ pub struct Pass<E: std::error::Error + 'static> {
     pub phase_hint: Phase,
     /// The first effect that failed, if any (the rest of the decision was not run).
     pub error: Option<EffectError<E>>,
+    /// How many passes in a row this same effect failed the same way (1: first time).
+    pub failures_in_a_row: u32,
     /// Masters this observation found back without their data (reported once each).
     pub losses: Vec<DataLoss>,
     /// Warnings about a spec seen valid for the first time (`replicas: 0` without
@@ -91,12 +93,21 @@ pub struct Reconciler<M: Members> {
     /// shell that cannot read its spec any more keeps reconciling it.
     applied: Option<RedisClusterSpec>,
     memory: Memory,
-    trace: Option<Box<dyn Write + Send>>,
+    trace: Option<Box<dyn Write + Send + Sync>>,
     directory: Option<Directory>,
     /// The status the previous pass showed (or the object's, when a shell sets it).
     status: Option<RedisClusterStatus>,
     generation: Option<i64>,
+    /// Problems only the backend can see (host ports another cluster holds, a missing
+    /// Secret): they make the spec invalid exactly as the spec's own rules do.
+    backend_problems: Vec<String>,
+    /// Checked before every effect: a replica that lost its leader lease stops acting at
+    /// once, even in the middle of a pass.
+    fence: Option<Fence>,
 }
+
+/// Whether effects may run now (e.g. "this process holds the leader lease").
+pub type Fence = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl<M: Members> Reconciler<M> {
     pub fn new(key: ClusterKey, members: M, redis: RedisAdapter) -> Self {
@@ -111,7 +122,25 @@ impl<M: Members> Reconciler<M> {
             directory: None,
             status: None,
             generation: None,
+            backend_problems: Vec::new(),
+            fence: None,
         }
+    }
+
+    /// Effects run only while `fence` says so; the first effect it refuses ends the pass.
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.fence = Some(fence);
+        self
+    }
+
+    /// Problems the backend found in the spec, added to validation's on the next passes.
+    pub fn set_backend_problems(&mut self, problems: Vec<String>) {
+        self.backend_problems = problems;
+    }
+
+    /// Talks to the nodes through `redis` from now on (a new password).
+    pub fn set_redis(&mut self, redis: RedisAdapter) {
+        self.redis = redis;
     }
 
     /// The status the object shows now and the generation of the spec the next pass is given:
@@ -129,7 +158,7 @@ impl<M: Members> Reconciler<M> {
     }
 
     /// Each pass appends its trace record (one JSON line) to `out`.
-    pub fn record_to(mut self, out: impl Write + Send + 'static) -> Self {
+    pub fn record_to(mut self, out: impl Write + Send + Sync + 'static) -> Self {
         self.trace = Some(Box::new(out));
         self
     }
@@ -163,6 +192,9 @@ impl<M: Members> Reconciler<M> {
     ) -> Result<Pass<M::Error>, ReconcileError<M::Error>> {
         let started = Instant::now();
         let mut desired = desired_from(spec, self.applied.as_ref());
+        desired
+            .problems
+            .extend(self.backend_problems.iter().cloned());
         let mut warnings = Vec::new();
         if desired.problems.is_empty() && self.applied.as_ref() != Some(spec) {
             warnings = spec::warnings(spec)
@@ -212,6 +244,7 @@ impl<M: Members> Reconciler<M> {
             desired,
             phase_hint,
             error,
+            failures_in_a_row: times,
             losses,
             warnings,
             next_delay: Duration::ZERO,
@@ -291,6 +324,15 @@ impl<M: Members> Reconciler<M> {
         ctx.protect_targets = desired.replicas > 0;
         let mut i = 0;
         while let Some(effect) = effects.get(i) {
+            if let Some(fence) = &self.fence
+                && !fence()
+            {
+                return Err(EffectError {
+                    effect: effect.clone(),
+                    cause: EffectCause::Fenced,
+                    transient: true,
+                });
+            }
             // The consecutive effects of the same kind as this one (run together for member
             // starts and migrations).
             let run_len = || {

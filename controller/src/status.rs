@@ -144,3 +144,40 @@ pub fn transitions(
     }
     out
 }
+
+/// What a pass has to tell people beyond status changes, once each: warnings about a spec
+/// seen valid for the first time, masters found back without their data, and an effect that
+/// failed (on its first failure only, not on every retry).
+pub fn pass_notices<E: std::error::Error + 'static>(pass: &crate::Pass<E>) -> Vec<Transition> {
+    let mut out: Vec<Transition> = pass
+        .warnings
+        .iter()
+        .map(|w| Transition {
+            kind: EventType::Warning,
+            reason: "SpecWarning".to_string(),
+            note: w.clone(),
+        })
+        .collect();
+    out.extend(pass.losses.iter().map(|loss| Transition {
+        kind: EventType::Warning,
+        reason: "DataLost".to_string(),
+        note: loss.to_string(),
+    }));
+    if let Some(e) = &pass.error
+        && pass.failures_in_a_row == 1
+    {
+        out.push(Transition {
+            kind: EventType::Warning,
+            reason: "EffectFailed".to_string(),
+            note: format!(
+                "{e} ({})",
+                if e.transient {
+                    "retrying"
+                } else {
+                    "will keep failing until someone fixes the cause"
+                }
+            ),
+        });
+    }
+    out
+}

@@ -78,6 +78,11 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
         // process is known to be gone.
         let replica_sees_no_slot = w.view(*best, id).is_some_and(|e| e.slots.is_empty());
         let no_election = process_gone && replica_sees_no_slot && n.failed;
+        // A master whose process is known gone may never be flagged failed: when its member
+        // came back at once as a new node at the same address (a kubelet restarts a container
+        // without asking), the others mark the old id `noaddr` and stop pinging it, so it
+        // never reaches PFAIL, and Redis never elects its replica. FORCE needs no FAIL flag
+        // (the voters accept a forced request), so a gone process is reason enough.
         if no_election || (!majority && process_gone && down_for > 4 * timeout) {
             effects.push(Effect::Failover {
                 on: *best,
@@ -102,7 +107,7 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
                     }
                 }));
             }
-        } else if majority && n.failed && down_for > 2 * timeout {
+        } else if majority && (n.failed || process_gone) && down_for > 2 * timeout {
             // A master grants one vote per failed master every 2 node timeouts. Attempts
             // closer together than that can be refused in turn by different voters for ever,
             // so forced elections happen only in the first node timeout of every third one:

@@ -1055,3 +1055,52 @@ fn no_slot_moves_while_a_slot_is_open_from_an_interrupted_move() {
     );
     assert!(d.summary.contains("still open"), "{}", d.summary);
 }
+
+/// Seen in kube-sandbox: master #0's pod was deleted and its StatefulSet brought it back at
+/// once, empty and without `nodes.conf`, as a new node at the same address. The others mark
+/// the old id `noaddr` and never flag it failed, so Redis never elects its replica; the
+/// process is known gone (no member runs that id), so the replica is forced after twice the
+/// node timeout.
+#[test]
+fn a_master_whose_member_came_back_as_a_new_node_at_its_address_has_its_replica_forced() {
+    let nodes = healthy(3, 1);
+    let mut obs = observe(&nodes, false, 60_000);
+    let old = id(0);
+    let new = format!("{:040x}", 0xdead_u64);
+    for state in obs.members.values_mut().filter_map(|m| m.redis.as_mut()) {
+        for e in state.nodes.iter_mut().filter(|e| e.id == old) {
+            e.addr = None;
+            e.flags.noaddr = true;
+            e.link = LinkState::Disconnected;
+        }
+    }
+    let m0 = obs.members.get_mut(&0).unwrap();
+    let state = m0.redis.as_mut().unwrap();
+    state.id = new.clone();
+    state.keys = 0;
+    state.nodes.retain(|e| e.id != old);
+    for e in state.nodes.iter_mut() {
+        e.flags.myself = false;
+    }
+    let mut me = state.nodes.iter().find(|e| e.id == id(1)).unwrap().clone();
+    me.id = new.clone();
+    me.addr = Some(addr(0));
+    me.slots.clear();
+    me.flags.myself = true;
+    me.config_epoch = 0;
+    state.nodes.push(me.clone());
+    // Every node has met the new one.
+    me.flags.myself = false;
+    for (_, m) in obs.members.iter_mut().filter(|(o, _)| **o != 0) {
+        m.redis.as_mut().unwrap().nodes.push(me.clone());
+    }
+    let d = decide(&desired(3, 1), Phase::Recovering, &obs);
+    assert!(
+        d.effects.contains(&Effect::Failover {
+            on: 3,
+            mode: FailoverMode::Force
+        }),
+        "{:?}",
+        d.effects
+    );
+}

@@ -26,6 +26,8 @@ enum Command {
     Validate(commands::validate::Args),
     /// Print the RedisCluster CustomResourceDefinition generated from the Rust types.
     Crd(commands::crd::Args),
+    /// Run the Kubernetes operator: watch RedisClusters and serve the HTTP API.
+    Run(commands::run::Args),
     /// Run a real Redis Cluster of local redis-server processes, no Kubernetes needed.
     #[command(subcommand)]
     Local(commands::local::LocalCommand),
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => commands::validate::run(args),
         Command::Crd(args) => commands::crd::run(args),
+        Command::Run(args) => commands::run::run(args),
         Command::Local(cmd) => commands::local::run(cmd),
         Command::Simulate(cmd) => commands::simulate::run(cmd),
     };

@@ -97,6 +97,20 @@ pub fn apply(kind: &str, obj: &mut Value) {
         "Secret" => {
             if let Some(map) = obj.as_object_mut() {
                 default(map, "type", json!("Opaque"));
+                // `stringData` is write-only, as in Kubernetes: merged into `data` (base64)
+                // on every write, where readers (env, volumes, clients) find it.
+                if let Some(Value::Object(strings)) = map.remove("stringData") {
+                    let data = map.entry("data").or_insert_with(|| json!({}));
+                    if let Some(data) = data.as_object_mut() {
+                        for (k, v) in strings {
+                            let text = v.as_str().unwrap_or_default();
+                            data.insert(
+                                k,
+                                json!(crate::kubelet::volumes::base64_encode(text.as_bytes())),
+                            );
+                        }
+                    }
+                }
             }
         }
         _ => {}
@@ -201,6 +215,15 @@ mod tests {
             spec["volumeClaimTemplates"][0]["spec"]["volumeMode"],
             "Filesystem"
         );
+    }
+
+    #[test]
+    fn a_secrets_string_data_is_stored_as_base64_data_and_not_kept() {
+        let mut obj = json!({"stringData": {"password": "hunter2"}, "data": {"a": "YQ=="}});
+        apply("Secret", &mut obj);
+        assert_eq!(obj["data"]["password"], json!("aHVudGVyMg=="));
+        assert_eq!(obj["data"]["a"], json!("YQ=="));
+        assert!(obj.get("stringData").is_none());
     }
 
     #[test]

@@ -49,6 +49,19 @@ impl ExecContext {
 }
 
 impl RedisAdapter {
+    /// `CONFIG SET name value` on the node at `addr` (also used outside the engine's effects
+    /// for a password change, whose value must never reach an effect or a trace).
+    pub async fn config_set(
+        &self,
+        addr: &Addr,
+        name: &str,
+        value: &str,
+    ) -> Result<(), AdapterError> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("SET").arg(name).arg(value);
+        self.pool.query::<()>(addr, &cmd).await
+    }
+
     /// Runs one effect (the controller counts outcomes, with its cluster's labels).
     pub async fn execute(&self, effect: &Effect, ctx: &ExecContext) -> Result<(), AdapterError> {
         let result = self.run(effect, ctx).await;
@@ -162,9 +175,7 @@ impl RedisAdapter {
                 self.set_slot(ctx.addr(*on)?, *slot, &["STABLE"]).await
             }
             Effect::SetConfig { on, name, value } => {
-                let mut cmd = redis::cmd("CONFIG");
-                cmd.arg("SET").arg(name).arg(value);
-                self.pool.query::<()>(ctx.addr(*on)?, &cmd).await
+                self.config_set(ctx.addr(*on)?, name, value).await
             }
             Effect::SetSlotOwner { on, slot, owner_id } => {
                 self.set_slot(ctx.addr(*on)?, *slot, &["NODE", owner_id])

@@ -4,6 +4,7 @@
 pub mod crd;
 pub mod local;
 mod local_members;
+pub mod run;
 pub mod simulate;
 pub mod validate;
 

@@ -212,6 +212,11 @@ impl Kubelet {
             &format!("token: {token}"),
         );
         let kubeconfig_path = pod_dir.join("kubeconfig");
+        // A pod whose only volume is a claim (and no token mounted) has no directory yet.
+        std::fs::create_dir_all(&pod_dir).map_err(|source| KubeletError::Io {
+            path: pod_dir.display().to_string(),
+            source,
+        })?;
         std::fs::write(&kubeconfig_path, kubeconfig).map_err(|source| KubeletError::Io {
             path: kubeconfig_path.display().to_string(),
             source,

@@ -1,0 +1,637 @@
+//! The driver: a kube-rs `Controller` on `RedisCluster` whose reconcile hands each cluster to
+//! its [`controller::Reconciler`] (the shared core) and shows the pass on the object.
+//!
+//! One reconcile = one pass of the core, then the status (written only when it changed),
+//! the events of what changed, and a requeue after the core's delay. Watch triggers that
+//! arrive before that delay wait for it: repeating an effect too early (a `CLUSTER FAILOVER`
+//! under way) would undo it.
+
+use crate::build::{ClusterCtx, headless_service_and_pdb};
+use crate::checks::{self, Other};
+use crate::error::Error;
+use crate::lease::Leadership;
+use crate::members::{Caches, KubeMembers, apply_params};
+use crate::{events, names, status};
+use controller::http::Directory;
+use controller::{ClusterKey, Reconciler};
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{DeleteParams, ListParams, Patch};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use redis_backend::{AdapterConfig, MigrationProgress, RedisAdapter};
+use spec::{RedisCluster, RedisClusterStatus};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How the controller runs.
+#[derive(Debug, Clone, Default)]
+pub struct RunConfig {
+    /// Namespaces to watch; empty: all.
+    pub namespaces: Vec<String>,
+    /// This process's name in events and the lease.
+    pub identity: String,
+}
+
+/// A standby replica (or an invalid cluster) looks again this often.
+const STANDBY_REQUEUE: Duration = Duration::from_secs(2);
+/// After an error outside the core's pass (the API refused a write).
+const ERROR_REQUEUE: Duration = Duration::from_secs(5);
+/// How often the node count that decides required vs preferred spreading is read again.
+const NODES_RECHECK: Duration = Duration::from_secs(60);
+
+/// The state of one cluster between passes.
+struct ClusterState {
+    uid: String,
+    reconciler: Reconciler<KubeMembers>,
+    not_before: Instant,
+    /// The generation whose Service and PodDisruptionBudget were applied.
+    applied_generation: Option<i64>,
+    /// The status last written (a pass that shows the same writes nothing).
+    shown: Option<RedisClusterStatus>,
+    nodes_checked: Option<Instant>,
+    /// The password the adapter was built with (compared, never logged); `None` until the
+    /// first pass read the Secret.
+    password: Option<Option<String>>,
+}
+
+/// One cluster's state, locked for the length of a pass.
+type SharedState = Arc<tokio::sync::Mutex<ClusterState>>;
+
+pub(crate) struct Ctx {
+    client: Client,
+    caches: Caches,
+    clusters: Store<RedisCluster>,
+    states: Mutex<HashMap<(String, String), SharedState>>,
+    recorder: Recorder,
+    leadership: Leadership,
+    directory: Directory,
+}
+
+/// Runs the controller until `shutdown` turns true. Fails at once, with one line, when the
+/// API server cannot be reached or the CRD is not installed.
+pub async fn run(
+    client: Client,
+    config: RunConfig,
+    leadership: Leadership,
+    directory: Directory,
+    ready: watch::Sender<bool>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    client
+        .apiserver_version()
+        .await
+        .map_err(|e| Error::kube("reach the API server", e))?;
+    Api::<RedisCluster>::all(client.clone())
+        .list(&ListParams::default().limit(1))
+        .await
+        .map_err(|e| {
+            Error::kube(
+                "list RedisClusters (is the CRD installed? `redis-operator crd | kubectl apply -f -`)",
+                e,
+            )
+        })?;
+    let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.namespaces.iter().cloned().map(Some).collect()
+    };
+    let reporter = Reporter {
+        controller: names::MANAGED_BY.to_string(),
+        instance: Some(config.identity.clone()),
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let mut runs = Vec::new();
+    let mut readiness = Vec::new();
+    for scope in scopes {
+        let (run, stores_ready) = scope_controller(
+            client.clone(),
+            scope,
+            recorder.clone(),
+            leadership.clone(),
+            directory.clone(),
+            shutdown.clone(),
+        );
+        runs.push(run);
+        readiness.push(stores_ready);
+    }
+    tokio::spawn(async move {
+        for r in readiness {
+            r.await;
+        }
+        let _ = ready.send(true);
+        tracing::info!("caches synced");
+    });
+    futures_util::future::join_all(runs).await;
+    Ok(())
+}
+
+type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// One controller over one namespace (or all), with its own caches.
+fn scope_controller(
+    client: Client,
+    namespace: Option<String>,
+    recorder: Recorder,
+    leadership: Leadership,
+    directory: Directory,
+    mut shutdown: watch::Receiver<bool>,
+) -> (BoxFuture, BoxFuture) {
+    fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let ns = namespace.as_deref();
+    let managed = watcher::Config::default().labels(&names::managed_selector());
+    let (pods, pod_writer) = reflector::store();
+    let pod_stream = watcher(api::<Pod>(&client, ns), managed.clone())
+        .default_backoff()
+        .reflect(pod_writer)
+        .touched_objects();
+    let (sets, set_writer) = reflector::store();
+    let set_stream = watcher(api::<StatefulSet>(&client, ns), managed.clone())
+        .default_backoff()
+        .reflect(set_writer)
+        .touched_objects();
+    let (claims, claim_writer) = reflector::store();
+    let claim_stream = watcher(api::<PersistentVolumeClaim>(&client, ns), managed.clone())
+        .default_backoff()
+        .reflect(claim_writer)
+        .touched_objects();
+    let controller = Controller::new(api::<RedisCluster>(&client, ns), watcher::Config::default())
+        .with_config(ControllerConfig::default().debounce(Duration::from_millis(50)))
+        .owns_stream(set_stream)
+        .watches_stream(claim_stream, |claim: PersistentVolumeClaim| {
+            let name = claim.labels().get(names::LABEL_INSTANCE)?.clone();
+            Some(ObjectRef::<RedisCluster>::new(&name).within(&claim.namespace()?))
+        })
+        .watches_stream(pod_stream, |pod: Pod| {
+            let name = pod.labels().get(names::LABEL_INSTANCE)?.clone();
+            Some(ObjectRef::<RedisCluster>::new(&name).within(&pod.namespace()?))
+        });
+    let clusters = controller.store();
+    let ctx = Arc::new(Ctx {
+        client,
+        caches: Caches {
+            pods: pods.clone(),
+            statefulsets: sets.clone(),
+            claims: claims.clone(),
+        },
+        clusters: clusters.clone(),
+        states: Mutex::new(HashMap::new()),
+        recorder,
+        leadership,
+        directory,
+    });
+    let stop = async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    };
+    let run: BoxFuture = Box::pin(
+        controller
+            .graceful_shutdown_on(stop)
+            .run(reconcile, error_policy, ctx)
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "controller event");
+                }
+            }),
+    );
+    let ready: BoxFuture = Box::pin(async move {
+        synced(&clusters).await;
+        synced(&pods).await;
+        synced(&sets).await;
+        synced(&claims).await;
+    });
+    (run, ready)
+}
+
+/// Waits until `store` has its first full list. `Store::wait_until_ready` wakes only the last
+/// of several concurrent waiters (kube-runtime keeps one waker; the controller's own runner
+/// waits on the same store), so it is asked again every 200 ms instead of once.
+async fn synced<K>(store: &Store<K>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        if tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+fn error_policy(obj: Arc<RedisCluster>, error: &Error, _ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(namespace = ?obj.namespace(), cluster = %obj.name_any(), error = %error, transient = error.is_transient(), "reconcile failed");
+    metrics::counter!("redis_operator_reconcile_errors_total", "reason" => error.reason())
+        .increment(1);
+    Action::requeue(ERROR_REQUEUE)
+}
+
+async fn reconcile(obj: Arc<RedisCluster>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let namespace = obj.namespace().ok_or(Error::MissingField("namespace"))?;
+    let api: Api<RedisCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    if !ctx.leadership.is_leader() {
+        standby(&obj, &ctx).await;
+        return Ok(Action::requeue(STANDBY_REQUEUE));
+    }
+    finalizer(&api, names::FINALIZER, obj, |event| async {
+        match event {
+            FinalizerEvent::Apply(obj) => apply(obj, &ctx).await,
+            FinalizerEvent::Cleanup(obj) => cleanup(obj, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(e.to_string()))
+}
+
+impl Ctx {
+    fn state_of(&self, obj: &RedisCluster, namespace: &str) -> Result<SharedState, Error> {
+        let name = obj.name_any();
+        let uid = obj.uid().ok_or(Error::MissingField("metadata.uid"))?;
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (namespace.to_string(), name.clone());
+        if let Some(state) = states.get(&key) {
+            // A cluster deleted and created again under the same name starts afresh.
+            if state.try_lock().map(|s| s.uid == uid).unwrap_or(true) {
+                return Ok(state.clone());
+            }
+        }
+        let members = KubeMembers::new(
+            self.client.clone(),
+            namespace,
+            &name,
+            &uid,
+            self.caches.clone(),
+        );
+        let leadership = self.leadership.clone();
+        let mut reconciler = Reconciler::new(
+            ClusterKey::new(namespace, &name),
+            members,
+            adapter(&obj.spec, None, namespace, &name),
+        )
+        .with_directory(self.directory.clone())
+        .with_fence(Arc::new(move || leadership.is_leader()));
+        // Conditions keep their transition times across operator restarts.
+        reconciler.observe_object(obj.status.clone(), obj.metadata.generation);
+        let state = Arc::new(tokio::sync::Mutex::new(ClusterState {
+            uid,
+            reconciler,
+            not_before: Instant::now(),
+            applied_generation: None,
+            shown: obj.status.clone(),
+            nodes_checked: None,
+            password: None,
+        }));
+        states.insert(key, state.clone());
+        Ok(state)
+    }
+}
+
+/// A replica that does not hold the lease still answers the HTTP API: it observes (and
+/// changes nothing) so its directory stays current.
+async fn standby(obj: &RedisCluster, ctx: &Ctx) {
+    let Some(namespace) = obj.namespace() else {
+        return;
+    };
+    let Ok(state) = ctx.state_of(obj, &namespace) else {
+        return;
+    };
+    let state = state.lock().await;
+    let r = &state.reconciler;
+    if let Ok(observation) = controller::observe(r.members(), r.redis()).await {
+        ctx.directory.set_cluster(
+            &namespace,
+            obj.name_any(),
+            controller::projection::node_entries(&observation),
+        );
+    }
+}
+
+async fn apply(obj: Arc<RedisCluster>, ctx: &Ctx) -> Result<Action, Error> {
+    let namespace = obj.namespace().ok_or(Error::MissingField("namespace"))?;
+    let name = obj.name_any();
+    let state = ctx.state_of(&obj, &namespace)?;
+    let mut state = state.lock().await;
+    let now = Instant::now();
+    if now < state.not_before {
+        return Ok(Action::requeue(state.not_before - now));
+    }
+    let api: Api<RedisCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut problems = backend_problems(&obj, &namespace, ctx, &state);
+    let password = match read_password(ctx, &obj, &namespace).await {
+        Ok(p) => p,
+        Err(PasswordError::Invalid(problem)) => {
+            problems.push(format!("spec.passwordSecret: {problem}"));
+            state.password.clone().flatten()
+        }
+        Err(PasswordError::Unreadable(why)) => {
+            tracing::warn!(%namespace, cluster = %name, "{why}; keeping the last known password");
+            state.password.clone().flatten()
+        }
+    };
+    match &state.password {
+        // The first pass of this process: the nodes already run with this password.
+        None => {
+            let key = state.reconciler.key().clone();
+            state.reconciler.set_redis(adapter(
+                &obj.spec,
+                password.clone(),
+                &key.namespace,
+                &key.name,
+            ));
+            state.password = Some(password);
+        }
+        Some(current) if *current != password => {
+            rotate_password(&mut state, &obj, password).await;
+        }
+        Some(_) => {}
+    }
+    refresh_spread(ctx, &obj, &mut state).await;
+    let valid = problems.is_empty()
+        && spec::validate(&obj.spec, state.reconciler.last_valid_spec()).is_empty();
+    state.reconciler.set_backend_problems(problems);
+    if valid && state.applied_generation != obj.metadata.generation {
+        let ctx_b = ClusterCtx {
+            name: &name,
+            namespace: &namespace,
+            uid: &state.uid,
+            spec: &obj.spec,
+            spread_required: false,
+        };
+        apply_cluster_objects(ctx, &ctx_b).await?;
+        state.applied_generation = obj.metadata.generation;
+    }
+    let shown = state.shown.clone();
+    state
+        .reconciler
+        .observe_object(shown, obj.metadata.generation);
+    let pass = state
+        .reconciler
+        .reconcile(&obj.spec)
+        .await
+        .map_err(|e| Error::Node {
+            ordinal: 0,
+            reason: e.to_string(),
+        })?;
+    if state.shown.as_ref() != Some(&pass.status) {
+        status::write(&api, &name, &pass.status).await?;
+        state.shown = Some(pass.status.clone());
+    }
+    let regarding = obj.object_ref(&());
+    let mut transitions = pass.events.clone();
+    transitions.extend(controller::status::pass_notices(&pass));
+    events::publish(&ctx.recorder, &regarding, &transitions).await;
+    state.not_before = Instant::now() + pass.next_delay;
+    Ok(Action::requeue(pass.next_delay))
+}
+
+/// Problems only Kubernetes has: host ports another cluster holds, fields a StatefulSet
+/// cannot change.
+fn backend_problems(
+    obj: &RedisCluster,
+    namespace: &str,
+    ctx: &Ctx,
+    state: &ClusterState,
+) -> Vec<String> {
+    let clusters = ctx.clusters.state();
+    let created = |c: &RedisCluster| {
+        c.metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .unwrap_or_default()
+    };
+    let stamps: Vec<String> = clusters.iter().map(|c| created(c)).collect();
+    let names: Vec<(String, String)> = clusters
+        .iter()
+        .map(|c| (c.namespace().unwrap_or_default(), c.name_any()))
+        .collect();
+    let others: Vec<Other<'_>> = clusters
+        .iter()
+        .zip(&stamps)
+        .zip(&names)
+        .filter(|((c, _), _)| c.metadata.deletion_timestamp.is_none())
+        .map(|((c, created), (ns, name))| Other {
+            namespace: ns,
+            name,
+            created,
+            spec: &c.spec,
+        })
+        .collect();
+    let name = obj.name_any();
+    checks::problems(
+        (namespace, &name),
+        &created(obj),
+        &obj.spec,
+        state.reconciler.last_valid_spec(),
+        &others,
+    )
+}
+
+/// Why the password could not be read: the spec points at nothing usable (the spec is
+/// invalid), or the API did not answer this time (the last known password stays).
+enum PasswordError {
+    Invalid(String),
+    Unreadable(String),
+}
+
+/// The cluster's password from its Secret, or the problem that makes the spec invalid.
+async fn read_password(
+    ctx: &Ctx,
+    obj: &RedisCluster,
+    namespace: &str,
+) -> Result<Option<String>, PasswordError> {
+    let Some(secret_ref) = obj.spec.password_secret.as_ref() else {
+        return Ok(None);
+    };
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let key = secret_ref.key();
+    let secret = api.get_opt(&secret_ref.name).await.map_err(|e| {
+        PasswordError::Unreadable(format!(
+            "cannot read Secret {namespace}/{}: {e}",
+            secret_ref.name
+        ))
+    })?;
+    let secret = secret.ok_or_else(|| {
+        PasswordError::Invalid(format!(
+            "Secret {namespace}/{} does not exist",
+            secret_ref.name
+        ))
+    })?;
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.clone())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(|s| s.clone().into_bytes())
+        })
+        .ok_or_else(|| {
+            PasswordError::Invalid(format!(
+                "Secret {namespace}/{} has no key {key:?}",
+                secret_ref.name
+            ))
+        })?;
+    let password = String::from_utf8(bytes).map_err(|_| {
+        PasswordError::Invalid(format!(
+            "key {key:?} of Secret {namespace}/{} is not UTF-8",
+            secret_ref.name
+        ))
+    })?;
+    if password.is_empty() {
+        return Err(PasswordError::Invalid(format!(
+            "key {key:?} of Secret {namespace}/{} is empty",
+            secret_ref.name
+        )));
+    }
+    Ok(Some(password))
+}
+
+/// A new password: running nodes take it with `CONFIG SET` (`masterauth` on every node first,
+/// so no replication link breaks, then `requirepass`), and the adapter uses it from then on.
+async fn rotate_password(state: &mut ClusterState, obj: &RedisCluster, password: Option<String>) {
+    let old = state.reconciler.redis().clone();
+    let members = controller::Members::list(state.reconciler.members())
+        .await
+        .unwrap_or_default();
+    {
+        let value = password.clone().unwrap_or_default();
+        for setting in ["masterauth", "requirepass"] {
+            for m in members.iter().filter(|m| m.running) {
+                let Some(addr) = &m.addr else { continue };
+                if let Err(e) = old.config_set(addr, setting, &value).await {
+                    tracing::warn!(ordinal = m.ordinal, setting, error = %e, "cannot apply the new password to a running node; it takes it when it restarts");
+                }
+            }
+        }
+    }
+    let key = state.reconciler.key().clone();
+    state.reconciler.set_redis(adapter(
+        &obj.spec,
+        password.clone(),
+        &key.namespace,
+        &key.name,
+    ));
+    state.password = Some(password);
+    tracing::info!(namespace = %key.namespace, cluster = %key.name, "password changed on the running nodes");
+}
+
+/// The Redis adapter of one cluster: its password, its migration batch, its progress metrics.
+fn adapter(
+    spec: &spec::RedisClusterSpec,
+    password: Option<String>,
+    namespace: &str,
+    name: &str,
+) -> RedisAdapter {
+    RedisAdapter::new(AdapterConfig {
+        password,
+        migrate_batch: spec.migration_batch_keys() as usize,
+        ..AdapterConfig::default()
+    })
+    .with_progress(MigrationProgress::for_cluster(namespace, name))
+}
+
+/// Reads how many nodes can take pods (at most once a minute): a shard's nodes are required
+/// on different hosts only when enough of them exist, else pods could never be scheduled.
+async fn refresh_spread(ctx: &Ctx, obj: &RedisCluster, state: &mut ClusterState) {
+    if state
+        .nodes_checked
+        .is_some_and(|t| t.elapsed() < NODES_RECHECK)
+    {
+        return;
+    }
+    state.nodes_checked = Some(Instant::now());
+    let api: Api<Node> = Api::all(ctx.client.clone());
+    let Ok(nodes) = api.list(&ListParams::default()).await else {
+        // Cannot count (no permission): prefer, never require.
+        state.reconciler.members().set_spread_required(false);
+        return;
+    };
+    let schedulable = nodes
+        .items
+        .iter()
+        .filter(|n| {
+            !n.spec
+                .as_ref()
+                .and_then(|s| s.unschedulable)
+                .unwrap_or(false)
+        })
+        .count();
+    let needed = 1 + obj.spec.replicas() as usize;
+    state
+        .reconciler
+        .members()
+        .set_spread_required(schedulable >= needed);
+}
+
+/// The objects of the whole cluster: its headless Service and its PodDisruptionBudget.
+async fn apply_cluster_objects(ctx: &Ctx, cluster: &ClusterCtx<'_>) -> Result<(), Error> {
+    let (service, pdb) = headless_service_and_pdb(cluster);
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), cluster.namespace);
+    services
+        .patch(
+            &names::service(cluster.name),
+            &apply_params(),
+            &Patch::Apply(&service),
+        )
+        .await
+        .map_err(|e| Error::kube("apply Service", e))?;
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), cluster.namespace);
+    pdbs.patch(
+        &names::pdb(cluster.name),
+        &apply_params(),
+        &Patch::Apply(&pdb),
+    )
+    .await
+    .map_err(|e| Error::kube("apply PodDisruptionBudget", e))?;
+    Ok(())
+}
+
+/// The cluster is being deleted: owner references take the StatefulSets, pods, Service and
+/// budget; this removes what they cannot (the claims a StatefulSet retains, the directory
+/// entry, the cluster's state). Waits for a pass in flight to end first. Idempotent.
+async fn cleanup(obj: Arc<RedisCluster>, ctx: &Ctx) -> Result<Action, Error> {
+    let namespace = obj.namespace().ok_or(Error::MissingField("namespace"))?;
+    let name = obj.name_any();
+    let state = ctx
+        .states
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&(namespace.clone(), name.clone()));
+    if let Some(state) = state {
+        // The pass in flight (a migration) ends before the objects go.
+        let _ = state.lock().await;
+    }
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+    let selector = names::cluster_selector(&name);
+    claims
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels(&selector),
+        )
+        .await
+        .map_err(|e| Error::kube("delete the cluster's PersistentVolumeClaims", e))?;
+    ctx.directory.remove_cluster(&namespace, &name);
+    tracing::info!(%namespace, cluster = %name, "cluster deleted");
+    Ok(Action::await_change())
+}

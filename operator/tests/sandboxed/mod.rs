@@ -1,0 +1,515 @@
+//! Runs `redis-operator run` as a user would, against kube-sandbox (our Kubernetes API and
+//! kubelet on one machine, where every Redis pod is a real `redis-server`), and checks what
+//! a user would check: the object's status and events, the pods, the HTTP API, and the Redis
+//! cluster itself with `redis-cli`. The guards stop the operator and the sandbox (and with it
+//! every pod's process) even when a test fails.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use kube_sandbox::{Sandbox, SandboxHandle};
+use spec::RedisCluster;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_redis-operator")
+}
+
+/// A sandbox with `nodes` emulated nodes and the RedisCluster CRD installed.
+pub struct Env {
+    pub sandbox: SandboxHandle,
+    pub client: Client,
+    pub kubeconfig: PathBuf,
+    dir: PathBuf,
+}
+
+impl Env {
+    pub async fn start(name: &str, nodes: usize) -> Self {
+        let sandbox = Sandbox::builder()
+            .nodes(nodes)
+            .start()
+            .await
+            .expect("sandbox starts");
+        let client = sandbox.client().expect("client");
+        let dir = std::env::temp_dir().join(format!("rop-kube-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let kubeconfig = dir.join("kubeconfig");
+        sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let crd: CustomResourceDefinition =
+            serde_yaml::from_str(&spec::crd_yaml()).expect("crd parses");
+        Api::<CustomResourceDefinition>::all(client.clone())
+            .create(&PostParams::default(), &crd)
+            .await
+            .expect("crd created");
+        let env = Self {
+            sandbox,
+            client,
+            kubeconfig,
+            dir,
+        };
+        // The CRD is served once its resource answers.
+        eventually(30, "the RedisCluster resource is served", || async {
+            Api::<RedisCluster>::all(env.client.clone())
+                .list(&ListParams::default())
+                .await
+                .ok()
+        })
+        .await;
+        env
+    }
+
+    pub async fn namespace(&self, name: &str) {
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
+        }))
+        .unwrap();
+        let _ = Api::<Namespace>::all(self.client.clone())
+            .create(&PostParams::default(), &ns)
+            .await;
+    }
+
+    pub fn clusters(&self, ns: &str) -> Api<RedisCluster> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    /// Applies a RedisCluster manifest (YAML) the way `kubectl apply --server-side` does.
+    pub async fn apply(&self, yaml: &str) -> RedisCluster {
+        let rc: RedisCluster = serde_yaml::from_str(yaml).expect("manifest parses");
+        let ns = rc.namespace().unwrap_or_else(|| "default".to_string());
+        self.namespace(&ns).await;
+        self.clusters(&ns)
+            .patch(
+                &rc.name_any(),
+                &PatchParams::apply("e2e-test").force(),
+                &Patch::Apply(&rc),
+            )
+            .await
+            .expect("applied")
+    }
+
+    /// Starts the operator with `args` on top of the kubeconfig and a free HTTP port.
+    pub fn operator(&self, extra: &[&str]) -> Operator {
+        let port = free_port();
+        let log = self.dir.join(format!("operator-{port}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin())
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("E2E_OPERATOR_LOG").unwrap_or_else(|_| "info,kube=warn".to_string()),
+            )
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("operator starts");
+        Operator {
+            child: Some(child),
+            port,
+            log,
+        }
+    }
+
+    pub async fn pods(&self, ns: &str, cluster: &str) -> Vec<Pod> {
+        Api::<Pod>::namespaced(self.client.clone(), ns)
+            .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={cluster}")))
+            .await
+            .expect("pods")
+            .items
+    }
+
+    /// Events about `cluster`, as (type, reason).
+    pub async fn events(&self, ns: &str, cluster: &str) -> Vec<(String, String, String)> {
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), ns);
+        let mut out: Vec<(String, String, String)> = events
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(cluster))
+            .map(|e| {
+                (
+                    e.type_.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default(),
+                )
+            })
+            .collect();
+        let core: Api<Event> = Api::namespaced(self.client.clone(), ns);
+        out.extend(
+            core.list(&ListParams::default())
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| e.involved_object.name.as_deref() == Some(cluster))
+                .map(|e| {
+                    (
+                        e.type_.unwrap_or_default(),
+                        e.reason.unwrap_or_default(),
+                        e.message.unwrap_or_default(),
+                    )
+                }),
+        );
+        out
+    }
+
+    /// Waits until condition `kind` of the cluster has `status`.
+    pub async fn wait_condition(
+        &self,
+        ns: &str,
+        name: &str,
+        kind: &str,
+        status: &str,
+        secs: u64,
+    ) -> RedisCluster {
+        let api = self.clusters(ns);
+        eventually(secs, &format!("{ns}/{name} {kind}={status}"), || async {
+            let rc = api.get(name).await.ok()?;
+            let st = rc.status.as_ref()?;
+            st.conditions
+                .iter()
+                .any(|c| c.type_ == kind && c.status == status)
+                .then_some(rc)
+        })
+        .await
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // A failed test keeps its operator logs for a look.
+        if std::thread::panicking() {
+            eprintln!("logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+pub struct Operator {
+    child: Option<Child>,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// `GET path` on the operator's HTTP API: (status, body).
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.port, path)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits for the exit (SIGKILL after 30 s); returns whether it exited 0.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        for _ in 0..300 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// SIGKILL: the operator dies wherever it is.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- operator log ({}) ---\n{}",
+                self.log.display(),
+                tail(&self.log_text(), 80)
+            );
+        }
+        self.kill();
+    }
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let all: Vec<&str> = s.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    // Chunked bodies: keep the JSON part.
+    let body = match (body.find(['[', '{']), body.rfind([']', '}'])) {
+        (Some(a), Some(b)) if a <= b => body[a..=b].to_string(),
+        _ => body,
+    };
+    Some((status, body))
+}
+
+/// `redis-cli` with `args`; (success, stdout).
+pub fn redis_cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new("redis-cli")
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The (host IP, port) each pod of a cluster serves Redis on.
+pub fn pod_addresses(pods: &[Pod]) -> Vec<(String, u16)> {
+    let mut out: Vec<(String, u16)> = pods
+        .iter()
+        .filter_map(|p| {
+            let ip = p.status.as_ref()?.pod_ip.clone()?;
+            let port = p
+                .spec
+                .as_ref()?
+                .containers
+                .iter()
+                .find(|c| c.name == "redis")?
+                .ports
+                .as_ref()?
+                .iter()
+                .find(|port| port.name.as_deref() == Some("redis"))?
+                .container_port;
+            Some((ip, u16::try_from(port).ok()?))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A cluster-aware client on the cluster's pods.
+pub fn cluster_client(addrs: &[(String, u16)]) -> redis::cluster::ClusterConnection {
+    let urls: Vec<String> = addrs
+        .iter()
+        .map(|(ip, port)| format!("redis://{ip}:{port}"))
+        .collect();
+    redis::cluster::ClusterClient::builder(urls)
+        .retries(20)
+        .build()
+        .expect("client")
+        .get_connection()
+        .expect("connection")
+}
+
+/// Writes `n` keys `prefix:i` = i.
+pub fn load_keys(c: &mut redis::cluster::ClusterConnection, prefix: &str, n: usize) {
+    for i in 0..n {
+        let _: () = redis::cmd("SET")
+            .arg(format!("{prefix}:{i}"))
+            .arg(i)
+            .query(c)
+            .expect("SET");
+    }
+}
+
+/// The keys `prefix:i` (i < n) that no longer read back as i.
+pub fn missing_keys(
+    c: &mut redis::cluster::ClusterConnection,
+    prefix: &str,
+    n: usize,
+) -> Vec<usize> {
+    (0..n)
+        .filter(|i| {
+            let v: Option<usize> = redis::cmd("GET")
+                .arg(format!("{prefix}:{i}"))
+                .query(c)
+                .ok()
+                .flatten();
+            v != Some(*i)
+        })
+        .collect()
+}
+
+/// A client writing `w:i` = i in a thread until stopped, recording the writes Redis
+/// acknowledged.
+pub struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Vec<u64>>>,
+}
+
+impl Writer {
+    pub fn start(addrs: &[(String, u16)]) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut client = cluster_client(addrs);
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let mut i = 0u64;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) && i < 1_000_000 {
+                let ok: redis::RedisResult<()> = redis::cmd("SET")
+                    .arg(format!("w:{i}"))
+                    .arg(i)
+                    .query(&mut client);
+                if ok.is_ok() {
+                    acked.push(i);
+                }
+                i += 1;
+                if i.is_multiple_of(20) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            acked
+        });
+        Self {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the writer and returns the acknowledged writes that do not read back.
+    pub fn stop_and_lost(mut self, addrs: &[(String, u16)]) -> (usize, Vec<u64>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let acked = self
+            .handle
+            .take()
+            .expect("writer")
+            .join()
+            .expect("writer thread");
+        let mut client = cluster_client(addrs);
+        let lost = acked
+            .iter()
+            .copied()
+            .filter(|i| {
+                let v: Option<u64> = redis::cmd("GET")
+                    .arg(format!("w:{i}"))
+                    .query(&mut client)
+                    .ok()
+                    .flatten();
+                v != Some(*i)
+            })
+            .collect();
+        (acked.len(), lost)
+    }
+}
+
+impl Env {
+    /// Waits until the cluster is Ready with `masters` masters and `nodes` nodes in its status
+    /// (for the spec's current generation), and returns the pods' addresses.
+    pub async fn wait_shape(
+        &self,
+        ns: &str,
+        name: &str,
+        masters: usize,
+        nodes: usize,
+        secs: u64,
+    ) -> Vec<(String, u16)> {
+        let api = self.clusters(ns);
+        eventually(
+            secs,
+            &format!("{ns}/{name} ready with {masters} masters and {nodes} nodes"),
+            || async {
+                let rc = api.get(name).await.ok()?;
+                let st = rc.status.as_ref()?;
+                let ready = st
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                let m = st.nodes.iter().filter(|n| n.role == "master").count();
+                (ready
+                    && st.observed_generation == rc.metadata.generation
+                    && m == masters
+                    && st.nodes.len() == nodes)
+                    .then_some(())
+            },
+        )
+        .await;
+        pod_addresses(&self.pods(ns, name).await)
+    }
+
+    pub async fn patch_spec(&self, ns: &str, name: &str, spec: serde_json::Value) {
+        self.clusters(ns)
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(&serde_json::json!({ "spec": spec })),
+            )
+            .await
+            .expect("spec patched");
+    }
+}
+
+/// `redis-cli --cluster check` on one node: Ok when every slot is covered and nothing is open.
+pub fn cluster_check(addr: &(String, u16)) -> Result<(), String> {
+    let (ok, out) = redis_cli(&["--cluster", "check", &format!("{}:{}", addr.0, addr.1)]);
+    if ok
+        && out.contains("[OK] All 16384 slots covered.")
+        && !out.contains("[WARNING]")
+        && !out.contains("[ERR]")
+    {
+        Ok(())
+    } else {
+        Err(out)
+    }
+}
