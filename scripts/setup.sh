@@ -13,6 +13,23 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     redis-server redis-tools prometheus-redis-exporter >/dev/null
 fi
+# Debian's prometheus (2.42) and prometheus-redis-exporter (1.45): promtool checks the chart's
+# alerts and Prometheus configuration; kube-sandbox runs them for `prom/prometheus` and
+# `redis_exporter` images. Installed without starting their services: where no
+# policy-rc.d forbids it already, one is put in place for the install and removed after.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-redis-exporter >/dev/null 2>&1; then
+  POLICY=/usr/sbin/policy-rc.d
+  ADDED_POLICY=""
+  if [ ! -e "$POLICY" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+    $SUDO chmod 0755 "$POLICY"
+    ADDED_POLICY=1
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    prometheus prometheus-redis-exporter >/dev/null
+  [ -z "$ADDED_POLICY" ] || $SUDO rm -f "$POLICY"
+fi
 # Debian starts a system redis on 6379 after install; the project never uses that port,
 # so it is left alone.
 if ! cargo nextest --version >/dev/null 2>&1; then
