@@ -61,13 +61,13 @@ THE OPERATOR'S PERMISSIONS, in one place. Every API call `redis-operator run` ma
 nothing else (no wildcard, no pods/exec, Secrets read-only):
 
   group                 resource                    verbs                                   why
-  redis.redis           redisclusters               get list watch patch update             watch specs; finalizer
-  redis.redis           redisclusters/status        get patch update                        phase, conditions, nodes
-  apps                  statefulsets                get list watch create patch delete      one per Redis node
-  ""                    pods                        get list watch delete                   observe nodes; replace one
-  ""                    persistentvolumeclaims      get list watch delete deletecollection  drop a removed node's data
-  ""                    services                    get create patch                        headless <cluster>-nodes
-  policy                poddisruptionbudgets        get create patch                        one per cluster
+  redis.redis           redisclusters               list watch patch                        watch specs; finalizer (JSON patch)
+  redis.redis           redisclusters/status        patch                                   phase, conditions, nodes (apply)
+  apps                  statefulsets                list watch create patch delete          one per Redis node (apply)
+  ""                    pods                        list watch delete                       observe nodes; replace one
+  ""                    persistentvolumeclaims      list watch delete deletecollection      drop a removed node's data
+  ""                    services                    create patch                            headless <cluster>-nodes (apply)
+  policy                poddisruptionbudgets        create patch                            one per cluster (apply)
   ""                    secrets                     get                                     spec.passwordSecret
   events.k8s.io         events                      create patch                            Kubernetes Events
   ""                    nodes                       list (cluster-scoped)                   anti-affinity: count hosts
@@ -80,25 +80,25 @@ in the release namespace.
 {{- define "redis-operator.rules.namespaced" -}}
 - apiGroups: ["redis.redis"]
   resources: ["redisclusters"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["redis.redis"]
   resources: ["redisclusters/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "delete"]
+  verbs: ["list", "watch", "delete"]
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["get", "list", "watch", "delete", "deletecollection"]
+  verbs: ["list", "watch", "delete", "deletecollection"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["create", "patch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["create", "patch"]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
