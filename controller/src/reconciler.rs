@@ -298,6 +298,19 @@ impl<M: Members> Reconciler<M> {
             metrics::gauge!(telemetry::CLUSTER_CONDITION, &with_type)
                 .set(bool_gauge(pass.decision.is_true(kind)));
         }
+        for phase in Phase::ALL {
+            let mut with_phase = labels.to_vec();
+            with_phase.push(("phase", phase.as_str().to_string()));
+            metrics::gauge!(telemetry::CLUSTER_PHASE, &with_phase)
+                .set(bool_gauge(pass.decision.phase == phase));
+        }
+        let entries = projection::node_entries(&pass.observation);
+        for role in ["master", "replica"] {
+            let mut with_role = labels.to_vec();
+            with_role.push(("role", role.to_string()));
+            let count = entries.iter().filter(|e| e.role == role).count();
+            metrics::gauge!(telemetry::CLUSTER_NODES, &with_role).set(count as f64);
+        }
         if !pass.losses.is_empty() {
             metrics::counter!(telemetry::DATA_LOSSES, &labels).increment(pass.losses.len() as u64);
         }

@@ -6,6 +6,8 @@ use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 pub const CLUSTER_READY: &str = "redis_operator_cluster_ready";
 pub const CLUSTER_CONDITION: &str = "redis_operator_cluster_condition";
+pub const CLUSTER_PHASE: &str = "redis_operator_cluster_phase";
+pub const CLUSTER_NODES: &str = "redis_operator_cluster_nodes";
 pub const RECONCILE_DURATION: &str = "redis_operator_reconcile_duration_seconds";
 pub const RECONCILE_PASSES: &str = "redis_operator_reconcile_passes_total";
 pub const EFFECTS: &str = "redis_operator_effects_total";
@@ -28,6 +30,14 @@ pub fn describe() {
     describe_gauge!(
         CLUSTER_CONDITION,
         "1 when the condition named by `type` (Ready, Progressing, Degraded, Invalid) is true"
+    );
+    describe_gauge!(
+        CLUSTER_PHASE,
+        "1 for the phase the cluster is in (`phase`: Pending, Bootstrapping, Ready, ScalingOut, ScalingIn, ReplicaScaling, Recovering, Rolling, Deleting), 0 for the others"
+    );
+    describe_gauge!(
+        CLUSTER_NODES,
+        "Redis nodes that answered the last observation, by `role` (master, replica)"
     );
     describe_histogram!(
         RECONCILE_DURATION,
