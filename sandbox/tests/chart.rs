@@ -410,16 +410,8 @@ fn global_image_registry_replaces_the_registry_of_every_image() {
 /// The operator's permissions, as agreed with the operator (see the chart's _helpers.tpl):
 /// (group, resource, verbs).
 const OPERATOR_RULES: &[(&str, &str, &[&str])] = &[
-    (
-        "redis.redis",
-        "redisclusters",
-        &["list", "watch", "patch"],
-    ),
-    (
-        "redis.redis",
-        "redisclusters/status",
-        &["patch"],
-    ),
+    ("redis.redis", "redisclusters", &["list", "watch", "patch"]),
+    ("redis.redis", "redisclusters/status", &["patch"]),
     (
         "apps",
         "statefulsets",
@@ -432,11 +424,7 @@ const OPERATOR_RULES: &[(&str, &str, &[&str])] = &[
         &["list", "watch", "delete", "deletecollection"],
     ),
     ("", "services", &["create", "patch"]),
-    (
-        "policy",
-        "poddisruptionbudgets",
-        &["create", "patch"],
-    ),
+    ("policy", "poddisruptionbudgets", &["create", "patch"]),
     ("", "secrets", &["get"]),
     ("events.k8s.io", "events", &["create", "patch"]),
 ];
