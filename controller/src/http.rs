@@ -76,6 +76,23 @@ pub fn install_metrics_recorder() -> Result<PrometheusHandle, BuildError> {
     Ok(handle)
 }
 
+/// Serves the API on `listener` in a task of its own until `stop` turns true (the shells'
+/// shutdown signal); the handle ends once requests in flight are done.
+pub fn spawn_server(
+    listener: TcpListener,
+    state: HttpState,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = serve(listener, state, shutdown).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    })
+}
+
 /// Serve the API on `listener` until `shutdown` completes, then stop accepting, let requests
 /// in flight finish (bounded by a grace period) and return.
 pub async fn serve(

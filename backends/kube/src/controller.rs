@@ -347,16 +347,7 @@ async fn apply(obj: Arc<RedisCluster>, ctx: &Ctx) -> Result<Action, Error> {
     };
     match &state.password {
         // The first pass of this process: the nodes already run with this password.
-        None => {
-            let key = state.reconciler.key().clone();
-            state.reconciler.set_redis(adapter(
-                &obj.spec,
-                password.clone(),
-                &key.namespace,
-                &key.name,
-            ));
-            state.password = Some(password);
-        }
+        None => use_password(&mut state, &obj, password),
         Some(current) if *current != password => {
             rotate_password(&mut state, &obj, password).await;
         }
@@ -525,6 +516,13 @@ async fn rotate_password(state: &mut ClusterState, obj: &RedisCluster, password:
             }
         }
     }
+    use_password(state, obj, password);
+    let key = state.reconciler.key();
+    tracing::info!(namespace = %key.namespace, cluster = %key.name, "password changed on the running nodes");
+}
+
+/// From now on the cluster's nodes are reached with `password`.
+fn use_password(state: &mut ClusterState, obj: &RedisCluster, password: Option<String>) {
     let key = state.reconciler.key().clone();
     state.reconciler.set_redis(adapter(
         &obj.spec,
@@ -533,7 +531,6 @@ async fn rotate_password(state: &mut ClusterState, obj: &RedisCluster, password:
         &key.name,
     ));
     state.password = Some(password);
-    tracing::info!(namespace = %key.namespace, cluster = %key.name, "password changed on the running nodes");
 }
 
 /// The Redis adapter of one cluster: its password, its migration batch, its progress metrics.

@@ -237,16 +237,7 @@ async fn up(args: UpArgs) -> CmdResult {
             "HTTP API on http://{}/cluster/nodes?clusterName={name}",
             listener.local_addr()?
         );
-        let state = http.clone();
-        let mut rx = stop_rx.clone();
-        tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            if let Err(e) = controller::http::serve(listener, state, shutdown).await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        controller::http::spawn_server(listener, http.clone(), stop_rx.clone());
     }
 
     let progress = spawn_progress_ticker(&redis, stop_rx.clone());

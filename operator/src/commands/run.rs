@@ -124,18 +124,7 @@ async fn operate(args: Args) -> Result<(), RunError> {
     let directory = Directory::new();
     let metrics = controller::http::install_metrics_recorder().ok();
     let http = HttpState::new(directory.clone(), metrics);
-    let http_task = {
-        let state = http.clone();
-        let mut rx = stop_rx.clone();
-        tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            if let Err(e) = controller::http::serve(listener, state, shutdown).await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        })
-    };
+    let http_task = controller::http::spawn_server(listener, http.clone(), stop_rx.clone());
     let (leadership, lease_task) = if args.no_leader_election {
         (Leadership::always(), None)
     } else {
