@@ -13,6 +13,8 @@ pub const RECONCILE_PASSES: &str = "redis_operator_reconcile_passes_total";
 pub const EFFECTS: &str = "redis_operator_effects_total";
 pub const DATA_LOSSES: &str = "redis_operator_data_losses_total";
 pub const HTTP_REQUESTS: &str = "redis_operator_http_requests_total";
+pub const LEADER: &str = "redis_operator_leader";
+pub const RECONCILE_ERRORS: &str = "redis_operator_reconcile_errors_total";
 
 /// Buckets of [`RECONCILE_DURATION`]: a quiet pass takes milliseconds, one that moves slots
 /// can take minutes.
@@ -57,5 +59,13 @@ pub fn describe() {
         "Masters found back without the keys they held (replicas 0 and no persistence, or every copy lost)"
     );
     describe_counter!(HTTP_REQUESTS, "HTTP API requests, by `route` and `status`");
+    describe_gauge!(
+        LEADER,
+        "1 while this operator process holds the leader lease (always 1 without leader election)"
+    );
+    describe_counter!(
+        RECONCILE_ERRORS,
+        "Reconciles of the Kubernetes controller that failed outside the core's pass (an API write refused), by `reason`"
+    );
     redis_backend::describe_metrics();
 }

@@ -238,7 +238,7 @@ where
 
 fn error_policy(obj: Arc<RedisCluster>, error: &Error, _ctx: Arc<Ctx>) -> Action {
     tracing::warn!(namespace = ?obj.namespace(), cluster = %obj.name_any(), error = %error, transient = error.is_transient(), "reconcile failed");
-    metrics::counter!("redis_operator_reconcile_errors_total", "reason" => error.reason())
+    metrics::counter!(controller::telemetry::RECONCILE_ERRORS, "reason" => error.reason())
         .increment(1);
     Action::requeue(ERROR_REQUEUE)
 }

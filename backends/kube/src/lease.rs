@@ -39,6 +39,7 @@ impl Leadership {
     pub fn always() -> Self {
         // A receiver keeps the last value after its sender is gone.
         let (_, rx) = watch::channel(true);
+        metrics::gauge!(controller::telemetry::LEADER).set(1.0);
         Self { rx }
     }
 
@@ -77,7 +78,7 @@ pub fn spawn(
             };
             if leader != *tx.borrow() {
                 tracing::info!(identity = %elector.config.identity, leader, "leadership changed");
-                metrics::gauge!("redis_operator_leader").set(if leader { 1.0 } else { 0.0 });
+                metrics::gauge!(controller::telemetry::LEADER).set(if leader { 1.0 } else { 0.0 });
             }
             let _ = tx.send(leader);
             tokio::select! {
