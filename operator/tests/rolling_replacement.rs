@@ -174,9 +174,20 @@ fn a_restart_requiring_config_change_rolls_the_cluster_keeping_every_write_and_a
 
     loop {
         let fps = fingerprints(&c);
-        let pids: Vec<String> = (0..NODES).map(|o| pid_of(&c.state_dir(), o)).collect();
+        // A node being replaced has no pid file for a moment: read as "" (not rolled yet
+        // unless the rest says so, and the loop looks again).
+        let pids: Vec<String> = (0..NODES)
+            .map(|o| {
+                std::fs::read_to_string(c.state_dir().join(format!("node-{o}/redis.pid")))
+                    .map(|p| p.trim().to_string())
+                    .unwrap_or_default()
+            })
+            .collect();
         let rolled = fps.iter().all(|f| *f == fps[0] && *f != before_fp[0])
-            && pids.iter().zip(&before_pids).all(|(a, b)| a != b);
+            && pids
+                .iter()
+                .zip(&before_pids)
+                .all(|(a, b)| !a.is_empty() && a != b);
         if rolled && c.status().contains("3 masters x 1 replicas wanted; ready:") {
             break;
         }
