@@ -477,15 +477,24 @@ impl Env {
                     .iter()
                     .any(|c| c.type_ == "Ready" && c.status == "True");
                 let m = st.nodes.iter().filter(|n| n.role == "master").count();
+                // The status may lag behind the pods (a pass that has not seen a pod
+                // replaced yet): the pods must also be where it says, each with an address.
+                let shown: std::collections::BTreeSet<(String, u16)> = st
+                    .nodes
+                    .iter()
+                    .map(|n| (n.ip.clone(), u16::try_from(n.port).unwrap_or(0)))
+                    .collect();
+                let addrs = pod_addresses(&self.pods(ns, name).await);
+                let pods_match = addrs.len() == nodes && addrs.iter().all(|a| shown.contains(a));
                 (ready
                     && st.observed_generation == rc.metadata.generation
                     && m == masters
-                    && st.nodes.len() == nodes)
-                    .then_some(())
+                    && st.nodes.len() == nodes
+                    && pods_match)
+                    .then_some(addrs)
             },
         )
-        .await;
-        pod_addresses(&self.pods(ns, name).await)
+        .await
     }
 
     pub async fn patch_spec(&self, ns: &str, name: &str, spec: serde_json::Value) {
