@@ -60,17 +60,7 @@ async fn an_invalid_edit_of_a_running_cluster_changes_no_pod_and_a_port_clash_is
     env.apply(&valid).await;
     env.wait_condition("edits", "edit", "Ready", "True", 120)
         .await;
-    let before: BTreeMap<String, String> = env
-        .pods("edits", "edit")
-        .await
-        .iter()
-        .map(|p| {
-            (
-                p.metadata.name.clone().unwrap(),
-                p.metadata.uid.clone().unwrap(),
-            )
-        })
-        .collect();
+    let before = pod_uids(&env).await;
     assert_eq!(before.len(), 3);
 
     env.apply(&manifest(
@@ -106,8 +96,13 @@ async fn an_invalid_edit_of_a_running_cluster_changes_no_pod_and_a_port_clash_is
     assert!(msg.contains("edits/edit") && msg.contains("12001"), "{msg}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(env.pods("edits", "clash").await.is_empty());
-    let after: BTreeMap<String, String> = env
-        .pods("edits", "edit")
+    let after = pod_uids(&env).await;
+    assert_eq!(before, after, "no pod of the running cluster was touched");
+}
+
+/// The running cluster's pods, name → uid: a pod replaced gets a new uid.
+async fn pod_uids(env: &Env) -> BTreeMap<String, String> {
+    env.pods("edits", "edit")
         .await
         .iter()
         .map(|p| {
@@ -116,6 +111,5 @@ async fn an_invalid_edit_of_a_running_cluster_changes_no_pod_and_a_port_clash_is
                 p.metadata.uid.clone().unwrap(),
             )
         })
-        .collect();
-    assert_eq!(before, after, "no pod of the running cluster was touched");
+        .collect()
 }
