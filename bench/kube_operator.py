@@ -118,8 +118,10 @@ def idle_rss(bins, clusters):
     try:
         env = sandbox(bins, tmp)
         op = operator(bins, tmp, env)
+        # basePort 10000 + 10 i: client, bus (+10000) and exporter (+20000) ports of the
+        # clusters never overlap, or the later clusters would be Invalid.
         for i in range(clusters):
-            kubectl(env, "apply", "-f", "-", stdin=manifest(f"c{i}", 3, 0, 20000 + 100 * i if i < 10 else 10000 + 100 * (i - 10)))
+            kubectl(env, "apply", "-f", "-", stdin=manifest(f"c{i}", 3, 0, 10000 + 10 * i))
         for i in range(clusters):
             kubectl(env, "wait", "-n", "bench", f"rdc/c{i}", "--for=condition=Ready", "--timeout=600s")
         time.sleep(10)  # idle: every cluster ready, passes every 2 s

@@ -11,12 +11,15 @@ use crate::checks::{self, Other};
 use crate::error::Error;
 use crate::lease::Leadership;
 use crate::members::{Caches, KubeMembers, apply_params};
+use crate::password::{PasswordError, adapter, read_password, rotate_password, use_password};
+use crate::retry::Retries;
 use crate::{events, names, status};
 use controller::http::Directory;
+use controller::status::{EventType, Transition};
 use controller::{ClusterKey, Reconciler};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, ListParams, Patch};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -25,7 +28,6 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use redis_backend::{AdapterConfig, MigrationProgress, RedisAdapter};
 use spec::{RedisCluster, RedisClusterStatus};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -43,15 +45,13 @@ pub struct RunConfig {
 
 /// A standby replica (or an invalid cluster) looks again this often.
 const STANDBY_REQUEUE: Duration = Duration::from_secs(2);
-/// After an error outside the core's pass (the API refused a write).
-const ERROR_REQUEUE: Duration = Duration::from_secs(5);
 /// How often the node count that decides required vs preferred spreading is read again.
 const NODES_RECHECK: Duration = Duration::from_secs(60);
 
 /// The state of one cluster between passes.
-struct ClusterState {
+pub(crate) struct ClusterState {
     uid: String,
-    reconciler: Reconciler<KubeMembers>,
+    pub(crate) reconciler: Reconciler<KubeMembers>,
     not_before: Instant,
     /// The generation whose Service and PodDisruptionBudget were applied.
     applied_generation: Option<i64>,
@@ -60,20 +60,21 @@ struct ClusterState {
     nodes_checked: Option<Instant>,
     /// The password the adapter was built with (compared, never logged); `None` until the
     /// first pass read the Secret.
-    password: Option<Option<String>>,
+    pub(crate) password: Option<Option<String>>,
 }
 
 /// One cluster's state, locked for the length of a pass.
 type SharedState = Arc<tokio::sync::Mutex<ClusterState>>;
 
 pub(crate) struct Ctx {
-    client: Client,
+    pub(crate) client: Client,
     caches: Caches,
     clusters: Store<RedisCluster>,
     states: Mutex<HashMap<(String, String), SharedState>>,
     recorder: Recorder,
     leadership: Leadership,
     directory: Directory,
+    retries: Retries,
 }
 
 /// Runs the controller until `shutdown` turns true. Fails at once, with one line, when the
@@ -195,6 +196,7 @@ fn scope_controller(
         recorder,
         leadership,
         directory,
+        retries: Retries::default(),
     });
     let stop = async move {
         let _ = shutdown.wait_for(|s| *s).await;
@@ -236,11 +238,33 @@ where
     }
 }
 
-fn error_policy(obj: Arc<RedisCluster>, error: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(namespace = ?obj.namespace(), cluster = %obj.name_any(), error = %error, transient = error.is_transient(), "reconcile failed");
+fn error_policy(obj: Arc<RedisCluster>, error: &Error, ctx: Arc<Ctx>) -> Action {
+    let namespace = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let message = error.to_string();
+    let transient = error.is_transient();
+    let verdict = ctx
+        .retries
+        .failed((namespace.clone(), name.clone()), transient, &message);
     metrics::counter!(controller::telemetry::RECONCILE_ERRORS, "reason" => error.reason())
         .increment(1);
-    Action::requeue(ERROR_REQUEUE)
+    let retry_in_s = verdict.retry_after.as_secs();
+    if transient {
+        tracing::warn!(%namespace, cluster = %name, error = %message, failures = verdict.failures, retry_in_s, "reconcile failed; trying again");
+    } else if verdict.report {
+        tracing::error!(%namespace, cluster = %name, error = %message, retry_in_s, "reconcile failed and will until the cluster, its namespace or the operator's permissions change");
+        let recorder = ctx.recorder.clone();
+        let regarding = obj.object_ref(&());
+        let failure = Transition {
+            kind: EventType::Warning,
+            reason: error.reason().to_string(),
+            note: message,
+        };
+        tokio::spawn(async move { events::publish(&recorder, &regarding, &[failure]).await });
+    } else {
+        tracing::info!(%namespace, cluster = %name, error = %message, retry_in_s, "reconcile failed again, as reported");
+    }
+    Action::requeue(verdict.retry_after)
 }
 
 async fn reconcile(obj: Arc<RedisCluster>, ctx: Arc<Ctx>) -> Result<Action, Error> {
@@ -250,14 +274,17 @@ async fn reconcile(obj: Arc<RedisCluster>, ctx: Arc<Ctx>) -> Result<Action, Erro
         standby(&obj, &ctx).await;
         return Ok(Action::requeue(STANDBY_REQUEUE));
     }
-    finalizer(&api, names::FINALIZER, obj, |event| async {
+    let key = (namespace.clone(), obj.name_any());
+    let action = finalizer(&api, names::FINALIZER, obj, |event| async {
         match event {
             FinalizerEvent::Apply(obj) => apply(obj, &ctx).await,
             FinalizerEvent::Cleanup(obj) => cleanup(obj, &ctx).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(e.to_string()))
+    .map_err(Error::from_finalizer)?;
+    ctx.retries.succeeded(&key);
+    Ok(action)
 }
 
 impl Ctx {
@@ -376,10 +403,7 @@ async fn apply(obj: Arc<RedisCluster>, ctx: &Ctx) -> Result<Action, Error> {
         .reconciler
         .reconcile(&obj.spec)
         .await
-        .map_err(|e| Error::Node {
-            ordinal: 0,
-            reason: e.to_string(),
-        })?;
+        .map_err(Error::from_pass)?;
     if state.shown.as_ref() != Some(&pass.status) {
         status::write(&api, &name, &pass.status).await?;
         state.shown = Some(pass.status.clone());
@@ -433,119 +457,6 @@ fn backend_problems(
         state.reconciler.last_valid_spec(),
         &others,
     )
-}
-
-/// Why the password could not be read: the spec points at nothing usable (the spec is
-/// invalid), or the API did not answer this time (the last known password stays).
-enum PasswordError {
-    Invalid(String),
-    Unreadable(String),
-}
-
-/// The cluster's password from its Secret, or the problem that makes the spec invalid.
-async fn read_password(
-    ctx: &Ctx,
-    obj: &RedisCluster,
-    namespace: &str,
-) -> Result<Option<String>, PasswordError> {
-    let Some(secret_ref) = obj.spec.password_secret.as_ref() else {
-        return Ok(None);
-    };
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let key = secret_ref.key();
-    let secret = api.get_opt(&secret_ref.name).await.map_err(|e| {
-        PasswordError::Unreadable(format!(
-            "cannot read Secret {namespace}/{}: {e}",
-            secret_ref.name
-        ))
-    })?;
-    let secret = secret.ok_or_else(|| {
-        PasswordError::Invalid(format!(
-            "Secret {namespace}/{} does not exist",
-            secret_ref.name
-        ))
-    })?;
-    let bytes = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .map(|b| b.0.clone())
-        .or_else(|| {
-            secret
-                .string_data
-                .as_ref()
-                .and_then(|d| d.get(key))
-                .map(|s| s.clone().into_bytes())
-        })
-        .ok_or_else(|| {
-            PasswordError::Invalid(format!(
-                "Secret {namespace}/{} has no key {key:?}",
-                secret_ref.name
-            ))
-        })?;
-    let password = String::from_utf8(bytes).map_err(|_| {
-        PasswordError::Invalid(format!(
-            "key {key:?} of Secret {namespace}/{} is not UTF-8",
-            secret_ref.name
-        ))
-    })?;
-    if password.is_empty() {
-        return Err(PasswordError::Invalid(format!(
-            "key {key:?} of Secret {namespace}/{} is empty",
-            secret_ref.name
-        )));
-    }
-    Ok(Some(password))
-}
-
-/// A new password: running nodes take it with `CONFIG SET` (`masterauth` on every node first,
-/// so no replication link breaks, then `requirepass`), and the adapter uses it from then on.
-async fn rotate_password(state: &mut ClusterState, obj: &RedisCluster, password: Option<String>) {
-    let old = state.reconciler.redis().clone();
-    let members = controller::Members::list(state.reconciler.members())
-        .await
-        .unwrap_or_default();
-    {
-        let value = password.clone().unwrap_or_default();
-        for setting in ["masterauth", "requirepass"] {
-            for m in members.iter().filter(|m| m.running) {
-                let Some(addr) = &m.addr else { continue };
-                if let Err(e) = old.config_set(addr, setting, &value).await {
-                    tracing::warn!(ordinal = m.ordinal, setting, error = %e, "cannot apply the new password to a running node; it takes it when it restarts");
-                }
-            }
-        }
-    }
-    use_password(state, obj, password);
-    let key = state.reconciler.key();
-    tracing::info!(namespace = %key.namespace, cluster = %key.name, "password changed on the running nodes");
-}
-
-/// From now on the cluster's nodes are reached with `password`.
-fn use_password(state: &mut ClusterState, obj: &RedisCluster, password: Option<String>) {
-    let key = state.reconciler.key().clone();
-    state.reconciler.set_redis(adapter(
-        &obj.spec,
-        password.clone(),
-        &key.namespace,
-        &key.name,
-    ));
-    state.password = Some(password);
-}
-
-/// The Redis adapter of one cluster: its password, its migration batch, its progress metrics.
-fn adapter(
-    spec: &spec::RedisClusterSpec,
-    password: Option<String>,
-    namespace: &str,
-    name: &str,
-) -> RedisAdapter {
-    RedisAdapter::new(AdapterConfig {
-        password,
-        migrate_batch: spec.migration_batch_keys() as usize,
-        ..AdapterConfig::default()
-    })
-    .with_progress(MigrationProgress::for_cluster(namespace, name))
 }
 
 /// Reads how many nodes can take pods (at most once a minute): a shard's nodes are required

@@ -3,7 +3,7 @@
 /// One error type for the backend: every variant names what it was doing.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{action}: {source}")]
+    #[error("{action}: {}", describe(source))]
     Kube {
         action: String,
         #[source]
@@ -24,6 +24,29 @@ pub enum Error {
 }
 
 impl Error {
+    /// A pass of the core that could not start: the member caches could not be read.
+    pub fn from_pass(e: controller::ReconcileError<Error>) -> Self {
+        match e {
+            controller::ReconcileError::ListMembers(inner) => inner,
+            other => Error::Node {
+                ordinal: 0,
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    /// The finalizer's wrapping taken off: what failed inside keeps its own kind (and with it
+    /// whether trying again may help).
+    pub fn from_finalizer(e: kube::runtime::finalizer::Error<Error>) -> Self {
+        use kube::runtime::finalizer::Error as F;
+        match e {
+            F::ApplyFailed(inner) | F::CleanupFailed(inner) => inner,
+            F::AddFinalizer(source) => Error::kube("add the finalizer", source),
+            F::RemoveFinalizer(source) => Error::kube("remove the finalizer", source),
+            other => Error::Finalizer(other.to_string()),
+        }
+    }
+
     pub fn kube(action: impl Into<String>, source: kube::Error) -> Self {
         Self::Kube {
             action: action.into(),
@@ -54,6 +77,16 @@ impl Error {
             Error::Serialize { .. } => "SerializeError",
             Error::Finalizer(_) => "FinalizerError",
         }
+    }
+}
+
+/// What the API server said, without the debug dump of its whole Status object.
+fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => {
+            format!("{} ({} {})", status.message, status.code, status.reason)
+        }
+        other => other.to_string(),
     }
 }
 

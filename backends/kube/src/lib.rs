@@ -16,6 +16,8 @@ pub mod events;
 pub mod lease;
 pub mod members;
 pub mod names;
+mod password;
+pub mod retry;
 pub mod status;
 
 pub use controller::{RunConfig, run};

@@ -26,7 +26,7 @@ pub struct Env {
     pub sandbox: SandboxHandle,
     pub client: Client,
     pub kubeconfig: PathBuf,
-    dir: PathBuf,
+    pub dir: PathBuf,
 }
 
 impl Env {
@@ -96,19 +96,25 @@ impl Env {
 
     /// Starts the operator with `args` on top of the kubeconfig and a free HTTP port.
     pub fn operator(&self, extra: &[&str]) -> Operator {
+        self.operator_as(&self.kubeconfig, extra)
+    }
+
+    /// Starts the operator with another identity's kubeconfig (a service account's token).
+    pub fn operator_as(&self, kubeconfig: &std::path::Path, extra: &[&str]) -> Operator {
         let port = free_port();
         let log = self.dir.join(format!("operator-{port}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(bin())
             .arg("run")
             .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
+            .arg(kubeconfig)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(extra)
             .env(
                 "RUST_LOG",
-                std::env::var("E2E_OPERATOR_LOG").unwrap_or_else(|_| "info,kube=warn".to_string()),
+                std::env::var("E2E_OPERATOR_LOG")
+                    .unwrap_or_else(|_| "info,kube_client=warn,kube_runtime=warn".to_string()),
             )
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -213,8 +219,9 @@ impl Operator {
         http_get(self.port, path)
     }
 
+    /// The operator's log so far, without terminal color codes.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
     }
 
     /// SIGTERM, then waits for the exit (SIGKILL after 30 s); returns whether it exited 0.
@@ -266,6 +273,24 @@ impl Drop for Operator {
 fn tail(s: &str, lines: usize) -> String {
     let all: Vec<&str> = s.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// `text` without ANSI escape sequences (ESC [ ... letter).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub fn free_port() -> u16 {

@@ -1,0 +1,126 @@
+//! The cluster's password: read from its Secret, rotated on the running nodes without
+//! downtime, and handed to the Redis adapter. The value is compared, never logged.
+
+use crate::controller::ClusterState;
+use crate::controller::Ctx;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use redis_backend::{AdapterConfig, MigrationProgress, RedisAdapter};
+use spec::RedisCluster;
+
+/// Why the password could not be read: the spec points at nothing usable (the spec is
+/// invalid), or the API did not answer this time (the last known password stays).
+pub(crate) enum PasswordError {
+    Invalid(String),
+    Unreadable(String),
+}
+
+/// The cluster's password from its Secret, or the problem that makes the spec invalid.
+pub(crate) async fn read_password(
+    ctx: &Ctx,
+    obj: &RedisCluster,
+    namespace: &str,
+) -> Result<Option<String>, PasswordError> {
+    let Some(secret_ref) = obj.spec.password_secret.as_ref() else {
+        return Ok(None);
+    };
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let key = secret_ref.key();
+    let secret = api.get_opt(&secret_ref.name).await.map_err(|e| {
+        PasswordError::Unreadable(format!(
+            "cannot read Secret {namespace}/{}: {e}",
+            secret_ref.name
+        ))
+    })?;
+    let secret = secret.ok_or_else(|| {
+        PasswordError::Invalid(format!(
+            "Secret {namespace}/{} does not exist",
+            secret_ref.name
+        ))
+    })?;
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.clone())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(|s| s.clone().into_bytes())
+        })
+        .ok_or_else(|| {
+            PasswordError::Invalid(format!(
+                "Secret {namespace}/{} has no key {key:?}",
+                secret_ref.name
+            ))
+        })?;
+    let password = String::from_utf8(bytes).map_err(|_| {
+        PasswordError::Invalid(format!(
+            "key {key:?} of Secret {namespace}/{} is not UTF-8",
+            secret_ref.name
+        ))
+    })?;
+    if password.is_empty() {
+        return Err(PasswordError::Invalid(format!(
+            "key {key:?} of Secret {namespace}/{} is empty",
+            secret_ref.name
+        )));
+    }
+    Ok(Some(password))
+}
+
+/// A new password: running nodes take it with `CONFIG SET` (`masterauth` on every node first,
+/// so no replication link breaks, then `requirepass`), and the adapter uses it from then on.
+pub(crate) async fn rotate_password(
+    state: &mut ClusterState,
+    obj: &RedisCluster,
+    password: Option<String>,
+) {
+    let old = state.reconciler.redis().clone();
+    let members = controller::Members::list(state.reconciler.members())
+        .await
+        .unwrap_or_default();
+    {
+        let value = password.clone().unwrap_or_default();
+        for setting in ["masterauth", "requirepass"] {
+            for m in members.iter().filter(|m| m.running) {
+                let Some(addr) = &m.addr else { continue };
+                if let Err(e) = old.config_set(addr, setting, &value).await {
+                    tracing::warn!(ordinal = m.ordinal, setting, error = %e, "cannot apply the new password to a running node; it takes it when it restarts");
+                }
+            }
+        }
+    }
+    use_password(state, obj, password);
+    let key = state.reconciler.key();
+    tracing::info!(namespace = %key.namespace, cluster = %key.name, "password changed on the running nodes");
+}
+
+/// From now on the cluster's nodes are reached with `password`.
+pub(crate) fn use_password(state: &mut ClusterState, obj: &RedisCluster, password: Option<String>) {
+    let key = state.reconciler.key().clone();
+    state.reconciler.set_redis(adapter(
+        &obj.spec,
+        password.clone(),
+        &key.namespace,
+        &key.name,
+    ));
+    state.password = Some(password);
+}
+
+/// The Redis adapter of one cluster: its password, its migration batch, its progress metrics.
+pub(crate) fn adapter(
+    spec: &spec::RedisClusterSpec,
+    password: Option<String>,
+    namespace: &str,
+    name: &str,
+) -> RedisAdapter {
+    RedisAdapter::new(AdapterConfig {
+        password,
+        migrate_batch: spec.migration_batch_keys() as usize,
+        ..AdapterConfig::default()
+    })
+    .with_progress(MigrationProgress::for_cluster(namespace, name))
+}
