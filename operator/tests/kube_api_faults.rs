@@ -30,9 +30,12 @@ fn api_warnings(events: &[(String, String, String)]) -> Vec<&(String, String, St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_refused_for_a_while_are_retried_with_backoff_and_the_cluster_still_comes_up() {
     let env = Env::start("apifaults", 3).await;
+    let Some(sandbox) = env.sandbox_for("injecting API faults") else {
+        return;
+    };
     let operator = env.operator(&["--no-leader-election"]);
     // The operator's first three writes of the cluster's Service get 409 Conflict.
-    env.sandbox.faults().inject_conflicts("services", 3);
+    sandbox.faults().inject_conflicts("services", 3);
     env.apply(&manifest("shaky", 13500)).await;
     env.wait_condition("faults", "shaky", "Ready", "True", 180)
         .await;
@@ -58,7 +61,7 @@ async fn writes_refused_for_a_while_are_retried_with_backoff_and_the_cluster_sti
 
     // The API server down for 3 s: the ready cluster stays as it is and the operator keeps
     // serving; the next edit after the outage is acted on.
-    env.sandbox.faults().api_down_for(Duration::from_secs(3));
+    sandbox.faults().api_down_for(Duration::from_secs(3));
     tokio::time::sleep(Duration::from_secs(4)).await;
     env.patch_spec("faults", "shaky", json!({"masters": 4}))
         .await;
@@ -69,6 +72,9 @@ async fn writes_refused_for_a_while_are_retried_with_backoff_and_the_cluster_sti
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_only_a_person_can_fix_is_shown_once_however_often_it_recurs() {
     let env = Env::start("apiforbidden", 3).await;
+    let Some(sandbox) = env.sandbox_for("service-account tokens of the sandbox") else {
+        return;
+    };
     env.namespace("faults").await;
     let sa: ServiceAccount =
         serde_json::from_value(json!({"metadata": {"name": "narrow"}})).unwrap();
@@ -103,8 +109,8 @@ async fn a_refusal_only_a_person_can_fix_is_shown_once_however_often_it_recurs()
         .await
         .unwrap();
     let kubeconfig = env.dir.join("narrow.kubeconfig");
-    let token = env.sandbox.service_account_token("faults", "narrow");
-    std::fs::write(&kubeconfig, env.sandbox.kubeconfig_yaml_with_token(&token)).unwrap();
+    let token = sandbox.service_account_token("faults", "narrow");
+    std::fs::write(&kubeconfig, sandbox.kubeconfig_yaml_with_token(&token)).unwrap();
     let operator = env.operator_as(&kubeconfig, &["--no-leader-election"]);
 
     env.apply(&manifest("locked", 13600)).await;

@@ -21,38 +21,68 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_redis-operator")
 }
 
-/// A sandbox with `nodes` emulated nodes and the RedisCluster CRD installed.
+/// Where a test's cluster lives: a kube-sandbox of its own (CI), or the real cluster the
+/// kubeconfig in `E2E_KUBECONFIG` points to (by hand, one test at a time: see
+/// docs/operator.md, "Running the e2e suite against a real cluster").
 pub struct Env {
-    pub sandbox: SandboxHandle,
+    /// `None` on a real cluster: faults only the sandbox can cause are skipped there.
+    pub sandbox: Option<SandboxHandle>,
     pub client: Client,
     pub kubeconfig: PathBuf,
     pub dir: PathBuf,
+    /// Namespaces this test made (on a real cluster they are deleted when it ends).
+    made: std::sync::Mutex<Vec<String>>,
 }
 
+/// The environment variable that points the suite at a real cluster.
+pub const REAL_CLUSTER: &str = "E2E_KUBECONFIG";
+
 impl Env {
+    /// A sandbox with `nodes` emulated nodes (or the real cluster of `E2E_KUBECONFIG`), with
+    /// the RedisCluster CRD installed.
     pub async fn start(name: &str, nodes: usize) -> Self {
-        let sandbox = Sandbox::builder()
-            .nodes(nodes)
-            .start()
-            .await
-            .expect("sandbox starts");
-        let client = sandbox.client().expect("client");
         let dir = std::env::temp_dir().join(format!("rop-kube-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let kubeconfig = dir.join("kubeconfig");
-        sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let (sandbox, client, kubeconfig) = match std::env::var_os(REAL_CLUSTER) {
+            Some(path) => {
+                let path = PathBuf::from(path);
+                let config =
+                    kube::config::Kubeconfig::read_from(&path).expect("E2E_KUBECONFIG reads");
+                let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+                    .await
+                    .expect("E2E_KUBECONFIG is usable");
+                let client = Client::try_from(config).expect("client");
+                (None, client, path)
+            }
+            None => {
+                let sandbox = Sandbox::builder()
+                    .nodes(nodes)
+                    .start()
+                    .await
+                    .expect("sandbox starts");
+                let client = sandbox.client().expect("client");
+                let kubeconfig = dir.join("kubeconfig");
+                sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+                (Some(sandbox), client, kubeconfig)
+            }
+        };
         let crd: CustomResourceDefinition =
             serde_yaml::from_str(&spec::crd_yaml()).expect("crd parses");
         Api::<CustomResourceDefinition>::all(client.clone())
-            .create(&PostParams::default(), &crd)
+            .patch(
+                "redisclusters.redis.redis",
+                &PatchParams::apply("e2e-test").force(),
+                &Patch::Apply(&crd),
+            )
             .await
-            .expect("crd created");
+            .expect("crd applied");
         let env = Self {
             sandbox,
             client,
             kubeconfig,
             dir,
+            made: std::sync::Mutex::new(Vec::new()),
         };
         // The CRD is served once its resource answers.
         eventually(30, "the RedisCluster resource is served", || async {
@@ -65,14 +95,30 @@ impl Env {
         env
     }
 
+    /// The sandbox, for a fault only it can cause; `None` (and a line saying the step is
+    /// skipped) on a real cluster.
+    pub fn sandbox_for(&self, what: &str) -> Option<&SandboxHandle> {
+        if self.sandbox.is_none() {
+            eprintln!("skipped on a real cluster (needs kube-sandbox): {what}");
+        }
+        self.sandbox.as_ref()
+    }
+
     pub async fn namespace(&self, name: &str) {
         let ns: Namespace = serde_json::from_value(serde_json::json!({
             "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
         }))
         .unwrap();
-        let _ = Api::<Namespace>::all(self.client.clone())
+        if Api::<Namespace>::all(self.client.clone())
             .create(&PostParams::default(), &ns)
-            .await;
+            .await
+            .is_ok()
+        {
+            self.made
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(name.to_string());
+        }
     }
 
     pub fn clusters(&self, ns: &str) -> Api<RedisCluster> {
@@ -198,11 +244,51 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
+        if self.sandbox.is_none() {
+            self.clean_real_cluster();
+        }
         // A failed test keeps its operator logs for a look.
         if std::thread::panicking() {
             eprintln!("logs kept in {}", self.dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Env {
+    /// On a real cluster nothing stops with the test: its clusters (their finalizer dropped,
+    /// the operator being gone) and namespaces are deleted with kubectl.
+    fn clean_real_cluster(&self) {
+        let kubectl =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/bin/kubectl");
+        let kubectl = if kubectl.exists() {
+            kubectl
+        } else {
+            PathBuf::from("kubectl")
+        };
+        let made = self.made.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for ns in made {
+            let names = Command::new(&kubectl)
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(["get", "rdc", "-n", &ns, "-o", "name"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                .unwrap_or_default();
+            for obj in names.lines() {
+                let _ = Command::new(&kubectl)
+                    .arg("--kubeconfig")
+                    .arg(&self.kubeconfig)
+                    .args(["patch", obj, "-n", &ns, "--type=merge"])
+                    .args(["-p", r#"{"metadata":{"finalizers":null}}"#])
+                    .output();
+            }
+            let _ = Command::new(&kubectl)
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(["delete", "namespace", &ns, "--wait=true", "--timeout=120s"])
+                .output();
         }
     }
 }
