@@ -68,6 +68,19 @@ impl RedisClusterSpec {
     }
 
     /// `cluster-node-timeout` in milliseconds, default applied.
+    /// The extra server settings of every node: `redisConfig`, over the operator's
+    /// [`defaults::SERVER_SETTINGS`] (a key in `redisConfig` wins, whatever its case).
+    pub fn server_settings(&self) -> std::collections::BTreeMap<String, String> {
+        let mut settings: std::collections::BTreeMap<String, String> =
+            self.redis_config.clone().unwrap_or_default();
+        for (key, value) in defaults::SERVER_SETTINGS {
+            if !settings.keys().any(|k| k.trim().eq_ignore_ascii_case(key)) {
+                settings.insert((*key).to_string(), (*value).to_string());
+            }
+        }
+        settings
+    }
+
     pub fn cluster_node_timeout_ms(&self) -> u64 {
         self.cluster_node_timeout_ms
             .unwrap_or(defaults::CLUSTER_NODE_TIMEOUT_MS)

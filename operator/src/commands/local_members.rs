@@ -12,12 +12,7 @@ pub(crate) fn apply_settings(cfg: &mut LocalConfig, spec: &RedisClusterSpec) {
     cfg.maxmemory = spec.max_memory.clone();
     cfg.node_timeout_ms = spec.cluster_node_timeout_ms();
     cfg.appendonly = spec.persistence_enabled();
-    cfg.extra_config = spec.redis_config.clone().unwrap_or_default();
-    // Redis waits 5 s by default before a diskless full sync, hoping more replicas join; local
-    // replicas attach together anyway, and a cluster is not ready until they have synced.
-    cfg.extra_config
-        .entry("repl-diskless-sync-delay".into())
-        .or_insert_with(|| "0".into());
+    cfg.extra_config = spec.server_settings();
 }
 
 /// Local processes as cluster members.

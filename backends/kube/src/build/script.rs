@@ -54,7 +54,7 @@ pub fn server_script(ctx: &ClusterCtx<'_>, ports: NodePorts) -> String {
         args.push(format!("--requirepass \"${ENV_PASSWORD}\""));
         args.push(format!("--masterauth \"${ENV_PASSWORD}\""));
     }
-    for (k, v) in spec.redis_config.iter().flatten() {
+    for (k, v) in &spec.server_settings() {
         args.push(format!("--{} {}", k.trim().to_ascii_lowercase(), quote(v)));
     }
     let exec = format!("exec {}", args.join(" "));
@@ -113,5 +113,13 @@ mod tests {
         );
         assert!(s.contains("--requirepass \"$REDIS_PASSWORD\""));
         assert!(s.contains("--slowlog-log-slower-than 'it'\\''s'"));
+    }
+
+    #[test]
+    fn a_replica_syncs_at_once_unless_redis_config_says_otherwise() {
+        assert!(script("masters: 3").contains("--repl-diskless-sync-delay '0'"));
+        let own = script("masters: 3\nredisConfig:\n  Repl-Diskless-Sync-Delay: \"7\"");
+        assert!(own.contains("--repl-diskless-sync-delay '7'"), "{own}");
+        assert!(!own.contains("--repl-diskless-sync-delay '0'"), "{own}");
     }
 }
