@@ -34,6 +34,7 @@ const FINGERPRINT_FILE: &str = "fingerprint";
 pub struct LocalBackend {
     cfg: Arc<LocalConfig>,
     locks: Arc<Mutex<BTreeMap<Ordinal, Arc<tokio::sync::Mutex<()>>>>>,
+    exits: Arc<tokio::sync::Notify>,
 }
 
 impl LocalBackend {
@@ -46,7 +47,15 @@ impl LocalBackend {
         Ok(Self {
             cfg: Arc::new(cfg),
             locks: Arc::default(),
+            exits: Arc::default(),
         })
+    }
+
+    /// Notified when a `redis-server` this process started exits, for whatever reason: the
+    /// shell looks at the cluster at once instead of at its next poll (a node this process
+    /// did not start, adopted from an earlier run, is found by polling only).
+    pub fn exits(&self) -> Arc<tokio::sync::Notify> {
+        self.exits.clone()
     }
 
     pub fn config(&self) -> &LocalConfig {
@@ -173,7 +182,7 @@ impl LocalBackend {
             check_port_free(ordinal, &addr.ip, port).await?;
         }
 
-        let pid = process::spawn(&layout.redis_server, &dir)?;
+        let pid = process::spawn(&layout.redis_server, &dir, self.exits.clone())?;
         // Redis writes this file itself once started; writing it now closes the window in
         // which a crash of the operator would leave a node nobody can find.
         let pidfile = dir.join("redis.pid");

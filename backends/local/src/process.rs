@@ -67,8 +67,13 @@ pub(crate) async fn signal(pid: u32, signal: &'static str) -> Result<()> {
 }
 
 /// Start `redis-server conf` in `node_dir`, in its own process group (so a Ctrl-C sent to the
-/// operator's group never reaches it), output appended to `redis.log`. Returns its pid.
-pub(crate) fn spawn(redis_server: &Path, node_dir: &Path) -> Result<u32> {
+/// operator's group never reaches it), output appended to `redis.log`. Returns its pid;
+/// `exited` is notified when the process ends.
+pub(crate) fn spawn(
+    redis_server: &Path,
+    node_dir: &Path,
+    exited: std::sync::Arc<tokio::sync::Notify>,
+) -> Result<u32> {
     let log_path = node_dir.join("redis.log");
     let open_log = || {
         std::fs::OpenOptions::new()
@@ -77,7 +82,7 @@ pub(crate) fn spawn(redis_server: &Path, node_dir: &Path) -> Result<u32> {
             .open(&log_path)
             .map_err(LocalError::io(&log_path))
     };
-    let child = tokio::process::Command::new(redis_server)
+    let mut child = tokio::process::Command::new(redis_server)
         .arg(node_dir.join("redis.conf"))
         .current_dir(node_dir)
         .stdin(Stdio::null())
@@ -88,11 +93,19 @@ pub(crate) fn spawn(redis_server: &Path, node_dir: &Path) -> Result<u32> {
         .kill_on_drop(false)
         .spawn()
         .map_err(LocalError::io(redis_server))?;
-    // tokio reaps a dropped child in the background, so no zombie is left behind.
-    child.id().ok_or_else(|| LocalError::Io {
+    let pid = child.id().ok_or_else(|| LocalError::Io {
         path: redis_server.to_owned(),
         source: std::io::Error::other("the process exited before its pid could be read"),
-    })
+    })?;
+    // A death is an event, not something the next poll finds: waiting on the child also reaps
+    // it, so no zombie is left behind. When the operator exits first, the task goes and the
+    // node keeps running (`kill_on_drop(false)`).
+    tokio::spawn(async move {
+        let status = child.wait().await;
+        tracing::debug!(pid, ?status, "redis-server exited");
+        exited.notify_one();
+    });
+    Ok(pid)
 }
 
 /// Wait until the node answers PING, giving up after `limit` or as soon as the process dies.

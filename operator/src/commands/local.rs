@@ -292,6 +292,7 @@ async fn run_loop(
     let mut last_line = String::new();
     let mut was_ready = false;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let exits = reconciler.members().0.exits();
     loop {
         let spec = match effective_spec(&args.file, dir) {
             Ok(c) => c.spec,
@@ -339,8 +340,14 @@ async fn run_loop(
             )
             .into());
         }
+        // A pass that changed nothing only polls: a node's death ends that wait at once. After
+        // effects the delay is the engine's (a failover under way must not be repeated).
+        let idle = step.decision.effects.is_empty() && step.error.is_none();
         tokio::select! {
             _ = tokio::time::sleep(step.next_delay) => {}
+            _ = exits.notified(), if idle => {
+                tracing::debug!("a redis-server exited: looking at the cluster now");
+            }
             _ = tokio::signal::ctrl_c() => return Ok(Outcome::Stopped),
             _ = term.recv() => return Ok(Outcome::Stopped),
         }

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""A master SIGKILLed: how soon its slots are writable again, and the cluster clean again,
+with redis-operator's local mode beside Redis alone (issue 13, point 1), in one run.
+
+Both sides: 3 masters x 1 replica, cluster-node-timeout 5000 ms, the same redis-server.
+  - writable again: a key of the killed master's slots, written through a surviving master
+    with redirections followed (`redis-cli -c SET`), succeeds;
+  - clean again: every node answers `cluster_state:ok`, every view lists 6 nodes with no
+    `fail`/`noaddr`, 3 replicas, and `redis-cli --cluster check` is clean.
+Redis alone: nothing restarts the killed process until its replica was promoted (a supervisor
+restarting it at once would bring back an empty master still owning its slots: every key
+of those slots lost); then it is started again with its nodes.conf, so "clean again" is
+possible for Redis alone too.
+For our side the operator's log gives a per-step timeline (kill, death seen, failover
+ordered, member restarted, re-attached).
+
+Usage: bench/failover.py [--runs 3] [--binary target/release/redis-operator]
+Not run in CI. Ports 17000-17005 (ours) and 17100-17105 (peer), bus ports +10000, loopback.
+"""
+import argparse, os, re, signal, statistics, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from against_redis_cli import Servers, cli, slot_of, wait  # noqa: E402
+
+OURS = list(range(17000, 17006))
+PEER = list(range(17100, 17106))
+
+
+def masters(port):
+    """{port: (node id, [slot ranges])} of the masters in `port`'s view that own slots."""
+    out = {}
+    for line in cli(port, "cluster", "nodes", check=False).splitlines():
+        f = line.split()
+        if len(f) > 8 and "master" in f[2] and "fail" not in f[2]:
+            out[int(f[1].split("@")[0].rsplit(":", 1)[1])] = (f[0], f[8:])
+    return out
+
+
+def key_of(ranges):
+    """A key whose slot is in `ranges`."""
+    owned = set()
+    for r in ranges:
+        if r.startswith("["):
+            continue
+        a, _, b = r.partition("-")
+        owned.update(range(int(a), int(b or a) + 1))
+    i = 0
+    while slot_of(f"k{i}") not in owned:
+        i += 1
+    return f"k{i}"
+
+
+def pid_of(port):
+    m = re.search(r"process_id:(\d+)", cli(port, "info", "server"))
+    return int(m.group(1))
+
+
+def clean(ports):
+    for p in ports:
+        if "cluster_state:ok" not in cli(p, "cluster", "info", check=False):
+            return False
+        view = cli(p, "cluster", "nodes", check=False)
+        if len(view.splitlines()) != 6 or "fail" in view or "noaddr" in view or view.count("slave") != 3:
+            return False
+    out = subprocess.run(["redis-cli", "--cluster", "check", f"127.0.0.1:{ports[0]}"], capture_output=True, text=True)
+    return out.returncode == 0 and "[WARNING]" not in out.stdout and "[ERR]" not in out.stdout
+
+
+def kill_and_time(ports, after_writable=None):
+    """SIGKILLs the master of ports[0]'s view with the lowest port, returns (t0, writable s,
+    clean s)."""
+    view = masters(ports[0])
+    victim = min(view)
+    key = key_of(view[victim][1])
+    survivor = next(p for p in sorted(view) if p != victim)
+    pid = pid_of(victim)
+    t0 = time.time()
+    os.kill(pid, signal.SIGKILL)
+
+    def writable():
+        out = subprocess.run(["redis-cli", "-c", "-p", str(survivor), "SET", key, "v"],
+                             capture_output=True, text=True)
+        return out.stdout.strip() == "OK"
+    wait(writable, "writable again", timeout=120)
+    t_w = time.time() - t0
+    if after_writable:
+        after_writable(victim)
+    wait(lambda: clean(ports), "clean again", timeout=180)
+    return t0, t_w, time.time() - t0
+
+
+def timeline(log, t0):
+    """The operator's steps after the kill, in seconds from it."""
+    steps = []
+    for line in open(log, errors="replace"):
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z\s+\w+\s+(.*)", line)
+        if not m:
+            continue
+        t = time.mktime(time.strptime(m.group(1)[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+        t += float("0." + m.group(1)[20:])
+        if t >= t0 - 0.05:
+            steps.append((t - t0, m.group(2)[:110]))
+    return steps
+
+
+def ours_run(binary, root, i):
+    d = os.path.join(root, f"ours-{i}")
+    os.makedirs(d)
+    manifest = os.path.join(d, "c.yaml")
+    with open(manifest, "w") as f:
+        f.write("apiVersion: redis.redis/v1beta1\nkind: RedisCluster\nmetadata:\n  name: fo\nspec:\n"
+                f"  masters: 3\n  replicas: 1\n  basePort: {OURS[0]}\n  clusterNodeTimeoutMs: 5000\n")
+    log = os.path.join(d, "operator.log")
+    up = subprocess.Popen([binary, "local", "up", "-f", manifest, "--dir", os.path.join(d, "state"), "--listen", "off"],
+                          stdout=open(log, "w"), stderr=subprocess.STDOUT, env=dict(os.environ, RUST_LOG="info"),
+                          start_new_session=True)
+    try:
+        wait(lambda: clean(OURS), "our cluster ready", timeout=120)
+        time.sleep(1)
+        t0, t_w, t_c = kill_and_time(OURS)
+        return t_w, t_c, timeline(log, t0)
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait()
+        subprocess.run([binary, "local", "down", "--name", "fo", "--dir", os.path.join(d, "state"), "--purge"],
+                       capture_output=True)
+
+
+def peer_run(root, i):
+    servers = Servers(os.path.join(root, f"peer-{i}"))
+    try:
+        for p in PEER:
+            servers.start(p)
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in PEER],
+                        "--cluster-replicas", "1", "--cluster-yes"], capture_output=True, check=True)
+        wait(lambda: clean(PEER), "peer cluster ready", timeout=120)
+        time.sleep(1)
+        # Once the replica took over, the killed process is started again with its nodes.conf.
+        _, t_w, t_c = kill_and_time(PEER, after_writable=lambda port: (servers.procs[port].wait(), servers.start(port)))
+        return t_w, t_c
+    finally:
+        servers.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--binary", default="target/release/redis-operator")
+    a = ap.parse_args()
+    binary = os.path.abspath(a.binary)
+    root = tempfile.mkdtemp(prefix="rop-failover-")
+    ours, peer = [], []
+    for i in range(a.runs):
+        w, c, steps = ours_run(binary, root, i)
+        ours.append((w, c))
+        print(f"ours run {i}: writable {w:.2f} s, clean {c:.2f} s")
+        for t, what in steps[:14]:
+            print(f"   +{t:6.3f} s  {what}")
+        w, c = peer_run(root, i)
+        peer.append((w, c))
+        print(f"redis alone run {i}: writable {w:.2f} s, clean {c:.2f} s", flush=True)
+    med = lambda xs: statistics.median(xs)
+    ow, oc = med([x[0] for x in ours]), med([x[1] for x in ours])
+    pw, pc = med([x[0] for x in peer]), med([x[1] for x in peer])
+    print("\n| master SIGKILLed, 3x1, node timeout 5000 ms | redis-operator (local) | Redis alone | ratio (ours/Redis) |")
+    print("|---|---|---|---|")
+    print(f"| writable again, median of {a.runs} | {ow:.2f} s | {pw:.2f} s | {ow / pw:.2f}x (target <= 0.1x) |")
+    print(f"| clean again, median of {a.runs} | {oc:.2f} s | {pc:.2f} s | {oc / pc:.2f}x (target <= 0.3x) |")
+
+
+if __name__ == "__main__":
+    main()
