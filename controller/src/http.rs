@@ -10,7 +10,7 @@
 mod directory;
 mod query;
 
-pub use directory::{Directory, Lookup, NodeEntry};
+pub use directory::{Directory, Lookup, NodeEntry, Published};
 
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -207,13 +207,6 @@ pub fn respond<B>(state: &HttpState, req: &Request<B>) -> Response<Full<Bytes>> 
     resp
 }
 
-/// The seed's response shape, exactly: no other field may appear.
-#[derive(Serialize)]
-struct Address<'a> {
-    ip: &'a str,
-    port: u16,
-}
-
 fn cluster_nodes(state: &HttpState, query: Option<&str>, detail: bool) -> Response<Full<Bytes>> {
     let name = match query::param(query, "clusterName") {
         Ok(Some(name)) if !name.is_empty() => name,
@@ -230,17 +223,11 @@ fn cluster_nodes(state: &HttpState, query: Option<&str>, detail: bool) -> Respon
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     match state.directory.lookup(&name, namespace.as_deref()) {
-        Lookup::Found(entries) if detail => json(StatusCode::OK, &entries),
-        Lookup::Found(entries) => {
-            let addrs: Vec<Address<'_>> = entries
-                .iter()
-                .map(|e| Address {
-                    ip: &e.ip,
-                    port: e.port,
-                })
-                .collect();
-            json(StatusCode::OK, &addrs)
+        // Serialised when the cluster last changed; `Bytes` clones share the buffer.
+        Lookup::Found(p) if detail => {
+            with_body(StatusCode::OK, "application/json", p.detail_json.clone())
         }
+        Lookup::Found(p) => with_body(StatusCode::OK, "application/json", p.addresses_json.clone()),
         Lookup::NotFound => error(
             StatusCode::NOT_FOUND,
             match namespace {
