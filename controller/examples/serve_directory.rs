@@ -57,7 +57,12 @@ async fn main() {
 
     let directory = Directory::new();
     directory.set_cluster("default", "bench", entries(nodes));
-    let state = HttpState::new(directory, None);
+    // The operator installs its metrics recorder, so every request counts itself as there.
+    let metrics = match controller::http::install_metrics_recorder() {
+        Ok(handle) => Some(handle),
+        Err(e) => usage(&format!("installing the metrics recorder failed: {e}")),
+    };
+    let state = HttpState::new(directory, metrics);
     state.set_ready(true);
 
     // The body nginx serves is the one our router gives, byte for byte.
