@@ -6,8 +6,8 @@
 //! reads instead of a string-keyed search, and the checks that compare every view with every
 //! member cost one array read per pair.
 
-use crate::model::{ClusterNode, NodeState};
-use std::collections::HashMap;
+use crate::model::{Addr, ClusterNode, NodeState};
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Position of an entry in its view, or of an id in [`Ids`]; `NONE` where there is none.
@@ -55,6 +55,9 @@ impl Hasher for IdHasher {
 pub(crate) struct Ids<'a> {
     number: HashMap<&'a str, Pos, BuildHasherDefault<IdHasher>>,
     names: Vec<&'a str>,
+    /// Per number: some reachable view lists the id as a master with slots (see
+    /// `World::listed_with_slots`).
+    pub listed: Vec<bool>,
 }
 
 impl<'a> Ids<'a> {
@@ -63,6 +66,7 @@ impl<'a> Ids<'a> {
         let n = *self.number.entry(id).or_insert(next);
         if n == next {
             self.names.push(id);
+            self.listed.push(false);
         }
         n
     }
@@ -85,28 +89,54 @@ pub(crate) struct ViewIndex<'a> {
     pub number: Vec<Pos>,
     /// Entry position per id number (the last entry wins when a view lists an id twice).
     pos: Vec<Pos>,
+    /// Addresses this view holds an unfinished handshake with (usually none).
+    pub handshakes: BTreeSet<&'a Addr>,
+    /// It lists another node than itself, not in a handshake.
+    pub knows_another: bool,
+    /// It flags some node `fail` or `fail?`.
+    pub flags_failure: bool,
+    /// Ids it lists as masters with slots, by number.
+    listed: Vec<Pos>,
 }
 
 impl<'a> ViewIndex<'a> {
-    /// Numbers every entry of `state`'s view; `pos` is filled by [`ViewIndex::seal`] once
-    /// every view is numbered.
+    /// Numbers every entry of `state`'s view and notes, in the same pass, what the rules ask
+    /// of every entry; `pos` is filled by [`ViewIndex::seal`] once every view is numbered.
     pub fn number(state: &'a NodeState, ids: &mut Ids<'a>) -> Self {
-        let mut me = None;
-        let number = state
-            .nodes
-            .iter()
-            .map(|e| {
-                if me.is_none() && e.flags.myself {
-                    me = Some(e);
-                }
-                ids.intern(&e.id)
-            })
-            .collect();
-        Self {
+        let mut view = Self {
             entries: &state.nodes,
-            me,
-            number,
+            me: None,
+            number: Vec::with_capacity(state.nodes.len()),
             pos: Vec::new(),
+            handshakes: BTreeSet::new(),
+            knows_another: false,
+            flags_failure: false,
+            listed: Vec::new(),
+        };
+        for e in &state.nodes {
+            let n = ids.intern(&e.id);
+            view.number.push(n);
+            let f = &e.flags;
+            if f.myself && view.me.is_none() {
+                view.me = Some(e);
+            }
+            if f.handshake {
+                view.handshakes.extend(e.addr.as_ref());
+            } else if !f.myself {
+                view.knows_another = true;
+            }
+            view.flags_failure |= f.fail || f.pfail;
+            if !e.slots.is_empty() && e.master_id.is_none() {
+                view.listed.push(n);
+            }
+        }
+        view
+    }
+
+    /// Counts this view's listings in `ids` (once it is known to be reachable).
+    pub fn publish_listed(&self, ids: &mut Ids<'a>) {
+        for &n in &self.listed {
+            ids.listed[n as usize] = true;
         }
     }
 
@@ -232,5 +262,135 @@ impl<'a> Consensus<'a> {
             merged.push((next as u16, crate::slots::SLOT_COUNT - 1, None));
         }
         merged == self.runs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LinkState, NodeFlags};
+    use crate::slots::{SLOT_COUNT, SlotRange};
+
+    fn entry(id: &str, slots: &[(u16, u16)]) -> ClusterNode {
+        ClusterNode {
+            id: id.to_string(),
+            addr: None,
+            hostname: None,
+            flags: NodeFlags {
+                master: true,
+                ..NodeFlags::default()
+            },
+            master_id: None,
+            ping_sent_ms: 0,
+            pong_recv_ms: 0,
+            config_epoch: 1,
+            link: LinkState::Connected,
+            slots: slots.iter().map(|&(a, b)| SlotRange::new(a, b)).collect(),
+            open_slots: Vec::new(),
+        }
+    }
+
+    fn state(nodes: Vec<ClusterNode>) -> NodeState {
+        NodeState {
+            id: String::new(),
+            nodes,
+            cluster_ok: true,
+            current_epoch: 1,
+            repl_offset: 0,
+            master_link_up: false,
+            keys: 0,
+            open_slot_keys: Default::default(),
+            ever_linked: true,
+            replid: None,
+            config: Default::default(),
+        }
+    }
+
+    /// Consensus: `a` owns 0-8191, `b` 8192-16382, slot 16383 unowned.
+    fn both_ways(view: Vec<ClusterNode>) -> (bool, bool) {
+        let consensus_view = state(vec![entry("a", &[]), entry("b", &[])]);
+        let s = state(view);
+        let mut ids = Ids::default();
+        ViewIndex::number(&consensus_view, &mut ids);
+        let mut v = ViewIndex::number(&s, &mut ids);
+        v.seal(ids.len());
+        let mut owner: Vec<Option<&str>> = vec![None; usize::from(SLOT_COUNT)];
+        for (slot, o) in owner.iter_mut().enumerate().take(16383) {
+            *o = Some(if slot < 8192 { "a" } else { "b" });
+        }
+        let c = Consensus::new(&owner, &ids);
+        let mut seen = vec![u32::MAX; ids.len()];
+        (c.agrees(&v, &mut seen, 0), c.agrees_by_merging(&v))
+    }
+
+    #[test]
+    fn the_range_by_range_check_agrees_with_merging_on_usual_and_odd_views() {
+        let cases: Vec<(Vec<ClusterNode>, bool)> = vec![
+            // The usual agreeing view, in either order, split or not.
+            (
+                vec![entry("a", &[(0, 8191)]), entry("b", &[(8192, 16382)])],
+                true,
+            ),
+            (
+                vec![
+                    entry("b", &[(8192, 16382)]),
+                    entry("a", &[(0, 4000), (4001, 8191)]),
+                ],
+                true,
+            ),
+            // An id listed twice whose halves together agree (the general path decides).
+            (
+                vec![
+                    entry("a", &[(0, 99)]),
+                    entry("b", &[(8192, 16382)]),
+                    entry("a", &[(100, 8191)]),
+                ],
+                true,
+            ),
+            // Ranges out of order within one entry.
+            (
+                vec![
+                    entry("a", &[(4001, 8191), (0, 4000)]),
+                    entry("b", &[(8192, 16382)]),
+                ],
+                true,
+            ),
+            // A gap, an extra slot, a slot given to the other owner, an overlap.
+            (
+                vec![entry("a", &[(0, 8190)]), entry("b", &[(8192, 16382)])],
+                false,
+            ),
+            (
+                vec![entry("a", &[(0, 8191)]), entry("b", &[(8192, 16383)])],
+                false,
+            ),
+            (
+                vec![entry("a", &[(0, 8192)]), entry("b", &[(8193, 16382)])],
+                false,
+            ),
+            (
+                vec![
+                    entry("a", &[(0, 8191), (100, 200)]),
+                    entry("b", &[(8192, 16382)]),
+                ],
+                false,
+            ),
+            (
+                vec![
+                    entry("a", &[(0, 8191)]),
+                    entry("b", &[(8192, 16382)]),
+                    entry("a", &[(5, 5)]),
+                ],
+                false,
+            ),
+            // An id the consensus does not know claims slots.
+            (
+                vec![entry("a", &[(0, 8191)]), entry("c", &[(8192, 16382)])],
+                false,
+            ),
+        ];
+        for (i, (view, expected)) in cases.into_iter().enumerate() {
+            assert_eq!(both_ways(view), (expected, expected), "case {i}");
+        }
     }
 }

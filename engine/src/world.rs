@@ -47,15 +47,8 @@ pub(crate) struct World<'a> {
     views: BTreeMap<Ordinal, ViewIndex<'a>>,
     /// Slots per owning node id, derived once from `owner`.
     by_owner: BTreeMap<&'a str, Vec<u16>>,
-    /// Per id number: some view, however stale, lists it as a master with slots.
-    listed: Vec<bool>,
-    /// Per member, the addresses its view holds an unfinished handshake with (usually none),
-    /// found once: `meet` asks about them for every node the anchor does not know.
-    handshakes: BTreeMap<Ordinal, BTreeSet<&'a Addr>>,
-    /// Some view lists another node than itself, not in a handshake.
-    knows_another: bool,
-    /// Some view flags some node `fail` or `fail?`.
-    any_failure_flag: bool,
+    /// Memo of [`World::roles_agreed`], asked more than once per decision.
+    roles_agreed: std::cell::OnceCell<bool>,
     /// Replica ids per master id, in id order (as `nodes` says who replicates whom).
     replicas: BTreeMap<&'a str, Vec<&'a str>>,
     /// Master ids that some reachable node names as its own master.
@@ -73,9 +66,6 @@ impl<'a> World<'a> {
         let mut ids = Ids::default();
         let mut reachable = BTreeMap::new();
         let mut views = BTreeMap::new();
-        let mut handshakes = BTreeMap::new();
-        let mut knows_another = false;
-        let mut any_failure_flag = false;
         for (ord, m) in &obs.members {
             let (true, Some(addr), Some(state)) = (m.running, m.addr.as_ref(), m.redis.as_ref())
             else {
@@ -85,28 +75,12 @@ impl<'a> World<'a> {
             if view.me.is_none() {
                 continue;
             }
-            let mut pending = BTreeSet::new();
-            for e in &state.nodes {
-                let f = &e.flags;
-                if f.handshake {
-                    pending.extend(e.addr.as_ref());
-                } else if !f.myself {
-                    knows_another = true;
-                }
-                any_failure_flag |= f.fail || f.pfail;
-            }
-            handshakes.insert(*ord, pending);
+            view.publish_listed(&mut ids);
             reachable.insert(*ord, (m, addr, state));
             views.insert(*ord, view);
         }
-        let mut listed = vec![false; ids.len()];
         for view in views.values_mut() {
             view.seal(ids.len());
-            for (e, &n) in view.entries.iter().zip(&view.number) {
-                if !e.slots.is_empty() && e.master_id.is_none() {
-                    listed[n as usize] = true;
-                }
-            }
         }
 
         let mut nodes: BTreeMap<&str, NodeInfo> = BTreeMap::new();
@@ -260,10 +234,7 @@ impl<'a> World<'a> {
             ids,
             views,
             by_owner,
-            listed,
-            handshakes,
-            knows_another,
-            any_failure_flag,
+            roles_agreed: std::cell::OnceCell::new(),
             replicas,
             attached,
             synced,
@@ -291,7 +262,7 @@ impl<'a> World<'a> {
 
     /// Some view flags some node `fail` or `fail?`.
     pub fn any_failure_flag(&self) -> bool {
-        self.any_failure_flag
+        self.views.values().any(|v| v.flags_failure)
     }
 
     pub fn total(&self) -> u32 {
@@ -331,7 +302,7 @@ impl<'a> World<'a> {
 
     /// Some view claims some slot, or some node knows another: a cluster already exists here.
     pub fn cluster_exists(&self) -> bool {
-        self.owner.iter().any(Option::is_some) || self.knows_another
+        self.owner.iter().any(Option::is_some) || self.views.values().any(|v| v.knows_another)
     }
 
     /// `id` owns at least one slot by consensus (not by one possibly stale view entry).
@@ -343,7 +314,7 @@ impl<'a> World<'a> {
     pub fn listed_with_slots(&self, id: &str) -> bool {
         self.ids
             .get(id)
-            .is_some_and(|n| self.listed.get(n as usize).copied().unwrap_or(false))
+            .is_some_and(|n| self.ids.listed.get(n as usize).copied().unwrap_or(false))
     }
 
     /// Slots per owning node id.
@@ -444,9 +415,9 @@ impl<'a> World<'a> {
 
     /// `ord`'s view holds a handshake, not finished yet, with the node at `addr`.
     pub fn handshaking(&self, ord: Ordinal, addr: &Addr) -> bool {
-        self.handshakes
+        self.views
             .get(&ord)
-            .is_some_and(|pending| pending.contains(addr))
+            .is_some_and(|v| v.handshakes.contains(addr))
     }
 
     /// Some other member that `anchor` knows has met `ord`, or is meeting it (a handshake
@@ -493,8 +464,13 @@ impl<'a> World<'a> {
             .filter(|(o, _)| self.in_range(**o))
             .all(|(_, view)| {
                 staying.iter().all(|&(n, addr)| {
+                    // The port first: it is in the entry, the ip behind a pointer.
                     view.entry(n).is_some_and(|e| {
-                        !e.flags.handshake && !e.flags.noaddr && e.addr.as_ref() == Some(addr)
+                        !e.flags.handshake
+                            && !e.flags.noaddr
+                            && e.addr
+                                .as_ref()
+                                .is_some_and(|a| a.port == addr.port && same_ip(&a.ip, &addr.ip))
                     })
                 })
             })
@@ -503,6 +479,10 @@ impl<'a> World<'a> {
     /// Every reachable node sees every reachable member in the role (and with the master) that
     /// member reports for itself: replicas attached a moment ago are known everywhere.
     pub fn roles_agreed(&self) -> bool {
+        *self.roles_agreed.get_or_init(|| self.roles_agreed_now())
+    }
+
+    fn roles_agreed_now(&self) -> bool {
         // Each member's own line and its id number, found once.
         let mut selves = Vec::with_capacity(self.views.len());
         for view in self.views.values() {
@@ -677,4 +657,10 @@ pub(crate) fn same_owner(a: Option<&str>, b: Option<&str>) -> bool {
         (None, None) => true,
         _ => false,
     }
+}
+
+/// `a == b` for short strings such as addresses, compared in line: a call to `memcmp` per
+/// entry costs more than the few bytes it compares, and gossip checks one per view entry.
+fn same_ip(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
