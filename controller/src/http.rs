@@ -10,7 +10,7 @@
 mod directory;
 mod query;
 
-pub use directory::{Directory, Lookup, NodeEntry};
+pub use directory::{Directory, Lookup, NodeEntry, Published};
 
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -201,17 +201,25 @@ pub fn respond<B>(state: &HttpState, req: &Request<B>) -> Response<Full<Bytes>> 
     metrics::counter!(
         crate::telemetry::HTTP_REQUESTS,
         "route" => route,
-        "status" => resp.status().as_u16().to_string()
+        "status" => status_label(resp.status())
     )
     .increment(1);
     resp
 }
 
-/// The seed's response shape, exactly: no other field may appear.
-#[derive(Serialize)]
-struct Address<'a> {
-    ip: &'a str,
-    port: u16,
+/// The status as a metric label; the codes this router answers are static strings, so a
+/// request allocates no label.
+fn status_label(status: StatusCode) -> metrics::SharedString {
+    match status.as_u16() {
+        200 => "200".into(),
+        400 => "400".into(),
+        404 => "404".into(),
+        405 => "405".into(),
+        409 => "409".into(),
+        500 => "500".into(),
+        503 => "503".into(),
+        other => other.to_string().into(),
+    }
 }
 
 fn cluster_nodes(state: &HttpState, query: Option<&str>, detail: bool) -> Response<Full<Bytes>> {
@@ -230,17 +238,11 @@ fn cluster_nodes(state: &HttpState, query: Option<&str>, detail: bool) -> Respon
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     match state.directory.lookup(&name, namespace.as_deref()) {
-        Lookup::Found(entries) if detail => json(StatusCode::OK, &entries),
-        Lookup::Found(entries) => {
-            let addrs: Vec<Address<'_>> = entries
-                .iter()
-                .map(|e| Address {
-                    ip: &e.ip,
-                    port: e.port,
-                })
-                .collect();
-            json(StatusCode::OK, &addrs)
+        // Serialised when the cluster last changed; `Bytes` clones share the buffer.
+        Lookup::Found(p) if detail => {
+            with_body(StatusCode::OK, "application/json", p.detail_json.clone())
         }
+        Lookup::Found(p) => with_body(StatusCode::OK, "application/json", p.addresses_json.clone()),
         Lookup::NotFound => error(
             StatusCode::NOT_FOUND,
             match namespace {

@@ -7,7 +7,6 @@ use crate::replicas::natural_master;
 use crate::slots::even_split;
 use crate::work::{Kind, Work};
 use crate::world::World;
-use std::collections::BTreeSet;
 
 /// A brand-new cluster: every node is empty and knows no one. Assign slots to the first
 /// `masters` ordinals and introduce everyone to node 0; replicas attach once gossip settles.
@@ -70,14 +69,11 @@ pub(crate) fn bootstrap(w: &World) -> Work {
 
 /// The member whose view is the cluster's: the one that knows the most slot owners.
 pub(crate) fn anchor(w: &World) -> Option<Ordinal> {
-    let owners: BTreeSet<&str> = w.owner.iter().flatten().copied().collect();
+    let owners = w.numbers(w.slots_by_owner().keys().copied());
     w.reachable
         .keys()
         .map(|ord| {
-            let known = owners
-                .iter()
-                .filter(|id| w.view(*ord, id).is_some())
-                .count();
+            let known = w.known_in_view(*ord, &owners);
             (std::cmp::Reverse(known), *ord)
         })
         .min()

@@ -43,5 +43,6 @@ mod replacement;
 mod replicas;
 mod restart;
 mod topology;
+mod views;
 mod work;
 mod world;

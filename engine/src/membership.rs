@@ -118,8 +118,8 @@ pub(crate) fn forget_ghosts(w: &World) -> Option<Work> {
         if w.named_by_open_slot(id) {
             continue;
         }
-        for (&ord, (_, _, s)) in &w.reachable {
-            let is_its_master = s.myself().and_then(|me| me.master_id.as_deref()) == Some(*id);
+        for &ord in w.reachable.keys() {
+            let is_its_master = w.me(ord).and_then(|me| me.master_id.as_deref()) == Some(*id);
             if w.view(ord, id).is_some() && !is_its_master {
                 effects.push(Effect::Forget {
                     on: ord,
@@ -202,8 +202,8 @@ pub(crate) fn remove_leaving(w: &World) -> (Vec<Effect>, bool) {
         }
         // Only members that stay are told to forget: leaving ones are deleted in this same
         // pass, and a node deleted earlier in the list could not answer anyway.
-        for (&other, (_, _, s)) in &w.reachable {
-            let its_master = s.myself().and_then(|me| me.master_id.as_deref()) == Some(id);
+        for &other in w.reachable.keys() {
+            let its_master = w.me(other).and_then(|me| me.master_id.as_deref()) == Some(id);
             if w.in_range(other) && w.view(other, id).is_some() && !its_master {
                 effects.push(Effect::Forget {
                     on: other,

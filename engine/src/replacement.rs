@@ -65,11 +65,7 @@ fn not_whole(w: &World, settled: Option<String>) -> Option<String> {
             missing.join(", ")
         ));
     }
-    let flagged = w
-        .reachable
-        .values()
-        .any(|(_, _, s)| s.nodes.iter().any(|n| n.flags.fail || n.flags.pfail));
-    if flagged {
+    if w.any_failure_flag() {
         return Some("waiting until no node is flagged failing".to_string());
     }
     if !w.open_slots().is_empty() {
@@ -79,8 +75,8 @@ fn not_whole(w: &World, settled: Option<String>) -> Option<String> {
     let unsynced: Vec<String> = w
         .reachable
         .iter()
-        .filter(|(o, (_, _, s))| {
-            s.myself().is_some_and(|me| me.master_id.is_some()) && w.synced_master_of(**o).is_none()
+        .filter(|(o, _)| {
+            w.me(**o).is_some_and(|me| me.master_id.is_some()) && w.synced_master_of(**o).is_none()
         })
         .map(|(o, _)| format!("#{o}"))
         .collect();
@@ -104,11 +100,7 @@ pub(crate) fn rolling(w: &World, settled: Option<String>) -> Rolling {
             "{reason} before replacing the next member ({left} left on the old configuration)"
         )));
     }
-    let master_of = |o: Ordinal| {
-        w.state(o)
-            .and_then(|s| s.myself())
-            .and_then(|me| me.master_id.as_deref())
-    };
+    let master_of = |o: Ordinal| w.me(o).and_then(|me| me.master_id.as_deref());
     // Replicas first: restarting one leaves its master serving (and, without persistence,
     // it resyncs its copy from the master).
     if let Some(&replica) = stale.iter().find(|o| master_of(**o).is_some()) {

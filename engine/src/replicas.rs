@@ -225,9 +225,9 @@ pub(crate) fn natural_master(w: &World, ord: Ordinal) -> Option<Ordinal> {
 /// replica attached a moment ago is not paired again. Saves 1-3 s of a 3x1 creation.
 pub(crate) fn early_replicas(w: &World) -> Option<Work> {
     let fresh = w.all_in_range_reachable()
-        && w.reachable
-            .values()
-            .all(|(_, _, s)| s.keys == 0 && s.myself().is_some_and(|me| me.open_slots.is_empty()))
+        && w.reachable.iter().all(|(o, (_, _, s))| {
+            s.keys == 0 && w.me(*o).is_some_and(|me| me.open_slots.is_empty())
+        })
         && w.slots_by_owner().len() == w.desired.masters as usize
         && w.owner.iter().all(Option::is_some)
         && w.slots_by_owner()

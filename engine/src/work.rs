@@ -259,8 +259,8 @@ fn unsettled(w: &World) -> Option<String> {
     let syncing: Vec<String> = w
         .reachable
         .iter()
-        .filter(|(_, (_, _, s))| {
-            s.myself().is_some_and(|me| me.master_id.is_some()) && !s.master_link_up
+        .filter(|(o, (_, _, s))| {
+            w.me(**o).is_some_and(|me| me.master_id.is_some()) && !s.master_link_up
         })
         .map(|(o, _)| format!("#{o}"))
         .collect();

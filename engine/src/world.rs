@@ -4,6 +4,9 @@
 use crate::desired::Desired;
 use crate::model::{Addr, ClusterNode, Member, NodeState, Observation, OpenSlot, Ordinal};
 use crate::slots::SLOT_COUNT;
+use crate::views::{Consensus, Ids, Pos, ViewIndex};
+
+mod replication;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What the cluster says about one node id, from the best source available: the node itself
@@ -40,34 +43,58 @@ pub(crate) struct World<'a> {
     pub owner: Vec<Option<&'a str>>,
     /// Every reachable node agrees with `owner` on every slot.
     pub slots_agreed: bool,
-    /// Each reachable member's view, indexed by node id (views are scanned a lot).
-    pub views: BTreeMap<Ordinal, BTreeMap<&'a str, &'a ClusterNode>>,
+    /// Every id any view lists, numbered: the key of `views`.
+    ids: Ids<'a>,
+    /// Each reachable member's view, indexed by id number (views are scanned a lot).
+    views: BTreeMap<Ordinal, ViewIndex<'a>>,
     /// Slots per owning node id, derived once from `owner`.
     by_owner: BTreeMap<&'a str, Vec<u16>>,
-    /// Ids that some view, however stale, lists as a master with slots.
-    listed: BTreeSet<&'a str>,
-    /// Per member, the addresses its view holds an unfinished handshake with (usually none),
-    /// found once: `meet` asks about them for every node the anchor does not know.
-    handshakes: BTreeMap<Ordinal, BTreeSet<&'a Addr>>,
+    /// Memo of [`World::roles_agreed`], asked more than once per decision.
+    roles_agreed: std::cell::OnceCell<bool>,
+    /// Replica ids per master id, in id order (as `nodes` says who replicates whom).
+    replicas: BTreeMap<&'a str, Vec<&'a str>>,
+    /// Master ids that some reachable node names as its own master.
+    attached: BTreeSet<&'a str>,
+    /// Reachable synced replicas (see `has_synced_replica`) per master id, by ordinal.
+    synced: BTreeMap<&'a str, Vec<Ordinal>>,
+    /// Ids that a slot open on a reachable node names as its target or source.
+    named_open: BTreeSet<&'a str>,
 }
 
 impl<'a> World<'a> {
     pub fn new(desired: &'a Desired, obs: &'a Observation) -> Self {
+        // One pass over every entry of every view: number the ids, find each node's own line
+        // and note what the rules ask of all views together.
+        let mut ids = Ids::default();
         let mut reachable = BTreeMap::new();
+        let mut views = BTreeMap::new();
         for (ord, m) in &obs.members {
-            if let (true, Some(addr), Some(state)) = (m.running, m.addr.as_ref(), m.redis.as_ref())
-                && state.myself().is_some()
-            {
-                reachable.insert(*ord, (m, addr, state));
+            let (true, Some(addr), Some(state)) = (m.running, m.addr.as_ref(), m.redis.as_ref())
+            else {
+                continue;
+            };
+            let view = ViewIndex::number(state, &mut ids);
+            if view.me.is_none() {
+                continue;
             }
+            view.publish_listed(&mut ids);
+            reachable.insert(*ord, (m, addr, state));
+            views.insert(*ord, view);
+        }
+        for view in views.values_mut() {
+            view.seal(ids.len());
         }
 
         let mut nodes: BTreeMap<&str, NodeInfo> = BTreeMap::new();
         let mut id_of = BTreeMap::new();
         // The node's own word first.
-        for (ord, (_, _, state)) in &reachable {
-            if let Some(me) = state.myself() {
+        let mut answered = vec![false; ids.len()];
+        for (ord, view) in &views {
+            if let Some(me) = view.me {
                 id_of.insert(*ord, me.id.as_str());
+                if let Some(n) = ids.get(&me.id) {
+                    answered[n as usize] = true;
+                }
                 nodes.insert(
                     me.id.as_str(),
                     NodeInfo {
@@ -80,34 +107,37 @@ impl<'a> World<'a> {
                 );
             }
         }
-        // Then what the others say about nodes that did not answer.
-        for (_, _, state) in reachable.values() {
-            for e in &state.nodes {
-                if e.flags.myself {
+        // Then what the others say about nodes that did not answer, gathered per id number
+        // in the order the views list them.
+        let mut others: Vec<Option<NodeInfo>> = vec![None; ids.len()];
+        for view in views.values() {
+            for (e, &n) in view.entries.iter().zip(&view.number) {
+                if answered[n as usize] || e.flags.myself {
                     continue;
                 }
-                let info = nodes.entry(e.id.as_str()).or_insert(NodeInfo {
+                let info = others[n as usize].get_or_insert(NodeInfo {
                     entry: e,
                     ordinal: None,
                     reachable: false,
                     failed: false,
                     last_pong_ms: 0,
                 });
-                if !info.reachable {
-                    // The newest word wins; on a tie, a master's claim over a stale role (a
-                    // view can hear of a promotion through an UPDATE before the promoted
-                    // node's own header, and Redis prints a replica with its master's epoch).
-                    let rank = |e: &ClusterNode| {
-                        let claims = e.is_master() && !e.slots.is_empty();
-                        (e.config_epoch, claims)
-                    };
-                    if rank(e) > rank(info.entry) {
-                        info.entry = e;
-                    }
-                    info.failed |= e.flags.fail;
-                    info.last_pong_ms = info.last_pong_ms.max(e.pong_recv_ms);
+                // The newest word wins; on a tie, a master's claim over a stale role (a
+                // view can hear of a promotion through an UPDATE before the promoted
+                // node's own header, and Redis prints a replica with its master's epoch).
+                let rank = |e: &ClusterNode| {
+                    let claims = e.is_master() && !e.slots.is_empty();
+                    (e.config_epoch, claims)
+                };
+                if rank(e) > rank(info.entry) {
+                    info.entry = e;
                 }
+                info.failed |= e.flags.fail;
+                info.last_pong_ms = info.last_pong_ms.max(e.pong_recv_ms);
             }
+        }
+        for info in others.into_iter().flatten() {
+            nodes.insert(info.entry.id.as_str(), info);
         }
         // A member that is down is recognised by the address the cluster knew it at.
         for (ord, m) in &obs.members {
@@ -143,70 +173,58 @@ impl<'a> World<'a> {
                 }
             }
         }
-        // Compare each view's slot map with the consensus as run-length ranges, not slot by
-        // slot: a view of a large cluster is thousands of entries.
-        let consensus = runs(owner.iter().copied());
-        let slots_agreed = reachable.values().all(|(_, _, state)| {
-            let mut seen: Vec<(u16, u16, &str)> = state
-                .nodes
-                .iter()
-                .filter(|e| e.is_master())
-                .flat_map(|e| e.slots.iter().map(move |r| (r.start, r.end, e.id.as_str())))
-                .collect();
-            seen.sort_unstable();
-            let mut merged: Vec<(u16, u16, Option<&str>)> = Vec::new();
-            let mut next = 0u32;
-            for (start, end, id) in seen {
-                if u32::from(start) < next {
-                    return false; // two owners claim one slot in this view
-                }
-                if u32::from(start) > next {
-                    merged.push((next as u16, start - 1, None));
-                }
-                match merged.last_mut() {
-                    Some(last)
-                        if last.2 == Some(id) && u32::from(last.1) + 1 == u32::from(start) =>
-                    {
-                        last.1 = end;
-                    }
-                    _ => merged.push((start, end, Some(id))),
-                }
-                next = u32::from(end) + 1;
-            }
-            if next < u32::from(SLOT_COUNT) {
-                merged.push((next as u16, SLOT_COUNT - 1, None));
-            }
-            merged == consensus
-        });
+        // Compare each view's slot map with the consensus run by run, not slot by slot: a
+        // view of a large cluster is thousands of entries.
+        let consensus = Consensus::new(&owner, &ids);
+        let mut seen = vec![u32::MAX; ids.len()];
+        let slots_agreed = views
+            .values()
+            .enumerate()
+            .all(|(stamp, view)| consensus.agrees(view, &mut seen, stamp as u32));
 
-        let views = reachable
-            .iter()
-            .map(|(ord, (_, _, s))| (*ord, s.nodes.iter().map(|n| (n.id.as_str(), n)).collect()))
-            .collect();
         let mut by_owner: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
-        for (slot, o) in owner.iter().enumerate() {
-            if let Some(id) = o {
-                by_owner.entry(id).or_default().push(slot as u16);
+        // One map look-up per run of one owner, not per slot (16,384 look-ups would cost
+        // more than the rest of a small cluster's decision).
+        let mut start = 0;
+        while start < owner.len() {
+            let end = owner[start..]
+                .iter()
+                .position(|o| !same_owner(*o, owner[start]))
+                .map_or(owner.len(), |n| start + n);
+            if let Some(id) = owner[start] {
+                by_owner
+                    .entry(id)
+                    .or_default()
+                    .extend(start as u16..=(end - 1) as u16);
+            }
+            start = end;
+        }
+        let mut replicas: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (id, n) in &nodes {
+            if let Some(m) = n.entry.master_id.as_deref() {
+                replicas.entry(m).or_default().push(id);
             }
         }
-        let listed = reachable
-            .values()
-            .flat_map(|(_, _, s)| s.nodes.iter())
-            .filter(|e| !e.slots.is_empty() && e.master_id.is_none())
-            .map(|e| e.id.as_str())
-            .collect();
-        let handshakes = reachable
-            .iter()
-            .map(|(ord, (_, _, s))| {
-                let pending = s
-                    .nodes
-                    .iter()
-                    .filter(|n| n.flags.handshake)
-                    .filter_map(|n| n.addr.as_ref())
-                    .collect();
-                (*ord, pending)
-            })
-            .collect();
+        let mut attached = BTreeSet::new();
+        let mut synced: BTreeMap<&str, Vec<Ordinal>> = BTreeMap::new();
+        let mut named_open = BTreeSet::new();
+        for (ord, (_, _, s)) in &reachable {
+            let Some(me) = views.get(ord).and_then(|v| v.me) else {
+                continue;
+            };
+            if let Some(m) = me.master_id.as_deref() {
+                attached.insert(m);
+                if s.master_link_up && s.repl_offset > 0 {
+                    synced.entry(m).or_default().push(*ord);
+                }
+            }
+            for o in &me.open_slots {
+                named_open.insert(match o {
+                    OpenSlot::Migrating { target, .. } => target.as_str(),
+                    OpenSlot::Importing { source, .. } => source.as_str(),
+                });
+            }
+        }
         Self {
             desired,
             obs,
@@ -215,11 +233,38 @@ impl<'a> World<'a> {
             id_of,
             owner,
             slots_agreed,
+            ids,
             views,
             by_owner,
-            listed,
-            handshakes,
+            roles_agreed: std::cell::OnceCell::new(),
+            replicas,
+            attached,
+            synced,
+            named_open,
         }
+    }
+
+    /// The numbers of the ids that some view lists (see [`World::known_in_view`]).
+    pub fn numbers(&self, ids: impl IntoIterator<Item = &'a str>) -> Vec<Pos> {
+        ids.into_iter().filter_map(|id| self.ids.get(id)).collect()
+    }
+
+    /// How many of the ids numbered `numbers` member `ord`'s view lists.
+    pub fn known_in_view(&self, ord: Ordinal, numbers: &[Pos]) -> usize {
+        let Some(view) = self.views.get(&ord) else {
+            return 0;
+        };
+        numbers.iter().filter(|n| view.entry(**n).is_some()).count()
+    }
+
+    /// Member `ord`'s own line in its view, when it answered.
+    pub fn me(&self, ord: Ordinal) -> Option<&'a ClusterNode> {
+        self.views.get(&ord).and_then(|v| v.me)
+    }
+
+    /// Some view flags some node `fail` or `fail?`.
+    pub fn any_failure_flag(&self) -> bool {
+        self.views.values().any(|v| v.flags_failure)
     }
 
     pub fn total(&self) -> u32 {
@@ -245,7 +290,8 @@ impl<'a> World<'a> {
 
     /// How member `ord` sees node `id`.
     pub fn view(&self, ord: Ordinal, id: &str) -> Option<&'a ClusterNode> {
-        self.views.get(&ord).and_then(|v| v.get(id).copied())
+        let n = self.ids.get(id)?;
+        self.views.get(&ord)?.entry(n)
     }
 
     pub fn ordinal_of(&self, id: &str) -> Option<Ordinal> {
@@ -258,12 +304,7 @@ impl<'a> World<'a> {
 
     /// Some view claims some slot, or some node knows another: a cluster already exists here.
     pub fn cluster_exists(&self) -> bool {
-        self.owner.iter().any(Option::is_some)
-            || self.reachable.values().any(|(_, _, s)| {
-                s.nodes
-                    .iter()
-                    .any(|n| !n.flags.myself && !n.flags.handshake)
-            })
+        self.owner.iter().any(Option::is_some) || self.views.values().any(|v| v.knows_another)
     }
 
     /// `id` owns at least one slot by consensus (not by one possibly stale view entry).
@@ -273,7 +314,9 @@ impl<'a> World<'a> {
 
     /// Some view, however stale, still lists `id` as a master with slots.
     pub fn listed_with_slots(&self, id: &str) -> bool {
-        self.listed.contains(id)
+        self.ids
+            .get(id)
+            .is_some_and(|n| self.ids.listed.get(n as usize).copied().unwrap_or(false))
     }
 
     /// Slots per owning node id.
@@ -302,80 +345,11 @@ impl<'a> World<'a> {
             .collect()
     }
 
-    /// Replicas of `master_id` that could take over now: they answer, are not failed and hold
-    /// a copy (a replica that never completed a sync has offset 0 and holds nothing). Best
-    /// first: replicas that linked to this master once, then the highest replication offset,
-    /// then the lowest ordinal.
-    ///
-    /// A replica whose link was never up since it last was a master (Redis reports
-    /// `master_link_down_since_seconds:-1`) holds only what it had as a master: its offset
-    /// counts another stream. It is usually a master demoted by a newer claim on its own slots
-    /// (cut off while its replica was promoted), so its keys are an older copy of these very
-    /// slots: without persistence that beats restarting the master empty, so it stays a
-    /// candidate, last, while it holds keys. With persistence the master's own volume is the
-    /// better copy, and waiting for it (or a linked replica) is right. A replica on the
-    /// replication stream of a never-linked one follows that node's old data and is no
-    /// candidate (`shares_stream_with_unlinked`). A replica moved here from another master and
-    /// not synced yet, with no such neighbour, still cannot be told apart (Redis itself would
-    /// elect it).
-    pub fn takeover_candidates(&self, master_id: &str) -> Vec<Ordinal> {
-        let mut out: Vec<(bool, std::cmp::Reverse<u64>, Ordinal)> = self
-            .replicas_of(master_id)
-            .into_iter()
-            .filter(|(_, r)| r.reachable && !r.failed)
-            .filter_map(|(_, r)| {
-                let ord = r.ordinal?;
-                let state = self.state(ord)?;
-                if !state.ever_linked && (self.desired.persistent || state.keys == 0) {
-                    return None;
-                }
-                // A replica on the same replication stream as one that never linked (a
-                // chained replica that followed a demoted master) holds that master's old
-                // data, not this one's, whatever its offset (simulator seeds 818, 10690).
-                if state.ever_linked && self.shares_stream_with_unlinked(master_id, ord) {
-                    return None;
-                }
-                (state.repl_offset > 0).then_some((
-                    !state.ever_linked,
-                    std::cmp::Reverse(state.repl_offset),
-                    ord,
-                ))
-            })
-            .collect();
-        out.sort();
-        out.into_iter().map(|(_, _, o)| o).collect()
-    }
-
-    /// Replica `ord` of `master_id` reports the replication id of another replica of it that
-    /// never linked: it follows that node's old stream.
-    fn shares_stream_with_unlinked(&self, master_id: &str, ord: Ordinal) -> bool {
-        let Some(mine) = self.state(ord).and_then(|s| s.replid.as_deref()) else {
-            return false;
-        };
-        self.replicas_of(master_id).into_iter().any(|(_, r)| {
-            r.ordinal.is_some_and(|o| {
-                o != ord
-                    && self
-                        .state(o)
-                        .is_some_and(|s| !s.ever_linked && s.replid.as_deref() == Some(mine))
-            })
-        })
-    }
-
-    /// Replicas of `master_id` (any member), with their info.
-    pub fn replicas_of(&self, master_id: &str) -> Vec<(&'a str, &NodeInfo<'a>)> {
-        self.nodes
-            .iter()
-            .filter(|(_, n)| n.entry.master_id.as_deref() == Some(master_id))
-            .map(|(id, n)| (*id, n))
-            .collect()
-    }
-
     /// `ord`'s view holds a handshake, not finished yet, with the node at `addr`.
     pub fn handshaking(&self, ord: Ordinal, addr: &Addr) -> bool {
-        self.handshakes
+        self.views
             .get(&ord)
-            .is_some_and(|pending| pending.contains(addr))
+            .is_some_and(|v| v.handshakes.contains(addr))
     }
 
     /// Some other member that `anchor` knows has met `ord`, or is meeting it (a handshake
@@ -405,38 +379,54 @@ impl<'a> World<'a> {
     /// no handshake pending.
     pub fn gossip_settled(&self) -> bool {
         // Leaving members are on their way out (and forgotten one node at a time): only the
-        // members that stay must know each other.
-        let staying = |o: &&Ordinal| self.in_range(**o);
-        self.reachable.keys().filter(staying).all(|viewer| {
-            self.reachable
-                .iter()
-                .filter(|(o, _)| staying(o))
-                .all(|(ord, (_, addr, _))| {
-                    let Some(id) = self.id_of.get(ord) else {
-                        return false;
-                    };
-                    self.view(*viewer, id).is_some_and(|e| {
-                        !e.flags.handshake && !e.flags.noaddr && e.addr.as_ref() == Some(*addr)
+        // members that stay must know each other. Each staying member's id number is found
+        // once; then every view is checked by array reads.
+        let mut staying = Vec::new();
+        for (ord, (_, addr, _)) in &self.reachable {
+            if !self.in_range(*ord) {
+                continue;
+            }
+            let Some(n) = self.id_of.get(ord).and_then(|id| self.ids.get(id)) else {
+                return false;
+            };
+            staying.push((n, *addr));
+        }
+        self.views
+            .iter()
+            .filter(|(o, _)| self.in_range(**o))
+            .all(|(_, view)| {
+                staying.iter().all(|&(n, addr)| {
+                    // The port first: it is in the entry, the ip behind a pointer.
+                    view.entry(n).is_some_and(|e| {
+                        !e.flags.handshake
+                            && !e.flags.noaddr
+                            && e.addr
+                                .as_ref()
+                                .is_some_and(|a| a.port == addr.port && same_ip(&a.ip, &addr.ip))
                     })
                 })
-        })
+            })
     }
 
     /// Every reachable node sees every reachable member in the role (and with the master) that
     /// member reports for itself: replicas attached a moment ago are known everywhere.
     pub fn roles_agreed(&self) -> bool {
-        // Each member's own line, found once: `myself()` scans a whole view.
-        let selves: Vec<&ClusterNode> = self
-            .reachable
-            .values()
-            .filter_map(|(_, _, s)| s.myself())
-            .collect();
-        if selves.len() != self.reachable.len() {
-            return false;
+        *self.roles_agreed.get_or_init(|| self.roles_agreed_now())
+    }
+
+    fn roles_agreed_now(&self) -> bool {
+        // Each member's own line and its id number, found once.
+        let mut selves = Vec::with_capacity(self.views.len());
+        for view in self.views.values() {
+            let Some(me) = view.me else { return false };
+            let Some(n) = self.ids.get(&me.id) else {
+                return false;
+            };
+            selves.push((n, me));
         }
-        self.reachable.keys().all(|viewer| {
-            selves.iter().all(|me| {
-                self.view(*viewer, &me.id).is_some_and(|e| {
+        self.views.values().all(|view| {
+            selves.iter().all(|&(n, me)| {
+                view.entry(n).is_some_and(|e| {
                     e.master_id == me.master_id && e.flags.replica == me.flags.replica
                 })
             })
@@ -447,7 +437,7 @@ impl<'a> World<'a> {
     pub fn open_slots(&self) -> BTreeMap<u16, OpenSlotState<'a>> {
         let mut out: BTreeMap<u16, OpenSlotState> = BTreeMap::new();
         for (ord, (_, _, state)) in &self.reachable {
-            let Some(me) = state.myself() else { continue };
+            let Some(me) = self.me(*ord) else { continue };
             for o in &me.open_slots {
                 let e = out.entry(o.slot()).or_default();
                 let keys = state.open_slot_keys.get(&o.slot()).copied().unwrap_or(0);
@@ -471,8 +461,8 @@ impl<'a> World<'a> {
             .iter()
             .filter_map(|(ord, (_, _, s))| {
                 let keys = s.open_slot_keys.get(&slot).copied().unwrap_or(0);
-                let marked = s
-                    .myself()
+                let marked = self
+                    .me(*ord)
                     .is_some_and(|me| me.open_slots.iter().any(|o| o.slot() == slot));
                 (keys > 0 && !marked).then_some((*ord, keys))
             })
@@ -481,9 +471,9 @@ impl<'a> World<'a> {
 
     /// Reachable masters whose own line claims `slot`.
     pub fn live_claimants(&self, slot: u16) -> Vec<&'a str> {
-        self.reachable
+        self.views
             .values()
-            .filter_map(|(_, _, s)| s.myself())
+            .filter_map(|v| v.me)
             .filter(|me| me.is_master())
             .filter(|me| me.slots.iter().any(|r| r.start <= slot && slot <= r.end))
             .map(|me| me.id.as_str())
@@ -492,64 +482,7 @@ impl<'a> World<'a> {
 
     /// Some reachable node has a slot open towards or from `id`.
     pub fn named_by_open_slot(&self, id: &str) -> bool {
-        self.reachable.values().any(|(_, _, s)| {
-            s.myself().is_some_and(|me| {
-                me.open_slots.iter().any(|o| match o {
-                    OpenSlot::Migrating { target, .. } => target == id,
-                    OpenSlot::Importing { source, .. } => source == id,
-                })
-            })
-        })
-    }
-
-    /// Some reachable replica of `master_id` has completed its sync and receives its master's
-    /// stream. `master_link_status:up` alone is not enough: after a diskless sync, Redis 7.0
-    /// streams nothing until the replica's first `REPLCONF ACK` (up to a second later), and a
-    /// master killed in that gap took every key written meanwhile with it (seen in
-    /// `bench/migration_node_loss.py`). A replication offset above 0 proves bytes of the
-    /// stream arrived; the master's pings to its replicas (`repl-ping-replica-period`) move it
-    /// even when nothing is written.
-    pub fn has_synced_replica(&self, master_id: &str) -> bool {
-        self.synced_replicas(master_id).next().is_some()
-    }
-
-    /// Some in-range member replicates `master_id` and has synced (a replica that stays).
-    pub fn has_synced_in_range_replica(&self, master_id: &str) -> bool {
-        self.synced_replicas(master_id).any(|o| self.in_range(o))
-    }
-
-    /// Reachable members that replicate `master_id` and have synced (see `has_synced_replica`).
-    pub fn synced_replicas<'s>(&'s self, master_id: &'s str) -> impl Iterator<Item = Ordinal> + 's {
-        self.reachable
-            .keys()
-            .copied()
-            .filter(move |o| self.synced_master_of(*o) == Some(master_id))
-    }
-
-    /// The master whose synced replica member `ord` is (see `has_synced_replica`), if it is one.
-    pub fn synced_master_of(&self, ord: Ordinal) -> Option<&'a str> {
-        let (_, _, s) = self.reachable.get(&ord)?;
-        if !s.master_link_up || s.repl_offset == 0 {
-            return None;
-        }
-        s.myself()?.master_id.as_deref()
-    }
-
-    /// Some reachable node replicates `master_id`, synced or not.
-    pub fn has_attached_replica(&self, master_id: &str) -> bool {
-        self.reachable.values().any(|(_, _, s)| {
-            s.myself()
-                .is_some_and(|me| me.master_id.as_deref() == Some(master_id))
-        })
-    }
-
-    /// A reachable replica of `master_id` holds keys of a slot that is open somewhere.
-    pub fn replica_holds_keys_of_open_slots(&self, master_id: &str) -> bool {
-        self.reachable.values().any(|(_, _, s)| {
-            s.myself()
-                .is_some_and(|me| me.master_id.as_deref() == Some(master_id))
-                && s.open_slot_keys.values().any(|k| *k > 0)
-        })
+        self.named_open.contains(id)
     }
 
     /// The master that member `ord`'s view gives `slot` to.
@@ -604,15 +537,18 @@ pub(crate) struct OpenSlotState<'a> {
     pub importing: Vec<(Ordinal, &'a str, u64)>,
 }
 
-/// Run-length encoding of a per-slot owner table: `(start, end, owner)`.
-fn runs<'a>(owners: impl Iterator<Item = Option<&'a str>>) -> Vec<(u16, u16, Option<&'a str>)> {
-    let mut out: Vec<(u16, u16, Option<&str>)> = Vec::new();
-    for (slot, o) in owners.enumerate() {
-        let slot = slot as u16;
-        match out.last_mut() {
-            Some(last) if last.2 == o => last.1 = slot,
-            _ => out.push((slot, slot, o)),
-        }
+/// Two slot owners are the same id. Owners in `World::owner` point into the same strings, so
+/// the pointer comparison settles nearly every call without reading the ids.
+pub(crate) fn same_owner(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => std::ptr::eq(a, b) || a == b,
+        (None, None) => true,
+        _ => false,
     }
-    out
+}
+
+/// `a == b` for short strings such as addresses, compared in line: a call to `memcmp` per
+/// entry costs more than the few bytes it compares, and gossip checks one per view entry.
+fn same_ip(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }

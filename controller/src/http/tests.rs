@@ -437,3 +437,129 @@ fn the_metrics_recorder_installs_once_per_process() {
     );
     assert!(install_metrics_recorder().is_err());
 }
+
+/// `n` nodes as a scale-out leaves them: the first `n / 2` masters, the rest their replicas.
+fn cluster_of(n: u16) -> Vec<NodeEntry> {
+    (0..n)
+        .map(|i| {
+            let id = format!("{i:040x}");
+            if i < n / 2 {
+                node(
+                    &format!("10.1.{}.{}", i / 200, i % 200),
+                    6379,
+                    "master",
+                    &id,
+                    None,
+                )
+            } else {
+                let master = format!("{:040x}", i - n / 2);
+                node(
+                    &format!("10.1.{}.{}", i / 200, i % 200),
+                    6379,
+                    "replica",
+                    &id,
+                    Some(&master),
+                )
+            }
+        })
+        .collect()
+}
+
+fn addresses_body(entries: &[NodeEntry]) -> String {
+    let list: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| serde_json::json!({ "ip": e.ip, "port": e.port }))
+        .collect();
+    serde_json::to_string(&list).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_scale_out_every_answer_is_the_whole_old_list_or_the_whole_new_one() {
+    let srv = Server::start(None).await;
+    let before = cluster_of(200);
+    let after = cluster_of(220);
+    // What each list must look like on the wire, computed apart from the server's cache (the
+    // directory sorts by address; these addresses already are in that order once parsed).
+    let mut sorted_before = before.clone();
+    let mut sorted_after = after.clone();
+    for l in [&mut sorted_before, &mut sorted_after] {
+        l.sort_by_key(|e| (e.ip.parse::<std::net::IpAddr>().ok(), e.port));
+    }
+    let (old_body, new_body) = (
+        addresses_body(&sorted_before),
+        addresses_body(&sorted_after),
+    );
+    srv.state
+        .directory
+        .set_cluster("default", "grow", before.clone());
+
+    // The writer flips between the two shapes as fast as it can, as passes during a scale-out
+    // would (only far faster), and ends on the new one.
+    let directory = srv.state.directory.clone();
+    let writer = std::thread::spawn(move || {
+        for i in 0..400 {
+            let list = if i % 2 == 0 { &after } else { &before };
+            directory.set_cluster("default", "grow", list.clone());
+        }
+        directory.set_cluster("default", "grow", after);
+    });
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let (addr, old_body, new_body) = (srv.addr, old_body.clone(), new_body.clone());
+        readers.push(tokio::spawn(async move {
+            let (mut old, mut new) = (0, 0);
+            for _ in 0..50 {
+                let r = get(addr, "/cluster/nodes?clusterName=grow").await;
+                assert_eq!(r.status, 200);
+                if r.body == old_body {
+                    old += 1;
+                } else if r.body == new_body {
+                    new += 1;
+                } else {
+                    panic!(
+                        "a mixed or partial list of {} bytes: {}",
+                        r.body.len(),
+                        r.body
+                    );
+                }
+            }
+            (old, new)
+        }));
+    }
+    for r in readers {
+        r.await.unwrap();
+    }
+    writer.join().unwrap();
+    // Once the writer is done, the new list is what everyone gets: the cache was rebuilt.
+    let r = get(srv.addr, "/cluster/nodes?clusterName=grow").await;
+    assert_eq!(r.body, new_body);
+    let detail = get(srv.addr, "/cluster/nodes/detail?clusterName=grow").await;
+    assert_eq!(detail.json().as_array().map(Vec::len), Some(220));
+    srv.stop().await;
+}
+
+#[test]
+fn setting_the_same_nodes_again_keeps_the_published_answer() {
+    let directory = Directory::new();
+    directory.set_cluster("default", "c", cluster_of(10));
+    let Lookup::Found(first) = directory.lookup("c", None) else {
+        panic!("the cluster is known");
+    };
+    directory.set_cluster("default", "c", cluster_of(10));
+    let Lookup::Found(again) = directory.lookup("c", None) else {
+        panic!("the cluster is known");
+    };
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "unchanged nodes are not serialised again"
+    );
+    directory.set_cluster("default", "c", cluster_of(12));
+    let Lookup::Found(changed) = directory.lookup("c", None) else {
+        panic!("the cluster is known");
+    };
+    assert_eq!(changed.entries.len(), 12);
+    assert_eq!(
+        std::str::from_utf8(&changed.addresses_json).unwrap(),
+        addresses_body(&changed.entries)
+    );
+}
