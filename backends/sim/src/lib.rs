@@ -18,4 +18,7 @@ pub mod summary;
 
 pub use apply::{ApplyError, StepBudget};
 pub use cluster::Cluster;
-pub use runner::{SimConfig, SimFailure, SimReport, Summary, record_seed, run_many, run_seed};
+pub use runner::{
+    Recording, SimConfig, SimFailure, SimReport, Summary, record_seed, record_seed_with_faults,
+    run_many, run_seed,
+};
