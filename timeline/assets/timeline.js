@@ -491,6 +491,13 @@
     clearTimeout(resize);
     resize = setTimeout(function () { sections.forEach(function (s) { s.draw(); }); }, 100);
   });
-  if (sections.length && sections[0].n) sections[0].pin(sections[0].tl.diverged_at !== null ? sections[0].tl.diverged_at : 0);
+  // `#record=N` (or `#record=N&timeline=K`) opens with that record's details: a link can
+  // point at the moment that matters.
+  var want = /record=(\d+)/.exec(location.hash), which = /timeline=(\d+)/.exec(location.hash);
+  var first = sections[which ? Math.min(+which[1], sections.length - 1) : 0];
+  if (first && first.n) {
+    var start = first.tl.diverged_at !== null ? first.tl.diverged_at : 0;
+    first.pin(want ? Math.min(+want[1], first.n - 1) : start);
+  }
   document.body.setAttribute("data-rendered", sections.length);
 })();
