@@ -232,9 +232,7 @@
         }, "note") + "</g>";
       case "lane":
         var lane = tl.lanes[r.arg];
-        var marks = this.ticks(r.y + LANE - 4, 3, function (i) {
-          return tl.records[i].e.some(function (e) { return e[2].indexOf(lane.o) >= 0; }) ? "#111" : null;
-        }, "effect-mark");
+        var marks = this.ticksAt(this.touches(lane.o), r.y + LANE - 4, 3, "#111", "effect-mark");
         return '<g class="lane" data-ordinal="' + lane.o + '"><line class="lane-base" x1="' + LABEL + '" x2="' +
           (this.w - 8) + '" y1="' + (r.y + LANE / 2) + '" y2="' + (r.y + LANE / 2) + '"/>' +
           this.spanRects(lane.sp, r.y + 1, LANE - 2, laneColour, function (s) {
@@ -268,26 +266,72 @@
     return out.join("");
   };
 
+  // The slot map: a rectangle per band, where a band that stays the same (same slots, same
+  // owner) across consecutive spans is one rectangle: a failover redraws only its shard.
   Section.prototype.slotMap = function (r) {
-    var out = [], self = this, lastEnd = -1, scale = r.h / 16384;
+    var out = [], self = this, lastEnd = -1, scale = r.h / 16384, open = {};
+    function flush(key) {
+      var o = open[key], b = o.band;
+      var y0 = r.y + b[0] * scale, h = Math.max(0.5, (b[1] - b[0] + 1) * scale);
+      out.push('<rect class="band" data-owner="' + (b[2] === null ? "" : b[2]) + '" data-start="' + b[0] +
+        '" data-end="' + b[1] + '" data-a="' + o.a + '" data-b="' + o.b + '" x="' + o.x0.toFixed(1) + '" y="' +
+        y0.toFixed(2) + '" width="' + Math.max(0.6, o.x1 - o.x0).toFixed(1) + '" height="' + h.toFixed(2) + '" fill="' +
+        (b[2] === null ? "url(#unserved)" : masterColour(b[2])) + '"' + (b[3] ? ' stroke="#b71c1c" stroke-width="1"' : "") + "/>");
+      delete open[key];
+    }
     this.tl.slots.forEach(function (s) {
       if (s.b <= self.a || s.a >= self.b) return;
       var x0 = self.x(Math.max(s.a, self.a)), x1 = self.x(Math.min(s.b, self.b));
       if (x1 <= lastEnd + 0.5) return;
       x0 = Math.max(x0, lastEnd);
       lastEnd = x1;
+      var here = {};
       s.v.forEach(function (b) {
-        var y0 = r.y + b[0] * scale, h = Math.max(0.5, (b[1] - b[0] + 1) * scale);
-        out.push('<rect class="band" data-owner="' + (b[2] === null ? "" : b[2]) + '" data-start="' + b[0] +
-          '" data-end="' + b[1] + '" data-a="' + s.a + '" data-b="' + s.b + '" x="' + x0.toFixed(1) + '" y="' +
-          y0.toFixed(2) + '" width="' + Math.max(0.6, x1 - x0).toFixed(1) + '" height="' + h.toFixed(2) + '" fill="' +
-          (b[2] === null ? "url(#unserved)" : masterColour(b[2])) + '"' + (b[3] ? ' stroke="#b71c1c" stroke-width="1"' : "") + "/>");
+        var key = b.join(",");
+        here[key] = true;
+        if (open[key]) { open[key].x1 = x1; open[key].b = s.b; }
+        else open[key] = { band: b, x0: x0, x1: x1, a: s.a, b: s.b };
       });
+      Object.keys(open).forEach(function (key) { if (!here[key]) flush(key); });
     });
+    Object.keys(open).forEach(flush);
     return '<defs><pattern id="unserved" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">' +
       '<rect width="6" height="6" fill="#fff"/><rect width="2" height="6" fill="#e57373"/></pattern></defs>' +
       '<g class="slots"><rect class="frame" x="' + LABEL + '" y="' + r.y + '" width="' + (this.w - LABEL - 8) +
       '" height="' + r.h + '"/>' + out.join("") + "</g>";
+  };
+
+  // For each member, the records whose effects touch it, once: a lane's marks are drawn from
+  // its own list instead of scanning every record.
+  Section.prototype.touches = function (o) {
+    if (!this._touches) {
+      var m = {};
+      this.tl.records.forEach(function (rec, i) {
+        rec.e.forEach(function (e) {
+          e[2].forEach(function (t) {
+            var l = m[t] || (m[t] = []);
+            if (l[l.length - 1] !== i) l.push(i);
+          });
+        });
+      });
+      this._touches = m;
+    }
+    return this._touches[o] || [];
+  };
+
+  // Ticks at the given record indices (sorted), one per pixel column.
+  Section.prototype.ticksAt = function (indices, y, h, colour, cls) {
+    var out = [], lastPx = -1, lo = 0, hi = indices.length;
+    while (lo < hi) { var mid = (lo + hi) >> 1; if (indices[mid] < this.a) lo = mid + 1; else hi = mid; }
+    for (var k = lo; k < indices.length && indices[k] < this.b; k++) {
+      var i = indices[k], px = Math.floor(this.x(i));
+      if (px === lastPx) continue;
+      lastPx = px;
+      var wdt = Math.max(2, this.x(i + 1) - this.x(i) - 1);
+      out.push('<rect class="' + cls + '" data-i="' + i + '" x="' + px + '" y="' + y + '" width="' +
+        wdt.toFixed(1) + '" height="' + h + '" fill="' + colour + '"/>');
+    }
+    return out.join("");
   };
 
   Section.prototype.notesByIndex = function () {

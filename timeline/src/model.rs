@@ -244,8 +244,9 @@ impl Builder {
         for &o in rec.observation.members.keys() {
             self.lanes.entry(o).or_default();
         }
+        let flags = observe::flags(rec, &self.ids);
         for (&o, spans) in &mut self.lanes {
-            let now = observe::node_at(rec, &self.ids, o);
+            let now = observe::node_at(rec, &self.ids, &flags, o);
             if let Some(before) = self.previous.get(&o) {
                 failure_notes(&mut t.notes, i, o, before, &now);
             }

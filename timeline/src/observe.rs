@@ -120,9 +120,14 @@ pub struct NodeAt {
     pub flag: Flag,
 }
 
-/// The state of member `ordinal` at `rec`.
-pub fn node_at(rec: &TraceRecord, ids: &Ids, ordinal: Ordinal) -> NodeAt {
-    let flag = flag_of(rec, ids, ordinal);
+/// The state of member `ordinal` at `rec`; `flags` from [`flags`].
+pub fn node_at(
+    rec: &TraceRecord,
+    ids: &Ids,
+    flags: &BTreeMap<Ordinal, Flag>,
+    ordinal: Ordinal,
+) -> NodeAt {
+    let flag = flags.get(&ordinal).copied().unwrap_or(Flag::None);
     let Some(member) = rec.observation.members.get(&ordinal) else {
         return NodeAt {
             role: Role::Absent,
@@ -164,26 +169,27 @@ pub fn node_at(rec: &TraceRecord, ids: &Ids, ordinal: Ordinal) -> NodeAt {
     }
 }
 
-/// The worst flag any other answering node shows for `ordinal`.
-fn flag_of(rec: &TraceRecord, ids: &Ids, ordinal: Ordinal) -> Flag {
-    let mut worst = Flag::None;
-    for (&o, m) in &rec.observation.members {
-        if o == ordinal {
-            continue;
-        }
+/// For each member some other answering node flags, the worst flag shown: one pass over
+/// every view, since a member's lane needs it at every record.
+pub fn flags(rec: &TraceRecord, ids: &Ids) -> BTreeMap<Ordinal, Flag> {
+    let mut worst: BTreeMap<Ordinal, Flag> = BTreeMap::new();
+    for (&viewer, m) in &rec.observation.members {
         let Some(state) = &m.redis else { continue };
-        for entry in &state.nodes {
-            if entry.flags.myself || ids.ordinal_of_entry(entry) != Some(ordinal) {
-                continue;
-            }
+        for entry in state.nodes.iter().filter(|e| !e.flags.myself) {
             let f = if entry.flags.fail {
                 Flag::Fail
             } else if entry.flags.pfail {
                 Flag::Pfail
             } else {
-                Flag::None
+                continue;
             };
-            worst = worst.max(f);
+            match ids.ordinal_of_entry(entry) {
+                Some(o) if o != viewer => {
+                    let w = worst.entry(o).or_insert(Flag::None);
+                    *w = (*w).max(f);
+                }
+                _ => {}
+            }
         }
     }
     worst
