@@ -53,37 +53,28 @@ fn record(i: u32, masters: u32) -> TraceRecord {
         };
         vec![SlotRange::new((m * per) as u16, end as u16)]
     };
-    // Shard `s` fails at record 40*k (s = k mod masters): down for 15 records, its replica
-    // elected after 5; it comes back as the replica of the new master.
+    // Every 40 records (window k) the primary of shard k mod masters stops for 15 records;
+    // 5 records in, its replica is elected. It comes back as the replica of the new primary.
+    let (window, since) = (i / 40, i % 40);
     let mut members = BTreeMap::new();
     for s in 0..masters {
-        let failures = (0..=i / 40)
-            .filter(|k| k % masters == s && k * 40 <= i)
-            .count() as u32;
-        let last = (i / 40) % masters == s;
-        let since = i % 40;
-        let swapped = failures % 2 == 1 && !(last && since < 5);
-        let swapped = if last && since < 5 {
-            failures % 2 == 0
+        let failing = window % masters == s;
+        // Windows of this shard whose election has happened by record i.
+        let done = |until: u32| (0..=until).filter(|k| k % masters == s).count() as u32;
+        let before = if window == 0 { 0 } else { done(window - 1) };
+        let elections = if failing && since >= 5 {
+            before + 1
         } else {
-            swapped
+            before
         };
-        let (primary, secondary) = if swapped {
-            (s + masters, s)
-        } else {
-            (s, s + masters)
-        };
-        let down = last && since < 15 && i >= 40 * (i / 40);
-        // The node that just failed is the one that was primary before this failure.
-        let failed = if last && since < 5 {
-            primary
-        } else {
-            secondary
-        };
-        let epoch = u64::from(failures) + 1;
+        let of = |n: u32| if n.is_multiple_of(2) { s } else { s + masters };
+        let (primary, secondary) = (of(elections), of(elections + 1));
+        let failed = of(before);
+        let down = failing && since < 15;
+        let epoch = u64::from(elections) + 1;
         for (n, is_primary) in [(primary, true), (secondary, false)] {
             let running = !(down && n == failed);
-            let mut me = if is_primary && !(down && n == failed) {
+            let mut me = if is_primary && running {
                 entry(n, None, epoch, range(s))
             } else {
                 entry(n, Some(primary), epoch, Vec::new())

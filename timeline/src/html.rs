@@ -24,7 +24,7 @@ pub fn render(title: &str, timelines: &[Timeline]) -> Result<String, serde_json:
     page.push_str(&format!("<header><h1>{}</h1>\n", escape(title)));
     page.push_str(LEGEND);
     page.push_str("</header>\n<div class=\"page\"><main id=\"app\"></main>");
-    page.push_str("<aside id=\"detail\" hidden></aside></div>\n<div id=\"tip\" hidden></div>\n");
+    page.push_str("<aside id=\"detail\">Click a record for its details.</aside></div>\n<div id=\"tip\" hidden></div>\n");
     page.push_str(&format!(
         "<script type=\"application/json\" id=\"{DATA_ID}\">{data}</script>\n"
     ));

@@ -192,8 +192,14 @@ pub struct Builder {
     /// The slot map only changes when some master's claim does: computed again only then.
     last_claims: Option<Vec<(Ordinal, u64, Vec<engine::SlotRange>)>>,
     last_bands: Vec<BandCell>,
-    last_failure: Option<(String, u64)>,
-    losses_seen: Vec<(Ordinal, u64)>,
+    seen: Seen,
+}
+
+/// History entries already noted: a failing effect (by effect and start), lost masters.
+#[derive(Default)]
+struct Seen {
+    failure: Option<(String, u64)>,
+    losses: Vec<(Ordinal, u64)>,
 }
 
 impl Builder {
@@ -221,8 +227,7 @@ impl Builder {
             conditions: BTreeMap::new(),
             last_claims: None,
             last_bands: Vec::new(),
-            last_failure: None,
-            losses_seen: Vec::new(),
+            seen: Seen::default(),
         }
     }
 
@@ -292,12 +297,7 @@ impl Builder {
         if !moves.is_empty() {
             push(&mut t.moves, i, moves);
         }
-        history_notes(
-            &mut t.notes,
-            i,
-            rec,
-            (&mut self.last_failure, &mut self.losses_seen),
-        );
+        history_notes(&mut t.notes, i, rec, &mut self.seen);
         let summary = self.strings.id(rec.decision.summary.clone());
         let strings = &mut self.strings;
         let effects = rec
@@ -407,29 +407,24 @@ fn failure_notes(notes: &mut Vec<Note>, i: u32, o: Ordinal, before: &NodeAt, now
 
 /// An effect that started failing (once per run of failures) and masters that came back
 /// empty (once each), from the history the shell handed the engine.
-fn history_notes(
-    notes: &mut Vec<Note>,
-    i: u32,
-    rec: &TraceRecord,
-    (last_failure, losses_seen): (&mut Option<(String, u64)>, &mut Vec<(Ordinal, u64)>),
-) {
+fn history_notes(notes: &mut Vec<Note>, i: u32, rec: &TraceRecord, seen: &mut Seen) {
     let history = &rec.observation.history;
     if let Some(f) = &history.failure {
         let key = (f.effect.to_string(), f.since_ms);
-        if last_failure.as_ref() != Some(&key) {
+        if seen.failure.as_ref() != Some(&key) {
             notes.push(Note {
                 index: i,
                 ordinal: Some(f.effect.target()),
                 kind: NoteKind::Stuck,
                 text: format!("`{}` failed {} time(s): {}", f.effect, f.times, f.error),
             });
-            *last_failure = Some(key);
+            seen.failure = Some(key);
         }
     }
     for loss in &history.losses {
         let key = (loss.ordinal, loss.at_ms);
-        if !losses_seen.contains(&key) {
-            losses_seen.push(key);
+        if !seen.losses.contains(&key) {
+            seen.losses.push(key);
             notes.push(Note {
                 index: i,
                 ordinal: Some(loss.ordinal),

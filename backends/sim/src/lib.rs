@@ -11,10 +11,12 @@ pub mod faults;
 pub mod gossip;
 pub mod migration;
 pub mod node;
+mod restore;
 pub mod rng;
 pub mod runner;
 pub mod scenario;
 pub mod summary;
+pub mod whatif;
 
 pub use apply::{ApplyError, StepBudget};
 pub use cluster::Cluster;

@@ -4,6 +4,7 @@
 
 mod page;
 mod replay;
+mod whatif;
 
 use super::CmdResult;
 use std::io::Write;

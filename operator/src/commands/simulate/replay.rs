@@ -2,7 +2,7 @@
 //! recorded then; `--html` draws the trace, `--spec`/`--set` asks what a changed spec would
 //! have done (see `whatif`).
 
-use super::page;
+use super::{page, whatif};
 use crate::commands::CmdResult;
 use engine::invariants::check_decision;
 use engine::trace::TraceRecord;
@@ -19,9 +19,21 @@ pub struct ReplayArgs {
     /// Print only differences and violations.
     #[arg(long)]
     quiet: bool,
-    /// Also write the trace as an HTML timeline to this file.
+    /// Also write the trace as an HTML timeline to this file (with `--spec`/`--set`: both
+    /// timelines, the recorded one and the changed one).
     #[arg(long)]
     html: Option<PathBuf>,
+    /// What-if: replay with this RedisCluster manifest's shape instead of the recorded spec.
+    #[arg(long)]
+    spec: Option<PathBuf>,
+    /// What-if: change one field of the recorded spec (`masters=5`, `replicas=2`,
+    /// `persistent=true`, `nodeTimeoutMs=3000`, `rebalanceThresholdPct=5`); repeatable.
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    set: Vec<String>,
+    /// What-if: at most this many simulated steps after the first difference (default: as
+    /// many records as the trace has left, at least 60).
+    #[arg(long)]
+    steps: Option<u32>,
 }
 
 /// A trace read whole: each record with its line number.
@@ -59,7 +71,12 @@ pub(super) fn read_trace(file: &PathBuf) -> Result<Trace, crate::commands::CmdEr
 }
 
 pub(super) fn replay(args: ReplayArgs) -> CmdResult {
+    // A changed spec is read first: a bad one is refused before anything is printed.
+    let change = whatif::SpecChange::from_args(args.spec.as_deref(), &args.set)?;
     let trace = read_trace(&args.file)?;
+    if let Some(change) = change {
+        return whatif::run(&trace, &change, args.steps, args.html.as_deref());
+    }
     let mut out = std::io::stdout().lock();
     let mut notes = Vec::new();
     let (mut differences, mut violations) = (0u64, 0u64);
