@@ -2,6 +2,7 @@
 //! `redis-operator`: the one binary. Subcommands live in `commands/`, one module each.
 
 mod commands;
+mod console;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -62,12 +63,11 @@ fn init_tracing(default_filter: &str) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // Colour only on a terminal: logs sent to a file or a pipe carry no escape sequences.
     // `NO_COLOR` (any value) turns colour off on a terminal too.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none();
+    let ansi = console::is_tty() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+        .with_writer(console::LogWriter)
         .with_target(false)
         .init();
 }

@@ -1,6 +1,8 @@
 //! `local up --record FILE` on a password-protected cluster of real redis-server processes
-//! (127.0.0.1:19200-19205, bus ports 29200-29205): the trace replays, never holds the
-//! password, and the log written to a pipe carries no ANSI colour codes.
+//! (127.0.0.1:19200-19207, bus ports 29200-29207): the trace replays, never holds the
+//! password, and the log written to a pipe carries no ANSI colour codes; `local status`
+//! shows a slot bar per master; on a terminal (a pty from util-linux `script`) `local up`
+//! redraws its block in place.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use engine::trace::TraceRecord;
@@ -111,10 +113,83 @@ fn local_up_records_a_replayable_trace_without_the_password_and_logs_to_a_pipe_w
     assert!(page.exists(), "{}", String::from_utf8_lossy(&html.stderr));
     assert!(!std::fs::read_to_string(&page).unwrap().contains(SECRET));
 
-    // The log went to a pipe: plain text, no escape sequences.
+    // The log went to a pipe: plain text, no escape sequences, the phase and the slot bars.
     assert!(stderr.contains("INFO"), "local up logs at info: {stderr}");
     assert!(
         !stderr.contains('\u{1b}'),
         "ANSI codes in a piped log: {stderr:?}"
+    );
+    assert!(stderr.contains("[Bootstrapping]"), "{stderr}");
+    assert!(
+        stderr.contains("  #0   127.0.0.1:19200"),
+        "a bar for #0: {stderr}"
+    );
+
+    let status = c.run(&["local", "status", "--name", "recorded", "--dir", &state]);
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let bars: Vec<&str> = shown
+        .lines()
+        .filter(|l| l.contains(" slots ") && l.contains('%'))
+        .collect();
+    assert_eq!(bars.len(), 3, "a bar per master: {shown}");
+    let total: u32 = bars
+        .iter()
+        .map(|l| {
+            let before = l.split(" slots ").next().unwrap();
+            before.rsplit(' ').next().unwrap().parse::<u32>().unwrap()
+        })
+        .sum();
+    assert_eq!(total, 16384, "{shown}");
+    assert!(shown.contains("████"), "{shown}");
+
+    // On a terminal: scaled to 4 masters, `local up` redraws its block in place (cursor up,
+    // clear) and ends with four bars.
+    let scale = c.run(&[
+        "local",
+        "scale",
+        "--name",
+        "recorded",
+        "--dir",
+        &state,
+        "--masters",
+        "4",
+    ]);
+    assert!(
+        scale.status.success(),
+        "{}",
+        String::from_utf8_lossy(&scale.stderr)
+    );
+    let up = format!(
+        "{} local up -f cluster.yaml --dir {state} --listen off --until-ready --ready-timeout 120",
+        env!("CARGO_BIN_EXE_redis-operator")
+    );
+    let tty = Command::new("script")
+        .args(["-q", "-e", "-c", &up, "/dev/null"])
+        .current_dir(&dir)
+        .env("REDIS_OPERATOR_PASSWORD", SECRET)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("util-linux script runs");
+    let screen = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{screen}");
+    assert!(
+        screen.contains("F\u{1b}[J"),
+        "the block is redrawn in place: {screen:?}"
+    );
+    assert!(screen.contains("[ScalingOut]"), "{screen}");
+    let last_block = screen.rsplit("\u{1b}[J").next().unwrap();
+    let four: Vec<&str> = last_block
+        .lines()
+        .filter(|l| l.contains(" slots "))
+        .collect();
+    assert_eq!(four.len(), 4, "four bars at the end: {last_block}");
+    assert!(
+        !last_block.contains("migrating:"),
+        "no stale progress once ready: {last_block}"
     );
 }
