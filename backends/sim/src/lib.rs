@@ -11,7 +11,7 @@ pub mod faults;
 pub mod gossip;
 pub mod migration;
 pub mod node;
-mod restore;
+pub mod restore;
 pub mod rng;
 pub mod runner;
 pub mod scenario;

@@ -7,12 +7,16 @@
 //! holds its master's. A member that is running but did not answer is restored stopped. A
 //! member that did not answer keeps the id, role and epoch the others list at its address
 //! and the slot table of the first node that answered, with no keys. Addresses become the
-//! simulator's (`10.0.x.y:6379`).
+//! simulator's (`10.0.x.y:6379`). A node is given at most [`MAX_MADE_UP_KEYS`] keys: the
+//! simulator holds every key, and a production node's millions would only cost memory.
 
 use crate::cluster::Cluster;
 use crate::node::{Member, NodeKey, PORT, Peer, RedisNode, ip_for, start_config};
 use engine::{ClusterNode, Desired, NodeState, Observation, OpenSlot, Ordinal};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Made-up keys per restored node, at most.
+pub const MAX_MADE_UP_KEYS: u64 = 100_000;
 
 impl Cluster {
     /// The cluster `obs` shows, ready to run under `desired`.
@@ -198,7 +202,7 @@ fn restored_node(
         n.last_sync_ms = state.master_link_up.then_some(now);
     }
     // Made-up keys: the open slots' counts first, the rest one per owned slot in turn.
-    let mut left = state.keys;
+    let mut left = state.keys.min(MAX_MADE_UP_KEYS);
     for (&slot, &count) in &state.open_slot_keys {
         let count = count.min(left);
         n.keys
