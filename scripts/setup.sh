@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian machine: redis-server and redis-tools
 # (the local mode and the tests run real Redis), prometheus-redis-exporter (the sidecar in
-# kube-sandbox), cargo-nextest when missing, and the real
+# kube-sandbox), chromium (the HTML timeline tests), cargo-nextest when missing, and the real
 # kubectl and helm the kube-sandbox tests drive (into target/tools/bin).
 set -euo pipefail
 SUDO=""
@@ -29,6 +29,13 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-redis-export
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     prometheus prometheus-redis-exporter >/dev/null
   [ -z "$ADDED_POLICY" ] || $SUDO rm -f "$POLICY"
+fi
+# Debian's chromium: the HTML timeline tests (operator/tests/html_timeline.rs) open the page
+# in a real headless browser.
+if ! command -v chromium >/dev/null 2>&1; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    chromium fonts-dejavu-core >/dev/null
 fi
 # Debian starts a system redis on 6379 after install; the project never uses that port,
 # so it is left alone.

@@ -16,6 +16,7 @@ pub mod projection;
 pub mod reconciler;
 pub mod status;
 pub mod telemetry;
+pub mod trace_file;
 
 pub use error::{EffectCause, EffectError, ReconcileError};
 pub use members::Members;

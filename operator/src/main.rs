@@ -2,6 +2,7 @@
 //! `redis-operator`: the one binary. Subcommands live in `commands/`, one module each.
 
 mod commands;
+mod console;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -60,9 +61,13 @@ fn init_tracing(default_filter: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(default_filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only on a terminal: logs sent to a file or a pipe carry no escape sequences.
+    // `NO_COLOR` (any value) turns colour off on a terminal too.
+    let ansi = console::is_tty() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_writer(console::LogWriter)
         .with_target(false)
         .init();
 }

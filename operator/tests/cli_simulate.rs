@@ -228,3 +228,130 @@ fn simulate_run_exits_non_zero_and_names_the_seed_and_trace_of_a_failure() {
     // The written trace replays cleanly: the failure was slowness, not a wrong decision.
     assert_eq!(replay(&trace).status.code(), Some(0));
 }
+
+/// The timelines a page written by `--html` embeds.
+fn embedded(page: &Path) -> serde_json::Value {
+    let html = std::fs::read_to_string(page).unwrap();
+    serde_json::from_str(timeline::embedded(&html).expect("the page embeds its data")).unwrap()
+}
+
+#[test]
+fn what_if_with_two_replicas_shows_where_the_decision_differs_and_simulates_on_to_ready() {
+    let page = scratch("whatif.html");
+    let out = redis_operator(&[
+        "simulate",
+        "replay",
+        traces_dir().join("failover.jsonl").to_str().unwrap(),
+        "--set",
+        "replicas=2",
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.starts_with(
+            "what-if replicas=2: recorded 3 masters x 1 replicas, changed 3 masters x 2 replicas"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("first difference at line 1"), "{stdout}");
+    assert!(
+        stdout.contains("changed:  Ready -> ReplicaScaling: create node #6"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("changed: converged after"), "{stdout}");
+    let data = embedded(&page);
+    let timelines = data.as_array().unwrap();
+    assert_eq!(timelines.len(), 2, "the recorded and the changed timeline");
+    assert_eq!(timelines[0]["diverged_at"], 0);
+    assert_eq!(timelines[1]["diverged_at"], 0);
+    // The changed run ends with every member of 3 x 2 present: nine lanes, the last Ready.
+    assert_eq!(timelines[1]["lanes"].as_array().unwrap().len(), 9);
+    let phases = timelines[1]["phases"].as_array().unwrap();
+    assert_eq!(phases.last().unwrap()["v"], "Ready");
+}
+
+#[test]
+fn what_if_with_a_manifest_takes_its_shape() {
+    let manifest = scratch("four-masters.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: redis.redis/v1beta1\nkind: RedisCluster\nmetadata:\n  name: demo\nspec:\n  masters: 4\n  replicas: 1\n",
+    )
+    .unwrap();
+    let out = redis_operator(&[
+        "simulate",
+        "replay",
+        traces_dir().join("scale-out.jsonl").to_str().unwrap(),
+        "--spec",
+        manifest.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("changed 4 masters x 1 replicas"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("changed: converged after"), "{stdout}");
+}
+
+#[test]
+fn a_what_if_with_a_bad_change_exits_non_zero_with_one_line_and_prints_nothing_else() {
+    for (set, why) in [
+        ("masters=2", "masters must be between 3 and"),
+        ("masters=many", "is not a whole number"),
+        ("colour=blue", "unknown field \"colour\""),
+        ("replicas", "expected FIELD=VALUE"),
+    ] {
+        let out = redis_operator(&[
+            "simulate",
+            "replay",
+            traces_dir().join("failover.jsonl").to_str().unwrap(),
+            "--set",
+            set,
+        ]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{set}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(why), "{set}: {stderr}");
+        assert!(out.stdout.is_empty(), "{set}: {}", text(&out.stdout));
+    }
+}
+
+#[test]
+fn simulate_run_with_html_draws_the_seed_with_its_injected_faults() {
+    let page = scratch("seed3.html");
+    let out = redis_operator(&[
+        "simulate",
+        "run",
+        "--seed",
+        "3",
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let steps: usize = stdout
+        .strip_prefix("seed 3 passed in ")
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let data = embedded(&page);
+    assert_eq!(data[0]["records"].as_array().unwrap().len(), steps);
+    let notes = data[0]["notes"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|n| n["k"] == "fault"),
+        "seed 3 has faults injected: {notes:?}"
+    );
+    let many = redis_operator(&[
+        "simulate",
+        "run",
+        "--seeds",
+        "2",
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(many.status.code(), Some(1));
+    assert!(text(&many.stderr).contains("--html draws one seed"));
+}

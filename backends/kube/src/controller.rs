@@ -41,6 +41,8 @@ pub struct RunConfig {
     pub namespaces: Vec<String>,
     /// This process's name in events and the lease.
     pub identity: String,
+    /// Each cluster's passes appended as a trace (`run --record DIR`).
+    pub record: Option<controller::trace_file::TraceFiles>,
 }
 
 /// A standby replica (or an invalid cluster) looks again this often.
@@ -75,6 +77,7 @@ pub(crate) struct Ctx {
     leadership: Leadership,
     directory: Directory,
     retries: Retries,
+    record: Option<controller::trace_file::TraceFiles>,
 }
 
 /// Runs the controller until `shutdown` turns true. Fails at once, with one line, when the
@@ -119,6 +122,7 @@ pub async fn run(
             recorder.clone(),
             leadership.clone(),
             directory.clone(),
+            config.record.clone(),
             shutdown.clone(),
         );
         runs.push(run);
@@ -144,6 +148,7 @@ fn scope_controller(
     recorder: Recorder,
     leadership: Leadership,
     directory: Directory,
+    record: Option<controller::trace_file::TraceFiles>,
     mut shutdown: watch::Receiver<bool>,
 ) -> (BoxFuture, BoxFuture) {
     fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
@@ -197,6 +202,7 @@ fn scope_controller(
         leadership,
         directory,
         retries: Retries::default(),
+        record,
     });
     let stop = async move {
         let _ = shutdown.wait_for(|s| *s).await;
@@ -314,6 +320,16 @@ impl Ctx {
         )
         .with_directory(self.directory.clone())
         .with_fence(Arc::new(move || leadership.is_leader()));
+        if let Some(files) = &self.record {
+            match files.open(namespace, &name) {
+                Ok(file) => reconciler = reconciler.record_to(file),
+                // Recording is an aid: the cluster is still reconciled without it.
+                Err(e) => tracing::warn!(
+                    "cannot record {namespace}/{name} under {}: {e}",
+                    files.dir.display()
+                ),
+            }
+        }
         // Conditions keep their transition times across operator restarts.
         reconciler.observe_object(obj.status.clone(), obj.metadata.generation);
         let state = Arc::new(tokio::sync::Mutex::new(ClusterState {

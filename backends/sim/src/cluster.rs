@@ -80,6 +80,16 @@ impl Cluster {
         RedisNode::new((self.ids.len() - 1) as NodeKey)
     }
 
+    /// The key of node `id`, interning it when it is new (a restored cluster keeps the ids
+    /// a trace recorded).
+    pub(crate) fn intern(&mut self, id: &str) -> NodeKey {
+        if let Some(k) = self.key_of(id) {
+            return k;
+        }
+        self.ids.push(id.to_string());
+        (self.ids.len() - 1) as NodeKey
+    }
+
     pub fn id(&self, key: NodeKey) -> &str {
         self.ids.get(key as usize).map_or("", String::as_str)
     }

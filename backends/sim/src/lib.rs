@@ -11,11 +11,16 @@ pub mod faults;
 pub mod gossip;
 pub mod migration;
 pub mod node;
+pub mod restore;
 pub mod rng;
 pub mod runner;
 pub mod scenario;
 pub mod summary;
+pub mod whatif;
 
 pub use apply::{ApplyError, StepBudget};
 pub use cluster::Cluster;
-pub use runner::{SimConfig, SimFailure, SimReport, Summary, record_seed, run_many, run_seed};
+pub use runner::{
+    Recording, SimConfig, SimFailure, SimReport, Summary, record_seed, record_seed_with_faults,
+    run_many, run_seed,
+};

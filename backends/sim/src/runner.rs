@@ -140,9 +140,10 @@ pub fn run_seed(seed: u64, cfg: &SimConfig) -> Result<SimReport, SimFailure> {
     match simulate(seed, cfg, &mut sink) {
         Ok(r) => Ok(r),
         Err(stop) => {
-            let mut records = Some(Vec::new());
-            let _ = simulate(seed, cfg, &mut records);
-            let trace_path = write_trace(cfg, seed, records.unwrap_or_default());
+            let mut recording = Some(Recording::default());
+            let _ = simulate(seed, cfg, &mut recording);
+            let records = recording.map(|r| r.records).unwrap_or_default();
+            let trace_path = write_trace(cfg, seed, records);
             Err(SimFailure {
                 seed,
                 step: stop.step,
@@ -159,10 +160,39 @@ pub fn run_seed(seed: u64, cfg: &SimConfig) -> Result<SimReport, SimFailure> {
 
 /// Runs one seed and returns its full trace, whatever the outcome.
 pub fn record_seed(seed: u64, cfg: &SimConfig) -> (Result<SimReport, String>, Vec<TraceRecord>) {
-    let mut records = Some(Vec::new());
+    let (r, recording) = record_seed_with_faults(seed, cfg);
+    (r, recording.records)
+}
+
+/// A seed's trace and the faults injected along it, which the trace format does not carry.
+#[derive(Debug, Clone, Default)]
+pub struct Recording {
+    pub records: Vec<TraceRecord>,
+    /// `(index of the record, fault kind)`: injected at or right after that record's
+    /// decision (while its effects ran, or before the next observation).
+    pub faults: Vec<(usize, &'static str)>,
+}
+
+/// Like [`record_seed`], with the faults injected at each step (for the HTML timeline).
+pub fn record_seed_with_faults(
+    seed: u64,
+    cfg: &SimConfig,
+) -> (Result<SimReport, String>, Recording) {
+    let mut recording = Some(Recording::default());
     let r =
-        simulate(seed, cfg, &mut records).map_err(|s| format!("step {}: {}", s.step, s.message));
-    (r, records.unwrap_or_default())
+        simulate(seed, cfg, &mut recording).map_err(|s| format!("step {}: {}", s.step, s.message));
+    (r, recording.unwrap_or_default())
+}
+
+/// The faults counted in `after` and not in `before`, one entry per injection.
+fn new_faults(before: &FaultCounts, after: &FaultCounts) -> Vec<&'static str> {
+    after
+        .iter()
+        .flat_map(|(&kind, &n)| {
+            let was = before.get(kind).copied().unwrap_or(0);
+            std::iter::repeat_n(kind, n.saturating_sub(was) as usize)
+        })
+        .collect()
 }
 
 fn write_trace(cfg: &SimConfig, seed: u64, records: Vec<TraceRecord>) -> Option<PathBuf> {
@@ -287,11 +317,7 @@ fn slots_lost_for_good(cluster: &Cluster, obs: &Observation) -> bool {
         .all(|e| !live.contains(e.id.as_str()))
 }
 
-fn simulate(
-    seed: u64,
-    cfg: &SimConfig,
-    records: &mut Option<Vec<TraceRecord>>,
-) -> StepResult<SimReport> {
+fn simulate(seed: u64, cfg: &SimConfig, records: &mut Option<Recording>) -> StepResult<SimReport> {
     let mut rng = Rng::new(seed);
     let mut fault_rng = rng.fork();
     let mut kill_rng = extra_rng(seed);
@@ -389,8 +415,9 @@ fn simulate(
         let hint = phase;
         phase = decision.phase;
         let effects = decision.effects.clone();
+        let counts_before = records.as_ref().map(|_| counts.clone());
         if let Some(r) = records.as_mut() {
-            r.push(TraceRecord {
+            r.records.push(TraceRecord {
                 time: obs.now_ms,
                 spec: desired.clone(),
                 phase_hint: hint,
@@ -493,6 +520,11 @@ fn simulate(
                 step,
                 &mut counts,
             );
+        }
+        if let (Some(r), Some(before)) = (records.as_mut(), &counts_before) {
+            let index = r.records.len().saturating_sub(1);
+            r.faults
+                .extend(new_faults(before, &counts).into_iter().map(|k| (index, k)));
         }
         cluster.tick(cfg.step_ms);
         client.account_promotion_gaps(&mut cluster);

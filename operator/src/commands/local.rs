@@ -1,8 +1,10 @@
 //! `redis-operator local …`: a real Redis Cluster of local `redis-server` processes, driven by
 //! the same engine and reconcile loop as the Kubernetes controller.
 
+use super::local_display::{BAR_WIDTH, progress_line, slot_bars};
 use super::local_members::{LocalMembers, apply_settings};
 use super::{CmdError, CmdResult};
+use crate::console;
 use controller::desired::desired_from;
 use controller::http::{Directory, HttpState};
 use controller::projection::{node_entries, role};
@@ -258,6 +260,7 @@ async fn up(args: UpArgs) -> CmdResult {
     let result = run_loop(&args, &name, &dir, &mut reconciler, &http).await;
     let _ = stop_tx.send(true);
     progress.abort();
+    console::finish();
     let _ = local::remove_operator_pid(&dir);
     match result {
         Ok(Outcome::Ready) => Ok(ExitCode::SUCCESS),
@@ -289,7 +292,6 @@ async fn run_loop(
     http: &HttpState,
 ) -> Result<Outcome, CmdError> {
     let started = Instant::now();
-    let mut last_line = String::new();
     let mut was_ready = false;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let exits = reconciler.members().0.exits();
@@ -298,13 +300,10 @@ async fn run_loop(
             Ok(c) => c.spec,
             Err(e) => {
                 // A broken edit of the manifest changes nothing; say so and keep the last spec.
-                report_line(
-                    &mut last_line,
-                    &format!(
-                        "[{}] manifest unreadable, nothing changed: {e}",
-                        reconciler.phase()
-                    ),
-                );
+                console::set_status(vec![format!(
+                    "[{}] manifest unreadable, nothing changed: {e}",
+                    reconciler.phase()
+                )]);
                 match reconciler.last_valid_spec() {
                     Some(s) => s.clone(),
                     None => return Err(e),
@@ -318,15 +317,18 @@ async fn run_loop(
         };
         http.set_ready(true);
         for warning in &step.warnings {
-            eprintln!("warning: {warning}");
+            console::line(&format!("warning: {warning}"));
         }
         for loss in &step.losses {
-            eprintln!("WARNING: DATA LOST: {loss}");
-            last_line.clear();
+            console::line(&format!("WARNING: DATA LOST: {loss}"));
         }
-        show(&mut last_line, &step);
+        show(&step);
         let ready = step.is_ready();
         if ready && !was_ready {
+            // Nothing moves any more; the block stays above the addresses, and the next pass
+            // draws a new one below.
+            console::set_progress(None);
+            console::finish();
             print_ready(name, &step.observation, args);
         }
         was_ready = ready;
@@ -354,14 +356,8 @@ async fn run_loop(
     }
 }
 
-fn report_line(last: &mut String, line: &str) {
-    if line != last {
-        eprintln!("{line}");
-        *last = line.to_string();
-    }
-}
-
-fn show(last: &mut String, step: &Pass<LocalError>) {
+/// The phase and the reason of the pass, then a slot bar per master.
+fn show(step: &Pass<LocalError>) {
     let d = &step.decision;
     let mut line = format!("[{}] {}", d.phase, d.summary);
     if let Some(c) = d.condition(ConditionKind::Degraded).filter(|c| c.status) {
@@ -370,7 +366,9 @@ fn show(last: &mut String, step: &Pass<LocalError>) {
     if let Some(e) = &step.error {
         line.push_str(&format!(" | retrying after: {e}"));
     }
-    report_line(last, &line);
+    let mut lines = vec![line];
+    lines.extend(slot_bars(&step.observation, BAR_WIDTH));
+    console::set_status(lines);
 }
 
 fn print_ready(name: &str, obs: &Observation, args: &UpArgs) {
@@ -401,15 +399,10 @@ fn spawn_progress_ticker(
                 _ = stop.changed() => return,
             }
             let s = progress.snapshot();
-            if s.slots_pending() > 0 && (s.slots_done, s.keys_moved) != last {
-                eprintln!(
-                    "  migrating: {}/{} slots, {} keys moved, {:.0} keys/s, {} slots left",
-                    s.slots_done,
-                    s.slots_total,
-                    s.keys_moved,
-                    s.keys_per_second(),
-                    s.slots_pending()
-                );
+            if s.slots_pending() == 0 {
+                console::set_progress(None);
+            } else if (s.slots_done, s.keys_moved) != last {
+                console::set_progress(Some(progress_line(&s)));
                 last = (s.slots_done, s.keys_moved);
             }
         }
@@ -490,6 +483,14 @@ async fn status(args: NameArgs) -> CmdResult {
                 addr,
                 if m.running { "no answer" } else { "down" }
             )),
+        }
+    }
+    let bars = slot_bars(&obs, BAR_WIDTH);
+    if !bars.is_empty() {
+        out.push_str("slots 0-16383 per master (one character: 512 slots)\n");
+        for b in bars {
+            out.push_str(&b);
+            out.push('\n');
         }
     }
     // A closed pipe (`| head`) is not an error worth a panic.

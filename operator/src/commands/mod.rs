@@ -3,6 +3,7 @@
 
 pub mod crd;
 pub mod local;
+mod local_display;
 mod local_members;
 pub mod run;
 pub mod simulate;

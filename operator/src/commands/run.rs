@@ -38,6 +38,16 @@ pub struct Args {
     /// `<hostname>-<pid>`.
     #[arg(long)]
     identity: Option<String>,
+    /// Append every pass of each cluster as a trace record to `DIR/<namespace>/<name>.jsonl`
+    /// (`simulate replay` reads it; passwords never reach it).
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
+    /// With --record: start a new file once a trace holds this many MiB.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    record_max_mib: u64,
+    /// With --record: rotated files kept per cluster (`<name>.1.jsonl` is the newest).
+    #[arg(long, default_value_t = 4)]
+    record_keep: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +179,14 @@ async fn operate(args: Args) -> Result<(), RunError> {
     let config = kube_backend::RunConfig {
         namespaces: args.namespaces.clone(),
         identity,
+        record: args
+            .record
+            .clone()
+            .map(|dir| controller::trace_file::TraceFiles {
+                dir,
+                max_bytes: args.record_max_mib * 1024 * 1024,
+                keep: args.record_keep,
+            }),
     };
     let result = kube_backend::run(client, config, leadership, directory, ready_tx, stop_rx).await;
     // Stopped by a signal, or failed (no API server): everything else stops too.
