@@ -28,6 +28,29 @@ async fn a_killed_emulated_node_is_healed_around_and_its_pods_rejoin_when_it_sta
     let addrs = env.wait_shape("heal", "hosts", 3, 6, 180).await;
     let mut client = cluster_client(&addrs);
     load_keys(&mut client, "k", 2_000);
+    // Replication is asynchronous: a write acknowledged just before a power loss may never
+    // reach the replica (Redis' own window, not the operator's). The node dies only once every
+    // key is on a replica, so any key missing afterwards is one the healing lost.
+    eventually(60, "every key copied to a replica", || async {
+        let on_replicas: u64 = addrs
+            .iter()
+            .map(|(ip, port)| {
+                let port = port.to_string();
+                let role = redis_cli(&["-h", ip, "-p", &port, "role"]).1;
+                if role.starts_with("slave") {
+                    redis_cli(&["-h", ip, "-p", &port, "dbsize"])
+                        .1
+                        .trim()
+                        .parse::<u64>()
+                        .unwrap_or(0)
+                } else {
+                    0
+                }
+            })
+            .sum();
+        (on_replicas == 2_000).then_some(())
+    })
+    .await;
     // The node of master #0.
     let pods = env.pods("heal", "hosts").await;
     let victim = pods
