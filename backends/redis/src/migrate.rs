@@ -180,7 +180,7 @@ impl RedisAdapter {
                 Ok(r) => r,
                 Err(e) => {
                     for s in marked.drain(..) {
-                        self.slot_failed(mv, s, e.clone(), &mut first_error);
+                        self.slot_failed(mv, s, on_target(mv, addr, e.clone()), &mut first_error);
                     }
                     break;
                 }
@@ -189,7 +189,7 @@ impl RedisAdapter {
             for (s, reply) in marked.iter().zip(replies) {
                 match reply {
                     Ok(_) => accepted.push(*s),
-                    Err(e) => self.slot_failed(mv, *s, e, &mut first_error),
+                    Err(e) => self.slot_failed(mv, *s, on_target(mv, addr, e), &mut first_error),
                 }
             }
             marked = accepted;
@@ -388,7 +388,8 @@ impl RedisAdapter {
             let () = self
                 .pool
                 .pipe(&mv.to, &pipe, "CLUSTER SETSLOT NODE")
-                .await?;
+                .await
+                .map_err(|e| on_target(mv, &mv.to, e))?;
         }
         let () = self
             .pool
@@ -651,6 +652,20 @@ fn moved_by(reply: &Value, sent: usize) -> u64 {
     match reply {
         Value::SimpleString(s) if s == "NOKEY" => 0,
         _ => sent as u64,
+    }
+}
+
+/// A refusal by `addr` during move `mv`, read for what it means there. Valkey (8.0 and later)
+/// passes `CLUSTER SETSLOT` on to the node's replicas and answers `NOREPLICAS` when they do not
+/// acknowledge it in time (2 s by default): from the target of a move, that says its replica
+/// is not keeping up, the very case in which moving keys to it pauses. Redis never answers so.
+fn on_target(mv: &Move, addr: &Addr, e: AdapterError) -> AdapterError {
+    if *addr == mv.to && server_code(&e) == Some("NOREPLICAS") {
+        AdapterError::TargetUnprotected {
+            addr: mv.to.clone(),
+        }
+    } else {
+        e
     }
 }
 
