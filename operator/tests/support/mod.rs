@@ -1,4 +1,5 @@
-//! Runs `redis-operator local` as a user would, against real `redis-server` processes on
+//! Runs `redis-operator local` as a user would, against real `redis-server` (or Valkey, see
+//! [`test_server`]) processes on
 //! loopback, and checks the cluster with a cluster-aware client. Every test owns its ports
 //! (client ports below 22768, bus ports +10000) and its state directory; the guard stops the
 //! operator and every node even when the test fails.
@@ -11,6 +12,15 @@ use std::time::{Duration, Instant};
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_redis-operator")
+}
+
+/// The server binary the tests run when set (`REDIS_OPERATOR_TEST_SERVER`: scripts/test.sh
+/// points it at Valkey for its second run); else `local up` picks `redis-server` as a user's
+/// would.
+pub fn test_server() -> Option<PathBuf> {
+    std::env::var_os("REDIS_OPERATOR_TEST_SERVER")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
 }
 
 pub struct LocalCluster {
@@ -52,9 +62,13 @@ impl LocalCluster {
         self.dir.join("state")
     }
 
+    /// `redis-operator ARGS`; a `local up` runs the test server (see [`test_server`]).
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
         c.args(args).current_dir(&self.dir).env("RUST_LOG", "warn");
+        if let (["local", "up", ..], Some(server)) = (args, test_server()) {
+            c.arg("--server-binary").arg(server);
+        }
         c
     }
 
