@@ -168,13 +168,27 @@ impl RedisAdapter {
             if marked.is_empty() {
                 break;
             }
+            let setslot = |s: u16| {
+                let mut cmd = redis::cmd("CLUSTER");
+                cmd.arg("SETSLOT").arg(s).arg(state).arg(peer);
+                cmd
+            };
+            // Valkey holds each SETSLOT until the node's replicas acknowledge it, refusing with
+            // NOREPLICAS after 2 s: the first slot goes alone, so a node whose replica does
+            // not answer (frozen, still syncing) costs one wait, not one per slot of the round.
+            if let [first, _, ..] = marked[..]
+                && let Err(e) = self.pool.query::<redis::Value>(addr, &setslot(first)).await
+                && server_code(&e) == Some("NOREPLICAS")
+            {
+                let e = on_target(mv, addr, e);
+                for s in marked.drain(..) {
+                    self.slot_failed(mv, s, e.clone(), &mut first_error);
+                }
+                break;
+            }
             let mut pipe = redis::pipe();
             for s in &marked {
-                pipe.cmd("CLUSTER")
-                    .arg("SETSLOT")
-                    .arg(*s)
-                    .arg(state)
-                    .arg(peer);
+                pipe.add_command(setslot(*s));
             }
             let replies = match self.pool.pipe_values(addr, &pipe, "CLUSTER SETSLOT").await {
                 Ok(r) => r,

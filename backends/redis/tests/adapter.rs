@@ -762,3 +762,44 @@ async fn a_node_says_which_server_and_version_it_runs_and_whether_it_migrates_sl
         "{info}"
     );
 }
+
+/// While a master migrates a slot, its replica is observed with no open slot on either server
+/// (Valkey shows the master's markers on the replica's own line; a replica takes no `SETSLOT`,
+/// so the engine must not try to close them there), and the master with the marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_is_observed_without_its_masters_slot_markers() {
+    let c = Cluster::start(&[12210, 12211, 12212, 12213], 3, None).await;
+    // #3 replicates #0.
+    let slot = c.first_slot_of(0).await;
+    // Synced first: Valkey passes SETSLOT on through the replication stream.
+    c.wait_replica_online(0).await;
+    for (on, state, peer) in [(1, "IMPORTING", 0), (0, "MIGRATING", 1)] {
+        let () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(state)
+            .arg(&c.ids[peer])
+            .query_async(&mut c.client(on, None).await)
+            .await
+            .unwrap();
+    }
+    let migrating = engine::OpenSlot::Migrating {
+        slot,
+        target: c.ids[1].clone(),
+    };
+    // Valkey answers SETSLOT once the replica has applied it; give Redis the same moment.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let obs = c.observe().await;
+    let myself = |ord: u32| {
+        obs.members[&ord]
+            .redis
+            .as_ref()
+            .unwrap()
+            .myself()
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(myself(0).open_slots, [migrating]);
+    assert!(myself(3).flags.replica);
+    assert_eq!(myself(3).open_slots, []);
+}
