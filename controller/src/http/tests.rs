@@ -457,7 +457,11 @@ async fn connections_over_the_limit_get_a_503_and_the_api_serves_again_once_they
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let refused = refused.expect("a connection over the limit is refused");
-    assert!(refused.body.contains("too many connections"), "{}", refused.body);
+    assert!(
+        refused.body.contains("too many connections"),
+        "{}",
+        refused.body
+    );
     drop(idle);
     let mut served = None;
     for _ in 0..100 {
@@ -468,7 +472,10 @@ async fn connections_over_the_limit_get_a_503_and_the_api_serves_again_once_they
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(served.is_some(), "the API serves again once the idle clients left");
+    assert!(
+        served.is_some(),
+        "the API serves again once the idle clients left"
+    );
     srv.stop().await;
 }
 
@@ -486,10 +493,13 @@ async fn a_request_head_over_the_size_limit_is_refused_without_routing() {
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
     let text = String::from_utf8_lossy(&buf);
     assert!(
-        text.starts_with("HTTP/1.1 431") || text.is_empty(),
-        "an oversized head is refused (431) or the connection closed: {text:?}"
+        text.starts_with("HTTP/1.1 431"),
+        "an oversized head is refused with 431: {text:?}"
     );
-    assert!(!text.contains("clusterName"), "nothing was routed: {text:?}");
+    assert!(
+        !text.contains("clusterName"),
+        "nothing was routed: {text:?}"
+    );
     // The server is unharmed.
     assert_eq!(get(srv.addr, "/healthz").await.status, 200);
     srv.stop().await;
