@@ -9,6 +9,9 @@ same redis-server binary, configuration and data, and print every figure and the
 
 Usage: bench/against_redis_cli.py [--keys N] [--create-runs N] [--only-create]
                                   [--binary target/release/redis-operator]
+                                  [--server valkey-server --cli valkey-cli]
+On Valkey 8.1 (scripts/valkey.sh): --server target/tools/valkey/bin/valkey-server
+--cli target/tools/valkey/bin/valkey-cli.
 Every server binds 127.0.0.1, ports 16000-16399 (bus +10000); all are stopped at the end.
 """
 import argparse, json, os, shutil, signal, subprocess, sys, tempfile, time
@@ -21,6 +24,10 @@ def crc16(data: bytes) -> int:
             crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
     return crc
 
+# The server and cli both sides run: Redis' by default; --server/--cli pick others (Valkey's
+# valkey-server and valkey-cli from scripts/valkey.sh), for redis-operator too.
+SERVER, CLI = "redis-server", "redis-cli"
+
 def slot_of(key: str) -> int:
     k = key.encode()
     s = k.find(b"{")
@@ -31,7 +38,7 @@ def slot_of(key: str) -> int:
     return crc16(k) % 16384
 
 def cli(port, *args, check=True):
-    out = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True)
+    out = subprocess.run([CLI, "-p", str(port), *args], capture_output=True, text=True)
     if check and out.returncode != 0:
         raise RuntimeError(f"redis-cli -p {port} {' '.join(args)}: {out.stderr}")
     return out.stdout
@@ -70,7 +77,7 @@ def load(ports, n):
         per.setdefault(owner[slot_of(k)], []).append(k)
     for port, keys in per.items():
         payload = "".join(f"*3\r\n$3\r\nSET\r\n${len(k)}\r\n{k}\r\n$8\r\nvalue-{i % 100:02d}\r\n" for i, k in enumerate(keys))
-        subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input=payload.encode(), capture_output=True, check=True)
+        subprocess.run([CLI, "-p", str(port), "--pipe"], input=payload.encode(), capture_output=True, check=True)
 
 class Servers:
     """redis-server processes configured exactly as redis-operator's local backend does."""
@@ -80,7 +87,7 @@ class Servers:
         d = os.path.join(self.root, f"n{port}")
         os.makedirs(d, exist_ok=True)
         self.procs[port] = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+            [SERVER, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
              "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000", "--dir", d,
              "--save", "", "--appendonly", "no", "--protected-mode", "no", "--maxmemory", "2gb"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -119,7 +126,11 @@ def main():
     ap.add_argument("--binary", default="target/release/redis-operator")
     ap.add_argument("--create-runs", type=int, default=5)
     ap.add_argument("--only-create", action="store_true")
+    ap.add_argument("--server", default="redis-server", help="server binary for both sides")
+    ap.add_argument("--cli", default="redis-cli", help="cli for the peer's --cluster commands")
     a = ap.parse_args()
+    global SERVER, CLI
+    SERVER, CLI = shutil.which(a.server) or a.server, a.cli
     binary = os.path.abspath(a.binary)
     root = tempfile.mkdtemp(prefix="rop-bench-")
     servers = Servers(os.path.join(root, "peer"))
@@ -132,11 +143,12 @@ def main():
         if os.path.exists(trace):
             os.remove(trace)
         out = op("local", "up", "-f", manifest, "--dir", ours_dir, "--listen", "off", "--until-ready",
-                 "--ready-timeout", "900", "--record", trace)
+                 "--ready-timeout", "900", "--record", trace, "--server-binary", SERVER)
         if out.returncode != 0:
             raise RuntimeError(out.stderr[-2000:])
     try:
-        print(f"keys: {a.keys:,}; redis-server: {subprocess.run(['redis-server', '--version'], capture_output=True, text=True).stdout.split()[2]}")
+        version = subprocess.run([SERVER, '--version'], capture_output=True, text=True).stdout.split()
+        print(f"keys: {a.keys:,}; server: {version[0]} {version[2]}")
         print("| measure | redis-operator | redis-cli --cluster | ratio (>1: redis-operator better) |")
         print("|---|---|---|---|")
         # 1. creation 3x1: from nothing to cluster_state:ok everywhere, node start-up included.
@@ -161,7 +173,8 @@ def main():
             return t_attached, time.time() - start
         def ours_create_once():
             t = time.time()
-            up = subprocess.Popen([binary, "local", "up", "-f", manifest, "--dir", ours_dir, "--listen", "off"],
+            up = subprocess.Popen([binary, "local", "up", "-f", manifest, "--dir", ours_dir, "--listen", "off",
+                                   "--server-binary", SERVER],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=root)
             try:
                 return timed_create(ours_ports, t)
@@ -174,7 +187,7 @@ def main():
             t = time.time()
             for p in peer_ports:
                 servers.start(p)
-            subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in peer_ports],
+            subprocess.run([CLI, "--cluster", "create", *[f"127.0.0.1:{p}" for p in peer_ports],
                             "--cluster-replicas", "1", "--cluster-yes"], capture_output=True, check=True)
             try:
                 return timed_create(peer_ports, t)
@@ -222,23 +235,23 @@ def main():
             ports = [base, base + 1, base + 2]
             for p in ports + [base + 3]:
                 servers.start(p)
-            subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports], "--cluster-yes"],
+            subprocess.run([CLI, "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports], "--cluster-yes"],
                            capture_output=True, check=True)
             wait(lambda: cluster_ok(ports), "peer cluster ok")
             load(ports, a.keys)
-            subprocess.run(["redis-cli", "--cluster", "add-node", f"127.0.0.1:{base+3}", f"127.0.0.1:{base}"],
+            subprocess.run([CLI, "--cluster", "add-node", f"127.0.0.1:{base+3}", f"127.0.0.1:{base}"],
                            capture_output=True, check=True)
             wait(lambda: cluster_ok(ports + [base + 3]), "new node known")
             extra = [] if pipeline is None else ["--cluster-pipeline", str(pipeline)]
             t = time.time()
-            subprocess.run(["redis-cli", "--cluster", "rebalance", f"127.0.0.1:{base}", "--cluster-use-empty-masters", *extra],
+            subprocess.run([CLI, "--cluster", "rebalance", f"127.0.0.1:{base}", "--cluster-use-empty-masters", *extra],
                            capture_output=True, check=True)
             el = time.time() - t
             m = int(cli(base + 3, "dbsize"))
             peer[(pipeline, "rebalance")] = m / el
             node4 = cli(base + 3, "cluster", "myid").strip()
             t = time.time()
-            subprocess.run(["redis-cli", "--cluster", "rebalance", f"127.0.0.1:{base}", "--cluster-weight", f"{node4}=0", *extra],
+            subprocess.run([CLI, "--cluster", "rebalance", f"127.0.0.1:{base}", "--cluster-weight", f"{node4}=0", *extra],
                            capture_output=True, check=True)
             el = time.time() - t
             peer[(pipeline, "drain")] = m / el

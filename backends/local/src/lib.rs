@@ -1,5 +1,6 @@
 #![forbid(unsafe_code)]
-//! Cluster members as local `redis-server` processes, for `redis-operator local`.
+//! Cluster members as local `redis-server` (or `valkey-server`) processes, for
+//! `redis-operator local`.
 //!
 //! Member `k` of a cluster lives in `<dir>/node-<k>/` and listens on `bind_ip:(base_port + k)`
 //! (bus port + 10000). Everything needed to find a member again is on disk — its config,
@@ -13,6 +14,7 @@ mod control;
 mod error;
 mod process;
 pub mod resp;
+mod server;
 
 pub use backend::{LocalBackend, LocalMember};
 pub use config::{LocalConfig, find_redis_server};
@@ -21,3 +23,4 @@ pub use control::{
     write_operator_pid,
 };
 pub use error::LocalError;
+pub use server::{check_server_binary, image_is_valkey, server_for_image};

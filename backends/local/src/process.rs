@@ -10,7 +10,7 @@ use tokio::time::{Instant, sleep};
 
 const POLL: Duration = Duration::from_millis(50);
 
-/// Whether `pid` is a live (not zombie) `redis-server`, and — when `node_dir` is given and the
+/// Whether `pid` is a live (not zombie) `redis-server` or `valkey-server`, and — when `node_dir` is given and the
 /// process' working directory is readable — the one serving that directory. The directory check
 /// is what makes a stale `redis.pid` harmless when the pid was reused by another redis-server.
 pub(crate) fn is_alive(pid: u32, node_dir: Option<&Path>) -> bool {
@@ -28,7 +28,10 @@ pub(crate) fn is_alive(pid: u32, node_dir: Option<&Path>) -> bool {
         .trim_start()
         .chars()
         .next();
-    if !comm.starts_with("redis-server") || matches!(state, Some('Z' | 'X') | None) {
+    let is_server = crate::server::SERVER_NAMES
+        .iter()
+        .any(|name| comm.starts_with(name));
+    if !is_server || matches!(state, Some('Z' | 'X') | None) {
         return false;
     }
     match (node_dir, std::fs::read_link(format!("/proc/{pid}/cwd"))) {

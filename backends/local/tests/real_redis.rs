@@ -1,4 +1,4 @@
-//! The local backend against real `redis-server` processes on loopback.
+//! The local backend against real `redis-server` (or `valkey-server`) processes on loopback.
 //! Each test owns a block of ports within 12500–12999 (bus ports + 10000 stay below the
 //! ephemeral range) and a temp directory; a guard kills every node even when a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -24,8 +24,17 @@ fn temp_dir(test: &str) -> PathBuf {
     d
 }
 
+/// A config running the test server: `REDIS_OPERATOR_TEST_SERVER` when set (scripts/test.sh
+/// points it at Valkey for its second run), else `redis-server` from PATH.
+fn config(test: &str, dir: impl Into<PathBuf>, base_port: u16) -> LocalConfig {
+    match std::env::var_os("REDIS_OPERATOR_TEST_SERVER").filter(|p| !p.is_empty()) {
+        Some(server) => LocalConfig::with_server(test, dir, base_port, server.into()),
+        None => LocalConfig::new(test, dir, base_port).unwrap(),
+    }
+}
+
 fn backend(test: &str, base_port: u16) -> (LocalBackend, Guard) {
-    let mut cfg = LocalConfig::new(test, temp_dir(test), base_port).unwrap();
+    let mut cfg = config(test, temp_dir(test), base_port);
     cfg.node_timeout_ms = 2000;
     let b = LocalBackend::new(cfg).unwrap();
     (b.clone(), Guard { backend: b })
@@ -171,7 +180,7 @@ async fn a_busy_port_gives_an_error_that_says_so() {
 
 #[tokio::test]
 async fn a_missing_redis_server_binary_is_refused_with_its_path() {
-    let mut cfg = LocalConfig::new("nobin", temp_dir("nobin"), 12550).unwrap();
+    let mut cfg = config("nobin", temp_dir("nobin"), 12550);
     cfg.redis_server = "/nonexistent/redis-server".into();
     let err = LocalBackend::new(cfg).unwrap_err();
     assert!(
@@ -183,7 +192,7 @@ async fn a_missing_redis_server_binary_is_refused_with_its_path() {
 #[tokio::test]
 async fn stop_all_keeps_node_ids_and_keys_for_the_next_start_even_with_a_password() {
     let dir = temp_dir("stopall");
-    let mut cfg = LocalConfig::new("stopall", &dir, 12560).unwrap();
+    let mut cfg = config("stopall", &dir, 12560);
     cfg.password = Some("hunter2".into());
     let b = LocalBackend::new(cfg).unwrap();
     let _g = Guard { backend: b.clone() };
@@ -219,7 +228,7 @@ async fn stop_all_keeps_node_ids_and_keys_for_the_next_start_even_with_a_passwor
 async fn replacing_a_member_restarts_it_with_the_new_configuration_keeping_its_id_and_persistent_keys()
  {
     let dir = temp_dir("replace");
-    let mut cfg = LocalConfig::new("replace", &dir, 12570).unwrap();
+    let mut cfg = config("replace", &dir, 12570);
     cfg.appendonly = true;
     let b = LocalBackend::new(cfg.clone()).unwrap();
     let _g = Guard { backend: b.clone() };

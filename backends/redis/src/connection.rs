@@ -49,6 +49,15 @@ impl Pool {
         if let Some(conn) = self.cached(addr) {
             return Ok(conn);
         }
+        let conn = self.open(addr).await?;
+        if let Ok(mut map) = self.conns.lock() {
+            map.insert(addr.clone(), conn.clone());
+        }
+        Ok(conn)
+    }
+
+    /// A new connection to `addr`, not shared with anyone.
+    async fn open(&self, addr: &Addr) -> Result<MultiplexedConnection, AdapterError> {
         let unreachable = |e: RedisError| AdapterError::Unreachable {
             addr: addr.clone(),
             message: e.to_string(),
@@ -89,9 +98,6 @@ impl Pool {
                 });
             }
         };
-        if let Ok(mut map) = self.conns.lock() {
-            map.insert(addr.clone(), conn.clone());
-        }
         Ok(conn)
     }
 
@@ -172,6 +178,66 @@ impl Pool {
             .map_err(|e| self.classify(addr, name, e))
     }
 
+    /// Runs `cmds` on `addr` over `lanes` connections at once (the shared one and fresh ones),
+    /// each lane a pipeline of every `lanes`-th command, and returns each reply in the order
+    /// of `cmds`, server errors included. For commands a server answers only after its
+    /// replicas acknowledge them (Valkey's `CLUSTER SETSLOT`): one connection would wait for
+    /// one acknowledgement after another, while an acknowledgement releases every waiting
+    /// connection at once.
+    pub(crate) async fn spread_values(
+        &self,
+        addr: &Addr,
+        cmds: &[redis::Cmd],
+        lanes: usize,
+        name: &str,
+    ) -> Result<Vec<Result<redis::Value, AdapterError>>, AdapterError> {
+        let lanes = lanes.clamp(1, cmds.len().max(1));
+        let mut tasks = tokio::task::JoinSet::new();
+        for lane in 0..lanes {
+            let mut pipe = redis::pipe();
+            for cmd in cmds.iter().skip(lane).step_by(lanes) {
+                pipe.add_command(cmd.clone());
+            }
+            let (pool, addr, name) = (self.clone(), addr.clone(), name.to_owned());
+            tasks.spawn(async move {
+                let conn = if lane == 0 {
+                    pool.connection(&addr).await
+                } else {
+                    pool.open(&addr).await
+                };
+                let result = match conn {
+                    Ok(conn) => pool.run_values(&addr, conn, &pipe, &name).await,
+                    Err(e) => Err(e),
+                };
+                (lane, result)
+            });
+        }
+        let mut by_lane: Vec<Option<std::vec::IntoIter<_>>> = (0..lanes).map(|_| None).collect();
+        while let Some(joined) = tasks.join_next().await {
+            let (lane, result) = joined.map_err(|e| AdapterError::Unreachable {
+                addr: addr.clone(),
+                message: format!("a {name} task failed: {e}"),
+            })?;
+            by_lane[lane] = Some(result?.into_iter());
+        }
+        let mut out = Vec::with_capacity(cmds.len());
+        for i in 0..cmds.len() {
+            let reply = by_lane
+                .get_mut(i % lanes)
+                .and_then(Option::as_mut)
+                .and_then(Iterator::next)
+                .unwrap_or_else(|| {
+                    Err(AdapterError::BadReply {
+                        addr: addr.clone(),
+                        command: name.to_owned(),
+                        message: "fewer replies than commands".into(),
+                    })
+                });
+            out.push(reply);
+        }
+        Ok(out)
+    }
+
     /// Runs a pipeline and returns each reply separately, server errors included, so one
     /// refused command does not hide the others' answers.
     pub(crate) async fn pipe_values(
@@ -180,7 +246,17 @@ impl Pool {
         pipe: &redis::Pipeline,
         name: &str,
     ) -> Result<Vec<Result<redis::Value, AdapterError>>, AdapterError> {
-        let mut conn = self.connection(addr).await?;
+        let conn = self.connection(addr).await?;
+        self.run_values(addr, conn, pipe, name).await
+    }
+
+    async fn run_values(
+        &self,
+        addr: &Addr,
+        mut conn: MultiplexedConnection,
+        pipe: &redis::Pipeline,
+        name: &str,
+    ) -> Result<Vec<Result<redis::Value, AdapterError>>, AdapterError> {
         let mut p = pipe.clone();
         let values: Vec<redis::Value> = p
             .ignore_errors()

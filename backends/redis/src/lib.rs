@@ -25,6 +25,7 @@ mod observer;
 mod progress;
 mod protected;
 mod replication;
+mod server;
 
 pub use config::AdapterConfig;
 /// One description of a member for every backend; defined by the engine's model.
@@ -32,6 +33,7 @@ pub use engine::model::MemberInfo;
 pub use error::AdapterError;
 pub use executor::ExecContext;
 pub use progress::{MigrationProgress, ProgressSnapshot, describe_metrics};
+pub use server::{ServerInfo, ServerKind};
 
 use connection::Pool;
 use std::sync::Arc;

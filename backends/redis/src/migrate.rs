@@ -168,19 +168,34 @@ impl RedisAdapter {
             if marked.is_empty() {
                 break;
             }
-            let mut pipe = redis::pipe();
-            for s in &marked {
-                pipe.cmd("CLUSTER")
-                    .arg("SETSLOT")
-                    .arg(*s)
-                    .arg(state)
-                    .arg(peer);
+            let setslot = |s: u16| {
+                let mut cmd = redis::cmd("CLUSTER");
+                cmd.arg("SETSLOT").arg(s).arg(state).arg(peer);
+                cmd
+            };
+            // Valkey holds each SETSLOT until the node's replicas acknowledge it, refusing with
+            // NOREPLICAS after 2 s: the first slot goes alone, so a node whose replica does
+            // not answer (frozen, still syncing) costs one wait, not one per slot of the round.
+            if let [first, _, ..] = marked[..]
+                && let Err(e) = self.pool.query::<redis::Value>(addr, &setslot(first)).await
+                && server_code(&e) == Some("NOREPLICAS")
+            {
+                let e = on_target(mv, addr, e);
+                for s in marked.drain(..) {
+                    self.slot_failed(mv, s, e.clone(), &mut first_error);
+                }
+                break;
             }
-            let replies = match self.pool.pipe_values(addr, &pipe, "CLUSTER SETSLOT").await {
+            let cmds: Vec<redis::Cmd> = marked.iter().map(|s| setslot(*s)).collect();
+            let replies = match self
+                .pool
+                .spread_values(addr, &cmds, SETSLOT_LANES, "CLUSTER SETSLOT")
+                .await
+            {
                 Ok(r) => r,
                 Err(e) => {
                     for s in marked.drain(..) {
-                        self.slot_failed(mv, s, e.clone(), &mut first_error);
+                        self.slot_failed(mv, s, on_target(mv, addr, e.clone()), &mut first_error);
                     }
                     break;
                 }
@@ -189,7 +204,7 @@ impl RedisAdapter {
             for (s, reply) in marked.iter().zip(replies) {
                 match reply {
                     Ok(_) => accepted.push(*s),
-                    Err(e) => self.slot_failed(mv, *s, e, &mut first_error),
+                    Err(e) => self.slot_failed(mv, *s, on_target(mv, addr, e), &mut first_error),
                 }
             }
             marked = accepted;
@@ -375,41 +390,46 @@ impl RedisAdapter {
         slots: &[u16],
         include_target: bool,
     ) -> Result<(), AdapterError> {
-        let mut pipe = redis::pipe();
-        for s in slots {
-            pipe.cmd("CLUSTER")
-                .arg("SETSLOT")
-                .arg(*s)
-                .arg("NODE")
-                .arg(&mv.to_id)
-                .ignore();
-        }
+        let cmds: Arc<Vec<redis::Cmd>> = Arc::new(
+            slots
+                .iter()
+                .map(|s| {
+                    let mut cmd = redis::cmd("CLUSTER");
+                    cmd.arg("SETSLOT").arg(*s).arg("NODE").arg(&mv.to_id);
+                    cmd
+                })
+                .collect(),
+        );
         if include_target {
-            let () = self
-                .pool
-                .pipe(&mv.to, &pipe, "CLUSTER SETSLOT NODE")
-                .await?;
+            self.set_owner_on(&mv.to, &cmds)
+                .await
+                .map_err(|e| on_target(mv, &mv.to, e))?;
         }
-        let () = self
-            .pool
-            .pipe(&mv.from, &pipe, "CLUSTER SETSLOT NODE")
-            .await?;
+        self.set_owner_on(&mv.from, &cmds).await?;
         // The other masters learn the new owner through gossip anyway (the target bumped its
         // epoch); telling them directly only closes the window of MOVED redirects, so a
         // failure here is logged, not returned.
         let mut tasks = tokio::task::JoinSet::new();
         for other in mv.others.iter().filter(|a| **a != mv.from && **a != mv.to) {
-            let (this, other, pipe) = (self.clone(), other.clone(), pipe.clone());
+            let (this, other, cmds) = (self.clone(), other.clone(), cmds.clone());
             tasks.spawn(async move {
-                let r: Result<(), AdapterError> =
-                    this.pool.pipe(&other, &pipe, "CLUSTER SETSLOT NODE").await;
-                if let Err(e) = r {
+                if let Err(e) = this.set_owner_on(&other, &cmds).await {
                     tracing::warn!(%other, error = %e, "could not tell a master the new slot owner");
                 }
             });
         }
         while tasks.join_next().await.is_some() {}
         Ok(())
+    }
+
+    /// Runs `SETSLOT … NODE` commands on `addr`; the first refusal is the result.
+    async fn set_owner_on(&self, addr: &Addr, cmds: &[redis::Cmd]) -> Result<(), AdapterError> {
+        self.pool
+            .spread_values(addr, cmds, SETSLOT_LANES, "CLUSTER SETSLOT NODE")
+            .await?
+            .into_iter()
+            .find_map(Result::err)
+            .map_or(Ok(()), Err)
     }
 
     /// A bitmap of the slots `addr` says it owns.
@@ -651,6 +671,24 @@ fn moved_by(reply: &Value, sent: usize) -> u64 {
     match reply {
         Value::SimpleString(s) if s == "NOKEY" => 0,
         _ => sent as u64,
+    }
+}
+
+/// Connections a round's `SETSLOT`s are spread over: Valkey answers each only once the node's
+/// replicas acknowledge it, which one connection would wait for slot after slot.
+const SETSLOT_LANES: usize = 8;
+
+/// A refusal by `addr` during move `mv`, read for what it means there. Valkey (8.0 and later)
+/// passes `CLUSTER SETSLOT` on to the node's replicas and answers `NOREPLICAS` when they do not
+/// acknowledge it in time (2 s by default): from the target of a move, that says its replica
+/// is not keeping up, the very case in which moving keys to it pauses. Redis never answers so.
+fn on_target(mv: &Move, addr: &Addr, e: AdapterError) -> AdapterError {
+    if *addr == mv.to && server_code(&e) == Some("NOREPLICAS") {
+        AdapterError::TargetUnprotected {
+            addr: mv.to.clone(),
+        }
+    } else {
+        e
     }
 }
 

@@ -140,11 +140,12 @@ impl RedisAdapter {
             command: "CLUSTER NODES".into(),
             message,
         };
-        let nodes = parse_cluster_nodes(&nodes_text).map_err(|e| bad(e.to_string()))?;
+        let mut nodes = parse_cluster_nodes(&nodes_text).map_err(|e| bad(e.to_string()))?;
         let myself = nodes
-            .iter()
+            .iter_mut()
             .find(|n| n.flags.myself)
             .ok_or_else(|| bad("no myself line".into()))?;
+        forget_mirrored_markers(myself);
         let id = myself.id.clone();
         let open: Vec<u16> = myself.open_slots.iter().map(|s| s.slot()).collect();
 
@@ -223,5 +224,15 @@ impl RedisAdapter {
                 BTreeMap::new()
             }
         }
+    }
+}
+
+/// Valkey (8.0 and later) passes `SETSLOT MIGRATING/IMPORTING` on to a master's replicas, and a
+/// replica then shows its master's markers on its own `myself` line; Redis shows none there.
+/// They are a copy, not a move of the replica's own (a replica takes no `SETSLOT`): read as
+/// Redis shows them, a replica has no open slot, and once promoted its markers are its own.
+fn forget_mirrored_markers(myself: &mut engine::ClusterNode) {
+    if myself.flags.replica {
+        myself.open_slots.clear();
     }
 }

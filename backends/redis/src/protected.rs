@@ -46,6 +46,36 @@ const DELETE_IF_SAME: &str = "local v = redis.call('DUMP', KEYS[1]) \
     if redis.sha1hex(v) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end \
     return 0";
 
+/// Why a transaction was discarded: a command refused while being queued (a key of a
+/// migrating slot that vanished makes the source answer `TRYAGAIN` for several keys, `ASK`
+/// for one, and `EXEC` then only says `EXECABORT`). The queued command's own refusal is what
+/// tells the caller to retry; `None` when `EXEC` was not aborted.
+fn queued_refusal(
+    exec: &Result<Value, AdapterError>,
+    queued: [Option<Result<Value, AdapterError>>; 2],
+) -> Option<AdapterError> {
+    let aborted = matches!(exec, Err(e) if server_code(e) == Some("EXECABORT"));
+    if !aborted {
+        return None;
+    }
+    queued
+        .into_iter()
+        .flatten()
+        .find_map(Result::err)
+        .map(|e| match e {
+            // `ASK` while queueing means the one key is gone from the source: the same
+            // situation as `TRYAGAIN` for several, and retried the same way.
+            AdapterError::Redis { addr, message, .. } if message.starts_with("ASK ") => {
+                AdapterError::Redis {
+                    addr,
+                    command: "MIGRATE".into(),
+                    message: format!("TRYAGAIN a key left the slot while queued ({message})"),
+                }
+            }
+            other => other,
+        })
+}
+
 /// What became of one key of a batch after step 3.
 enum Fate {
     Moved,
@@ -120,14 +150,25 @@ impl RedisAdapter {
             pipe.cmd("EXEC");
         }
         let replies = self.pool.pipe_values(&mv.from, &pipe, "MIGRATE").await?;
-        // MULTI, QUEUED, QUEUED, then EXEC's reply: every fourth.
-        Ok(replies
-            .into_iter()
-            .skip(3)
-            .step_by(4)
-            .zip(batches)
-            .map(|(exec, (_, keys))| self.fingerprints(&mv.from, exec, keys.len()))
-            .collect())
+        // MULTI, QUEUED, QUEUED, then EXEC's reply, per batch.
+        let mut replies = replies.into_iter();
+        let mut out = Vec::with_capacity(batches.len());
+        for (_, keys) in batches {
+            let mut quad = replies.by_ref().take(4).skip(1);
+            let (migrate, prints, exec) = (quad.next(), quad.next(), quad.next());
+            let exec = exec.unwrap_or_else(|| {
+                Err(AdapterError::BadReply {
+                    addr: mv.from.clone(),
+                    command: "EXEC".into(),
+                    message: "fewer replies than commands in the pipeline".into(),
+                })
+            });
+            out.push(
+                queued_refusal(&exec, [migrate, prints])
+                    .map_or_else(|| self.fingerprints(&mv.from, exec, keys.len()), Err),
+            );
+        }
+        Ok(out)
     }
 
     /// Reads `EXEC`'s reply to a copy: `[MIGRATE's reply, [fingerprint...]]`.
@@ -279,4 +320,54 @@ pub(crate) enum MigrateMode {
     CopyReplace,
     /// `MIGRATE host port k 0 timeout REPLACE`: one key, and `NOKEY` says it was absent.
     OneKeyReplace,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(message: &str) -> Result<Value, AdapterError> {
+        Err(AdapterError::Redis {
+            addr: Addr::new("127.0.0.1", 1),
+            command: "MIGRATE".into(),
+            message: message.into(),
+        })
+    }
+
+    fn queued() -> Option<Result<Value, AdapterError>> {
+        Some(Ok(Value::SimpleString("QUEUED".into())))
+    }
+
+    #[test]
+    fn an_aborted_copy_reports_the_queued_commands_refusal_so_it_is_retried() {
+        let exec = refused("EXECABORT Transaction discarded because of previous errors.");
+        let why = queued_refusal(
+            &exec,
+            [
+                queued(),
+                Some(refused(
+                    "TRYAGAIN Multiple keys request during rehashing of slot",
+                )),
+            ],
+        )
+        .expect("the queued refusal");
+        assert_eq!(server_code(&why), Some("TRYAGAIN"));
+    }
+
+    #[test]
+    fn an_ask_while_queueing_one_key_is_retried_like_tryagain() {
+        let exec = refused("EXECABORT Transaction discarded because of previous errors.");
+        let why = queued_refusal(&exec, [Some(refused("ASK 12182 127.0.0.1:19002")), None])
+            .expect("the queued refusal");
+        assert_eq!(server_code(&why), Some("TRYAGAIN"));
+        assert!(why.to_string().contains("ASK 12182"), "{why}");
+    }
+
+    #[test]
+    fn a_transaction_that_ran_has_no_queued_refusal() {
+        let exec = Ok(Value::Array(vec![]));
+        assert!(queued_refusal(&exec, [queued(), queued()]).is_none());
+        let other = refused("ERR Target instance replied with error: BUSYKEY x");
+        assert!(queued_refusal(&other, [queued(), queued()]).is_none());
+    }
 }

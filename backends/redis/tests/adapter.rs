@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use engine::Effect;
-use redis_operator_redis::{AdapterError, MemberInfo};
+use redis_operator_redis::{AdapterError, MemberInfo, ServerKind};
 
 const FIVE_THOUSAND: usize = 5000;
 
@@ -720,4 +720,86 @@ async fn a_replica_reports_whether_its_link_was_up_since_it_last_was_a_master() 
     let s = seen.expect("observed");
     assert!(!s.master_link_up);
     assert!(s.ever_linked, "Redis counts the link to #1");
+}
+
+/// `server_info` names the software and version the binary itself reports, and finds atomic
+/// slot migration exactly where it exists (Valkey 9 and later): neither Redis 7.0 nor
+/// Valkey 8.1, the servers CI runs, offers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_says_which_server_and_version_it_runs_and_whether_it_migrates_slots_atomically() {
+    let node = Node::spawn(12200, None);
+    let adapter = test_adapter(None);
+    let addr = node.addr();
+    eventually(100, "the server answers", || async {
+        adapter.observe_node(&addr).await.is_ok()
+    })
+    .await;
+    let out = std::process::Command::new(server_binary())
+        .arg("--version")
+        .output()
+        .expect("the server prints its version");
+    // "Redis server v=7.0.15 sha=…" or "Valkey server v=8.1.8 sha=…"
+    let banner = String::from_utf8_lossy(&out.stdout).into_owned();
+    let version = banner
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("v="))
+        .expect("a version in the banner");
+    let info = adapter.server_info(&addr).await.expect("INFO server");
+    let kind = if banner.starts_with("Valkey") {
+        ServerKind::Valkey
+    } else {
+        ServerKind::Redis
+    };
+    assert_eq!(
+        (info.kind, info.version.as_str()),
+        (kind, version),
+        "{banner}"
+    );
+    let major: u32 = version.split('.').next().unwrap().parse().unwrap();
+    assert_eq!(
+        info.atomic_slot_migration,
+        kind == ServerKind::Valkey && major >= 9,
+        "{info}"
+    );
+}
+
+/// While a master migrates a slot, its replica is observed with no open slot on either server
+/// (Valkey shows the master's markers on the replica's own line; a replica takes no `SETSLOT`,
+/// so the engine must not try to close them there), and the master with the marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_is_observed_without_its_masters_slot_markers() {
+    let c = Cluster::start(&[12210, 12211, 12212, 12213], 3, None).await;
+    // #3 replicates #0.
+    let slot = c.first_slot_of(0).await;
+    // Synced first: Valkey passes SETSLOT on through the replication stream.
+    c.wait_replica_online(0).await;
+    for (on, state, peer) in [(1, "IMPORTING", 0), (0, "MIGRATING", 1)] {
+        let () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(state)
+            .arg(&c.ids[peer])
+            .query_async(&mut c.client(on, None).await)
+            .await
+            .unwrap();
+    }
+    let migrating = engine::OpenSlot::Migrating {
+        slot,
+        target: c.ids[1].clone(),
+    };
+    // Valkey answers SETSLOT once the replica has applied it; give Redis the same moment.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let obs = c.observe().await;
+    let myself = |ord: u32| {
+        obs.members[&ord]
+            .redis
+            .as_ref()
+            .unwrap()
+            .myself()
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(myself(0).open_slots, [migrating]);
+    assert!(myself(3).flags.replica);
+    assert_eq!(myself(3).open_slots, []);
 }

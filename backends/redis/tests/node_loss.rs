@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use engine::Effect;
-use redis_operator_redis::AdapterError;
+use redis_operator_redis::{AdapterError, ExecContext, ServerKind};
 
 async fn dbsize(c: &Cluster, i: usize) -> u64 {
     redis::cmd("DBSIZE")
@@ -49,6 +49,44 @@ async fn get(c: &Cluster, on: usize, key: &str) -> Option<String> {
         .unwrap()
 }
 
+/// Redis' importer after its source died: it still names the dead source as owner, reports
+/// `cluster_state:fail` and refuses to send keys (`CLUSTERDOWN`).
+async fn importer_stuck_with_the_dead_source(
+    c: &Cluster,
+    slot: u16,
+    keys: &[String],
+    old: &str,
+    new: &str,
+) {
+    eventually(
+        100,
+        "#2 sees the dead source fail and its replica promoted",
+        || async {
+            let obs = c.observe().await;
+            let s = obs.members[&2].redis.clone().unwrap();
+            !s.cluster_ok
+                && s.view_of(old).is_some_and(|n| n.flags.fail)
+                && s.view_of(new).is_some_and(|n| n.master_id.is_none())
+        },
+    )
+    .await;
+    assert_eq!(c.owners_of(slot).await[2].as_deref(), Some(old));
+
+    // Sending the keys now is refused: the node's cluster is down.
+    let mut direct = redis::cmd("MIGRATE");
+    direct
+        .arg("127.0.0.1")
+        .arg(c.nodes[3].port)
+        .arg("")
+        .arg(0)
+        .arg(1000)
+        .arg("KEYS")
+        .arg(&keys[150]);
+    let refused: Result<String, _> = direct.query_async(&mut c.client(2, None).await).await;
+    let message = refused.unwrap_err().to_string();
+    assert!(message.contains("cluster is down"), "{message}");
+}
+
 /// Three masters and #3 replicating #0; slot 9 half moved from #0 to #2 (100 keys each
 /// side, #3 holding #0's), then #0 killed.
 async fn source_killed_mid_slot(ports: &[u16]) -> (Cluster, u16, Vec<String>) {
@@ -69,47 +107,81 @@ async fn source_killed_mid_slot(ports: &[u16]) -> (Cluster, u16, Vec<String>) {
     (c, slot, keys)
 }
 
+/// Valkey passes `SETSLOT MIGRATING` on to the source's replica, so the promoted replica
+/// carries the move on (`[slot->-importer]`): nothing needs repairing, and moving the slot
+/// from it finishes with every key on the importer.
+async fn move_intact_after_failover(c: &Cluster, slot: u16, keys: &[String]) {
+    let new = c.ids[3].clone();
+    let obs = c.observe().await;
+    let promoted = obs.members[&3].redis.as_ref().unwrap().myself().unwrap();
+    assert_eq!(
+        promoted.open_slots,
+        [engine::OpenSlot::Migrating {
+            slot,
+            target: c.ids[2].clone(),
+        }]
+    );
+    let finish = Effect::MigrateSlots {
+        from: 3,
+        from_id: new,
+        to: 2,
+        to_id: c.ids[2].clone(),
+        slots: ranges(&[slot]),
+    };
+    c.adapter
+        .execute(&finish, &ExecContext::from_observation(&obs))
+        .await
+        .expect("the move finishes");
+    for k in keys {
+        assert_eq!(
+            get(c, 2, k).await.as_deref(),
+            Some(format!("v-{k}").as_str()),
+            "{k}"
+        );
+    }
+}
+
 /// The source of a move dies, its replica takes the slot over, and the importing node keeps
 /// the dead source as owner (Redis applies no update to a slot a node imports): its
 /// `cluster_state` is `fail` and it refuses `MIGRATE` with `CLUSTERDOWN`. `SETSLOT NODE
 /// <new owner>` fixes its view and keeps its importing marker, so the keys can then be sent
 /// home; the engine's own path, finishing the move from the new owner towards the importer,
-/// works from the same state (next test).
+/// works from the same state (next test). Valkey (8.0 and later) spares the importer that
+/// state: it follows the failover, giving the slot to the promoted replica and importing from
+/// it, and keeps serving, while the promoted replica carries the move on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_importing_node_whose_source_died_sends_its_keys_once_told_the_new_owner() {
     let (c, slot, keys) = source_killed_mid_slot(&[12120, 12121, 12122, 12123]).await;
     let (old, new) = (c.ids[0].clone(), c.ids[3].clone());
+    let server = c.adapter.server_info(&c.nodes[1].addr()).await.unwrap();
     eventually(300, "the replica owns the slot in #1's view", || async {
         c.owners_of(slot).await[1].as_deref() == Some(new.as_str())
     })
     .await;
-    eventually(
-        100,
-        "#2 sees the dead source fail and its replica promoted",
-        || async {
-            let obs = c.observe().await;
-            let s = obs.members[&2].redis.clone().unwrap();
-            !s.cluster_ok
-                && s.view_of(&old).is_some_and(|n| n.flags.fail)
-                && s.view_of(&new).is_some_and(|n| n.master_id.is_none())
-        },
-    )
-    .await;
-    assert_eq!(c.owners_of(slot).await[2].as_deref(), Some(old.as_str()));
-
-    // Sending the keys now is refused: the node's cluster is down.
-    let mut direct = redis::cmd("MIGRATE");
-    direct
-        .arg("127.0.0.1")
-        .arg(c.nodes[3].port)
-        .arg("")
-        .arg(0)
-        .arg(1000)
-        .arg("KEYS")
-        .arg(&keys[150]);
-    let refused: Result<String, _> = direct.query_async(&mut c.client(2, None).await).await;
-    let message = refused.unwrap_err().to_string();
-    assert!(message.contains("cluster is down"), "{message}");
+    match server.kind {
+        ServerKind::Redis => importer_stuck_with_the_dead_source(&c, slot, &keys, &old, &new).await,
+        ServerKind::Valkey => {
+            eventually(
+                200,
+                "#2 follows the failover and imports from the new owner",
+                || async {
+                    let obs = c.observe().await;
+                    let s = obs.members[&2].redis.clone().unwrap();
+                    s.cluster_ok
+                        && s.myself().is_some_and(|me| {
+                            me.open_slots
+                                == [engine::OpenSlot::Importing {
+                                    slot,
+                                    source: new.clone(),
+                                }]
+                        })
+                        && c.owners_of(slot).await[2].as_deref() == Some(new.as_str())
+                },
+            )
+            .await;
+            return move_intact_after_failover(&c, slot, &keys).await;
+        }
+    }
 
     let ctx = c.ctx().await;
     for effect in [
@@ -324,9 +396,11 @@ async fn a_move_whose_source_died_is_finished_from_the_promoted_replica_towards_
 
 /// Keys moved by `MIGRATE` leave the source at once; until the target's replica applies them
 /// they would exist only on the target. Towards a protected target a batch is therefore copied,
-/// and leaves the source only once a replica has it: with the replica frozen, the first batch
-/// (100 keys) is copied, nothing leaves the source, and the move pauses with
-/// `TargetUnprotected`; thawed, it finishes and the replica holds every key.
+/// and leaves the source only once a replica has it: with the replica frozen, nothing leaves
+/// the source and the move pauses with `TargetUnprotected`; thawed, it finishes and the
+/// replica holds every key. On Redis the first batch (100 keys) is copied before the pause;
+/// Valkey already refuses the target's `SETSLOT IMPORTING` (`NOREPLICAS`: it passes the
+/// command on to the frozen replica), so nothing is copied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_key_leaves_the_source_before_a_replica_of_the_target_has_it() {
     let c = Cluster::start(&[12160, 12161, 12162, 12163], 3, None).await;
@@ -345,6 +419,11 @@ async fn no_key_leaves_the_source_before_a_replica_of_the_target_has_it() {
         slots: ranges(&[slot]),
     };
 
+    let server = c.adapter.server_info(&c.nodes[0].addr()).await.unwrap();
+    let copied_before_the_pause = match server.kind {
+        ServerKind::Redis => 100,
+        ServerKind::Valkey => 0,
+    };
     c.nodes[3].freeze();
     let paused = c.adapter.execute(&mv, &ctx).await;
     assert!(
@@ -353,8 +432,8 @@ async fn no_key_leaves_the_source_before_a_replica_of_the_target_has_it() {
     );
     assert_eq!(
         dbsize(&c, 0).await,
-        100,
-        "one batch was copied to the target"
+        copied_before_the_pause,
+        "what {server} copied to the target before pausing"
     );
     assert_eq!(dbsize(&c, 1).await, 500, "no key left the source");
 

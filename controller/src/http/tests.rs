@@ -563,3 +563,70 @@ fn setting_the_same_nodes_again_keeps_the_published_answer() {
         addresses_body(&changed.entries)
     );
 }
+
+#[tokio::test]
+async fn connections_over_the_limit_get_a_503_and_the_api_serves_again_once_they_close() {
+    let srv = Server::start(None).await;
+    // Idle clients holding every connection the server serves at once.
+    let mut idle = Vec::new();
+    for _ in 0..MAX_CONNECTIONS {
+        idle.push(tokio::net::TcpStream::connect(srv.addr).await.unwrap());
+    }
+    // Let the server accept them all before the next one arrives.
+    let mut refused = None;
+    for _ in 0..50 {
+        let r = get(srv.addr, "/healthz").await;
+        if r.status == 503 {
+            refused = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = refused.expect("a connection over the limit is refused");
+    assert!(
+        refused.body.contains("too many connections"),
+        "{}",
+        refused.body
+    );
+    drop(idle);
+    let mut served = None;
+    for _ in 0..100 {
+        let r = get(srv.addr, "/healthz").await;
+        if r.status == 200 {
+            served = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        served.is_some(),
+        "the API serves again once the idle clients left"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_head_over_the_size_limit_is_refused_without_routing() {
+    let srv = Server::start(None).await;
+    let huge = "a".repeat(MAX_REQUEST_HEAD * 2);
+    let req = format!(
+        "GET /cluster/nodes?clusterName={huge} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    );
+    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    // The server may hang up before reading all of it; only its answer matters.
+    let _ = s.write_all(req.as_bytes()).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.starts_with("HTTP/1.1 431"),
+        "an oversized head is refused with 431: {text:?}"
+    );
+    assert!(
+        !text.contains("clusterName"),
+        "nothing was routed: {text:?}"
+    );
+    // The server is unharmed.
+    assert_eq!(get(srv.addr, "/healthz").await.status, 200);
+    srv.stop().await;
+}

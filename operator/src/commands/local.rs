@@ -54,6 +54,12 @@ pub struct UpArgs {
     /// Append every pass as a trace record (JSON Lines) to this file.
     #[arg(long)]
     pub record: Option<PathBuf>,
+    /// The server binary the nodes run (a `redis-server` or `valkey-server`). Default: the one
+    /// a previous `up --server-binary` chose for this cluster, else `valkey-server` from PATH
+    /// when spec.image names valkey, else `redis-server` from PATH. A different binary than
+    /// the nodes run replaces them one by one (a rolling replacement).
+    #[arg(long, value_name = "PATH")]
+    pub server_binary: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -154,12 +160,42 @@ fn load_saved(args: &NameArgs) -> Result<(PathBuf, RedisCluster), CmdError> {
     Ok((dir, read_manifest(&path)?))
 }
 
+/// Where `up --server-binary` records its choice, so later commands on the cluster (and a
+/// restarted `up`) run and recognise the same server.
+fn saved_server_binary(dir: &Path) -> PathBuf {
+    dir.join("server-binary")
+}
+
+/// The server binary of the cluster in `dir`: the one `up --server-binary` saved, else the
+/// one `spec.image` names.
+fn server_binary(cluster: &RedisCluster, dir: &Path) -> Result<PathBuf, CmdError> {
+    let saved = saved_server_binary(dir);
+    match std::fs::read_to_string(&saved) {
+        Ok(text) if !text.trim().is_empty() => Ok(PathBuf::from(text.trim())),
+        Ok(_) => Ok(local::server_for_image(cluster.spec.image())?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(local::server_for_image(cluster.spec.image())?)
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", saved.display()).into()),
+    }
+}
+
+/// Checks `--server-binary` and records it for the cluster in `dir`.
+fn save_server_binary(path: &Path, dir: &Path) -> Result<(), CmdError> {
+    let (resolved, banner) = local::check_server_binary(path)?;
+    let saved = saved_server_binary(dir);
+    std::fs::write(&saved, format!("{}\n", resolved.display()))
+        .map_err(|e| format!("cannot write {}: {e}", saved.display()))?;
+    tracing::info!(binary = %resolved.display(), version = %banner, "server binary chosen");
+    Ok(())
+}
+
 fn local_config(cluster: &RedisCluster, dir: &Path) -> Result<LocalConfig, CmdError> {
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let spec = &cluster.spec;
     let base_port = u16::try_from(spec.base_port())
         .map_err(|_| format!("spec.basePort {} is not a port", spec.base_port()))?;
-    let mut cfg = LocalConfig::new(name, dir, base_port)?;
+    let mut cfg = LocalConfig::with_server(name, dir, base_port, server_binary(cluster, dir)?);
     apply_settings(&mut cfg, spec);
     // Kubernetes reads the password from a Secret; locally it comes from the environment.
     cfg.password = std::env::var("REDIS_OPERATOR_PASSWORD")
@@ -217,6 +253,9 @@ async fn up(args: UpArgs) -> CmdResult {
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     if let Some(pid) = local::read_operator_pid(&dir)? {
         return Err(format!("`local up` for {name:?} is already running (pid {pid})").into());
+    }
+    if let Some(binary) = &args.server_binary {
+        save_server_binary(binary, &dir)?;
     }
     let cfg = local_config(&cluster, &dir)?;
     let backend = LocalBackend::new(cfg.clone())?;

@@ -36,6 +36,8 @@ impl Members for LocalMembers {
             error,
             LocalError::RedisServerNotFound
                 | LocalError::RedisServerMissing(_)
+                | LocalError::ValkeyServerNotFound { .. }
+                | LocalError::NotAServer { .. }
                 | LocalError::PortOutOfRange { .. }
                 | LocalError::PortInUse { .. }
         )

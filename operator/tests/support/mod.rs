@@ -1,4 +1,5 @@
-//! Runs `redis-operator local` as a user would, against real `redis-server` processes on
+//! Runs `redis-operator local` as a user would, against real `redis-server` (or Valkey, see
+//! [`test_server`]) processes on
 //! loopback, and checks the cluster with a cluster-aware client. Every test owns its ports
 //! (client ports below 22768, bus ports +10000) and its state directory; the guard stops the
 //! operator and every node even when the test fails.
@@ -13,6 +14,15 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_redis-operator")
 }
 
+/// The server binary the tests run when set (`REDIS_OPERATOR_TEST_SERVER`: scripts/test.sh
+/// points it at Valkey for its second run); else `local up` picks `redis-server` as a user's
+/// would.
+pub fn test_server() -> Option<PathBuf> {
+    std::env::var_os("REDIS_OPERATOR_TEST_SERVER")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+}
+
 pub struct LocalCluster {
     pub name: String,
     pub base_port: u16,
@@ -20,6 +30,9 @@ pub struct LocalCluster {
     pub manifest: PathBuf,
     pub http_port: u16,
     operator: Option<Child>,
+    /// Set with [`LocalCluster::with_password`]: the nodes require it, every command and
+    /// client here uses it.
+    pub password: Option<String>,
 }
 
 impl LocalCluster {
@@ -45,6 +58,21 @@ impl LocalCluster {
             manifest,
             http_port: base_port + 99,
             operator: None,
+            password: None,
+        }
+    }
+
+    /// The same cluster with `requirepass` (given to `local` as `REDIS_OPERATOR_PASSWORD`).
+    pub fn with_password(mut self, password: &str) -> Self {
+        self.password = Some(password.to_owned());
+        self
+    }
+
+    /// A client URL for `port`, with the password when there is one.
+    pub fn url(&self, port: u16) -> String {
+        match &self.password {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{port}/"),
+            None => format!("redis://127.0.0.1:{port}/"),
         }
     }
 
@@ -52,9 +80,16 @@ impl LocalCluster {
         self.dir.join("state")
     }
 
+    /// `redis-operator ARGS`; a `local up` runs the test server (see [`test_server`]).
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
         c.args(args).current_dir(&self.dir).env("RUST_LOG", "warn");
+        if let (["local", "up", ..], Some(server)) = (args, test_server()) {
+            c.arg("--server-binary").arg(server);
+        }
+        if let Some(pw) = &self.password {
+            c.env("REDIS_OPERATOR_PASSWORD", pw);
+        }
         c
     }
 
@@ -98,17 +133,28 @@ impl LocalCluster {
 
     /// Starts `local up` in the background (HTTP on `http_port`).
     pub fn start_operator(&mut self) {
+        self.start_operator_with(&[], "info");
+    }
+
+    /// Starts `local up` in the background with `extra` arguments and `RUST_LOG=log`.
+    pub fn start_operator_with(&mut self, extra: &[&str], log: &str) {
         let dir = self.state_dir().to_string_lossy().into_owned();
         let manifest = self.manifest.to_string_lossy().into_owned();
         let listen = format!("127.0.0.1:{}", self.http_port);
-        let log = std::fs::File::create(self.dir.join("operator.log")).unwrap();
+        let log_file = std::fs::File::create(self.dir.join("operator.log")).unwrap();
         let child = self
-            .cmd(&[
-                "local", "up", "-f", &manifest, "--dir", &dir, "--listen", &listen,
-            ])
-            .env("RUST_LOG", "info")
+            .cmd(
+                &[
+                    &[
+                        "local", "up", "-f", &manifest, "--dir", &dir, "--listen", &listen,
+                    ][..],
+                    extra,
+                ]
+                .concat(),
+            )
+            .env("RUST_LOG", log)
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(log_file)
             .spawn()
             .unwrap();
         self.operator = Some(child);
@@ -175,7 +221,7 @@ impl LocalCluster {
     }
 
     pub fn conn(&self, port: u16) -> redis::Connection {
-        redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        redis::Client::open(self.url(port))
             .unwrap()
             .get_connection_with_timeout(Duration::from_secs(2))
             .unwrap()
@@ -183,7 +229,7 @@ impl LocalCluster {
 
     /// `CLUSTER NODES` of node 0: id -> (port, flags, slots count).
     pub fn topology(&self) -> BTreeMap<String, (u16, String, usize)> {
-        let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port(0))) else {
+        let Ok(client) = redis::Client::open(self.url(self.port(0))) else {
             return BTreeMap::new();
         };
         let Ok(mut c) = client.get_connection_with_timeout(Duration::from_secs(2)) else {
@@ -197,7 +243,7 @@ impl LocalCluster {
     }
 
     pub fn cluster_client(&self) -> redis::cluster::ClusterConnection {
-        redis::cluster::ClusterClient::builder(vec![format!("redis://127.0.0.1:{}/", self.port(0))])
+        redis::cluster::ClusterClient::builder(vec![self.url(self.port(0))])
             .retries(20)
             .build()
             .unwrap()

@@ -79,6 +79,16 @@ fn image_program(image: &str) -> Result<(PathBuf, bool), NotRunnable> {
             .map(|p| (p, false))
             .ok_or_else(|| missing("prometheus"));
     }
+    // KUBE_SANDBOX_REDIS_SERVER runs every Redis and Valkey image on that one binary (the
+    // tests' second run points it at Valkey).
+    if (base.starts_with("valkey") || base.starts_with("redis"))
+        && let Some(server) =
+            std::env::var_os("KUBE_SANDBOX_REDIS_SERVER").filter(|p| !p.is_empty())
+    {
+        return which(&server.to_string_lossy())
+            .map(|p| (p, true))
+            .ok_or_else(|| missing("KUBE_SANDBOX_REDIS_SERVER"));
+    }
     if base.starts_with("valkey") {
         let server = which("valkey-server").or_else(|| which("redis-server"));
         return server

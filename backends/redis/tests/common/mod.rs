@@ -1,4 +1,4 @@
-//! Test harness: real `redis-server` processes on loopback, killed on drop even when the
+//! Test harness: real `redis-server` (or Valkey, see [`server_binary`]) processes on loopback, killed on drop even when the
 //! test fails, plus helpers to build a cluster through the adapter itself.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,6 +9,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub const PASSWORD: &str = "s3cret-test";
+
+/// The server the tests run: `REDIS_OPERATOR_TEST_SERVER` (scripts/test.sh points it at
+/// Valkey for its second run), else Debian's redis-server.
+pub fn server_binary() -> PathBuf {
+    std::env::var_os("REDIS_OPERATOR_TEST_SERVER")
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from("/usr/bin/redis-server"), PathBuf::from)
+}
 
 /// One redis-server process and its directory; both go away on drop.
 pub struct Node {
@@ -27,7 +35,7 @@ impl Node {
             std::env::temp_dir().join(format!("redis-backend-test-{port}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut cmd = Command::new("/usr/bin/redis-server");
+        let mut cmd = Command::new(server_binary());
         cmd.arg("--port")
             .arg(port.to_string())
             .args(["--bind", "127.0.0.1", "--cluster-enabled", "yes"])

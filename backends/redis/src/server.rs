@@ -1,0 +1,114 @@
+//! Which server a node runs — Redis or Valkey, and its version — and whether it offers atomic
+//! slot migration (`CLUSTER MIGRATESLOTS`, Valkey 9). No server here offers it yet (Debian's
+//! Redis 7.0 and Valkey 8.1 from PyPI), so migrations always move keys one batch at a time;
+//! this is the detection a move through the server would start from.
+
+use crate::RedisAdapter;
+use crate::error::AdapterError;
+use engine::Addr;
+use redis::Value;
+
+/// The server software behind one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    pub kind: ServerKind,
+    /// Its own version: `valkey_version` for Valkey (whose `redis_version` names the Redis
+    /// version it is compatible with), `redis_version` for Redis.
+    pub version: String,
+    /// `COMMAND INFO CLUSTER|MIGRATESLOTS` describes the command.
+    pub atomic_slot_migration: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    Redis,
+    Valkey,
+}
+
+impl std::fmt::Display for ServerInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self.kind {
+            ServerKind::Redis => "Redis",
+            ServerKind::Valkey => "Valkey",
+        };
+        write!(f, "{name} {}", self.version)
+    }
+}
+
+/// Reads `INFO server`: Valkey says `server_name:valkey` and gives `valkey_version`.
+pub(crate) fn parse_info_server(text: &str) -> (ServerKind, String) {
+    let field = |name: &str| {
+        text.lines()
+            .filter_map(|l| l.trim_end().split_once(':'))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_owned())
+    };
+    match field("server_name").as_deref() {
+        Some("valkey") => (
+            ServerKind::Valkey,
+            field("valkey_version").unwrap_or_default(),
+        ),
+        _ => (
+            ServerKind::Redis,
+            field("redis_version").unwrap_or_default(),
+        ),
+    }
+}
+
+/// `COMMAND INFO` answers nil for a command the server does not know, and a description
+/// (an array) for one it does.
+pub(crate) fn describes_command(reply: &Value) -> bool {
+    match reply {
+        Value::Array(entries) => entries.first().is_some_and(|e| !matches!(e, Value::Nil)),
+        _ => false,
+    }
+}
+
+impl RedisAdapter {
+    /// Asks `addr` which server it runs and whether it can migrate slots atomically.
+    pub async fn server_info(&self, addr: &Addr) -> Result<ServerInfo, AdapterError> {
+        let mut info = redis::cmd("INFO");
+        info.arg("server");
+        let text: String = self.pool.query(addr, &info).await?;
+        let (kind, version) = parse_info_server(&text);
+        let mut probe = redis::cmd("COMMAND");
+        probe.arg("INFO").arg("CLUSTER|MIGRATESLOTS");
+        let reply: Value = self.pool.query(addr, &probe).await?;
+        Ok(ServerInfo {
+            kind,
+            version,
+            atomic_slot_migration: describes_command(&reply),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valkey_is_told_from_redis_by_its_server_name_and_own_version() {
+        let valkey =
+            "# Server\r\nredis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:8.1.8\r\n";
+        assert_eq!(
+            parse_info_server(valkey),
+            (ServerKind::Valkey, "8.1.8".to_owned())
+        );
+        let redis = "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n";
+        assert_eq!(
+            parse_info_server(redis),
+            (ServerKind::Redis, "7.0.15".to_owned())
+        );
+    }
+
+    #[test]
+    fn only_a_described_command_counts_as_offered() {
+        assert!(!describes_command(&Value::Array(vec![Value::Nil])));
+        assert!(!describes_command(&Value::Array(vec![])));
+        assert!(!describes_command(&Value::Nil));
+        let described = Value::Array(vec![Value::Array(vec![Value::BulkString(
+            b"cluster|migrateslots".to_vec(),
+        )])]);
+        assert!(describes_command(&described));
+    }
+}
