@@ -55,8 +55,10 @@ const OPERATOR_OWNED_CONFIG: &[&str] = &[
 const OPERATOR_OWNED_CONFIG_PREFIX: &str = "cluster-announce-";
 
 const MAX_PORT: u128 = 65535;
-const CLUSTER_NODE_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
-const REBALANCE_THRESHOLD_PERCENT: std::ops::RangeInclusive<u32> = 1..=50;
+/// The node timeouts a valid spec may set.
+pub const CLUSTER_NODE_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
+/// The rebalance thresholds a valid spec may set.
+pub const REBALANCE_THRESHOLD_PERCENT: std::ops::RangeInclusive<u32> = 1..=50;
 const MIGRATION_BATCH_KEYS: std::ops::RangeInclusive<u32> = 1..=100_000;
 
 /// What a valid spec risks without saying so: accepted, but the user should hear it. Shown by
@@ -204,6 +206,16 @@ fn check_image(problems: &mut Vec<Problem>, field: &str, image: Option<&str>) {
 }
 
 fn check_masters(problems: &mut Vec<Problem>, masters: u32, previous: Option<u32>) {
+    if masters > defaults::MAX_MASTERS {
+        problems.push(Problem::new(
+            "spec.masters",
+            format!(
+                "must be at most {} (each master needs one of Redis Cluster's 16384 slots), got {masters}",
+                defaults::MAX_MASTERS
+            ),
+        ));
+        return;
+    }
     if masters >= defaults::MIN_MASTERS {
         return;
     }
@@ -389,6 +401,20 @@ mod tests {
             vec![
                 "spec.masters: must be at least 3 (Redis Cluster needs a majority of masters to fail over), got 2"
             ]
+        );
+    }
+
+    #[test]
+    fn more_masters_than_slots_are_rejected_with_the_field_path() {
+        let problems = lines(&validate(&spec(16385), None));
+        assert!(
+            problems.contains(&"spec.masters: must be at most 16384 (each master needs one of Redis Cluster's 16384 slots), got 16385".to_owned()),
+            "{problems:?}"
+        );
+        assert!(
+            !lines(&validate(&spec(16384), None))
+                .iter()
+                .any(|p| p.starts_with("spec.masters"))
         );
     }
 

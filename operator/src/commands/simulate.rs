@@ -2,9 +2,6 @@
 //! Cluster model, and replay of recorded traces through the current engine.
 
 use super::CmdResult;
-use engine::invariants::check_decision;
-use engine::trace::TraceRecord;
-use engine::{Decision, Effect, Phase};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,63 +81,6 @@ fn run_seeds(args: RunArgs) -> CmdResult {
     })
 }
 
-/// One readable line for an effect list: migrations collapsed, the rest as Display.
-fn describe_effects(effects: &[Effect]) -> String {
-    if effects.is_empty() {
-        return "nothing to do".to_string();
-    }
-    let shown: Vec<String> = effects.iter().take(4).map(ToString::to_string).collect();
-    let more = effects.len().saturating_sub(shown.len());
-    if more > 0 {
-        format!("{} (+{more} more)", shown.join("; "))
-    } else {
-        shown.join("; ")
-    }
-}
-
-/// The first way two decisions differ, said briefly; `None` when they are the same.
-fn difference(recorded: &Decision, now: &Decision) -> Option<String> {
-    if recorded.phase != now.phase {
-        return Some(format!(
-            "phase {} recorded, {} now",
-            recorded.phase, now.phase
-        ));
-    }
-    if recorded.effects != now.effects {
-        let i = recorded
-            .effects
-            .iter()
-            .zip(&now.effects)
-            .position(|(a, b)| a != b)
-            .unwrap_or(recorded.effects.len().min(now.effects.len()));
-        let show = |e: Option<&Effect>| e.map_or("(none)".to_string(), ToString::to_string);
-        return Some(format!(
-            "effect {} differs: recorded {}, now {} ({} recorded, {} now)",
-            i + 1,
-            show(recorded.effects.get(i)),
-            show(now.effects.get(i)),
-            recorded.effects.len(),
-            now.effects.len()
-        ));
-    }
-    if recorded.conditions != now.conditions {
-        return Some("conditions differ".to_string());
-    }
-    if recorded.requeue_ms != now.requeue_ms {
-        return Some(format!(
-            "requeue {:?} recorded, {:?} now",
-            recorded.requeue_ms, now.requeue_ms
-        ));
-    }
-    if recorded.summary != now.summary {
-        return Some(format!(
-            "summary {:?} recorded, {:?} now",
-            recorded.summary, now.summary
-        ));
-    }
-    None
-}
-
 fn replay(args: ReplayArgs) -> CmdResult {
     let name = args.file.display().to_string();
     let reader: Box<dyn BufRead> = if args.file.as_os_str() == "-" {
@@ -150,56 +90,11 @@ fn replay(args: ReplayArgs) -> CmdResult {
         Box::new(std::io::BufReader::new(f))
     };
     let mut out = std::io::stdout().lock();
-    let (mut records, mut differences, mut violations) = (0u64, 0u64, 0u64);
-    let mut start: Option<u64> = None;
-    for (i, line) in reader.lines().enumerate() {
-        let n = i + 1;
-        let line = line.map_err(|e| format!("{name}:{n}: cannot read: {e}"))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let rec: TraceRecord = serde_json::from_str(&line)
-            .map_err(|e| format!("{name}:{n}: not a trace record: {e}"))?;
-        records += 1;
-        let t0 = *start.get_or_insert(rec.time);
-        let now = engine::decide(&rec.spec, rec.phase_hint, &rec.observation);
-        let arrow = |from: Phase, to: Phase| {
-            if from == to {
-                from.to_string()
-            } else {
-                format!("{from} -> {to}")
-            }
-        };
-        if !args.quiet {
-            writeln!(
-                out,
-                "t={}ms {}: {}",
-                rec.time.saturating_sub(t0),
-                arrow(rec.phase_hint, now.phase),
-                describe_effects(&now.effects)
-            )?;
-        }
-        if let Some(d) = difference(&rec.decision, &now) {
-            differences += 1;
-            writeln!(out, "  DIFFERENCE at line {n}: {d}")?;
-        }
-        // Both the decision made now and the one recorded (perhaps by an older engine).
-        for v in check_decision(&rec.spec, &rec.observation, &now) {
-            violations += 1;
-            writeln!(out, "  VIOLATION at line {n}: {v}")?;
-        }
-        if rec.decision.effects != now.effects {
-            for v in check_decision(&rec.spec, &rec.observation, &rec.decision) {
-                violations += 1;
-                writeln!(out, "  VIOLATION at line {n} (recorded decision): {v}")?;
-            }
-        }
-    }
-    writeln!(
-        out,
-        "{records} record(s), {differences} difference(s), {violations} violation(s)"
-    )?;
-    Ok(if differences == 0 && violations == 0 {
+    let summary = sim::replay::replay(reader, &mut out, args.quiet).map_err(|e| match e {
+        sim::replay::ReplayError::Write(e) => e.to_string(),
+        e => format!("{name}:{e}"),
+    })?;
+    Ok(if summary.clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
