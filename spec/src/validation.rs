@@ -607,6 +607,40 @@ mod tests {
     }
 
     #[test]
+    fn persistence_fields_and_malformed_redis_config_keys_are_rejected_with_their_paths() {
+        let config: BTreeMap<String, String> = [("save 60", "1"), ("", "x")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let s = RedisClusterSpec {
+            persistence: Some(crate::types::Persistence {
+                enabled: Some(true),
+                storage_class_name: Some(" ".to_owned()),
+                size: Some("-1Gi".to_owned()),
+            }),
+            redis_config: Some(config),
+            ..spec(3)
+        };
+        let problems = validate(&s, None);
+        let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.persistence.storageClassName",
+                "spec.persistence.size",
+                "spec.redisConfig.",
+                "spec.redisConfig.save 60"
+            ],
+            "{problems:?}"
+        );
+        assert!(
+            lines(&problems)[2]
+                .ends_with("must be a single redis.conf directive name (no spaces or line breaks)"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn every_problem_is_reported_not_just_the_first() {
         let s = RedisClusterSpec {
             replicas: Some(9),

@@ -81,6 +81,12 @@ impl Pool {
                     command: "connect".into(),
                 });
             }
+            Ok(Err(e)) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
+                return Err(AdapterError::AuthRefused {
+                    addr: addr.clone(),
+                    message: e.to_string(),
+                });
+            }
             Ok(Err(e)) => return Err(unreachable(e)),
             Err(_) => {
                 return Err(AdapterError::Timeout {

@@ -200,4 +200,26 @@ mod tests {
             Some("3: the spec asks for 4294967295 nodes; no valid spec has more than 55535")
         );
     }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_an_error_naming_the_line() {
+        let mut input = first_record().into_bytes();
+        input.extend_from_slice(b"\n{\"time\": \xff}\n");
+        let err = replay(&input[..], &mut std::io::sink(), true)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("2: cannot read: "), "{err}");
+    }
+
+    #[test]
+    fn a_truncated_record_is_an_error_naming_the_line() {
+        let rec = first_record();
+        let input = format!("{rec}\n{}\n", &rec[..rec.len() / 2]);
+        let err = replay(input.as_bytes(), &mut std::io::sink(), true)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("2: not a trace record: "), "{err}");
+    }
 }

@@ -212,10 +212,20 @@ async fn up(args: UpArgs) -> CmdResult {
         .clone()
         .ok_or("metadata.name is required")?;
     let dir = state_dir(&name, args.dir.as_deref());
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     if let Some(pid) = local::read_operator_pid(&dir)? {
         return Err(format!("`local up` for {name:?} is already running (pid {pid})").into());
     }
+    // Bound before anything is written: a bad or busy address changes nothing.
+    let listener = if args.listen == "off" {
+        None
+    } else {
+        Some(
+            tokio::net::TcpListener::bind(&args.listen)
+                .await
+                .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?,
+        )
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let cfg = local_config(&cluster, &dir)?;
     let backend = LocalBackend::new(cfg.clone())?;
     let redis = adapter_for(&cfg, &cluster.spec)
@@ -229,10 +239,7 @@ async fn up(args: UpArgs) -> CmdResult {
     let metrics = controller::http::install_metrics_recorder().ok();
     let http = HttpState::new(directory.clone(), metrics);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    if args.listen != "off" {
-        let listener = tokio::net::TcpListener::bind(&args.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    if let Some(listener) = listener {
         eprintln!(
             "HTTP API on http://{}/cluster/nodes?clusterName={name}",
             listener.local_addr()?
