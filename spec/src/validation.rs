@@ -500,7 +500,10 @@ mod tests {
             ..spec(u32::MAX)
         };
         let fields: Vec<_> = validate(&s, None).into_iter().map(|p| p.field).collect();
-        assert_eq!(fields, vec!["spec.replicas", "spec.basePort"]);
+        assert_eq!(
+            fields,
+            vec!["spec.masters", "spec.replicas", "spec.basePort"]
+        );
     }
 
     #[test]

@@ -119,7 +119,9 @@ impl Pool {
         }
         let message = match (e.code(), e.detail()) {
             (Some(code), Some(detail)) => format!("{code} {detail}"),
-            (Some(code), None) => code.to_string(),
+            // A pipeline's error carries its text only in the Display (found by
+            // `hostile_nodes`: the reply read "refused observe: ERR").
+            (Some(_), None) => e.to_string(),
             _ => e.to_string(),
         };
         if matches!(

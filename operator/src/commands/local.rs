@@ -225,15 +225,30 @@ async fn up(args: UpArgs) -> CmdResult {
                 .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?,
         )
     };
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let cfg = local_config(&cluster, &dir)?;
-    let backend = LocalBackend::new(cfg.clone())?;
+    let fresh = !dir.exists();
+    let prepared = (|| -> Result<_, CmdError> {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let cfg = local_config(&cluster, &dir)?;
+        let backend = LocalBackend::new(cfg.clone())?;
+        // `local scale` counts stay in force until the manifest is edited after them (see
+        // `effective_spec`), so restarting `up` never undoes a scale.
+        save_manifest(&args.file, &dir)?;
+        local::write_operator_pid(&dir)?;
+        Ok((cfg, backend))
+    })();
+    let (cfg, backend) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            // Nothing runs yet: a directory this call made (on a full disk, say) goes again.
+            if fresh {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            return Err(e);
+        }
+    };
     let redis = adapter_for(&cfg, &cluster.spec)
         .with_progress(MigrationProgress::for_cluster(LOCAL_NAMESPACE, &name));
-    // `local scale` counts stay in force until the manifest is edited after them (see
-    // `effective_spec`), so restarting `up` never undoes a scale.
-    save_manifest(&args.file, &dir)?;
-    local::write_operator_pid(&dir)?;
 
     let directory = Directory::new();
     let metrics = controller::http::install_metrics_recorder().ok();
