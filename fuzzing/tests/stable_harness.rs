@@ -2,7 +2,8 @@
 //! (`fuzz/seeds/<target>/`) and then over a fixed number of seeded mutations of them, so a run
 //! is reproducible and bounded. A failing input is written to
 //! `target/fuzz-failures/<target>-<n>` for `cargo +nightly fuzz run <target> FILE` or a
-//! regression test. `FUZZ_ITERATIONS=N` and `FUZZ_SEED=S` override the count and the seed.
+//! regression test. `FUZZ_ITERATIONS=N` and `FUZZ_SEED=S` override the count and the seed;
+//! `FUZZ_DEBUG=1` writes each input to `target/fuzz-current` before running it, to catch a hang.
 
 use fuzzing::mutate::{Rng, mutate};
 use std::panic::{AssertUnwindSafe, catch_unwind};

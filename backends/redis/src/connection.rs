@@ -120,8 +120,9 @@ impl Pool {
         let message = match (e.code(), e.detail()) {
             (Some(code), Some(detail)) => format!("{code} {detail}"),
             // A pipeline's error carries its text only in the Display (found by
-            // `hostile_nodes`: the reply read "refused observe: ERR").
-            (Some(_), None) => e.to_string(),
+            // `hostile_nodes`: the reply read "refused observe: ERR"). The code stays the
+            // first word, which `migrate::server_code` reads.
+            (Some(code), None) => format!("{code} {e}"),
             _ => e.to_string(),
         };
         if matches!(
