@@ -172,12 +172,17 @@ async fn refuse_busy(mut stream: tokio::net::TcpStream) {
     .await;
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
-    peer: std::net::SocketAddr,
+/// Serves one HTTP/1.1 connection on any byte stream until the client closes it or `stop`
+/// turns true: a socket in [`serve`], an in-memory pipe in the fuzz targets, so that both run
+/// the same parser, limits and router.
+pub async fn serve_connection<S>(
+    stream: S,
+    peer: impl std::fmt::Display,
     state: HttpState,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         let resp = respond(&state, &req);
         async move { Ok::<_, std::convert::Infallible>(resp) }

@@ -78,6 +78,10 @@ fn default_node_timeout() -> u64 {
 }
 
 impl Desired {
+    /// No valid spec asks for more nodes: each needs a client port and a bus port 10000 above
+    /// it, both below 65536. A trace that does is refused where it is read.
+    pub const MAX_NODES: u32 = 65_535 - 10_000;
+
     pub fn new(masters: u32, replicas: u32) -> Self {
         Self {
             masters,

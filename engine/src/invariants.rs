@@ -140,6 +140,8 @@ pub fn check_decision(desired: &Desired, obs: &Observation, decision: &Decision)
                     )));
                 }
             }
+            // Deleting the cluster deletes its data: the user asked for exactly that.
+            Effect::DeleteNode { .. } | Effect::DeleteData { .. } if desired.deleting => {}
             Effect::DeleteNode { ordinal } | Effect::DeleteData { ordinal } => {
                 let Some(id) = id_of(obs, *ordinal) else {
                     continue;
@@ -502,6 +504,24 @@ mod tests {
             node_id: id(2),
         };
         assert_eq!(check_decision(&d, &obs, &deciding(vec![forget])).len(), 1);
+    }
+
+    #[test]
+    fn deleting_every_node_of_a_cluster_the_user_deleted_is_not_a_violation() {
+        // Found by the `decide` fuzz target: `deleting` means the resource is gone, and its
+        // nodes and data go with it.
+        let obs = healthy(3, 0, 10);
+        let mut d = Desired::new(3, 0);
+        d.deleting = true;
+        let all: Vec<Effect> = (0..3)
+            .flat_map(|o| {
+                [
+                    Effect::DeleteNode { ordinal: o },
+                    Effect::DeleteData { ordinal: o },
+                ]
+            })
+            .collect();
+        assert_eq!(check_decision(&d, &obs, &deciding(all)), vec![]);
     }
 
     #[test]

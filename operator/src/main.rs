@@ -38,8 +38,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing(&cli.log);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    if let Err(e) = init_tracing(&cli.log) {
+        eprintln!("error: --log {:?} is not a log filter: {e}", cli.log);
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Validate(args) => commands::validate::run(args),
         Command::Crd(args) => commands::crd::run(args),
@@ -56,11 +62,37 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(default_filter: &str) {
+/// A bad argument gets clap's one-line reason and exit code 2 (its usage page would bury the
+/// reason); `--help`, `--version` and a missing subcommand print what they always print.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    // clap spreads one reason over lines (the missing arguments, a tip), then the usage:
+    // keep the reason, on one line.
+    let text = e.to_string();
+    let reason: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    eprintln!("{} (see --help)", reason.join(" "));
+    ExitCode::from(2)
+}
+
+/// `RUST_LOG` wins when set and valid (an invalid one falls back to `--log`, as operators
+/// expect of the variable); an invalid `--log` is the user's argument and an error.
+fn init_tracing(flag: &str) -> Result<(), tracing_subscriber::filter::ParseError> {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(default_filter))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let from_flag = EnvFilter::try_new(flag)?;
+    let filter = EnvFilter::try_from_default_env().unwrap_or(from_flag);
     // Colour only on a terminal: logs sent to a file or a pipe carry no escape sequences.
     // `NO_COLOR` (any value) turns colour off on a terminal too.
     let ansi = console::is_tty() && std::env::var_os("NO_COLOR").is_none();
@@ -70,4 +102,5 @@ fn init_tracing(default_filter: &str) {
         .with_writer(console::LogWriter)
         .with_target(false)
         .init();
+    Ok(())
 }

@@ -1,5 +1,5 @@
 //! Faults tests can inject into the API: cut every watch stream, make watch resumes fail
-//! with 410 Gone, fail the next writes of a resource with 409, delay every request, or
+//! with 410 Gone, fail the next writes of a resource with 409 or 500, delay every request, or
 //! answer 503 for a while. Reachable from Rust (`SandboxHandle::faults`) and over HTTP
 //! (`POST /sandbox/faults`, used by `kube-sandbox fault`).
 
@@ -19,6 +19,8 @@ struct State {
     latency: Duration,
     /// Writes left to fail, per plural resource.
     conflicts: HashMap<String, u32>,
+    /// Writes left to fail with 500, per plural resource.
+    errors: HashMap<String, u32>,
     down_until: Option<Instant>,
 }
 
@@ -68,6 +70,12 @@ impl Faults {
         self.lock().conflicts.insert(resource.to_string(), count);
     }
 
+    /// The next `count` writes of `resource` fail with 500 InternalError, as an API server
+    /// whose storage hiccups answers.
+    pub fn inject_errors(&self, resource: &str, count: u32) {
+        self.lock().errors.insert(resource.to_string(), count);
+    }
+
     /// Every request waits this long before it is handled (zero turns it off).
     pub fn set_latency(&self, latency: Duration) {
         self.lock().latency = latency;
@@ -91,19 +99,18 @@ impl Faults {
 
     /// Consumes one injected conflict for `resource`, if any is left.
     pub fn take_conflict(&self, resource: &str) -> bool {
-        let mut state = self.lock();
-        match state.conflicts.get_mut(resource) {
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                true
-            }
-            _ => false,
-        }
+        take(&mut self.lock().conflicts, resource)
+    }
+
+    /// Consumes one injected 500 for `resource`, if any is left.
+    pub fn take_error(&self, resource: &str) -> bool {
+        take(&mut self.lock().errors, resource)
     }
 
     /// Applies a request of the control endpoint:
     /// `{"cutWatches": true, "compact": true, "latencyMs": N, "downForMs": N,
     ///   "conflicts": {"resource": "configmaps", "count": N},
+    ///   "errors": {"resource": "pods", "count": N},
     ///   "killContainer": {"namespace": NS, "pod": NAME, "container": NAME?},
     ///   "stopNode": NODE, "killNode": NODE, "startNode": NODE}`, any subset (a node is
     ///   stopped or killed before it is started).
@@ -161,6 +168,29 @@ impl Faults {
                 .ok_or_else(|| ApiError::BadRequest("downForMs must be a whole number".into()))?;
             self.api_down_for(Duration::from_millis(ms));
         }
+        if let Some(c) = req.get("errors") {
+            let resource = c["resource"].as_str().filter(|r| !r.is_empty());
+            let count = c["count"].as_u64().and_then(|n| u32::try_from(n).ok());
+            match (resource, count) {
+                (Some(r), Some(n)) => self.inject_errors(r, n),
+                _ => {
+                    return Err(ApiError::BadRequest(
+                        "errors needs a resource and a count".into(),
+                    ));
+                }
+            }
+        }
         Ok(json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}))
+    }
+}
+
+/// Takes one from `resource`'s counter when it has any left.
+fn take(counters: &mut HashMap<String, u32>, resource: &str) -> bool {
+    match counters.get_mut(resource) {
+        Some(n) if *n > 0 => {
+            *n -= 1;
+            true
+        }
+        _ => false,
     }
 }

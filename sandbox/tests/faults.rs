@@ -156,6 +156,24 @@ async fn injected_conflicts_fail_the_next_writes_of_that_resource_only() {
 }
 
 #[tokio::test]
+async fn injected_errors_fail_the_next_writes_of_that_resource_with_500() {
+    let (sb, client) = start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    sb.faults().inject_errors("configmaps", 1);
+    assert_eq!(
+        api_error(
+            cms.create(&PostParams::default(), &config_map("e", &[]))
+                .await
+        )
+        .0,
+        500
+    );
+    cms.create(&PostParams::default(), &config_map("e", &[]))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn injected_latency_delays_every_request_until_turned_off() {
     let (sb, client) = start().await;
     let api: Api<ConfigMap> = Api::default_namespaced(client);

@@ -37,5 +37,8 @@ pub const SERVER_SETTINGS: &[(&str, &str)] = &[("repl-diskless-sync-delay", "0")
 
 /// Smallest number of masters that lets Redis Cluster elect a replacement when one fails.
 pub const MIN_MASTERS: u32 = 3;
+
+/// Largest number of masters: each needs at least one of Redis Cluster's 16384 slots.
+pub const MAX_MASTERS: u32 = 16384;
 /// Upper bound on replicas per master; more adds memory and replication load for no gain.
 pub const MAX_REPLICAS: u32 = 5;

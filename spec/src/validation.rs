@@ -55,8 +55,10 @@ const OPERATOR_OWNED_CONFIG: &[&str] = &[
 const OPERATOR_OWNED_CONFIG_PREFIX: &str = "cluster-announce-";
 
 const MAX_PORT: u128 = 65535;
-const CLUSTER_NODE_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
-const REBALANCE_THRESHOLD_PERCENT: std::ops::RangeInclusive<u32> = 1..=50;
+/// The node timeouts a valid spec may set.
+pub const CLUSTER_NODE_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
+/// The rebalance thresholds a valid spec may set.
+pub const REBALANCE_THRESHOLD_PERCENT: std::ops::RangeInclusive<u32> = 1..=50;
 const MIGRATION_BATCH_KEYS: std::ops::RangeInclusive<u32> = 1..=100_000;
 
 /// What a valid spec risks without saying so: accepted, but the user should hear it. Shown by
@@ -204,6 +206,16 @@ fn check_image(problems: &mut Vec<Problem>, field: &str, image: Option<&str>) {
 }
 
 fn check_masters(problems: &mut Vec<Problem>, masters: u32, previous: Option<u32>) {
+    if masters > defaults::MAX_MASTERS {
+        problems.push(Problem::new(
+            "spec.masters",
+            format!(
+                "must be at most {} (each master needs one of Redis Cluster's 16384 slots), got {masters}",
+                defaults::MAX_MASTERS
+            ),
+        ));
+        return;
+    }
     if masters >= defaults::MIN_MASTERS {
         return;
     }
@@ -393,6 +405,20 @@ mod tests {
     }
 
     #[test]
+    fn more_masters_than_slots_are_rejected_with_the_field_path() {
+        let problems = lines(&validate(&spec(16385), None));
+        assert!(
+            problems.contains(&"spec.masters: must be at most 16384 (each master needs one of Redis Cluster's 16384 slots), got 16385".to_owned()),
+            "{problems:?}"
+        );
+        assert!(
+            !lines(&validate(&spec(16384), None))
+                .iter()
+                .any(|p| p.starts_with("spec.masters"))
+        );
+    }
+
+    #[test]
     fn scaling_in_below_three_masters_names_the_change() {
         assert_eq!(
             lines(&validate(&spec(2), Some(&spec(4)))),
@@ -474,7 +500,10 @@ mod tests {
             ..spec(u32::MAX)
         };
         let fields: Vec<_> = validate(&s, None).into_iter().map(|p| p.field).collect();
-        assert_eq!(fields, vec!["spec.replicas", "spec.basePort"]);
+        assert_eq!(
+            fields,
+            vec!["spec.masters", "spec.replicas", "spec.basePort"]
+        );
     }
 
     #[test]
@@ -577,6 +606,40 @@ mod tests {
                 "spec.passwordSecret.name",
                 "spec.passwordSecret.key"
             ]
+        );
+    }
+
+    #[test]
+    fn persistence_fields_and_malformed_redis_config_keys_are_rejected_with_their_paths() {
+        let config: BTreeMap<String, String> = [("save 60", "1"), ("", "x")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let s = RedisClusterSpec {
+            persistence: Some(crate::types::Persistence {
+                enabled: Some(true),
+                storage_class_name: Some(" ".to_owned()),
+                size: Some("-1Gi".to_owned()),
+            }),
+            redis_config: Some(config),
+            ..spec(3)
+        };
+        let problems = validate(&s, None);
+        let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.persistence.storageClassName",
+                "spec.persistence.size",
+                "spec.redisConfig.",
+                "spec.redisConfig.save 60"
+            ],
+            "{problems:?}"
+        );
+        assert!(
+            lines(&problems)[2]
+                .ends_with("must be a single redis.conf directive name (no spaces or line breaks)"),
+            "{problems:?}"
         );
     }
 

@@ -90,6 +90,12 @@ impl Pool {
                     command: "connect".into(),
                 });
             }
+            Ok(Err(e)) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
+                return Err(AdapterError::AuthRefused {
+                    addr: addr.clone(),
+                    message: e.to_string(),
+                });
+            }
             Ok(Err(e)) => return Err(unreachable(e)),
             Err(_) => {
                 return Err(AdapterError::Timeout {
@@ -119,7 +125,10 @@ impl Pool {
         }
         let message = match (e.code(), e.detail()) {
             (Some(code), Some(detail)) => format!("{code} {detail}"),
-            (Some(code), None) => code.to_string(),
+            // A pipeline's error carries its text only in the Display (found by
+            // `hostile_nodes`: the reply read "refused observe: ERR"). The code stays the
+            // first word, which `migrate::server_code` reads.
+            (Some(code), None) => format!("{code} {e}"),
             _ => e.to_string(),
         };
         if matches!(

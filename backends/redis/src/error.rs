@@ -8,6 +8,10 @@ pub enum AdapterError {
     /// No connection could be made (refused, reset, DNS, auth handshake failed at I/O level).
     #[error("{addr} is unreachable: {message}")]
     Unreachable { addr: Addr, message: String },
+    /// The node refused the password (or asked for one the adapter does not have) while
+    /// connecting. The password itself is never part of the message.
+    #[error("{addr} refused the password: {message}")]
+    AuthRefused { addr: Addr, message: String },
     /// The node did not answer within the connect or response timeout.
     #[error("{addr} did not answer {command} in time")]
     Timeout { addr: Addr, command: String },

@@ -32,6 +32,7 @@ pub use config::AdapterConfig;
 pub use engine::model::MemberInfo;
 pub use error::AdapterError;
 pub use executor::ExecContext;
+pub use observer::node_state_from_replies;
 pub use progress::{MigrationProgress, ProgressSnapshot, describe_metrics};
 pub use server::{ServerInfo, ServerKind};
 

@@ -135,35 +135,16 @@ impl RedisAdapter {
         pipe.cmd("DBSIZE");
         let (nodes_text, info_text, repl_text, keys): (String, String, String, u64) =
             self.pool.pipe(addr, &pipe, "observe").await?;
-        let bad = |message: String| AdapterError::BadReply {
-            addr: addr.clone(),
-            command: "CLUSTER NODES".into(),
-            message,
-        };
-        let mut nodes = parse_cluster_nodes(&nodes_text).map_err(|e| bad(e.to_string()))?;
-        let myself = nodes
-            .iter_mut()
-            .find(|n| n.flags.myself)
-            .ok_or_else(|| bad("no myself line".into()))?;
-        forget_mirrored_markers(myself);
-        let id = myself.id.clone();
-        let open: Vec<u16> = myself.open_slots.iter().map(|s| s.slot()).collect();
-
-        let info = parse_info(&info_text);
-        let repl = parse_info(&repl_text);
-        let number = |map: &BTreeMap<String, String>, key: &str| {
-            map.get(key)
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        let is_replica = repl.get("role").map(|r| r.trim()) == Some("slave");
-        let repl_offset = if is_replica {
-            number(&repl, "slave_repl_offset")
-        } else {
-            number(&repl, "master_repl_offset")
-        };
-
-        let mut open_slot_keys = BTreeMap::new();
+        let mut state = node_state_from_replies(&nodes_text, &info_text, &repl_text, keys)
+            .map_err(|message| AdapterError::BadReply {
+                addr: addr.clone(),
+                command: "CLUSTER NODES".into(),
+                message,
+            })?;
+        let open: Vec<u16> = state
+            .myself()
+            .map(|me| me.open_slots.iter().map(|s| s.slot()).collect())
+            .unwrap_or_default();
         if !open.is_empty() {
             let mut pipe = redis::pipe();
             for slot in &open {
@@ -173,34 +154,12 @@ impl RedisAdapter {
                 .pool
                 .pipe(addr, &pipe, "CLUSTER COUNTKEYSINSLOT")
                 .await?;
-            open_slot_keys.extend(open.iter().copied().zip(counts));
+            state
+                .open_slot_keys
+                .extend(open.iter().copied().zip(counts));
         }
-
-        // -1 while `repl_down_since` is 0: the link has not been up since the node last was a
-        // master (promotion and start reset it); losing a link, re-pointing included, sets it.
-        let ever_linked = !is_replica
-            || repl.get("master_link_status").map(|s| s.trim()) == Some("up")
-            || repl
-                .get("master_link_down_since_seconds")
-                .is_none_or(|v| v.trim() != "-1");
-        let config = self.live_config(addr).await;
-
-        Ok(NodeState {
-            id,
-            ever_linked,
-            replid: repl
-                .get("master_replid")
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty()),
-            cluster_ok: info.get("cluster_state").map(|s| s.trim()) == Some("ok"),
-            current_epoch: number(&info, "cluster_current_epoch"),
-            repl_offset,
-            master_link_up: repl.get("master_link_status").map(|s| s.trim()) == Some("up"),
-            keys,
-            open_slot_keys,
-            config,
-            nodes,
-        })
+        state.config = self.live_config(addr).await;
+        Ok(state)
     }
 
     /// The live-settable settings and whether the node persists, as `CONFIG GET` prints them.
@@ -235,4 +194,60 @@ fn forget_mirrored_markers(myself: &mut engine::ClusterNode) {
     if myself.flags.replica {
         myself.open_slots.clear();
     }
+}
+
+/// A node's state from its `CLUSTER NODES`, `CLUSTER INFO` and `INFO replication` replies and
+/// its key count: pure, so the fuzz targets run it on arbitrary replies. Open-slot key counts
+/// and live settings need more commands and are left empty. A field missing from `INFO` or not
+/// a number reads as 0; only an unparseable `CLUSTER NODES` or one without a `myself` line is
+/// an error.
+pub fn node_state_from_replies(
+    nodes_text: &str,
+    info_text: &str,
+    repl_text: &str,
+    keys: u64,
+) -> Result<NodeState, String> {
+    let mut nodes = parse_cluster_nodes(nodes_text).map_err(|e| e.to_string())?;
+    let myself = nodes
+        .iter_mut()
+        .find(|n| n.flags.myself)
+        .ok_or_else(|| "no myself line".to_string())?;
+    forget_mirrored_markers(myself);
+    let id = myself.id.clone();
+    let info = parse_info(info_text);
+    let repl = parse_info(repl_text);
+    let number = |map: &BTreeMap<String, String>, key: &str| {
+        map.get(key)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let is_replica = repl.get("role").map(|r| r.trim()) == Some("slave");
+    let repl_offset = if is_replica {
+        number(&repl, "slave_repl_offset")
+    } else {
+        number(&repl, "master_repl_offset")
+    };
+    // -1 while `repl_down_since` is 0: the link has not been up since the node last was a
+    // master (promotion and start reset it); losing a link, re-pointing included, sets it.
+    let ever_linked = !is_replica
+        || repl.get("master_link_status").map(|s| s.trim()) == Some("up")
+        || repl
+            .get("master_link_down_since_seconds")
+            .is_none_or(|v| v.trim() != "-1");
+    Ok(NodeState {
+        id,
+        ever_linked,
+        replid: repl
+            .get("master_replid")
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty()),
+        cluster_ok: info.get("cluster_state").map(|s| s.trim()) == Some("ok"),
+        current_epoch: number(&info, "cluster_current_epoch"),
+        repl_offset,
+        master_link_up: repl.get("master_link_status").map(|s| s.trim()) == Some("up"),
+        keys,
+        open_slot_keys: BTreeMap::new(),
+        config: BTreeMap::new(),
+        nodes,
+    })
 }

@@ -11,6 +11,7 @@ pub mod faults;
 pub mod gossip;
 pub mod migration;
 pub mod node;
+pub mod replay;
 pub mod restore;
 pub mod rng;
 pub mod runner;

@@ -250,30 +250,52 @@ async fn up(args: UpArgs) -> CmdResult {
         .clone()
         .ok_or("metadata.name is required")?;
     let dir = state_dir(&name, args.dir.as_deref());
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     if let Some(pid) = local::read_operator_pid(&dir)? {
         return Err(format!("`local up` for {name:?} is already running (pid {pid})").into());
     }
-    if let Some(binary) = &args.server_binary {
-        save_server_binary(binary, &dir)?;
-    }
-    let cfg = local_config(&cluster, &dir)?;
-    let backend = LocalBackend::new(cfg.clone())?;
+    // Bound before anything is written: a bad or busy address changes nothing.
+    let listener = if args.listen == "off" {
+        None
+    } else {
+        Some(
+            tokio::net::TcpListener::bind(&args.listen)
+                .await
+                .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?,
+        )
+    };
+    let fresh = !dir.exists();
+    let prepared = (|| -> Result<_, CmdError> {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        if let Some(binary) = &args.server_binary {
+            save_server_binary(binary, &dir)?;
+        }
+        let cfg = local_config(&cluster, &dir)?;
+        let backend = LocalBackend::new(cfg.clone())?;
+        // `local scale` counts stay in force until the manifest is edited after them (see
+        // `effective_spec`), so restarting `up` never undoes a scale.
+        save_manifest(&args.file, &dir)?;
+        local::write_operator_pid(&dir)?;
+        Ok((cfg, backend))
+    })();
+    let (cfg, backend) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            // Nothing runs yet: a directory this call made (on a full disk, say) goes again.
+            if fresh {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            return Err(e);
+        }
+    };
     let redis = adapter_for(&cfg, &cluster.spec)
         .with_progress(MigrationProgress::for_cluster(LOCAL_NAMESPACE, &name));
-    // `local scale` counts stay in force until the manifest is edited after them (see
-    // `effective_spec`), so restarting `up` never undoes a scale.
-    save_manifest(&args.file, &dir)?;
-    local::write_operator_pid(&dir)?;
 
     let directory = Directory::new();
     let metrics = controller::http::install_metrics_recorder().ok();
     let http = HttpState::new(directory.clone(), metrics);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    if args.listen != "off" {
-        let listener = tokio::net::TcpListener::bind(&args.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    if let Some(listener) = listener {
         eprintln!(
             "HTTP API on http://{}/cluster/nodes?clusterName={name}",
             listener.local_addr()?

@@ -87,12 +87,18 @@ impl RequestCtx<'_> {
     }
 }
 
-/// An injected conflict, for writes of a resource a test asked to fail.
+/// An injected 500 or conflict, for writes of a resource a test asked to fail.
 fn injected(ctx: &RequestCtx<'_>, rt: &ResourceType) -> Result<(), ApiError> {
     let writes = matches!(
         ctx.method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     );
+    if writes && ctx.server.faults.take_error(&rt.plural) {
+        return Err(ApiError::Internal(format!(
+            "injected error writing {}; please try again",
+            rt.plural
+        )));
+    }
     if writes && ctx.server.faults.take_conflict(&rt.plural) {
         return Err(ApiError::Conflict {
             message: format!(

@@ -4,9 +4,8 @@
 
 use super::{page, whatif};
 use crate::commands::CmdResult;
-use engine::invariants::check_decision;
 use engine::trace::TraceRecord;
-use engine::{Decision, Effect, Phase};
+pub(super) use sim::replay::{arrow, describe_effects, difference};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,11 +58,10 @@ pub(super) fn read_trace(file: &PathBuf) -> Result<Trace, crate::commands::CmdEr
     for (i, line) in reader.lines().enumerate() {
         let n = i + 1;
         let line = line.map_err(|e| format!("{name}:{n}: cannot read: {e}"))?;
-        if line.trim().is_empty() {
+        let Some(rec) = sim::replay::read_record(&line, n).map_err(|e| format!("{name}:{e}"))?
+        else {
             continue;
-        }
-        let rec: TraceRecord = serde_json::from_str(&line)
-            .map_err(|e| format!("{name}:{n}: not a trace record: {e}"))?;
+        };
         trace.records.push(rec);
         trace.lines.push(n);
     }
@@ -82,7 +80,8 @@ pub(super) fn replay(args: ReplayArgs) -> CmdResult {
     let (mut differences, mut violations) = (0u64, 0u64);
     let t0 = trace.records.first().map_or(0, |r| r.time);
     for (i, (rec, &n)) in trace.records.iter().zip(&trace.lines).enumerate() {
-        let now = engine::decide(&rec.spec, rec.phase_hint, &rec.observation);
+        let check = sim::replay::check_record(rec);
+        let now = &check.now;
         if !args.quiet {
             writeln!(
                 out,
@@ -92,7 +91,7 @@ pub(super) fn replay(args: ReplayArgs) -> CmdResult {
                 describe_effects(&now.effects)
             )?;
         }
-        if let Some(d) = difference(&rec.decision, &now) {
+        if let Some(d) = &check.difference {
             differences += 1;
             writeln!(out, "  DIFFERENCE at line {n}: {d}")?;
             notes.push(note(
@@ -101,22 +100,19 @@ pub(super) fn replay(args: ReplayArgs) -> CmdResult {
                 format!("today's engine: {d}"),
             ));
         }
-        // Both the decision made now and the one recorded (perhaps by an older engine).
-        for v in check_decision(&rec.spec, &rec.observation, &now) {
+        for v in &check.unsafe_now {
             violations += 1;
             writeln!(out, "  VIOLATION at line {n}: {v}")?;
             notes.push(note(i, NoteKind::Difference, format!("unsafe today: {v}")));
         }
-        if rec.decision.effects != now.effects {
-            for v in check_decision(&rec.spec, &rec.observation, &rec.decision) {
-                violations += 1;
-                writeln!(out, "  VIOLATION at line {n} (recorded decision): {v}")?;
-                notes.push(note(
-                    i,
-                    NoteKind::Difference,
-                    format!("unsafe as recorded: {v}"),
-                ));
-            }
+        for v in &check.unsafe_recorded {
+            violations += 1;
+            writeln!(out, "  VIOLATION at line {n} (recorded decision): {v}")?;
+            notes.push(note(
+                i,
+                NoteKind::Difference,
+                format!("unsafe as recorded: {v}"),
+            ));
         }
     }
     writeln!(
@@ -144,69 +140,4 @@ fn note(index: usize, kind: NoteKind, text: String) -> Note {
         kind,
         text,
     }
-}
-
-pub(super) fn arrow(from: Phase, to: Phase) -> String {
-    if from == to {
-        from.to_string()
-    } else {
-        format!("{from} -> {to}")
-    }
-}
-
-/// One readable line for an effect list: migrations collapsed, the rest as Display.
-pub(super) fn describe_effects(effects: &[Effect]) -> String {
-    if effects.is_empty() {
-        return "nothing to do".to_string();
-    }
-    let shown: Vec<String> = effects.iter().take(4).map(ToString::to_string).collect();
-    let more = effects.len().saturating_sub(shown.len());
-    if more > 0 {
-        format!("{} (+{more} more)", shown.join("; "))
-    } else {
-        shown.join("; ")
-    }
-}
-
-/// The first way two decisions differ, said briefly; `None` when they are the same.
-pub(super) fn difference(recorded: &Decision, now: &Decision) -> Option<String> {
-    if recorded.phase != now.phase {
-        return Some(format!(
-            "phase {} recorded, {} now",
-            recorded.phase, now.phase
-        ));
-    }
-    if recorded.effects != now.effects {
-        let i = recorded
-            .effects
-            .iter()
-            .zip(&now.effects)
-            .position(|(a, b)| a != b)
-            .unwrap_or(recorded.effects.len().min(now.effects.len()));
-        let show = |e: Option<&Effect>| e.map_or("(none)".to_string(), ToString::to_string);
-        return Some(format!(
-            "effect {} differs: recorded {}, now {} ({} recorded, {} now)",
-            i + 1,
-            show(recorded.effects.get(i)),
-            show(now.effects.get(i)),
-            recorded.effects.len(),
-            now.effects.len()
-        ));
-    }
-    if recorded.conditions != now.conditions {
-        return Some("conditions differ".to_string());
-    }
-    if recorded.requeue_ms != now.requeue_ms {
-        return Some(format!(
-            "requeue {:?} recorded, {:?} now",
-            recorded.requeue_ms, now.requeue_ms
-        ));
-    }
-    if recorded.summary != now.summary {
-        return Some(format!(
-            "summary {:?} recorded, {:?} now",
-            recorded.summary, now.summary
-        ));
-    }
-    None
 }

@@ -1,0 +1,6 @@
+//! libFuzzer entry for the `cluster_info` target; its body (and what it asserts) is
+//! `fuzzing::cluster_info`, which the stable harness runs in CI too.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| fuzzing::cluster_info(data));
