@@ -110,13 +110,7 @@ pub fn replay(
         let t0 = *start.get_or_insert(rec.time);
         let check = check_record(&rec);
         if !quiet {
-            writeln!(
-                out,
-                "t={}ms {}: {}",
-                rec.time.saturating_sub(t0),
-                arrow(rec.phase_hint, check.now.phase),
-                describe_effects(&check.now.effects)
-            )?;
+            writeln!(out, "{}", record_line(&rec, &check.now, t0))?;
         }
         if let Some(d) = &check.difference {
             sum.differences += 1;
@@ -137,6 +131,17 @@ pub fn replay(
         sum.records, sum.differences, sum.violations
     )?;
     Ok(sum)
+}
+
+/// One record as a line: its time since `t0`, the phase it went from and to, and what
+/// `decision` (recorded or made today) did.
+pub fn record_line(rec: &TraceRecord, decision: &Decision, t0: u64) -> String {
+    format!(
+        "t={}ms {}: {}",
+        rec.time.saturating_sub(t0),
+        arrow(rec.phase_hint, decision.phase),
+        describe_effects(&decision.effects)
+    )
 }
 
 /// `from -> to`, or just the phase when it stays.

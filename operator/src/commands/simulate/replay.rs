@@ -5,7 +5,7 @@
 use super::{page, whatif};
 use crate::commands::CmdResult;
 use engine::trace::TraceRecord;
-pub(super) use sim::replay::{arrow, describe_effects, difference};
+pub(super) use sim::replay::{arrow, describe_effects, difference, record_line};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,13 +83,7 @@ pub(super) fn replay(args: ReplayArgs) -> CmdResult {
         let check = sim::replay::check_record(rec);
         let now = &check.now;
         if !args.quiet {
-            writeln!(
-                out,
-                "t={}ms {}: {}",
-                rec.time.saturating_sub(t0),
-                arrow(rec.phase_hint, now.phase),
-                describe_effects(&now.effects)
-            )?;
+            writeln!(out, "{}", record_line(rec, now, t0))?;
         }
         if let Some(d) = &check.difference {
             differences += 1;

@@ -5,7 +5,7 @@
 //! (and drawn, with `--html`).
 
 use super::page;
-use super::replay::{Trace, arrow, describe_effects, difference};
+use super::replay::{Trace, arrow, describe_effects, difference, record_line};
 use crate::commands::{CmdError, CmdResult};
 use engine::Desired;
 use std::io::Write;
@@ -247,23 +247,11 @@ pub(super) fn run(
         sim::whatif::continue_from(&rec.observation, &changed, rec.phase_hint, steps, step_ms);
     writeln!(out, "as recorded, from line {}:", trace.lines[d])?;
     for r in &trace.records[d..] {
-        writeln!(
-            out,
-            "  t={}ms {}: {}",
-            r.time.saturating_sub(t0),
-            arrow(r.phase_hint, r.decision.phase),
-            describe_effects(&r.decision.effects)
-        )?;
+        writeln!(out, "  {}", record_line(r, &r.decision, t0))?;
     }
     writeln!(out, "with {what}, simulated from that state:")?;
     for r in &run.records {
-        writeln!(
-            out,
-            "  t={}ms {}: {}",
-            r.time.saturating_sub(t0),
-            arrow(r.phase_hint, r.decision.phase),
-            describe_effects(&r.decision.effects)
-        )?;
+        writeln!(out, "  {}", record_line(r, &r.decision, t0))?;
     }
     let recorded_end = trace
         .records
