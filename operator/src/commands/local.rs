@@ -3,6 +3,10 @@
 
 use super::local_display::{BAR_WIDTH, progress_line, slot_bars};
 use super::local_members::{LocalMembers, apply_settings};
+use super::local_state::{
+    effective_spec, load_saved, read_manifest, save_manifest, save_server_binary, saved_manifest,
+    server_binary, state_dir,
+};
 use super::{CmdError, CmdResult};
 use crate::console;
 use controller::desired::desired_from;
@@ -16,7 +20,7 @@ use spec::{RedisCluster, RedisClusterSpec};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Namespace local clusters appear under in the HTTP API.
 pub const LOCAL_NAMESPACE: &str = "local";
@@ -105,91 +109,6 @@ pub fn run(cmd: LocalCommand) -> CmdResult {
     })
 }
 
-/// Always absolute: nodes are recognised by their working directory, which the kernel reports
-/// absolute, so a relative state dir would make `down` miss the very nodes it should stop.
-fn state_dir(name: &str, dir: Option<&Path>) -> PathBuf {
-    let dir = dir
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(".local-clusters").join(name));
-    std::path::absolute(&dir).unwrap_or(dir)
-}
-
-/// The manifest copy `up` keeps in the state dir, so `status`, `scale` and `down` know the
-/// cluster without being handed the file again.
-fn saved_manifest(dir: &Path) -> PathBuf {
-    dir.join("cluster.yaml")
-}
-
-/// Copies the manifest into the state dir with its modification time, which decides whether
-/// the manifest or a later `local scale` is in force.
-fn save_manifest(file: &Path, dir: &Path) -> Result<(), CmdError> {
-    let target = saved_manifest(dir);
-    let fail = |e: std::io::Error| format!("cannot save the manifest in {}: {e}", dir.display());
-    // Copied aside and renamed into place: `local scale` may read it at this very moment
-    // (a restarted `local up` saves it again), and must never see half a file.
-    let partial = dir.join("cluster.yaml.partial");
-    std::fs::copy(file, &partial).map_err(fail)?;
-    if let Some(t) = modified(file) {
-        std::fs::File::options()
-            .write(true)
-            .open(&partial)
-            .and_then(|f| f.set_modified(t))
-            .map_err(fail)?;
-    }
-    std::fs::rename(&partial, &target).map_err(fail)?;
-    Ok(())
-}
-
-fn read_manifest(path: &Path) -> Result<RedisCluster, CmdError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    spec::parse_manifest(&text).map_err(|e| format!("{}: {e}", path.display()).into())
-}
-
-fn load_saved(args: &NameArgs) -> Result<(PathBuf, RedisCluster), CmdError> {
-    let dir = state_dir(&args.name, args.dir.as_deref());
-    let path = saved_manifest(&dir);
-    if !path.exists() {
-        return Err(format!(
-            "no local cluster named {:?} in {} (start it with `redis-operator local up -f FILE`)",
-            args.name,
-            dir.display()
-        )
-        .into());
-    }
-    Ok((dir, read_manifest(&path)?))
-}
-
-/// Where `up --server-binary` records its choice, so later commands on the cluster (and a
-/// restarted `up`) run and recognise the same server.
-fn saved_server_binary(dir: &Path) -> PathBuf {
-    dir.join("server-binary")
-}
-
-/// The server binary of the cluster in `dir`: the one `up --server-binary` saved, else the
-/// one `spec.image` names.
-fn server_binary(cluster: &RedisCluster, dir: &Path) -> Result<PathBuf, CmdError> {
-    let saved = saved_server_binary(dir);
-    match std::fs::read_to_string(&saved) {
-        Ok(text) if !text.trim().is_empty() => Ok(PathBuf::from(text.trim())),
-        Ok(_) => Ok(local::server_for_image(cluster.spec.image())?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Ok(local::server_for_image(cluster.spec.image())?)
-        }
-        Err(e) => Err(format!("cannot read {}: {e}", saved.display()).into()),
-    }
-}
-
-/// Checks `--server-binary` and records it for the cluster in `dir`.
-fn save_server_binary(path: &Path, dir: &Path) -> Result<(), CmdError> {
-    let (resolved, banner) = local::check_server_binary(path)?;
-    let saved = saved_server_binary(dir);
-    std::fs::write(&saved, format!("{}\n", resolved.display()))
-        .map_err(|e| format!("cannot write {}: {e}", saved.display()))?;
-    tracing::info!(binary = %resolved.display(), version = %banner, "server binary chosen");
-    Ok(())
-}
-
 fn local_config(cluster: &RedisCluster, dir: &Path) -> Result<LocalConfig, CmdError> {
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let spec = &cluster.spec;
@@ -210,24 +129,6 @@ fn adapter_for(cfg: &LocalConfig, spec: &RedisClusterSpec) -> RedisAdapter {
         migrate_batch: spec.migration_batch_keys() as usize,
         ..AdapterConfig::default()
     })
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-/// The spec in force: the manifest, with `local scale`'s counts when those are newer.
-fn effective_spec(manifest: &Path, dir: &Path) -> Result<RedisCluster, CmdError> {
-    let mut cluster = read_manifest(manifest)?;
-    let control = dir.join("desired.json");
-    if let (Some(scaled), Some(edited)) = (modified(&control), modified(manifest))
-        && scaled >= edited
-        && let Some(d) = local::read_desired(dir)?
-    {
-        cluster.spec.masters = d.masters;
-        cluster.spec.replicas = Some(d.replicas);
-    }
-    Ok(cluster)
 }
 
 async fn up(args: UpArgs) -> CmdResult {

@@ -5,6 +5,7 @@ pub mod crd;
 pub mod local;
 mod local_display;
 mod local_members;
+mod local_state;
 pub mod run;
 pub mod simulate;
 pub mod validate;

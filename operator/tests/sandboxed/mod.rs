@@ -17,6 +17,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+mod redis_side;
+// Each test binary includes this module and uses a different part of it.
+#[allow(unused_imports)]
+pub use redis_side::*;
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_redis-operator")
 }
@@ -406,18 +411,6 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-/// `redis-cli` with `args`; (success, stdout).
-pub fn redis_cli(args: &[&str]) -> (bool, String) {
-    let out = Command::new("redis-cli")
-        .args(args)
-        .output()
-        .expect("redis-cli runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
@@ -458,111 +451,6 @@ pub fn pod_addresses(pods: &[Pod]) -> Vec<(String, u16)> {
         .collect();
     out.sort();
     out
-}
-
-/// A cluster-aware client on the cluster's pods.
-pub fn cluster_client(addrs: &[(String, u16)]) -> redis::cluster::ClusterConnection {
-    let urls: Vec<String> = addrs
-        .iter()
-        .map(|(ip, port)| format!("redis://{ip}:{port}"))
-        .collect();
-    redis::cluster::ClusterClient::builder(urls)
-        .retries(20)
-        .build()
-        .expect("client")
-        .get_connection()
-        .expect("connection")
-}
-
-/// Writes `n` keys `prefix:i` = i.
-pub fn load_keys(c: &mut redis::cluster::ClusterConnection, prefix: &str, n: usize) {
-    for i in 0..n {
-        let _: () = redis::cmd("SET")
-            .arg(format!("{prefix}:{i}"))
-            .arg(i)
-            .query(c)
-            .expect("SET");
-    }
-}
-
-/// The keys `prefix:i` (i < n) that no longer read back as i.
-pub fn missing_keys(
-    c: &mut redis::cluster::ClusterConnection,
-    prefix: &str,
-    n: usize,
-) -> Vec<usize> {
-    (0..n)
-        .filter(|i| {
-            let v: Option<usize> = redis::cmd("GET")
-                .arg(format!("{prefix}:{i}"))
-                .query(c)
-                .ok()
-                .flatten();
-            v != Some(*i)
-        })
-        .collect()
-}
-
-/// A client writing `w:i` = i in a thread until stopped, recording the writes Redis
-/// acknowledged.
-pub struct Writer {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    handle: Option<std::thread::JoinHandle<Vec<u64>>>,
-}
-
-impl Writer {
-    pub fn start(addrs: &[(String, u16)]) -> Self {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut client = cluster_client(addrs);
-        let flag = stop.clone();
-        let handle = std::thread::spawn(move || {
-            let mut acked = Vec::new();
-            let mut i = 0u64;
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) && i < 1_000_000 {
-                let ok: redis::RedisResult<()> = redis::cmd("SET")
-                    .arg(format!("w:{i}"))
-                    .arg(i)
-                    .query(&mut client);
-                if ok.is_ok() {
-                    acked.push(i);
-                }
-                i += 1;
-                if i.is_multiple_of(20) {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-            acked
-        });
-        Self {
-            stop,
-            handle: Some(handle),
-        }
-    }
-
-    /// Stops the writer and returns the acknowledged writes that do not read back.
-    pub fn stop_and_lost(mut self, addrs: &[(String, u16)]) -> (usize, Vec<u64>) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let acked = self
-            .handle
-            .take()
-            .expect("writer")
-            .join()
-            .expect("writer thread");
-        let mut client = cluster_client(addrs);
-        let lost = acked
-            .iter()
-            .copied()
-            .filter(|i| {
-                let v: Option<u64> = redis::cmd("GET")
-                    .arg(format!("w:{i}"))
-                    .query(&mut client)
-                    .ok()
-                    .flatten();
-                v != Some(*i)
-            })
-            .collect();
-        (acked.len(), lost)
-    }
 }
 
 impl Env {
@@ -617,19 +505,5 @@ impl Env {
             )
             .await
             .expect("spec patched");
-    }
-}
-
-/// `redis-cli --cluster check` on one node: Ok when every slot is covered and nothing is open.
-pub fn cluster_check(addr: &(String, u16)) -> Result<(), String> {
-    let (ok, out) = redis_cli(&["--cluster", "check", &format!("{}:{}", addr.0, addr.1)]);
-    if ok
-        && out.contains("[OK] All 16384 slots covered.")
-        && !out.contains("[WARNING]")
-        && !out.contains("[ERR]")
-    {
-        Ok(())
-    } else {
-        Err(out)
     }
 }
