@@ -98,6 +98,8 @@ fn record(i: u32, masters: u32) -> TraceRecord {
                 keys: u64::from(1000 + i / 10),
                 open_slot_keys,
                 ever_linked: true,
+                serves_replicas: true,
+                replicates_from: None,
                 replid: None,
                 config: BTreeMap::new(),
             });

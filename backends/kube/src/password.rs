@@ -73,6 +73,9 @@ pub(crate) async fn read_password(
 
 /// A new password: running nodes take it with `CONFIG SET` (`masterauth` on every node first,
 /// so no replication link breaks, then `requirepass`), and the adapter uses it from then on.
+/// The replication user (see `engine::replication_gate`) takes the new password beside the
+/// old one first and drops the old one last, so a replica reconnecting in between is let in
+/// with either.
 pub(crate) async fn rotate_password(
     state: &mut ClusterState,
     obj: &RedisCluster,
@@ -83,17 +86,39 @@ pub(crate) async fn rotate_password(
         .await
         .unwrap_or_default();
     {
-        let value = password.clone().unwrap_or_default();
-        for setting in ["masterauth", "requirepass"] {
-            for m in members.iter().filter(|m| m.running) {
-                let Some(addr) = &m.addr else { continue };
-                if let Err(e) = old.config_set(addr, setting, &value).await {
-                    tracing::warn!(ordinal = m.ordinal, setting, error = %e, "cannot apply the new password to a running node; it takes it when it restarts");
+        let running: Vec<_> = members
+            .iter()
+            .filter(|m| m.running)
+            .filter_map(|m| Some((m.ordinal, m.addr.as_ref()?)))
+            .collect();
+        let new = password.as_deref();
+        for (ordinal, addr) in &running {
+            if let Err(e) = old.add_replication_password(addr, new).await {
+                tracing::warn!(ordinal, error = %e, "cannot give the replication user the new password; the engine sets it when it opens the node's gate again");
+            }
+        }
+        for (setting, value) in [
+            ("masterauth", engine::replication_gate::masterauth(new)),
+            ("requirepass", new.unwrap_or_default()),
+        ] {
+            for (ordinal, addr) in &running {
+                if let Err(e) = old.config_set(addr, setting, value).await {
+                    tracing::warn!(ordinal, setting, error = %e, "cannot apply the new password to a running node; it takes it when it restarts");
                 }
             }
         }
     }
-    use_password(state, obj, password);
+    use_password(state, obj, password.clone());
+    let current = state.reconciler.redis().clone();
+    for m in members.iter().filter(|m| m.running) {
+        let Some(addr) = &m.addr else { continue };
+        if let Err(e) = current
+            .forget_old_replication_password(addr, password.as_deref())
+            .await
+        {
+            tracing::warn!(ordinal = m.ordinal, error = %e, "cannot drop the old password of the replication user");
+        }
+    }
     let key = state.reconciler.key();
     tracing::info!(namespace = %key.namespace, cluster = %key.name, "password changed on the running nodes");
 }

@@ -129,8 +129,16 @@ impl LocalConfig {
         }
         if let Some(pw) = &self.password {
             line("requirepass", &quote(pw));
-            line("masterauth", &quote(pw));
         }
+        // Replicas authenticate as the replication user, which the engine creates only when
+        // copying this node is safe (`engine::replication_gate`).
+        line("masteruser", engine::replication_gate::USER);
+        line(
+            "masterauth",
+            &quote(engine::replication_gate::masterauth(
+                self.password.as_deref(),
+            )),
+        );
         for (k, v) in &self.extra_config {
             line(k, v);
         }

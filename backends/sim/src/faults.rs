@@ -28,6 +28,10 @@ pub struct FaultRates {
     /// Per multi-step effect (exclusive with the source's): the node receiving the keys is
     /// killed in the middle of a slot.
     pub kill_migration_target: u32,
+    /// A master's process dies and its supervisor (a kubelet) starts it again at once, at the
+    /// same address, before anyone failed it over: as a new node (the pod script removes a
+    /// non-persistent node's `nodes.conf`) or, half the time, with its old identity.
+    pub master_restart: u32,
 }
 
 impl FaultRates {
@@ -45,6 +49,7 @@ impl FaultRates {
             interrupt_migration: 0,
             kill_migration_source: 0,
             kill_migration_target: 0,
+            master_restart: 0,
         }
     }
 }
@@ -63,6 +68,8 @@ impl Default for FaultRates {
             interrupt_migration: 80,
             kill_migration_source: 10,
             kill_migration_target: 10,
+            // Off by default: it needs `SimConfig::replicate_by_address` to mean anything.
+            master_restart: 0,
         }
     }
 }
@@ -175,6 +182,45 @@ pub fn inject_environment(
             }
         }
     }
+}
+
+/// [`FaultRates::master_restart`], drawn from `rng`, a stream of its own so that every
+/// other fault of a seed stays where it was.
+pub fn restart_a_master(
+    cluster: &mut Cluster,
+    client: &mut Client,
+    rng: &mut Rng,
+    rates: &FaultRates,
+    counts: &mut FaultCounts,
+) {
+    if !rng.chance(rates.master_restart) {
+        return;
+    }
+    let masters: Vec<Ordinal> = cluster
+        .members
+        .values()
+        .filter(|m| m.running && m.node.is_master())
+        .map(|m| m.ordinal)
+        .collect();
+    let new_identity = rng.chance(500);
+    let Some(o) = rng.pick(&masters).copied() else {
+        return;
+    };
+    cluster.kill(o);
+    // What only the dead process held is lost with it (Redis' asynchronous window).
+    client.account_losses(cluster);
+    if new_identity && let Some(m) = cluster.members.get_mut(&o) {
+        m.has_nodes_conf = false;
+    }
+    cluster.restart(o);
+    count(
+        counts,
+        if new_identity {
+            "master_restart_new_id"
+        } else {
+            "master_restart"
+        },
+    );
 }
 
 /// What the faulty operator actually executes of a decision: a prefix (it may die), with

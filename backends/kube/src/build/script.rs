@@ -50,9 +50,17 @@ pub fn server_script(ctx: &ClusterCtx<'_>, ports: NodePorts) -> String {
     if let Ok(Some(bytes)) = spec.max_memory_bytes() {
         args.push(format!("--maxmemory {bytes}"));
     }
+    // Replicas authenticate as the replication user, which the engine creates only when
+    // copying this node is safe (`engine::replication_gate`).
+    args.push(format!("--masteruser {}", engine::replication_gate::USER));
     if spec.password_secret.is_some() {
         args.push(format!("--requirepass \"${ENV_PASSWORD}\""));
         args.push(format!("--masterauth \"${ENV_PASSWORD}\""));
+    } else {
+        args.push(format!(
+            "--masterauth {}",
+            quote(engine::replication_gate::masterauth(None))
+        ));
     }
     for (k, v) in &spec.server_settings() {
         args.push(format!("--{} {}", k.trim().to_ascii_lowercase(), quote(v)));
