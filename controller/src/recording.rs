@@ -33,10 +33,6 @@ impl<M: Members> Recorder<M> {
         }
     }
 
-    pub fn members(&self) -> &M {
-        &self.members
-    }
-
     /// Talks to the nodes through `redis` from now on (the password changed).
     pub fn set_redis(&mut self, redis: RedisAdapter) {
         self.redis = redis;

@@ -47,12 +47,15 @@ impl KubeRecording {
             tokio::spawn(streams.statefulsets.for_each(|_| async {})),
             tokio::spawn(streams.claims.for_each(|_| async {})),
         ];
-        let synced = async {
+        let all_synced = async {
             synced(&caches.pods).await;
             synced(&caches.statefulsets).await;
             synced(&caches.claims).await;
         };
-        if tokio::time::timeout(SYNC_TIMEOUT, synced).await.is_err() {
+        if tokio::time::timeout(SYNC_TIMEOUT, all_synced)
+            .await
+            .is_err()
+        {
             watches.iter().for_each(JoinHandle::abort);
             return Err(Error::NotSynced {
                 namespace: namespace.to_string(),
@@ -60,8 +63,8 @@ impl KubeRecording {
             });
         }
         let members = KubeMembers::new(client.clone(), namespace, name, &uid, caches);
-        let mut problems = Vec::new();
-        let password = current_password(&client, &obj, namespace, None, &mut problems).await;
+        // A Secret that makes the spec invalid is reported by every sample, which reads it again.
+        let password = current_password(&client, &obj, namespace, None, &mut Vec::new()).await;
         let redis = adapter(&obj.spec, password.clone(), namespace, name);
         Ok(Self {
             client,
