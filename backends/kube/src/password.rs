@@ -2,29 +2,28 @@
 //! downtime, and handed to the Redis adapter. The value is compared, never logged.
 
 use crate::controller::ClusterState;
-use crate::controller::Ctx;
 use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
+use kube::{Api, Client};
 use redis_backend::{AdapterConfig, MigrationProgress, RedisAdapter};
 use spec::RedisCluster;
 
 /// Why the password could not be read: the spec points at nothing usable (the spec is
 /// invalid), or the API did not answer this time (the last known password stays).
-pub(crate) enum PasswordError {
+enum PasswordError {
     Invalid(String),
     Unreadable(String),
 }
 
 /// The cluster's password from its Secret, or the problem that makes the spec invalid.
-pub(crate) async fn read_password(
-    ctx: &Ctx,
+async fn read_password(
+    client: &Client,
     obj: &RedisCluster,
     namespace: &str,
 ) -> Result<Option<String>, PasswordError> {
     let Some(secret_ref) = obj.spec.password_secret.as_ref() else {
         return Ok(None);
     };
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let key = secret_ref.key();
     let secret = api.get_opt(&secret_ref.name).await.map_err(|e| {
         PasswordError::Unreadable(format!(
@@ -69,6 +68,31 @@ pub(crate) async fn read_password(
         )));
     }
     Ok(Some(password))
+}
+
+/// The password to reach the nodes with now: the Secret's; when the Secret cannot be read,
+/// `last` (the password last read, `None` before any read). A Secret that makes the spec
+/// invalid (missing, no such key, empty) adds its problem to `problems`; a read that failed
+/// this time only (the API away) is logged and changes nothing.
+pub(crate) async fn current_password(
+    client: &Client,
+    obj: &RedisCluster,
+    namespace: &str,
+    last: Option<&Option<String>>,
+    problems: &mut Vec<String>,
+) -> Option<String> {
+    match read_password(client, obj, namespace).await {
+        Ok(p) => p,
+        Err(PasswordError::Invalid(problem)) => {
+            problems.push(format!("spec.passwordSecret: {problem}"));
+            last.cloned().flatten()
+        }
+        Err(PasswordError::Unreadable(why)) => {
+            let name = obj.metadata.name.as_deref().unwrap_or_default();
+            tracing::warn!(%namespace, cluster = %name, "{why}; keeping the last known password");
+            last.cloned().flatten()
+        }
+    }
 }
 
 /// A new password: running nodes take it with `CONFIG SET` (`masterauth` on every node first,

@@ -109,7 +109,7 @@ pub fn run(cmd: LocalCommand) -> CmdResult {
     })
 }
 
-fn local_config(cluster: &RedisCluster, dir: &Path) -> Result<LocalConfig, CmdError> {
+pub(super) fn local_config(cluster: &RedisCluster, dir: &Path) -> Result<LocalConfig, CmdError> {
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let spec = &cluster.spec;
     let base_port = u16::try_from(spec.base_port())
@@ -123,7 +123,7 @@ fn local_config(cluster: &RedisCluster, dir: &Path) -> Result<LocalConfig, CmdEr
     Ok(cfg)
 }
 
-fn adapter_for(cfg: &LocalConfig, spec: &RedisClusterSpec) -> RedisAdapter {
+pub(super) fn adapter_for(cfg: &LocalConfig, spec: &RedisClusterSpec) -> RedisAdapter {
     RedisAdapter::new(AdapterConfig {
         password: cfg.password.clone(),
         migrate_batch: spec.migration_batch_keys() as usize,
@@ -484,58 +484,4 @@ fn scale(args: ScaleArgs) -> CmdResult {
         next.replicas()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-#[derive(clap::Args)]
-pub struct RecordArgs {
-    #[command(flatten)]
-    pub cluster: NameArgs,
-    /// Where to write the trace (JSON Lines of {time, spec, phaseHint, observation, decision}).
-    #[arg(long, short = 'o')]
-    pub out: PathBuf,
-    /// How many observations to record.
-    #[arg(long, default_value_t = 10)]
-    pub samples: u32,
-    /// Milliseconds between observations.
-    #[arg(long, default_value_t = 1000)]
-    pub interval_ms: u64,
-}
-
-/// `simulate record`: observes a running local cluster and writes what the engine would
-/// decide at each observation. Nothing is executed, so it is safe beside a running `up`.
-pub fn record(args: RecordArgs) -> CmdResult {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
-        let (dir, cluster) = load_saved(&args.cluster)?;
-        let cfg = local_config(&cluster, &dir)?;
-        let members = LocalMembers(LocalBackend::new(cfg.clone())?);
-        let redis = adapter_for(&cfg, &cluster.spec);
-        let mut out = std::fs::File::create(&args.out)
-            .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-        let mut phase = Phase::Pending;
-        for i in 0..args.samples {
-            if i > 0 {
-                tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
-            }
-            let spec = effective_spec(&saved_manifest(&dir), &dir)?.spec;
-            let mut desired = desired_from(&spec, None);
-            desired.fingerprint = members.fingerprint(&spec);
-            let observation = controller::observe(&members, &redis).await?;
-            let decision = engine::decide(&desired, phase, &observation);
-            let record = engine::trace::TraceRecord {
-                time: observation.now_ms,
-                spec: desired,
-                phase_hint: phase,
-                observation,
-                decision,
-            };
-            phase = record.decision.phase;
-            writeln!(out, "{}", serde_json::to_string(&record)?)
-                .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
-        }
-        eprintln!("wrote {} records to {}", args.samples, args.out.display());
-        Ok(ExitCode::SUCCESS)
-    })
 }

@@ -6,6 +6,7 @@ pub mod local;
 mod local_display;
 mod local_members;
 mod local_state;
+mod record;
 pub mod run;
 pub mod simulate;
 pub mod validate;
