@@ -59,6 +59,13 @@ async fn a_new_process_at_a_dead_masters_address_cannot_empty_its_replica_until_
         port: MASTER,
     })
     .await;
+    eventually(200, "the master serves every slot", || async {
+        adapter
+            .observe_node(&master.addr())
+            .await
+            .is_ok_and(|s| s.cluster_ok)
+    })
+    .await;
     let mut client = redis::Client::open(format!("redis://:{PASSWORD}@127.0.0.1:{MASTER}"))
         .expect("url")
         .get_multiplexed_async_connection()
