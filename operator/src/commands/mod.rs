@@ -8,6 +8,7 @@ mod local_members;
 mod local_state;
 pub mod run;
 pub mod simulate;
+mod soak;
 pub mod validate;
 
 /// The error every command returns: a one-line reason for the user.
