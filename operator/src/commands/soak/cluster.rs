@@ -226,8 +226,19 @@ impl SoakCluster {
 
 /// Healthy: the engine, looking at the cluster now with the spec in force, has nothing to do
 /// (every member runs and answers, the shape and configuration are the wanted ones, every
-/// view agrees, no slot is open) and nothing is degraded.
+/// view agrees, no slot is open), nothing is degraded, every node says `cluster_state:ok`
+/// and every replica's link to its master is up (a restarted replica is not healthy until
+/// its sync finished: until then its shard has no copy).
 pub(super) fn healthy(j: &Judgement) -> bool {
+    let nodes_ok = j.observation.members.values().all(|m| {
+        m.redis.as_ref().is_some_and(|s| {
+            s.cluster_ok && (s.myself().is_some_and(|me| me.is_master()) || s.master_link_up)
+        })
+    });
+    nodes_ok && engine_has_nothing_to_do(j)
+}
+
+fn engine_has_nothing_to_do(j: &Judgement) -> bool {
     let d = &j.decision;
     d.phase == Phase::Ready
         && d.effects.is_empty()

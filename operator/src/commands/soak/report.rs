@@ -334,6 +334,40 @@ pub(super) fn render(episodes: &[Episode], totals: &Totals, acked_at: &[u64]) ->
             "| between operations | - | - | {between} | - | - |"
         );
     }
+    // Each lost write with the window it was written in: the evidence for the blame.
+    let mut listed: Vec<(&Miss, &Blame)> = totals.lost.iter().zip(&lost_blame).collect();
+    listed.sort_by_key(|(m, _)| m.acked_ms);
+    if !listed.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "lost acknowledged writes (at most 20 shown):");
+    }
+    for (m, b) in listed.iter().take(20) {
+        let window = match b {
+            Blame::KilledMaster(i) | Blame::Operator(Some(i)) => {
+                let e = &episodes[*i];
+                format!(
+                    "{} ({}) at {:.3} s: written {:+.3} s from its start",
+                    e.kind.label(),
+                    e.detail,
+                    e.start_ms as f64 / 1000.0,
+                    (m.acked_ms as f64 - e.start_ms as f64) / 1000.0
+                )
+            }
+            Blame::Operator(None) => "between operations".into(),
+        };
+        let whose = if matches!(b, Blame::KilledMaster(_)) {
+            "asynchronous replication"
+        } else {
+            "NOT EXPLAINED"
+        };
+        let _ = writeln!(
+            out,
+            "  soak:{} (slot {}), acknowledged at {:.3} s; {window}; {whose}",
+            m.key,
+            m.slot,
+            m.acked_ms as f64 / 1000.0
+        );
+    }
     out
 }
 
