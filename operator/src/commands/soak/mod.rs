@@ -52,7 +52,7 @@ pub struct SoakArgs {
 
 /// How long a cluster may take to become healthy after an operation before the soak calls it
 /// stuck. Generous: a scale-out moves every key written so far on a shared 2-core machine.
-const HEAL_LIMIT: Duration = Duration::from_secs(300);
+const HEAL_LIMIT: Duration = Duration::from_secs(600);
 
 /// No operation starts this close to the end: the last one should end near it.
 const LAST_START: Duration = Duration::from_secs(15);

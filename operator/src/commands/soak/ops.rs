@@ -244,6 +244,7 @@ impl Soak {
         let kind = match (op, victim.master) {
             (Op::KillMaster, _) => Kind::KillMaster,
             (Op::KillReplica, _) => Kind::KillReplica,
+            (_, true) if self.c.settings.replicas == 0 => Kind::StopLoneMaster,
             (_, true) => Kind::StopMaster,
             (_, false) => Kind::StopReplica,
         };

@@ -20,6 +20,8 @@ pub(super) enum Kind {
     KillMaster,
     KillReplica,
     StopMaster,
+    /// A master with no replica: nothing fails over, its slots wait for it.
+    StopLoneMaster,
     StopReplica,
     KillOperator,
 }
@@ -44,6 +46,7 @@ impl Kind {
             Kind::KillMaster => "SIGKILL a master",
             Kind::KillReplica => "SIGKILL a replica",
             Kind::StopMaster => "SIGSTOP a master past the node timeout",
+            Kind::StopLoneMaster => "SIGSTOP a master without replica past the node timeout",
             Kind::StopReplica => "SIGSTOP a replica past the node timeout",
             Kind::KillOperator => "SIGKILL the operator (idle), restart",
         }
