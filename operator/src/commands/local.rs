@@ -114,10 +114,7 @@ pub fn run(cmd: LocalCommand) -> CmdResult {
     })
 }
 
-pub(super) fn local_config(
-    cluster: &RedisCluster,
-    dir: &Path,
-) -> Result<LocalConfig, CmdError> {
+pub(super) fn local_config(cluster: &RedisCluster, dir: &Path) -> Result<LocalConfig, CmdError> {
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let spec = &cluster.spec;
     let base_port = u16::try_from(spec.base_port())

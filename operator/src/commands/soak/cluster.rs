@@ -166,7 +166,9 @@ impl SoakCluster {
 
     /// The operator exited on its own (it should never).
     pub(super) fn operator_exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.operator.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.operator
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     pub(super) async fn judge(&self) -> Result<Judgement, CmdError> {
@@ -188,11 +190,7 @@ impl SoakCluster {
             };
             let Some(me) = state.myself() else { continue };
             let mut slots = me.slots.clone();
-            slots.extend(
-                me.open_slots
-                    .iter()
-                    .map(|o| SlotRange::single(o.slot())),
-            );
+            slots.extend(me.open_slots.iter().map(|o| SlotRange::single(o.slot())));
             out.push(Node {
                 ordinal: *ord,
                 pid,

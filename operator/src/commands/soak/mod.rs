@@ -70,8 +70,7 @@ pub async fn run(args: SoakArgs) -> CmdResult {
         )
         .into());
     }
-    std::fs::create_dir_all(&work)
-        .map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
     let password = std::env::var("REDIS_OPERATOR_PASSWORD")
         .ok()
         .filter(|p| !p.is_empty());
@@ -147,7 +146,10 @@ async fn soak_for(
     say(&format!(
         "end: {}",
         match settled {
-            Some(_) => format!("healthy {:.1} s after the last operation", end.elapsed().as_secs_f64()),
+            Some(_) => format!(
+                "healthy {:.1} s after the last operation",
+                end.elapsed().as_secs_f64()
+            ),
             None => "NOT healthy".into(),
         }
     ));
@@ -214,7 +216,9 @@ async fn chaos(
 ) -> Result<(), CmdError> {
     while Instant::now() + LAST_START < deadline {
         if let Some(status) = soak.c.operator_exited() {
-            return Err(format!("`local up` exited on its own ({status}); see operator.log").into());
+            return Err(
+                format!("`local up` exited on its own ({status}); see operator.log").into(),
+            );
         }
         let op = soak.choose();
         let e = soak.run(op).await?;

@@ -2,10 +2,10 @@
 //! cluster takes to take writes again and to be healthy after it.
 
 use super::CmdError;
+use super::HEAL_LIMIT;
 use super::client::{Endpoints, SlotTags, writable};
 use super::cluster::{NODE_TIMEOUT_MS, Node, SoakCluster, healthy, in_progress, signal};
-use super::report::{Episode, Kind, KilledDuring};
-use super::HEAL_LIMIT;
+use super::report::{Episode, KilledDuring, Kind};
 use engine::SlotRange;
 use sim::rng::Rng;
 use std::time::{Duration, Instant};
@@ -48,13 +48,13 @@ impl Soak {
     pub(super) fn choose(&mut self) -> Op {
         let with_replicas = self.c.settings.replicas > 0;
         let weights: [(u64, bool); 7] = [
-            (4, true),           // scale
-            (2, with_replicas),  // rolling
-            (1, true),           // live
-            (3, with_replicas),  // kill master
-            (2, with_replicas),  // kill replica
-            (2, true),           // stop
-            (1, true),           // kill operator
+            (4, true),          // scale
+            (2, with_replicas), // rolling
+            (1, true),          // live
+            (3, with_replicas), // kill master
+            (2, with_replicas), // kill replica
+            (2, true),          // stop
+            (1, true),          // kill operator
         ];
         let total: u64 = weights.iter().filter(|w| w.1).map(|w| w.0).sum();
         let mut draw = self.rng.below(total);
@@ -75,10 +75,7 @@ impl Soak {
                 let now = (self.c.settings.masters, self.c.settings.replicas);
                 let mut next = now;
                 for _ in 0..20 {
-                    next = (
-                        self.rng.range(3, 6) as u32,
-                        self.rng.range(0, 2) as u32,
-                    );
+                    next = (self.rng.range(3, 6) as u32, self.rng.range(0, 2) as u32);
                     if next != now {
                         break;
                     }
@@ -114,7 +111,11 @@ impl Soak {
                 .await
             }
             Op::Rolling { kill_operator } => {
-                let next = if self.c.settings.listpack_entries == 128 { 256 } else { 128 };
+                let next = if self.c.settings.listpack_entries == 128 {
+                    256
+                } else {
+                    128
+                };
                 let detail = format!("hash-max-listpack-entries {next}");
                 self.change(Kind::RollingConfig, detail, kill_operator, false, |c| {
                     c.settings.listpack_entries = next;
@@ -123,7 +124,11 @@ impl Soak {
                 .await
             }
             Op::Live => {
-                let next = if self.c.settings.max_memory_mb == 256 { 200 } else { 256 };
+                let next = if self.c.settings.max_memory_mb == 256 {
+                    200
+                } else {
+                    256
+                };
                 let detail = format!("maxMemory {next}mb");
                 self.change(Kind::LiveConfig, detail, false, false, |c| {
                     c.settings.max_memory_mb = next;
@@ -393,7 +398,11 @@ impl Soak {
 enum Later {
     Nothing,
     /// SIGCONT a frozen node (listening on `port`).
-    Continue { pid: u32, port: u16, at: Instant },
+    Continue {
+        pid: u32,
+        port: u16,
+        at: Instant,
+    },
     /// Start the operator again.
     StartOperator(Instant),
 }

@@ -332,10 +332,7 @@ pub(super) fn render(episodes: &[Episode], totals: &Totals, acked_at: &[u64]) ->
         .filter(|b| matches!(b, Blame::Operator(None)))
         .count();
     if between > 0 {
-        let _ = writeln!(
-            out,
-            "| between operations | - | - | {between} | - | - |"
-        );
+        let _ = writeln!(out, "| between operations | - | - | {between} | - | - |");
     }
     // Each lost write with the window it was written in: the evidence for the blame.
     let mut listed: Vec<(&Miss, &Blame)> = totals.lost.iter().zip(&lost_blame).collect();
