@@ -36,6 +36,10 @@ pub enum LocalCommand {
     Status(NameArgs),
     /// Change the number of masters and replicas of a running local cluster.
     Scale(ScaleArgs),
+    /// Run a cluster under seeded chaos (scaling, configuration changes, killed and frozen
+    /// nodes, a killed operator) with a verifying client; exits 1 if an acknowledged write was
+    /// lost to anything but a killed master, or the cluster does not end clean.
+    Soak(super::soak::SoakArgs),
 }
 
 #[derive(clap::Args)]
@@ -105,6 +109,7 @@ pub fn run(cmd: LocalCommand) -> CmdResult {
             LocalCommand::Down(args) => down(args).await,
             LocalCommand::Status(args) => status(args).await,
             LocalCommand::Scale(args) => scale(args),
+            LocalCommand::Soak(args) => super::soak::run(args).await,
         }
     })
 }
@@ -394,17 +399,41 @@ async fn down(args: DownArgs) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn status(args: NameArgs) -> CmdResult {
-    let (dir, cluster) = load_saved(&args)?;
+/// What a running cluster looks like now, and what the engine would decide about it with
+/// the spec in force (nothing is executed): what `status` prints, and how the soak judges
+/// health.
+pub(super) struct Judgement {
+    pub desired: engine::Desired,
+    pub observation: Observation,
+    pub decision: engine::Decision,
+}
+
+/// `manifest`: the one the running `up` reads (its saved copy when that is not known).
+pub(super) async fn judge(args: &NameArgs, manifest: Option<&Path>) -> Result<Judgement, CmdError> {
+    let (dir, cluster) = load_saved(args)?;
     let cfg = local_config(&cluster, &dir)?;
     let backend = LocalBackend::new(cfg.clone())?;
     let redis = adapter_for(&cfg, &cluster.spec);
     let members = LocalMembers(backend);
-    let obs = controller::observe(&members, &redis).await?;
-    let spec = effective_spec(&saved_manifest(&dir), &dir)?.spec;
+    let observation = controller::observe(&members, &redis).await?;
+    let manifest = manifest.map_or_else(|| saved_manifest(&dir), Path::to_path_buf);
+    let spec = effective_spec(&manifest, &dir)?.spec;
     let mut desired = desired_from(&spec, None);
     desired.fingerprint = members.fingerprint(&spec);
-    let decision = engine::decide(&desired, Phase::Ready, &obs);
+    let decision = engine::decide(&desired, Phase::Ready, &observation);
+    Ok(Judgement {
+        desired,
+        observation,
+        decision,
+    })
+}
+
+async fn status(args: NameArgs) -> CmdResult {
+    let Judgement {
+        desired,
+        observation: obs,
+        decision,
+    } = judge(&args, None).await?;
     let mut out = String::new();
     let ready = if decision.is_true(ConditionKind::Ready) {
         "ready"
@@ -461,7 +490,18 @@ async fn status(args: NameArgs) -> CmdResult {
 }
 
 fn scale(args: ScaleArgs) -> CmdResult {
-    let (dir, cluster) = load_saved(&args.cluster)?;
+    let (masters, replicas) = scale_to(&args)?;
+    println!(
+        "{}: now {masters} masters x {replicas} replicas (the running `local up` applies it)",
+        args.cluster.name,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Validates the new counts against the spec in force and hands them to the running `up`
+/// (`desired.json`); returns the counts now wanted.
+pub(super) fn scale_to(args: &ScaleArgs) -> Result<(u32, u32), CmdError> {
+    let (dir, _) = load_saved(&args.cluster)?;
     let current = effective_spec(&saved_manifest(&dir), &dir)?.spec;
     let mut next = current.clone();
     if let Some(m) = args.masters {
@@ -476,12 +516,5 @@ fn scale(args: ScaleArgs) -> CmdResult {
         return Err(format!("nothing changed: {}", list.join("; ")).into());
     }
     local::write_desired(&dir, next.masters, next.replicas())?;
-    let _ = cluster;
-    println!(
-        "{}: now {} masters x {} replicas (the running `local up` applies it)",
-        args.cluster.name,
-        next.masters,
-        next.replicas()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok((next.masters, next.replicas()))
 }

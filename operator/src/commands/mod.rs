@@ -9,6 +9,7 @@ mod local_state;
 mod record;
 pub mod run;
 pub mod simulate;
+mod soak;
 pub mod validate;
 
 /// The error every command returns: a one-line reason for the user.

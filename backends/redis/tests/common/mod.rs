@@ -309,21 +309,7 @@ impl Cluster {
     }
 }
 
-/// CRC16/XMODEM, the hash Redis Cluster uses for key slots.
-pub fn crc16(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in data {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
+pub use engine::slots::crc16;
 
 /// A hash tag whose keys all land in `slot`.
 pub fn tag_for_slot(slot: u16) -> String {
