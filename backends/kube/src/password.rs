@@ -117,7 +117,7 @@ pub(crate) async fn rotate_password(
             .collect();
         let new = password.as_deref();
         for (ordinal, addr) in &running {
-            if let Err(e) = old.add_replication_password(addr, new).await {
+            if let Err(e) = old.set_replication_password(addr, new, true).await {
                 tracing::warn!(ordinal, error = %e, "cannot give the replication user the new password; the engine sets it when it opens the node's gate again");
             }
         }
@@ -137,7 +137,7 @@ pub(crate) async fn rotate_password(
     for m in members.iter().filter(|m| m.running) {
         let Some(addr) = &m.addr else { continue };
         if let Err(e) = current
-            .forget_old_replication_password(addr, password.as_deref())
+            .set_replication_password(addr, password.as_deref(), false)
             .await
         {
             tracing::warn!(ordinal = m.ordinal, error = %e, "cannot drop the old password of the replication user");

@@ -79,35 +79,21 @@ impl RedisAdapter {
         self.pool.query::<()>(addr, &cmd).await
     }
 
-    /// Gives the replication user a new password on a node where it exists, keeping the
-    /// old one until [`RedisAdapter::forget_old_replication_password`], so that a replica
-    /// reconnecting with either is let in while a password changes. Where the user does not
-    /// exist this creates it switched off: the gate stays shut.
-    pub async fn add_replication_password(
+    /// Gives the replication user `password` on a node (`nopass` for none). With `keep_old`
+    /// the passwords it had stay valid too, so that a replica reconnecting with either is let
+    /// in while a password changes; without, `password` is the only one left. Where the user
+    /// does not exist this creates it switched off: the gate stays shut.
+    pub async fn set_replication_password(
         &self,
         addr: &Addr,
         password: Option<&str>,
+        keep_old: bool,
     ) -> Result<(), AdapterError> {
         let mut cmd = redis::cmd("ACL");
         cmd.arg("SETUSER").arg(engine::replication_gate::USER);
-        match password {
-            Some(pw) => cmd.arg(format!(">{pw}")),
-            None => cmd.arg("nopass"),
-        };
-        self.pool.query::<()>(addr, &cmd).await
-    }
-
-    /// Leaves the replication user with `password` alone (see
-    /// [`RedisAdapter::add_replication_password`]).
-    pub async fn forget_old_replication_password(
-        &self,
-        addr: &Addr,
-        password: Option<&str>,
-    ) -> Result<(), AdapterError> {
-        let mut cmd = redis::cmd("ACL");
-        cmd.arg("SETUSER")
-            .arg(engine::replication_gate::USER)
-            .arg("resetpass");
+        if !keep_old {
+            cmd.arg("resetpass");
+        }
         match password {
             Some(pw) => cmd.arg(format!(">{pw}")),
             None => cmd.arg("nopass"),
