@@ -124,6 +124,24 @@ mod tests {
     }
 
     #[test]
+    fn replicas_authenticate_as_the_replication_user_with_or_without_a_password() {
+        let open = script("masters: 3");
+        assert!(
+            open.contains("--masteruser rop-replication --masterauth 'no-password'"),
+            "{open}"
+        );
+        let guarded = script("masters: 3\npasswordSecret:\n  name: pw");
+        assert!(
+            guarded.contains("--masteruser rop-replication --requirepass"),
+            "{guarded}"
+        );
+        assert!(
+            guarded.contains("--masterauth \"$REDIS_PASSWORD\""),
+            "{guarded}"
+        );
+    }
+
+    #[test]
     fn a_replica_syncs_at_once_unless_redis_config_says_otherwise() {
         assert!(script("masters: 3").contains("--repl-diskless-sync-delay '0'"));
         let own = script("masters: 3\nredisConfig:\n  Repl-Diskless-Sync-Delay: \"7\"");
