@@ -10,7 +10,11 @@
 //! it, a pause of a few milliseconds is only a slow pass. `bench/migration_node_loss.py` runs
 //! the larger, unpaused scenario repeatedly.
 //!
-//! Ports: 18000-18299 (one block of 100 per test; bus ports +10000).
+//! A source frozen (SIGSTOP) past the node timeout mid-slot is the other way a source is lost:
+//! Redis promotes its replica while the source is alive, and the source comes back as that
+//! replica's replica, with the slot's markers and keys where the freeze left them.
+//!
+//! Ports: 18000-18399 (one block of 100 per test; bus ports +10000).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -265,6 +269,68 @@ fn an_operator_killed_mid_migration_then_a_source_master_killed_heals_and_loses_
         &format!(
             "operator killed, then source #{source} of slot {slot} (split with #{target}, \
              {moved} keys there)"
+        ),
+    );
+}
+
+/// The id of the replica of `master_id` in the view of the node at `port`.
+fn replica_of(port: u16, master_id: &str) -> Option<String> {
+    nodes_text(port)?.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 3 && f[3] == master_id && !f[2].contains("fail")).then(|| f[0].to_string())
+    })
+}
+
+/// True when the node at `port` sees `id` as a master.
+fn is_master_in_view_of(port: u16, id: &str) -> bool {
+    nodes_text(port).is_some_and(|t| {
+        t.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 2 && f[0] == id && f[2].contains("master")
+        })
+    })
+}
+
+/// Freezes the source of a split slot until Redis has promoted its replica (seen by a node
+/// other than the source and the target), then thaws it. The operator runs through the freeze
+/// (its commands to the source time out, as in the chaos soak).
+fn freeze_source_until_its_replica_is_promoted(c: &LocalCluster) -> (u16, u16, u16, u64) {
+    let (source, target, slot, moved) =
+        pause_when(c, "a slot split between source and target", || {
+            split_slot(c)
+        });
+    let source_id = myself(c.port(source)).unwrap().id;
+    let witness = (0..8u16)
+        .find(|o| *o != source && *o != target && myself(c.port(*o)).is_some())
+        .unwrap();
+    let replica = replica_of(c.port(witness), &source_id).expect("the source has a replica");
+    let pid = pid_of(&c.state_dir(), source);
+    signal("-STOP", &pid);
+    resume(c);
+    let start = Instant::now();
+    while !is_master_in_view_of(c.port(witness), &replica) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the frozen source's replica was never promoted\n{}",
+            tail(&c.operator_log(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal("-CONT", &pid);
+    (source, target, slot, moved)
+}
+
+#[test]
+fn a_source_master_frozen_mid_slot_while_the_operator_runs_heals_and_loses_no_key() {
+    let mut c = loaded_cluster("nl-frozen", 18300);
+    c.start_operator();
+    c.scale(4, 1);
+    let (source, target, slot, moved) = freeze_source_until_its_replica_is_promoted(&c);
+    assert_healed_without_loss(
+        &c,
+        &format!(
+            "source #{source} frozen past the node timeout, the operator running, while slot \
+             {slot} was moving to #{target} ({moved} of its keys already there)"
         ),
     );
 }

@@ -36,6 +36,16 @@ pub enum AdapterError {
     /// The source still holds keys of a slot after the bounded number of migration rounds.
     #[error("slot {slot}: {count} keys remain on the source after migrating")]
     KeysRemain { slot: u16, count: u64 },
+    /// A slot whose keys all left the source is not handed to the target because the source
+    /// no longer migrates it: a failover elsewhere took the slot (or the source) over while
+    /// the keys moved, so its remaining keys may sit on the new owner. Finishing would make the
+    /// target's claim win and Redis delete the new owner's copies.
+    #[error("slot {slot}: {addr} no longer migrates it ({why}); not handing it over")]
+    SourceLostSlot {
+        addr: Addr,
+        slot: u16,
+        why: &'static str,
+    },
     /// Stray keys were to be moved from a node that owns their slot: they are not stray.
     #[error("{addr} owns slot {slot}: its keys there are not stray")]
     NotStray { addr: Addr, slot: u16 },

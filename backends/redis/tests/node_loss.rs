@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use engine::Effect;
 use redis_operator_redis::{AdapterError, ExecContext, ServerKind};
+use std::time::Duration;
 
 async fn dbsize(c: &Cluster, i: usize) -> u64 {
     redis::cmd("DBSIZE")
@@ -497,4 +498,173 @@ async fn a_replica_that_took_over_claims_a_slot_its_view_never_gave_its_master()
             .all(|o| o.as_deref() == Some(new.as_str()))
     })
     .await;
+}
+
+/// `COUNTKEYSINSLOT` on node `i`.
+async fn count_in_slot(c: &Cluster, i: usize, slot: u16) -> u64 {
+    redis::cmd("CLUSTER")
+        .arg("COUNTKEYSINSLOT")
+        .arg(slot)
+        .query_async(&mut c.client(i, None).await)
+        .await
+        .unwrap()
+}
+
+/// Node `on` takes `slot` over the way a replica promoted in its master's place does: with a
+/// copy of the slot's keys and a claim at a config epoch above every other.
+async fn claim_with_copies(c: &Cluster, on: usize, from: usize, slot: u16, keys: &[String]) {
+    setslot(c, on, slot, &["IMPORTING", &c.ids[from]]).await;
+    let mut pipe = redis::pipe();
+    for k in keys {
+        pipe.cmd("ASKING")
+            .ignore()
+            .cmd("SET")
+            .arg(k)
+            .arg(format!("v-{k}"))
+            .ignore();
+    }
+    let () = pipe
+        .query_async(&mut c.client(on, None).await)
+        .await
+        .unwrap();
+    setslot(c, on, slot, &["NODE", &c.ids[on]]).await;
+}
+
+/// What a slot migration must never do once a failover took its slot mid-move, proven on real
+/// servers. A master that hears another claim its slot at a higher epoch while it still serves
+/// other slots deletes its own keys of that slot (a promoted replica's claim reaches a source
+/// that stalled past the node timeout this way): the source then counts 0 keys although they
+/// exist on the new owner. Handing the slot to the target at that point (`SETSLOT NODE` on the
+/// target, which outbids the new owner) makes the new owner delete its copies in turn: only the
+/// keys that had moved survive. The chaos soak lost 116 acknowledged writes this way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_claimed_away_mid_move_is_dropped_by_the_source_and_would_be_lost_if_handed_over() {
+    let c = Cluster::start(&[12220, 12221, 12222], 3, None).await;
+    // Valkey's importer gives an imported slot to whoever claims it and drops the keys it had
+    // received, unless the claimant is the source's promoted replica (which carries the move
+    // on: `an_importing_node_whose_source_died_...`). This stand-in for a failover is not one,
+    // so the sequence below is Redis' only.
+    let server = c.adapter.server_info(&c.nodes[0].addr()).await.unwrap();
+    if server.kind == ServerKind::Valkey {
+        eprintln!("{server}: the importer follows a claim by a non-replica; Redis-only sequence");
+        return;
+    }
+    let slot = c.first_slot_of(0).await;
+    let keys = keys_in_slot(slot, 100);
+    fill(&mut c.client(0, None).await, &keys).await;
+    setslot(&c, 2, slot, &["IMPORTING", &c.ids[0]]).await;
+    setslot(&c, 0, slot, &["MIGRATING", &c.ids[2]]).await;
+    let mut migrate = redis::cmd("MIGRATE");
+    migrate
+        .arg("127.0.0.1")
+        .arg(c.nodes[2].port)
+        .arg("")
+        .arg(0)
+        .arg(5000)
+        .arg("KEYS")
+        .arg(&keys[..40]);
+    let _: redis::Value = migrate
+        .query_async(&mut c.client(0, None).await)
+        .await
+        .unwrap();
+    assert_eq!(count_in_slot(&c, 2, slot).await, 40);
+
+    claim_with_copies(&c, 1, 0, slot, &keys[40..]).await;
+    let new_owner = c.ids[1].clone();
+    eventually(
+        100,
+        "the source hears the claim and drops its keys",
+        || async {
+            c.owners_of(slot).await[0].as_deref() == Some(new_owner.as_str())
+                && count_in_slot(&c, 0, slot).await == 0
+        },
+    )
+    .await;
+    assert_eq!(
+        count_in_slot(&c, 1, slot).await,
+        60,
+        "the new owner has them"
+    );
+
+    // What a migration that trusted the source's count of 0 would do next.
+    setslot(&c, 2, slot, &["NODE", &c.ids[2]]).await;
+    eventually(
+        100,
+        "the new owner hears the target's claim and drops its copies",
+        || async { count_in_slot(&c, 1, slot).await == 0 },
+    )
+    .await;
+    let left: u64 = count_in_slot(&c, 0, slot).await
+        + count_in_slot(&c, 1, slot).await
+        + count_in_slot(&c, 2, slot).await;
+    assert_eq!(left, 40, "only the keys that had moved are left");
+}
+
+/// The same takeover while `MigrateSlots` runs (one key per `MIGRATE`, so the move is in
+/// flight), timed so the source drops the slot's keys between two looks of the mover: the
+/// executor finds none left but does not hand the slot to the target, since the source no
+/// longer owns it; the node that took it over keeps every key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_whose_slot_is_claimed_away_midway_is_not_finished_and_loses_no_key() {
+    let c = Cluster::start(&[12225, 12226, 12227], 3, None).await;
+    let slot = c.first_slot_of(0).await;
+    let keys = keys_in_slot(slot, 2000);
+    fill(&mut c.client(0, None).await, &keys).await;
+    let slow = redis_operator_redis::RedisAdapter::new(redis_operator_redis::AdapterConfig {
+        migrate_batch: 1,
+        keys_per_round_trip: 1,
+        // Longer than the target's stall below.
+        migrate_timeout: Duration::from_secs(10),
+        response_timeout: Duration::from_secs(10),
+        ..redis_operator_redis::AdapterConfig::default()
+    });
+    let ctx = c.ctx().await;
+    let mv = Effect::MigrateSlots {
+        from: 0,
+        from_id: c.ids[0].clone(),
+        to: 2,
+        to_id: c.ids[2].clone(),
+        slots: ranges(&[slot]),
+    };
+    let running = tokio::spawn(async move { slow.execute(&mv, &ctx).await });
+    eventually(200, "the move is under way", || async {
+        count_in_slot(&c, 2, slot).await >= 50
+    })
+    .await;
+    // The target stalls, so the source sits inside a `MIGRATE` to it; meanwhile #1 takes the
+    // slot over, and its claim waits in the source's cluster bus until that `MIGRATE` returns:
+    // the source drops the slot's keys right after it, before the mover's next look.
+    c.nodes[2].freeze();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    claim_with_copies(&c, 1, 0, slot, &keys).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.nodes[2].thaw();
+    let outcome = running.await.unwrap();
+    assert!(
+        outcome.is_err(),
+        "the source lost the slot before its keys had all moved, yet the move finished"
+    );
+
+    let new_owner = c.ids[1].clone();
+    eventually(
+        100,
+        "the source and the new owner agree on the owner",
+        || async {
+            let owners = c.owners_of(slot).await;
+            owners[0] == owners[1]
+        },
+    )
+    .await;
+    assert_eq!(
+        c.owners_of(slot).await[1].as_deref(),
+        Some(new_owner.as_str()),
+        "the slot stays with the node that took it over"
+    );
+    for k in &keys {
+        assert_eq!(
+            get(&c, 1, k).await.as_deref(),
+            Some(format!("v-{k}").as_str()),
+            "{k}"
+        );
+    }
 }
