@@ -31,6 +31,10 @@ pub enum Victim {
     Source,
     /// The node receiving them (`IMPORTING`, or the owner stray keys go home to).
     Target,
+    /// Not a kill: the source stalls past the node timeout (a saturated machine, a long
+    /// fork) and Redis' own election promotes its replica while it lives; the source then
+    /// hears the claim, and the move goes on against it.
+    StalledSource,
 }
 
 impl Victim {
@@ -39,6 +43,7 @@ impl Victim {
         match self {
             Victim::Source => "kill_migration_source",
             Victim::Target => "kill_migration_target",
+            Victim::StalledSource => "stall_migration_source",
         }
     }
 }
@@ -48,6 +53,7 @@ impl std::fmt::Display for Victim {
         f.write_str(match self {
             Victim::Source => "the migration's source",
             Victim::Target => "the migration's target",
+            Victim::StalledSource => "the migration's source, replaced while stalled",
         })
     }
 }

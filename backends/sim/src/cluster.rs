@@ -32,6 +32,9 @@ pub struct Cluster {
     /// did: Redis' asynchronous replication loses them when that master rejoins as a replica.
     /// The runner counts them as lost to the faults, not to the operator.
     pub promotion_gaps: BTreeSet<u64>,
+    /// Migration sources replaced by their replica while stalled, since the runner last took
+    /// the count (`Victim::StalledSource`).
+    pub(crate) stalled_sources: u64,
     /// The spec asks for persistence: a killed node keeps its dataset on its volume and
     /// loads it again when restarted (unless the volume is lost with `nodes.conf`).
     pub persistent: bool,
@@ -71,6 +74,7 @@ impl Cluster {
             rng: Rng::new(seed),
             pending_pongs: BTreeSet::new(),
             promotion_gaps: BTreeSet::new(),
+            stalled_sources: 0,
             persistent: false,
             replicate_by_address: false,
             migrate_batch: crate::apply::MIGRATE_BATCH,

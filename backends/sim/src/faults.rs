@@ -28,6 +28,10 @@ pub struct FaultRates {
     /// Per multi-step effect (exclusive with the source's): the node receiving the keys is
     /// killed in the middle of a slot.
     pub kill_migration_target: u32,
+    /// Per multi-step effect (exclusive with the kills): the source stalls past the node
+    /// timeout mid-slot, its replica is elected and claims its slots, and the source hears it
+    /// (see `Victim::StalledSource`).
+    pub stall_migration_source: u32,
     /// A master's process dies and its supervisor (a kubelet) starts it again at once, at the
     /// same address, before anyone failed it over: as a new node (the pod script removes a
     /// non-persistent node's `nodes.conf`) or, half the time, with its old identity.
@@ -49,6 +53,7 @@ impl FaultRates {
             interrupt_migration: 0,
             kill_migration_source: 0,
             kill_migration_target: 0,
+            stall_migration_source: 0,
             master_restart: 0,
         }
     }
@@ -68,6 +73,9 @@ impl Default for FaultRates {
             interrupt_migration: 80,
             kill_migration_source: 10,
             kill_migration_target: 10,
+            // Off by default so the seeds of the default sweeps keep their meaning; swept on
+            // its own (`seeds.rs`).
+            stall_migration_source: 0,
             // Off by default: it needs `SimConfig::replicate_by_address` to mean anything.
             master_restart: 0,
         }
@@ -282,6 +290,10 @@ fn plan_kill(rng: &mut Rng, rates: &FaultRates) -> Option<MidSlotKill> {
         Victim::Source
     } else if draw < source + u64::from(rates.kill_migration_target) {
         Victim::Target
+    } else if draw
+        < source + u64::from(rates.kill_migration_target) + u64::from(rates.stall_migration_source)
+    {
+        Victim::StalledSource
     } else {
         return None;
     };

@@ -4,7 +4,7 @@
 
 use crate::apply::{ApplyError, StepBudget, Victim, refused};
 use crate::cluster::Cluster;
-use crate::node::NONE;
+use crate::node::{NONE, NodeKey};
 use engine::{Ordinal, slots};
 
 impl Cluster {
@@ -118,9 +118,46 @@ impl Cluster {
         let ordinal = match victim {
             Victim::Source => from,
             Victim::Target => to,
+            Victim::StalledSource => {
+                self.replace_stalled_source(from);
+                return Ok(());
+            }
         };
         self.kill(ordinal);
         Err(ApplyError::Killed { ordinal, victim })
+    }
+
+    /// Redis' own failover of a source that stalled past the node timeout: its most advanced
+    /// running replica wins the election under a new epoch and claims the slots it knew its
+    /// master to own, and the source, awake again, hears the claim (it turns replica, or, still
+    /// owning other slots, drops its keys of the slots it lost). Nothing happens to a source
+    /// without a running replica.
+    fn replace_stalled_source(&mut self, from: Ordinal) {
+        let Ok(fk) = self.node(from).map(|n| n.key) else {
+            return;
+        };
+        let Some(r) = self
+            .members
+            .values()
+            .filter(|m| m.running && m.node.master == Some(fk) && self.can_talk(m.ordinal, from))
+            .max_by_key(|m| (m.node.repl_offset, std::cmp::Reverse(m.ordinal)))
+            .map(|m| m.ordinal)
+        else {
+            return;
+        };
+        self.stalled_sources += 1;
+        let epoch = self
+            .members
+            .values()
+            .map(|m| m.node.current_epoch)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        self.record_promotion_gap(r, fk);
+        if let Ok(n) = self.node_mut(r) {
+            crate::gossip::promote(n, fk, epoch);
+        }
+        self.broadcast_pong(r);
     }
 
     pub(crate) fn migrate_slots(
@@ -168,6 +205,7 @@ impl Cluster {
                     }
                 }
                 budget.step()?;
+                self.confirm_source_still_migrates(from, slot, tk)?;
                 self.setslot_node(to, slot, tk)?;
             }
             budget.step()?;
@@ -186,6 +224,33 @@ impl Cluster {
             }
         }
         Ok(())
+    }
+
+    /// The real executor's last look before handing a slot over (`migrate.rs`,
+    /// `confirm_source_still_migrates`): the source must still be a master owning the slot,
+    /// migrating it to the target, with none of its keys.
+    fn confirm_source_still_migrates(
+        &self,
+        from: Ordinal,
+        slot: u16,
+        tk: NodeKey,
+    ) -> Result<(), ApplyError> {
+        let n = self.node(from)?;
+        let why = if !n.is_master() {
+            "it is a replica now"
+        } else if n.owner(slot) != n.key {
+            "another node owns it now"
+        } else if n.migrating.get(&slot) != Some(&tk) {
+            "its migrating marker is gone"
+        } else if n.keys_in(slot) > 0 {
+            "keys of it arrived on the source"
+        } else {
+            return Ok(());
+        };
+        Err(refused(
+            from,
+            format!("slot {slot}: the source no longer migrates it ({why}); not handing it over"),
+        ))
     }
 
     /// Moves the keys of `slot` that `from` holds without owning the slot to its owner `to`,

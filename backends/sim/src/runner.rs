@@ -2,7 +2,7 @@
 //! faults, every decision is checked for safety, and after the faults stop the cluster must
 //! converge to the desired shape without losing an acknowledged write.
 
-use crate::apply::{ApplyError, StepBudget};
+use crate::apply::{ApplyError, StepBudget, Victim};
 use crate::client::{Client, slot_of};
 use crate::cluster::Cluster;
 pub use crate::config::SimConfig;
@@ -486,7 +486,14 @@ fn simulate(seed: u64, cfg: &SimConfig, records: &mut Option<Recording>) -> Step
         };
         cluster.exposure_wanted = desired.replicas >= 1;
         for (effect, mut budget) in plan {
-            match cluster.apply(&effect, &mut budget) {
+            let applied = cluster.apply(&effect, &mut budget);
+            let stalls = std::mem::take(&mut cluster.stalled_sources);
+            if stalls > 0 {
+                *counts
+                    .entry(Victim::StalledSource.fault_kind())
+                    .or_default() += stalls;
+            }
+            match applied {
                 Ok(()) => {
                     if matches!(effect, engine::Effect::ReplaceNode { .. }) {
                         replacements += 1;
