@@ -480,17 +480,7 @@ impl Cluster {
                 }
             }
             FailoverMode::Takeover => {
-                let epoch = self
-                    .members
-                    .values()
-                    .map(|m| m.node.current_epoch)
-                    .max()
-                    .unwrap_or(0)
-                    + 1;
-                self.record_promotion_gap(on, mk);
-                if let Ok(n) = self.node_mut(on) {
-                    crate::gossip::promote(n, mk, epoch);
-                }
+                self.take_over(on, mk);
                 self.pending_pongs.insert(on);
             }
         }

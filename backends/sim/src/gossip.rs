@@ -528,6 +528,23 @@ impl Cluster {
 }
 
 impl Cluster {
+    /// Replica `r` becomes master in `master`'s place under an epoch above every node's, with
+    /// no vote (`CLUSTER FAILOVER TAKEOVER`, or an election the model does not run step by
+    /// step); the caller decides when the others hear of it.
+    pub(crate) fn take_over(&mut self, r: Ordinal, master: NodeKey) {
+        let epoch = self
+            .members
+            .values()
+            .map(|m| m.node.current_epoch)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        self.record_promotion_gap(r, master);
+        if let Some(m) = self.members.get_mut(&r) {
+            promote(&mut m.node, master, epoch);
+        }
+    }
+
     /// Keys the running old master holds in the slots replica `r` takes over that `r` lacks.
     pub(crate) fn record_promotion_gap(&mut self, r: Ordinal, master: NodeKey) {
         let Some(ranges) = self.members.get_mut(&r).map(|m| m.node.slots_of(master)) else {

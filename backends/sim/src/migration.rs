@@ -146,17 +146,7 @@ impl Cluster {
             return;
         };
         self.stalled_sources += 1;
-        let epoch = self
-            .members
-            .values()
-            .map(|m| m.node.current_epoch)
-            .max()
-            .unwrap_or(0)
-            + 1;
-        self.record_promotion_gap(r, fk);
-        if let Ok(n) = self.node_mut(r) {
-            crate::gossip::promote(n, fk, epoch);
-        }
+        self.take_over(r, fk);
         self.broadcast_pong(r);
     }
 

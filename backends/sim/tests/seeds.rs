@@ -199,8 +199,7 @@ fn a_migration_source_replaced_by_its_replica_while_stalled_loses_no_key() {
         },
         ..SimConfig::midslot_kills()
     };
-    let summary = run_many(seeds(60, 40_000), &cfg);
-    println!("{summary}");
+    let summary = sweep(seeds(60, 40_000), cfg);
     let stalled = summary
         .seeds_with_fault
         .get("stall_migration_source")
@@ -210,14 +209,6 @@ fn a_migration_source_replaced_by_its_replica_while_stalled_loses_no_key() {
         stalled * 2 >= summary.seeds_run,
         "only {stalled} of {} seed(s) had a migration source replaced while stalled",
         summary.seeds_run
-    );
-    let failures: Vec<String> = summary.failures.iter().map(ToString::to_string).collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} seed(s) failed:\n{}",
-        failures.len(),
-        summary.seeds_run,
-        failures.join("\n")
     );
 }
 
