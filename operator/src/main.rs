@@ -15,7 +15,7 @@ use std::process::ExitCode;
 )]
 struct Cli {
     /// Log filter (tracing's env-filter syntax); RUST_LOG overrides it. Default: `info`;
-    /// `error` for `local soak`, whose report is its output (its observations of nodes it
+    /// `error` for `local soak` and `kube soak`, whose report is its output (its observations of nodes it
     /// killed on purpose would warn every 100 ms).
     #[arg(long, global = true)]
     log: Option<String>,
@@ -34,6 +34,9 @@ enum Command {
     /// Run a real Redis Cluster of local redis-server processes, no Kubernetes needed.
     #[command(subcommand)]
     Local(commands::local::LocalCommand),
+    /// Act on a Kubernetes cluster from outside the operator (the chaos soak).
+    #[command(subcommand)]
+    Kube(commands::kube::KubeCommand),
     /// Replay recorded cluster states, or run seeded random simulations.
     #[command(subcommand)]
     Simulate(commands::simulate::SimulateCommand),
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
     let quiet = matches!(
         cli.command,
         Command::Local(commands::local::LocalCommand::Soak(_))
+            | Command::Kube(commands::kube::KubeCommand::Soak(_))
     );
     let log = cli
         .log
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Command::Crd(args) => commands::crd::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Local(cmd) => commands::local::run(cmd),
+        Command::Kube(cmd) => commands::kube::run(cmd),
         Command::Simulate(cmd) => commands::simulate::run(cmd),
     };
     match result {

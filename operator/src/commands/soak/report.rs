@@ -23,6 +23,13 @@ pub(super) enum Kind {
     /// A master with no replica: nothing fails over, its slots wait for it.
     StopLoneMaster,
     StopReplica,
+    /// Kubernetes: `kubectl delete pod` of a master (with a replica) or of a replica.
+    DeleteMasterPod,
+    DeleteReplicaPod,
+    /// Kubernetes: an emulated node hosting a master loses power, then starts again.
+    KillNode,
+    /// Kubernetes: the API server answers 503 to everything for a few seconds.
+    CutApi,
     KillOperator,
 }
 
@@ -35,7 +42,10 @@ impl Kind {
 
     /// Faults that take away a master with writes its replica may not have yet.
     fn loses_a_master(self) -> bool {
-        matches!(self, Kind::KillMaster | Kind::StopMaster)
+        matches!(
+            self,
+            Kind::KillMaster | Kind::StopMaster | Kind::DeleteMasterPod | Kind::KillNode
+        )
     }
 
     fn label(self) -> &'static str {
@@ -48,6 +58,10 @@ impl Kind {
             Kind::StopMaster => "SIGSTOP a master past the node timeout",
             Kind::StopLoneMaster => "SIGSTOP a master without replica past the node timeout",
             Kind::StopReplica => "SIGSTOP a replica past the node timeout",
+            Kind::DeleteMasterPod => "delete a master's pod",
+            Kind::DeleteReplicaPod => "delete a replica's pod",
+            Kind::KillNode => "kill a node hosting a master (power loss), start it again",
+            Kind::CutApi => "API server cut off (503) for 2-6 s",
             Kind::KillOperator => "SIGKILL the operator (idle), restart",
         }
     }
@@ -105,8 +119,8 @@ pub(super) struct Miss {
 /// Whom a miss is blamed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Blame {
-    /// Written to a master within [`ASYNC_WINDOW_MS`] before it was killed or frozen, or
-    /// while it was going away: Redis' asynchronous replication (episode index).
+    /// Written to a master within [`ASYNC_WINDOW_MS`] before it was killed, frozen or
+    /// deleted (alone or with its node), or while it was going away: Redis' asynchronous replication (episode index).
     KilledMaster(usize),
     /// Anything else: written during this episode (index), or between episodes (`None`).
     Operator(Option<usize>),
