@@ -24,7 +24,10 @@ fn figure(text: &str, label: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_minute_kube_soak_loses_no_acknowledged_write_to_the_operator_and_ends_clean() {
     let env = Env::start("kubesoak", 3).await;
-    if env.sandbox_for("the kube soak kills nodes and cuts the API").is_none() {
+    if env
+        .sandbox_for("the kube soak kills nodes and cuts the API")
+        .is_none()
+    {
         return;
     }
     // A different seed makes different choices; CI keeps one so that a failure can be rerun.

@@ -8,8 +8,8 @@ use engine::slots::key_slot;
 use redis::cluster::{ClusterClient, ClusterConnection};
 use sim::rng::Rng;
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 

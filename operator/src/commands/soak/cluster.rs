@@ -256,4 +256,3 @@ pub(super) fn signal(pid: u32, sig: &str) -> Result<(), CmdError> {
         .into())
     }
 }
-

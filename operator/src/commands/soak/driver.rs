@@ -158,7 +158,8 @@ impl<T: Target> Soak<T> {
             at,
             undo: Undo::StartOperator,
         };
-        let (writable_ms, healthy_ms) = self.measure(start, &probe, later, Some(ready_mark)).await?;
+        let (writable_ms, healthy_ms) =
+            self.measure(start, &probe, later, Some(ready_mark)).await?;
         Ok(Episode {
             kind: Kind::KillOperator,
             detail: "restarted".into(),
@@ -279,7 +280,9 @@ where
 {
     while Instant::now() + LAST_START < deadline {
         if let Some(status) = soak.c.operator_exited() {
-            return Err(format!("the operator exited on its own ({status}); see operator.log").into());
+            return Err(
+                format!("the operator exited on its own ({status}); see operator.log").into(),
+            );
         }
         let e = soak.next_episode().await?;
         say(&format!(

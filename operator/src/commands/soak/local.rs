@@ -39,10 +39,9 @@ impl ChaosArgs {
     pub(super) fn work_dir(&self, kind: &str, marker: &str) -> Result<PathBuf, CmdError> {
         let work = match &self.dir {
             Some(d) => std::path::absolute(d).unwrap_or_else(|_| d.clone()),
-            None => std::env::temp_dir().join(format!(
-                "redis-operator-{kind}-{}",
-                std::process::id()
-            )),
+            None => {
+                std::env::temp_dir().join(format!("redis-operator-{kind}-{}", std::process::id()))
+            }
         };
         if work.join(marker).exists() {
             return Err(format!(

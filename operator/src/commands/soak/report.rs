@@ -120,7 +120,8 @@ pub(super) struct Miss {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Blame {
     /// Written to a master within [`ASYNC_WINDOW_MS`] before it was killed, frozen or
-    /// deleted (alone or with its node), or while it was going away: Redis' asynchronous replication (episode index).
+    /// deleted (alone or with its node), or while it was going away: Redis' asynchronous
+    /// replication (episode index).
     KilledMaster(usize),
     /// Anything else: written during this episode (index), or between episodes (`None`).
     Operator(Option<usize>),

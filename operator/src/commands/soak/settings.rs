@@ -41,7 +41,11 @@ impl Settings {
 
     /// The next value of the setting that needs a rolling replacement (it toggles).
     pub(super) fn next_listpack_entries(&self) -> u32 {
-        if self.listpack_entries == 128 { 256 } else { 128 }
+        if self.listpack_entries == 128 {
+            256
+        } else {
+            128
+        }
     }
 
     /// The next value of the setting Redis applies live (it toggles).
@@ -80,7 +84,10 @@ mod tests {
         assert_eq!(rc.metadata.namespace.as_deref(), Some("chaos"));
         assert_eq!(rc.spec.masters, 5);
         assert_eq!(rc.spec.replicas, Some(2));
-        assert!(text.contains("hash-max-listpack-entries: \"256\""), "{text}");
+        assert!(
+            text.contains("hash-max-listpack-entries: \"256\""),
+            "{text}"
+        );
         let local = s.manifest("soak", None, 20000);
         assert!(!local.contains("namespace"), "{local}");
     }

@@ -131,7 +131,11 @@ impl KubeCluster {
         for _ in 0..20 {
             match self
                 .clusters()
-                .patch(NAME, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&rc))
+                .patch(
+                    NAME,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(&rc),
+                )
                 .await
             {
                 Ok(_) => return Ok(()),
@@ -186,9 +190,7 @@ impl KubeCluster {
             self.recording =
                 Some(KubeRecording::start(self.client.clone(), &self.namespace, NAME).await?);
         }
-        self.recording
-            .as_mut()
-            .ok_or_else(|| "no recording".into())
+        self.recording.as_mut().ok_or_else(|| "no recording".into())
     }
 
     /// The pods' Redis nodes, with where each runs and what it serves.
@@ -354,9 +356,7 @@ impl Target for KubeCluster {
     async fn undo(&mut self, undo: &Undo) -> Result<(), CmdError> {
         match undo {
             Undo::StartOperator => KubeCluster::start_operator(self),
-            Undo::StartNode(node) => {
-                self.fault(serde_json::json!({ "startNode": node })).await
-            }
+            Undo::StartNode(node) => self.fault(serde_json::json!({ "startNode": node })).await,
             Undo::Continue { pid, .. } => {
                 Err(format!("a Kubernetes soak freezes no process ({pid})").into())
             }

@@ -150,7 +150,8 @@ async fn soak_for(soak: &mut Soak<KubeCluster>, args: &KubeSoakArgs) -> Result<b
         .and_then(|j| {
             j.observation.members.values().find_map(|m| {
                 let me = m.redis.as_ref()?.myself()?;
-                me.is_master().then(|| m.addr.as_ref().map(ToString::to_string))?
+                me.is_master()
+                    .then(|| m.addr.as_ref().map(ToString::to_string))?
             })
         })
         .unwrap_or_else(|| addrs[0].clone());

@@ -237,9 +237,7 @@ impl Soak<KubeCluster> {
         let probe = probe_slots(&master_slots(&nodes));
         let ms = self.rng.range(2_000, 6_000);
         let start = Instant::now();
-        self.c
-            .fault(serde_json::json!({ "downForMs": ms }))
-            .await?;
+        self.c.fault(serde_json::json!({ "downForMs": ms })).await?;
         let (writable_ms, healthy_ms) = self.measure(start, &probe, Later::Nothing, None).await?;
         Ok(Episode {
             kind: Kind::CutApi,
