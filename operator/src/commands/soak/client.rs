@@ -296,4 +296,21 @@ mod tests {
             assert_eq!(key_slot(key.as_bytes()), slot);
         }
     }
+
+    #[test]
+    fn new_addresses_reach_every_clone_but_not_a_copy_without_one() {
+        let endpoints = Endpoints::new(["10.0.0.1:1".to_string()], None);
+        let writer_side = endpoints.clone();
+        let probe = endpoints.without("10.0.0.2:2");
+        endpoints.set(vec!["10.0.0.2:2".into(), "10.0.0.3:3".into()]);
+        assert_eq!(writer_side.snapshot(), ["10.0.0.2:2", "10.0.0.3:3"]);
+        assert_eq!(probe.snapshot(), ["10.0.0.1:1"]);
+        endpoints.set(Vec::new());
+        assert_eq!(
+            writer_side.snapshot().len(),
+            2,
+            "an empty answer keeps the last known"
+        );
+        assert_eq!(endpoints.without("10.0.0.2:2").snapshot(), ["10.0.0.3:3"]);
+    }
 }

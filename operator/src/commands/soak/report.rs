@@ -450,6 +450,42 @@ mod tests {
     }
 
     #[test]
+    fn a_write_lost_with_a_deleted_master_pod_or_a_killed_node_is_blamed_on_it_and_an_api_cut_explains_none()
+     {
+        let episodes = [
+            episode(Kind::DeleteMasterPod, 10_000, 20_000, &[(0, 5460)]),
+            episode(
+                Kind::KillNode,
+                30_000,
+                40_000,
+                &[(5461, 6000), (9000, 9100)],
+            ),
+            episode(Kind::CutApi, 50_000, 55_000, &[]),
+            episode(Kind::DeleteReplicaPod, 60_000, 65_000, &[]),
+        ];
+        let blame = attribute(
+            &[
+                miss(9_500, 10),
+                miss(31_000, 9050),
+                miss(31_000, 7000),
+                miss(51_000, 10),
+                miss(61_000, 10),
+            ],
+            &episodes,
+        );
+        assert_eq!(
+            blame,
+            vec![
+                Blame::KilledMaster(0),
+                Blame::KilledMaster(1),
+                Blame::Operator(Some(1)),
+                Blame::Operator(Some(2)),
+                Blame::Operator(Some(3)),
+            ]
+        );
+    }
+
+    #[test]
     fn percentiles_are_nearest_rank() {
         let v: Vec<u64> = (1..=100).collect();
         assert_eq!(percentile(&v, 50), Some(50));
