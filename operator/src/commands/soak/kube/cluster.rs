@@ -224,12 +224,27 @@ impl KubeCluster {
         Ok(out)
     }
 
+    /// Deletes a pod as `kubectl delete pod` does (gracefully: its server gets SIGTERM) and
+    /// returns once it is gone (its StatefulSet makes a new one), so that a write the old
+    /// server still took is not counted as the cluster being writable again.
     pub(super) async fn delete_pod(&self, pod: &str) -> Result<(), CmdError> {
-        Api::<Pod>::namespaced(self.client.clone(), &self.namespace)
-            .delete(pod, &DeleteParams::default())
+        let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
+        let uid = api
+            .get(pod)
+            .await
+            .map_err(|e| format!("get pod {pod}: {e}"))?
+            .uid();
+        api.delete(pod, &DeleteParams::default())
             .await
             .map_err(|e| format!("delete pod {pod}: {e}"))?;
-        Ok(())
+        for _ in 0..1200 {
+            match api.get_opt(pod).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(p)) if p.uid() != uid => return Ok(()),
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        Err(format!("pod {pod} was still there 2 minutes after its deletion").into())
     }
 
     /// Posts a fault to kube-sandbox (`POST /sandbox/faults`, as `kube-sandbox fault` does).
