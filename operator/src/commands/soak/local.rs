@@ -22,14 +22,15 @@ pub struct ChaosArgs {
     /// choices, though a real cluster's timing still differs from run to run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Working directory (manifest, state, operator.log). Default: a new one under the
-    /// system's temp dir, deleted after a run that passed.
+    /// Working directory (operator.log; locally also the manifest and the nodes' state).
+    /// Default: a new one under the system's temp dir, deleted after a run that passed.
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Writes per second of the verifying client, at most.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=50000))]
     pub write_rate: u32,
-    /// Keep the working directory (and the stopped nodes' data) after a run that passed.
+    /// Keep the working directory after a run that passed (and the stopped nodes' data
+    /// locally, the RedisCluster on Kubernetes).
     #[arg(long)]
     pub keep: bool,
 }
