@@ -169,26 +169,7 @@ impl Soak<KubeCluster> {
     /// masters each have a replica elsewhere: otherwise the shard is gone with it.
     async fn kill_node(&mut self) -> Result<Episode, CmdError> {
         let nodes = self.c.nodes().await?;
-        let hosts: BTreeSet<&str> = nodes
-            .iter()
-            .filter(|n| n.master && !n.slots.is_empty())
-            .filter_map(|n| n.host.as_deref())
-            .collect();
-        let survivable: Vec<&str> = hosts
-            .into_iter()
-            .filter(|h| {
-                nodes
-                    .iter()
-                    .filter(|m| m.master && m.host.as_deref() == Some(*h))
-                    .all(|m| {
-                        nodes.iter().any(|r| {
-                            r.master_id.as_deref() == Some(m.id.as_str())
-                                && r.host.is_some()
-                                && r.host.as_deref() != Some(*h)
-                        })
-                    })
-            })
-            .collect();
+        let survivable = survivable_hosts(&nodes);
         let Some(&host) = self.rng.pick(&survivable) else {
             // Every master shares its node with its only replicas: a pod instead.
             return self.delete_pod(Op::DeleteMasterPod).await;
@@ -251,6 +232,31 @@ impl Soak<KubeCluster> {
     }
 }
 
+/// The Kubernetes nodes that host a master serving slots and whose every master has a
+/// replica on another node: killing one loses no shard.
+fn survivable_hosts(nodes: &[PodNode]) -> Vec<&str> {
+    let hosts: BTreeSet<&str> = nodes
+        .iter()
+        .filter(|n| n.master && !n.slots.is_empty())
+        .filter_map(|n| n.host.as_deref())
+        .collect();
+    hosts
+        .into_iter()
+        .filter(|h| {
+            nodes
+                .iter()
+                .filter(|m| m.master && m.host.as_deref() == Some(*h))
+                .all(|m| {
+                    nodes.iter().any(|r| {
+                        r.master_id.as_deref() == Some(m.id.as_str())
+                            && r.host.is_some()
+                            && r.host.as_deref() != Some(*h)
+                    })
+                })
+        })
+        .collect()
+}
+
 /// The slot ranges of each master.
 fn master_slots(nodes: &[PodNode]) -> Vec<Vec<engine::SlotRange>> {
     nodes
@@ -258,4 +264,40 @@ fn master_slots(nodes: &[PodNode]) -> Vec<Vec<engine::SlotRange>> {
         .filter(|n| n.master)
         .map(|n| n.slots.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::SlotRange;
+
+    fn node(id: &str, host: &str, master_of: Option<&str>, slots: &[(u16, u16)]) -> PodNode {
+        PodNode {
+            pod: format!("pod-{id}"),
+            host: Some(host.into()),
+            id: id.into(),
+            master: master_of.is_none(),
+            master_id: master_of.map(str::to_owned),
+            slots: slots.iter().map(|&(a, b)| SlotRange::new(a, b)).collect(),
+        }
+    }
+
+    #[test]
+    fn only_a_node_whose_every_master_has_a_replica_elsewhere_is_killed() {
+        let nodes = [
+            // node-0: master a (replica on node-1) and master b (replica on node-0 only).
+            node("a", "node-0", None, &[(0, 100)]),
+            node("b", "node-0", None, &[(101, 200)]),
+            node("a1", "node-1", Some("a"), &[]),
+            node("b1", "node-0", Some("b"), &[]),
+            // node-2: master c, replicas on node-1 and node-2.
+            node("c", "node-2", None, &[(201, 16383)]),
+            node("c1", "node-1", Some("c"), &[]),
+            node("c2", "node-2", Some("c"), &[]),
+            // node-3: an empty master (no slots) and no replica: not a target, no reason to
+            // spare it either.
+            node("d", "node-3", None, &[]),
+        ];
+        assert_eq!(survivable_hosts(&nodes), ["node-2"]);
+    }
 }
