@@ -32,6 +32,8 @@ pub(super) struct PodNode {
     pub pod: String,
     /// The Kubernetes node it runs on.
     pub host: Option<String>,
+    /// Where its server listens (`host:port`).
+    pub addr: Option<String>,
     pub id: String,
     pub master: bool,
     /// Its master's node id (replicas).
@@ -215,6 +217,7 @@ impl KubeCluster {
             out.push(PodNode {
                 pod,
                 host,
+                addr: m.addr.as_ref().map(ToString::to_string),
                 id: me.id.clone(),
                 master: me.is_master(),
                 master_id: me.master_id.clone(),
@@ -245,6 +248,24 @@ impl KubeCluster {
             }
         }
         Err(format!("pod {pod} was still there 2 minutes after its deletion").into())
+    }
+
+    /// Waits (at most 10 s) until nothing listens at any of `addrs` any more: a killed
+    /// node's processes die on its kubelet's next pass, and until then they still serve.
+    pub(super) async fn wait_unreachable(&self, addrs: &[String]) {
+        for _ in 0..200 {
+            let mut any = false;
+            for a in addrs {
+                let connect = tokio::net::TcpStream::connect(a.as_str());
+                if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(200), connect).await {
+                    any = true;
+                }
+            }
+            if !any {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Posts a fault to kube-sandbox (`POST /sandbox/faults`, as `kube-sandbox fault` does).

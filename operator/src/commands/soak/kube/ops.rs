@@ -192,9 +192,12 @@ impl Soak<KubeCluster> {
         );
         let probe = probe_slots(&master_slots(&nodes));
         let start = Instant::now();
+        let victims: Vec<String> = on_host.iter().filter_map(|n| n.addr.clone()).collect();
         self.c
             .fault(serde_json::json!({ "killNode": host }))
             .await?;
+        // Timed from the fault, but writable only once its servers are really gone.
+        self.c.wait_unreachable(&victims).await;
         let down = NODE_TIMEOUT_MS + self.rng.range(1_000, 5_000);
         let later = Later::Due {
             at: start + Duration::from_millis(down),
@@ -275,6 +278,7 @@ mod tests {
         PodNode {
             pod: format!("pod-{id}"),
             host: Some(host.into()),
+            addr: None,
             id: id.into(),
             master: master_of.is_none(),
             master_id: master_of.map(str::to_owned),
