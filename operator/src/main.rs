@@ -15,8 +15,9 @@ use std::process::ExitCode;
 )]
 struct Cli {
     /// Log filter (tracing's env-filter syntax); RUST_LOG overrides it. Default: `info`;
-    /// `error` for `local soak`, whose report is its output (its observations of nodes it
-    /// killed on purpose would warn every 100 ms).
+    /// `error` for `local soak` and `kube soak`, whose report is its output (its
+    /// observations of nodes it killed on purpose would warn every 100 ms; `kube soak` also
+    /// leaves out the kube client's errors: it cuts the API server off on purpose).
     #[arg(long, global = true)]
     log: Option<String>,
     #[command(subcommand)]
@@ -34,6 +35,9 @@ enum Command {
     /// Run a real Redis Cluster of local redis-server processes, no Kubernetes needed.
     #[command(subcommand)]
     Local(commands::local::LocalCommand),
+    /// Act on a Kubernetes cluster from outside the operator (the chaos soak).
+    #[command(subcommand)]
+    Kube(commands::kube::KubeCommand),
     /// Replay recorded cluster states, or run seeded random simulations.
     #[command(subcommand)]
     Simulate(commands::simulate::SimulateCommand),
@@ -44,14 +48,15 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    let quiet = matches!(
-        cli.command,
-        Command::Local(commands::local::LocalCommand::Soak(_))
-    );
-    let log = cli
-        .log
-        .clone()
-        .unwrap_or_else(|| if quiet { "error" } else { "info" }.into());
+    let default_log = match &cli.command {
+        Command::Local(commands::local::LocalCommand::Soak(_)) => "error",
+        // The soak cuts the API server off on purpose: its own watches' 503s are expected.
+        Command::Kube(commands::kube::KubeCommand::Soak(_)) => {
+            "error,kube_client=off,kube_runtime=off"
+        }
+        _ => "info",
+    };
+    let log = cli.log.clone().unwrap_or_else(|| default_log.into());
     if let Err(e) = init_tracing(&log) {
         eprintln!("error: --log {log:?} is not a log filter: {e}");
         return ExitCode::from(2);
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
         Command::Crd(args) => commands::crd::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Local(cmd) => commands::local::run(cmd),
+        Command::Kube(cmd) => commands::kube::run(cmd),
         Command::Simulate(cmd) => commands::simulate::run(cmd),
     };
     match result {

@@ -2,6 +2,7 @@
 //! Display is printed as `error: …`.
 
 pub mod crd;
+pub mod kube;
 pub mod local;
 mod local_display;
 mod local_members;

@@ -13,9 +13,10 @@ pub const ENV_PASSWORD: &str = "REDIS_PASSWORD";
 /// Without persistence a node that restarts has lost its data but would still find its
 /// `nodes.conf` (an emptyDir outlives a container restart): it would come back as the same
 /// node, still owning its slots, and its replicas would copy its empty dataset. So the script
-/// removes `nodes.conf` first: the node returns as a new, empty node and the engine treats it
-/// as one (the replica takes over; the old id is forgotten). With persistence nothing is
-/// removed: the node comes back with its identity and its append-only file.
+/// removes `nodes.conf` (and any `dump.rdb` a replica's sync left) first: the node returns as
+/// a new, empty node and the engine treats it as one (the replica takes over; the old id is
+/// forgotten). With persistence nothing is removed: the node comes back with its identity and
+/// its append-only file.
 ///
 /// The password is read from the environment at start, never written into the pod spec.
 pub fn server_script(ctx: &ClusterCtx<'_>, ports: NodePorts) -> String {
@@ -69,7 +70,11 @@ pub fn server_script(ctx: &ClusterCtx<'_>, ports: NodePorts) -> String {
     if persistent {
         exec
     } else {
-        format!("rm -f {DATA_DIR}/nodes.conf\n{exec}")
+        // `dump.rdb` too: a replica's full sync writes its master's data there (whatever
+        // `save` says), and a server that starts with no `nodes.conf` but with keys claims
+        // every slot it holds keys of — an isolated one-node cluster the engine must refuse
+        // to touch (found by `kube soak`, docs/reliability.md).
+        format!("rm -f {DATA_DIR}/nodes.conf {DATA_DIR}/dump.rdb\n{exec}")
     }
 }
 
@@ -97,10 +102,10 @@ mod tests {
     }
 
     #[test]
-    fn a_node_without_persistence_forgets_its_identity_before_it_starts() {
+    fn a_node_without_persistence_forgets_its_identity_and_data_before_it_starts() {
         let s = script("masters: 3");
         assert!(
-            s.starts_with("rm -f /data/nodes.conf\nexec redis-server --port 10001"),
+            s.starts_with("rm -f /data/nodes.conf /data/dump.rdb\nexec redis-server --port 10001"),
             "{s}"
         );
         assert!(s.contains("--cluster-announce-bus-port 20001"));

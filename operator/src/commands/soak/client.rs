@@ -8,34 +8,48 @@ use engine::slots::key_slot;
 use redis::cluster::{ClusterClient, ClusterConnection};
 use sim::rng::Rng;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Where the cluster can be reached: every port a node of the soak may listen on (a client
-/// needs one live node to learn the rest), with the password when there is one.
+/// Where the cluster can be reached: the addresses (`host:port`) a node of the soak may
+/// listen on (a client needs one live node to learn the rest), with the password when there
+/// is one. Shared by every clone, so that a soak whose nodes move (pods on Kubernetes) can
+/// point the running writer at the new ones with [`Endpoints::set`].
 #[derive(Debug, Clone)]
 pub(super) struct Endpoints {
-    ports: Vec<u16>,
+    addrs: Arc<RwLock<Vec<String>>>,
     password: Option<String>,
 }
 
 impl Endpoints {
-    pub(super) fn new(ports: impl IntoIterator<Item = u16>, password: Option<&str>) -> Self {
+    pub(super) fn new(addrs: impl IntoIterator<Item = String>, password: Option<&str>) -> Self {
         Self {
-            ports: ports.into_iter().collect(),
+            addrs: Arc::new(RwLock::new(addrs.into_iter().collect())),
             password: password.map(str::to_owned),
         }
     }
 
-    /// The same without `port`: a frozen node accepts connections and answers nothing, so a
-    /// client that starts from it waits for its timeouts first.
-    pub(super) fn without(&self, port: u16) -> Self {
-        Self {
-            ports: self.ports.iter().copied().filter(|&p| p != port).collect(),
-            password: self.password.clone(),
+    /// Replaces the addresses, for every clone (an empty list is ignored: a client keeps
+    /// the last addresses it knew rather than none).
+    pub(super) fn set(&self, addrs: Vec<String>) {
+        if !addrs.is_empty() {
+            *self.addrs.write().unwrap_or_else(|p| p.into_inner()) = addrs;
         }
+    }
+
+    fn snapshot(&self) -> Vec<String> {
+        self.addrs.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A copy (not shared) without `addr`: a frozen node accepts connections and answers
+    /// nothing, so a client that starts from it waits for its timeouts first.
+    pub(super) fn without(&self, addr: &str) -> Self {
+        Self::new(
+            self.snapshot().into_iter().filter(|a| a != addr),
+            self.password.as_deref(),
+        )
     }
 
     /// A fresh cluster connection. Short timeouts and few retries: a write to a dead or
@@ -47,11 +61,11 @@ impl Endpoints {
 
     fn connect_with(&self, response_timeout: Duration) -> redis::RedisResult<ClusterConnection> {
         let urls: Vec<String> = self
-            .ports
+            .snapshot()
             .iter()
-            .map(|p| match &self.password {
-                Some(pw) => format!("redis://:{pw}@127.0.0.1:{p}/"),
-                None => format!("redis://127.0.0.1:{p}/"),
+            .map(|a| match &self.password {
+                Some(pw) => format!("redis://:{pw}@{a}/"),
+                None => format!("redis://{a}/"),
             })
             .collect();
         ClusterClient::builder(urls)
@@ -281,5 +295,22 @@ mod tests {
             let key = format!("soak-probe:{{{}}}", tags.tag(slot));
             assert_eq!(key_slot(key.as_bytes()), slot);
         }
+    }
+
+    #[test]
+    fn new_addresses_reach_every_clone_but_not_a_copy_without_one() {
+        let endpoints = Endpoints::new(["10.0.0.1:1".to_string()], None);
+        let writer_side = endpoints.clone();
+        let probe = endpoints.without("10.0.0.2:2");
+        endpoints.set(vec!["10.0.0.2:2".into(), "10.0.0.3:3".into()]);
+        assert_eq!(writer_side.snapshot(), ["10.0.0.2:2", "10.0.0.3:3"]);
+        assert_eq!(probe.snapshot(), ["10.0.0.1:1"]);
+        endpoints.set(Vec::new());
+        assert_eq!(
+            writer_side.snapshot().len(),
+            2,
+            "an empty answer keeps the last known"
+        );
+        assert_eq!(endpoints.without("10.0.0.2:2").snapshot(), ["10.0.0.3:3"]);
     }
 }

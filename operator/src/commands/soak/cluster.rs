@@ -1,11 +1,12 @@
-//! The cluster under soak: its manifest, the `local up` it runs as a child process (so that
-//! it can be SIGKILLed and started again like any user's), its nodes and their signals, and
-//! the judgement of whether it is healthy.
+//! The local cluster under soak: its manifest, the `local up` it runs as a child process (so
+//! that it can be SIGKILLed and started again like any user's), its nodes and their signals.
 
 use super::super::local::{Judgement, NameArgs, ScaleArgs, judge, local_config, scale_to};
 use super::super::local_state::load_saved;
 use super::CmdError;
-use engine::{Phase, SlotRange};
+use super::driver::{Target, Undo};
+use super::settings::Settings;
+use engine::SlotRange;
 use local::LocalBackend;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,17 +18,6 @@ pub(super) const MAX_NODES: u16 = 18;
 pub(super) const NODE_TIMEOUT_MS: u64 = 2_000;
 
 pub(super) const NAME: &str = "soak";
-
-/// What the manifest says; the soak edits it and `local scale` overrides the counts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Settings {
-    pub masters: u32,
-    pub replicas: u32,
-    /// `maxMemory`, a setting Redis applies live.
-    pub max_memory_mb: u32,
-    /// `hash-max-listpack-entries`, a setting that needs a restart: a rolling replacement.
-    pub listpack_entries: u32,
-}
 
 /// A node as the soak sees it.
 #[derive(Debug, Clone)]
@@ -54,12 +44,7 @@ impl SoakCluster {
         Self {
             work: work.to_path_buf(),
             base_port,
-            settings: Settings {
-                masters: 3,
-                replicas: 1,
-                max_memory_mb: 256,
-                listpack_entries: 128,
-            },
+            settings: Settings::initial(),
             server_binary,
             operator: None,
             stopped: None,
@@ -84,14 +69,7 @@ impl SoakCluster {
     /// Writes the manifest with [`Self::settings`] (counts included: an edited manifest
     /// wins over an earlier `local scale`).
     pub(super) fn write_manifest(&self) -> Result<(), CmdError> {
-        let s = &self.settings;
-        let text = format!(
-            "apiVersion: redis.redis/v1beta1\nkind: RedisCluster\nmetadata:\n  name: {NAME}\n\
-             spec:\n  masters: {}\n  replicas: {}\n  basePort: {}\n  maxMemory: {}mb\n  \
-             clusterNodeTimeoutMs: {NODE_TIMEOUT_MS}\n  redisConfig:\n    \
-             hash-max-listpack-entries: \"{}\"\n",
-            s.masters, s.replicas, self.base_port, s.max_memory_mb, s.listpack_entries
-        );
+        let text = self.settings.manifest(NAME, None, self.base_port);
         let path = self.manifest();
         // Written aside and renamed: the running `up` reads it every pass.
         let partial = self.work.join("cluster.yaml.partial");
@@ -222,51 +200,43 @@ impl SoakCluster {
     }
 }
 
-/// Healthy: the engine, looking at the cluster now with the spec in force, has nothing to do
-/// (every member runs and answers, the shape and configuration are the wanted ones, every
-/// view agrees, no slot is open), nothing is degraded, every node says `cluster_state:ok`
-/// and every replica's link to its master is up (a restarted replica is not healthy until
-/// its sync finished: until then its shard has no copy).
-pub(super) fn healthy(j: &Judgement) -> bool {
-    let nodes_ok = j.observation.members.values().all(|m| {
-        m.redis.as_ref().is_some_and(|s| {
-            s.cluster_ok && (s.myself().is_some_and(|me| me.is_master()) || s.master_link_up)
-        })
-    });
-    nodes_ok && engine_has_nothing_to_do(j)
-}
+impl Target for SoakCluster {
+    async fn judge(&mut self) -> Result<Judgement, CmdError> {
+        SoakCluster::judge(self).await
+    }
 
-fn engine_has_nothing_to_do(j: &Judgement) -> bool {
-    let d = &j.decision;
-    d.phase == Phase::Ready
-        && d.effects.is_empty()
-        && d.is_true(engine::ConditionKind::Ready)
-        && !d.is_true(engine::ConditionKind::Degraded)
-        && j.observation.members.len() == (j.desired.masters * (1 + j.desired.replicas)) as usize
-        && j.observation
-            .members
-            .values()
-            .all(|m| m.running && m.redis.is_some())
-}
+    fn kill_operator(&mut self) {
+        SoakCluster::kill_operator(self);
+    }
 
-/// Whether a change is in its risky part: a slot open somewhere (a migration), or some but
-/// not all members on the configuration wanted (a rolling replacement).
-pub(super) fn in_progress(j: &Judgement) -> (bool, bool) {
-    let migrating = j.observation.members.values().any(|m| {
-        m.redis
-            .as_ref()
-            .and_then(|s| s.myself())
-            .is_some_and(|me| !me.open_slots.is_empty())
-    });
-    let wanted = j.desired.fingerprint.as_deref();
-    let renewed = j
-        .observation
-        .members
-        .values()
-        .filter(|m| m.fingerprint.as_deref() == wanted)
-        .count();
-    let rolling = renewed > 0 && renewed < j.observation.members.len();
-    (migrating, rolling)
+    fn start_operator(&mut self) -> Result<(), CmdError> {
+        SoakCluster::start_operator(self)
+    }
+
+    fn operator_exited(&mut self) -> Option<std::process::ExitStatus> {
+        SoakCluster::operator_exited(self)
+    }
+
+    fn ready_mark(&self) -> usize {
+        self.ready_lines()
+    }
+
+    /// A restarted `local up` has printed "is ready" once more than before it was killed.
+    async fn operator_settled(&mut self, restarted_since: Option<usize>) -> bool {
+        restarted_since.is_none_or(|n| self.ready_lines() > n)
+    }
+
+    async fn undo(&mut self, undo: &Undo) -> Result<(), CmdError> {
+        match undo {
+            Undo::Continue { pid, .. } => {
+                signal(*pid, "CONT")?;
+                self.stopped = None;
+                Ok(())
+            }
+            Undo::StartOperator => SoakCluster::start_operator(self),
+            Undo::StartNode(node) => Err(format!("a local soak has no node {node}").into()),
+        }
+    }
 }
 
 /// `kill -SIG pid` (the `kill` command: this crate uses no unsafe code for libc).
@@ -284,29 +254,5 @@ pub(super) fn signal(pid: u32, sig: &str) -> Result<(), CmdError> {
             String::from_utf8_lossy(&out.stderr).trim()
         )
         .into())
-    }
-}
-
-/// `redis-cli --cluster check` on `port`: `Ok` when every slot is covered and it reports no
-/// error or warning, else its output.
-pub(super) fn cluster_check(port: u16, password: Option<&str>) -> Result<(), String> {
-    let mut cmd = Command::new("redis-cli");
-    if let Some(pw) = password {
-        // Through the environment, never on the command line (`ps` shows arguments).
-        cmd.env("REDISCLI_AUTH", pw);
-    }
-    let out = cmd
-        .args(["--cluster", "check", &format!("127.0.0.1:{port}")])
-        .output()
-        .map_err(|e| format!("cannot run redis-cli: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if out.status.success()
-        && text.contains("[OK] All 16384 slots covered")
-        && !text.contains("[ERR]")
-        && !text.contains("[WARNING]")
-    {
-        Ok(())
-    } else {
-        Err(text)
     }
 }

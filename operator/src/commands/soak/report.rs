@@ -23,6 +23,13 @@ pub(super) enum Kind {
     /// A master with no replica: nothing fails over, its slots wait for it.
     StopLoneMaster,
     StopReplica,
+    /// Kubernetes: `kubectl delete pod` of a master (with a replica) or of a replica.
+    DeleteMasterPod,
+    DeleteReplicaPod,
+    /// Kubernetes: an emulated node hosting a master loses power, then starts again.
+    KillNode,
+    /// Kubernetes: the API server answers 503 to everything for a few seconds.
+    CutApi,
     KillOperator,
 }
 
@@ -35,7 +42,10 @@ impl Kind {
 
     /// Faults that take away a master with writes its replica may not have yet.
     fn loses_a_master(self) -> bool {
-        matches!(self, Kind::KillMaster | Kind::StopMaster)
+        matches!(
+            self,
+            Kind::KillMaster | Kind::StopMaster | Kind::DeleteMasterPod | Kind::KillNode
+        )
     }
 
     fn label(self) -> &'static str {
@@ -48,6 +58,10 @@ impl Kind {
             Kind::StopMaster => "SIGSTOP a master past the node timeout",
             Kind::StopLoneMaster => "SIGSTOP a master without replica past the node timeout",
             Kind::StopReplica => "SIGSTOP a replica past the node timeout",
+            Kind::DeleteMasterPod => "delete a master's pod",
+            Kind::DeleteReplicaPod => "delete a replica's pod",
+            Kind::KillNode => "kill a node hosting a master (power loss), start it again",
+            Kind::CutApi => "API server cut off (503) for 2-6 s",
             Kind::KillOperator => "SIGKILL the operator (idle), restart",
         }
     }
@@ -105,8 +119,9 @@ pub(super) struct Miss {
 /// Whom a miss is blamed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Blame {
-    /// Written to a master within [`ASYNC_WINDOW_MS`] before it was killed or frozen, or
-    /// while it was going away: Redis' asynchronous replication (episode index).
+    /// Written to a master within [`ASYNC_WINDOW_MS`] before it was killed, frozen or
+    /// deleted (alone or with its node), or while it was going away: Redis' asynchronous
+    /// replication (episode index).
     KilledMaster(usize),
     /// Anything else: written during this episode (index), or between episodes (`None`).
     Operator(Option<usize>),
@@ -431,6 +446,42 @@ mod tests {
         assert_eq!(
             attribute(&[miss(10_500, 7)], &episodes),
             vec![Blame::Operator(Some(0))]
+        );
+    }
+
+    #[test]
+    fn a_write_lost_with_a_deleted_master_pod_or_a_killed_node_is_blamed_on_it_and_an_api_cut_explains_none()
+     {
+        let episodes = [
+            episode(Kind::DeleteMasterPod, 10_000, 20_000, &[(0, 5460)]),
+            episode(
+                Kind::KillNode,
+                30_000,
+                40_000,
+                &[(5461, 6000), (9000, 9100)],
+            ),
+            episode(Kind::CutApi, 50_000, 55_000, &[]),
+            episode(Kind::DeleteReplicaPod, 60_000, 65_000, &[]),
+        ];
+        let blame = attribute(
+            &[
+                miss(9_500, 10),
+                miss(31_000, 9050),
+                miss(31_000, 7000),
+                miss(51_000, 10),
+                miss(61_000, 10),
+            ],
+            &episodes,
+        );
+        assert_eq!(
+            blame,
+            vec![
+                Blame::KilledMaster(0),
+                Blame::KilledMaster(1),
+                Blame::Operator(Some(1)),
+                Blame::Operator(Some(2)),
+                Blame::Operator(Some(3)),
+            ]
         );
     }
 
