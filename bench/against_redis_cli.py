@@ -9,10 +9,12 @@ same redis-server binary, configuration and data, and print every figure and the
 
 Usage: bench/against_redis_cli.py [--keys N] [--create-runs N] [--only-create]
                                   [--binary target/release/redis-operator]
-                                  [--server valkey-server --cli valkey-cli]
-On Valkey 8.1 (scripts/valkey.sh): --server target/tools/valkey/bin/valkey-server
---cli target/tools/valkey/bin/valkey-cli.
-Every server binds 127.0.0.1, ports 16000-16399 (bus +10000); all are stopped at the end.
+                                  [--server-binary valkey-server --cli valkey-cli]
+                                  [--base-port 16000]
+On Valkey 8.1 (scripts/valkey.sh): --server-binary target/tools/valkey/bin/valkey-server
+--cli target/tools/valkey/bin/valkey-cli. The server binary runs on both sides (redis-operator
+gets it as `local up --server-binary`), the cli drives the peer's `--cluster` commands.
+Every server binds 127.0.0.1, ports BASE to BASE+33 (bus +10000); all are stopped at the end.
 """
 import argparse, json, os, shutil, signal, subprocess, sys, tempfile, time
 
@@ -24,8 +26,8 @@ def crc16(data: bytes) -> int:
             crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
     return crc
 
-# The server and cli both sides run: Redis' by default; --server/--cli pick others (Valkey's
-# valkey-server and valkey-cli from scripts/valkey.sh), for redis-operator too.
+# The server both sides run and the peer's cli: Redis' by default; --server-binary/--cli pick
+# others (Valkey's valkey-server and valkey-cli from scripts/valkey.sh).
 SERVER, CLI = "redis-server", "redis-cli"
 
 def slot_of(key: str) -> int:
@@ -40,7 +42,7 @@ def slot_of(key: str) -> int:
 def cli(port, *args, check=True):
     out = subprocess.run([CLI, "-p", str(port), *args], capture_output=True, text=True)
     if check and out.returncode != 0:
-        raise RuntimeError(f"redis-cli -p {port} {' '.join(args)}: {out.stderr}")
+        raise RuntimeError(f"{CLI} -p {port} {' '.join(args)}: {out.stderr}")
     return out.stdout
 
 def wait(cond, what, timeout=120):
@@ -126,11 +128,19 @@ def main():
     ap.add_argument("--binary", default="target/release/redis-operator")
     ap.add_argument("--create-runs", type=int, default=5)
     ap.add_argument("--only-create", action="store_true")
-    ap.add_argument("--server", default="redis-server", help="server binary for both sides")
+    ap.add_argument("--server-binary", "--server", dest="server", default="redis-server",
+                    help="server binary for both sides")
     ap.add_argument("--cli", default="redis-cli", help="cli for the peer's --cluster commands")
+    ap.add_argument("--base-port", type=int, default=16000,
+                    help="first port; BASE..BASE+33 are used (bus ports +10000)")
     a = ap.parse_args()
     global SERVER, CLI
-    SERVER, CLI = shutil.which(a.server) or a.server, a.cli
+    # Absolute: redis-operator runs in the bench's temporary directory.
+    SERVER, CLI = (os.path.abspath(shutil.which(x) or x) for x in (a.server, a.cli))
+    base = a.base_port
+    # redis-operator's cluster, the peer's created clusters, the peer's two rebalance runs.
+    OURS, PEER_CREATE, PEER_DEFAULT, PEER_PIPELINE = base, base + 10, base + 20, base + 30
+    cli_name = os.path.basename(CLI)
     binary = os.path.abspath(a.binary)
     root = tempfile.mkdtemp(prefix="rop-bench-")
     servers = Servers(os.path.join(root, "peer"))
@@ -148,13 +158,15 @@ def main():
             raise RuntimeError(out.stderr[-2000:])
     try:
         version = subprocess.run([SERVER, '--version'], capture_output=True, text=True).stdout.split()
-        print(f"keys: {a.keys:,}; server: {version[0]} {version[2]}")
-        print("| measure | redis-operator | redis-cli --cluster | ratio (>1: redis-operator better) |")
+        cli_version = subprocess.run([CLI, '--version'], capture_output=True, text=True).stdout.strip()
+        print(f"keys: {a.keys:,}; server: {version[0]} {version[2]}; cli: {cli_version}; "
+              f"load average: {os.getloadavg()[0]:.2f}")
+        print(f"| measure | redis-operator | {cli_name} --cluster | ratio (>1: redis-operator better) |")
         print("|---|---|---|---|")
         # 1. creation 3x1: from nothing to cluster_state:ok everywhere, node start-up included.
         manifest = os.path.join(root, "c.yaml")
-        ours_manifest(manifest, 3, 1, 16000)
-        ours_ports = list(range(16000, 16006))
+        ours_manifest(manifest, 3, 1, OURS)
+        ours_ports = list(range(OURS, OURS + 6))
         def attached(ports):
             # What `redis-cli --cluster create` leaves when it returns: every node ok and three
             # nodes that report themselves replicas (their own CLUSTER NODES line).
@@ -193,7 +205,7 @@ def main():
                 return timed_create(peer_ports, t)
             finally:
                 servers.stop()
-        peer_ports = list(range(16100, 16106))
+        peer_ports = list(range(PEER_CREATE, PEER_CREATE + 6))
         # Gossip timing varies run to run: each side is created several times, alternating,
         # and the medians are compared.
         ours_runs, peer_runs = [], []
@@ -204,7 +216,7 @@ def main():
         ours_create, ours_agreed = med([r[0] for r in ours_runs]), med([r[1] for r in ours_runs])
         peer_create, peer_agreed = med([r[0] for r in peer_runs]), med([r[1] for r in peer_runs])
         print(f"creation runs (attached/agreed, s): redis-operator {[(round(x, 2), round(y, 2)) for x, y in ours_runs]}; "
-              f"redis-cli {[(round(x, 2), round(y, 2)) for x, y in peer_runs]}", flush=True)
+              f"{cli_name} {[(round(x, 2), round(y, 2)) for x, y in peer_runs]}", flush=True)
         t = time.time(); ours_up(manifest); ours_ready = time.time() - t
         op("local", "down", "--name", "bench", "--dir", ours_dir, "--purge")
         row(f"create 3x1 until cluster_state:ok everywhere, replicas attached (median of {a.create_runs})", ours_create, peer_create, "s", False)
@@ -214,12 +226,12 @@ def main():
             return
 
         # 2. rebalance 3 -> 4 masters.
-        ours_manifest(manifest, 3, 0, 16000)
+        ours_manifest(manifest, 3, 0, OURS)
         ours_up(manifest)
-        load([16000, 16001, 16002], a.keys)
+        load([OURS, OURS + 1, OURS + 2], a.keys)
         op("local", "scale", "--name", "bench", "--dir", ours_dir, "--masters", "4")
         t = time.time(); ours_up(manifest); ours_rebalance = time.time() - t
-        moved = int(cli(16003, "dbsize"))
+        moved = int(cli(OURS + 3, "dbsize"))
         ours_rate = moved / migration_window(trace)
         ours_e2e = moved / ours_rebalance
         # 3. drain back to 3.
@@ -231,7 +243,7 @@ def main():
 
         peer = {}
         for pipeline in (None, 1000):
-            base = 16200 if pipeline is None else 16300
+            base = PEER_DEFAULT if pipeline is None else PEER_PIPELINE
             ports = [base, base + 1, base + 2]
             for p in ports + [base + 3]:
                 servers.start(p)
@@ -255,14 +267,15 @@ def main():
                            capture_output=True, check=True)
             el = time.time() - t
             peer[(pipeline, "drain")] = m / el
-        row("rebalance 3->4 masters (keys/s) vs redis-cli default pipeline", ours_rate, peer[(None, "rebalance")], "keys/s", True)
-        row("rebalance 3->4 masters (keys/s) vs redis-cli --cluster-pipeline 1000", ours_rate, peer[(1000, "rebalance")], "keys/s", True)
-        row("drain 4->3 masters (keys/s) vs redis-cli default pipeline", ours_drain_rate, peer[(None, "drain")], "keys/s", True)
-        row("drain 4->3 masters (keys/s) vs redis-cli --cluster-pipeline 1000", ours_drain_rate, peer[(1000, "drain")], "keys/s", True)
+        row(f"rebalance 3->4 masters (keys/s) vs {cli_name} default pipeline", ours_rate, peer[(None, "rebalance")], "keys/s", True)
+        row(f"rebalance 3->4 masters (keys/s) vs {cli_name} --cluster-pipeline 1000", ours_rate, peer[(1000, "rebalance")], "keys/s", True)
+        row(f"drain 4->3 masters (keys/s) vs {cli_name} default pipeline", ours_drain_rate, peer[(None, "drain")], "keys/s", True)
+        row(f"drain 4->3 masters (keys/s) vs {cli_name} --cluster-pipeline 1000", ours_drain_rate, peer[(1000, "drain")], "keys/s", True)
         print(f"{moved:,} keys moved each way. redis-operator end to end (scale command to Ready, "
               f"including node start, MEET, Redis' rejoin delay, removal): rebalance "
               f"{ours_e2e:,.0f} keys/s, drain {ours_drain_e2e:,.0f} keys/s; creation until Ready "
-              f"(also every replica synced and every node agreeing): {ours_ready:.2f} s")
+              f"(also every replica synced and every node agreeing): {ours_ready:.2f} s; "
+              f"load average at the end: {os.getloadavg()[0]:.2f}")
     finally:
         servers.stop()
         op("local", "down", "--name", "bench", "--dir", ours_dir, "--purge")

@@ -155,6 +155,22 @@ impl Env {
 
     /// Starts the operator with another identity's kubeconfig (a service account's token).
     pub fn operator_as(&self, kubeconfig: &std::path::Path, extra: &[&str]) -> Operator {
+        let log = std::env::var("E2E_OPERATOR_LOG")
+            .unwrap_or_else(|_| "info,kube_client=warn,kube_runtime=warn".to_string());
+        self.spawn_operator(kubeconfig, extra, &log)
+    }
+
+    /// Starts the operator with `RUST_LOG=log` (whatever `E2E_OPERATOR_LOG` says).
+    pub fn operator_logging(&self, extra: &[&str], log: &str) -> Operator {
+        self.spawn_operator(&self.kubeconfig, extra, log)
+    }
+
+    fn spawn_operator(
+        &self,
+        kubeconfig: &std::path::Path,
+        extra: &[&str],
+        rust_log: &str,
+    ) -> Operator {
         let port = free_port();
         let log = self.dir.join(format!("operator-{port}.log"));
         let out = std::fs::File::create(&log).unwrap();
@@ -165,11 +181,7 @@ impl Env {
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(extra)
-            .env(
-                "RUST_LOG",
-                std::env::var("E2E_OPERATOR_LOG")
-                    .unwrap_or_else(|_| "info,kube_client=warn,kube_runtime=warn".to_string()),
-            )
+            .env("RUST_LOG", rust_log)
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .stdin(Stdio::null())
