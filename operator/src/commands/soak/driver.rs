@@ -4,8 +4,9 @@
 //! and the loop of operations until the deadline. A [`Target`] says how to reach the
 //! cluster and its operator.
 
-use super::client::{Endpoints, SlotTags, writable};
+use super::client::{Endpoints, SlotTags, Writer, writable};
 use super::health::{healthy, in_progress};
+use super::local::ChaosArgs;
 use super::report::{Episode, KilledDuring, Kind};
 use super::{CmdError, HEAL_LIMIT, LAST_START, say};
 use crate::commands::local::Judgement;
@@ -300,6 +301,56 @@ where
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
     Ok(())
+}
+
+/// What a soak's chaos leaves for its conclusion.
+pub(super) struct Run {
+    /// The verifying client, still writing: the conclusion stops it and reads back.
+    pub writer: Writer,
+    pub episodes: Vec<Episode>,
+    /// How the operations ended: an error is a cluster that never healed or an operator that
+    /// exited on its own.
+    pub outcome: Result<(), CmdError>,
+    /// The cluster was healthy after the last operation.
+    pub settled: bool,
+}
+
+/// Starts the verifying client, runs operations for `args.minutes`, then waits for the
+/// cluster to heal from the last one, whatever happened: the same for every kind of cluster.
+pub(super) async fn run_chaos<T: Target>(
+    soak: &mut Soak<T>,
+    args: &ChaosArgs,
+) -> Result<Run, CmdError>
+where
+    Soak<T>: Operations,
+{
+    let writer = Writer::start(
+        soak.endpoints.clone(),
+        soak.epoch,
+        args.write_rate,
+        soak.rng.next_u64(),
+    );
+    let deadline = soak.epoch + Duration::from_secs(args.minutes * 60);
+    let mut episodes: Vec<Episode> = Vec::new();
+    let outcome = chaos(soak, || writer.acked(), deadline, &mut episodes).await;
+    let end = Instant::now();
+    let settled = soak.wait_healthy(end, HEAL_LIMIT, None).await?;
+    say(&format!(
+        "end: {}",
+        match settled {
+            Some(_) => format!(
+                "healthy {:.1} s after the last operation",
+                end.elapsed().as_secs_f64()
+            ),
+            None => "NOT healthy".into(),
+        }
+    ));
+    Ok(Run {
+        writer,
+        episodes,
+        outcome,
+        settled: settled.is_some(),
+    })
 }
 
 /// One slot of every range each master serves: writable when each takes a write.

@@ -1,16 +1,15 @@
 //! `redis-operator local soak`: a local cluster of real server processes (run by `local up`,
 //! a child process) under seeded chaos.
 
-use super::client::{Endpoints, SlotTags, Writer};
+use super::client::{Endpoints, SlotTags};
 use super::cluster::{self, MAX_NODES, SoakCluster};
-use super::driver::{Soak, chaos};
-use super::report::Episode;
+use super::driver::{Soak, run_chaos};
 use super::{CmdError, CmdResult, Ending, HEAL_LIMIT, conclude, preflight, say, server_version};
 use crate::commands::local_state::{load_saved, server_binary};
 use sim::rng::Rng;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What every soak is asked: how long, which seed, how hard the client writes, where to work.
 #[derive(clap::Args)]
@@ -131,29 +130,8 @@ async fn soak_for(
         "{server} ready (3 masters x 1 replica) after {:.1} s",
         start.elapsed().as_secs_f64()
     ));
-    let writer = Writer::start(
-        soak.endpoints.clone(),
-        soak.epoch,
-        args.chaos.write_rate,
-        soak.rng.next_u64(),
-    );
-    let deadline = soak.epoch + Duration::from_secs(args.chaos.minutes * 60);
-    let mut episodes: Vec<Episode> = Vec::new();
-    let outcome = chaos(soak, || writer.acked(), deadline, &mut episodes).await;
-
     // Whatever happened, the client's writes are read back and the cluster checked.
-    let end = Instant::now();
-    let settled = soak.wait_healthy(end, HEAL_LIMIT, None).await?;
-    say(&format!(
-        "end: {}",
-        match settled {
-            Some(_) => format!(
-                "healthy {:.1} s after the last operation",
-                end.elapsed().as_secs_f64()
-            ),
-            None => "NOT healthy".into(),
-        }
-    ));
+    let run = run_chaos(soak, &args.chaos).await?;
     let check_port = soak
         .c
         .nodes()
@@ -164,16 +142,16 @@ async fn soak_for(
         .unwrap_or(args.base_port);
     let endpoints = soak.endpoints.clone();
     conclude(
-        writer,
+        run.writer,
         &endpoints,
         Ending {
             server,
             seed: args.chaos.seed,
             write_rate: args.chaos.write_rate,
             minutes_run: soak.epoch.elapsed().as_secs_f64() / 60.0,
-            episodes,
-            chaos: outcome,
-            settled: settled.is_some(),
+            episodes: run.episodes,
+            chaos: run.outcome,
+            settled: run.settled,
             check_addr: format!("127.0.0.1:{check_port}"),
             password,
         },

@@ -7,10 +7,9 @@
 mod cluster;
 mod ops;
 
-use super::client::{Endpoints, SlotTags, Writer};
-use super::driver::{Soak, Target, chaos};
+use super::client::{Endpoints, SlotTags};
+use super::driver::{Soak, Target, run_chaos};
 use super::local::ChaosArgs;
-use super::report::Episode;
 use super::{CmdError, CmdResult, Ending, HEAL_LIMIT, conclude, preflight, say};
 use crate::commands::run::kube_client;
 use cluster::KubeCluster;
@@ -119,29 +118,8 @@ async fn soak_for(soak: &mut Soak<KubeCluster>, args: &KubeSoakArgs) -> Result<b
         start.elapsed().as_secs_f64(),
         addrs.join(" ")
     ));
-    let writer = Writer::start(
-        soak.endpoints.clone(),
-        soak.epoch,
-        args.chaos.write_rate,
-        soak.rng.next_u64(),
-    );
-    let deadline = soak.epoch + Duration::from_secs(args.chaos.minutes * 60);
-    let mut episodes: Vec<Episode> = Vec::new();
-    let outcome = chaos(soak, || writer.acked(), deadline, &mut episodes).await;
-
     // Whatever happened, the client's writes are read back and the cluster checked.
-    let end = Instant::now();
-    let settled = soak.wait_healthy(end, HEAL_LIMIT, None).await?;
-    say(&format!(
-        "end: {}",
-        match settled {
-            Some(_) => format!(
-                "healthy {:.1} s after the last operation",
-                end.elapsed().as_secs_f64()
-            ),
-            None => "NOT healthy".into(),
-        }
-    ));
+    let run = run_chaos(soak, &args.chaos).await?;
     let check_addr = soak
         .c
         .judge()
@@ -157,16 +135,16 @@ async fn soak_for(soak: &mut Soak<KubeCluster>, args: &KubeSoakArgs) -> Result<b
         .unwrap_or_else(|| addrs[0].clone());
     let endpoints = soak.endpoints.clone();
     conclude(
-        writer,
+        run.writer,
         &endpoints,
         Ending {
             server,
             seed: args.chaos.seed,
             write_rate: args.chaos.write_rate,
             minutes_run: soak.epoch.elapsed().as_secs_f64() / 60.0,
-            episodes,
-            chaos: outcome,
-            settled: settled.is_some(),
+            episodes: run.episodes,
+            chaos: run.outcome,
+            settled: run.settled,
             check_addr,
             password: None,
         },
