@@ -20,6 +20,7 @@ mod config;
 mod connection;
 mod error;
 mod executor;
+mod handover;
 mod migrate;
 mod observer;
 mod progress;

@@ -216,7 +216,7 @@ impl Cluster {
         Ok(())
     }
 
-    /// The real executor's last look before handing a slot over (`migrate.rs`,
+    /// The real executor's last look before handing a slot over (`handover.rs`,
     /// `confirm_source_still_migrates`): the source must still be a master owning the slot,
     /// migrating it to the target, with none of its keys.
     fn confirm_source_still_migrates(
