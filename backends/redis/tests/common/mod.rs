@@ -264,9 +264,13 @@ impl Cluster {
             Some(pw) => format!("redis://:{pw}@127.0.0.1:{}", self.nodes[i].port),
             None => format!("redis://127.0.0.1:{}", self.nodes[i].port),
         };
+        // Valkey holds a `SETSLOT` until the node's replicas acknowledge it (up to 2 s): the
+        // library's default response timeout is shorter than that on a loaded machine.
+        let config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
         redis::Client::open(url)
             .unwrap()
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .unwrap()
     }
