@@ -107,12 +107,27 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
                     }
                 }));
             }
-        } else if majority && (n.failed || process_gone) && down_for > 2 * timeout {
+        } else if majority
+            && ((process_gone && !w.desired.persistent) || (n.failed && down_for > 2 * timeout))
+        {
             // A master grants one vote per failed master every 2 node timeouts. Attempts
             // closer together than that can be refused in turn by different voters for ever,
             // so forced elections happen only in the first node timeout of every third one:
             // each attempt after a failed one finds every voter free again.
-            let since = down_for - 2 * timeout;
+            //
+            // A master whose process is known gone (not merely unreachable: a pause or a
+            // partition leaves the process running) is dead for sure, and without persistence
+            // it comes back empty: its replica holds the only copy, so it is forced at once,
+            // before Redis itself would even flag the master failed (no voter has voted about
+            // it yet; no split brain is possible). With persistence the master comes back with
+            // its data, newer than its replica's by the replication lag, so it is given the
+            // node timeout Redis gives it. Otherwise Redis elects by itself after a node
+            // timeout, and the engine steps in only when that did not happen within two.
+            let since = if process_gone && !w.desired.persistent {
+                down_for
+            } else {
+                down_for - 2 * timeout
+            };
             let period = 3 * timeout.max(1000);
             let into = since % period;
             if into < timeout.max(1000) {

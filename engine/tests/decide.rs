@@ -12,6 +12,10 @@ fn desired(m: u32, r: u32) -> Desired {
     Desired::new(m, r)
 }
 
+/// Long after a dead master's last pong, inside a window where its replica is forced: 45 s is
+/// nine node timeouts, the start of the fourth period of three (see `failover.rs`).
+const LONG_DEAD_MS: u64 = 1_000 + 45_000;
+
 #[test]
 fn an_empty_world_creates_every_member() {
     let d = decide(&desired(3, 1), Phase::Pending, &Observation::default());
@@ -246,7 +250,7 @@ fn a_crashed_master_with_a_replica_is_not_restarted_before_the_replica_took_over
     let d = decide(
         &desired(3, 1),
         Phase::Recovering,
-        &observe(&nodes, false, 60_000),
+        &observe(&nodes, false, LONG_DEAD_MS),
     );
     assert_effects(
         &d,
@@ -767,7 +771,7 @@ fn a_replica_that_linked_to_the_dead_master_is_forced_before_one_that_never_did_
     let mut nodes = healthy(3, 2);
     nodes[0].running = false;
     nodes[0].fail = true;
-    let mut obs = observe(&nodes, false, 60_000);
+    let mut obs = observe(&nodes, false, LONG_DEAD_MS);
     for (ord, offset, linked) in [(3u32, 50u64, false), (6, 10, true)] {
         let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
         s.repl_offset = offset;
@@ -789,7 +793,7 @@ fn dead_master_with_a_never_linked_replica() -> Observation {
     let mut nodes = healthy(3, 1);
     nodes[0].running = false;
     nodes[0].fail = true;
-    let mut obs = observe(&nodes, false, 60_000);
+    let mut obs = observe(&nodes, false, LONG_DEAD_MS);
     obs.members
         .get_mut(&3)
         .unwrap()
@@ -1008,7 +1012,7 @@ fn a_replica_on_the_stream_of_a_never_linked_replica_is_not_forced() {
     let mut nodes = healthy(3, 3);
     nodes[0].running = false;
     nodes[0].fail = true;
-    let mut obs = observe(&nodes, false, 60_000);
+    let mut obs = observe(&nodes, false, LONG_DEAD_MS);
     for (ord, linked, offset, keys, replid) in [
         (3u32, false, 105u64, 0u64, "old-stream"),
         (6, true, 105, 0, "old-stream"),
@@ -1059,12 +1063,11 @@ fn no_slot_moves_while_a_slot_is_open_from_an_interrupted_move() {
 /// Seen in kube-sandbox: master #0's pod was deleted and its StatefulSet brought it back at
 /// once, empty and without `nodes.conf`, as a new node at the same address. The others mark
 /// the old id `noaddr` and never flag it failed, so Redis never elects its replica; the
-/// process is known gone (no member runs that id), so the replica is forced after twice the
-/// node timeout.
+/// process is known gone (no member runs that id), so the replica is forced.
 #[test]
 fn a_master_whose_member_came_back_as_a_new_node_at_its_address_has_its_replica_forced() {
     let nodes = healthy(3, 1);
-    let mut obs = observe(&nodes, false, 60_000);
+    let mut obs = observe(&nodes, false, LONG_DEAD_MS);
     let old = id(0);
     let new = format!("{:040x}", 0xdead_u64);
     for state in obs.members.values_mut().filter_map(|m| m.redis.as_mut()) {
@@ -1103,4 +1106,68 @@ fn a_master_whose_member_came_back_as_a_new_node_at_its_address_has_its_replica_
         "{:?}",
         d.effects
     );
+}
+
+/// A master whose process is known gone (SIGKILL, a container that terminated) is dead for
+/// sure: its replica is forced at once, long before Redis would flag the master failed
+/// (a node timeout) and elect by itself.
+#[test]
+fn a_master_whose_process_is_gone_has_its_replica_forced_at_once() {
+    let mut nodes = healthy(3, 1);
+    nodes[0].running = false;
+    // 300 ms since the master's last pong: nobody flags it even PFAIL yet.
+    let obs = observe(&nodes, false, 1_300);
+    let d = decide(&desired(3, 1), Phase::Ready, &obs);
+    assert_effects(
+        &d,
+        &[Effect::Failover {
+            on: 3,
+            mode: FailoverMode::Force,
+        }],
+    );
+}
+
+/// A master that does not answer while its process runs (SIGSTOP, a partition) may come
+/// back as it was: Redis decides after the node timeout, and the engine forces nothing for
+/// twice that, however long it has been silent below it.
+#[test]
+fn a_paused_master_whose_process_runs_is_left_to_redis() {
+    let nodes = healthy(3, 1);
+    for down_ms in [300, 4_000, 9_000] {
+        let mut obs = observe(&nodes, false, 1_000 + down_ms);
+        obs.members.get_mut(&0).unwrap().redis = None;
+        let d = decide(&desired(3, 1), Phase::Ready, &obs);
+        assert!(
+            !d.effects
+                .iter()
+                .any(|e| matches!(e, Effect::Failover { .. })),
+            "silent for {down_ms} ms: {:?} {}",
+            d.effects,
+            d.summary
+        );
+    }
+}
+
+/// A forced election that did not win spends the voters' votes for two node timeouts: the
+/// next attempt for a dead master comes only in the first node timeout of every third one.
+#[test]
+fn a_dead_masters_replica_is_forced_again_only_once_the_votes_are_free() {
+    let mut nodes = healthy(3, 1);
+    nodes[0].running = false;
+    let timeout = desired(3, 1).node_timeout_ms;
+    for (down_ms, forced) in [
+        (timeout / 2, true),
+        (timeout + 100, false),
+        (2 * timeout + 100, false),
+        (3 * timeout + 100, true),
+        (4 * timeout + 100, false),
+    ] {
+        let obs = observe(&nodes, false, 1_000 + down_ms);
+        let d = decide(&desired(3, 1), Phase::Recovering, &obs);
+        let is_forced = d
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Failover { on: 3, .. }));
+        assert_eq!(is_forced, forced, "down {down_ms} ms: {:?}", d.effects);
+    }
 }
