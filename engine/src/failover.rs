@@ -7,11 +7,14 @@ use crate::work::{Kind, Work};
 use crate::world::World;
 
 /// Masters that own slots but are down. With a live replica, Redis fails over by itself; if it
-/// has not after twice the node timeout, the operator forces it. Without a replica the slots
+/// has not after twice the node timeout, the operator forces it. A master whose process is
+/// known to be gone, without persistence, has its best replica forced at once (`early_force`). Without a replica the slots
 /// are lost until the node returns, and `Degraded` says which.
 pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
     let mut effects = Vec::new();
     let mut waiting = Vec::new();
+    // Every effect decided is a FORCE on the early path (see the requeue below).
+    let mut all_early = true;
     let by_owner = w.slots_by_owner();
     for (id, slots) in by_owner {
         let Some(n) = w.nodes.get(id) else { continue };
@@ -83,11 +86,13 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
         // without asking), the others mark the old id `noaddr` and stop pinging it, so it
         // never reaches PFAIL, and Redis never elects its replica. FORCE needs no FAIL flag
         // (the voters accept a forced request), so a gone process is reason enough.
+        let early = process_gone && early_force(w, id, *best);
         if no_election || (!majority && process_gone && down_for > 4 * timeout) {
             effects.push(Effect::Failover {
                 on: *best,
                 mode: FailoverMode::Takeover,
             });
+            all_early = false;
             // A replica takes over exactly the slots its own view gives its master. When
             // that view is behind (the no-election case: it gives none), the slots the cluster
             // gives the dead master would stay with it, and its member, restarted empty
@@ -107,23 +112,13 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
                     }
                 }));
             }
-        } else if majority
-            && ((process_gone && !w.desired.persistent) || (n.failed && down_for > 2 * timeout))
-        {
+        } else if majority && (early || ((n.failed || process_gone) && down_for > 2 * timeout)) {
             // A master grants one vote per failed master every 2 node timeouts. Attempts
             // closer together than that can be refused in turn by different voters for ever,
             // so forced elections happen only in the first node timeout of every third one:
-            // each attempt after a failed one finds every voter free again.
-            //
-            // A master whose process is known gone (not merely unreachable: a pause or a
-            // partition leaves the process running) is dead for sure, and without persistence
-            // it comes back empty: its replica holds the only copy, so it is forced at once,
-            // before Redis itself would even flag the master failed (no voter has voted about
-            // it yet; no split brain is possible). With persistence the master comes back with
-            // its data, newer than its replica's by the replication lag, so it is given the
-            // node timeout Redis gives it. Otherwise Redis elects by itself after a node
-            // timeout, and the engine steps in only when that did not happen within two.
-            let since = if process_gone && !w.desired.persistent {
+            // each attempt after a failed one finds every voter free again. The early path
+            // (`early_force`) starts that rhythm at the death, the others 2 node timeouts on.
+            let since = if early {
                 down_for
             } else {
                 down_for - 2 * timeout
@@ -135,6 +130,7 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
                     on: *best,
                     mode: FailoverMode::Force,
                 });
+                all_early &= early;
             } else {
                 waiting.push(who);
             }
@@ -143,15 +139,28 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
         }
     }
     if !effects.is_empty() {
+        // Every effect is a FORCE on the early path (see the requeue below).
+        let only_early = all_early && effects.iter().all(|e| matches!(e, Effect::Failover { .. }));
         let summary = if effects.iter().all(|e| matches!(e, Effect::Meet { .. })) {
             "introducing again a forgotten replica that holds a failed master's data"
+        } else if only_early {
+            "forcing failover of masters whose process is gone"
         } else {
             "forcing failover of masters Redis did not replace in time"
         };
         let mut work = Work::new(Kind::Recover, effects, summary);
         // An election takes time; asking again restarts Redis' manual failover, so look again
-        // only after a node timeout.
-        work.requeue_ms = Some(w.desired.node_timeout_ms);
+        // only after a node timeout. A FORCE on the early path is the exception: the voters
+        // answer a forced request at once, so the replica wins within a cluster cron tick or
+        // two, and the member's restart and re-attach wait for the next look. Asking again
+        // inside the window is harmless: a replica starts no new election within twice its
+        // auth timeout of the last one (`clusterHandleSlaveFailover`'s retry time), and the
+        // engine asks nothing of a replica that already is master.
+        work.requeue_ms = Some(if only_early {
+            EARLY_RECHECK_MS
+        } else {
+            w.desired.node_timeout_ms
+        });
         return Some(work);
     }
     if !waiting.is_empty() {
@@ -170,6 +179,45 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
         work.kind = Kind::Recover;
         Some(work)
     }
+}
+
+/// How soon to look again after forcing a dead master's replica on the early path.
+const EARLY_RECHECK_MS: u64 = 200;
+
+/// The early path: `best`, replica of master `master_id` whose process is known to be gone
+/// (exited, killed, its pod deleted: never a mere silence), is forced at once, before Redis
+/// would even flag the master failed, when nothing better can come of waiting:
+/// - no persistence: the master comes back empty, so its replicas hold the only copy (with
+///   persistence it comes back with its data, newer than a replica's by the replication lag,
+///   and gets the node timeout Redis gives it);
+/// - `best` linked to this master since it last was a master itself, and its replication
+///   offset is the highest of the master's replicas: every replica of it that runs answers
+///   (a paused or unreachable one could hold a later offset), and none reports more.
+///
+/// A master that is merely unreachable (paused, cut off) never takes this path: its process
+/// runs. Nor does a replica's own silence: `takeover_candidates` only offers reachable ones.
+fn early_force(w: &World, master_id: &str, best: crate::model::Ordinal) -> bool {
+    if w.desired.persistent {
+        return false;
+    }
+    let Some(state) = w.state(best) else {
+        return false;
+    };
+    if !state.ever_linked || state.repl_offset == 0 {
+        return false;
+    }
+    w.replicas_of(master_id).into_iter().all(|(_, r)| {
+        let running = r
+            .ordinal
+            .and_then(|o| w.obs.members.get(&o))
+            .is_some_and(|m| m.running);
+        if !running {
+            return true;
+        }
+        r.ordinal
+            .and_then(|o| w.state(o))
+            .is_some_and(|s| r.reachable && s.repl_offset <= state.repl_offset)
+    })
 }
 
 /// When some reachable slot owner does not know replica `best`: the `CLUSTER MEET` effects

@@ -192,8 +192,10 @@ pub(crate) fn remove_leaving(w: &World) -> (Vec<Effect>, bool) {
             let holds = !n.entry.slots.is_empty()
                 || w.owns_slots(id)
                 || w.listed_with_slots(id)
-                // Down and owning no slot, it holds nothing any slot's owner lacks.
+                // Down and owning no slot, it holds nothing any slot's owner lacks; but silent
+                // while its process runs, what it holds is unknown.
                 || w.state(ord).is_some_and(|s| s.keys > 0)
+                || (w.state(ord).is_none() && w.obs.members.get(&ord).is_some_and(|m| m.running))
                 || !w.replicas_of(id).is_empty();
             if holds {
                 continue;

@@ -28,6 +28,9 @@ pub struct FaultRates {
     /// Per multi-step effect (exclusive with the source's): the node receiving the keys is
     /// killed in the middle of a slot.
     pub kill_migration_target: u32,
+    /// SIGSTOP of a running member for 1-15 steps, then SIGCONT (its own random stream, so
+    /// with it at 0 every other fault of a seed happens where it did before it existed).
+    pub pause: u32,
 }
 
 impl FaultRates {
@@ -45,6 +48,7 @@ impl FaultRates {
             interrupt_migration: 0,
             kill_migration_source: 0,
             kill_migration_target: 0,
+            pause: 0,
         }
     }
 }
@@ -63,6 +67,7 @@ impl Default for FaultRates {
             interrupt_migration: 80,
             kill_migration_source: 10,
             kill_migration_target: 10,
+            pause: 0,
         }
     }
 }
@@ -99,7 +104,7 @@ pub fn inject_environment(
     let stopped: Vec<Ordinal> = cluster
         .members
         .values()
-        .filter(|m| !m.running)
+        .filter(|m| !m.running && m.paused.is_none())
         .map(|m| m.ordinal)
         .collect();
     if rng.chance(rates.crash)
@@ -174,6 +179,40 @@ pub fn inject_environment(
                 count(counts, "partition");
             }
         }
+    }
+}
+
+/// SIGCONT of the members whose pause is over, then, by chance, a SIGSTOP of a running one
+/// (a master half of the time, when there is one): it answers nobody until `until_step`.
+pub fn inject_pause(
+    cluster: &mut Cluster,
+    rng: &mut Rng,
+    rates: &FaultRates,
+    step: u32,
+    counts: &mut FaultCounts,
+) {
+    // A member resumed now has not run yet: pausing it again would only stretch its pause.
+    let resumed = cluster.resume(Some(step));
+    if !rng.chance(rates.pause) {
+        return;
+    }
+    let running: Vec<(Ordinal, bool)> = cluster
+        .members
+        .values()
+        .filter(|m| m.running && !resumed.contains(&m.ordinal))
+        .map(|m| (m.ordinal, m.node.is_master()))
+        .collect();
+    let masters: Vec<Ordinal> = running.iter().filter(|r| r.1).map(|r| r.0).collect();
+    let all: Vec<Ordinal> = running.iter().map(|r| r.0).collect();
+    let pool = if rng.chance(500) && !masters.is_empty() {
+        masters
+    } else {
+        all
+    };
+    if let Some(o) = rng.pick(&pool).copied() {
+        let master = cluster.members.get(&o).is_some_and(|m| m.node.is_master());
+        cluster.pause(o, step + rng.range(1, 15) as u32);
+        count(counts, if master { "pause_master" } else { "pause" });
     }
 }
 

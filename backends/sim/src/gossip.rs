@@ -505,43 +505,15 @@ impl Cluster {
             return false;
         }
         self.record_promotion_gap(r, master);
+        if require_fail {
+            self.record_sibling_gap(r, master);
+        }
         if let Some(rm) = self.members.get_mut(&r) {
             promote(&mut rm.node, master, epoch);
         }
         // Redis (clusterFailoverReplaceYourMaster): the new master tells everyone at once.
         self.broadcast_pong(r);
         true
-    }
-}
-
-impl Cluster {
-    /// Keys the running old master holds in the slots replica `r` takes over that `r` lacks.
-    pub(crate) fn record_promotion_gap(&mut self, r: Ordinal, master: NodeKey) {
-        let Some(ranges) = self.members.get_mut(&r).map(|m| m.node.slots_of(master)) else {
-            return;
-        };
-        let Some(rn) = self.members.get(&r).map(|m| &m.node) else {
-            return;
-        };
-        let Some(old) = self
-            .members
-            .values()
-            .find(|m| m.running && m.node.key == master)
-        else {
-            return;
-        };
-        for range in ranges {
-            for slot in range.iter() {
-                let Some(theirs) = old.node.keys.get(&slot) else {
-                    continue;
-                };
-                for key in theirs {
-                    if !rn.holds(slot, *key) {
-                        self.promotion_gaps.insert(*key);
-                    }
-                }
-            }
-        }
     }
 }
 

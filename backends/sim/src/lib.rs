@@ -8,6 +8,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod faults;
+mod gaps;
 pub mod gossip;
 pub mod migration;
 pub mod node;

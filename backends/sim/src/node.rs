@@ -257,6 +257,17 @@ pub struct Member {
     /// at its last start).
     pub fingerprint: Option<String>,
     pub node: RedisNode,
+    /// SIGSTOP: the process exists, with its memory, but answers nobody (neither the operator
+    /// nor its peers) and runs no cron. `running` is false meanwhile, so nothing reaches it;
+    /// the observer still reports the member running (its process is there) and unanswering.
+    pub paused: Option<Pause>,
+}
+
+/// A pause in progress (see `Member::paused`).
+#[derive(Debug, Clone, Copy)]
+pub struct Pause {
+    pub since_ms: u64,
+    pub until_step: u32,
 }
 
 impl Member {
