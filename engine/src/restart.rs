@@ -225,7 +225,7 @@ fn only_replica_of_a_master_with_slots(w: &World, n: &crate::world::NodeInfo<'_>
 /// `owner`, or a master owning no slot (it may have lost them to `owner`'s election while
 /// silent: simulator seeds 34 and 106 with paused masters), or it cannot be told at all.
 /// Without persistence `owner` comes back empty; that member, back, would follow it.
-fn silent_copy_may_exist(w: &World, owner: &str) -> bool {
+pub(crate) fn silent_copy_may_exist(w: &World, owner: &str) -> bool {
     w.obs
         .members
         .iter()
@@ -243,7 +243,7 @@ fn silent_copy_may_exist(w: &World, owner: &str) -> bool {
 /// Some reachable replica holding keys follows a master that does not answer and that its
 /// own view still gives some of the slots `owner` owns by consensus: it was cut off when
 /// `owner` took them over from that master, and what it holds of them may be their only copy.
-fn predecessor_replica_holds_keys(w: &World, owner: &str) -> bool {
+pub(crate) fn predecessor_replica_holds_keys(w: &World, owner: &str) -> bool {
     let Some(theirs) = w.slots_by_owner().get(owner) else {
         return false;
     };

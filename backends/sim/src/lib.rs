@@ -7,6 +7,7 @@ pub mod apply;
 pub mod client;
 pub mod cluster;
 pub mod config;
+mod election;
 pub mod faults;
 mod gaps;
 pub mod gossip;
