@@ -66,9 +66,21 @@ def clean(ports):
     return out.returncode == 0 and "[WARNING]" not in out.stdout and "[ERR]" not in out.stdout
 
 
+def synced(ports):
+    """Every replica's link to its master is up: a replica that never finished its first sync
+    is never elected by Redis (its data age is unbounded), so killing its master then would
+    time Redis alone out."""
+    for p in ports:
+        info = cli(p, "info", "replication", check=False)
+        if "role:slave" in info and "master_link_status:up" not in info:
+            return False
+    return True
+
+
 def kill_and_time(ports, after_writable=None):
     """SIGKILLs the master of ports[0]'s view with the lowest port, returns (t0, writable s,
     clean s)."""
+    wait(lambda: synced(ports), "replicas synced", timeout=120)
     view = masters(ports[0])
     victim = min(view)
     key = key_of(view[victim][1])
