@@ -771,7 +771,7 @@ fn a_replica_that_linked_to_the_dead_master_is_forced_before_one_that_never_did_
     let mut nodes = healthy(3, 2);
     nodes[0].running = false;
     nodes[0].fail = true;
-    let mut obs = observe(&nodes, false, LONG_DEAD_MS);
+    let mut obs = observe(&nodes, false, 60_000);
     for (ord, offset, linked) in [(3u32, 50u64, false), (6, 10, true)] {
         let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
         s.repl_offset = offset;
@@ -793,7 +793,7 @@ fn dead_master_with_a_never_linked_replica() -> Observation {
     let mut nodes = healthy(3, 1);
     nodes[0].running = false;
     nodes[0].fail = true;
-    let mut obs = observe(&nodes, false, LONG_DEAD_MS);
+    let mut obs = observe(&nodes, false, 60_000);
     obs.members
         .get_mut(&3)
         .unwrap()
@@ -1012,7 +1012,7 @@ fn a_replica_on_the_stream_of_a_never_linked_replica_is_not_forced() {
     let mut nodes = healthy(3, 3);
     nodes[0].running = false;
     nodes[0].fail = true;
-    let mut obs = observe(&nodes, false, LONG_DEAD_MS);
+    let mut obs = observe(&nodes, false, 60_000);
     for (ord, linked, offset, keys, replid) in [
         (3u32, false, 105u64, 0u64, "old-stream"),
         (6, true, 105, 0, "old-stream"),
