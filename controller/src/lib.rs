@@ -14,6 +14,7 @@ pub mod http;
 pub mod members;
 pub mod projection;
 pub mod reconciler;
+pub mod recording;
 pub mod status;
 pub mod telemetry;
 pub mod trace_file;

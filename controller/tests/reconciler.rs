@@ -223,3 +223,35 @@ fn each_cluster_publishes_its_own_series_with_help_text() {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
 }
+
+#[test]
+fn a_recorder_decides_what_a_pass_would_and_executes_none_of_it() {
+    let fake = Fake::default();
+    let mut recorder = controller::recording::Recorder::new(
+        fake.clone(),
+        RedisAdapter::new(AdapterConfig::default()),
+    );
+    let s = spec("  masters: 3\n  replicas: 1\n");
+    let rt = runtime();
+    let first = rt.block_on(recorder.sample(&s, &[])).unwrap();
+    let missing = "spec.passwordSecret: Secret ns/auth does not exist".to_string();
+    let second = rt
+        .block_on(recorder.sample(&s, std::slice::from_ref(&missing)))
+        .unwrap();
+    assert!(
+        fake.started.lock().unwrap().is_empty(),
+        "a recorder started a member"
+    );
+    let pass = rt
+        .block_on(reconciler("same", Fake::default()).reconcile(&s))
+        .unwrap();
+    assert_eq!(first.spec, pass.desired, "the spec a pass is given");
+    assert_eq!(first.decision.phase, pass.decision.phase);
+    assert_eq!(first.decision.effects, pass.decision.effects);
+    assert!(!first.decision.effects.is_empty());
+    // The next sample is hinted with the phase decided before, as the next pass would be, and
+    // a backend's problem makes the spec invalid for the engine.
+    assert_eq!(second.phase_hint, first.decision.phase);
+    assert!(second.spec.problems.contains(&missing));
+    assert!(second.decision.effects.is_empty());
+}

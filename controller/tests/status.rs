@@ -160,6 +160,8 @@ fn nodes_are_listed_with_their_member_name_role_and_slots() {
         keys: 0,
         open_slot_keys: BTreeMap::new(),
         ever_linked: true,
+        serves_replicas: true,
+        replicates_from: None,
         replid: None,
         config: Default::default(),
     };

@@ -87,6 +87,10 @@ pub enum Effect {
     /// `CLUSTER BUMPEPOCH` on the master `on`: its claims lose to an older owner's higher
     /// epoch in some view, and only a newer epoch of its own makes them win there.
     BumpEpoch { on: Ordinal },
+    /// Open the replication gate of `on`: replicas may sync from it from now on (the
+    /// replication user exists there with the cluster's password). Decided only when no
+    /// replica would copy less data than it holds (see [`crate::replication_gate`]).
+    AllowReplicas { on: Ordinal },
 }
 
 impl Effect {
@@ -107,7 +111,8 @@ impl Effect {
             | Effect::Failover { on, .. }
             | Effect::Forget { on, .. }
             | Effect::ResetNode { on, .. }
-            | Effect::BumpEpoch { on } => *on,
+            | Effect::BumpEpoch { on }
+            | Effect::AllowReplicas { on } => *on,
         }
     }
 
@@ -130,6 +135,7 @@ impl Effect {
             Effect::Forget { .. } => "forget",
             Effect::ResetNode { .. } => "reset_node",
             Effect::BumpEpoch { .. } => "bump_epoch",
+            Effect::AllowReplicas { .. } => "allow_replicas",
         }
     }
 }
@@ -188,6 +194,7 @@ impl fmt::Display for Effect {
                 )
             }
             Effect::BumpEpoch { on } => write!(f, "#{on}: CLUSTER BUMPEPOCH"),
+            Effect::AllowReplicas { on } => write!(f, "#{on}: open the replication gate"),
         }
     }
 }

@@ -241,6 +241,8 @@ mod tests {
             keys,
             open_slot_keys: BTreeMap::new(),
             ever_linked: true,
+            serves_replicas: true,
+            replicates_from: None,
             replid: None,
             config: Default::default(),
         });

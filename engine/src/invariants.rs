@@ -46,17 +46,27 @@ fn reachable(obs: &Observation) -> impl Iterator<Item = (Ordinal, &NodeState)> {
         .filter_map(|(o, m)| m.redis.as_ref().map(|r| (*o, r)))
 }
 
-/// The node id of a member: its own answer, or else the id other nodes list at its address.
+/// The node id of a member: its own answer, or else the id other nodes list at its address
+/// (of several, one restarted there as a new node, the one heard from last, as the engine's
+/// `World` reads it).
 fn id_of(obs: &Observation, ordinal: Ordinal) -> Option<String> {
     let member = obs.members.get(&ordinal)?;
     if let Some(r) = &member.redis {
         return Some(r.id.clone());
     }
     let addr = member.addr.as_ref()?;
-    reachable(obs)
-        .flat_map(|(_, r)| r.nodes.iter())
-        .find(|n| n.addr.as_ref() == Some(addr) && !n.flags.myself)
-        .map(|n| n.id.clone())
+    let answering: BTreeSet<&str> = reachable(obs).map(|(_, r)| r.id.as_str()).collect();
+    let mut last_pong: BTreeMap<&str, u64> = BTreeMap::new();
+    for n in reachable(obs).flat_map(|(_, r)| r.nodes.iter()) {
+        if n.addr.as_ref() == Some(addr) && !n.flags.myself && !answering.contains(n.id.as_str()) {
+            let t = last_pong.entry(n.id.as_str()).or_default();
+            *t = (*t).max(n.pong_recv_ms);
+        }
+    }
+    last_pong
+        .into_iter()
+        .max_by_key(|(id, t)| (*t, std::cmp::Reverse(*id)))
+        .map(|(id, _)| id.to_string())
 }
 
 /// Keys on `id` that would be lost with it. A replica's keys are copies of its master's, so
@@ -444,6 +454,8 @@ mod tests {
                     keys,
                     open_slot_keys: BTreeMap::new(),
                     ever_linked: true,
+                    serves_replicas: true,
+                    replicates_from: None,
                     replid: None,
                     config: Default::default(),
                 };

@@ -24,6 +24,7 @@ pub mod trace;
 
 mod lifecycle;
 pub mod planner;
+pub mod replication_gate;
 
 /// Decides what to do next. Pure: same input, same output.
 ///

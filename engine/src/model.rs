@@ -155,6 +155,16 @@ pub struct NodeState {
     /// [`crate::desired::PERSISTENCE_SETTING`] as `CONFIG GET` prints them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
+    /// Replicas may sync from this node: its replication gate is open (see
+    /// [`crate::replication_gate`]). Every process starts with it closed. Traces written
+    /// before the gate existed read as open.
+    #[serde(default = "linked_by_default")]
+    pub serves_replicas: bool,
+    /// For a replica: the address its replication link connects to (`master_host` and
+    /// `master_port` in `INFO replication`). Redis follows this address, not the node id its
+    /// cluster view names, so a new process there is what the replica would copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicates_from: Option<Addr>,
 }
 
 fn linked_by_default() -> bool {

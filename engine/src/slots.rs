@@ -156,6 +156,35 @@ pub fn format_ranges(ranges: &[SlotRange]) -> String {
         .join(",")
 }
 
+/// CRC16/XMODEM, the hash Redis Cluster uses for key slots.
+pub fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// The slot of `key`, as Redis Cluster computes it: only the hash tag (the part between the
+/// first `{` and the next `}`) counts when it is not empty.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        rest.iter()
+            .position(|&b| b == b'}')
+            .filter(|&close| close > 0)
+            .map(|close| &rest[..close])
+    });
+    crc16(tagged.unwrap_or(key)) % SLOT_COUNT
+}
+
 /// Splits all 16384 slots into `parts` contiguous ranges whose sizes differ by at most one,
 /// the larger ones first (the layout `redis-cli --cluster create` produces).
 pub fn even_split(parts: u32) -> Vec<SlotRange> {
@@ -178,6 +207,17 @@ pub fn even_split(parts: u32) -> Vec<SlotRange> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn key_slots_are_the_ones_redis_computes_hash_tags_included() {
+        // `CLUSTER KEYSLOT` on Redis 7.0.
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"{foo}:bar"), 12182);
+        assert_eq!(key_slot(b"123456789"), 12739);
+        // An empty tag is no tag: the whole key counts.
+        assert_eq!(key_slot(b"{}foo"), crc16(b"{}foo") % SLOT_COUNT);
+        assert_eq!(key_slot(b"foo{"), crc16(b"foo{") % SLOT_COUNT);
+    }
+
     use super::*;
 
     #[test]

@@ -301,6 +301,8 @@ mod tests {
             keys: 0,
             open_slot_keys: Default::default(),
             ever_linked: true,
+            serves_replicas: true,
+            replicates_from: None,
             replid: None,
             config: Default::default(),
         }

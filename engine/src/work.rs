@@ -82,6 +82,12 @@ impl Work {
 pub(crate) fn work(w: &World) -> Work {
     let mut degraded = Vec::new();
     let mut out = rules(w, &mut degraded);
+    // Whatever else is done, every new process that may safely serve replicas is let serve
+    // them first: a replica attached below, or promoted by Redis later, needs it.
+    if !matches!(out.kind, Kind::Invalid | Kind::Delete) {
+        let gates = crate::replication_gate::gates_to_open(w.obs);
+        out.effects.splice(0..0, gates);
+    }
     out.degraded.extend(degraded);
     stuck(w, &mut out);
     out.serving = w.serves_every_slot();
@@ -145,6 +151,17 @@ fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
     }
     if !w.cluster_exists() {
         return bootstrap(w);
+    }
+    let forced = crate::replication_gate::same_node_returned_with_less(w.obs);
+    if !forced.is_empty() {
+        let mut work = Work::new(
+            Kind::Recover,
+            forced,
+            "a master restarted with fewer keys than its replica holds: promoting the replica",
+        );
+        // An election takes time; asking again restarts it.
+        work.requeue_ms = Some(d.node_timeout_ms);
+        return work;
     }
     if let Some(work) = meet(w, degraded) {
         return work;

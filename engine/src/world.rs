@@ -139,7 +139,9 @@ impl<'a> World<'a> {
         for info in others.into_iter().flatten() {
             nodes.insert(info.entry.id.as_str(), info);
         }
-        // A member that is down is recognised by the address the cluster knew it at.
+        // A member that is down is recognised by the address the cluster knew it at. A
+        // process restarted there as a new node leaves its old id listed at the same address:
+        // the member runs the id heard from last (as `invariants::id_of` reads it).
         for (ord, m) in &obs.members {
             if reachable.contains_key(ord) {
                 continue;
@@ -148,8 +150,8 @@ impl<'a> World<'a> {
             let found = nodes
                 .iter()
                 .filter(|(_, n)| !n.reachable && n.entry.addr.as_ref() == Some(addr))
-                .map(|(id, _)| *id)
-                .next();
+                .max_by_key(|(id, n)| (n.last_pong_ms, std::cmp::Reverse(**id)))
+                .map(|(id, _)| *id);
             if let Some(id) = found {
                 id_of.insert(*ord, id);
                 if let Some(n) = nodes.get_mut(id) {

@@ -86,6 +86,8 @@ pub fn observe(nodes: &[Node], alone: bool, now_ms: u64) -> Observation {
             keys: n.keys,
             open_slot_keys: n.open_keys.clone(),
             ever_linked: true,
+            serves_replicas: true,
+            replicates_from: None,
             replid: None,
             config: Default::default(),
         });

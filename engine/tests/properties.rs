@@ -120,6 +120,8 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
                             keys,
                             open_slot_keys,
                             ever_linked: true,
+                            serves_replicas: true,
+                            replicates_from: None,
                             replid: None,
                             config: Default::default(),
                         }),

@@ -14,9 +14,11 @@ use std::process::ExitCode;
     about = "Creates, scales, heals and monitors Redis Cluster"
 )]
 struct Cli {
-    /// Log filter (tracing's env-filter syntax); RUST_LOG overrides it.
-    #[arg(long, global = true, default_value = "info")]
-    log: String,
+    /// Log filter (tracing's env-filter syntax); RUST_LOG overrides it. Default: `info`;
+    /// `error` for `local soak`, whose report is its output (its observations of nodes it
+    /// killed on purpose would warn every 100 ms).
+    #[arg(long, global = true)]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,8 +44,16 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    if let Err(e) = init_tracing(&cli.log) {
-        eprintln!("error: --log {:?} is not a log filter: {e}", cli.log);
+    let quiet = matches!(
+        cli.command,
+        Command::Local(commands::local::LocalCommand::Soak(_))
+    );
+    let log = cli
+        .log
+        .clone()
+        .unwrap_or_else(|| if quiet { "error" } else { "info" }.into());
+    if let Err(e) = init_tracing(&log) {
+        eprintln!("error: --log {log:?} is not a log filter: {e}");
         return ExitCode::from(2);
     }
     let result = match cli.command {

@@ -85,3 +85,35 @@ fn local_up_with_an_address_it_cannot_listen_on_fails_before_writing_any_state()
     );
     assert!(!dir.exists(), "the state directory was created: {stderr}");
 }
+
+#[test]
+fn simulate_record_refuses_a_local_directory_beside_kubernetes_flags_and_zero_samples() {
+    assert_usage_error(
+        &[
+            "simulate",
+            "record",
+            "--name",
+            "c",
+            "-o",
+            "t.jsonl",
+            "--dir",
+            "state",
+            "--namespace",
+            "cache",
+        ],
+        &["--dir", "--namespace"],
+    );
+    assert_usage_error(
+        &[
+            "simulate",
+            "record",
+            "--name",
+            "c",
+            "-o",
+            "t.jsonl",
+            "--samples",
+            "0",
+        ],
+        &["--samples", "'0'"],
+    );
+}

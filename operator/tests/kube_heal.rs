@@ -7,7 +7,8 @@
 mod sandboxed;
 
 use sandboxed::{
-    Env, cluster_check, cluster_client, eventually, load_keys, missing_keys, redis_cli,
+    Env, cluster_check, cluster_client, describe_nodes, eventually, load_keys, missing_keys,
+    redis_cli,
 };
 use serde_json::json;
 
@@ -59,7 +60,7 @@ async fn a_killed_emulated_node_is_healed_around_and_its_pods_rejoin_when_it_sta
         .and_then(|p| p.spec.as_ref()?.node_name.clone())
         .expect("a node");
     sandbox.workload_faults().kill_node(&victim);
-    // Every slot is served again by the masters left (Redis promotes the replicas).
+    // A pod on another node, to watch the cluster from.
     let survivor = pods
         .iter()
         .find(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(victim.as_str()))
@@ -70,16 +71,15 @@ async fn a_killed_emulated_node_is_healed_around_and_its_pods_rejoin_when_it_sta
         })
         .expect("a pod on another node");
     let nodes_seen = || redis_cli(&["-h", &survivor.0, "-p", &survivor.1, "cluster", "nodes"]).1;
+    // The node comes back as soon as the others notice it is gone, before Redis has promoted
+    // #0's replica: #0's pod restarts as a new, empty node at the address that replica follows.
+    // Without the replication gate the replica copied it and a third of the keys were lost
+    // (docs/reliability.md); with it the replica keeps them and takes over.
     eventually(
         60,
-        "the cluster flags the dead node's processes failed",
+        "the cluster notices the dead node's processes",
         || async { nodes_seen().contains(",fail").then_some(()) },
     )
-    .await;
-    eventually(60, "every slot served while the node is down", || async {
-        let (_, info) = redis_cli(&["-h", &survivor.0, "-p", &survivor.1, "cluster", "info"]);
-        info.contains("cluster_state:ok").then_some(())
-    })
     .await;
     sandbox.workload_faults().start_node(&victim);
     // Healed: six nodes, none failing (the dead ids forgotten), and the status says so.
@@ -92,7 +92,14 @@ async fn a_killed_emulated_node_is_healed_around_and_its_pods_rejoin_when_it_sta
     let addrs = env.wait_shape("heal", "hosts", 3, 6, 180).await;
     cluster_check(&addrs[0]).expect("clean once the node is back");
     let mut client = cluster_client(&addrs);
-    assert_eq!(missing_keys(&mut client, "k", 2_000), Vec::<usize>::new());
+    let missing = missing_keys(&mut client, "k", 2_000);
+    assert!(
+        missing.is_empty(),
+        "{} keys lost, first {:?}\n{}",
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        describe_nodes(&addrs)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

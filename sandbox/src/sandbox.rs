@@ -24,6 +24,7 @@ pub struct SandboxBuilder {
     anonymous_is_admin: bool,
     tls: bool,
     nodes: usize,
+    workloads_dir: Option<PathBuf>,
 }
 
 impl Default for SandboxBuilder {
@@ -36,6 +37,7 @@ impl Default for SandboxBuilder {
             anonymous_is_admin: true,
             tls: false,
             nodes: 0,
+            workloads_dir: None,
         }
     }
 }
@@ -94,6 +96,14 @@ impl SandboxBuilder {
         self
     }
 
+    /// Where the kubelet keeps pods' files (volumes, container logs). By default they live
+    /// under the state dir, or in a temporary directory removed at the end; a test sets it
+    /// to keep the Redis logs of a failed run.
+    pub fn workloads_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.workloads_dir = Some(dir.into());
+        self
+    }
+
     pub async fn start(self) -> Result<SandboxHandle, SandboxError> {
         if !self.listen.ip().is_loopback() {
             return Err(SandboxError::NotLoopback(self.listen.to_string()));
@@ -131,9 +141,10 @@ impl SandboxBuilder {
             .transpose()?;
         let audit = Arc::new(crate::audit::AuditLog::new(100_000));
         // Where the kubelet keeps pods' files; the API reads container logs from there.
-        let workloads = (self.nodes > 0).then(|| match &self.state_dir {
-            Some(dir) => (dir.join("workloads"), false),
-            None => (
+        let workloads = (self.nodes > 0).then(|| match (&self.workloads_dir, &self.state_dir) {
+            (Some(dir), _) => (dir.clone(), false),
+            (None, Some(dir)) => (dir.join("workloads"), false),
+            (None, None) => (
                 std::env::temp_dir().join(format!(
                     "kube-sandbox-workloads-{}-{}",
                     std::process::id(),

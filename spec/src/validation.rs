@@ -49,6 +49,10 @@ const OPERATOR_OWNED_CONFIG: &[&str] = &[
     "daemonize",
     "requirepass",
     "masterauth",
+    // The replication gate's user (`engine::replication_gate::USER`), and Valkey's names for both.
+    "masteruser",
+    "primaryuser",
+    "primaryauth",
 ];
 /// Prefix of the announce settings (`cluster-announce-ip`, `-port`, `-bus-port`, ...), which
 /// the operator derives from where each pod runs.
@@ -366,7 +370,8 @@ fn owner_hint(key: &str) -> &'static str {
         "maxmemory" => " (use spec.maxMemory)",
         "port" => " (use spec.basePort)",
         "cluster-node-timeout" => " (use spec.clusterNodeTimeoutMs)",
-        "requirepass" | "masterauth" => " (use spec.passwordSecret)",
+        "requirepass" | "masterauth" | "primaryauth" => " (use spec.passwordSecret)",
+        "masteruser" | "primaryuser" => " (the operator's replication user)",
         "dir" => " (use spec.persistence)",
         _ => "",
     }

@@ -1,7 +1,12 @@
 //! The HTML timeline of a large generated trace: 10,000 records of 100 masters and 100
 //! replicas, with a master failing and its replica taking over every 40 records, a slot
 //! migration in flight every 100, and two effects decided per record.
-//! `cargo run --release -p redis-operator-timeline --example large_trace -- [OUT.html] [RECORDS] [MASTERS]`
+//! `cargo run --release -p redis-operator-timeline --example large_trace -- [OUT.html] [RECORDS] [MASTERS] [TRACE.jsonl]`
+//!
+//! With `TRACE.jsonl` the records are also written there, so the whole path a user takes can
+//! be timed: `redis-operator simulate replay TRACE.jsonl --html OUT.html` (reading, replaying
+//! through today's engine and drawing; the generated decisions are not the engine's, so the
+//! replay reports differences).
 //!
 //! Each node's view holds only its own `CLUSTER NODES` line (with every node's view of every
 //! other, the trace itself would be ~100 GB); the timeline reads roles and claims from those
@@ -98,6 +103,8 @@ fn record(i: u32, masters: u32) -> TraceRecord {
                 keys: u64::from(1000 + i / 10),
                 open_slot_keys,
                 ever_linked: true,
+                serves_replicas: true,
+                replicates_from: None,
                 replid: None,
                 config: BTreeMap::new(),
             });
@@ -171,6 +178,9 @@ fn main() {
         .unwrap_or_else(|| "target/large-trace.html".to_string());
     let records: u32 = args.next().map_or(10_000, |s| s.parse().expect("RECORDS"));
     let masters: u32 = args.next().map_or(100, |s| s.parse().expect("MASTERS"));
+    let mut trace = args.next().map(|path| {
+        std::io::BufWriter::new(std::fs::File::create(&path).expect("TRACE.jsonl can be created"))
+    });
     let started = Instant::now();
     let mut builder = timeline::Builder::new("Generated trace", Vec::new());
     let mut serialise = std::time::Duration::ZERO;
@@ -182,11 +192,20 @@ fn main() {
         let rec = record(i, masters);
         generate += t.elapsed();
         let t = Instant::now();
-        jsonl_bytes += serde_json::to_string(&rec).unwrap().len() + 1;
+        let line = serde_json::to_string(&rec).unwrap();
+        jsonl_bytes += line.len() + 1;
         serialise += t.elapsed();
+        if let Some(out) = trace.as_mut() {
+            use std::io::Write;
+            writeln!(out, "{line}").expect("TRACE.jsonl is written");
+        }
         let t = Instant::now();
         builder.push(&rec);
         fold += t.elapsed();
+    }
+    if let Some(mut out) = trace.take() {
+        use std::io::Write;
+        out.flush().expect("TRACE.jsonl is written");
     }
     let t = Instant::now();
     let tl = builder.finish();

@@ -10,23 +10,22 @@ use crate::build::{ClusterCtx, headless_service_and_pdb};
 use crate::checks::{self, Other};
 use crate::error::Error;
 use crate::lease::Leadership;
-use crate::members::{Caches, KubeMembers, apply_params};
-use crate::password::{PasswordError, adapter, read_password, rotate_password, use_password};
+use crate::members::{Caches, KubeMembers, apply_params, member_caches, scoped_api};
+use crate::password::{adapter, current_password, rotate_password, use_password};
 use crate::retry::Retries;
 use crate::{events, names, status};
 use controller::http::Directory;
 use controller::status::{EventType, Transition};
 use controller::{ClusterKey, Reconciler};
 use futures_util::StreamExt;
-use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, ListParams, Patch};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use spec::{RedisCluster, RedisClusterStatus};
 use std::collections::HashMap;
@@ -151,51 +150,31 @@ fn scope_controller(
     record: Option<controller::trace_file::TraceFiles>,
     mut shutdown: watch::Receiver<bool>,
 ) -> (BoxFuture, BoxFuture) {
-    fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        match ns {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        }
-    }
     let ns = namespace.as_deref();
-    let managed = watcher::Config::default().labels(&names::managed_selector());
-    let (pods, pod_writer) = reflector::store();
-    let pod_stream = watcher(api::<Pod>(&client, ns), managed.clone())
-        .default_backoff()
-        .reflect(pod_writer)
-        .touched_objects();
-    let (sets, set_writer) = reflector::store();
-    let set_stream = watcher(api::<StatefulSet>(&client, ns), managed.clone())
-        .default_backoff()
-        .reflect(set_writer)
-        .touched_objects();
-    let (claims, claim_writer) = reflector::store();
-    let claim_stream = watcher(api::<PersistentVolumeClaim>(&client, ns), managed.clone())
-        .default_backoff()
-        .reflect(claim_writer)
-        .touched_objects();
-    let controller = Controller::new(api::<RedisCluster>(&client, ns), watcher::Config::default())
-        .with_config(ControllerConfig::default().debounce(Duration::from_millis(50)))
-        .owns_stream(set_stream)
-        .watches_stream(claim_stream, |claim: PersistentVolumeClaim| {
-            let name = claim.labels().get(names::LABEL_INSTANCE)?.clone();
-            Some(ObjectRef::<RedisCluster>::new(&name).within(&claim.namespace()?))
-        })
-        .watches_stream(pod_stream, |pod: Pod| {
-            let name = pod.labels().get(names::LABEL_INSTANCE)?.clone();
-            Some(ObjectRef::<RedisCluster>::new(&name).within(&pod.namespace()?))
-        });
+    let (caches, streams) = member_caches(&client, ns);
+    let controller = Controller::new(
+        scoped_api::<RedisCluster>(&client, ns),
+        watcher::Config::default(),
+    )
+    .with_config(ControllerConfig::default().debounce(Duration::from_millis(50)))
+    .owns_stream(streams.statefulsets)
+    .watches_stream(streams.claims, |claim: PersistentVolumeClaim| {
+        let name = claim.labels().get(names::LABEL_INSTANCE)?.clone();
+        Some(ObjectRef::<RedisCluster>::new(&name).within(&claim.namespace()?))
+    })
+    .watches_stream(streams.pods, |pod: Pod| {
+        let name = pod.labels().get(names::LABEL_INSTANCE)?.clone();
+        Some(ObjectRef::<RedisCluster>::new(&name).within(&pod.namespace()?))
+    });
     let clusters = controller.store();
+    let (pods, sets, claims) = (
+        caches.pods.clone(),
+        caches.statefulsets.clone(),
+        caches.claims.clone(),
+    );
     let ctx = Arc::new(Ctx {
         client,
-        caches: Caches {
-            pods: pods.clone(),
-            statefulsets: sets.clone(),
-            claims: claims.clone(),
-        },
+        caches,
         clusters: clusters.clone(),
         states: Mutex::new(HashMap::new()),
         recorder,
@@ -229,7 +208,7 @@ fn scope_controller(
 /// Waits until `store` has its first full list. `Store::wait_until_ready` wakes only the last
 /// of several concurrent waiters (kube-runtime keeps one waker; the controller's own runner
 /// waits on the same store), so it is asked again every 200 ms instead of once.
-async fn synced<K>(store: &Store<K>)
+pub(crate) async fn synced<K>(store: &Store<K>)
 where
     K: kube::Resource + Clone + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,
@@ -377,17 +356,14 @@ async fn apply(obj: Arc<RedisCluster>, ctx: &Ctx) -> Result<Action, Error> {
     }
     let api: Api<RedisCluster> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut problems = backend_problems(&obj, &namespace, ctx, &state);
-    let password = match read_password(ctx, &obj, &namespace).await {
-        Ok(p) => p,
-        Err(PasswordError::Invalid(problem)) => {
-            problems.push(format!("spec.passwordSecret: {problem}"));
-            state.password.clone().flatten()
-        }
-        Err(PasswordError::Unreadable(why)) => {
-            tracing::warn!(%namespace, cluster = %name, "{why}; keeping the last known password");
-            state.password.clone().flatten()
-        }
-    };
+    let password = current_password(
+        &ctx.client,
+        &obj,
+        &namespace,
+        state.password.as_ref(),
+        &mut problems,
+    )
+    .await;
     match &state.password {
         // The first pass of this process: the nodes already run with this password.
         None => use_password(&mut state, &obj, password),

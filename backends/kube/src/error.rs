@@ -21,6 +21,12 @@ pub enum Error {
     },
     #[error("finalizer: {0}")]
     Finalizer(String),
+    #[error("{0} does not exist")]
+    NotFound(String),
+    #[error(
+        "the Pods, StatefulSets and PersistentVolumeClaims of namespace {namespace} were not listed within {secs} s (may this identity list and watch them?)"
+    )]
+    NotSynced { namespace: String, secs: u64 },
 }
 
 impl Error {
@@ -64,7 +70,7 @@ impl Error {
             } => !matches!(status.code, 400 | 401 | 403 | 422),
             Error::Kube { .. } => true,
             Error::MissingField(_) | Error::Node { .. } | Error::Serialize { .. } => false,
-            Error::Finalizer(_) => true,
+            Error::Finalizer(_) | Error::NotFound(_) | Error::NotSynced { .. } => true,
         }
     }
 
@@ -76,6 +82,8 @@ impl Error {
             Error::Node { .. } => "NodeError",
             Error::Serialize { .. } => "SerializeError",
             Error::Finalizer(_) => "FinalizerError",
+            Error::NotFound(_) => "NotFound",
+            Error::NotSynced { .. } => "NotSynced",
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod lease;
 pub mod members;
 pub mod names;
 mod password;
+pub mod record;
 pub mod retry;
 pub mod status;
 

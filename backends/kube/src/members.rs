@@ -11,11 +11,14 @@ use crate::error::{Error, is_not_found};
 use crate::names;
 use controller::Members;
 use engine::{Addr, MemberInfo, Ordinal};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions, PropagationPolicy};
-use kube::runtime::reflector::Store;
-use kube::{Api, Client, ResourceExt};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
 use spec::RedisClusterSpec;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -127,6 +130,63 @@ impl KubeMembers {
             .map_err(|e| Error::kube(format!("apply StatefulSet {}/{name}", self.namespace), e))?;
         Ok(())
     }
+}
+
+/// The API of a namespaced kind in one namespace, or in all.
+pub(crate) fn scoped_api<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A stream of the objects a watch touched; it must be polled for its cache to fill.
+pub(crate) type Touched<K> = BoxStream<'static, Result<K, watcher::Error>>;
+
+/// The streams behind [`Caches`].
+pub(crate) struct MemberStreams {
+    pub(crate) pods: Touched<Pod>,
+    pub(crate) statefulsets: Touched<StatefulSet>,
+    pub(crate) claims: Touched<PersistentVolumeClaim>,
+}
+
+/// The watch caches members are read from (the operator's Pods, StatefulSets and claims in
+/// one namespace, or all), and the streams that fill them. The controller turns the streams
+/// into triggers; a recorder only drains them.
+pub(crate) fn member_caches(client: &Client, ns: Option<&str>) -> (Caches, MemberStreams) {
+    let managed = watcher::Config::default().labels(&names::managed_selector());
+    let (pods, pod_writer) = reflector::store();
+    let pod_stream = watcher(scoped_api::<Pod>(client, ns), managed.clone())
+        .default_backoff()
+        .reflect(pod_writer)
+        .touched_objects()
+        .boxed();
+    let (sets, set_writer) = reflector::store();
+    let set_stream = watcher(scoped_api::<StatefulSet>(client, ns), managed.clone())
+        .default_backoff()
+        .reflect(set_writer)
+        .touched_objects()
+        .boxed();
+    let (claims, claim_writer) = reflector::store();
+    let claim_stream = watcher(scoped_api::<PersistentVolumeClaim>(client, ns), managed)
+        .default_backoff()
+        .reflect(claim_writer)
+        .touched_objects()
+        .boxed();
+    let caches = Caches {
+        pods,
+        statefulsets: sets,
+        claims,
+    };
+    let streams = MemberStreams {
+        pods: pod_stream,
+        statefulsets: set_stream,
+        claims: claim_stream,
+    };
+    (caches, streams)
 }
 
 pub fn apply_params() -> PatchParams {

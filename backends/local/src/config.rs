@@ -129,8 +129,16 @@ impl LocalConfig {
         }
         if let Some(pw) = &self.password {
             line("requirepass", &quote(pw));
-            line("masterauth", &quote(pw));
         }
+        // Replicas authenticate as the replication user, which the engine creates only when
+        // copying this node is safe (`engine::replication_gate`).
+        line("masteruser", engine::replication_gate::USER);
+        line(
+            "masterauth",
+            &quote(engine::replication_gate::masterauth(
+                self.password.as_deref(),
+            )),
+        );
         for (k, v) in &self.extra_config {
             line(k, v);
         }
@@ -253,6 +261,15 @@ mod tests {
     }
 
     #[test]
+    fn replicas_authenticate_as_the_replication_user_with_or_without_a_password() {
+        let mut c = cfg();
+        c.password = None;
+        let text = c.render(0, Path::new("/tmp/x/node-0")).unwrap();
+        assert!(text.contains("masteruser rop-replication\nmasterauth \"no-password\"\n"));
+        assert!(!text.contains("requirepass"));
+    }
+
+    #[test]
     fn ports_whose_bus_port_overflows_are_refused() {
         let mut c = cfg();
         c.base_port = 55535;
@@ -267,7 +284,9 @@ mod tests {
         assert!(text.contains("cluster-node-timeout 3000\n"));
         assert!(text.contains("save \"\"\nappendonly no\n"));
         assert!(text.contains("maxmemory 64mb\n"));
-        assert!(text.contains("requirepass \"s\\\"ecret\"\nmasterauth \"s\\\"ecret\"\n"));
+        assert!(text.contains(
+            "requirepass \"s\\\"ecret\"\nmasteruser rop-replication\nmasterauth \"s\\\"ecret\"\n"
+        ));
         assert!(text.ends_with("hz 20\n"));
     }
 }

@@ -62,6 +62,45 @@ impl RedisAdapter {
         self.pool.query::<()>(addr, &cmd).await
     }
 
+    /// Opens the replication gate of `addr` (see `engine::replication_gate`): the replication
+    /// user, allowed only what a replica's handshake sends, with the cluster's password (or
+    /// any, without one). Idempotent: `reset` rewrites the user whole.
+    pub async fn open_gate(&self, addr: &Addr) -> Result<(), AdapterError> {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("SETUSER")
+            .arg(engine::replication_gate::USER)
+            .arg("reset")
+            .arg("on");
+        match &self.config().password {
+            Some(pw) => cmd.arg(format!(">{pw}")),
+            None => cmd.arg("nopass"),
+        };
+        cmd.arg("+psync").arg("+sync").arg("+replconf").arg("+ping");
+        self.pool.query::<()>(addr, &cmd).await
+    }
+
+    /// Gives the replication user `password` on a node (`nopass` for none). With `keep_old`
+    /// the passwords it had stay valid too, so that a replica reconnecting with either is let
+    /// in while a password changes; without, `password` is the only one left. Where the user
+    /// does not exist this creates it switched off: the gate stays shut.
+    pub async fn set_replication_password(
+        &self,
+        addr: &Addr,
+        password: Option<&str>,
+        keep_old: bool,
+    ) -> Result<(), AdapterError> {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("SETUSER").arg(engine::replication_gate::USER);
+        if !keep_old {
+            cmd.arg("resetpass");
+        }
+        match password {
+            Some(pw) => cmd.arg(format!(">{pw}")),
+            None => cmd.arg("nopass"),
+        };
+        self.pool.query::<()>(addr, &cmd).await
+    }
+
     /// Runs one effect (the controller counts outcomes, with its cluster's labels).
     pub async fn execute(&self, effect: &Effect, ctx: &ExecContext) -> Result<(), AdapterError> {
         let result = self.run(effect, ctx).await;
@@ -220,6 +259,7 @@ impl RedisAdapter {
                 cmd.arg("RESET").arg(if *hard { "HARD" } else { "SOFT" });
                 self.pool.query(ctx.addr(*on)?, &cmd).await
             }
+            Effect::AllowReplicas { on } => self.open_gate(ctx.addr(*on)?).await,
             Effect::BumpEpoch { on } => {
                 // Answers BUMPED or STILL: either way the node's epoch is now the highest.
                 let mut cmd = redis::cmd("CLUSTER");

@@ -159,7 +159,25 @@ impl RedisAdapter {
                 .extend(open.iter().copied().zip(counts));
         }
         state.config = self.live_config(addr).await;
+        state.serves_replicas = self.gate_open(addr).await;
         Ok(state)
+    }
+
+    /// Whether the node's replication gate is open: the replication user exists and is on.
+    /// A server that refuses `ACL` (renamed or disabled by a provider) has no gate this
+    /// operator can open; it is reported open, as before the gate existed, so nothing waits
+    /// on it.
+    async fn gate_open(&self, addr: &Addr) -> bool {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("GETUSER").arg(engine::replication_gate::USER);
+        match self.pool.query::<redis::Value>(addr, &cmd).await {
+            Ok(reply) => user_is_on(&reply),
+            Err(AdapterError::Redis { message, .. }) => {
+                tracing::debug!(%addr, error = %message, "ACL refused; replication gate not used");
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// The live-settable settings and whether the node persists, as `CONFIG GET` prints them.
@@ -194,6 +212,31 @@ fn forget_mirrored_markers(myself: &mut engine::ClusterNode) {
     if myself.flags.replica {
         myself.open_slots.clear();
     }
+}
+
+/// `ACL GETUSER` answers nil for an unknown user, else a map (RESP3) or a flat list (RESP2)
+/// of fields, `flags` among them.
+fn user_is_on(reply: &redis::Value) -> bool {
+    use redis::Value;
+    let flags = match reply {
+        Value::Array(items) => items
+            .chunks(2)
+            .find(|kv| matches!(&kv[0], Value::BulkString(k) if k == b"flags"))
+            .and_then(|kv| kv.get(1)),
+        Value::Map(pairs) => pairs
+            .iter()
+            .find(|(k, _)| matches!(k, Value::BulkString(k) if k == b"flags"))
+            .map(|(_, v)| v),
+        _ => None,
+    };
+    let Some(Value::Array(flags) | Value::Set(flags)) = flags else {
+        return false;
+    };
+    flags.iter().any(|f| match f {
+        Value::BulkString(b) => b == b"on",
+        Value::SimpleString(s) => s == "on",
+        _ => false,
+    })
 }
 
 /// A node's state from its `CLUSTER NODES`, `CLUSTER INFO` and `INFO replication` replies and
@@ -234,9 +277,20 @@ pub fn node_state_from_replies(
         || repl
             .get("master_link_down_since_seconds")
             .is_none_or(|v| v.trim() != "-1");
+    let replicates_from = match (repl.get("master_host"), repl.get("master_port")) {
+        (Some(host), Some(port)) if is_replica => port
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .map(|port| engine::Addr::new(host.trim(), port)),
+        _ => None,
+    };
     Ok(NodeState {
         id,
         ever_linked,
+        // Read apart (see `gate_open`); closed until then, as a new process starts.
+        serves_replicas: false,
+        replicates_from,
         replid: repl
             .get("master_replid")
             .map(|v| v.trim().to_string())

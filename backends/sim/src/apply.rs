@@ -248,6 +248,10 @@ impl Cluster {
                 bump_epoch_without_consensus(self.node_mut(*on)?);
                 Ok(())
             }
+            Effect::AllowReplicas { on } => {
+                self.node_mut(*on)?.serves_replicas = true;
+                Ok(())
+            }
         }
     }
 

@@ -35,6 +35,12 @@ pub struct Cluster {
     /// The spec asks for persistence: a killed node keeps its dataset on its volume and
     /// loads it again when restarted (unless the volume is lost with `nodes.conf`).
     pub persistent: bool,
+    /// Replication as Redis does it: every process starts with its replication gate shut
+    /// (the engine opens it), and a replica whose master's process is gone follows the
+    /// address it had and copies whatever runs there once that process's gate is open. Off
+    /// (the sweeps' default): gates start open, and a replica follows its master's id and
+    /// links to nothing while that process is down.
+    pub replicate_by_address: bool,
     /// Keys moved per `MIGRATE … KEYS` batch (smaller batches widen the window in which a
     /// migration can be caught half-way).
     pub migrate_batch: usize,
@@ -66,6 +72,7 @@ impl Cluster {
             pending_pongs: BTreeSet::new(),
             promotion_gaps: BTreeSet::new(),
             persistent: false,
+            replicate_by_address: false,
             migrate_batch: crate::apply::MIGRATE_BATCH,
             exposure_wanted: false,
             exposed: BTreeMap::new(),
@@ -77,7 +84,9 @@ impl Cluster {
     pub fn new_node(&mut self) -> RedisNode {
         let id = self.rng.node_id();
         self.ids.push(id);
-        RedisNode::new((self.ids.len() - 1) as NodeKey)
+        let mut node = RedisNode::new((self.ids.len() - 1) as NodeKey);
+        node.serves_replicas = !self.replicate_by_address;
+        node
     }
 
     /// The key of node `id`, interning it when it is new (a restored cluster keeps the ids
@@ -180,6 +189,25 @@ impl Cluster {
         reachable * 2 > serving.len()
     }
 
+    /// The member a replica's replication link reaches now, when they can talk and its
+    /// replication gate is open: its master while that process runs (gossip keeps the
+    /// address current), else whatever runs now at the address the master had.
+    pub fn replication_source(&self, o: Ordinal) -> Option<Ordinal> {
+        let m = self.members.get(&o).filter(|m| m.running)?;
+        let mk = m.node.master?;
+        let live = self.ordinal_of(mk).filter(|mo| self.running(*mo));
+        let source = match live {
+            Some(mo) => Some(mo),
+            None if self.replicate_by_address => {
+                self.at_address(m.node.master_ip.as_deref()?, PORT)
+            }
+            None => None,
+        };
+        source
+            .filter(|so| *so != o && self.can_talk(o, *so))
+            .filter(|so| self.members.get(so).is_some_and(|s| s.node.serves_replicas))
+    }
+
     /// What a real observer would report now.
     pub fn observe(&mut self) -> Observation {
         let ordinals = self.ordinals();
@@ -266,6 +294,7 @@ impl Cluster {
     /// `nodes.conf` (volume lost) it is a brand-new, empty node.
     pub fn restart(&mut self, o: Ordinal) {
         let (now, persistent) = (self.now_ms, self.persistent);
+        let gate_open_at_start = !self.replicate_by_address;
         let fresh = match self.members.get(&o) {
             Some(m) if m.has_nodes_conf => None,
             Some(_) => Some(self.new_node()),
@@ -301,6 +330,7 @@ impl Cluster {
         }
         n.seen.clear();
         n.config = crate::node::start_config();
+        n.serves_replicas = gate_open_at_start;
         n.touch();
     }
 
@@ -399,16 +429,8 @@ impl Cluster {
         let cluster_ok = self.cluster_ok(o);
         let ids = self.ids.clone();
         let id = |k: NodeKey| ids.get(k as usize).cloned().unwrap_or_default();
-        let master_link_up = {
-            let m = self.members.get(&o);
-            match m.and_then(|m| m.node.master) {
-                Some(mk) => {
-                    m.is_some_and(|m| m.node.synced)
-                        && self.ordinal_of(mk).is_some_and(|mo| self.can_talk(o, mo))
-                }
-                None => false,
-            }
-        };
+        let master_link_up = self.members.get(&o).is_some_and(|m| m.node.synced)
+            && self.replication_source(o).is_some();
         let Some(m) = self.members.get_mut(&o) else {
             return empty_state();
         };
@@ -492,6 +514,11 @@ impl Cluster {
             keys: n.key_count(),
             open_slot_keys,
             ever_linked: n.is_master() || n.synced || n.linked_since_master,
+            serves_replicas: n.serves_replicas,
+            replicates_from: n
+                .master
+                .and(n.master_ip.clone())
+                .map(|ip| Addr::new(ip, PORT)),
             replid: Some(format!("{:016x}", n.replid)),
             config: {
                 let mut c = n.config.clone();
@@ -517,6 +544,8 @@ fn empty_state() -> NodeState {
         keys: 0,
         open_slot_keys: BTreeMap::new(),
         ever_linked: true,
+        serves_replicas: true,
+        replicates_from: None,
         replid: None,
         config: Default::default(),
     }

@@ -37,6 +37,9 @@ pub struct SimConfig {
     pub rates: FaultRates,
     /// Where a failing seed's trace goes (`seed-<S>.jsonl`).
     pub failure_dir: PathBuf,
+    /// Replicas follow their dead master's address, as Redis does (see
+    /// `Cluster::replicate_by_address`); off by default, see docs/simulator.md.
+    pub replicate_by_address: bool,
 }
 
 impl Default for SimConfig {
@@ -58,6 +61,7 @@ impl Default for SimConfig {
             migrate_batch: crate::apply::MIGRATE_BATCH,
             faults: true,
             rates: FaultRates::default(),
+            replicate_by_address: false,
             failure_dir: PathBuf::from("target/sim-failures"),
         }
     }
@@ -70,7 +74,9 @@ impl SimConfig {
     /// `MIDSLOT=1` (the mid-slot kill sweep's settings, see `SimConfig::midslot_kills`),
     /// `PAUSE=N` (a SIGSTOP of a member in N ‰ of the steps),
     /// `ROLLING=N` (a configuration change needing a restart in N per mille of the seeds),
-    /// `PERSISTENT=N` (persistence in N per mille of the seeds).
+    /// `PERSISTENT=N` (persistence in N per mille of the seeds), `MASTER_RESTARTS=N` (a
+    /// master restarted at once by its supervisor, N per mille of the steps), `BY_ADDRESS=1`
+    /// (replicas follow a dead master's address).
     pub fn from_env() -> Self {
         let set = |name: &str| std::env::var(name).is_ok();
         let base = if set("MIDSLOT") {
@@ -100,6 +106,15 @@ impl SimConfig {
         }
         if let Some(n) = std::env::var("PAUSE").ok().and_then(|v| v.parse().ok()) {
             cfg.rates.pause = n;
+        }
+        if let Some(n) = std::env::var("MASTER_RESTARTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            cfg.rates.master_restart = n;
+        }
+        if set("BY_ADDRESS") {
+            cfg.replicate_by_address = true;
         }
         if let Some(n) = std::env::var("FAULT_STEPS")
             .ok()

@@ -31,6 +31,10 @@ pub struct FaultRates {
     /// SIGSTOP of a running member for 1-15 steps, then SIGCONT (its own random stream, so
     /// with it at 0 every other fault of a seed happens where it did before it existed).
     pub pause: u32,
+    /// A master's process dies and its supervisor (a kubelet) starts it again at once, at the
+    /// same address, before anyone failed it over: as a new node (the pod script removes a
+    /// non-persistent node's `nodes.conf`) or, half the time, with its old identity.
+    pub master_restart: u32,
 }
 
 impl FaultRates {
@@ -49,6 +53,7 @@ impl FaultRates {
             kill_migration_source: 0,
             kill_migration_target: 0,
             pause: 0,
+            master_restart: 0,
         }
     }
 }
@@ -68,6 +73,8 @@ impl Default for FaultRates {
             kill_migration_source: 10,
             kill_migration_target: 10,
             pause: 0,
+            // Off by default: it needs `SimConfig::replicate_by_address` to mean anything.
+            master_restart: 0,
         }
     }
 }
@@ -214,6 +221,45 @@ pub fn inject_pause(
         cluster.pause(o, step + rng.range(1, 15) as u32);
         count(counts, if master { "pause_master" } else { "pause" });
     }
+}
+
+/// [`FaultRates::master_restart`], drawn from `rng`, a stream of its own so that every
+/// other fault of a seed stays where it was.
+pub fn restart_a_master(
+    cluster: &mut Cluster,
+    client: &mut Client,
+    rng: &mut Rng,
+    rates: &FaultRates,
+    counts: &mut FaultCounts,
+) {
+    if !rng.chance(rates.master_restart) {
+        return;
+    }
+    let masters: Vec<Ordinal> = cluster
+        .members
+        .values()
+        .filter(|m| m.running && m.node.is_master())
+        .map(|m| m.ordinal)
+        .collect();
+    let new_identity = rng.chance(500);
+    let Some(o) = rng.pick(&masters).copied() else {
+        return;
+    };
+    cluster.kill(o);
+    // What only the dead process held is lost with it (Redis' asynchronous window).
+    client.account_losses(cluster);
+    if new_identity && let Some(m) = cluster.members.get_mut(&o) {
+        m.has_nodes_conf = false;
+    }
+    cluster.restart(o);
+    count(
+        counts,
+        if new_identity {
+            "master_restart_new_id"
+        } else {
+            "master_restart"
+        },
+    );
 }
 
 /// What the faulty operator actually executes of a decision: a prefix (it may die), with

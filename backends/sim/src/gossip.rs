@@ -361,10 +361,13 @@ impl Cluster {
         }
     }
 
-    /// Replication, simplified: a replica whose link is up mirrors its master exactly (writes
+    /// Replication, simplified: a replica whose link is up mirrors its source exactly (writes
     /// are propagated synchronously at write time, see `client.rs`, and every tick, which
     /// also carries a chained replica along); a replica whose link went down keeps its data
-    /// and does a full resync when the link comes back.
+    /// and does a full resync when the link comes back. As in Redis, the link goes to an
+    /// address: the one gossip last gave the master while its process ran. A new process at
+    /// that address (a restart, with or without `nodes.conf`) is copied as if it were the
+    /// master, once its replication gate is open.
     fn replicate(&mut self) {
         let now = self.now_ms;
         // A master pings its linked replicas every tick (`repl-ping-replica-period`): its
@@ -398,7 +401,17 @@ impl Cluster {
             else {
                 continue;
             };
-            let link = self.ordinal_of(mk).filter(|mo| self.can_talk(o, *mo));
+            let live_master_ip = self
+                .ordinal_of(mk)
+                .and_then(|mo| self.members.get(&mo))
+                .filter(|m| m.running)
+                .map(|m| m.ip());
+            if let Some(ip) = live_master_ip
+                && let Some(m) = self.members.get_mut(&o)
+            {
+                m.node.master_ip = Some(ip);
+            }
+            let link = self.replication_source(o);
             let source = link
                 .and_then(|mo| self.members.get(&mo))
                 .map(|m| (m.node.keys.clone(), m.node.repl_offset, m.node.replid));

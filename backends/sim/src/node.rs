@@ -71,6 +71,12 @@ pub struct RedisNode {
     /// The live-settable settings (`CONFIG GET`), from [`start_config`] at every start: `CONFIG
     /// SET` does not survive a restart.
     pub config: BTreeMap<String, String>,
+    /// The replication gate (`engine::replication_gate`): replicas may sync from this process.
+    /// Shut at every start; only `AllowReplicas` opens it.
+    pub serves_replicas: bool,
+    /// For a replica: the IP its replication link connects to. Redis follows the address
+    /// gossip last gave its master, not the id: a new process there is what it copies.
+    pub master_ip: Option<String>,
     claims_cache: Option<BTreeMap<NodeKey, Vec<SlotRange>>>,
 }
 
@@ -106,6 +112,8 @@ impl RedisNode {
             seen: BTreeMap::new(),
             blacklist: BTreeMap::new(),
             config: start_config(),
+            serves_replicas: false,
+            master_ip: None,
             claims_cache: None,
         }
     }

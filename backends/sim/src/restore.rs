@@ -82,6 +82,8 @@ impl Cluster {
                         keys: 0,
                         open_slot_keys: BTreeMap::new(),
                         ever_linked: false,
+                        serves_replicas: true,
+                        replicates_from: None,
                         replid: None,
                         config: BTreeMap::new(),
                     };
@@ -150,6 +152,9 @@ fn restored_node(
     n.current_epoch = state.current_epoch;
     n.repl_offset = state.repl_offset;
     n.linked_since_master = state.ever_linked;
+    // The address a replica follows is learnt from its live master on the first tick; the
+    // recorded one names a real host the simulator does not use.
+    n.serves_replicas = state.serves_replicas;
     n.config = if state.config.is_empty() {
         start_config()
     } else {

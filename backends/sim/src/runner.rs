@@ -360,6 +360,7 @@ fn simulate(seed: u64, cfg: &SimConfig, records: &mut Option<Recording>) -> Step
     let mut desired = pick_spec(&mut rng, cfg);
     desired.persistent = kill_rng.chance(cfg.persistent_per_mille);
     cluster.persistent = desired.persistent;
+    cluster.replicate_by_address = cfg.replicate_by_address;
     cluster.migrate_batch = cfg.migrate_batch;
     let changes = if cfg.max_spec_changes == 0 {
         0
@@ -376,6 +377,7 @@ fn simulate(seed: u64, cfg: &SimConfig, records: &mut Option<Recording>) -> Step
     // Configuration changes that need a restart, on a stream of their own (seeds keep every
     // other draw). Every member starts with the first configuration.
     let mut roll_rng = Rng::new(crate::rng::mix(seed ^ 0x726f_6c6c_696e_6721));
+    let mut restart_rng = Rng::new(crate::rng::mix(seed ^ 0x7265_7374_6172_7421));
     let mut generation = 1;
     desired.fingerprint = Some(format!("config-{generation}"));
     cluster.fingerprint = desired.fingerprint.clone();
@@ -559,6 +561,13 @@ fn simulate(seed: u64, cfg: &SimConfig, records: &mut Option<Recording>) -> Step
                 &mut counts,
             );
             faults::inject_pause(&mut cluster, &mut pause_rng, &cfg.rates, step, &mut counts);
+            faults::restart_a_master(
+                &mut cluster,
+                &mut client,
+                &mut restart_rng,
+                &cfg.rates,
+                &mut counts,
+            );
         }
         if let (Some(r), Some(before)) = (records.as_mut(), &counts_before) {
             let index = r.records.len().saturating_sub(1);

@@ -36,6 +36,10 @@ pub enum LocalCommand {
     Status(NameArgs),
     /// Change the number of masters and replicas of a running local cluster.
     Scale(ScaleArgs),
+    /// Run a cluster under seeded chaos (scaling, configuration changes, killed and frozen
+    /// nodes, a killed operator) with a verifying client; exits 1 if an acknowledged write was
+    /// lost to anything but a killed master, or the cluster does not end clean.
+    Soak(super::soak::SoakArgs),
 }
 
 #[derive(clap::Args)]
@@ -105,11 +109,12 @@ pub fn run(cmd: LocalCommand) -> CmdResult {
             LocalCommand::Down(args) => down(args).await,
             LocalCommand::Status(args) => status(args).await,
             LocalCommand::Scale(args) => scale(args),
+            LocalCommand::Soak(args) => super::soak::run(args).await,
         }
     })
 }
 
-fn local_config(cluster: &RedisCluster, dir: &Path) -> Result<LocalConfig, CmdError> {
+pub(super) fn local_config(cluster: &RedisCluster, dir: &Path) -> Result<LocalConfig, CmdError> {
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let spec = &cluster.spec;
     let base_port = u16::try_from(spec.base_port())
@@ -123,7 +128,7 @@ fn local_config(cluster: &RedisCluster, dir: &Path) -> Result<LocalConfig, CmdEr
     Ok(cfg)
 }
 
-fn adapter_for(cfg: &LocalConfig, spec: &RedisClusterSpec) -> RedisAdapter {
+pub(super) fn adapter_for(cfg: &LocalConfig, spec: &RedisClusterSpec) -> RedisAdapter {
     RedisAdapter::new(AdapterConfig {
         password: cfg.password.clone(),
         migrate_batch: spec.migration_batch_keys() as usize,
@@ -394,17 +399,41 @@ async fn down(args: DownArgs) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn status(args: NameArgs) -> CmdResult {
-    let (dir, cluster) = load_saved(&args)?;
+/// What a running cluster looks like now, and what the engine would decide about it with
+/// the spec in force (nothing is executed): what `status` prints, and how the soak judges
+/// health.
+pub(super) struct Judgement {
+    pub desired: engine::Desired,
+    pub observation: Observation,
+    pub decision: engine::Decision,
+}
+
+/// `manifest`: the one the running `up` reads (its saved copy when that is not known).
+pub(super) async fn judge(args: &NameArgs, manifest: Option<&Path>) -> Result<Judgement, CmdError> {
+    let (dir, cluster) = load_saved(args)?;
     let cfg = local_config(&cluster, &dir)?;
     let backend = LocalBackend::new(cfg.clone())?;
     let redis = adapter_for(&cfg, &cluster.spec);
     let members = LocalMembers(backend);
-    let obs = controller::observe(&members, &redis).await?;
-    let spec = effective_spec(&saved_manifest(&dir), &dir)?.spec;
+    let observation = controller::observe(&members, &redis).await?;
+    let manifest = manifest.map_or_else(|| saved_manifest(&dir), Path::to_path_buf);
+    let spec = effective_spec(&manifest, &dir)?.spec;
     let mut desired = desired_from(&spec, None);
     desired.fingerprint = members.fingerprint(&spec);
-    let decision = engine::decide(&desired, Phase::Ready, &obs);
+    let decision = engine::decide(&desired, Phase::Ready, &observation);
+    Ok(Judgement {
+        desired,
+        observation,
+        decision,
+    })
+}
+
+async fn status(args: NameArgs) -> CmdResult {
+    let Judgement {
+        desired,
+        observation: obs,
+        decision,
+    } = judge(&args, None).await?;
     let mut out = String::new();
     let ready = if decision.is_true(ConditionKind::Ready) {
         "ready"
@@ -461,7 +490,18 @@ async fn status(args: NameArgs) -> CmdResult {
 }
 
 fn scale(args: ScaleArgs) -> CmdResult {
-    let (dir, cluster) = load_saved(&args.cluster)?;
+    let (masters, replicas) = scale_to(&args)?;
+    println!(
+        "{}: now {masters} masters x {replicas} replicas (the running `local up` applies it)",
+        args.cluster.name,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Validates the new counts against the spec in force and hands them to the running `up`
+/// (`desired.json`); returns the counts now wanted.
+pub(super) fn scale_to(args: &ScaleArgs) -> Result<(u32, u32), CmdError> {
+    let (dir, _) = load_saved(&args.cluster)?;
     let current = effective_spec(&saved_manifest(&dir), &dir)?.spec;
     let mut next = current.clone();
     if let Some(m) = args.masters {
@@ -476,66 +516,5 @@ fn scale(args: ScaleArgs) -> CmdResult {
         return Err(format!("nothing changed: {}", list.join("; ")).into());
     }
     local::write_desired(&dir, next.masters, next.replicas())?;
-    let _ = cluster;
-    println!(
-        "{}: now {} masters x {} replicas (the running `local up` applies it)",
-        args.cluster.name,
-        next.masters,
-        next.replicas()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-#[derive(clap::Args)]
-pub struct RecordArgs {
-    #[command(flatten)]
-    pub cluster: NameArgs,
-    /// Where to write the trace (JSON Lines of {time, spec, phaseHint, observation, decision}).
-    #[arg(long, short = 'o')]
-    pub out: PathBuf,
-    /// How many observations to record.
-    #[arg(long, default_value_t = 10)]
-    pub samples: u32,
-    /// Milliseconds between observations.
-    #[arg(long, default_value_t = 1000)]
-    pub interval_ms: u64,
-}
-
-/// `simulate record`: observes a running local cluster and writes what the engine would
-/// decide at each observation. Nothing is executed, so it is safe beside a running `up`.
-pub fn record(args: RecordArgs) -> CmdResult {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
-        let (dir, cluster) = load_saved(&args.cluster)?;
-        let cfg = local_config(&cluster, &dir)?;
-        let members = LocalMembers(LocalBackend::new(cfg.clone())?);
-        let redis = adapter_for(&cfg, &cluster.spec);
-        let mut out = std::fs::File::create(&args.out)
-            .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-        let mut phase = Phase::Pending;
-        for i in 0..args.samples {
-            if i > 0 {
-                tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
-            }
-            let spec = effective_spec(&saved_manifest(&dir), &dir)?.spec;
-            let mut desired = desired_from(&spec, None);
-            desired.fingerprint = members.fingerprint(&spec);
-            let observation = controller::observe(&members, &redis).await?;
-            let decision = engine::decide(&desired, phase, &observation);
-            let record = engine::trace::TraceRecord {
-                time: observation.now_ms,
-                spec: desired,
-                phase_hint: phase,
-                observation,
-                decision,
-            };
-            phase = record.decision.phase;
-            writeln!(out, "{}", serde_json::to_string(&record)?)
-                .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
-        }
-        eprintln!("wrote {} records to {}", args.samples, args.out.display());
-        Ok(ExitCode::SUCCESS)
-    })
+    Ok((next.masters, next.replicas()))
 }

@@ -6,8 +6,10 @@ pub mod local;
 mod local_display;
 mod local_members;
 mod local_state;
+mod record;
 pub mod run;
 pub mod simulate;
+mod soak;
 pub mod validate;
 
 /// The error every command returns: a one-line reason for the user.

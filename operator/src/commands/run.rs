@@ -6,7 +6,7 @@ use controller::http::{Directory, HttpState};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube_backend::lease::{self, Leadership, LeaseConfig};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -83,18 +83,20 @@ pub fn run(args: Args) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn client(args: &Args) -> Result<kube::Client, RunError> {
-    let config = match &args.kubeconfig {
+/// A client from `kubeconfig`, else the in-cluster configuration, `$KUBECONFIG` or
+/// `~/.kube/config` (what kubectl would use).
+pub(super) async fn kube_client(kubeconfig: Option<&Path>) -> Result<kube::Client, RunError> {
+    let config = match kubeconfig {
         Some(path) => {
             let kubeconfig =
                 Kubeconfig::read_from(path).map_err(|source| RunError::Kubeconfig {
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     source,
                 })?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                 .await
                 .map_err(|source| RunError::Kubeconfig {
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     source,
                 })?
         }
@@ -121,7 +123,7 @@ fn identity(args: &Args) -> String {
 }
 
 async fn operate(args: Args) -> Result<(), RunError> {
-    let client = client(&args).await?;
+    let client = kube_client(args.kubeconfig.as_deref()).await?;
     let identity = identity(&args);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -61,8 +61,11 @@ impl Env {
                 (None, client, path)
             }
             None => {
+                // Pods' files (Redis logs among them) under the test's directory: kept
+                // when the test fails, removed with it otherwise.
                 let sandbox = Sandbox::builder()
                     .nodes(nodes)
+                    .workloads_dir(dir.join("workloads"))
                     .start()
                     .await
                     .expect("sandbox starts");

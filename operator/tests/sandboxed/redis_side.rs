@@ -47,16 +47,69 @@ pub fn missing_keys(
     prefix: &str,
     n: usize,
 ) -> Vec<usize> {
-    (0..n)
-        .filter(|i| {
-            let v: Option<usize> = redis::cmd("GET")
-                .arg(format!("{prefix}:{i}"))
-                .query(c)
-                .ok()
-                .flatten();
-            v != Some(*i)
-        })
+    let keys: Vec<u64> = (0..n as u64).collect();
+    read_back(c, prefix, &keys)
+        .into_iter()
+        .map(|i| i as usize)
         .collect()
+}
+
+/// The keys `prefix:i` (i in `keys`) that do not read back as i. A read that fails (a
+/// connection reset, `LOADING`, `CLUSTERDOWN` while a view settles) is retried for up to
+/// 30 s, so only a key that is really gone or wrong is reported; a read that never succeeds
+/// fails the test as what it is, not as a lost key.
+pub fn read_back(
+    c: &mut redis::cluster::ClusterConnection,
+    prefix: &str,
+    keys: &[u64],
+) -> Vec<u64> {
+    let mut wrong = Vec::new();
+    for &i in keys {
+        let key = format!("{prefix}:{i}");
+        let mut last_error = None;
+        let mut value = None;
+        for _ in 0..120 {
+            match redis::cmd("GET").arg(&key).query::<Option<u64>>(c) {
+                Ok(v) => {
+                    value = Some(v);
+                    break;
+                }
+                Err(e) => {
+                    last_error = Some(e.to_string());
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+            }
+        }
+        match value {
+            Some(v) if v == Some(i) => {}
+            Some(_) => wrong.push(i),
+            None => panic!(
+                "GET {key} kept failing for 30 s: {}",
+                last_error.unwrap_or_default()
+            ),
+        }
+    }
+    wrong
+}
+
+/// Each node's role, key count and view of the cluster, for a failure message.
+pub fn describe_nodes(addrs: &[(String, u16)]) -> String {
+    let mut out = String::new();
+    for (ip, port) in addrs {
+        let port = port.to_string();
+        let role = redis_cli(&["-h", ip, "-p", &port, "role"]).1;
+        let dbsize = redis_cli(&["-h", ip, "-p", &port, "dbsize"]).1;
+        let info = redis_cli(&["-h", ip, "-p", &port, "info", "replication"]).1;
+        let nodes = redis_cli(&["-h", ip, "-p", &port, "cluster", "nodes"]).1;
+        out.push_str(&format!(
+            "== {ip}:{port} keys={} role={}\n{}{}\n",
+            dbsize.trim(),
+            role.split_whitespace().collect::<Vec<_>>().join(" "),
+            info.replace('\r', ""),
+            nodes
+        ));
+    }
+    out
 }
 
 /// A client writing `w:i` = i in a thread until stopped, recording the writes Redis
@@ -105,18 +158,7 @@ impl Writer {
             .join()
             .expect("writer thread");
         let mut client = cluster_client(addrs);
-        let lost = acked
-            .iter()
-            .copied()
-            .filter(|i| {
-                let v: Option<u64> = redis::cmd("GET")
-                    .arg(format!("w:{i}"))
-                    .query(&mut client)
-                    .ok()
-                    .flatten();
-                v != Some(*i)
-            })
-            .collect();
+        let lost = read_back(&mut client, "w", &acked);
         (acked.len(), lost)
     }
 }

@@ -50,9 +50,17 @@ pub fn server_script(ctx: &ClusterCtx<'_>, ports: NodePorts) -> String {
     if let Ok(Some(bytes)) = spec.max_memory_bytes() {
         args.push(format!("--maxmemory {bytes}"));
     }
+    // Replicas authenticate as the replication user, which the engine creates only when
+    // copying this node is safe (`engine::replication_gate`).
+    args.push(format!("--masteruser {}", engine::replication_gate::USER));
     if spec.password_secret.is_some() {
         args.push(format!("--requirepass \"${ENV_PASSWORD}\""));
         args.push(format!("--masterauth \"${ENV_PASSWORD}\""));
+    } else {
+        args.push(format!(
+            "--masterauth {}",
+            quote(engine::replication_gate::masterauth(None))
+        ));
     }
     for (k, v) in &spec.server_settings() {
         args.push(format!("--{} {}", k.trim().to_ascii_lowercase(), quote(v)));
@@ -113,6 +121,24 @@ mod tests {
         );
         assert!(s.contains("--requirepass \"$REDIS_PASSWORD\""));
         assert!(s.contains("--slowlog-log-slower-than 'it'\\''s'"));
+    }
+
+    #[test]
+    fn replicas_authenticate_as_the_replication_user_with_or_without_a_password() {
+        let open = script("masters: 3");
+        assert!(
+            open.contains("--masteruser rop-replication --masterauth 'no-password'"),
+            "{open}"
+        );
+        let guarded = script("masters: 3\npasswordSecret:\n  name: pw");
+        assert!(
+            guarded.contains("--masteruser rop-replication --requirepass"),
+            "{guarded}"
+        );
+        assert!(
+            guarded.contains("--masterauth \"$REDIS_PASSWORD\""),
+            "{guarded}"
+        );
     }
 
     #[test]

@@ -27,6 +27,26 @@ pub struct Node {
 
 impl Node {
     pub fn spawn(port: u16, password: Option<&str>) -> Node {
+        Self::spawn_with(port, password, &[])
+    }
+
+    /// Started as the backends start nodes: replicas authenticate as the replication user,
+    /// which no server has until its gate is opened (`engine::replication_gate`).
+    pub fn spawn_gated(port: u16, password: Option<&str>) -> Node {
+        let auth = engine::replication_gate::masterauth(password).to_string();
+        Self::spawn_with(
+            port,
+            password,
+            &[
+                "--masteruser",
+                engine::replication_gate::USER,
+                "--masterauth",
+                &auth,
+            ],
+        )
+    }
+
+    fn spawn_with(port: u16, password: Option<&str>, extra: &[&str]) -> Node {
         assert!(
             (12000..12500).contains(&port),
             "tests own ports 12000-12499 only"
@@ -54,8 +74,12 @@ impl Node {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(pw) = password {
-            cmd.args(["--requirepass", pw, "--masterauth", pw]);
+            cmd.args(["--requirepass", pw]);
+            if extra.is_empty() {
+                cmd.args(["--masterauth", pw]);
+            }
         }
+        cmd.args(extra);
         let child = cmd.spawn().expect("redis-server starts");
         Node { port, child, dir }
     }
@@ -285,21 +309,7 @@ impl Cluster {
     }
 }
 
-/// CRC16/XMODEM, the hash Redis Cluster uses for key slots.
-pub fn crc16(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in data {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
+pub use engine::slots::crc16;
 
 /// A hash tag whose keys all land in `slot`.
 pub fn tag_for_slot(slot: u16) -> String {

@@ -9,8 +9,17 @@ use redis_operator_sim::{ApplyError, Cluster, StepBudget};
 
 pub const TIMEOUT: u64 = 3000;
 
+/// Applies `e`; a node it starts also gets its replication gate opened, as the engine's next
+/// pass would when no replica is at risk (tests of the gate itself use `Cluster::apply`).
 pub fn apply(c: &mut Cluster, e: Effect) -> Result<(), ApplyError> {
-    c.apply(&e, &mut StepBudget::unlimited())
+    c.apply(&e, &mut StepBudget::unlimited())?;
+    if let Effect::CreateNode { ordinal } | Effect::ReplaceNode { ordinal } = e {
+        c.apply(
+            &Effect::AllowReplicas { on: ordinal },
+            &mut StepBudget::unlimited(),
+        )?;
+    }
+    Ok(())
 }
 
 pub fn id(c: &Cluster, o: Ordinal) -> String {

@@ -17,8 +17,9 @@ pub enum SimulateCommand {
     Run(RunArgs),
     /// Feed every record of a JSON Lines trace through the engine and compare decisions.
     Replay(replay::ReplayArgs),
-    /// Record a running local cluster as a trace (observe and decide only; changes nothing).
-    Record(super::local::RecordArgs),
+    /// Record a running cluster (local, or on Kubernetes with --namespace or --kubeconfig) as
+    /// a trace: observe and decide only; changes nothing.
+    Record(super::record::RecordArgs),
 }
 
 #[derive(clap::Args)]
@@ -53,7 +54,7 @@ pub fn run(cmd: SimulateCommand) -> CmdResult {
     match cmd {
         SimulateCommand::Run(args) => run_seeds(args),
         SimulateCommand::Replay(args) => replay::replay(args),
-        SimulateCommand::Record(args) => super::local::record(args),
+        SimulateCommand::Record(args) => super::record::record(args),
     }
 }
 

@@ -1,0 +1,285 @@
+//! The soak's Redis client: a writer that records every acknowledged write and reads earlier
+//! ones back as it goes, a probe that asks whether every slot takes writes, and the final
+//! read of everything acknowledged. Blocking (the `redis` crate's cluster client), run on
+//! threads of their own.
+
+use super::report::Miss;
+use engine::slots::key_slot;
+use redis::cluster::{ClusterClient, ClusterConnection};
+use sim::rng::Rng;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Where the cluster can be reached: every port a node of the soak may listen on (a client
+/// needs one live node to learn the rest), with the password when there is one.
+#[derive(Debug, Clone)]
+pub(super) struct Endpoints {
+    ports: Vec<u16>,
+    password: Option<String>,
+}
+
+impl Endpoints {
+    pub(super) fn new(ports: impl IntoIterator<Item = u16>, password: Option<&str>) -> Self {
+        Self {
+            ports: ports.into_iter().collect(),
+            password: password.map(str::to_owned),
+        }
+    }
+
+    /// The same without `port`: a frozen node accepts connections and answers nothing, so a
+    /// client that starts from it waits for its timeouts first.
+    pub(super) fn without(&self, port: u16) -> Self {
+        Self {
+            ports: self.ports.iter().copied().filter(|&p| p != port).collect(),
+            password: self.password.clone(),
+        }
+    }
+
+    /// A fresh cluster connection. Short timeouts and few retries: a write to a dead or
+    /// frozen master should fail fast (it is then simply not acknowledged), not hang the
+    /// client for the library's default of a dozen backed-off retries.
+    pub(super) fn connect(&self) -> redis::RedisResult<ClusterConnection> {
+        self.connect_with(Duration::from_millis(1_000))
+    }
+
+    fn connect_with(&self, response_timeout: Duration) -> redis::RedisResult<ClusterConnection> {
+        let urls: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| match &self.password {
+                Some(pw) => format!("redis://:{pw}@127.0.0.1:{p}/"),
+                None => format!("redis://127.0.0.1:{p}/"),
+            })
+            .collect();
+        ClusterClient::builder(urls)
+            .connection_timeout(Duration::from_millis(500))
+            .response_timeout(response_timeout)
+            .retries(4)
+            .min_retry_wait(10)
+            .max_retry_wait(200)
+            .build()?
+            .get_connection()
+    }
+}
+
+pub(super) fn key(i: u64) -> String {
+    format!("soak:{i}")
+}
+
+fn value(i: u64) -> String {
+    format!("v{i}")
+}
+
+/// What the writer did: the keys Redis acknowledged, with when, and its read-backs.
+#[derive(Debug, Default)]
+pub(super) struct WriterLog {
+    /// (key index, ms since the soak started), in the order written.
+    pub acked: Vec<(u64, u64)>,
+    pub attempts: u64,
+    pub read_checks: u64,
+    /// Read-backs that answered (not an error) with something else than the acknowledged
+    /// value.
+    pub wrong_reads: Vec<Miss>,
+}
+
+/// A thread writing `soak:i` = `vi` for i = 0, 1, 2, … at a bounded rate until stopped; after
+/// every tenth acknowledged write it reads a random earlier acknowledged key back.
+pub(super) struct Writer {
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+    handle: Option<JoinHandle<WriterLog>>,
+}
+
+impl Writer {
+    pub(super) fn start(endpoints: Endpoints, epoch: Instant, rate: u32, seed: u64) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicU64::new(0));
+        let (flag, count) = (stop.clone(), acked.clone());
+        let handle = std::thread::spawn(move || {
+            let mut log = WriterLog::default();
+            let mut rng = Rng::new(seed);
+            let mut conn = None;
+            let interval = Duration::from_secs(1) / rate.max(1);
+            let started = Instant::now();
+            let mut i = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                // Paced against the start, so a stall (a failover) is not made up in a burst.
+                let due = started + interval * (i.min(u64::from(u32::MAX)) as u32);
+                match due.checked_duration_since(Instant::now()) {
+                    Some(wait) => std::thread::sleep(wait),
+                    None if Instant::now() - due > Duration::from_secs(1) => {
+                        i = (started.elapsed().as_nanos() / interval.as_nanos().max(1)) as u64;
+                    }
+                    None => {}
+                }
+                let Some(c) = connection(&endpoints, &mut conn) else {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                };
+                log.attempts += 1;
+                let n = log.attempts;
+                let ok: redis::RedisResult<()> =
+                    redis::cmd("SET").arg(key(n)).arg(value(n)).query(c);
+                match ok {
+                    Ok(()) => {
+                        log.acked.push((n, epoch.elapsed().as_millis() as u64));
+                        count.store(log.acked.len() as u64, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        // A cached connection to a dead node keeps failing: start over.
+                        conn = None;
+                    }
+                }
+                i += 1;
+                if log.acked.len().is_multiple_of(10) && !log.acked.is_empty() {
+                    read_back(&mut log, &mut rng, &mut conn, &endpoints);
+                }
+            }
+            log
+        });
+        Self {
+            stop,
+            acked,
+            handle: Some(handle),
+        }
+    }
+
+    /// Acknowledged writes so far.
+    pub(super) fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn stop(mut self) -> WriterLog {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn connection<'a>(
+    endpoints: &Endpoints,
+    conn: &'a mut Option<ClusterConnection>,
+) -> Option<&'a mut ClusterConnection> {
+    if conn.is_none() {
+        *conn = endpoints.connect().ok();
+    }
+    conn.as_mut()
+}
+
+fn read_back(
+    log: &mut WriterLog,
+    rng: &mut Rng,
+    conn: &mut Option<ClusterConnection>,
+    endpoints: &Endpoints,
+) {
+    let Some(&(n, acked_ms)) = rng.pick(&log.acked) else {
+        return;
+    };
+    let Some(c) = connection(endpoints, conn) else {
+        return;
+    };
+    let got: redis::RedisResult<Option<String>> = redis::cmd("GET").arg(key(n)).query(c);
+    match got {
+        Ok(v) => {
+            log.read_checks += 1;
+            if v.as_deref() != Some(value(n).as_str()) {
+                log.wrong_reads.push(Miss {
+                    key: n,
+                    acked_ms,
+                    slot: key_slot(key(n).as_bytes()),
+                });
+            }
+        }
+        Err(_) => *conn = None,
+    }
+}
+
+/// Whether a write to each of `slots` is accepted now (one pipelined round through a fresh
+/// connection: a cached one could still point at the node that went away).
+pub(super) fn writable(endpoints: &Endpoints, slots: &[u16], tags: &mut SlotTags) -> bool {
+    // A shorter wait than the writer's: the probe runs every 100 ms and a frozen master
+    // should cost it little.
+    let Ok(mut c) = endpoints.connect_with(Duration::from_millis(300)) else {
+        return false;
+    };
+    let mut pipe = redis::cluster::cluster_pipe();
+    for &s in slots {
+        pipe.set(format!("soak-probe:{{{}}}", tags.tag(s)), "p")
+            .ignore();
+    }
+    pipe.query::<()>(&mut c).is_ok()
+}
+
+/// A hash tag per slot, found by search once and remembered.
+#[derive(Debug, Default)]
+pub(super) struct SlotTags(BTreeMap<u16, String>);
+
+impl SlotTags {
+    pub(super) fn tag(&mut self, slot: u16) -> &str {
+        self.0.entry(slot).or_insert_with(|| {
+            (0u64..)
+                .map(|i| format!("t{i}"))
+                .find(|t| key_slot(t.as_bytes()) == slot)
+                .unwrap_or_default()
+        })
+    }
+}
+
+/// The acknowledged writes that do not read back now; `None` when the cluster could not be
+/// read (every chunk gets 20 tries a few hundred ms apart).
+pub(super) fn verify(endpoints: &Endpoints, acked: &[(u64, u64)]) -> Option<Vec<Miss>> {
+    let mut conn = endpoints.connect().ok();
+    let mut lost = Vec::new();
+    for chunk in acked.chunks(1000) {
+        let mut values: Option<Vec<Option<String>>> = None;
+        for _ in 0..20 {
+            if let Some(c) = conn.as_mut() {
+                let mut p = redis::cluster::cluster_pipe();
+                for (n, _) in chunk {
+                    p.get(key(*n));
+                }
+                if let Ok(v) = p.query(c) {
+                    values = Some(v);
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            conn = endpoints.connect().ok();
+        }
+        for (&(n, acked_ms), v) in chunk.iter().zip(values?) {
+            if v.as_deref() != Some(value(n).as_str()) {
+                lost.push(Miss {
+                    key: n,
+                    acked_ms,
+                    slot: key_slot(key(n).as_bytes()),
+                });
+            }
+        }
+    }
+    Some(lost)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_tag_hashes_to_its_slot() {
+        let mut tags = SlotTags::default();
+        for slot in [0, 1, 5460, 16383] {
+            let key = format!("soak-probe:{{{}}}", tags.tag(slot));
+            assert_eq!(key_slot(key.as_bytes()), slot);
+        }
+    }
+}
