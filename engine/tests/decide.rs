@@ -246,7 +246,8 @@ fn a_crashed_master_with_a_replica_is_not_restarted_before_the_replica_took_over
     let d = decide(&desired(3, 1), Phase::Ready, &observe(&nodes, false, 1_000));
     assert!(!d.effects.contains(&Effect::CreateNode { ordinal: 0 }));
     assert_eq!(d.phase, Phase::Recovering);
-    // Redis did not promote the replica within twice the node timeout: force it.
+    // Still not promoted long after the death: its only replica takes over (the early
+    // path's fallback: the process is gone, nothing can be elected in its place).
     let d = decide(
         &desired(3, 1),
         Phase::Recovering,
@@ -256,7 +257,7 @@ fn a_crashed_master_with_a_replica_is_not_restarted_before_the_replica_took_over
         &d,
         &[Effect::Failover {
             on: 3,
-            mode: FailoverMode::Force,
+            mode: FailoverMode::Takeover,
         }],
     );
 }
@@ -1063,9 +1064,9 @@ fn no_slot_moves_while_a_slot_is_open_from_an_interrupted_move() {
 /// Seen in kube-sandbox: master #0's pod was deleted and its StatefulSet brought it back at
 /// once, empty and without `nodes.conf`, as a new node at the same address. The others mark
 /// the old id `noaddr` and never flag it failed, so Redis never elects its replica; the
-/// process is known gone (no member runs that id), so the replica is forced.
+/// process is known gone (no member runs that id), so the replica, its only one, takes over.
 #[test]
-fn a_master_whose_member_came_back_as_a_new_node_at_its_address_has_its_replica_forced() {
+fn a_master_whose_member_came_back_as_a_new_node_at_its_address_has_its_replica_promoted() {
     let nodes = healthy(3, 1);
     let mut obs = observe(&nodes, false, LONG_DEAD_MS);
     let old = id(0);
@@ -1101,7 +1102,7 @@ fn a_master_whose_member_came_back_as_a_new_node_at_its_address_has_its_replica_
     assert!(
         d.effects.contains(&Effect::Failover {
             on: 3,
-            mode: FailoverMode::Force
+            mode: FailoverMode::Takeover
         }),
         "{:?}",
         d.effects

@@ -31,6 +31,16 @@ fn forced(d: &Decision) -> Vec<Ordinal> {
         .collect()
 }
 
+fn failovers(d: &Decision) -> Vec<FailoverMode> {
+    d.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Failover { mode, .. } => Some(*mode),
+            _ => None,
+        })
+        .collect()
+}
+
 /// 300 ms after the master's last pong, when nobody flags it even `fail?` yet.
 const JUST_DIED_MS: u64 = 1_300;
 
@@ -74,28 +84,119 @@ fn a_paused_master_whose_process_runs_is_left_to_redis() {
     }
 }
 
-/// A forced election that did not win spends the voters' votes for two node timeouts: the
-/// next attempt for a dead master comes only in the first node timeout of every third one.
+/// A master with several replicas: the best is forced at once; should it still not be master
+/// once the early window is over (half a node timeout), the siblings' own elections go on
+/// (a lost forced election holds back only the replica that ran it), and the late windows
+/// apply: forced in the first node timeout of every three from 2 node timeouts on, when
+/// every voter is free to vote again.
 #[test]
-fn a_dead_masters_replica_is_forced_again_only_once_the_votes_are_free() {
+fn with_siblings_a_replica_not_promoted_in_the_early_window_is_left_to_the_late_windows() {
+    let mut nodes = healthy(3, 2);
+    nodes[0].running = false;
+    let timeout = desired(3, 2).node_timeout_ms;
+    for (down_ms, failover) in [
+        (300, Some(FailoverMode::Force)),
+        (timeout / 2 + 100, None),
+        (timeout + 100, None),
+        (2 * timeout + 100, Some(FailoverMode::Force)),
+        (3 * timeout + 100, None),
+        (4 * timeout + 100, None),
+        (5 * timeout + 100, Some(FailoverMode::Force)),
+    ] {
+        let obs = observe(&nodes, false, 1_000 + down_ms);
+        let d = decide(&desired(3, 2), Phase::Recovering, &obs);
+        assert_eq!(
+            failovers(&d),
+            failover.into_iter().collect::<Vec<_>>(),
+            "down {down_ms} ms: {}",
+            d.summary
+        );
+    }
+}
+
+/// The only replica of a dead master that is still not master half a node timeout after the
+/// death (its forced election lost, or its voters never got ready) takes over without a
+/// vote: no sibling can be elected meanwhile, the dead process serves nothing, and Redis
+/// alone would not even have flagged the master failed yet. Waiting instead would leave the
+/// slots down for 4 node timeouts: the retry time of a replica whose election lost.
+#[test]
+fn a_sole_replica_still_not_master_half_a_node_timeout_after_the_death_takes_over() {
     let mut nodes = healthy(3, 1);
     nodes[0].running = false;
     let timeout = desired(3, 1).node_timeout_ms;
-    for (down_ms, forced) in [
-        (timeout / 2, true),
-        (timeout + 100, false),
-        (2 * timeout + 100, false),
-        (3 * timeout + 100, true),
-        (4 * timeout + 100, false),
-    ] {
-        let obs = observe(&nodes, false, 1_000 + down_ms);
-        let d = decide(&desired(3, 1), Phase::Recovering, &obs);
-        let is_forced = d
-            .effects
-            .iter()
-            .any(|e| matches!(e, Effect::Failover { on: 3, .. }));
-        assert_eq!(is_forced, forced, "down {down_ms} ms: {:?}", d.effects);
+    let d = decide(
+        &desired(3, 1),
+        Phase::Recovering,
+        &observe(&nodes, false, 1_000 + timeout / 2 - 100),
+    );
+    assert_eq!(failovers(&d), vec![FailoverMode::Force], "{}", d.summary);
+    let d = decide(
+        &desired(3, 1),
+        Phase::Recovering,
+        &observe(&nodes, false, 1_000 + timeout / 2 + 100),
+    );
+    assert_eq!(failovers(&d), vec![FailoverMode::Takeover], "{}", d.summary);
+    assert!(d.requeue_ms.is_some_and(|ms| ms < timeout), "{d:?}");
+}
+
+/// Redis' voters refuse a request whose epoch is below theirs, or that they may already have
+/// voted in: a replica that has not heard of a voter's current epoch yet is not forced (a
+/// lost election would hold it back for 4 node timeouts); the engine looks again soon.
+#[test]
+fn a_replica_behind_a_voters_current_epoch_is_not_forced_until_it_catches_up() {
+    let mut nodes = healthy(3, 1);
+    nodes[0].running = false;
+    let mut obs = observe(&nodes, false, JUST_DIED_MS);
+    state(&mut obs, 1).current_epoch = 11;
+    let d = decide(&desired(3, 1), Phase::Ready, &obs);
+    assert!(failovers(&d).is_empty(), "{:?} {}", d.effects, d.summary);
+    assert!(d.requeue_ms.is_some_and(|ms| ms < 1_000), "{d:?}");
+    state(&mut obs, 3).current_epoch = 11;
+    let d = decide(&desired(3, 1), Phase::Ready, &obs);
+    assert_eq!(forced(&d), vec![3]);
+}
+
+/// A vote travels on the voter's own bus link to the candidate (a vote granted over no link
+/// is spent and never arrives), the request on the candidate's: both must be up, and the
+/// voter must know the candidate as a replica of the dead master.
+#[test]
+fn a_replica_a_voter_has_no_link_to_is_not_forced() {
+    let mut nodes = healthy(3, 1);
+    nodes[0].running = false;
+    let mut obs = observe(&nodes, false, JUST_DIED_MS);
+    for e in &mut state(&mut obs, 2).nodes {
+        if e.id == id(3) {
+            e.link = model::LinkState::Disconnected;
+        }
     }
+    let d = decide(&desired(3, 1), Phase::Ready, &obs);
+    assert!(failovers(&d).is_empty(), "{:?} {}", d.effects, d.summary);
+}
+
+/// Seen on a real cluster (bench/failover.py): a replica's view gave its master an older
+/// config epoch than the voters' (the master bumped its epoch and died before pinging its
+/// replica again). Every voter refuses its election, Redis' own as well, for as long as the
+/// master is dead: only the master's own messages carry its epoch. So it takes over without
+/// a vote, under an epoch above every view's.
+#[test]
+fn a_replica_whose_view_of_its_dead_master_is_older_than_a_voters_takes_over_at_once() {
+    let mut nodes = healthy(3, 1);
+    nodes[0].running = false;
+    let mut obs = observe(&nodes, false, JUST_DIED_MS);
+    set_epoch(&mut obs, 0, 7);
+    for e in &mut state(&mut obs, 3).nodes {
+        if e.id == id(0) {
+            e.config_epoch = 1;
+        }
+    }
+    let d = decide(&desired(3, 1), Phase::Ready, &obs);
+    assert_eq!(failovers(&d), vec![FailoverMode::Takeover], "{}", d.summary);
+
+    // The replica's current epoch is below the epoch a voter gives the master: its takeover
+    // epoch would lose there, so it waits until gossip brings its epoch up.
+    state(&mut obs, 3).current_epoch = 5;
+    let d = decide(&desired(3, 1), Phase::Ready, &obs);
+    assert!(failovers(&d).is_empty(), "{:?} {}", d.effects, d.summary);
 }
 
 /// Forced at once, the replica wins within a cron tick or two: the engine looks again soon,
