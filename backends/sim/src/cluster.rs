@@ -321,6 +321,7 @@ impl Cluster {
         n.linked_since_master = false;
         n.new_replid();
         n.failover_at = None;
+        n.election_ms = None;
         n.voted_for_master.clear();
         for p in n.peers.values_mut() {
             p.pfail = false;

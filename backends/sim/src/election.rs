@@ -9,6 +9,13 @@ use engine::Ordinal;
 /// `cluster-replica-validity-factor` (default 10).
 const VALIDITY_FACTOR: u64 = 10;
 
+/// How long a replica that started an election waits before it starts another, forced or its
+/// own (Redis 7.0 `clusterHandleSlaveFailover`: twice the auth timeout, itself twice the node
+/// timeout and at least 2 s). A forced election that loses thus holds Redis' own back.
+fn retry_ms(node_timeout_ms: u64) -> u64 {
+    2 * (2 * node_timeout_ms).max(2000)
+}
+
 impl Cluster {
     pub(crate) fn auto_failover(&mut self) {
         let now = self.now_ms;
@@ -51,12 +58,15 @@ impl Cluster {
                     n.failover_at = Some(now + 500 + jitter + rank * 1000);
                 }
                 Some(at) if now >= at => {
-                    if !self.election(o, mk, true)
+                    // An election this replica started lately (a forced one, say) holds its
+                    // own back until the retry time is over.
+                    let free_at = n.election_ms.map_or(0, |t| t + retry_ms(timeout));
+                    if now < free_at {
+                        n.failover_at = Some(free_at + 500 + jitter);
+                    } else if !self.election(o, mk, true)
                         && let Some(m) = self.members.get_mut(&o)
                     {
-                        // Redis retries a failed election after twice its auth timeout
-                        // (itself twice the node timeout, at least 2 s).
-                        m.node.failover_at = Some(now + 2 * (2 * timeout).max(2000));
+                        m.node.failover_at = Some(now + retry_ms(timeout));
                     }
                 }
                 Some(_) => {}
@@ -82,6 +92,14 @@ impl Cluster {
         let Some(rm) = self.members.get_mut(&r) else {
             return false;
         };
+        if rm
+            .node
+            .election_ms
+            .is_some_and(|t| now < t + retry_ms(timeout))
+        {
+            return false;
+        }
+        rm.node.election_ms = Some(now);
         let epoch = rm.node.current_epoch.max(max_epoch) + 1;
         rm.node.current_epoch = epoch;
         let rkey = rm.node.key;
