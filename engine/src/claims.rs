@@ -53,9 +53,28 @@ pub(crate) fn outdated_claims(w: &World) -> Option<Work> {
         .keys()
         .any(|o| !w.reachable.contains_key(o) && !w.id_of.contains_key(o));
     let known: BTreeSet<&str> = w.id_of.values().copied().collect();
-    // Without persistence a node that is down comes back empty: its claims protect nothing.
+    // A member whose process runs but does not answer (paused, stuck, cut off from the
+    // operator) comes back as it was, with its data, persistence or not (simulator seeds 18
+    // and 76 with paused masters: bumped over, they came back to follow an empty claim).
+    let silent: BTreeSet<Ordinal> = w
+        .obs
+        .members
+        .iter()
+        .filter(|(o, m)| m.running && !w.reachable.contains_key(o))
+        .map(|(o, _)| *o)
+        .collect();
+    let silent_ids: BTreeSet<&str> = silent
+        .iter()
+        .filter_map(|o| w.id_of.get(o).copied())
+        .collect();
+    let silent_unidentified = silent.iter().any(|o| !w.id_of.contains_key(o));
+    // Without persistence a node that is down (its process gone) comes back empty: its
+    // claims protect nothing.
     let may_return = |id: &str| {
-        w.desired.persistent && (down.contains(id) || (unidentified && !known.contains(id)))
+        silent_ids.contains(id)
+            || (silent_unidentified && !known.contains(id))
+            || (w.desired.persistent
+                && (down.contains(id) || (unidentified && !known.contains(id))))
     };
     let mut bump: BTreeSet<&str> = BTreeSet::new();
     for (_, _, state) in w.reachable.values() {

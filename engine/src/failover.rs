@@ -2,16 +2,22 @@
 //! does not, take over when no election can happen, or report the slots lost.
 
 use crate::effect::{Effect, FailoverMode};
+use crate::election::{Vote, forced_vote, takeover_wins};
 use crate::slots::to_ranges;
 use crate::work::{Kind, Work};
 use crate::world::World;
 
 /// Masters that own slots but are down. With a live replica, Redis fails over by itself; if it
-/// has not after twice the node timeout, the operator forces it. Without a replica the slots
+/// has not after twice the node timeout, the operator forces it. A master whose process is
+/// known to be gone, without persistence, has its best replica forced at once (`early_force`). Without a replica the slots
 /// are lost until the node returns, and `Degraded` says which.
 pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
     let mut effects = Vec::new();
     let mut waiting = Vec::new();
+    // Every effect decided is a FORCE on the early path (see the requeue below).
+    let mut all_early = true;
+    // Some dead master waits on the early path (for its voters, or for the fallback time).
+    let mut early_waiting = false;
     let by_owner = w.slots_by_owner();
     for (id, slots) in by_owner {
         let Some(n) = w.nodes.get(id) else { continue };
@@ -83,30 +89,42 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
         // without asking), the others mark the old id `noaddr` and stop pinging it, so it
         // never reaches PFAIL, and Redis never elects its replica. FORCE needs no FAIL flag
         // (the voters accept a forced request), so a gone process is reason enough.
+        let early = process_gone && majority && early_force(w, id, *best);
+        let early_step = if early {
+            early_step(w, id, *best, down_for, replica_sees_no_slot)
+        } else {
+            EarlyStep::NotEarly
+        };
+        match early_step {
+            EarlyStep::Force => {
+                effects.push(Effect::Failover {
+                    on: *best,
+                    mode: FailoverMode::Force,
+                });
+                continue;
+            }
+            EarlyStep::Takeover => {
+                effects.push(Effect::Failover {
+                    on: *best,
+                    mode: FailoverMode::Takeover,
+                });
+                effects.extend(claims_after_takeover(w, id, *best, slots));
+                continue;
+            }
+            EarlyStep::Wait => {
+                early_waiting = true;
+                waiting.push(who);
+                continue;
+            }
+            EarlyStep::NotEarly => {}
+        }
         if no_election || (!majority && process_gone && down_for > 4 * timeout) {
             effects.push(Effect::Failover {
                 on: *best,
                 mode: FailoverMode::Takeover,
             });
-            // A replica takes over exactly the slots its own view gives its master. When
-            // that view is behind (the no-election case: it gives none), the slots the cluster
-            // gives the dead master would stay with it, and its member, restarted empty
-            // without persistence, would serve them empty while their keys sit on the
-            // promoted replica. TAKEOVER is done when the command returns and bumps the
-            // replica's epoch, so it claims them right after, at an epoch every view accepts.
-            let claimed: std::collections::BTreeSet<u16> = w
-                .view(*best, id)
-                .map(|e| crate::slots::expand(&e.slots).collect())
-                .unwrap_or_default();
-            if let Some(best_id) = w.id_of.get(best) {
-                effects.extend(slots.iter().filter(|s| !claimed.contains(s)).map(|s| {
-                    Effect::SetSlotOwner {
-                        on: *best,
-                        slot: *s,
-                        owner_id: (*best_id).to_string(),
-                    }
-                }));
-            }
+            all_early = false;
+            effects.extend(claims_after_takeover(w, id, *best, slots));
         } else if majority && (n.failed || process_gone) && down_for > 2 * timeout {
             // A master grants one vote per failed master every 2 node timeouts. Attempts
             // closer together than that can be refused in turn by different voters for ever,
@@ -120,6 +138,7 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
                     on: *best,
                     mode: FailoverMode::Force,
                 });
+                all_early = false;
             } else {
                 waiting.push(who);
             }
@@ -128,15 +147,30 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
         }
     }
     if !effects.is_empty() {
+        // Every effect is a failover on the early path (see the requeue below).
+        let only_early = all_early
+            && effects
+                .iter()
+                .all(|e| matches!(e, Effect::Failover { .. } | Effect::SetSlotOwner { .. }));
         let summary = if effects.iter().all(|e| matches!(e, Effect::Meet { .. })) {
             "introducing again a forgotten replica that holds a failed master's data"
+        } else if only_early {
+            "failing over masters whose process is gone"
         } else {
             "forcing failover of masters Redis did not replace in time"
         };
         let mut work = Work::new(Kind::Recover, effects, summary);
         // An election takes time; asking again restarts Redis' manual failover, so look again
-        // only after a node timeout.
-        work.requeue_ms = Some(w.desired.node_timeout_ms);
+        // only after a node timeout. The early path is the exception: the voters answer a
+        // forced request at once (and a takeover needs none), so the replica is master within
+        // a cluster cron tick or two, and the member's restart and re-attach wait for the next
+        // look. Asking again inside the window starts no second election: a replica starts
+        // none within its retry time of the last one (`clusterHandleSlaveFailover`).
+        work.requeue_ms = Some(if only_early || early_waiting {
+            EARLY_RECHECK_MS
+        } else {
+            w.desired.node_timeout_ms
+        });
         return Some(work);
     }
     if !waiting.is_empty() {
@@ -145,6 +179,11 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
             waiting.join(", ")
         ));
         work.kind = Kind::Recover;
+        if early_waiting {
+            // The early path looks again soon: its voters get ready within gossip rounds, and
+            // its fallback must not wait for the idle pace.
+            work.requeue_ms = Some(EARLY_RECHECK_MS);
+        }
         return Some(work);
     }
     if degraded.is_empty() {
@@ -155,6 +194,142 @@ pub(crate) fn failed_masters(w: &World, degraded: &mut Vec<String>) -> Option<Wo
         work.kind = Kind::Recover;
         Some(work)
     }
+}
+
+/// How soon to look again after forcing a dead master's replica on the early path.
+const EARLY_RECHECK_MS: u64 = 200;
+
+/// What the early path does for a dead master this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EarlyStep {
+    /// The master is not on the early path: Redis' own failover and the late windows.
+    NotEarly,
+    Force,
+    Takeover,
+    /// Nothing yet: the voters are not ready, or a forced election is under way.
+    Wait,
+}
+
+/// The early path, once [`early_force`] holds (the process is gone, no persistence, `best` is
+/// the best replica, a majority of the slot owners answers):
+/// - while no election can ever be granted (`best`'s view of its master is older than a
+///   voter's, or gives it no slot), `TAKEOVER`, which needs no vote;
+/// - within the first half node timeout of the death, `FORCE` only when every voter would
+///   grant it ([`forced_vote`]): a forced election that loses keeps the replica from any
+///   other election, Redis' own included, for 4 node timeouts;
+/// - after that, should the replica still not be master (a forced election lost after all,
+///   or voters that never got ready), `TAKEOVER`, when `best` is the only replica of the
+///   master that runs: no sibling can win an election of its own at the same time. Redis
+///   alone flags the master failed a node timeout after the death, then elects: the early
+///   path never takes longer than that. With siblings, Redis' own election of one of them
+///   goes on (a lost forced election only holds back the replica that ran it).
+///
+/// A takeover also waits until its new epoch beats every view's ([`takeover_wins`]).
+fn early_step(
+    w: &World,
+    master_id: &str,
+    best: crate::model::Ordinal,
+    down_for: u64,
+    replica_sees_no_slot: bool,
+) -> EarlyStep {
+    let takeover = || {
+        if takeover_wins(w, master_id, best) {
+            EarlyStep::Takeover
+        } else {
+            EarlyStep::Wait
+        }
+    };
+    let vote = forced_vote(w, master_id, best);
+    if replica_sees_no_slot || vote == Vote::Never {
+        return takeover();
+    }
+    let fallback_after = (w.desired.node_timeout_ms / 2).max(1000);
+    if down_for < fallback_after {
+        return if vote == Vote::Granted {
+            EarlyStep::Force
+        } else {
+            EarlyStep::Wait
+        };
+    }
+    let siblings_running = w.replicas_of(master_id).into_iter().any(|(_, r)| {
+        r.ordinal.is_some_and(|o| o != best)
+            && r.ordinal
+                .and_then(|o| w.obs.members.get(&o))
+                .is_none_or(|m| m.running)
+    });
+    if siblings_running {
+        EarlyStep::NotEarly
+    } else {
+        takeover()
+    }
+}
+
+/// After `TAKEOVER`, the slots the cluster gives the dead master `master_id` that `best`'s own
+/// view does not: `best` claims them right after, at the epoch the takeover gave it.
+fn claims_after_takeover(
+    w: &World,
+    master_id: &str,
+    best: crate::model::Ordinal,
+    slots: &[u16],
+) -> Vec<Effect> {
+    // A replica takes over exactly the slots its own view gives its master. When that view
+    // is behind (it gives none, say), the slots the cluster gives the dead master would stay
+    // with it, and its member, restarted empty without persistence, would serve them empty
+    // while their keys sit on the promoted replica. TAKEOVER is done when the command returns
+    // and bumps the replica's epoch, so it claims them right after, at an epoch every view
+    // accepts.
+    let claimed: std::collections::BTreeSet<u16> = w
+        .view(best, master_id)
+        .map(|e| crate::slots::expand(&e.slots).collect())
+        .unwrap_or_default();
+    let Some(best_id) = w.id_of.get(&best) else {
+        return Vec::new();
+    };
+    slots
+        .iter()
+        .filter(|s| !claimed.contains(s))
+        .map(|s| Effect::SetSlotOwner {
+            on: best,
+            slot: *s,
+            owner_id: (*best_id).to_string(),
+        })
+        .collect()
+}
+
+/// The early path: `best`, replica of master `master_id` whose process is known to be gone
+/// (exited, killed, its pod deleted: never a mere silence), is forced at once, before Redis
+/// would even flag the master failed, when nothing better can come of waiting:
+/// - no persistence: the master comes back empty, so its replicas hold the only copy (with
+///   persistence it comes back with its data, newer than a replica's by the replication lag,
+///   and gets the node timeout Redis gives it);
+/// - `best` linked to this master since it last was a master itself, and its replication
+///   offset is the highest of the master's replicas: every replica of it that runs answers
+///   (a paused or unreachable one could hold a later offset), and none reports more.
+///
+/// A master that is merely unreachable (paused, cut off) never takes this path: its process
+/// runs. Nor does a replica's own silence: `takeover_candidates` only offers reachable ones.
+fn early_force(w: &World, master_id: &str, best: crate::model::Ordinal) -> bool {
+    if w.desired.persistent {
+        return false;
+    }
+    let Some(state) = w.state(best) else {
+        return false;
+    };
+    if !state.ever_linked || state.repl_offset == 0 {
+        return false;
+    }
+    w.replicas_of(master_id).into_iter().all(|(_, r)| {
+        let running = r
+            .ordinal
+            .and_then(|o| w.obs.members.get(&o))
+            .is_some_and(|m| m.running);
+        if !running {
+            return true;
+        }
+        r.ordinal
+            .and_then(|o| w.state(o))
+            .is_some_and(|s| r.reachable && s.repl_offset <= state.repl_offset)
+    })
 }
 
 /// When some reachable slot owner does not know replica `best`: the `CLUSTER MEET` effects

@@ -35,6 +35,7 @@ pub fn decide(desired: &Desired, phase_hint: Phase, observation: &Observation) -
 }
 mod bootstrap;
 mod claims;
+mod election;
 mod failover;
 mod gossip;
 mod membership;

@@ -22,11 +22,17 @@ pub(crate) fn members(w: &World) -> Option<Work> {
     // A down master that no member can be matched to (its address changed while it was down)
     // may be any of the down members: none of them restarts while such a master still waits
     // for its replica to take over.
+    // The same for a copy of its keys that a restart would let go (see `restart::of`): a
+    // cut-off replica of the master it replaced, or a silent member (simulator pause seed 112:
+    // a master whose address changed, its replica paused).
     let unidentified_takeover = w.nodes.iter().any(|(id, n)| {
         !n.reachable
             && n.ordinal.is_none()
             && w.owns_slots(id)
-            && !w.takeover_candidates(id).is_empty()
+            && (!w.takeover_candidates(id).is_empty()
+                || (!w.desired.persistent
+                    && (restart::predecessor_replica_holds_keys(w, id)
+                        || restart::silent_copy_may_exist(w, id))))
     });
     for (&ordinal, m) in &w.obs.members {
         if m.running {
@@ -192,8 +198,10 @@ pub(crate) fn remove_leaving(w: &World) -> (Vec<Effect>, bool) {
             let holds = !n.entry.slots.is_empty()
                 || w.owns_slots(id)
                 || w.listed_with_slots(id)
-                // Down and owning no slot, it holds nothing any slot's owner lacks.
+                // Down and owning no slot, it holds nothing any slot's owner lacks; but silent
+                // while its process runs, what it holds is unknown.
                 || w.state(ord).is_some_and(|s| s.keys > 0)
+                || (w.state(ord).is_none() && w.obs.members.get(&ord).is_some_and(|m| m.running))
                 || !w.replicas_of(id).is_empty();
             if holds {
                 continue;

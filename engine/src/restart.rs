@@ -50,6 +50,19 @@ pub(crate) fn of(w: &World, ordinal: Ordinal, m: &Member, unidentified_takeover:
     {
         return Restart::Hold { bump: Vec::new() };
     }
+    // Without persistence, the same holds for a replica that still follows the master this
+    // one replaced: cut off while its old master died and this one was elected, it may hold
+    // the only copy left of these slots' keys once this one died too. Restarted empty, this
+    // master would keep the slots, and that replica, on hearing of them, would follow it and
+    // resync empty (simulator seed 377, once a replica was forced at once). Held, it follows
+    // this master while this one is down, becomes its takeover candidate, and is promoted.
+    if let Some((id, _)) = info
+        && owns_slots
+        && !w.desired.persistent
+        && (predecessor_replica_holds_keys(w, id) || silent_copy_may_exist(w, id))
+    {
+        return Restart::Hold { bump: Vec::new() };
+    }
     // A master that died while receiving a slot may own none yet, so Redis elects no
     // replica for it; its replica holds the keys that had moved (the only copy without
     // persistence, the newest with it). Restarted first, the master would come back
@@ -205,4 +218,44 @@ fn only_replica_of_a_master_with_slots(w: &World, n: &crate::world::NodeInfo<'_>
         && w.nodes
             .get(master)
             .is_some_and(|m| m.reachable && m.is_master())
+}
+
+/// Some member runs without answering (paused, stuck, cut off from the operator: not dead)
+/// and may hold keys of `owner`'s slots: as the views last saw it, it is a replica of
+/// `owner`, or a master owning no slot (it may have lost them to `owner`'s election while
+/// silent: simulator seeds 34 and 106 with paused masters), or it cannot be told at all.
+/// Without persistence `owner` comes back empty; that member, back, would follow it.
+pub(crate) fn silent_copy_may_exist(w: &World, owner: &str) -> bool {
+    w.obs
+        .members
+        .iter()
+        .filter(|(o, m)| m.running && !w.reachable.contains_key(o))
+        .any(|(o, _)| {
+            let Some(id) = w.id_of.get(o) else {
+                return true;
+            };
+            w.nodes.get(id).is_some_and(|n| {
+                n.entry.master_id.as_deref() == Some(owner) || (n.is_master() && !w.owns_slots(id))
+            })
+        })
+}
+
+/// Some reachable replica holding keys follows a master that does not answer and that its
+/// own view still gives some of the slots `owner` owns by consensus: it was cut off when
+/// `owner` took them over from that master, and what it holds of them may be their only copy.
+pub(crate) fn predecessor_replica_holds_keys(w: &World, owner: &str) -> bool {
+    let Some(theirs) = w.slots_by_owner().get(owner) else {
+        return false;
+    };
+    w.reachable.iter().any(|(o, (_, _, s))| {
+        let Some(master) = w.me(*o).and_then(|me| me.master_id.as_deref()) else {
+            return false;
+        };
+        s.keys > 0
+            && master != owner
+            && !w.nodes.get(master).is_some_and(|m| m.reachable)
+            && w.view(*o, master).is_some_and(|e| {
+                crate::slots::expand(&e.slots).any(|x| theirs.binary_search(&x).is_ok())
+            })
+    })
 }

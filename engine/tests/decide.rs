@@ -12,6 +12,10 @@ fn desired(m: u32, r: u32) -> Desired {
     Desired::new(m, r)
 }
 
+/// Long after a dead master's last pong, inside a window where its replica is forced: 45 s is
+/// nine node timeouts, the start of the fourth period of three (see `failover.rs`).
+const LONG_DEAD_MS: u64 = 1_000 + 45_000;
+
 #[test]
 fn an_empty_world_creates_every_member() {
     let d = decide(&desired(3, 1), Phase::Pending, &Observation::default());
@@ -242,17 +246,18 @@ fn a_crashed_master_with_a_replica_is_not_restarted_before_the_replica_took_over
     let d = decide(&desired(3, 1), Phase::Ready, &observe(&nodes, false, 1_000));
     assert!(!d.effects.contains(&Effect::CreateNode { ordinal: 0 }));
     assert_eq!(d.phase, Phase::Recovering);
-    // Redis did not promote the replica within twice the node timeout: force it.
+    // Still not promoted long after the death: its only replica takes over (the early
+    // path's fallback: the process is gone, nothing can be elected in its place).
     let d = decide(
         &desired(3, 1),
         Phase::Recovering,
-        &observe(&nodes, false, 60_000),
+        &observe(&nodes, false, LONG_DEAD_MS),
     );
     assert_effects(
         &d,
         &[Effect::Failover {
             on: 3,
-            mode: FailoverMode::Force,
+            mode: FailoverMode::Takeover,
         }],
     );
 }
@@ -1059,12 +1064,11 @@ fn no_slot_moves_while_a_slot_is_open_from_an_interrupted_move() {
 /// Seen in kube-sandbox: master #0's pod was deleted and its StatefulSet brought it back at
 /// once, empty and without `nodes.conf`, as a new node at the same address. The others mark
 /// the old id `noaddr` and never flag it failed, so Redis never elects its replica; the
-/// process is known gone (no member runs that id), so the replica is forced after twice the
-/// node timeout.
+/// process is known gone (no member runs that id), so the replica, its only one, takes over.
 #[test]
-fn a_master_whose_member_came_back_as_a_new_node_at_its_address_has_its_replica_forced() {
+fn a_master_whose_member_came_back_as_a_new_node_at_its_address_has_its_replica_promoted() {
     let nodes = healthy(3, 1);
-    let mut obs = observe(&nodes, false, 60_000);
+    let mut obs = observe(&nodes, false, LONG_DEAD_MS);
     let old = id(0);
     let new = format!("{:040x}", 0xdead_u64);
     for state in obs.members.values_mut().filter_map(|m| m.redis.as_mut()) {
@@ -1098,7 +1102,7 @@ fn a_master_whose_member_came_back_as_a_new_node_at_its_address_has_its_replica_
     assert!(
         d.effects.contains(&Effect::Failover {
             on: 3,
-            mode: FailoverMode::Force
+            mode: FailoverMode::Takeover
         }),
         "{:?}",
         d.effects

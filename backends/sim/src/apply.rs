@@ -182,7 +182,11 @@ impl Cluster {
                 Ok(())
             }
             Effect::DeleteData { ordinal } => {
-                if self.members.get(ordinal).is_some_and(|m| m.running) {
+                if self
+                    .members
+                    .get(ordinal)
+                    .is_some_and(|m| m.running || m.paused.is_some())
+                {
                     return Err(refused(
                         *ordinal,
                         "the member still runs: its storage is in use".to_string(),

@@ -231,7 +231,7 @@ impl Cluster {
                 ObservedMember {
                     ordinal: o,
                     addr: Some(Addr::new(m.ip(), PORT)),
-                    running: m.running,
+                    running: m.running || m.paused.is_some(),
                     host: Some(format!("sim-host-{o}")),
                     fingerprint: m.fingerprint.clone(),
                     redis,
@@ -272,7 +272,8 @@ impl Cluster {
     /// `CreateNode`: a new member, or a restart of a stopped one.
     pub fn create_or_restart(&mut self, o: Ordinal) {
         match self.members.get(&o) {
-            Some(m) if m.running => {}
+            // A paused process still exists: a backend finds it alive and starts nothing.
+            Some(m) if m.running || m.paused.is_some() => {}
             Some(_) => self.restart(o),
             None => {
                 let node = self.new_node();
@@ -285,6 +286,7 @@ impl Cluster {
                         has_nodes_conf: true,
                         fingerprint: self.fingerprint.clone(),
                         node,
+                        paused: None,
                     },
                 );
             }
@@ -323,6 +325,7 @@ impl Cluster {
         n.linked_since_master = false;
         n.new_replid();
         n.failover_at = None;
+        n.election_ms = None;
         n.voted_for_master.clear();
         for p in n.peers.values_mut() {
             p.pfail = false;
@@ -341,14 +344,45 @@ impl Cluster {
     pub fn kill(&mut self, o: Ordinal) {
         if let Some(m) = self.members.get_mut(&o) {
             m.running = false;
+            m.paused = None;
         }
+    }
+
+    /// SIGSTOP of member `o` until `until_step`.
+    pub fn pause(&mut self, o: Ordinal, until_step: u32) {
+        let now = self.now_ms;
+        if let Some(m) = self.members.get_mut(&o).filter(|m| m.running) {
+            m.running = false;
+            m.paused = Some(crate::node::Pause {
+                since_ms: now,
+                until_step,
+            });
+        }
+    }
+
+    /// SIGCONT of every paused member due by `step` (all of them with `None`): each goes on
+    /// where it stopped, with its memory, view and epochs, and hears what it missed.
+    /// Returns the members resumed.
+    pub fn resume(&mut self, step: Option<u32>) -> Vec<Ordinal> {
+        let mut resumed = Vec::new();
+        for m in self.members.values_mut() {
+            if m.paused
+                .is_some_and(|p| step.is_none_or(|s| s >= p.until_step))
+            {
+                m.paused = None;
+                m.running = true;
+                resumed.push(m.ordinal);
+            }
+        }
+        resumed
     }
 
     /// Whether member `o` still has key `key` of `slot` somewhere it can come back from:
     /// in memory while running, on its volume when stopped with persistence.
     pub fn keeps(&self, o: Ordinal, slot: u16, key: u64) -> bool {
         self.members.get(&o).is_some_and(|m| {
-            (m.running || (self.persistent && m.has_nodes_conf)) && m.node.holds(slot, key)
+            (m.running || m.paused.is_some() || (self.persistent && m.has_nodes_conf))
+                && m.node.holds(slot, key)
         })
     }
 

@@ -72,6 +72,7 @@ impl SimConfig {
     /// changes only), `NOCHANGES=1` (no spec changes), `FAULT_STEPS=N` (the fault window; CI's
     /// test uses 60), `NOKILLS=1` (no mid-slot kill of a migration's source or target),
     /// `MIDSLOT=1` (the mid-slot kill sweep's settings, see `SimConfig::midslot_kills`),
+    /// `PAUSE=N` (a SIGSTOP of a member in N ‰ of the steps),
     /// `ROLLING=N` (a configuration change needing a restart in N per mille of the seeds),
     /// `PERSISTENT=N` (persistence in N per mille of the seeds), `MASTER_RESTARTS=N` (a
     /// master restarted at once by its supervisor, N per mille of the steps), `BY_ADDRESS=1`
@@ -102,6 +103,9 @@ impl SimConfig {
             .and_then(|v| v.parse().ok())
         {
             cfg.persistent_per_mille = n;
+        }
+        if let Some(n) = std::env::var("PAUSE").ok().and_then(|v| v.parse().ok()) {
+            cfg.rates.pause = n;
         }
         if let Some(n) = std::env::var("MASTER_RESTARTS")
             .ok()

@@ -32,6 +32,9 @@ pub struct FaultRates {
     /// timeout mid-slot, its replica is elected and claims its slots, and the source hears it
     /// (see `Victim::StalledSource`).
     pub stall_migration_source: u32,
+    /// SIGSTOP of a running member for 1-15 steps, then SIGCONT (its own random stream, so
+    /// with it at 0 every other fault of a seed happens where it did before it existed).
+    pub pause: u32,
     /// A master's process dies and its supervisor (a kubelet) starts it again at once, at the
     /// same address, before anyone failed it over: as a new node (the pod script removes a
     /// non-persistent node's `nodes.conf`) or, half the time, with its old identity.
@@ -54,6 +57,7 @@ impl FaultRates {
             kill_migration_source: 0,
             kill_migration_target: 0,
             stall_migration_source: 0,
+            pause: 0,
             master_restart: 0,
         }
     }
@@ -76,6 +80,7 @@ impl Default for FaultRates {
             // Off by default so the seeds of the default sweeps keep their meaning; swept on
             // its own (`seeds.rs`).
             stall_migration_source: 0,
+            pause: 0,
             // Off by default: it needs `SimConfig::replicate_by_address` to mean anything.
             master_restart: 0,
         }
@@ -114,7 +119,7 @@ pub fn inject_environment(
     let stopped: Vec<Ordinal> = cluster
         .members
         .values()
-        .filter(|m| !m.running)
+        .filter(|m| !m.running && m.paused.is_none())
         .map(|m| m.ordinal)
         .collect();
     if rng.chance(rates.crash)
@@ -189,6 +194,40 @@ pub fn inject_environment(
                 count(counts, "partition");
             }
         }
+    }
+}
+
+/// SIGCONT of the members whose pause is over, then, by chance, a SIGSTOP of a running one
+/// (a master half of the time, when there is one): it answers nobody until `until_step`.
+pub fn inject_pause(
+    cluster: &mut Cluster,
+    rng: &mut Rng,
+    rates: &FaultRates,
+    step: u32,
+    counts: &mut FaultCounts,
+) {
+    // A member resumed now has not run yet: pausing it again would only stretch its pause.
+    let resumed = cluster.resume(Some(step));
+    if !rng.chance(rates.pause) {
+        return;
+    }
+    let running: Vec<(Ordinal, bool)> = cluster
+        .members
+        .values()
+        .filter(|m| m.running && !resumed.contains(&m.ordinal))
+        .map(|m| (m.ordinal, m.node.is_master()))
+        .collect();
+    let masters: Vec<Ordinal> = running.iter().filter(|r| r.1).map(|r| r.0).collect();
+    let all: Vec<Ordinal> = running.iter().map(|r| r.0).collect();
+    let pool = if rng.chance(500) && !masters.is_empty() {
+        masters
+    } else {
+        all
+    };
+    if let Some(o) = rng.pick(&pool).copied() {
+        let master = cluster.members.get(&o).is_some_and(|m| m.node.is_master());
+        cluster.pause(o, step + rng.range(1, 15) as u32);
+        count(counts, if master { "pause_master" } else { "pause" });
     }
 }
 

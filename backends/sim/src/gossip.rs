@@ -19,6 +19,12 @@ struct Header {
     version: u64,
     /// Slots the sender claims for itself (empty for a replica).
     claims: Vec<SlotRange>,
+    /// A replica's header carries its master's slots and config epoch as it sees them
+    /// (Redis' `myslots`/`configEpoch` of a replica's header): a receiver that knows a newer
+    /// owner of any of them answers with an UPDATE, so a replica whose view went stale while
+    /// it was cut off or paused learns that its master lost them, even from a dead owner.
+    master_claims: Vec<SlotRange>,
+    master_epoch: u64,
     /// (node, ip, failing in the sender's view). Real Redis sends a random subset; all of
     /// them is the same thing, sooner.
     gossip: Vec<(NodeKey, String, bool)>,
@@ -26,8 +32,6 @@ struct Header {
 
 /// `CLUSTER_FAIL_UNDO_TIME_MULT`: a master with slots stays FAIL this many node timeouts.
 const FAIL_UNDO_MULT: u64 = 2;
-/// `cluster-replica-validity-factor` (default 10).
-const VALIDITY_FACTOR: u64 = 10;
 
 impl Cluster {
     /// Advances the clock by `ms` and runs one round of the cluster bus.
@@ -56,6 +60,13 @@ impl Cluster {
         } else {
             Vec::new()
         };
+        let (master_claims, master_epoch) = match n.master {
+            Some(mk) => (
+                n.slots_of(mk),
+                n.peers.get(&mk).map_or(0, |p| p.config_epoch),
+            ),
+            None => (Vec::new(), 0),
+        };
         Some(Header {
             ordinal: o,
             key,
@@ -65,6 +76,8 @@ impl Cluster {
             current_epoch: n.current_epoch,
             version: n.version,
             claims,
+            master_claims,
+            master_epoch,
             gossip: n
                 .peers
                 .iter()
@@ -265,6 +278,21 @@ impl Cluster {
                 n.seen.insert(h.key, h.version);
             }
         }
+        // A replica speaking for a master whose slots someone newer owns here.
+        if let Some(mk) = h.master
+            && update.is_none()
+        {
+            let stale = h
+                .master_claims
+                .iter()
+                .filter_map(|r| n.owners.get(usize::from(r.start)..=usize::from(r.end)))
+                .flat_map(|run| run.iter().copied())
+                .find(|o| *o != mk && *o != NONE && n.epoch_of(*o) > h.master_epoch);
+            if let Some(owner) = stale {
+                let epoch = n.epoch_of(owner);
+                update = Some((h.ordinal, owner, epoch, n.slots_of(owner)));
+            }
+        }
         // Config epoch collision: the node with the smaller id takes a new epoch.
         if n.is_master()
             && h.master.is_none()
@@ -403,173 +431,6 @@ impl Cluster {
                     m.node.linked_since_master = true;
                 }
                 None => m.node.synced = false,
-            }
-        }
-    }
-
-    fn auto_failover(&mut self) {
-        let now = self.now_ms;
-        let timeout = self.node_timeout_ms;
-        for o in self.ordinals() {
-            let offsets: Vec<(NodeKey, u64)> = self
-                .members
-                .values()
-                .filter(|m| m.running)
-                .map(|m| (m.node.key, m.node.repl_offset))
-                .collect();
-            let jitter = self.rng.below(500);
-            let Some(m) = self.members.get_mut(&o).filter(|m| m.running) else {
-                continue;
-            };
-            let n = &mut m.node;
-            let Some(mk) = n.master else { continue };
-            let master_failed = n.peers.get(&mk).is_some_and(|p| p.fail);
-            let has_slots = n.slot_count_of(mk) > 0;
-            let fresh = n
-                .last_sync_ms
-                .is_some_and(|t| now.saturating_sub(t) <= timeout * VALIDITY_FACTOR + timeout);
-            if !(master_failed && has_slots && fresh) {
-                n.failover_at = None;
-                continue;
-            }
-            match n.failover_at {
-                None => {
-                    let mine = n.repl_offset;
-                    let siblings: Vec<NodeKey> = n
-                        .peers
-                        .iter()
-                        .filter(|(_, p)| p.master == Some(mk))
-                        .map(|(k, _)| *k)
-                        .collect();
-                    let rank = offsets
-                        .iter()
-                        .filter(|(k, off)| siblings.contains(k) && *off > mine)
-                        .count() as u64;
-                    n.failover_at = Some(now + 500 + jitter + rank * 1000);
-                }
-                Some(at) if now >= at => {
-                    if !self.election(o, mk, true)
-                        && let Some(m) = self.members.get_mut(&o)
-                    {
-                        // Redis retries a failed election after twice its auth timeout
-                        // (itself twice the node timeout, at least 2 s).
-                        m.node.failover_at = Some(now + 2 * (2 * timeout).max(2000));
-                    }
-                }
-                Some(_) => {}
-            }
-        }
-    }
-
-    /// A replica asks the serving masters for votes; with a majority it takes over its
-    /// master's slots under a new epoch. `require_fail`: voters must see the master failed
-    /// (automatic failover); a forced manual failover skips that.
-    pub fn election(&mut self, r: Ordinal, master: NodeKey, require_fail: bool) -> bool {
-        let (now, timeout) = (self.now_ms, self.node_timeout_ms);
-        let Some(rm) = self.members.get_mut(&r) else {
-            return false;
-        };
-        let needed = rm.node.serving_masters().len() / 2 + 1;
-        let max_epoch = self
-            .members
-            .values()
-            .map(|m| m.node.current_epoch)
-            .max()
-            .unwrap_or(0);
-        let Some(rm) = self.members.get_mut(&r) else {
-            return false;
-        };
-        let epoch = rm.node.current_epoch.max(max_epoch) + 1;
-        rm.node.current_epoch = epoch;
-        let rkey = rm.node.key;
-        let mut votes = 0;
-        for v in self.ordinals() {
-            if v == r || !self.can_talk(r, v) {
-                continue;
-            }
-            let Some(vm) = self.members.get_mut(&v) else {
-                continue;
-            };
-            let vn = &mut vm.node;
-            let vkey = vn.key;
-            let serves = vn.is_master() && vn.slot_count_of(vkey) > 0;
-            let knows_replica = vn
-                .peers
-                .get(&rkey)
-                .is_some_and(|p| p.master == Some(master));
-            let sees_fail = vn.peers.get(&master).is_some_and(|p| p.fail);
-            let voted_lately = vn
-                .voted_for_master
-                .get(&master)
-                .is_some_and(|t| now.saturating_sub(*t) < 2 * timeout);
-            if serves
-                && knows_replica
-                && (sees_fail || !require_fail)
-                && vn.last_vote_epoch < epoch
-                && !voted_lately
-            {
-                vn.last_vote_epoch = epoch;
-                vn.voted_for_master.insert(master, now);
-                vn.current_epoch = vn.current_epoch.max(epoch);
-                votes += 1;
-            }
-        }
-        if votes < needed {
-            return false;
-        }
-        self.record_promotion_gap(r, master);
-        if let Some(rm) = self.members.get_mut(&r) {
-            promote(&mut rm.node, master, epoch);
-        }
-        // Redis (clusterFailoverReplaceYourMaster): the new master tells everyone at once.
-        self.broadcast_pong(r);
-        true
-    }
-}
-
-impl Cluster {
-    /// Replica `r` becomes master in `master`'s place under an epoch above every node's, with
-    /// no vote (`CLUSTER FAILOVER TAKEOVER`, or an election the model does not run step by
-    /// step); the caller decides when the others hear of it.
-    pub(crate) fn take_over(&mut self, r: Ordinal, master: NodeKey) {
-        let epoch = self
-            .members
-            .values()
-            .map(|m| m.node.current_epoch)
-            .max()
-            .unwrap_or(0)
-            + 1;
-        self.record_promotion_gap(r, master);
-        if let Some(m) = self.members.get_mut(&r) {
-            promote(&mut m.node, master, epoch);
-        }
-    }
-
-    /// Keys the running old master holds in the slots replica `r` takes over that `r` lacks.
-    pub(crate) fn record_promotion_gap(&mut self, r: Ordinal, master: NodeKey) {
-        let Some(ranges) = self.members.get_mut(&r).map(|m| m.node.slots_of(master)) else {
-            return;
-        };
-        let Some(rn) = self.members.get(&r).map(|m| &m.node) else {
-            return;
-        };
-        let Some(old) = self
-            .members
-            .values()
-            .find(|m| m.running && m.node.key == master)
-        else {
-            return;
-        };
-        for range in ranges {
-            for slot in range.iter() {
-                let Some(theirs) = old.node.keys.get(&slot) else {
-                    continue;
-                };
-                for key in theirs {
-                    if !rn.holds(slot, *key) {
-                        self.promotion_gaps.insert(*key);
-                    }
-                }
             }
         }
     }

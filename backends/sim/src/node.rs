@@ -62,6 +62,9 @@ pub struct RedisNode {
     pub replid: u64,
     /// When this replica will start an election for its failed master.
     pub failover_at: Option<u64>,
+    /// When this replica last started an election, forced or its own (Redis'
+    /// `failover_auth_time`): it starts no other within its retry time of that one.
+    pub election_ms: Option<u64>,
     /// Bumped whenever anything a peer learns from this node's header changes.
     pub version: u64,
     /// Version of each peer's header last merged, to skip unchanged headers.
@@ -108,6 +111,7 @@ impl RedisNode {
             linked_since_master: false,
             replid: u64::from(key) << 32,
             failover_at: None,
+            election_ms: None,
             version: 1,
             seen: BTreeMap::new(),
             blacklist: BTreeMap::new(),
@@ -265,6 +269,17 @@ pub struct Member {
     /// at its last start).
     pub fingerprint: Option<String>,
     pub node: RedisNode,
+    /// SIGSTOP: the process exists, with its memory, but answers nobody (neither the operator
+    /// nor its peers) and runs no cron. `running` is false meanwhile, so nothing reaches it;
+    /// the observer still reports the member running (its process is there) and unanswering.
+    pub paused: Option<Pause>,
+}
+
+/// A pause in progress (see `Member::paused`).
+#[derive(Debug, Clone, Copy)]
+pub struct Pause {
+    pub since_ms: u64,
+    pub until_step: u32,
 }
 
 impl Member {

@@ -107,6 +107,7 @@ impl Cluster {
                     has_nodes_conf: true,
                     fingerprint: m.fingerprint.clone(),
                     node,
+                    paused: None,
                 },
             );
         }

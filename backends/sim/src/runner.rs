@@ -280,6 +280,36 @@ fn rolled_out(desired: &Desired, obs: &Observation) -> bool {
 
 /// A stream of its own for what later versions added (persistence, mid-slot kills), so that
 /// a seed keeps every earlier draw, and its old runs reproduce, when those are off.
+/// A failover decided for a replica whose master is only paused (its process runs; SIGSTOP),
+/// before Redis itself could have replaced it: the early path is for masters whose process
+/// is gone, never for a silence. Redis flags a silent master failed after the node timeout
+/// and elects its replica; the engine may force that election only after twice the node
+/// timeout (`engine::failover`), so anything sooner is a violation.
+fn forced_over_a_paused_master(
+    cluster: &Cluster,
+    decision: &engine::Decision,
+    node_timeout_ms: u64,
+) -> Option<engine::invariants::Violation> {
+    decision.effects.iter().find_map(|e| {
+        let engine::Effect::Failover { on, mode } = e else {
+            return None;
+        };
+        let master = cluster.members.get(on)?.node.master?;
+        let paused = cluster
+            .members
+            .values()
+            .find(|m| m.node.key == master)?
+            .paused?;
+        let silent = cluster.now_ms.saturating_sub(paused.since_ms);
+        (silent < 2 * node_timeout_ms).then(|| engine::invariants::Violation {
+            message: format!(
+                "failover ({mode:?}) of #{on} while its master is only paused, silent for \
+                     {silent} ms"
+            ),
+        })
+    })
+}
+
 fn extra_rng(seed: u64) -> Rng {
     Rng::new(crate::rng::mix(seed ^ 0x6d69_6473_6c6f_7421))
 }
@@ -321,6 +351,8 @@ fn simulate(seed: u64, cfg: &SimConfig, records: &mut Option<Recording>) -> Step
     let mut rng = Rng::new(seed);
     let mut fault_rng = rng.fork();
     let mut kill_rng = extra_rng(seed);
+    // Pauses (SIGSTOP) draw from a stream of their own, so seeds keep their other draws.
+    let mut pause_rng = Rng::new(crate::rng::mix(seed ^ 0x7061_7573_6564_2121));
     // A stream of its own, so seeds keep their other draws.
     let mut config_rng = Rng::new(crate::rng::mix(seed ^ 0x636f_6e66_6967_2121));
     let mut cluster = Cluster::new(rng.next_u64(), cfg.node_timeout_ms);
@@ -376,6 +408,7 @@ fn simulate(seed: u64, cfg: &SimConfig, records: &mut Option<Recording>) -> Step
         let faulty = cfg.faults && step < cfg.fault_steps;
         if step == cfg.fault_steps {
             cluster.heal();
+            let _ = cluster.resume(None);
             partition.until_step = None;
         }
         if change_steps.first() == Some(&step) {
@@ -399,7 +432,12 @@ fn simulate(seed: u64, cfg: &SimConfig, records: &mut Option<Recording>) -> Step
         }
         let obs = cluster.observe();
         let decision = engine::decide(&desired, phase, &obs);
-        let violations = check_decision(&desired, &obs, &decision);
+        let mut violations = check_decision(&desired, &obs, &decision);
+        violations.extend(forced_over_a_paused_master(
+            &cluster,
+            &decision,
+            cfg.node_timeout_ms,
+        ));
         let converged = step >= cfg.fault_steps
             && decision.phase == Phase::Ready
             && decision.effects.is_empty()
@@ -529,6 +567,7 @@ fn simulate(seed: u64, cfg: &SimConfig, records: &mut Option<Recording>) -> Step
                 step,
                 &mut counts,
             );
+            faults::inject_pause(&mut cluster, &mut pause_rng, &cfg.rates, step, &mut counts);
             faults::restart_a_master(
                 &mut cluster,
                 &mut client,

@@ -313,3 +313,41 @@ fn the_same_seed_gives_the_same_run() {
     let b = redis_operator_sim::record_seed(7, &cfg).1;
     assert_eq!(a, b);
 }
+
+/// Redis 7.0 (`clusterHandleSlaveFailover`): a replica that started an election starts no
+/// other, forced or its own, within its retry time (twice its auth timeout, 4 node timeouts).
+/// So a forced election that loses holds back the replica's own election well past the node
+/// timeout after which Redis alone would have elected it: what the engine's early path must
+/// never cause.
+#[test]
+fn a_replica_whose_forced_election_lost_elects_itself_only_after_its_retry_time() {
+    let mut c = cluster(3, 1);
+    // No majority: the forced election of #3 (master #0 dead) finds one vote of two needed.
+    c.members.get_mut(&0).unwrap().running = false;
+    c.members.get_mut(&1).unwrap().running = false;
+    apply(
+        &mut c,
+        Effect::Failover {
+            on: 3,
+            mode: FailoverMode::Force,
+        },
+    )
+    .unwrap();
+    assert!(!c.members[&3].node.is_master());
+    // #1 answers again at once: Redis alone would elect #3 about a node timeout on.
+    c.members.get_mut(&1).unwrap().running = true;
+    let retry_s = (4 * TIMEOUT / 1000) as u32;
+    let mut promoted_after = None;
+    for s in 1..=retry_s + 5 {
+        ticks(&mut c, 1);
+        if c.members[&3].node.is_master() {
+            promoted_after = Some(s);
+            break;
+        }
+    }
+    let after = promoted_after.expect("elected once the retry time is over");
+    assert!(
+        after >= retry_s,
+        "elected {after} s after the lost forced election, within its retry time"
+    );
+}

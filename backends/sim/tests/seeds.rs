@@ -85,6 +85,38 @@ fn random_faults_and_spec_changes_never_cause_an_unsafe_decision_or_a_lost_write
     assert!(summary.faults.values().sum::<u64>() > 1000);
 }
 
+/// Members SIGSTOPped for 1-15 s among every other fault (a master in half of the pauses):
+/// the process runs, its memory intact, but nobody hears it, the operator included. The
+/// runner fails a seed at once if a failover is decided for a replica of a paused master
+/// before Redis itself could have replaced it (2 node timeouts of silence): the early
+/// failover is for dead processes only. Paused masters come back, as masters or as replicas
+/// of the replica Redis elected, and no acknowledged write is lost.
+#[test]
+fn a_paused_master_is_never_failed_over_early_and_every_write_survives_its_return() {
+    let cfg = SimConfig {
+        fault_steps: 60,
+        failure_dir: failure_dir(),
+        rates: redis_operator_sim::faults::FaultRates {
+            pause: 40,
+            ..Default::default()
+        },
+        ..SimConfig::default()
+    };
+    let summary = sweep(seeds(150, 40_000), cfg);
+    // The pauses must have bitten: masters paused in most seeds.
+    assert!(
+        summary
+            .seeds_with_fault
+            .get("pause_master")
+            .copied()
+            .unwrap_or(0)
+            * 2
+            > summary.seeds_run,
+        "{:?}",
+        summary.seeds_with_fault
+    );
+}
+
 /// Seeds that wider release sweeps (beyond the ranges above) found losing keys, each fixed in
 /// the engine; run here so that they stay fixed. Default fault window: 92 (a leaving replica
 /// removed while its master's replica that stays had not synced; the master then died), 818

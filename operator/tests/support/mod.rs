@@ -62,6 +62,20 @@ impl LocalCluster {
         }
     }
 
+    /// The same cluster with `cluster-node-timeout` at `ms` instead of 2000.
+    pub fn with_node_timeout(self, ms: u64) -> Self {
+        let text = std::fs::read_to_string(&self.manifest).unwrap();
+        std::fs::write(
+            &self.manifest,
+            text.replace(
+                "clusterNodeTimeoutMs: 2000",
+                &format!("clusterNodeTimeoutMs: {ms}"),
+            ),
+        )
+        .unwrap();
+        self
+    }
+
     /// The same cluster with `requirepass` (given to `local` as `REDIS_OPERATOR_PASSWORD`).
     pub fn with_password(mut self, password: &str) -> Self {
         self.password = Some(password.to_owned());
