@@ -238,7 +238,11 @@ impl<M: Members> Reconciler<M> {
                 .await
                 .map_err(ReconcileError::ListMembers)?;
             self.count_views(redis_backend::ViewsRead {
-                read: observation.members.values().filter(|m| m.redis.is_some()).count(),
+                read: observation
+                    .members
+                    .values()
+                    .filter(|m| m.redis.is_some())
+                    .count(),
                 ..Default::default()
             });
             losses = memory.observed(&observation);

@@ -7,9 +7,9 @@
 
 use crate::RedisAdapter;
 use crate::error::AdapterError;
+use crate::view_cache::{Reads, Summary, ViewCache};
 use engine::Addr;
 use engine::model::{Member, MemberInfo, NodeState, Observation, Ordinal};
-use crate::view_cache::{Reads, Summary, ViewCache};
 use engine::parse::{parse_cluster_nodes, parse_info};
 use std::collections::{BTreeMap, BTreeSet};
 

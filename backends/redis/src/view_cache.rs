@@ -149,7 +149,8 @@ impl ViewCache {
     pub(crate) fn plan(&mut self, summaries: &[(Addr, Summary)], complete: bool) -> Reads {
         self.passes += 1;
         let now = Instant::now();
-        self.views.retain(|_, r| now.duration_since(r.used) < FORGET_AFTER);
+        self.views
+            .retain(|_, r| now.duration_since(r.used) < FORGET_AFTER);
         if !complete {
             return Reads::All("a member is down or did not answer");
         }
@@ -258,7 +259,10 @@ mod tests {
             } else {
                 flags.to_string()
             };
-            format!("{id} 127.0.0.1:{port}@{} {flags} - 0 {pong} 1 {link} {slots}\n", port + 10000)
+            format!(
+                "{id} 127.0.0.1:{port}@{} {flags} - 0 {pong} 1 {link} {slots}\n",
+                port + 10000
+            )
         };
         let text = [
             line(A, 7000, "master", "0-8191", "connected"),
@@ -318,7 +322,10 @@ mod tests {
                 let info = "cluster_state:ok\r\ncluster_slots_assigned:16384\r\n\
                             cluster_slots_ok:16384\r\ncluster_slots_pfail:0\r\n\
                             cluster_slots_fail:0\r\ncluster_known_nodes:10\r\n";
-                (a.clone(), Summary::from_replies(Some(1), info, "role:master\r\n"))
+                (
+                    a.clone(),
+                    Summary::from_replies(Some(1), info, "role:master\r\n"),
+                )
             })
             .collect();
         for (a, s) in &ten_known {
@@ -331,7 +338,11 @@ mod tests {
             };
             assert_eq!(fresh.len(), MIN_FRESH_VIEWS);
             let unseen = fresh.iter().filter(|a| !seen.contains(*a)).count();
-            assert_eq!(unseen, MIN_FRESH_VIEWS.min(10 - seen.len()), "the oldest first");
+            assert_eq!(
+                unseen,
+                MIN_FRESH_VIEWS.min(10 - seen.len()),
+                "the oldest first"
+            );
             for a in fresh {
                 seen.insert(a.clone());
                 cache.remember(&a, ten_known[0].1.clone(), &nodes);
@@ -385,7 +396,11 @@ mod tests {
             ("master", "disconnected"),
         ] {
             let (mut cache, summaries) = seeded();
-            cache.remember(&summaries[0].0, summaries[0].1.clone(), &view(A, flags, link, 10));
+            cache.remember(
+                &summaries[0].0,
+                summaries[0].1.clone(),
+                &view(A, flags, link, 10),
+            );
             assert!(
                 matches!(cache.plan(&summaries, true), Reads::All(_)),
                 "{flags} {link}"

@@ -58,7 +58,10 @@ async fn the_engine_decides_the_same_on_reused_views_as_on_views_read_now() {
     let (reused, read) = steady(&c).await;
     let full = c.observe().await;
     assert!(read.reused > 0 && read.all_because.is_none(), "{read:?}");
-    assert!(read.read >= 3, "the oldest views are read every pass: {read:?}");
+    assert!(
+        read.read >= 3,
+        "the oldest views are read every pass: {read:?}"
+    );
     assert_eq!(views(&reused), views(&full));
     for desired in [
         Desired::new(MASTERS as u32, 1),
