@@ -14,7 +14,7 @@ use crate::{projection, telemetry};
 use engine::history::{DataLoss, Memory};
 use engine::trace::TraceRecord;
 use engine::{ConditionKind, Decision, Desired, Effect, Observation, Phase};
-use redis_backend::{ExecContext, RedisAdapter};
+use redis_backend::{ExecContext, RedisAdapter, Views};
 use spec::{RedisClusterSpec, RedisClusterStatus};
 use std::future::Future;
 use std::io::Write;
@@ -104,6 +104,8 @@ pub struct Reconciler<M: Members> {
     /// Checked before every effect: a replica that lost its leader lease stops acting at
     /// once, even in the middle of a pass.
     fence: Option<Fence>,
+    /// The previous pass decided effects: the next one reads every full view.
+    acted: bool,
 }
 
 /// Whether effects may run now (e.g. "this process holds the leader lease").
@@ -124,6 +126,7 @@ impl<M: Members> Reconciler<M> {
             generation: None,
             backend_problems: Vec::new(),
             fence: None,
+            acted: true,
         }
     }
 
@@ -208,15 +211,49 @@ impl<M: Members> Reconciler<M> {
         let in_force = self.applied.clone().unwrap_or_else(|| spec.clone());
         desired.fingerprint = self.members.fingerprint(&in_force);
         let phase_hint = self.phase;
-        let mut observation = observe(&self.members, &self.redis)
+        // A steady pass reuses full views remembered from earlier passes where nothing says
+        // the cluster moved (`docs/controller.md`, "Steady-state passes"). Effects are only
+        // ever decided on fresh views: a pass after one that acted reads every view, and a
+        // decision to act taken on reused views is taken again on every view read now.
+        let views = if self.acted {
+            Views::Full
+        } else {
+            Views::Steady
+        };
+        let list = self
+            .members
+            .list()
             .await
             .map_err(ReconcileError::ListMembers)?;
-        let losses = self.memory.observed(&observation);
+        let (mut observation, read) = self.redis.observe_views(list, now_ms(), views).await;
+        self.count_views(read);
+        let mut memory = self.memory.clone();
+        let mut losses = memory.observed(&observation);
+        observation.history = memory.history(observation.now_ms);
+        let mut decision = engine::decide(&desired, phase_hint, &observation);
+        if read.reused > 0 && !decision.effects.is_empty() {
+            tracing::debug!(cluster = %self.key.name, reused = read.reused, "deciding again on every view read now");
+            memory = self.memory.clone();
+            observation = observe(&self.members, &self.redis)
+                .await
+                .map_err(ReconcileError::ListMembers)?;
+            self.count_views(redis_backend::ViewsRead {
+                read: observation
+                    .members
+                    .values()
+                    .filter(|m| m.redis.is_some())
+                    .count(),
+                ..Default::default()
+            });
+            losses = memory.observed(&observation);
+            observation.history = memory.history(observation.now_ms);
+            decision = engine::decide(&desired, phase_hint, &observation);
+        }
+        self.memory = memory;
+        self.acted = !decision.effects.is_empty();
         for loss in &losses {
             tracing::error!(namespace = %self.key.namespace, cluster = %self.key.name, ordinal = loss.ordinal, keys = loss.keys, "{loss}");
         }
-        observation.history = self.memory.history(observation.now_ms);
-        let decision = engine::decide(&desired, phase_hint, &observation);
         let error = self
             .execute(&desired, &in_force, &observation, &decision.effects)
             .await
@@ -313,6 +350,14 @@ impl<M: Members> Reconciler<M> {
         }
         if !pass.losses.is_empty() {
             metrics::counter!(telemetry::DATA_LOSSES, &labels).increment(pass.losses.len() as u64);
+        }
+    }
+
+    fn count_views(&self, read: redis_backend::ViewsRead) {
+        for (source, n) in [("read", read.read), ("reused", read.reused)] {
+            let mut labels = self.key.labels().to_vec();
+            labels.push(("source", source.to_string()));
+            metrics::counter!(telemetry::VIEWS, &labels).increment(n as u64);
         }
     }
 

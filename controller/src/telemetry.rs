@@ -15,6 +15,7 @@ pub const DATA_LOSSES: &str = "redis_operator_data_losses_total";
 pub const HTTP_REQUESTS: &str = "redis_operator_http_requests_total";
 pub const LEADER: &str = "redis_operator_leader";
 pub const RECONCILE_ERRORS: &str = "redis_operator_reconcile_errors_total";
+pub const VIEWS: &str = "redis_operator_views_total";
 
 /// Buckets of [`RECONCILE_DURATION`]: a quiet pass takes milliseconds, one that moves slots
 /// can take minutes.
@@ -66,6 +67,10 @@ pub fn describe() {
     describe_counter!(
         RECONCILE_ERRORS,
         "Reconciles of the Kubernetes controller that failed outside the core's pass (an API write refused), by `reason`"
+    );
+    describe_counter!(
+        VIEWS,
+        "Full views (CLUSTER NODES) the passes used, by `source`: read from the node, or reused from an earlier pass"
     );
     redis_backend::describe_metrics();
 }

@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex};
 pub(crate) struct Pool {
     config: Arc<AdapterConfig>,
     // A plain mutex: it is never held across an await, connecting happens outside it.
-    conns: Arc<Mutex<HashMap<Addr, MultiplexedConnection>>>,
+    // Each connection carries the number it was opened as (see `Pool::generation`).
+    conns: Arc<Mutex<HashMap<Addr, (MultiplexedConnection, u64)>>>,
+    opened: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Pool {
@@ -25,6 +27,7 @@ impl Pool {
         Self {
             config,
             conns: Arc::new(Mutex::new(HashMap::new())),
+            opened: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
@@ -36,7 +39,17 @@ impl Pool {
         self.conns
             .lock()
             .ok()
-            .and_then(|map| map.get(addr).cloned())
+            .and_then(|map| map.get(addr).map(|(conn, _)| conn.clone()))
+    }
+
+    /// The number the connection to `addr` now in use was opened as, unique in this pool: a
+    /// different one means the old connection broke (a restarted server breaks it) and a new
+    /// one was opened since. `None` when there is none.
+    pub(crate) fn generation(&self, addr: &Addr) -> Option<u64> {
+        self.conns
+            .lock()
+            .ok()
+            .and_then(|map| map.get(addr).map(|(_, generation)| *generation))
     }
 
     fn forget(&self, addr: &Addr) {
@@ -50,8 +63,11 @@ impl Pool {
             return Ok(conn);
         }
         let conn = self.open(addr).await?;
+        let generation = self
+            .opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut map) = self.conns.lock() {
-            map.insert(addr.clone(), conn.clone());
+            map.insert(addr.clone(), (conn.clone(), generation));
         }
         Ok(conn)
     }

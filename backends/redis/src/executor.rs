@@ -103,7 +103,11 @@ impl RedisAdapter {
 
     /// Runs one effect (the controller counts outcomes, with its cluster's labels).
     pub async fn execute(&self, effect: &Effect, ctx: &ExecContext) -> Result<(), AdapterError> {
+        // Whatever it changes, no view remembered before or during it (the executor reads
+        // views too) describes the cluster after it.
+        self.forget_views();
         let result = self.run(effect, ctx).await;
+        self.forget_views();
         match &result {
             Ok(()) => tracing::debug!(%effect, "effect done"),
             // The reconciler logs a failure, at a rate that does not flood: here only debug.

@@ -27,13 +27,14 @@ mod progress;
 mod protected;
 mod replication;
 mod server;
+mod view_cache;
 
 pub use config::AdapterConfig;
 /// One description of a member for every backend; defined by the engine's model.
 pub use engine::model::MemberInfo;
 pub use error::AdapterError;
 pub use executor::ExecContext;
-pub use observer::node_state_from_replies;
+pub use observer::{Views, ViewsRead, node_state_from_replies};
 pub use progress::{MigrationProgress, ProgressSnapshot, describe_metrics};
 pub use server::{ServerInfo, ServerKind};
 
@@ -45,6 +46,9 @@ use std::sync::Arc;
 pub struct RedisAdapter {
     pool: Pool,
     progress: MigrationProgress,
+    /// Full views remembered for steady observations; a plain mutex, never held across an
+    /// await.
+    views: Arc<std::sync::Mutex<view_cache::ViewCache>>,
 }
 
 impl RedisAdapter {
@@ -52,11 +56,29 @@ impl RedisAdapter {
         Self {
             pool: Pool::new(Arc::new(config)),
             progress: MigrationProgress::new(),
+            views: Arc::default(),
         }
     }
 
     pub fn config(&self) -> &AdapterConfig {
         self.pool.config()
+    }
+
+    /// Turns steady observations off for this adapter and its clones: every observation reads
+    /// every node's full view, as before they existed (`REDIS_OPERATOR_STEADY_VIEWS=off` in
+    /// local mode; benchmarks compare both).
+    pub fn turn_off_steady_views(&self) {
+        if let Ok(mut views) = self.views.lock() {
+            views.turn_off();
+        }
+    }
+
+    /// Forgets every remembered full view: the next steady observation reads them all.
+    /// Executing an effect does it; a caller that changed the cluster by other means does too.
+    pub fn forget_views(&self) {
+        if let Ok(mut views) = self.views.lock() {
+            views.clear();
+        }
     }
 
     /// Progress counters of every migration this adapter (and its clones) ran.
@@ -70,6 +92,7 @@ impl RedisAdapter {
         Self {
             pool: self.pool.clone(),
             progress,
+            views: self.views.clone(),
         }
     }
 }

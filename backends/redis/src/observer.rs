@@ -1,62 +1,285 @@
 //! Reads the state of every running member concurrently: one pipelined round trip per node
-//! for `CLUSTER NODES`, `CLUSTER INFO`, `INFO replication` and `DBSIZE`, and a second one for
-//! the key counts of open slots when the node has any. Once every node answered, nodes that hold
+//! for `CLUSTER INFO`, `INFO replication`, `DBSIZE` (and `CLUSTER NODES` when every full view is
+//! read), the settings and the replication gate, and the key counts of open slots when the node
+//! has any. A steady observation ([`Views::Steady`]) reads full views only where `view_cache`
+//! says something may have moved, and reuses the others from earlier passes. Once every node answered, nodes that hold
 //! keys also count the slots open anywhere else (see `count_keys_of_slots_open_elsewhere`).
 
 use crate::RedisAdapter;
 use crate::error::AdapterError;
+use crate::view_cache::{Reads, Summary, ViewCache};
 use engine::Addr;
 use engine::model::{Member, MemberInfo, NodeState, Observation, Ordinal};
 use engine::parse::{parse_cluster_nodes, parse_info};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Which full views (`CLUSTER NODES`) an observation reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Views {
+    /// Every node's, as every observation did before steady passes.
+    Full,
+    /// Every node's summary, and full views only where the summaries or the views remembered
+    /// from earlier passes say something may have moved (see `view_cache`).
+    Steady,
+}
+
+/// How many full views an observation read and how many it reused from earlier passes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ViewsRead {
+    pub read: usize,
+    pub reused: usize,
+    /// Why every view was read, when a steady observation did.
+    pub all_because: Option<&'static str>,
+}
+
+/// What one node answered before its full view is known.
+struct Facts {
+    info_text: String,
+    repl_text: String,
+    keys: u64,
+    nodes_text: Option<String>,
+    summary: Summary,
+    config: BTreeMap<String, String>,
+    serves_replicas: bool,
+}
 
 impl RedisAdapter {
-    /// Observes every member; those without an address, not running, or not answering get
-    /// `redis: None`. Never fails: an unreachable node is an observation, not an error.
+    /// Observes every member, reading every node's full view; those without an address, not
+    /// running, or not answering get `redis: None`. Never fails: an unreachable node is an
+    /// observation, not an error.
     pub async fn observe(
         &self,
         members: impl IntoIterator<Item = MemberInfo>,
         now_ms: u64,
     ) -> Observation {
+        self.observe_views(members, now_ms, Views::Full).await.0
+    }
+
+    /// Observes every member, reading full views as `views` says, and reports how many it read.
+    pub async fn observe_views(
+        &self,
+        members: impl IntoIterator<Item = MemberInfo>,
+        now_ms: u64,
+        views: Views,
+    ) -> (Observation, ViewsRead) {
+        let off = self.lock_views().is_none_or(|c| c.is_off());
+        let views = if off { Views::Full } else { views };
         let mut tasks = tokio::task::JoinSet::new();
         let mut out = BTreeMap::new();
+        let mut complete = true;
         for m in members {
             match (&m.addr, m.running) {
                 (Some(addr), true) => {
                     let this = self.clone();
                     let addr = addr.clone();
                     tasks.spawn(async move {
-                        let state = match this.observe_node(&addr).await {
-                            Ok(state) => Some(state),
-                            Err(e) => {
-                                tracing::warn!(ordinal = m.ordinal, %addr, error = %e, "node not observed");
-                                None
-                            }
-                        };
-                        (m, state)
+                        let facts = this.read_facts(&addr, views == Views::Full).await;
+                        (m, addr, facts)
                     });
                 }
-                _ => {
+                (addr, _) => {
+                    complete &= addr.is_none();
                     out.insert(m.ordinal, m.observed(None));
                 }
             }
         }
+        let mut answered = Vec::new();
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok((m, state)) => {
-                    out.insert(m.ordinal, m.observed(state));
+                Ok((m, addr, Ok(facts))) => answered.push((m, addr, facts)),
+                Ok((m, addr, Err(e))) => {
+                    tracing::warn!(ordinal = m.ordinal, %addr, error = %e, "node not observed");
+                    complete = false;
+                    out.insert(m.ordinal, m.observed(None));
                 }
                 // Only a panic inside the task gets here; the member is then missing from the
                 // observation, which the engine treats like a member it cannot see.
-                Err(e) => tracing::warn!(error = %e, "observer task failed"),
+                Err(e) => {
+                    complete = false;
+                    tracing::warn!(error = %e, "observer task failed");
+                }
+            }
+        }
+        let mut report = ViewsRead::default();
+        let mut reused: BTreeMap<Addr, Vec<engine::ClusterNode>> = BTreeMap::new();
+        if views == Views::Steady {
+            let summaries: Vec<(Addr, Summary)> = answered
+                .iter()
+                .map(|(_, addr, f)| (addr.clone(), f.summary.clone()))
+                .collect();
+            let plan = self.lock_views().map(|mut c| c.plan(&summaries, complete));
+            match plan {
+                Some(Reads::Some(fresh)) => {
+                    let fresh: BTreeSet<Addr> = fresh.into_iter().collect();
+                    let moved = self
+                        .read_views(&mut answered, |addr| fresh.contains(addr))
+                        .await;
+                    if moved {
+                        report.all_because =
+                            Some("a view read again differs from the remembered one");
+                    } else if let Some(mut cache) = self.lock_views() {
+                        for (_, addr, f) in &answered {
+                            if f.nodes_text.is_none() {
+                                if let Some(nodes) = cache.reuse(addr) {
+                                    reused.insert(addr.clone(), nodes);
+                                }
+                            }
+                        }
+                    }
+                }
+                Some(Reads::All(why)) => report.all_because = Some(why),
+                None => report.all_because = Some("the view cache is unusable"),
+            }
+            // Every view not reused is read now: all of them when something moved.
+            self.read_views(&mut answered, |addr| !reused.contains_key(addr))
+                .await;
+        }
+        for (m, addr, facts) in answered {
+            let ordinal = m.ordinal;
+            let state = match reused.remove(&addr) {
+                Some(nodes) => {
+                    report.reused += 1;
+                    node_state_from_view(nodes, &facts.info_text, &facts.repl_text, facts.keys)
+                        .map(|mut s| {
+                            s.config = facts.config;
+                            s.serves_replicas = facts.serves_replicas;
+                            s
+                        })
+                        .map_err(|message| AdapterError::BadReply {
+                            addr: addr.clone(),
+                            command: "CLUSTER NODES".into(),
+                            message,
+                        })
+                }
+                None => {
+                    report.read += 1;
+                    self.node_state(&addr, facts).await
+                }
+            };
+            match state {
+                Ok(state) => {
+                    out.insert(ordinal, m.observed(Some(state)));
+                }
+                Err(e) => {
+                    tracing::warn!(ordinal, %addr, error = %e, "node not observed");
+                    out.insert(ordinal, m.observed(None));
+                }
             }
         }
         self.count_keys_of_slots_open_elsewhere(&mut out).await;
-        Observation {
-            now_ms,
-            members: out,
-            ..Observation::default()
+        (
+            Observation {
+                now_ms,
+                members: out,
+                ..Observation::default()
+            },
+            report,
+        )
+    }
+
+    fn lock_views(&self) -> Option<std::sync::MutexGuard<'_, ViewCache>> {
+        self.views.lock().ok()
+    }
+
+    /// Reads the full view of every answered node `wanted` selects that has none yet. Returns
+    /// whether one of them differs from the view remembered for it (ping times aside).
+    async fn read_views(
+        &self,
+        answered: &mut [(MemberInfo, Addr, Facts)],
+        wanted: impl Fn(&Addr) -> bool,
+    ) -> bool {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, (_, addr, f)) in answered.iter().enumerate() {
+            if f.nodes_text.is_none() && wanted(addr) {
+                let (this, addr) = (self.clone(), addr.clone());
+                tasks.spawn(async move {
+                    let cmd = redis::cmd("CLUSTER").arg("NODES").to_owned();
+                    (i, this.pool.query::<String>(&addr, &cmd).await)
+                });
+            }
         }
+        let mut moved = false;
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((i, text)) = joined else {
+                moved = true;
+                continue;
+            };
+            let (m, addr, f) = &mut answered[i];
+            match text {
+                Ok(text) => {
+                    let same = parse_cluster_nodes(&text).ok().is_some_and(|mut nodes| {
+                        if let Some(me) = nodes.iter_mut().find(|n| n.flags.myself) {
+                            forget_mirrored_markers(me);
+                        }
+                        self.lock_views().is_some_and(|c| c.unchanged(addr, &nodes))
+                    });
+                    moved |= !same;
+                    f.nodes_text = Some(text);
+                }
+                Err(e) => {
+                    // Left without a view: `node_state` reads it once more, and a node that
+                    // still does not answer is not observed.
+                    tracing::debug!(ordinal = m.ordinal, %addr, error = %e, "full view not read");
+                    moved = true;
+                }
+            }
+        }
+        moved
+    }
+
+    /// The small replies of one node: its summary, key count and settings, and with
+    /// `with_view` its full view in the same round trip.
+    async fn read_facts(&self, addr: &Addr, with_view: bool) -> Result<Facts, AdapterError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("CLUSTER").arg("INFO");
+        pipe.cmd("INFO").arg("replication");
+        pipe.cmd("DBSIZE");
+        let (info_text, repl_text, keys, nodes_text) = if with_view {
+            pipe.cmd("CLUSTER").arg("NODES");
+            let (info, repl, keys, nodes): (String, String, u64, String) =
+                self.pool.pipe(addr, &pipe, "observe").await?;
+            (info, repl, keys, Some(nodes))
+        } else {
+            let (info, repl, keys): (String, String, u64) =
+                self.pool.pipe(addr, &pipe, "observe").await?;
+            (info, repl, keys, None)
+        };
+        let summary = Summary::from_replies(self.pool.generation(addr), &info_text, &repl_text);
+        Ok(Facts {
+            info_text,
+            repl_text,
+            keys,
+            nodes_text,
+            summary,
+            config: self.live_config(addr).await,
+            serves_replicas: self.gate_open(addr).await,
+        })
+    }
+
+    /// One node's state from its facts and full view (read now if not read yet), with the key
+    /// counts of its open slots; the view is remembered for later steady passes.
+    async fn node_state(&self, addr: &Addr, facts: Facts) -> Result<NodeState, AdapterError> {
+        let nodes_text = match facts.nodes_text {
+            Some(text) => text,
+            None => {
+                let cmd = redis::cmd("CLUSTER").arg("NODES").to_owned();
+                self.pool.query::<String>(addr, &cmd).await?
+            }
+        };
+        let mut state =
+            node_state_from_replies(&nodes_text, &facts.info_text, &facts.repl_text, facts.keys)
+                .map_err(|message| AdapterError::BadReply {
+                    addr: addr.clone(),
+                    command: "CLUSTER NODES".into(),
+                    message,
+                })?;
+        if let Some(mut cache) = self.lock_views() {
+            cache.remember(addr, facts.summary, &state.nodes);
+        }
+        self.count_own_open_slots(addr, &mut state).await?;
+        state.config = facts.config;
+        state.serves_replicas = facts.serves_replicas;
+        Ok(state)
     }
 
     /// A slot open on one node may have keys on others: the target of an interrupted move
@@ -126,21 +349,18 @@ impl RedisAdapter {
         }
     }
 
-    /// Reads one node's state.
+    /// Reads one node's state, full view included.
     pub async fn observe_node(&self, addr: &Addr) -> Result<NodeState, AdapterError> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("CLUSTER").arg("NODES");
-        pipe.cmd("CLUSTER").arg("INFO");
-        pipe.cmd("INFO").arg("replication");
-        pipe.cmd("DBSIZE");
-        let (nodes_text, info_text, repl_text, keys): (String, String, String, u64) =
-            self.pool.pipe(addr, &pipe, "observe").await?;
-        let mut state = node_state_from_replies(&nodes_text, &info_text, &repl_text, keys)
-            .map_err(|message| AdapterError::BadReply {
-                addr: addr.clone(),
-                command: "CLUSTER NODES".into(),
-                message,
-            })?;
+        let facts = self.read_facts(addr, true).await?;
+        self.node_state(addr, facts).await
+    }
+
+    /// `COUNTKEYSINSLOT` for each slot the node has open itself.
+    async fn count_own_open_slots(
+        &self,
+        addr: &Addr,
+        state: &mut NodeState,
+    ) -> Result<(), AdapterError> {
         let open: Vec<u16> = state
             .myself()
             .map(|me| me.open_slots.iter().map(|s| s.slot()).collect())
@@ -158,9 +378,7 @@ impl RedisAdapter {
                 .open_slot_keys
                 .extend(open.iter().copied().zip(counts));
         }
-        state.config = self.live_config(addr).await;
-        state.serves_replicas = self.gate_open(addr).await;
-        Ok(state)
+        Ok(())
     }
 
     /// Whether the node's replication gate is open: the replication user exists and is on.
@@ -250,7 +468,18 @@ pub fn node_state_from_replies(
     repl_text: &str,
     keys: u64,
 ) -> Result<NodeState, String> {
-    let mut nodes = parse_cluster_nodes(nodes_text).map_err(|e| e.to_string())?;
+    let nodes = parse_cluster_nodes(nodes_text).map_err(|e| e.to_string())?;
+    node_state_from_view(nodes, info_text, repl_text, keys)
+}
+
+/// A node's state from its parsed full view (read now or remembered from an earlier pass),
+/// its `CLUSTER INFO` and `INFO replication` replies and its key count.
+fn node_state_from_view(
+    mut nodes: Vec<engine::ClusterNode>,
+    info_text: &str,
+    repl_text: &str,
+    keys: u64,
+) -> Result<NodeState, String> {
     let myself = nodes
         .iter_mut()
         .find(|n| n.flags.myself)

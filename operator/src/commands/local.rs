@@ -40,6 +40,10 @@ pub enum LocalCommand {
     /// nodes, a killed operator) with a verifying client; exits 1 if an acknowledged write was
     /// lost to anything but a killed master, or the cluster does not end clean.
     Soak(super::soak::SoakArgs),
+    /// Reconcile many clusters in one process (a benchmark of the operator's memory and
+    /// start-up per cluster; `bench/operator_memory.py`).
+    #[command(hide = true)]
+    Host(super::local_host::HostArgs),
 }
 
 #[derive(clap::Args)]
@@ -110,6 +114,7 @@ pub fn run(cmd: LocalCommand) -> CmdResult {
             LocalCommand::Status(args) => status(args).await,
             LocalCommand::Scale(args) => scale(args),
             LocalCommand::Soak(args) => super::soak::run(args).await,
+            LocalCommand::Host(args) => super::local_host::host(args).await,
         }
     })
 }
@@ -196,6 +201,10 @@ async fn up(args: UpArgs) -> CmdResult {
     };
     let redis = adapter_for(&cfg, &cluster.spec)
         .with_progress(MigrationProgress::for_cluster(LOCAL_NAMESPACE, &name));
+    // Every pass reads every node's full view, as before steady passes (benchmarks compare).
+    if std::env::var("REDIS_OPERATOR_STEADY_VIEWS").is_ok_and(|v| v == "off") {
+        redis.turn_off_steady_views();
+    }
 
     let directory = Directory::new();
     let metrics = controller::http::install_metrics_recorder().ok();

@@ -5,6 +5,7 @@ pub mod crd;
 pub mod kube;
 pub mod local;
 mod local_display;
+mod local_host;
 mod local_members;
 mod local_state;
 mod record;
