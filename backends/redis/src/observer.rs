@@ -119,10 +119,10 @@ impl RedisAdapter {
                             Some("a view read again differs from the remembered one");
                     } else if let Some(mut cache) = self.lock_views() {
                         for (_, addr, f) in &answered {
-                            if f.nodes_text.is_none() {
-                                if let Some(nodes) = cache.reuse(addr) {
-                                    reused.insert(addr.clone(), nodes);
-                                }
+                            if f.nodes_text.is_none()
+                                && let Some(nodes) = cache.reuse(addr)
+                            {
+                                reused.insert(addr.clone(), nodes);
                             }
                         }
                     }
