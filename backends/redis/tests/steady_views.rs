@@ -30,7 +30,7 @@ async fn calm_cluster(base: u16) -> Cluster {
     for master in 0..MASTERS {
         c.wait_replica_online(master).await;
     }
-    eventually(200, "a steady observation reuses views", || async {
+    eventually(600, "a steady observation reuses views", || async {
         steady(&c).await.1.reused > 0
     })
     .await;

@@ -285,7 +285,7 @@ impl Cluster {
 
     /// Waits until member `master` lists a replica in state `online`.
     pub async fn wait_replica_online(&self, master: usize) {
-        eventually(100, "the replica is online", || async {
+        eventually(400, "the replica is online", || async {
             let info: String = redis::cmd("INFO")
                 .arg("replication")
                 .query_async(&mut self.client(master, None).await)
