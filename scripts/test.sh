@@ -12,7 +12,7 @@ cargo nextest run --workspace --no-fail-fast "$@" || status=$?
 if [ $# -eq 0 ]; then
   VALKEY="$PWD/target/tools/valkey/bin/valkey-server"
   ON_VALKEY='package(redis-operator-redis) | package(redis-operator-local)
-    | (package(redis-operator) & (binary(rolling_replacement) | binary(kube_seed)
+    | (package(redis-operator) & (binary(rolling_replacement) | binary(kube_seed) | binary(kube_secrets)
        | (binary(local_cluster) & not test(/scaling_out_and_in|operator_killed_mid_migration/))))'
   echo "=== the real-server suites again, on $("$VALKEY" --version | cut -d' ' -f1-3)"
   REDIS_OPERATOR_TEST_SERVER="$VALKEY" KUBE_SANDBOX_REDIS_SERVER="$VALKEY" \

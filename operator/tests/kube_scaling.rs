@@ -1,5 +1,5 @@
-//! Scaling on Kubernetes with a client writing throughout: masters 3 → 5 → 3 and replicas
-//! 1 → 2 → 1, no key and no acknowledged write lost.
+//! Scaling on Kubernetes with a client writing throughout: masters 3 → 5 → 3, then 3 × 1 →
+//! 4 × 2 → 3 × 1 on three hosts, no key and no acknowledged write lost.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -28,13 +28,17 @@ async fn masters_and_replicas_scale_out_and_in_with_a_writer_running_and_nothing
     let addrs = env.wait_shape("scale", "grow", 3, 6, 300).await;
     cluster_check(&addrs[0]).expect("clean after scale-in");
 
-    env.patch_spec("scale", "grow", json!({"replicas": 2}))
+    // Masters and replicas at once, on three hosts: a shard's three nodes need all three, so
+    // every node's shard label must follow the new layout (`ordinal % masters`); labels kept
+    // from 3 masters put four pods in one shard and the last could never be scheduled.
+    env.patch_spec("scale", "grow", json!({"masters": 4, "replicas": 2}))
         .await;
-    let addrs = env.wait_shape("scale", "grow", 3, 9, 300).await;
-    env.patch_spec("scale", "grow", json!({"replicas": 1}))
+    let addrs = env.wait_shape("scale", "grow", 4, 12, 300).await;
+    cluster_check(&addrs[0]).expect("clean after 3 x 1 -> 4 x 2");
+    env.patch_spec("scale", "grow", json!({"masters": 3, "replicas": 1}))
         .await;
     let addrs_end = env.wait_shape("scale", "grow", 3, 6, 300).await;
-    cluster_check(&addrs_end[0]).expect("clean after replicas 2 -> 1");
+    cluster_check(&addrs_end[0]).expect("clean after 4 x 2 -> 3 x 1");
     assert_eq!(
         env.pods("scale", "grow").await.len(),
         6,

@@ -38,6 +38,21 @@ async fn the_seed_manifest_becomes_a_ready_cluster_of_six_real_pods_the_api_poin
         );
     }
 
+    // Every pod runs the server this pass is about: Valkey when the sandbox is told to run
+    // it (the suite's second pass), else Redis.
+    let want_valkey = std::env::var("KUBE_SANDBOX_REDIS_SERVER")
+        .is_ok_and(|s| std::path::Path::new(&s).ends_with("valkey-server"));
+    for (ip, port) in &addrs {
+        let port = port.to_string();
+        let (ok, info) = redis_cli(&["-h", ip, "-p", &port, "INFO", "server"]);
+        assert!(ok, "INFO server on {ip}:{port}");
+        assert_eq!(
+            info.contains("server_name:valkey"),
+            want_valkey,
+            "{ip}:{port} runs the wrong server:\n{info}"
+        );
+    }
+
     let (ip, port) = &addrs[0];
     let (ok, out) = redis_cli(&["--cluster", "check", &format!("{ip}:{port}")]);
     assert!(ok && out.contains("[OK] All 16384 slots covered."), "{out}");

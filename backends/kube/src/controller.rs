@@ -385,6 +385,10 @@ async fn apply(obj: Arc<RedisCluster>, ctx: &Ctx) -> Result<Action, Error> {
             spread_required: false,
         };
         apply_cluster_objects(ctx, &ctx_b).await?;
+        let relabelled = state.reconciler.members().relabel_shards(&obj.spec).await?;
+        if relabelled > 0 {
+            tracing::info!(cluster = %name, objects = relabelled, "shard labels follow the new layout");
+        }
         state.applied_generation = obj.metadata.generation;
     }
     let shown = state.shown.clone();

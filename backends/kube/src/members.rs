@@ -112,6 +112,77 @@ impl KubeMembers {
             .collect()
     }
 
+    /// Brings every node's shard label to the layout of `spec`, on its StatefulSet (whose
+    /// template also names the shard in the pod's anti-affinity) and on its running pod. The
+    /// shard is `ordinal % masters`, so a change in the number of masters moves nodes between
+    /// shards; a pod labelled under the old count would keep a new shard's pods off a host
+    /// forever (3 × 1 -> 4 × 2 on three hosts left a shard label on four pods). Neither write
+    /// restarts anything: the StatefulSets are `OnDelete`, and a pod's labels can change
+    /// while it runs. Returns how many objects were written.
+    pub async fn relabel_shards(&self, spec: &RedisClusterSpec) -> Result<usize, Error> {
+        let ctx = self.ctx(spec);
+        let stale = |labels: Option<&std::collections::BTreeMap<String, String>>, want: &str| {
+            labels
+                .and_then(|l| l.get(names::LABEL_SHARD))
+                .map(String::as_str)
+                != Some(want)
+        };
+        let sets: Vec<(Ordinal, bool)> = self
+            .caches
+            .statefulsets
+            .state()
+            .iter()
+            .filter(|s| {
+                s.metadata.namespace.as_deref() == Some(self.namespace.as_str())
+                    && s.metadata.deletion_timestamp.is_none()
+                    && self.mine(s.labels())
+            })
+            .filter_map(|s| {
+                let ordinal = names::ordinal_of(s.labels())?;
+                let want = ctx.shard(ordinal).to_string();
+                let template = s.spec.as_ref().and_then(|t| t.template.metadata.as_ref());
+                Some((
+                    ordinal,
+                    stale(template.and_then(|m| m.labels.as_ref()), &want),
+                ))
+            })
+            .collect();
+        let mut written = 0;
+        for (ordinal, set_stale) in sets {
+            if set_stale {
+                self.apply_statefulset(ordinal, spec).await?;
+                written += 1;
+            }
+            let want = ctx.shard(ordinal).to_string();
+            let Some(pod) = self.pod(ordinal) else {
+                continue;
+            };
+            if pod.metadata.deletion_timestamp.is_some()
+                || !stale(pod.metadata.labels.as_ref(), &want)
+            {
+                continue;
+            }
+            let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+            let name = pod.name_any();
+            let patch = serde_json::json!({"metadata": {"labels": {names::LABEL_SHARD: want}}});
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => written += 1,
+                // Gone since the cache saw it: its StatefulSet makes it again, labelled anew.
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => {
+                    return Err(Error::kube(
+                        format!("label Pod {}/{name}", self.namespace),
+                        e,
+                    ));
+                }
+            }
+        }
+        Ok(written)
+    }
+
     async fn apply_statefulset(
         &self,
         ordinal: Ordinal,

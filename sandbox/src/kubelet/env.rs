@@ -64,7 +64,10 @@ pub fn environment(ctx: &Context<'_>, spec: &Value) -> Vec<(String, String)> {
         .map(|(_, rest)| rest)
         .and_then(|hp| hp.rsplit_once(':'))
         .unwrap_or(("127.0.0.1", "443"));
-    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let mut path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    if let Some(shim) = process::server_shim(spec["image"].as_str().unwrap_or(""), ctx.pod_dir) {
+        path = format!("{}:{path}", shim.display());
+    }
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), path),
         ("HOSTNAME".into(), object::name(pod).to_string()),

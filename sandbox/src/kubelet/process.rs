@@ -81,10 +81,7 @@ fn image_program(image: &str) -> Result<(PathBuf, bool), NotRunnable> {
     }
     // KUBE_SANDBOX_REDIS_SERVER runs every Redis and Valkey image on that one binary (the
     // tests' second run points it at Valkey).
-    if (base.starts_with("valkey") || base.starts_with("redis"))
-        && let Some(server) =
-            std::env::var_os("KUBE_SANDBOX_REDIS_SERVER").filter(|p| !p.is_empty())
-    {
+    if let Some(server) = server_override(image) {
         return which(&server.to_string_lossy())
             .map(|p| (p, true))
             .ok_or_else(|| missing("KUBE_SANDBOX_REDIS_SERVER"));
@@ -106,6 +103,40 @@ fn image_program(image: &str) -> Result<(PathBuf, bool), NotRunnable> {
             "kube-sandbox has no local program for image {image} (see the image table in docs/sandbox.md)"
         ),
     })
+}
+
+/// The server `KUBE_SANDBOX_REDIS_SERVER` names, for a Redis or Valkey image.
+fn server_override(image: &str) -> Option<std::ffi::OsString> {
+    let base = image_base(image);
+    let server_image = base.starts_with("valkey") || base.starts_with("redis");
+    if !server_image || base.contains("operator") || base.contains("exporter") {
+        return None;
+    }
+    std::env::var_os("KUBE_SANDBOX_REDIS_SERVER").filter(|p| !p.is_empty())
+}
+
+/// A directory to put first on the container's PATH so that a server started through a
+/// shell script (`sh -c '... exec redis-server ...'`, as the operator's pods do) also runs
+/// the `KUBE_SANDBOX_REDIS_SERVER` binary: links named `redis-server` and `valkey-server` to
+/// it. Without it only a container whose command is the server itself ran the override.
+/// `None` when no override applies or the links cannot be made (then PATH's server runs,
+/// as before).
+pub fn server_shim(image: &str, pod_dir: &Path) -> Option<PathBuf> {
+    let server = which(&server_override(image)?.to_string_lossy())?;
+    let dir = pod_dir.join("server-bin");
+    std::fs::create_dir_all(&dir).ok()?;
+    for name in ["redis-server", "valkey-server"] {
+        let link = dir.join(name);
+        if std::fs::read_link(&link).ok().as_deref() == Some(server.as_path()) {
+            continue;
+        }
+        let _ = std::fs::remove_file(&link);
+        if let Err(e) = std::os::unix::fs::symlink(&server, &link) {
+            tracing::warn!(link = %link.display(), error = %e, "cannot link the server override");
+            return None;
+        }
+    }
+    Some(dir)
 }
 
 /// Maps a container's command and args to a local program. A command naming

@@ -149,7 +149,7 @@ impl Writer {
                 }
                 i += 1;
                 if log.acked.len().is_multiple_of(10) && !log.acked.is_empty() {
-                    read_back(&mut log, &mut rng, &mut conn, &endpoints);
+                    read_back(&mut log, &mut rng, &mut conn, &endpoints, epoch);
                 }
             }
             log
@@ -196,6 +196,7 @@ fn read_back(
     rng: &mut Rng,
     conn: &mut Option<ClusterConnection>,
     endpoints: &Endpoints,
+    epoch: Instant,
 ) {
     let Some(&(n, acked_ms)) = rng.pick(&log.acked) else {
         return;
@@ -212,6 +213,7 @@ fn read_back(
                     key: n,
                     acked_ms,
                     slot: key_slot(key(n).as_bytes()),
+                    read_ms: Some(epoch.elapsed().as_millis() as u64),
                 });
             }
         }
@@ -277,6 +279,7 @@ pub(super) fn verify(endpoints: &Endpoints, acked: &[(u64, u64)]) -> Option<Vec<
                     key: n,
                     acked_ms,
                     slot: key_slot(key(n).as_bytes()),
+                    read_ms: None,
                 });
             }
         }

@@ -114,6 +114,15 @@ pub(super) struct Miss {
     pub key: u64,
     pub acked_ms: u64,
     pub slot: u16,
+    /// When a read-back during the run answered wrongly (`None`: the check at the end).
+    pub read_ms: Option<u64>,
+}
+
+impl Miss {
+    /// When the miss was seen to happen: the wrong read, else the write.
+    fn seen_ms(&self) -> u64 {
+        self.read_ms.unwrap_or(self.acked_ms)
+    }
 }
 
 /// Whom a miss is blamed on.
@@ -142,10 +151,12 @@ pub(super) fn attribute(misses: &[Miss], episodes: &[Episode]) -> Vec<Blame> {
             });
             match lost_master {
                 Some(i) => Blame::KilledMaster(i),
+                // The operation running when it was seen: a wrong read belongs to the
+                // operation during which it was read, not to the one its key was written in.
                 None => Blame::Operator(
                     episodes
                         .iter()
-                        .position(|e| e.start_ms <= m.acked_ms && m.acked_ms <= e.end_ms()),
+                        .position(|e| e.start_ms <= m.seen_ms() && m.seen_ms() <= e.end_ms()),
                 ),
             }
         })
@@ -349,23 +360,55 @@ pub(super) fn render(episodes: &[Episode], totals: &Totals, acked_at: &[u64]) ->
     if between > 0 {
         let _ = writeln!(out, "| between operations | - | - | {between} | - | - |");
     }
-    // Each lost write with the window it was written in: the evidence for the blame.
-    let mut listed: Vec<(&Miss, &Blame)> = totals.lost.iter().zip(&lost_blame).collect();
-    listed.sort_by_key(|(m, _)| m.acked_ms);
-    if !listed.is_empty() {
-        let _ = writeln!(out);
-        let _ = writeln!(out, "lost acknowledged writes (at most 20 shown):");
+    // Each lost write and each wrong read with the window it fell in: the evidence for the
+    // blame.
+    list_misses(
+        &mut out,
+        "lost acknowledged writes",
+        &totals.lost,
+        &lost_blame,
+        episodes,
+    );
+    list_misses(
+        &mut out,
+        "read-backs that answered wrongly during the run",
+        &totals.wrong_reads,
+        &wrong_blame,
+        episodes,
+    );
+    out
+}
+
+/// At most 20 misses, oldest first, each with the operation it fell in.
+fn list_misses(
+    out: &mut String,
+    title: &str,
+    misses: &[Miss],
+    blame: &[Blame],
+    episodes: &[Episode],
+) {
+    let mut listed: Vec<(&Miss, &Blame)> = misses.iter().zip(blame).collect();
+    listed.sort_by_key(|(m, _)| m.seen_ms());
+    if listed.is_empty() {
+        return;
     }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{title} (at most 20 shown):");
     for (m, b) in listed.iter().take(20) {
+        let what = if m.read_ms.is_some() {
+            "read"
+        } else {
+            "written"
+        };
         let window = match b {
             Blame::KilledMaster(i) | Blame::Operator(Some(i)) => {
                 let e = &episodes[*i];
                 format!(
-                    "{} ({}) at {:.3} s: written {:+.3} s from its start",
+                    "{} ({}) at {:.3} s: {what} {:+.3} s from its start",
                     e.kind.label(),
                     e.detail,
                     e.start_ms as f64 / 1000.0,
-                    (m.acked_ms as f64 - e.start_ms as f64) / 1000.0
+                    (m.seen_ms() as f64 - e.start_ms as f64) / 1000.0
                 )
             }
             Blame::Operator(None) => "between operations".into(),
@@ -375,15 +418,18 @@ pub(super) fn render(episodes: &[Episode], totals: &Totals, acked_at: &[u64]) ->
         } else {
             "NOT EXPLAINED"
         };
+        let read = m
+            .read_ms
+            .map(|r| format!(", read back wrongly at {:.3} s", r as f64 / 1000.0))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  soak:{} (slot {}), acknowledged at {:.3} s; {window}; {whose}",
+            "  soak:{} (slot {}), acknowledged at {:.3} s{read}; {window}; {whose}",
             m.key,
             m.slot,
             m.acked_ms as f64 / 1000.0
         );
     }
-    out
 }
 
 #[cfg(test)]
@@ -407,6 +453,7 @@ mod tests {
             key: 0,
             acked_ms,
             slot,
+            read_ms: None,
         }
     }
 
@@ -437,6 +484,22 @@ mod tests {
                 Blame::Operator(None),
                 Blame::Operator(Some(0))
             ]
+        );
+    }
+
+    #[test]
+    fn a_wrong_read_belongs_to_the_operation_it_was_read_in_not_the_one_its_key_was_written_in() {
+        let episodes = [
+            episode(Kind::Scale, 0, 5_000, &[]),
+            episode(Kind::RollingConfig, 10_000, 20_000, &[]),
+        ];
+        let read = Miss {
+            read_ms: Some(15_000),
+            ..miss(1_000, 100)
+        };
+        assert_eq!(
+            attribute(&[read, miss(1_000, 100)], &episodes),
+            vec![Blame::Operator(Some(1)), Blame::Operator(Some(0))]
         );
     }
 
