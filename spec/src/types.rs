@@ -156,7 +156,8 @@ pub struct RedisClusterStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeStatus {
-    /// Pod (or local process) name.
+    /// The member's name, `<cluster>-<ordinal>`: its StatefulSet on Kubernetes (whose one pod is
+    /// `<cluster>-<ordinal>-0`), its process in local mode.
     pub name: String,
     /// Redis Cluster node id (40 hex characters).
     #[serde(default)]
