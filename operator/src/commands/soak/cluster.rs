@@ -9,7 +9,7 @@ use super::settings::Settings;
 use engine::SlotRange;
 use local::LocalBackend;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 /// At most 6 masters with 2 replicas each.
 pub(super) const MAX_NODES: u16 = 18;
@@ -93,27 +93,12 @@ impl SoakCluster {
     /// Starts `local up` (this very binary) in the background, its output appended to
     /// `operator.log`.
     pub(super) fn start_operator(&mut self) -> Result<(), CmdError> {
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
-        let log_path = self.work.join("operator.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
-        let err = log
-            .try_clone()
-            .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
-        let mut cmd = Command::new(exe);
+        let mut cmd = super::operator_command(&self.work, "info")?;
         cmd.args(["local", "up", "-f"])
             .arg(self.manifest())
             .arg("--dir")
             .arg(self.state())
-            .args(["--listen", "off"])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err);
+            .args(["--listen", "off"]);
         // Saved by the first `up`; every later one runs the same binary.
         if let Some(binary) = &self.server_binary {
             cmd.arg("--server-binary").arg(binary);

@@ -110,6 +110,34 @@ async fn conclude(writer: Writer, endpoints: &Endpoints, end: Ending) -> Result<
 }
 
 /// Everything a soak needs from the machine, checked before anything starts.
+/// A command running this very binary with its output appended to `<work>/operator.log`: the
+/// soak starts (and restarts) the operator with it. On Linux it runs `/proc/self/exe`, the
+/// running program itself, so a rebuild of the binary during a long soak neither breaks the
+/// restarts nor mixes two builds in one run.
+fn operator_command(work: &std::path::Path, rust_log: &str) -> Result<Command, CmdError> {
+    let own = std::path::Path::new("/proc/self/exe");
+    let exe = if own.exists() {
+        own.to_path_buf()
+    } else {
+        std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?
+    };
+    let log_path = work.join("operator.log");
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| format!("cannot open {}: {e}", log_path.display()))
+    };
+    let mut cmd = Command::new(exe);
+    cmd.env("RUST_LOG", rust_log)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(open()?)
+        .stderr(open()?);
+    Ok(cmd)
+}
+
 fn preflight() -> Result<(), CmdError> {
     Command::new("redis-cli")
         .arg("--version")

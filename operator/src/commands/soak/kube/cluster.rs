@@ -16,7 +16,7 @@ use kube::{Client, ResourceExt};
 use kube_backend::record::KubeRecording;
 use spec::RedisCluster;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -156,29 +156,17 @@ impl KubeCluster {
     /// Starts `redis-operator run` (this very binary) in the background, its output appended
     /// to `operator.log`.
     pub(super) fn start_operator(&mut self) -> Result<(), CmdError> {
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
-        let log_path = self.work.join("operator.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
-        let err = log
-            .try_clone()
-            .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
-        let mut cmd = Command::new(exe);
+        let mut cmd = crate::commands::soak::operator_command(
+            &self.work,
+            "info,kube_client=warn,kube_runtime=warn",
+        )?;
         cmd.arg("run");
         if let Some(k) = &self.kubeconfig {
             cmd.arg("--kubeconfig").arg(k);
         }
         cmd.args(["--namespace", &self.namespace])
             .args(["--listen", &format!("127.0.0.1:{}", self.http_port)])
-            .arg("--no-leader-election")
-            .env("RUST_LOG", "info,kube_client=warn,kube_runtime=warn")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err);
+            .arg("--no-leader-election");
         self.operator = Some(
             cmd.spawn()
                 .map_err(|e| format!("cannot start `redis-operator run`: {e}"))?,
