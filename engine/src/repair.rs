@@ -246,7 +246,15 @@ fn repair_slot(
         }
         empty_markers(out, None);
     };
+    // The one holder imports the slot (the move's own target, its source replaced by a
+    // replica that claimed the slot): the move is finished towards it even when the owner
+    // could take the keys home. Until the owner migrates the slot, it answers every moved key
+    // as missing (a read returns nothing, a write makes a second, conflicting copy);
+    // finishing marks it migrating in the first round, so clients are sent on to the keys at
+    // once, while bringing them home leaves them unreachable until the last one is back.
+    let imports = |o: Ordinal| st.importing.iter().any(|(i, _, _)| *i == o);
     match (owner_migrates, holders.as_slice()) {
+        (_, [holder]) if imports(*holder) && protected(*holder) => finish_towards(out, *holder),
         (false, [_]) if protected(owner_ord) => bring_home(out, &holders),
         (_, [holder]) if protected(*holder) => finish_towards(out, *holder),
         (_, [holder]) => match replica_for(w, id_of(*holder)) {
