@@ -35,7 +35,11 @@ fn an_effect_that_keeps_failing_is_named_in_degraded_and_tried_less_and_less_oft
         let degraded = d.condition(ConditionKind::Degraded).unwrap();
         assert_eq!(degraded.status, times >= 3, "after {times} failures");
         if times >= 3 {
-            assert!(degraded.message.contains(&effect.to_string()), "{}", degraded.message);
+            assert!(
+                degraded.message.contains(&effect.to_string()),
+                "{}",
+                degraded.message
+            );
             assert!(degraded.message.contains("CLUSTERDOWN"));
             assert!(degraded.message.contains("1970-01-01T00:00:40Z"));
         }
