@@ -174,6 +174,47 @@ async fn helm_install_runs_the_operator_under_its_service_account_and_the_seed_c
         assert_eq!(keys, BTreeSet::from(["ip", "port"]), "{body}");
     }
 
+    // A scale-out under the chart's RBAC: new nodes, slot moves, and the shard labels of the
+    // running pods brought to the new layout (`ordinal % masters`).
+    c.kubectl(&[
+        "patch",
+        "rediscluster",
+        "rediscluster1",
+        "-n",
+        "cache",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"masters":4}}"#,
+    ])
+    .await;
+    eventually(
+        240,
+        "rediscluster1 Ready with 4 masters and 8 nodes",
+        || async {
+            let obj = rdc.get("rediscluster1").await.ok()?;
+            let st = &obj.data["status"];
+            let current = st["observedGeneration"].as_i64() == obj.metadata.generation;
+            let ready = st["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            let nodes = st["nodes"].as_array()?.len();
+            (current && ready && nodes == 8).then_some(())
+        },
+    )
+    .await;
+    let cache_pods: Api<Pod> = Api::namespaced(client.clone(), "cache");
+    for pod in cache_pods.list(&Default::default()).await.unwrap() {
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let ordinal: u32 = labels["redis.redis/ordinal"].parse().unwrap();
+        assert_eq!(
+            labels.get("redis.redis/shard").map(String::as_str),
+            Some((ordinal % 4).to_string().as_str()),
+            "pod {:?}",
+            pod.metadata.name
+        );
+    }
+
     // The operator never met a 403 with the chart's RBAC.
     let audit = c.sb.audit_log();
     let mine: Vec<_> = audit.iter().filter(|e| e.user == OPERATOR_SA).collect();
@@ -244,7 +285,7 @@ async fn helm_install_runs_the_operator_under_its_service_account_and_the_seed_c
         ))
         .await
         .unwrap();
-    assert_eq!(pods.items.len(), 6);
+    assert_eq!(pods.items.len(), 8, "4 masters x 1 after the scale-out");
     let mut sets: Vec<String> = vec![format!("prometheus.static.operator={{{api_addr}}}")];
     for (i, p) in pods.items.iter().enumerate() {
         let exporter = p
@@ -293,7 +334,8 @@ async fn helm_install_runs_the_operator_under_its_service_account_and_the_seed_c
         let targets: Value = serde_json::from_str(&body).ok()?;
         let active = targets["data"]["activeTargets"].as_array()?;
         let up = active.iter().filter(|t| t["health"] == "up").count();
-        (active.len() == 7 && up == 7).then_some(addr)
+        // The operator and the 8 nodes' exporters.
+        (active.len() == 9 && up == 9).then_some(addr)
     })
     .await;
 

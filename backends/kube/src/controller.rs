@@ -56,6 +56,8 @@ pub(crate) struct ClusterState {
     not_before: Instant,
     /// The generation whose Service and PodDisruptionBudget were applied.
     applied_generation: Option<i64>,
+    /// The generation whose layout every node's shard label shows.
+    relabelled_generation: Option<i64>,
     /// The status last written (a pass that shows the same writes nothing).
     shown: Option<RedisClusterStatus>,
     nodes_checked: Option<Instant>,
@@ -316,6 +318,7 @@ impl Ctx {
             reconciler,
             not_before: Instant::now(),
             applied_generation: None,
+            relabelled_generation: None,
             shown: obj.status.clone(),
             nodes_checked: None,
             password: None,
@@ -385,11 +388,22 @@ async fn apply(obj: Arc<RedisCluster>, ctx: &Ctx) -> Result<Action, Error> {
             spread_required: false,
         };
         apply_cluster_objects(ctx, &ctx_b).await?;
-        let relabelled = state.reconciler.members().relabel_shards(&obj.spec).await?;
-        if relabelled > 0 {
-            tracing::info!(cluster = %name, objects = relabelled, "shard labels follow the new layout");
-        }
         state.applied_generation = obj.metadata.generation;
+    }
+    // Retried every pass until it succeeds, but never holds the pass back: stale labels only
+    // matter to pods not scheduled yet, and the cluster's own work must go on meanwhile.
+    if valid && state.relabelled_generation != obj.metadata.generation {
+        match state.reconciler.members().relabel_shards(&obj.spec).await {
+            Ok(written) => {
+                if written > 0 {
+                    tracing::info!(cluster = %name, objects = written, "shard labels follow the new layout");
+                }
+                state.relabelled_generation = obj.metadata.generation;
+            }
+            Err(error) => {
+                tracing::warn!(cluster = %name, %error, "cannot bring the shard labels to the new layout; trying again next pass");
+            }
+        }
     }
     let shown = state.shown.clone();
     state

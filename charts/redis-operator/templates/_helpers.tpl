@@ -64,7 +64,7 @@ nothing else (no wildcard, no pods/exec, Secrets read-only):
   redis.redis           redisclusters               list watch patch                        watch specs; finalizer (JSON patch)
   redis.redis           redisclusters/status        patch                                   phase, conditions, nodes (apply)
   apps                  statefulsets                list watch create patch delete          one per Redis node (apply)
-  ""                    pods                        list watch delete                       observe nodes; replace one
+  ""                    pods                        list watch patch delete                 observe nodes; shard label; replace one
   ""                    persistentvolumeclaims      list watch delete deletecollection      drop a removed node's data
   ""                    services                    create patch                            headless <cluster>-nodes (apply)
   policy                poddisruptionbudgets        create patch                            one per cluster (apply)
@@ -89,7 +89,7 @@ in the release namespace.
   verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list", "watch", "delete"]
+  verbs: ["list", "watch", "patch", "delete"]
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
   verbs: ["list", "watch", "delete", "deletecollection"]
