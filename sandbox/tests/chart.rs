@@ -417,7 +417,7 @@ const OPERATOR_RULES: &[(&str, &str, &[&str])] = &[
         "statefulsets",
         &["list", "watch", "create", "patch", "delete"],
     ),
-    ("", "pods", &["list", "watch", "delete"]),
+    ("", "pods", &["list", "watch", "patch", "delete"]),
     (
         "",
         "persistentvolumeclaims",
