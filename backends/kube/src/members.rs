@@ -127,7 +127,7 @@ impl KubeMembers {
                 .map(String::as_str)
                 != Some(want)
         };
-        let sets: Vec<(Ordinal, bool)> = self
+        let sets: Vec<(Ordinal, String, bool)> = self
             .caches
             .statefulsets
             .state()
@@ -141,19 +141,16 @@ impl KubeMembers {
                 let ordinal = names::ordinal_of(s.labels())?;
                 let want = ctx.shard(ordinal).to_string();
                 let template = s.spec.as_ref().and_then(|t| t.template.metadata.as_ref());
-                Some((
-                    ordinal,
-                    stale(template.and_then(|m| m.labels.as_ref()), &want),
-                ))
+                let set_stale = stale(template.and_then(|m| m.labels.as_ref()), &want);
+                Some((ordinal, want, set_stale))
             })
             .collect();
         let mut written = 0;
-        for (ordinal, set_stale) in sets {
+        for (ordinal, want, set_stale) in sets {
             if set_stale {
                 self.apply_statefulset(ordinal, spec).await?;
                 written += 1;
             }
-            let want = ctx.shard(ordinal).to_string();
             let Some(pod) = self.pod(ordinal) else {
                 continue;
             };
