@@ -5,6 +5,10 @@ use crate::effect::Effect;
 use crate::work::{Kind, Work};
 use crate::world::World;
 
+/// How soon to look again after introducing nodes or attaching an empty replica: Redis
+/// completes a `CLUSTER MEET` handshake within a cluster cron tick or two (100 ms each).
+pub(crate) const HANDSHAKE_MS: u64 = 200;
+
 /// Introduce nodes the cluster does not know, and re-introduce nodes whose address changed.
 pub(crate) fn meet(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
     let anchor = anchor(w)?;
@@ -43,8 +47,14 @@ pub(crate) fn meet(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
                     ));
                     continue;
                 }
+                // A node that will join a master as a replica at once (it holds nothing) is met
+                // by that master, so that it knows its master one handshake later; the others
+                // meet it once it is a replica (below).
+                let on = crate::replicas::early_master_of(w, ord)
+                    .filter(|m| *m != ord && w.reachable.contains_key(m))
+                    .unwrap_or(anchor);
                 effects.push(Effect::Meet {
-                    on: anchor,
+                    on,
                     ip: addr.ip.clone(),
                     port: addr.port,
                 });
@@ -67,6 +77,11 @@ pub(crate) fn meet(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
             Some(_) => {}
         }
     }
+    for e in introduce_replicas(w) {
+        if !effects.contains(&e) {
+            effects.push(e);
+        }
+    }
     if effects.is_empty() {
         return None;
     }
@@ -78,5 +93,99 @@ pub(crate) fn meet(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
     } else {
         (Kind::Replicas, "introducing new nodes")
     };
-    Some(Work::new(kind, effects, format!("{why} ({n})")))
+    let mut work = Work::new(kind, effects, format!("{why} ({n})"));
+    work.requeue_ms = Some(HANDSHAKE_MS);
+    Some(work)
+}
+
+/// A replica some node does not know yet is met by that node rather than left to gossip.
+/// Redis announces a node's role only in that node's own messages: a node that learns a
+/// replica through gossip shows it as a replica of no one until the replica itself pings it,
+/// up to half a node timeout later. A node that meets the replica is met back by it within a
+/// cron tick, and then knows whom it follows. Only nodes that know the replica's master meet
+/// it, and none that is already introducing itself to it or being introduced.
+fn introduce_replicas(w: &World) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    for (&ord, (_, addr, _)) in &w.reachable {
+        if !w.in_range(ord) {
+            continue;
+        }
+        let (Some(id), Some(master)) = (
+            w.id_of.get(&ord),
+            w.me(ord).and_then(|me| me.master_id.as_deref()),
+        ) else {
+            continue;
+        };
+        if !w.owns_slots(master) {
+            continue;
+        }
+        for (&other, (_, other_addr, _)) in &w.reachable {
+            if other == ord
+                || !w.in_range(other)
+                || w.view(other, id).is_some()
+                || w.view(other, master).is_none()
+                || w.handshaking(other, addr)
+                || w.handshaking(ord, other_addr)
+            {
+                continue;
+            }
+            effects.push(Effect::Meet {
+                on: other,
+                ip: addr.ip.clone(),
+                port: addr.port,
+            });
+        }
+    }
+    effects
+}
+
+/// `CLUSTER MEET` sent by a node towards a node that already knows it, so that it sends its
+/// own header now: Redis takes a node's role, master, slots and config epoch only from that
+/// node's own messages, and a node learnt through a handshake it started itself is known by
+/// its flags alone (a replica of no one, a master of no slots at epoch 0) until the next ping
+/// between the two, up to half a node timeout later. A MEET towards a known node costs one
+/// handshake that Redis drops as soon as the answer names a node it knows, and the MEET
+/// message itself is read like a ping. At most one per reachable node per pass.
+pub(crate) fn announcements(w: &World) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    for (&subject, (_, _, _)) in &w.reachable {
+        let (true, Some(me)) = (w.in_range(subject), w.me(subject)) else {
+            continue;
+        };
+        for (&viewer, (_, viewer_addr, _)) in &w.reachable {
+            if effects.len() >= w.reachable.len() {
+                return effects;
+            }
+            if viewer == subject || !w.in_range(viewer) {
+                continue;
+            }
+            let Some(seen) = w.view(viewer, &me.id) else {
+                continue;
+            };
+            let knows_viewer = w
+                .id_of
+                .get(&viewer)
+                .and_then(|id| w.view(subject, id))
+                .is_some_and(|e| !e.flags.handshake);
+            if seen.flags.handshake || !knows_viewer || w.handshaking(subject, viewer_addr) {
+                continue;
+            }
+            if stale(seen, me) {
+                effects.push(Effect::Meet {
+                    on: subject,
+                    ip: viewer_addr.ip.clone(),
+                    port: viewer_addr.port,
+                });
+            }
+        }
+    }
+    effects
+}
+
+/// `seen`, another node's entry for a node whose own line is `me`, lacks what only `me`'s own
+/// header tells: whom it follows, or, for a master serving slots, any of them.
+fn stale(seen: &crate::model::ClusterNode, me: &crate::model::ClusterNode) -> bool {
+    let role = seen.master_id != me.master_id || seen.flags.replica != me.flags.replica;
+    let unheard_master = me.is_master() && !me.slots.is_empty() && seen.slots.is_empty();
+    role || unheard_master
 }

@@ -218,40 +218,82 @@ pub(crate) fn natural_master(w: &World, ord: Ordinal) -> Option<Ordinal> {
     (masters > 0 && ord >= masters).then(|| ord % masters)
 }
 
-/// A cluster just bootstrapped: every member answers, holds no key and no open slot, and the
-/// desired masters own every slot between them. Replicas are attached to the masters they
-/// already know without waiting for gossip to reach everyone: an empty replica copies
-/// nothing, so nothing can be lost, and each node's role is read from its own line, so a
-/// replica attached a moment ago is not paired again. Saves 1-3 s of a 3x1 creation.
+/// Replicas attached before gossip has reached every node: a node that holds nothing (no
+/// key, no slot, no open slot, no replica of its own) joins the master the replica plan gives
+/// it as soon as it knows that master, in a cluster whose desired masters own every slot.
+/// Nothing can be lost: the node copies over nothing. A brand-new cluster attaches every
+/// replica this way (saves 1-3 s of a 3x1 creation), and so does a member restarted empty
+/// (a replaced dead master or replica): attached before the other nodes hear of it, it is
+/// introduced to them as a replica (see `gossip::meet`), and Redis, which announces a
+/// node's role only in that node's own pings, need not carry a role change to every view
+/// (up to half a node timeout per node). Each node's role is read from its own line, so a
+/// replica attached a moment ago is not paired again.
 pub(crate) fn early_replicas(w: &World) -> Option<Work> {
-    let fresh = w.all_in_range_reachable()
-        && w.reachable.iter().all(|(o, (_, _, s))| {
-            s.keys == 0 && w.me(*o).is_some_and(|me| me.open_slots.is_empty())
-        })
-        && w.slots_by_owner().len() == w.desired.masters as usize
-        && w.owner.iter().all(Option::is_some)
-        && w.slots_by_owner()
-            .keys()
-            .all(|id| w.ordinal_of(id).is_some_and(|o| w.in_range(o)));
-    if !fresh {
-        return None;
-    }
-    let effects: Vec<Effect> = replicas(w, &mut Vec::new())
-        .into_iter()
-        .filter(|e| match e {
-            Effect::Replicate { on, master_id } => w
-                .view(*on, master_id)
-                .is_some_and(|m| !m.flags.handshake && !m.flags.fail && !m.flags.pfail),
-            _ => false,
-        })
-        .collect();
+    let effects = early_attachments(w);
     if effects.is_empty() {
         return None;
     }
     let n = effects.len();
-    Some(Work::new(
+    let mut work = Work::new(
         Kind::Replicas,
         effects,
         format!("attaching replicas to the masters they know ({n} steps)"),
-    ))
+    );
+    // REPLICATE is answered at once; look again soon to introduce the new replicas.
+    work.requeue_ms = Some(crate::gossip::HANDSHAKE_MS);
+    Some(work)
+}
+
+/// The `REPLICATE` effects of [`early_replicas`]: empty in a cluster that is not whole yet
+/// (its masters still to be chosen, as in a scale-out, where an empty node may be meant to
+/// become a master).
+pub(crate) fn early_attachments(w: &World) -> Vec<Effect> {
+    if !whole(w) {
+        return Vec::new();
+    }
+    replicas(w, &mut Vec::new())
+        .into_iter()
+        .filter(|e| match e {
+            Effect::Replicate { on, master_id } => {
+                holds_nothing(w, *on)
+                    && w.view(*on, master_id)
+                        .is_some_and(|m| !m.flags.handshake && !m.flags.fail && !m.flags.pfail)
+            }
+            _ => false,
+        })
+        .collect()
+}
+
+/// The master the replica plan gives `ord`, when `ord` may join it early (see
+/// [`early_replicas`]) whether or not it knows that master yet.
+pub(crate) fn early_master_of(w: &World, ord: Ordinal) -> Option<Ordinal> {
+    if !holds_nothing(w, ord) || !whole(w) {
+        return None;
+    }
+    replicas(w, &mut Vec::new()).iter().find_map(|e| match e {
+        Effect::Replicate { on, master_id } if *on == ord => w.ordinal_of(master_id),
+        _ => None,
+    })
+}
+
+/// Every member answers and the desired masters, all in range, own every slot between them.
+fn whole(w: &World) -> bool {
+    w.all_in_range_reachable()
+        && w.slots_by_owner().len() == w.desired.masters as usize
+        && w.owner.iter().all(Option::is_some)
+        && w.slots_by_owner()
+            .keys()
+            .all(|id| w.ordinal_of(id).is_some_and(|o| w.in_range(o)))
+}
+
+/// A reachable node whose copy of anything is worth nothing yet: no key, no slot, no open
+/// slot, and no node following it (a follower would drop its own data to copy this one).
+fn holds_nothing(w: &World, ord: Ordinal) -> bool {
+    let (Some(state), Some(me)) = (w.state(ord), w.me(ord)) else {
+        return false;
+    };
+    state.keys == 0
+        && me.slots.is_empty()
+        && me.open_slots.is_empty()
+        && !w.has_attached_replica(&me.id)
 }

@@ -167,10 +167,23 @@ fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
         return work;
     }
     if !w.gossip_settled() {
-        if let Some(work) = early_replicas(w) {
-            return work;
-        }
-        return Work::wait("waiting for every node to know every other node");
+        // A member restarted as a new node leaves its old id behind as a failed ghost; it is
+        // forgotten while gossip still spreads the new one (nothing about the ghost depends on
+        // who knows the new node), and the new node, empty, joins its master meanwhile.
+        return match (forget_ghosts(w), early_replicas(w)) {
+            (Some(mut ghosts), Some(early)) => {
+                ghosts.effects.extend(early.effects);
+                ghosts.summary = format!("{}; {}", ghosts.summary, early.summary);
+                ghosts.requeue_ms = early.requeue_ms;
+                ghosts
+            }
+            (ghosts, early) => ghosts.or(early).unwrap_or_else(|| {
+                announce(
+                    w,
+                    Work::wait("waiting for every node to know every other node"),
+                )
+            }),
+        };
     }
     if let Some(work) = forget_ghosts(w) {
         return work;
@@ -251,6 +264,22 @@ fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
     converged(w, degraded)
 }
 
+/// A wait for gossip, with the nodes whose news has not reached some view told to send it now
+/// (see [`crate::gossip::announcements`]).
+fn announce(w: &World, mut wait: Work) -> Work {
+    let effects = crate::gossip::announcements(w);
+    if !effects.is_empty() {
+        wait.summary = format!(
+            "{}; announcing {} node(s) to views that lag",
+            wait.summary,
+            effects.len()
+        );
+        wait.effects = effects;
+        wait.requeue_ms = Some(crate::gossip::HANDSHAKE_MS);
+    }
+    wait
+}
+
 /// Why the cluster has not converged yet, if it has not: `cluster_state`, slot map and roles
 /// agreed everywhere, every replica's first sync done.
 fn unsettled(w: &World) -> Option<String> {
@@ -292,7 +321,7 @@ fn unsettled(w: &World) -> Option<String> {
 
 fn converged(w: &World, degraded: &[String]) -> Work {
     if let Some(reason) = unsettled(w) {
-        return Work::wait(reason);
+        return announce(w, Work::wait(reason));
     }
     if !degraded.is_empty() {
         return Work::wait("cluster serves every slot but needs attention");

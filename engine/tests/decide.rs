@@ -595,9 +595,32 @@ fn replicas_of_a_fresh_cluster_attach_to_masters_they_know_before_gossip_reaches
 }
 
 #[test]
-fn replicas_wait_for_gossip_when_the_cluster_already_holds_keys() {
+fn empty_nodes_join_the_masters_they_know_before_gossip_settles_in_a_cluster_holding_keys() {
     let mut nodes = healthy(3, 0);
     nodes.extend((3..6).map(Node::new));
+    let mut obs = observe(&nodes, false, 0);
+    if let Some(state) = obs.members.get_mut(&1).and_then(|m| m.redis.as_mut()) {
+        state.nodes.retain(|n| n.id != id(5));
+    }
+    let d = decide(&desired(3, 1), Phase::ReplicaScaling, &obs);
+    assert_eq!(
+        d.effects,
+        (3..6)
+            .map(|o| Effect::Replicate {
+                on: o,
+                master_id: id(o - 3)
+            })
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_node_holding_keys_waits_for_gossip_before_it_is_made_a_replica() {
+    let mut nodes = healthy(3, 0);
+    nodes.extend((3..6).map(Node::new));
+    for n in &mut nodes[3..] {
+        n.keys = 10;
+    }
     let mut obs = observe(&nodes, false, 0);
     if let Some(state) = obs.members.get_mut(&1).and_then(|m| m.redis.as_mut()) {
         state.nodes.retain(|n| n.id != id(5));
