@@ -5,7 +5,11 @@ same redis-server binary, configuration and data, and print every figure and the
   1. creation of 3 masters x 1 replica until cluster_state:ok on every node;
   2. rebalance of N keys (default 1M) from 3 to 4 masters: redis-cli `rebalance
      --cluster-use-empty-masters` with its default pipeline (10) and with --cluster-pipeline 1000;
-  3. draining the 4th master back to 3 (redis-cli: rebalance with weight 0 for it).
+  3. draining the 4th master back to 3 (redis-cli: rebalance with weight 0 for it);
+  4. both scalings end to end: from the scale command (for redis-cli: starting the server,
+     `add-node`, waiting until the cluster knows it, `rebalance`; for the drain also `del-node`)
+     until every master holds its share of keys within 2 % and `--cluster check` is clean,
+     with redis-operator's passes printed as a per-step timeline.
 
 Usage: bench/against_redis_cli.py [--keys N] [--create-runs N] [--only-create]
                                   [--binary target/release/redis-operator]
@@ -118,6 +122,32 @@ def migration_window(trace):
             break
     return (end - start) / 1000.0
 
+def balanced_and_clean(ports):
+    """Every master holds within 2 % of its share of the keys and `--cluster check` is clean:
+    where the issue's end-to-end scale-out figure stops the clock."""
+    masters = [int(a.rsplit(":", 1)[1]) for a, r in owners(ports[0]).items() if r]
+    keys = [int(cli(p, "dbsize", check=False) or 0) for p in masters]
+    share = sum(keys) / max(len(keys), 1)
+    if any(abs(k - share) > 0.02 * share for k in keys):
+        return False
+    out = subprocess.run([CLI, "--cluster", "check", f"127.0.0.1:{ports[0]}"], capture_output=True, text=True)
+    return out.returncode == 0 and "[WARNING]" not in out.stdout and "[ERR]" not in out.stdout
+
+def steps(trace):
+    """Each pass of a `--record` trace as (seconds from the first pass, what it decided): the
+    per-step timeline of an end-to-end run."""
+    out, t0, last = [], None, None
+    for line in open(trace):
+        r = json.loads(line)
+        t0 = r["time"] if t0 is None else t0
+        what = r["decision"]["summary"]
+        n = len(r["decision"]["effects"])
+        text = f"{what} [{n} effects]" if n else what
+        if text != last:
+            out.append(((r["time"] - t0) / 1000.0, text))
+            last = text
+    return out
+
 def row(name, ours, peer, unit, higher_is_better):
     ratio = (ours / peer) if higher_is_better else (peer / ours)
     print(f"| {name} | {ours:,.2f} {unit} | {peer:,.2f} {unit} | {ratio:.2f}x |", flush=True)
@@ -229,14 +259,24 @@ def main():
         ours_manifest(manifest, 3, 0, OURS)
         ours_up(manifest)
         load([OURS, OURS + 1, OURS + 2], a.keys)
+        # End to end: from the scale command until every master holds its share (within 2 %)
+        # and `--cluster check` is clean; the node's start, MEET and gossip are inside.
+        t = time.time()
         op("local", "scale", "--name", "bench", "--dir", ours_dir, "--masters", "4")
-        t = time.time(); ours_up(manifest); ours_rebalance = time.time() - t
+        ours_up(manifest); ours_rebalance = time.time() - t
+        wait(lambda: balanced_and_clean(list(range(OURS, OURS + 4))), "our 4 masters balanced")
+        ours_out_e2e = time.time() - t
+        out_steps = steps(trace)
         moved = int(cli(OURS + 3, "dbsize"))
         ours_rate = moved / migration_window(trace)
         ours_e2e = moved / ours_rebalance
         # 3. drain back to 3.
+        t = time.time()
         op("local", "scale", "--name", "bench", "--dir", ours_dir, "--masters", "3")
-        t = time.time(); ours_up(manifest); ours_drain = time.time() - t
+        ours_up(manifest); ours_drain = time.time() - t
+        wait(lambda: balanced_and_clean([OURS, OURS + 1, OURS + 2]), "our 3 masters balanced")
+        ours_in_e2e = time.time() - t
+        in_steps = steps(trace)
         ours_drain_rate = moved / migration_window(trace)
         ours_drain_e2e = moved / ours_drain
         op("local", "down", "--name", "bench", "--dir", ours_dir, "--purge")
@@ -245,12 +285,17 @@ def main():
         for pipeline in (None, 1000):
             base = PEER_DEFAULT if pipeline is None else PEER_PIPELINE
             ports = [base, base + 1, base + 2]
-            for p in ports + [base + 3]:
+            for p in ports:
                 servers.start(p)
             subprocess.run([CLI, "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports], "--cluster-yes"],
                            capture_output=True, check=True)
             wait(lambda: cluster_ok(ports), "peer cluster ok")
             load(ports, a.keys)
+            # End to end, as a person scaling by hand with redis-cli would: start the server,
+            # add it, wait until the cluster knows it (rebalance refuses nodes that disagree),
+            # rebalance; timed until the same balanced-and-clean state as ours.
+            t_e2e = time.time()
+            servers.start(base + 3)
             subprocess.run([CLI, "--cluster", "add-node", f"127.0.0.1:{base+3}", f"127.0.0.1:{base}"],
                            capture_output=True, check=True)
             wait(lambda: cluster_ok(ports + [base + 3]), "new node known")
@@ -259,6 +304,8 @@ def main():
             subprocess.run([CLI, "--cluster", "rebalance", f"127.0.0.1:{base}", "--cluster-use-empty-masters", *extra],
                            capture_output=True, check=True)
             el = time.time() - t
+            wait(lambda: balanced_and_clean(ports + [base + 3]), "peer 4 masters balanced")
+            peer[(pipeline, "out_e2e")] = time.time() - t_e2e
             m = int(cli(base + 3, "dbsize"))
             peer[(pipeline, "rebalance")] = m / el
             node4 = cli(base + 3, "cluster", "myid").strip()
@@ -267,10 +314,23 @@ def main():
                            capture_output=True, check=True)
             el = time.time() - t
             peer[(pipeline, "drain")] = m / el
+            # ... and the drained node removed (as redis-operator removes it).
+            subprocess.run([CLI, "--cluster", "del-node", f"127.0.0.1:{base}", node4],
+                           capture_output=True, check=True)
+            wait(lambda: balanced_and_clean(ports), "peer 3 masters balanced")
+            peer[(pipeline, "in_e2e")] = time.time() - t
         row(f"rebalance 3->4 masters (keys/s) vs {cli_name} default pipeline", ours_rate, peer[(None, "rebalance")], "keys/s", True)
         row(f"rebalance 3->4 masters (keys/s) vs {cli_name} --cluster-pipeline 1000", ours_rate, peer[(1000, "rebalance")], "keys/s", True)
         row(f"drain 4->3 masters (keys/s) vs {cli_name} default pipeline", ours_drain_rate, peer[(None, "drain")], "keys/s", True)
         row(f"drain 4->3 masters (keys/s) vs {cli_name} --cluster-pipeline 1000", ours_drain_rate, peer[(1000, "drain")], "keys/s", True)
+        row(f"scale-out 3->4 end to end (s) vs {cli_name} default pipeline", ours_out_e2e, peer[(None, "out_e2e")], "s", False)
+        row(f"scale-out 3->4 end to end (s) vs {cli_name} --cluster-pipeline 1000", ours_out_e2e, peer[(1000, "out_e2e")], "s", False)
+        row(f"drain 4->3 end to end (s) vs {cli_name} default pipeline", ours_in_e2e, peer[(None, "in_e2e")], "s", False)
+        row(f"drain 4->3 end to end (s) vs {cli_name} --cluster-pipeline 1000", ours_in_e2e, peer[(1000, "in_e2e")], "s", False)
+        for name, timeline in (("scale-out 3->4", out_steps), ("drain 4->3", in_steps)):
+            print(f"redis-operator {name}, per pass (s from the first pass after the scale command):")
+            for at, what in timeline:
+                print(f"  {at:7.3f}  {what[:140]}")
         print(f"{moved:,} keys moved each way. redis-operator end to end (scale command to Ready, "
               f"including node start, MEET, Redis' rejoin delay, removal): rebalance "
               f"{ours_e2e:,.0f} keys/s, drain {ours_drain_e2e:,.0f} keys/s; creation until Ready "
