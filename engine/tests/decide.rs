@@ -1161,3 +1161,52 @@ fn a_master_whose_member_came_back_as_a_new_node_at_its_address_has_its_replica_
         d.effects
     );
 }
+
+#[test]
+fn a_node_restarted_empty_is_met_by_the_master_it_will_follow_not_by_the_anchor() {
+    // Replica 5 of master 2 was replaced by a new, empty node that nobody knows yet.
+    let nodes = healthy(3, 1);
+    let mut obs = observe(&nodes, false, 0);
+    for (ord, m) in obs.members.iter_mut() {
+        if let Some(state) = m.redis.as_mut() {
+            state.nodes.retain(|n| (*ord == 5) == (n.id == id(5)));
+            if *ord == 5 {
+                state.nodes[0].master_id = None;
+                state.nodes[0].flags.replica = false;
+                state.nodes[0].flags.master = true;
+                state.master_link_up = false;
+                state.keys = 0;
+            }
+        }
+    }
+    let d = decide(&desired(3, 1), Phase::Ready, &obs);
+    assert_eq!(
+        d.effects,
+        vec![Effect::Meet {
+            on: 2,
+            ip: addr(5).ip,
+            port: addr(5).port
+        }]
+    );
+}
+
+#[test]
+fn a_replica_that_a_view_knows_by_its_flags_alone_announces_itself_to_that_view() {
+    // Node 1 learnt replica 3 from a handshake: a replica of no one until 3 pings it.
+    let nodes = healthy(3, 1);
+    let mut obs = observe(&nodes, false, 0);
+    if let Some(state) = obs.members.get_mut(&1).and_then(|m| m.redis.as_mut())
+        && let Some(e) = state.nodes.iter_mut().find(|n| n.id == id(3))
+    {
+        e.master_id = None;
+    }
+    let d = decide(&desired(3, 1), Phase::Ready, &obs);
+    assert_eq!(
+        d.effects,
+        vec![Effect::Meet {
+            on: 3,
+            ip: addr(1).ip,
+            port: addr(1).port
+        }]
+    );
+}
