@@ -162,12 +162,20 @@ pub(crate) fn announcements(w: &World) -> Vec<Effect> {
             let Some(seen) = w.view(viewer, &me.id) else {
                 continue;
             };
+            // Only over a link both ends hold healthy: a node cut off from the other is not
+            // lagging, and a MEET towards it would only leave a handshake hanging.
+            let healthy = |e: &crate::model::ClusterNode| {
+                !e.flags.handshake
+                    && !e.flags.pfail
+                    && !e.flags.fail
+                    && e.link == crate::model::LinkState::Connected
+            };
             let knows_viewer = w
                 .id_of
                 .get(&viewer)
                 .and_then(|id| w.view(subject, id))
-                .is_some_and(|e| !e.flags.handshake);
-            if seen.flags.handshake || !knows_viewer || w.handshaking(subject, viewer_addr) {
+                .is_some_and(healthy);
+            if !healthy(seen) || !knows_viewer || w.handshaking(subject, viewer_addr) {
                 continue;
             }
             if stale(seen, me) {
@@ -183,9 +191,17 @@ pub(crate) fn announcements(w: &World) -> Vec<Effect> {
 }
 
 /// `seen`, another node's entry for a node whose own line is `me`, lacks what only `me`'s own
-/// header tells: whom it follows, or, for a master serving slots, any of them.
+/// header tells: whom a replica follows (a replica of no one, or still a master, as a view
+/// shows a node attached a moment ago or known from a handshake), or, for a master serving
+/// slots, that it serves any (a master of no slots at epoch 0: known from a handshake only).
+/// A master that others see as a replica is left alone: that is a master whose own line is
+/// stale (cut off while it was replaced), and Redis' UPDATE messages correct it.
 fn stale(seen: &crate::model::ClusterNode, me: &crate::model::ClusterNode) -> bool {
-    let role = seen.master_id != me.master_id || seen.flags.replica != me.flags.replica;
-    let unheard_master = me.is_master() && !me.slots.is_empty() && seen.slots.is_empty();
-    role || unheard_master
+    let follower_unheard = me.master_id.is_some() && seen.master_id != me.master_id;
+    let master_unheard = me.is_master()
+        && !me.slots.is_empty()
+        && seen.is_master()
+        && seen.slots.is_empty()
+        && seen.config_epoch == 0;
+    follower_unheard || master_unheard
 }

@@ -299,11 +299,44 @@ impl Cluster {
             && h.config_epoch == n.config_epoch
             && ids.first().is_some_and(|(_, smaller)| *smaller)
         {
+            let old = n.config_epoch;
             n.current_epoch += 1;
             n.config_epoch = n.current_epoch;
             n.touch();
+            let (me, new, claims) = (n.key, n.config_epoch, n.slots_of(n.key));
+            self.note_collision_takeover(me, old, new, &claims);
         }
         update
+    }
+
+    /// A master bumped its epoch in a collision (Redis' `clusterHandleConfigEpochCollision`)
+    /// while its own table still gives it slots that another running master took over under
+    /// an epoch between its old and new ones: a stale master (cut off or paused while Redis
+    /// elected its replica) that collides with a third master before it hears the new owner
+    /// outbids that owner with the bump and takes its slots back, and the keys written to the
+    /// new owner meanwhile go when it turns replica. That is Redis' doing, not the operator's:
+    /// those keys count as lost to the faults, like `promotion_gaps`.
+    fn note_collision_takeover(&mut self, me: NodeKey, old: u64, new: u64, claims: &[SlotRange]) {
+        let mut lost = Vec::new();
+        for m in self.members.values() {
+            let n = &m.node;
+            if !m.running || n.key == me || !n.is_master() {
+                continue;
+            }
+            if !(old < n.config_epoch && n.config_epoch < new) {
+                continue;
+            }
+            for r in claims {
+                for slot in r.iter() {
+                    if n.owner(slot) == n.key
+                        && let Some(keys) = n.keys.get(&slot)
+                    {
+                        lost.extend(keys.iter().copied());
+                    }
+                }
+            }
+        }
+        self.promotion_gaps.extend(lost);
     }
 
     fn detect_failures(&mut self) {
