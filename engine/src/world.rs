@@ -4,7 +4,7 @@
 use crate::desired::Desired;
 use crate::model::{Addr, ClusterNode, Member, NodeState, Observation, OpenSlot, Ordinal};
 use crate::slots::SLOT_COUNT;
-use crate::views::{Consensus, Ids, Pos, ViewIndex};
+use crate::views::{BaseIndex, Consensus, Ids, Pos, ViewIndex};
 
 mod replication;
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,7 +45,10 @@ pub(crate) struct World<'a> {
     pub slots_agreed: bool,
     /// Every id any view lists, numbered: the key of `views`.
     ids: Ids<'a>,
-    /// Each reachable member's view, indexed by id number (views are scanned a lot).
+    /// Each distinct base of the views (shared by many, see [`crate::model::View`]), indexed
+    /// by id number: the work per entry is done once per base.
+    bases: Vec<BaseIndex<'a>>,
+    /// Each reachable member's view: its base (an index into `bases`) and its own differences.
     views: BTreeMap<Ordinal, ViewIndex<'a>>,
     /// Slots per owning node id, derived once from `owner`.
     by_owner: BTreeMap<&'a str, Vec<u16>>,
@@ -63,26 +66,39 @@ pub(crate) struct World<'a> {
 
 impl<'a> World<'a> {
     pub fn new(desired: &'a Desired, obs: &'a Observation) -> Self {
-        // One pass over every entry of every view: number the ids, find each node's own line
-        // and note what the rules ask of all views together.
+        // One pass over every entry of every distinct base: number the ids and note what the
+        // rules ask of all views together; then each view's own differences (its own line,
+        // usually alone) on top.
         let mut ids = Ids::default();
         let mut reachable = BTreeMap::new();
         let mut views = BTreeMap::new();
+        let mut bases: Vec<BaseIndex> = Vec::new();
+        // Base index by the base's address: looked up, never iterated.
+        let mut base_of: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut published = Vec::new();
         for (ord, m) in &obs.members {
             let (true, Some(addr), Some(state)) = (m.running, m.addr.as_ref(), m.redis.as_ref())
             else {
                 continue;
             };
-            let view = ViewIndex::number(state, &mut ids);
+            let b = *base_of.entry(state.nodes.base_id()).or_insert_with(|| {
+                bases.push(BaseIndex::number(&state.nodes, &mut ids));
+                published.push(false);
+                bases.len() - 1
+            });
+            let view = ViewIndex::new(&state.nodes, b, &bases[b]);
             if view.me.is_none() {
                 continue;
             }
-            view.publish_listed(&mut ids);
+            if !published[b] {
+                bases[b].publish_listed(&mut ids);
+                published[b] = true;
+            }
             reachable.insert(*ord, (m, addr, state));
             views.insert(*ord, view);
         }
-        for view in views.values_mut() {
-            view.seal(ids.len());
+        for base in &mut bases {
+            base.seal(ids.len());
         }
 
         let mut nodes: BTreeMap<&str, NodeInfo> = BTreeMap::new();
@@ -108,11 +124,18 @@ impl<'a> World<'a> {
             }
         }
         // Then what the others say about nodes that did not answer, gathered per id number
-        // in the order the views list them.
+        // in the order the views list them. Each base knows where its unanswered ids are (in a
+        // settled cluster, nowhere), so only those entries of each view are read.
+        for base in &mut bases {
+            base.note_unanswered(&answered);
+        }
         let mut others: Vec<Option<NodeInfo>> = vec![None; ids.len()];
         for view in views.values() {
-            for (e, &n) in view.entries.iter().zip(&view.number) {
-                if answered[n as usize] || e.flags.myself {
+            let base = &bases[view.base];
+            for &p in &base.unanswered {
+                let e = view.view.at(p);
+                let n = base.number[p as usize];
+                if e.flags.myself {
                     continue;
                 }
                 let info = others[n as usize].get_or_insert(NodeInfo {
@@ -176,13 +199,13 @@ impl<'a> World<'a> {
             }
         }
         // Compare each view's slot map with the consensus run by run, not slot by slot: a
-        // view of a large cluster is thousands of entries.
+        // view of a large cluster is thousands of entries. Slots are a shared field, so views
+        // on one base agree or not together: each base of a reachable view is checked once.
         let consensus = Consensus::new(&owner, &ids);
         let mut seen = vec![u32::MAX; ids.len()];
-        let slots_agreed = views
-            .values()
-            .enumerate()
-            .all(|(stamp, view)| consensus.agrees(view, &mut seen, stamp as u32));
+        let slots_agreed = distinct_bases(views.values())
+            .into_iter()
+            .all(|b| consensus.agrees(&bases[b], &mut seen, b as u32));
 
         let mut by_owner: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
         // One map look-up per run of one owner, not per slot (16,384 look-ups would cost
@@ -236,6 +259,7 @@ impl<'a> World<'a> {
             owner,
             slots_agreed,
             ids,
+            bases,
             views,
             by_owner,
             roles_agreed: std::cell::OnceCell::new(),
@@ -256,7 +280,11 @@ impl<'a> World<'a> {
         let Some(view) = self.views.get(&ord) else {
             return 0;
         };
-        numbers.iter().filter(|n| view.entry(**n).is_some()).count()
+        let base = &self.bases[view.base];
+        numbers
+            .iter()
+            .filter(|n| base.position(**n).is_some())
+            .count()
     }
 
     /// Member `ord`'s own line in its view, when it answered.
@@ -293,7 +321,8 @@ impl<'a> World<'a> {
     /// How member `ord` sees node `id`.
     pub fn view(&self, ord: Ordinal, id: &str) -> Option<&'a ClusterNode> {
         let n = self.ids.get(id)?;
-        self.views.get(&ord)?.entry(n)
+        let view = self.views.get(&ord)?;
+        view.entry(&self.bases[view.base], n)
     }
 
     pub fn ordinal_of(&self, id: &str) -> Option<Ordinal> {
@@ -351,7 +380,7 @@ impl<'a> World<'a> {
     pub fn handshaking(&self, ord: Ordinal, addr: &Addr) -> bool {
         self.views
             .get(&ord)
-            .is_some_and(|v| v.handshakes.contains(addr))
+            .is_some_and(|v| self.bases[v.base].handshakes.contains(addr))
     }
 
     /// Some other member that `anchor` knows has met `ord`, or is meeting it (a handshake
@@ -393,19 +422,23 @@ impl<'a> World<'a> {
             };
             staying.push((n, *addr));
         }
-        self.views
-            .iter()
-            .filter(|(o, _)| self.in_range(**o))
-            .all(|(_, view)| {
+        // Addresses and flags are shared fields: views on one base pass or fail together.
+        let in_range = self.views.iter().filter(|(o, _)| self.in_range(**o));
+        distinct_bases(in_range.map(|(_, v)| v))
+            .into_iter()
+            .all(|b| {
+                let base = &self.bases[b];
                 staying.iter().all(|&(n, addr)| {
                     // The port first: it is in the entry, the ip behind a pointer.
-                    view.entry(n).is_some_and(|e| {
-                        !e.flags.handshake
-                            && !e.flags.noaddr
-                            && e.addr
-                                .as_ref()
-                                .is_some_and(|a| a.port == addr.port && same_ip(&a.ip, &addr.ip))
-                    })
+                    base.position(n)
+                        .map(|p| &base.entries[p as usize])
+                        .is_some_and(|e| {
+                            !e.flags.handshake
+                                && !e.flags.noaddr
+                                && e.addr.as_ref().is_some_and(|a| {
+                                    a.port == addr.port && same_ip(&a.ip, &addr.ip)
+                                })
+                        })
                 })
             })
     }
@@ -426,11 +459,15 @@ impl<'a> World<'a> {
             };
             selves.push((n, me));
         }
-        self.views.values().all(|view| {
+        // Roles are shared fields: views on one base agree or not together.
+        distinct_bases(self.views.values()).into_iter().all(|b| {
+            let base = &self.bases[b];
             selves.iter().all(|&(n, me)| {
-                view.entry(n).is_some_and(|e| {
-                    e.master_id == me.master_id && e.flags.replica == me.flags.replica
-                })
+                base.position(n)
+                    .map(|p| &base.entries[p as usize])
+                    .is_some_and(|e| {
+                        e.master_id == me.master_id && e.flags.replica == me.flags.replica
+                    })
             })
         })
     }
@@ -537,6 +574,12 @@ impl<'a> World<'a> {
 pub(crate) struct OpenSlotState<'a> {
     pub migrating: Vec<(Ordinal, &'a str, u64)>,
     pub importing: Vec<(Ordinal, &'a str, u64)>,
+}
+
+/// The distinct bases of `views`, each once, in the order first met.
+fn distinct_bases<'v, 'a: 'v>(views: impl Iterator<Item = &'v ViewIndex<'a>>) -> Vec<usize> {
+    let mut seen = BTreeSet::new();
+    views.map(|v| v.base).filter(|b| seen.insert(*b)).collect()
 }
 
 /// Two slot owners are the same id. Owners in `World::owner` point into the same strings, so

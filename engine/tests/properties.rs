@@ -112,7 +112,7 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
                         fingerprint: fingerprint_of(fingerprint),
                         redis: answers.then(|| NodeState {
                             id: fixture::id(ord),
-                            nodes,
+                            nodes: nodes.into(),
                             cluster_ok: ok,
                             current_epoch: 1,
                             repl_offset: keys,
