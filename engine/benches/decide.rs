@@ -43,10 +43,11 @@ fn floor(obs: &Observation) -> u64 {
     for m in obs.members.values() {
         let Some(state) = &m.redis else { continue };
         let view = &state.nodes;
-        let base = bases
-            .insert(view.base_id())
-            .then(|| view.base_entries())
-            .unwrap_or_default();
+        let base = if bases.insert(view.base_id()) {
+            view.base_entries()
+        } else {
+            &[]
+        };
         for e in base.iter().chain(view.differences()) {
             acc = acc
                 .wrapping_add(u64::from(e.id.as_bytes().last().copied().unwrap_or(0)))

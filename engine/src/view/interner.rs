@@ -6,7 +6,7 @@
 use super::{Base, Pos, View, same_shared_fields};
 use crate::model::ClusterNode;
 use crate::views::IdHasher;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
@@ -23,6 +23,9 @@ pub struct ViewInterner {
     /// Known bases by the fingerprint of their shared fields (collisions are told apart by
     /// comparing the entries).
     known: BTreeMap<u64, Vec<Known>>,
+    /// The addresses of the known bases (held by `known`, so never reused meanwhile): a view
+    /// already on one is shared as it is, without reading its entries.
+    held: BTreeSet<usize>,
 }
 
 /// A fingerprint of what every viewer sees alike of one entry (see `same_shared_fields`).
@@ -65,16 +68,10 @@ impl ViewInterner {
     /// `view` again, on a base shared with earlier views when one fits (a view read from a
     /// trace, or remembered from an earlier pass, has a base of its own or an older one).
     pub fn share(&mut self, view: View) -> View {
-        let key = view_fingerprint(&view.base.entries);
-        if self
-            .known
-            .get(&key)
-            .into_iter()
-            .flatten()
-            .any(|k| Arc::ptr_eq(&k.base, &view.base))
-        {
+        if self.held.contains(&view.base_id()) {
             return view;
         }
+        let key = view_fingerprint(&view.base.entries);
         let entries = view.to_vec();
         for known in self.known.get(&key).into_iter().flatten() {
             if let Some(order) = placement(known, &entries) {
@@ -94,6 +91,7 @@ impl ViewInterner {
                 return;
             }
         }
+        self.held.insert(view.base_id());
         self.known.entry(key).or_default().push(Known {
             base: Arc::clone(&view.base),
             position,
