@@ -9,7 +9,7 @@ use crate::RedisAdapter;
 use crate::error::AdapterError;
 use crate::view_cache::{Reads, Summary, ViewCache};
 use engine::Addr;
-use engine::model::{Member, MemberInfo, NodeState, Observation, Ordinal};
+use engine::model::{Member, MemberInfo, NodeState, Observation, Ordinal, View, ViewInterner};
 use engine::parse::{parse_cluster_nodes, parse_info};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -101,7 +101,7 @@ impl RedisAdapter {
             }
         }
         let mut report = ViewsRead::default();
-        let mut reused: BTreeMap<Addr, Vec<engine::ClusterNode>> = BTreeMap::new();
+        let mut reused: BTreeMap<Addr, View> = BTreeMap::new();
         if views == Views::Steady {
             let summaries: Vec<(Addr, Summary)> = answered
                 .iter()
@@ -134,11 +134,16 @@ impl RedisAdapter {
             self.read_views(&mut answered, |addr| !reused.contains_key(addr))
                 .await;
         }
+        // Views that list the same nodes alike share one base: the engine then indexes each
+        // distinct base once, and a pass holds one copy of the cluster's table, not one per
+        // node. Remembered views keep the base they were read on.
+        let mut shared = ViewInterner::default();
         for (m, addr, facts) in answered {
             let ordinal = m.ordinal;
             let state = match reused.remove(&addr) {
                 Some(nodes) => {
                     report.reused += 1;
+                    let nodes = shared.share(nodes);
                     node_state_from_view(nodes, &facts.info_text, &facts.repl_text, facts.keys)
                         .map(|mut s| {
                             s.config = facts.config;
@@ -153,7 +158,7 @@ impl RedisAdapter {
                 }
                 None => {
                     report.read += 1;
-                    self.node_state(&addr, facts).await
+                    self.node_state(&addr, facts, &mut shared).await
                 }
             };
             match state {
@@ -256,9 +261,15 @@ impl RedisAdapter {
         })
     }
 
-    /// One node's state from its facts and full view (read now if not read yet), with the key
-    /// counts of its open slots; the view is remembered for later steady passes.
-    async fn node_state(&self, addr: &Addr, facts: Facts) -> Result<NodeState, AdapterError> {
+    /// One node's state from its facts and full view (read now if not read yet, and put on a
+    /// base `shared` knows when one fits), with the key counts of its open slots; the view is
+    /// remembered for later steady passes.
+    async fn node_state(
+        &self,
+        addr: &Addr,
+        facts: Facts,
+        shared: &mut ViewInterner,
+    ) -> Result<NodeState, AdapterError> {
         let nodes_text = match facts.nodes_text {
             Some(text) => text,
             None => {
@@ -266,13 +277,15 @@ impl RedisAdapter {
                 self.pool.query::<String>(addr, &cmd).await?
             }
         };
-        let mut state =
-            node_state_from_replies(&nodes_text, &facts.info_text, &facts.repl_text, facts.keys)
-                .map_err(|message| AdapterError::BadReply {
-                    addr: addr.clone(),
-                    command: "CLUSTER NODES".into(),
-                    message,
-                })?;
+        let mut state = parse_view(&nodes_text, shared)
+            .and_then(|nodes| {
+                node_state_from_view(nodes, &facts.info_text, &facts.repl_text, facts.keys)
+            })
+            .map_err(|message| AdapterError::BadReply {
+                addr: addr.clone(),
+                command: "CLUSTER NODES".into(),
+                message,
+            })?;
         if let Some(mut cache) = self.lock_views() {
             cache.remember(addr, facts.summary, &state.nodes);
         }
@@ -352,7 +365,8 @@ impl RedisAdapter {
     /// Reads one node's state, full view included.
     pub async fn observe_node(&self, addr: &Addr) -> Result<NodeState, AdapterError> {
         let facts = self.read_facts(addr, true).await?;
-        self.node_state(addr, facts).await
+        self.node_state(addr, facts, &mut ViewInterner::default())
+            .await
     }
 
     /// `COUNTKEYSINSLOT` for each slot the node has open itself.
@@ -468,24 +482,34 @@ pub fn node_state_from_replies(
     repl_text: &str,
     keys: u64,
 ) -> Result<NodeState, String> {
-    let nodes = parse_cluster_nodes(nodes_text).map_err(|e| e.to_string())?;
+    let nodes = parse_view(nodes_text, &mut ViewInterner::default())?;
     node_state_from_view(nodes, info_text, repl_text, keys)
 }
 
-/// A node's state from its parsed full view (read now or remembered from an earlier pass),
-/// its `CLUSTER INFO` and `INFO replication` replies and its key count.
+/// A full view parsed, its mirrored markers forgotten (see `forget_mirrored_markers`), on a
+/// base `shared` knows when one fits.
+fn parse_view(nodes_text: &str, shared: &mut ViewInterner) -> Result<View, String> {
+    let mut nodes = parse_cluster_nodes(nodes_text).map_err(|e| e.to_string())?;
+    if let Some(myself) = nodes.iter_mut().find(|n| n.flags.myself) {
+        forget_mirrored_markers(myself);
+    }
+    Ok(shared.view(nodes))
+}
+
+/// A node's state from its parsed full view (read now or remembered from an earlier pass,
+/// mirrored markers already forgotten), its `CLUSTER INFO` and `INFO replication` replies and
+/// its key count.
 fn node_state_from_view(
-    mut nodes: Vec<engine::ClusterNode>,
+    nodes: View,
     info_text: &str,
     repl_text: &str,
     keys: u64,
 ) -> Result<NodeState, String> {
-    let myself = nodes
-        .iter_mut()
-        .find(|n| n.flags.myself)
-        .ok_or_else(|| "no myself line".to_string())?;
-    forget_mirrored_markers(myself);
-    let id = myself.id.clone();
+    let id = nodes
+        .myself()
+        .ok_or_else(|| "no myself line".to_string())?
+        .id
+        .clone();
     let info = parse_info(info_text);
     let repl = parse_info(repl_text);
     let number = |map: &BTreeMap<String, String>, key: &str| {
