@@ -558,3 +558,48 @@ fn node_state_from_view(
         nodes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    /// `me`'s `CLUSTER NODES`, in the order `first` then the other, with its own pong times.
+    fn nodes_text(me: &str, first: &str, pong: u64) -> String {
+        let line = |id: &str, port: u16, slots: &str| {
+            let myself = if id == me { "myself," } else { "" };
+            format!(
+                "{id} 127.0.0.1:{port}@{} {myself}master - 0 {pong} 1 connected {slots}\n",
+                port + 10000
+            )
+        };
+        let (a, b) = (line(A, 7000, "0-8191"), line(B, 7001, "8192-16383"));
+        if first == A { a + &b } else { b + &a }
+    }
+
+    #[test]
+    fn views_read_in_one_pass_that_differ_only_per_viewer_share_one_base() {
+        let mut shared = ViewInterner::default();
+        let a = parse_view(&nodes_text(A, A, 10), &mut shared).expect("valid");
+        let b = parse_view(&nodes_text(B, B, 20), &mut shared).expect("valid");
+        assert!(b.shares_base_with(&a));
+        let plain = parse_cluster_nodes(&nodes_text(B, B, 20)).expect("valid");
+        assert_eq!(
+            b.to_vec(),
+            plain,
+            "each reads as Redis printed it, order and times kept"
+        );
+        assert_eq!(b.myself().map(|e| e.id.as_str()), Some(B));
+    }
+
+    #[test]
+    fn a_view_that_moved_a_slot_gets_a_base_of_its_own() {
+        let mut shared = ViewInterner::default();
+        let a = parse_view(&nodes_text(A, A, 10), &mut shared).expect("valid");
+        let moved = nodes_text(B, A, 10).replace("0-8191", "0-8190");
+        let b = parse_view(&moved, &mut shared).expect("valid");
+        assert!(!b.shares_base_with(&a));
+    }
+}

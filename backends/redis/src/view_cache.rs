@@ -421,6 +421,17 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_view_is_the_remembered_one_not_a_copy() {
+        let (mut cache, summaries) = seeded();
+        let mut shared = engine::ViewInterner::default();
+        let read = shared.view(view(B, "master", "connected", 10));
+        cache.remember(&summaries[1].0, summaries[1].1.clone(), &read);
+        let reused = cache.reuse(&summaries[1].0).expect("remembered");
+        assert!(reused.shares_base_with(&read));
+        assert_eq!(reused, read);
+    }
+
+    #[test]
     fn clearing_forgets_every_view() {
         let (mut cache, summaries) = seeded();
         cache.clear();
