@@ -270,21 +270,28 @@ impl<'a> World<'a> {
         }
     }
 
-    /// The numbers of the ids that some view lists (see [`World::known_in_view`]).
+    /// The numbers of the ids that some view lists (see [`World::known_in_views`]).
     pub fn numbers(&self, ids: impl IntoIterator<Item = &'a str>) -> Vec<Pos> {
         ids.into_iter().filter_map(|id| self.ids.get(id)).collect()
     }
 
-    /// How many of the ids numbered `numbers` member `ord`'s view lists.
-    pub fn known_in_view(&self, ord: Ordinal, numbers: &[Pos]) -> usize {
-        let Some(view) = self.views.get(&ord) else {
-            return 0;
-        };
-        let base = &self.bases[view.base];
-        numbers
+    /// How many of the ids numbered `numbers` each reachable member's view lists. Which ids a
+    /// view lists is its base's: counted once per base, not once per member.
+    pub fn known_in_views(&self, numbers: &[Pos]) -> BTreeMap<Ordinal, usize> {
+        let mut per_base: BTreeMap<usize, usize> = BTreeMap::new();
+        self.views
             .iter()
-            .filter(|n| base.position(**n).is_some())
-            .count()
+            .map(|(ord, view)| {
+                let known = *per_base.entry(view.base).or_insert_with(|| {
+                    let base = &self.bases[view.base];
+                    numbers
+                        .iter()
+                        .filter(|n| base.position(**n).is_some())
+                        .count()
+                });
+                (*ord, known)
+            })
+            .collect()
     }
 
     /// Member `ord`'s own line in its view, when it answered.
