@@ -152,7 +152,7 @@ fn nodes_are_listed_with_their_member_name_role_and_slots() {
     let nodes = engine::parse::parse_cluster_nodes(text).unwrap();
     let state = NodeState {
         id: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
-        nodes,
+        nodes: nodes.into(),
         cluster_ok: true,
         current_epoch: 2,
         repl_offset: 0,

@@ -70,10 +70,11 @@ pub(crate) fn bootstrap(w: &World) -> Work {
 /// The member whose view is the cluster's: the one that knows the most slot owners.
 pub(crate) fn anchor(w: &World) -> Option<Ordinal> {
     let owners = w.numbers(w.slots_by_owner().keys().copied());
+    let known = w.known_in_views(&owners);
     w.reachable
         .keys()
         .map(|ord| {
-            let known = w.known_in_view(*ord, &owners);
+            let known = known.get(ord).copied().unwrap_or(0);
             (std::cmp::Reverse(known), *ord)
         })
         .min()

@@ -233,7 +233,8 @@ mod tests {
                 link: LinkState::Connected,
                 slots: vec![SlotRange::new(0, 5460)],
                 open_slots: Vec::new(),
-            }],
+            }]
+            .into(),
             cluster_ok: true,
             current_epoch: 1,
             repl_offset: 0,

@@ -499,7 +499,7 @@ mod tests {
         assert!(!check_converged(&Desired::new(3, 2), &obs).is_empty());
         let mut obs = healthy(3, 0, 10);
         if let Some(r) = obs.members.get_mut(&1).and_then(|m| m.redis.as_mut()) {
-            r.nodes[2].flags.pfail = true;
+            r.nodes.entries_mut()[2].flags.pfail = true;
         }
         let v = check_converged(&Desired::new(3, 0), &obs);
         assert!(v.iter().any(|v| v.message.contains("flags")), "{v:?}");

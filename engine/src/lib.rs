@@ -17,10 +17,11 @@ pub use desired::Desired;
 pub use effect::{Effect, FailoverMode};
 pub use model::{
     Addr, ClusterNode, LinkState, Member, MemberInfo, NodeFlags, NodeState, Observation, OpenSlot,
-    Ordinal,
+    Ordinal, View, ViewInterner,
 };
 pub use slots::{SLOT_COUNT, SlotRange};
 pub mod trace;
+pub mod view;
 
 mod lifecycle;
 pub mod planner;

@@ -4,6 +4,7 @@
 //! Its `redis` field is `None` when the node could not be reached this time.
 
 use crate::slots::SlotRange;
+pub use crate::view::{View, ViewInterner};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -20,6 +21,18 @@ pub struct Observation {
     /// What the shell remembers of earlier passes (failing effects, data lost).
     #[serde(default, skip_serializing_if = "crate::history::History::is_empty")]
     pub history: crate::history::History,
+}
+
+impl Observation {
+    /// Puts the members' views on shared bases where they list the same nodes alike (see
+    /// [`View`]): what an observer does as it builds them, for observations that were read from
+    /// a trace or edited. The views read exactly as before.
+    pub fn share_views(&mut self) {
+        let mut interner = ViewInterner::default();
+        for state in self.members.values_mut().filter_map(|m| m.redis.as_mut()) {
+            state.nodes = interner.share(std::mem::take(&mut state.nodes));
+        }
+    }
 }
 
 /// One place where a Redis node runs.
@@ -120,8 +133,9 @@ impl std::fmt::Display for Addr {
 pub struct NodeState {
     /// This node's cluster node id (40 hex chars).
     pub id: String,
-    /// Its parsed `CLUSTER NODES`, `myself` included.
-    pub nodes: Vec<ClusterNode>,
+    /// Its parsed `CLUSTER NODES`, `myself` included: a list that shares what it has in
+    /// common with the other nodes' views (see [`View`]); it serializes as the plain list.
+    pub nodes: View,
     /// `cluster_state:ok` in `CLUSTER INFO`.
     pub cluster_ok: bool,
     /// `cluster_current_epoch` in `CLUSTER INFO`.
@@ -174,12 +188,12 @@ fn linked_by_default() -> bool {
 impl NodeState {
     /// This node's own entry in its `CLUSTER NODES` output.
     pub fn myself(&self) -> Option<&ClusterNode> {
-        self.nodes.iter().find(|n| n.flags.myself)
+        self.nodes.myself()
     }
 
     /// The entry for `id` as this node sees it.
     pub fn view_of(&self, id: &str) -> Option<&ClusterNode> {
-        self.nodes.iter().find(|n| n.id == id)
+        self.nodes.view_of(id)
     }
 }
 

@@ -6,7 +6,7 @@
 //! reads instead of a string-keyed search, and the checks that compare every view with every
 //! member cost one array read per pair.
 
-use crate::model::{Addr, ClusterNode, NodeState};
+use crate::model::{Addr, ClusterNode, View};
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -80,60 +80,63 @@ impl<'a> Ids<'a> {
     }
 }
 
-/// One view (a node's `CLUSTER NODES`), indexed by id number.
-pub(crate) struct ViewIndex<'a> {
+/// One distinct base (the entries many views share, see [`View`]), indexed by id number: the
+/// work per entry is done once per base, not once per view.
+pub(crate) struct BaseIndex<'a> {
     pub entries: &'a [ClusterNode],
-    /// The node's own line: the first entry flagged `myself`.
-    pub me: Option<&'a ClusterNode>,
-    /// Id number of each entry, in view order.
+    /// Id number of each entry, in base order.
     pub number: Vec<Pos>,
-    /// Entry position per id number (the last entry wins when a view lists an id twice).
+    /// Entry position per id number (the last entry wins when a base lists an id twice; such
+    /// a base is never shared and its view lists it in base order).
     pos: Vec<Pos>,
-    /// Addresses this view holds an unfinished handshake with (usually none).
+    /// Addresses its entries hold an unfinished handshake with (usually none). The flag is a
+    /// shared field: every view of the base says the same.
     pub handshakes: BTreeSet<&'a Addr>,
-    /// It lists another node than itself, not in a handshake.
-    pub knows_another: bool,
-    /// It flags some node `fail` or `fail?`.
-    pub flags_failure: bool,
+    /// Entries not in a handshake (a base has no `myself` line).
+    not_handshaking: usize,
+    /// Positions of entries flagged `fail` or `fail?` in the base.
+    failing: Vec<Pos>,
     /// Ids it lists as masters with slots, by number.
     listed: Vec<Pos>,
+    /// Positions of the ids no member answered for (filled by [`BaseIndex::note_unanswered`]).
+    pub unanswered: Vec<Pos>,
 }
 
-impl<'a> ViewIndex<'a> {
-    /// Numbers every entry of `state`'s view and notes, in the same pass, what the rules ask
-    /// of every entry; `pos` is filled by [`ViewIndex::seal`] once every view is numbered.
-    pub fn number(state: &'a NodeState, ids: &mut Ids<'a>) -> Self {
-        let mut view = Self {
-            entries: &state.nodes,
-            me: None,
-            number: Vec::with_capacity(state.nodes.len()),
+impl<'a> BaseIndex<'a> {
+    /// Numbers every entry of `view`'s base and notes, in the same pass, what the rules ask of
+    /// every entry; `pos` is filled by [`BaseIndex::seal`] once every base is numbered.
+    pub fn number(view: &'a View, ids: &mut Ids<'a>) -> Self {
+        let entries = view.base_entries();
+        let mut base = Self {
+            entries,
+            number: Vec::with_capacity(entries.len()),
             pos: Vec::new(),
             handshakes: BTreeSet::new(),
-            knows_another: false,
-            flags_failure: false,
+            not_handshaking: 0,
+            failing: Vec::new(),
             listed: Vec::new(),
+            unanswered: Vec::new(),
         };
-        for e in &state.nodes {
+        for (p, e) in entries.iter().enumerate() {
             let n = ids.intern(&e.id);
-            view.number.push(n);
+            base.number.push(n);
             let f = &e.flags;
-            if f.myself && view.me.is_none() {
-                view.me = Some(e);
-            }
             if f.handshake {
-                view.handshakes.extend(e.addr.as_ref());
-            } else if !f.myself {
-                view.knows_another = true;
+                base.handshakes.extend(e.addr.as_ref());
+            } else {
+                base.not_handshaking += 1;
             }
-            view.flags_failure |= f.fail || f.pfail;
+            if f.fail || f.pfail {
+                base.failing.push(p as Pos);
+            }
             if !e.slots.is_empty() && e.master_id.is_none() {
-                view.listed.push(n);
+                base.listed.push(n);
             }
         }
-        view
+        base
     }
 
-    /// Counts this view's listings in `ids` (once it is known to be reachable).
+    /// Counts this base's listings in `ids` (once some view of it is known to be reachable).
     pub fn publish_listed(&self, ids: &mut Ids<'a>) {
         for &n in &self.listed {
             ids.listed[n as usize] = true;
@@ -147,12 +150,60 @@ impl<'a> ViewIndex<'a> {
         }
     }
 
-    /// The entry for id number `n`.
-    pub fn entry(&self, n: Pos) -> Option<&'a ClusterNode> {
+    /// Notes the positions of the ids that no member answered for (`answered` by number).
+    pub fn note_unanswered(&mut self, answered: &[bool]) {
+        self.unanswered = (0..self.number.len() as Pos)
+            .filter(|&p| !answered[self.number[p as usize] as usize])
+            .collect();
+    }
+
+    /// The base position of id number `n`.
+    pub fn position(&self, n: Pos) -> Option<Pos> {
         match self.pos.get(n as usize) {
-            Some(&p) if p != NONE => self.entries.get(p as usize),
+            Some(&p) if p != NONE => Some(p),
             _ => None,
         }
+    }
+}
+
+/// One view (a node's `CLUSTER NODES`): its base's index and what its own differences change.
+pub(crate) struct ViewIndex<'a> {
+    pub view: &'a View,
+    /// Index of its base among the world's bases.
+    pub base: usize,
+    /// The node's own line: the first entry flagged `myself`.
+    pub me: Option<&'a ClusterNode>,
+    /// It lists another node than itself, not in a handshake.
+    pub knows_another: bool,
+    /// It flags some node `fail` or `fail?`.
+    pub flags_failure: bool,
+}
+
+impl<'a> ViewIndex<'a> {
+    /// What `view` says beyond its base (indexed as `index`, number `base`): read from its own
+    /// differences only, which are usually its own line alone.
+    pub fn new(view: &'a View, base: usize, index: &BaseIndex<'a>) -> Self {
+        let own = view.own();
+        // Differences keep the shared fields, so a `myself` difference is in a handshake
+        // exactly when its base entry is.
+        let selves = own
+            .iter()
+            .filter(|(_, e)| e.flags.myself && !e.flags.handshake)
+            .count();
+        let flags_failure = own.iter().any(|(_, e)| e.flags.fail || e.flags.pfail)
+            || index.failing.iter().any(|&p| view.own_at(p).is_none());
+        Self {
+            view,
+            base,
+            me: view.myself(),
+            knows_another: index.not_handshaking > selves,
+            flags_failure,
+        }
+    }
+
+    /// The entry for id number `n`, read through `index`, this view's base.
+    pub fn entry(&self, index: &BaseIndex<'a>, n: Pos) -> Option<&'a ClusterNode> {
+        index.position(n).map(|p| self.view.at(p))
     }
 }
 
@@ -199,7 +250,7 @@ impl<'a> Consensus<'a> {
     /// by range against the runs, with no sort; `seen` (one stamp per id number, `stamp`
     /// unique to this call) finds an id listed twice. Anything else goes through
     /// [`Consensus::agrees_by_merging`], the general comparison.
-    pub fn agrees(&self, view: &ViewIndex<'a>, seen: &mut [u32], stamp: u32) -> bool {
+    pub fn agrees(&self, view: &BaseIndex<'a>, seen: &mut [u32], stamp: u32) -> bool {
         let mut claimed = 0u32;
         for (e, &n) in view.entries.iter().zip(&view.number) {
             if e.slots.is_empty() || !e.is_master() {
@@ -233,7 +284,7 @@ impl<'a> Consensus<'a> {
     }
 
     /// The general comparison: the view's claims merged into runs, equal to the consensus.
-    fn agrees_by_merging(&self, view: &ViewIndex<'a>) -> bool {
+    fn agrees_by_merging(&self, view: &BaseIndex<'a>) -> bool {
         let mut seen: Vec<(u16, u16, &str)> = view
             .entries
             .iter()
@@ -290,31 +341,13 @@ mod tests {
         }
     }
 
-    fn state(nodes: Vec<ClusterNode>) -> NodeState {
-        NodeState {
-            id: String::new(),
-            nodes,
-            cluster_ok: true,
-            current_epoch: 1,
-            repl_offset: 0,
-            master_link_up: false,
-            keys: 0,
-            open_slot_keys: Default::default(),
-            ever_linked: true,
-            serves_replicas: true,
-            replicates_from: None,
-            replid: None,
-            config: Default::default(),
-        }
-    }
-
     /// Consensus: `a` owns 0-8191, `b` 8192-16382, slot 16383 unowned.
     fn both_ways(view: Vec<ClusterNode>) -> (bool, bool) {
-        let consensus_view = state(vec![entry("a", &[]), entry("b", &[])]);
-        let s = state(view);
+        let consensus_view = View::new(vec![entry("a", &[]), entry("b", &[])]);
+        let s = View::new(view);
         let mut ids = Ids::default();
-        ViewIndex::number(&consensus_view, &mut ids);
-        let mut v = ViewIndex::number(&s, &mut ids);
+        BaseIndex::number(&consensus_view, &mut ids);
+        let mut v = BaseIndex::number(&s, &mut ids);
         v.seal(ids.len());
         let mut owner: Vec<Option<&str>> = vec![None; usize::from(SLOT_COUNT)];
         for (slot, o) in owner.iter_mut().enumerate().take(16383) {

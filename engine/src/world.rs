@@ -4,8 +4,10 @@
 use crate::desired::Desired;
 use crate::model::{Addr, ClusterNode, Member, NodeState, Observation, OpenSlot, Ordinal};
 use crate::slots::SLOT_COUNT;
-use crate::views::{Consensus, Ids, Pos, ViewIndex};
+use crate::views::{BaseIndex, Consensus, Ids, Pos, ViewIndex};
 
+mod agreement;
+use agreement::distinct_bases;
 mod replication;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -45,7 +47,10 @@ pub(crate) struct World<'a> {
     pub slots_agreed: bool,
     /// Every id any view lists, numbered: the key of `views`.
     ids: Ids<'a>,
-    /// Each reachable member's view, indexed by id number (views are scanned a lot).
+    /// Each distinct base of the views (shared by many, see [`crate::model::View`]), indexed
+    /// by id number: the work per entry is done once per base.
+    bases: Vec<BaseIndex<'a>>,
+    /// Each reachable member's view: its base (an index into `bases`) and its own differences.
     views: BTreeMap<Ordinal, ViewIndex<'a>>,
     /// Slots per owning node id, derived once from `owner`.
     by_owner: BTreeMap<&'a str, Vec<u16>>,
@@ -63,26 +68,39 @@ pub(crate) struct World<'a> {
 
 impl<'a> World<'a> {
     pub fn new(desired: &'a Desired, obs: &'a Observation) -> Self {
-        // One pass over every entry of every view: number the ids, find each node's own line
-        // and note what the rules ask of all views together.
+        // One pass over every entry of every distinct base: number the ids and note what the
+        // rules ask of all views together; then each view's own differences (its own line,
+        // usually alone) on top.
         let mut ids = Ids::default();
         let mut reachable = BTreeMap::new();
         let mut views = BTreeMap::new();
+        let mut bases: Vec<BaseIndex> = Vec::new();
+        // Base index by the base's address: looked up, never iterated.
+        let mut base_of: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut published = Vec::new();
         for (ord, m) in &obs.members {
             let (true, Some(addr), Some(state)) = (m.running, m.addr.as_ref(), m.redis.as_ref())
             else {
                 continue;
             };
-            let view = ViewIndex::number(state, &mut ids);
+            let b = *base_of.entry(state.nodes.base_id()).or_insert_with(|| {
+                bases.push(BaseIndex::number(&state.nodes, &mut ids));
+                published.push(false);
+                bases.len() - 1
+            });
+            let view = ViewIndex::new(&state.nodes, b, &bases[b]);
             if view.me.is_none() {
                 continue;
             }
-            view.publish_listed(&mut ids);
+            if !published[b] {
+                bases[b].publish_listed(&mut ids);
+                published[b] = true;
+            }
             reachable.insert(*ord, (m, addr, state));
             views.insert(*ord, view);
         }
-        for view in views.values_mut() {
-            view.seal(ids.len());
+        for base in &mut bases {
+            base.seal(ids.len());
         }
 
         let mut nodes: BTreeMap<&str, NodeInfo> = BTreeMap::new();
@@ -108,11 +126,18 @@ impl<'a> World<'a> {
             }
         }
         // Then what the others say about nodes that did not answer, gathered per id number
-        // in the order the views list them.
+        // in the order the views list them. Each base knows where its unanswered ids are (in a
+        // settled cluster, nowhere), so only those entries of each view are read.
+        for base in &mut bases {
+            base.note_unanswered(&answered);
+        }
         let mut others: Vec<Option<NodeInfo>> = vec![None; ids.len()];
         for view in views.values() {
-            for (e, &n) in view.entries.iter().zip(&view.number) {
-                if answered[n as usize] || e.flags.myself {
+            let base = &bases[view.base];
+            for &p in &base.unanswered {
+                let e = view.view.at(p);
+                let n = base.number[p as usize];
+                if e.flags.myself {
                     continue;
                 }
                 let info = others[n as usize].get_or_insert(NodeInfo {
@@ -176,13 +201,13 @@ impl<'a> World<'a> {
             }
         }
         // Compare each view's slot map with the consensus run by run, not slot by slot: a
-        // view of a large cluster is thousands of entries.
+        // view of a large cluster is thousands of entries. Slots are a shared field, so views
+        // on one base agree or not together: each base of a reachable view is checked once.
         let consensus = Consensus::new(&owner, &ids);
         let mut seen = vec![u32::MAX; ids.len()];
-        let slots_agreed = views
-            .values()
-            .enumerate()
-            .all(|(stamp, view)| consensus.agrees(view, &mut seen, stamp as u32));
+        let slots_agreed = distinct_bases(views.values())
+            .into_iter()
+            .all(|b| consensus.agrees(&bases[b], &mut seen, b as u32));
 
         let mut by_owner: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
         // One map look-up per run of one owner, not per slot (16,384 look-ups would cost
@@ -236,6 +261,7 @@ impl<'a> World<'a> {
             owner,
             slots_agreed,
             ids,
+            bases,
             views,
             by_owner,
             roles_agreed: std::cell::OnceCell::new(),
@@ -246,17 +272,9 @@ impl<'a> World<'a> {
         }
     }
 
-    /// The numbers of the ids that some view lists (see [`World::known_in_view`]).
+    /// The numbers of the ids that some view lists (see [`World::known_in_views`]).
     pub fn numbers(&self, ids: impl IntoIterator<Item = &'a str>) -> Vec<Pos> {
         ids.into_iter().filter_map(|id| self.ids.get(id)).collect()
-    }
-
-    /// How many of the ids numbered `numbers` member `ord`'s view lists.
-    pub fn known_in_view(&self, ord: Ordinal, numbers: &[Pos]) -> usize {
-        let Some(view) = self.views.get(&ord) else {
-            return 0;
-        };
-        numbers.iter().filter(|n| view.entry(**n).is_some()).count()
     }
 
     /// Member `ord`'s own line in its view, when it answered.
@@ -293,7 +311,8 @@ impl<'a> World<'a> {
     /// How member `ord` sees node `id`.
     pub fn view(&self, ord: Ordinal, id: &str) -> Option<&'a ClusterNode> {
         let n = self.ids.get(id)?;
-        self.views.get(&ord)?.entry(n)
+        let view = self.views.get(&ord)?;
+        view.entry(&self.bases[view.base], n)
     }
 
     pub fn ordinal_of(&self, id: &str) -> Option<Ordinal> {
@@ -351,7 +370,7 @@ impl<'a> World<'a> {
     pub fn handshaking(&self, ord: Ordinal, addr: &Addr) -> bool {
         self.views
             .get(&ord)
-            .is_some_and(|v| v.handshakes.contains(addr))
+            .is_some_and(|v| self.bases[v.base].handshakes.contains(addr))
     }
 
     /// Some other member that `anchor` knows has met `ord`, or is meeting it (a handshake
@@ -374,64 +393,6 @@ impl<'a> World<'a> {
                 && (self.view(peer, id).is_some_and(|e| !e.flags.handshake)
                     || self.handshaking(peer, addr)
                     || self.handshaking(ord, peer_addr))
-        })
-    }
-
-    /// Every reachable node knows every other reachable member, with its current address and
-    /// no handshake pending.
-    pub fn gossip_settled(&self) -> bool {
-        // Leaving members are on their way out (and forgotten one node at a time): only the
-        // members that stay must know each other. Each staying member's id number is found
-        // once; then every view is checked by array reads.
-        let mut staying = Vec::new();
-        for (ord, (_, addr, _)) in &self.reachable {
-            if !self.in_range(*ord) {
-                continue;
-            }
-            let Some(n) = self.id_of.get(ord).and_then(|id| self.ids.get(id)) else {
-                return false;
-            };
-            staying.push((n, *addr));
-        }
-        self.views
-            .iter()
-            .filter(|(o, _)| self.in_range(**o))
-            .all(|(_, view)| {
-                staying.iter().all(|&(n, addr)| {
-                    // The port first: it is in the entry, the ip behind a pointer.
-                    view.entry(n).is_some_and(|e| {
-                        !e.flags.handshake
-                            && !e.flags.noaddr
-                            && e.addr
-                                .as_ref()
-                                .is_some_and(|a| a.port == addr.port && same_ip(&a.ip, &addr.ip))
-                    })
-                })
-            })
-    }
-
-    /// Every reachable node sees every reachable member in the role (and with the master) that
-    /// member reports for itself: replicas attached a moment ago are known everywhere.
-    pub fn roles_agreed(&self) -> bool {
-        *self.roles_agreed.get_or_init(|| self.roles_agreed_now())
-    }
-
-    fn roles_agreed_now(&self) -> bool {
-        // Each member's own line and its id number, found once.
-        let mut selves = Vec::with_capacity(self.views.len());
-        for view in self.views.values() {
-            let Some(me) = view.me else { return false };
-            let Some(n) = self.ids.get(&me.id) else {
-                return false;
-            };
-            selves.push((n, me));
-        }
-        self.views.values().all(|view| {
-            selves.iter().all(|&(n, me)| {
-                view.entry(n).is_some_and(|e| {
-                    e.master_id == me.master_id && e.flags.replica == me.flags.replica
-                })
-            })
         })
     }
 
@@ -547,10 +508,4 @@ pub(crate) fn same_owner(a: Option<&str>, b: Option<&str>) -> bool {
         (None, None) => true,
         _ => false,
     }
-}
-
-/// `a == b` for short strings such as addresses, compared in line: a call to `memcmp` per
-/// entry costs more than the few bytes it compares, and gossip checks one per view entry.
-fn same_ip(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }

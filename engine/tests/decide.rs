@@ -121,6 +121,7 @@ fn scaling_out_introduces_new_nodes_attaches_their_replicas_then_moves_slots_to_
     for ord in 0..6 {
         let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
         s.nodes
+            .entries_mut()
             .retain(|n| n.id != id(6) && n.id != id(7) && n.id != id(8) && n.id != id(9));
     }
     let d = decide(&desired(5, 1), Phase::Ready, &obs);
@@ -512,7 +513,7 @@ fn a_lone_node_holding_slots_nobody_else_claims_is_met_not_abandoned() {
     let mut obs = observe(&nodes, false, 0);
     for ord in [0, 1] {
         let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
-        s.nodes.retain(|n| n.id != id(2));
+        s.nodes.entries_mut().retain(|n| n.id != id(2));
     }
     obs.members
         .get_mut(&2)
@@ -521,6 +522,7 @@ fn a_lone_node_holding_slots_nobody_else_claims_is_met_not_abandoned() {
         .as_mut()
         .unwrap()
         .nodes
+        .entries_mut()
         .retain(|n| n.id == id(2));
     let d = decide(&desired(3, 0), Phase::Bootstrapping, &obs);
     assert!(
@@ -550,6 +552,7 @@ fn a_removed_node_that_one_member_still_suspects_is_forgotten_there() {
         .as_mut()
         .unwrap()
         .nodes
+        .entries_mut()
         .push(ghost);
     let d = decide(&desired(3, 0), Phase::Ready, &obs);
     assert_eq!(
@@ -572,7 +575,7 @@ fn replicas_of_a_fresh_cluster_attach_to_masters_they_know_before_gossip_reaches
     // Node 5 has not heard of master 2 (laid out as its master) yet, and master 1 not of node 5.
     let forget = |obs: &mut Observation, viewer: u32, unknown: u32| {
         if let Some(state) = obs.members.get_mut(&viewer).and_then(|m| m.redis.as_mut()) {
-            state.nodes.retain(|n| n.id != id(unknown));
+            state.nodes.entries_mut().retain(|n| n.id != id(unknown));
         }
     };
     forget(&mut obs, 5, 2);
@@ -600,7 +603,7 @@ fn empty_nodes_join_the_masters_they_know_before_gossip_settles_in_a_cluster_hol
     nodes.extend((3..6).map(Node::new));
     let mut obs = observe(&nodes, false, 0);
     if let Some(state) = obs.members.get_mut(&1).and_then(|m| m.redis.as_mut()) {
-        state.nodes.retain(|n| n.id != id(5));
+        state.nodes.entries_mut().retain(|n| n.id != id(5));
     }
     let d = decide(&desired(3, 1), Phase::ReplicaScaling, &obs);
     assert_eq!(
@@ -623,7 +626,7 @@ fn a_node_holding_keys_waits_for_gossip_before_it_is_made_a_replica() {
     }
     let mut obs = observe(&nodes, false, 0);
     if let Some(state) = obs.members.get_mut(&1).and_then(|m| m.redis.as_mut()) {
-        state.nodes.retain(|n| n.id != id(5));
+        state.nodes.entries_mut().retain(|n| n.id != id(5));
     }
     let d = decide(&desired(3, 1), Phase::ReplicaScaling, &obs);
     assert!(d.effects.is_empty(), "{:?}", d.effects);
@@ -634,7 +637,7 @@ fn a_node_holding_keys_waits_for_gossip_before_it_is_made_a_replica() {
 fn stale_view_of_slots_0_to_99(nodes: &[Node]) -> Observation {
     let mut obs = observe(nodes, false, 0);
     if let Some(state) = obs.members.get_mut(&2).and_then(|m| m.redis.as_mut())
-        && let Some(e) = state.nodes.iter_mut().find(|n| n.id == id(1))
+        && let Some(e) = state.nodes.entries_mut().iter_mut().find(|n| n.id == id(1))
     {
         e.slots.insert(0, SlotRange::new(0, 99));
     }
@@ -902,7 +905,7 @@ fn a_forgotten_replica_holding_a_dead_masters_only_copy_is_introduced_again() {
     let mut obs = observe(&nodes, false, 60_000);
     for ord in [1u32, 2] {
         let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
-        s.nodes.retain(|e| e.id != id(3));
+        s.nodes.entries_mut().retain(|e| e.id != id(3));
     }
     let d = decide(&desired(3, 0), Phase::Recovering, &obs);
     let at = addr(3);
@@ -1125,7 +1128,7 @@ fn a_master_whose_member_came_back_as_a_new_node_at_its_address_has_its_replica_
     let old = id(0);
     let new = format!("{:040x}", 0xdead_u64);
     for state in obs.members.values_mut().filter_map(|m| m.redis.as_mut()) {
-        for e in state.nodes.iter_mut().filter(|e| e.id == old) {
+        for e in state.nodes.entries_mut().iter_mut().filter(|e| e.id == old) {
             e.addr = None;
             e.flags.noaddr = true;
             e.link = LinkState::Disconnected;
@@ -1135,8 +1138,8 @@ fn a_master_whose_member_came_back_as_a_new_node_at_its_address_has_its_replica_
     let state = m0.redis.as_mut().unwrap();
     state.id = new.clone();
     state.keys = 0;
-    state.nodes.retain(|e| e.id != old);
-    for e in state.nodes.iter_mut() {
+    state.nodes.entries_mut().retain(|e| e.id != old);
+    for e in state.nodes.entries_mut().iter_mut() {
         e.flags.myself = false;
     }
     let mut me = state.nodes.iter().find(|e| e.id == id(1)).unwrap().clone();
@@ -1145,11 +1148,16 @@ fn a_master_whose_member_came_back_as_a_new_node_at_its_address_has_its_replica_
     me.slots.clear();
     me.flags.myself = true;
     me.config_epoch = 0;
-    state.nodes.push(me.clone());
+    state.nodes.entries_mut().push(me.clone());
     // Every node has met the new one.
     me.flags.myself = false;
     for (_, m) in obs.members.iter_mut().filter(|(o, _)| **o != 0) {
-        m.redis.as_mut().unwrap().nodes.push(me.clone());
+        m.redis
+            .as_mut()
+            .unwrap()
+            .nodes
+            .entries_mut()
+            .push(me.clone());
     }
     let d = decide(&desired(3, 1), Phase::Recovering, &obs);
     assert!(
@@ -1169,11 +1177,16 @@ fn a_node_restarted_empty_is_met_by_the_master_it_will_follow_not_by_the_anchor(
     let mut obs = observe(&nodes, false, 0);
     for (ord, m) in obs.members.iter_mut() {
         if let Some(state) = m.redis.as_mut() {
-            state.nodes.retain(|n| (*ord == 5) == (n.id == id(5)));
+            state
+                .nodes
+                .entries_mut()
+                .retain(|n| (*ord == 5) == (n.id == id(5)));
             if *ord == 5 {
-                state.nodes[0].master_id = None;
-                state.nodes[0].flags.replica = false;
-                state.nodes[0].flags.master = true;
+                let mut own = state.nodes.entries_mut();
+                own[0].master_id = None;
+                own[0].flags.replica = false;
+                own[0].flags.master = true;
+                drop(own);
                 state.master_link_up = false;
                 state.keys = 0;
             }
@@ -1195,10 +1208,11 @@ fn a_replica_that_a_view_knows_by_its_flags_alone_announces_itself_to_that_view(
     // Node 1 learnt replica 3 from a handshake: a replica of no one until 3 pings it.
     let nodes = healthy(3, 1);
     let mut obs = observe(&nodes, false, 0);
-    if let Some(state) = obs.members.get_mut(&1).and_then(|m| m.redis.as_mut())
-        && let Some(e) = state.nodes.iter_mut().find(|n| n.id == id(3))
-    {
-        e.master_id = None;
+    if let Some(state) = obs.members.get_mut(&1).and_then(|m| m.redis.as_mut()) {
+        let mut entries = state.nodes.entries_mut();
+        if let Some(e) = entries.iter_mut().find(|n| n.id == id(3)) {
+            e.master_id = None;
+        }
     }
     let d = decide(&desired(3, 1), Phase::Ready, &obs);
     assert_eq!(

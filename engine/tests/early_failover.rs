@@ -164,7 +164,7 @@ fn a_replica_a_voter_has_no_link_to_is_not_forced() {
     let mut nodes = healthy(3, 1);
     nodes[0].running = false;
     let mut obs = observe(&nodes, false, JUST_DIED_MS);
-    for e in &mut state(&mut obs, 2).nodes {
+    for e in state(&mut obs, 2).nodes.entries_mut().iter_mut() {
         if e.id == id(3) {
             e.link = model::LinkState::Disconnected;
         }
@@ -184,7 +184,7 @@ fn a_replica_whose_view_of_its_dead_master_is_older_than_a_voters_takes_over_at_
     nodes[0].running = false;
     let mut obs = observe(&nodes, false, JUST_DIED_MS);
     set_epoch(&mut obs, 0, 7);
-    for e in &mut state(&mut obs, 3).nodes {
+    for e in state(&mut obs, 3).nodes.entries_mut().iter_mut() {
         if e.id == id(0) {
             e.config_epoch = 1;
         }
@@ -297,7 +297,7 @@ fn a_promoted_master_that_died_waits_while_a_cut_off_replica_of_its_predecessor_
     // #6 was cut off: it still follows #0 and sees #0 owning the slots, #3 its replica.
     let cut_off = state(&mut obs, 6);
     cut_off.master_link_up = false;
-    for e in &mut cut_off.nodes {
+    for e in cut_off.nodes.entries_mut().iter_mut() {
         if e.id == id(0) {
             e.slots = slots.clone();
             e.flags.fail = false;

@@ -68,17 +68,21 @@ impl Node {
 }
 
 /// An observation where every running node sees every node (a settled cluster), or, when
-/// `alone`, where every node only knows itself (fresh nodes).
+/// `alone`, where every node only knows itself (fresh nodes). Views that list the same nodes
+/// alike share one base, as a real observer builds them.
 pub fn observe(nodes: &[Node], alone: bool, now_ms: u64) -> Observation {
     let mut members = BTreeMap::new();
+    let mut views = ViewInterner::default();
     for n in nodes {
         let state = n.running.then(|| NodeState {
             id: n.id.clone(),
-            nodes: nodes
-                .iter()
-                .filter(|o| !alone || o.ord == n.ord)
-                .map(|o| o.entry(o.ord == n.ord))
-                .collect(),
+            nodes: views.view(
+                nodes
+                    .iter()
+                    .filter(|o| !alone || o.ord == n.ord)
+                    .map(|o| o.entry(o.ord == n.ord))
+                    .collect(),
+            ),
             cluster_ok: !alone && nodes.iter().all(|o| o.running || o.master.is_some()),
             current_epoch: 10,
             repl_offset: 100,
@@ -133,7 +137,12 @@ pub fn healthy(masters: u32, replicas: u32) -> Vec<Node> {
 /// Sets the config epoch every view (the node's own line included) shows for node `n`.
 pub fn set_epoch(obs: &mut Observation, n: u32, epoch: u64) {
     for state in obs.members.values_mut().filter_map(|m| m.redis.as_mut()) {
-        for e in state.nodes.iter_mut().filter(|e| e.id == id(n)) {
+        for e in state
+            .nodes
+            .entries_mut()
+            .iter_mut()
+            .filter(|e| e.id == id(n))
+        {
             e.config_epoch = epoch;
         }
     }
@@ -148,13 +157,16 @@ pub fn set_current_epoch(obs: &mut Observation, epoch: u64) {
 
 /// Node `n` also claims `slots` on its own line (not in anyone else's view).
 pub fn claim_also(obs: &mut Observation, n: u32, slots: SlotRange) {
-    if let Some(me) = obs
-        .members
-        .get_mut(&n)
-        .and_then(|m| m.redis.as_mut())
-        .and_then(|s| s.nodes.iter_mut().find(|e| e.flags.myself))
-    {
-        me.slots.push(slots);
+    if let Some(s) = obs.members.get_mut(&n).and_then(|m| m.redis.as_mut()) {
+        for me in s
+            .nodes
+            .entries_mut()
+            .iter_mut()
+            .filter(|e| e.flags.myself)
+            .take(1)
+        {
+            me.slots.push(slots);
+        }
     }
 }
 

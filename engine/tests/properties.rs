@@ -112,7 +112,7 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
                         fingerprint: fingerprint_of(fingerprint),
                         redis: answers.then(|| NodeState {
                             id: fixture::id(ord),
-                            nodes,
+                            nodes: nodes.into(),
                             cluster_ok: ok,
                             current_epoch: 1,
                             repl_offset: keys,
@@ -135,6 +135,100 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
             }
         })
     })
+}
+
+/// Random worlds where the views mostly list the same table, each in its own order, with
+/// per-viewer differences (suspicions, links, pong times, open slots on the own line) and now
+/// and then a shared field of its own (an epoch): the shapes views are shared in.
+fn arb_alike_observation() -> impl Strategy<Value = Observation> {
+    (1u32..7, 0u32..3).prop_flat_map(|(n, ghosts)| {
+        let table = proptest::collection::vec(arb_entry(n + ghosts), (n + ghosts) as usize);
+        let viewers = proptest::collection::vec(
+            (
+                any::<bool>(),
+                0usize..8,
+                proptest::collection::vec((0u8..6, 0u64..3), (n + ghosts) as usize),
+                proptest::option::of(0usize..8),
+                0u64..3,
+            ),
+            n as usize,
+        );
+        (table, viewers).prop_map(move |(table, viewers)| {
+            let table: Vec<ClusterNode> = table
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut e)| {
+                    e.id = fixture::id(i as u32);
+                    e.addr = e.addr.map(|_| fixture::addr(i as u32));
+                    e
+                })
+                .collect();
+            let mut members = BTreeMap::new();
+            for (ord, (answers, shift, tweaks, newer, keys)) in viewers.into_iter().enumerate() {
+                let mut list: Vec<ClusterNode> = table
+                    .iter()
+                    .zip(&tweaks)
+                    .enumerate()
+                    .map(|(i, (e, &(tweak, pong)))| {
+                        let mut e = e.clone();
+                        e.flags.myself = i == ord;
+                        if i != ord {
+                            e.open_slots.clear();
+                        }
+                        e.flags.pfail = tweak == 1;
+                        e.flags.fail = tweak == 2;
+                        if tweak == 3 {
+                            e.link = LinkState::Disconnected;
+                        }
+                        e.pong_recv_ms = 10 + pong;
+                        e
+                    })
+                    .collect();
+                if let Some(e) = newer.and_then(|i| list.get_mut(i)) {
+                    e.config_epoch += 1;
+                }
+                let len = list.len();
+                list.rotate_left(shift % len);
+                members.insert(
+                    ord as u32,
+                    Member {
+                        ordinal: ord as u32,
+                        addr: Some(fixture::addr(ord as u32)),
+                        running: true,
+                        host: None,
+                        fingerprint: None,
+                        redis: answers.then(|| NodeState {
+                            id: fixture::id(ord as u32),
+                            nodes: list.into(),
+                            cluster_ok: true,
+                            current_epoch: 1,
+                            repl_offset: keys,
+                            master_link_up: keys > 0,
+                            keys,
+                            open_slot_keys: BTreeMap::new(),
+                            ever_linked: true,
+                            serves_replicas: true,
+                            replicates_from: None,
+                            replid: None,
+                            config: Default::default(),
+                        }),
+                    },
+                );
+            }
+            Observation {
+                now_ms: 100_000,
+                members,
+                ..Observation::default()
+            }
+        })
+    })
+}
+
+/// `obs` with its views on shared bases: equal to it, serialized alike.
+fn shared(obs: &Observation) -> Observation {
+    let mut out = obs.clone();
+    out.share_views();
+    out
 }
 
 /// No fingerprint, or one of two configurations.
@@ -193,6 +287,28 @@ proptest! {
         let a = decide(&d, phase, &obs);
         let b = decide(&d, phase, &obs);
         prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn sharing_the_views_changes_neither_the_observation_nor_the_decision(
+        d in arb_desired(), phase in arb_phase(), obs in arb_alike_observation()
+    ) {
+        let alike = shared(&obs);
+        prop_assert_eq!(&alike, &obs);
+        prop_assert_eq!(
+            serde_json::to_string(&alike).unwrap(),
+            serde_json::to_string(&obs).unwrap()
+        );
+        prop_assert_eq!(decide(&d, phase, &alike), decide(&d, phase, &obs));
+    }
+
+    #[test]
+    fn sharing_contradictory_views_changes_no_decision_either(
+        d in arb_desired(), phase in arb_phase(), obs in arb_observation()
+    ) {
+        let alike = shared(&obs);
+        prop_assert_eq!(&alike, &obs);
+        prop_assert_eq!(decide(&d, phase, &alike), decide(&d, phase, &obs));
     }
 
     #[test]

@@ -42,7 +42,7 @@ fn source_died_and_was_replaced() -> Observation {
     nodes[7].keys = 7;
     let mut obs = observe(&nodes, false, 60_000);
     let view_of_6 = obs.members.get_mut(&6).unwrap().redis.as_mut().unwrap();
-    for e in &mut view_of_6.nodes {
+    for e in view_of_6.nodes.entries_mut().iter_mut() {
         if e.id == id(0) {
             e.master_id = None;
             e.flags.replica = false;
@@ -287,7 +287,7 @@ fn a_slot_the_views_route_to_a_master_that_does_not_claim_it_is_taken_by_that_ma
     let mut obs = observe(&nodes, false, 1_000);
     let slot = even_split(3)[2].start;
     let view_of_2 = obs.members.get_mut(&2).unwrap().redis.as_mut().unwrap();
-    for e in &mut view_of_2.nodes {
+    for e in view_of_2.nodes.entries_mut().iter_mut() {
         if e.id == id(2) {
             e.slots = vec![SlotRange::new(slot + 1, 16383)];
         } else if e.id == id(1) {
@@ -322,7 +322,7 @@ fn the_replica_of_a_dead_master_whose_slots_it_never_heard_of_takes_over() {
     nodes[7].keys = 3;
     let mut obs = observe(&nodes, false, 1_000);
     let view_of_7 = obs.members.get_mut(&7).unwrap().redis.as_mut().unwrap();
-    for e in &mut view_of_7.nodes {
+    for e in view_of_7.nodes.entries_mut().iter_mut() {
         if e.id == id(6) {
             e.slots.clear();
         } else if e.id == id(0) {

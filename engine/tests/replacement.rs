@@ -96,6 +96,7 @@ fn nothing_is_replaced_while_a_node_is_flagged_failing() {
     let mut obs = running_with(&healthy(3, 1), "old", &[]);
     let view = obs.members.get_mut(&0).unwrap().redis.as_mut().unwrap();
     view.nodes
+        .entries_mut()
         .iter_mut()
         .find(|n| n.id == id(5))
         .unwrap()

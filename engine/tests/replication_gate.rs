@@ -64,7 +64,7 @@ fn a_new_process_at_a_dead_masters_address_stays_shut_while_its_replica_holds_th
     assert!(!allow(&d).contains(&0), "{:?}", d.effects);
     // Once the replica has taken over (it is a master now), nobody follows #0: it opens.
     if let Some(r) = obs.members.get_mut(&3).and_then(|m| m.redis.as_mut()) {
-        for e in r.nodes.iter_mut().filter(|e| e.flags.myself) {
+        for e in r.nodes.entries_mut().iter_mut().filter(|e| e.flags.myself) {
             e.master_id = None;
             e.flags.replica = false;
             e.flags.master = true;
@@ -123,7 +123,7 @@ fn a_returning_master_stays_shut_while_a_master_with_more_keys_claims_its_slots(
     }
     // #3, once #0's replica, was elected and claims #0's slots on its own line.
     if let Some(r) = obs.members.get_mut(&3).and_then(|m| m.redis.as_mut()) {
-        for e in r.nodes.iter_mut().filter(|e| e.flags.myself) {
+        for e in r.nodes.entries_mut().iter_mut().filter(|e| e.flags.myself) {
             e.master_id = None;
             e.flags.replica = false;
             e.flags.master = true;

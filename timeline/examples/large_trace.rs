@@ -95,7 +95,7 @@ fn record(i: u32, masters: u32) -> TraceRecord {
             }
             let redis = running.then(|| NodeState {
                 id: id(n),
-                nodes: vec![me],
+                nodes: vec![me].into(),
                 cluster_ok: !down,
                 current_epoch: epoch,
                 repl_offset: u64::from(i),

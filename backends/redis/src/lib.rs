@@ -26,6 +26,7 @@ mod observer;
 mod progress;
 mod protected;
 mod replication;
+mod replies;
 mod server;
 mod view_cache;
 
@@ -34,8 +35,9 @@ pub use config::AdapterConfig;
 pub use engine::model::MemberInfo;
 pub use error::AdapterError;
 pub use executor::ExecContext;
-pub use observer::{Views, ViewsRead, node_state_from_replies};
+pub use observer::{Views, ViewsRead};
 pub use progress::{MigrationProgress, ProgressSnapshot, describe_metrics};
+pub use replies::node_state_from_replies;
 pub use server::{ServerInfo, ServerKind};
 
 use connection::Pool;

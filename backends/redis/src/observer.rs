@@ -7,10 +7,11 @@
 
 use crate::RedisAdapter;
 use crate::error::AdapterError;
+use crate::replies::{forget_mirrored_markers, node_state_from_view, parse_view};
 use crate::view_cache::{Reads, Summary, ViewCache};
 use engine::Addr;
-use engine::model::{Member, MemberInfo, NodeState, Observation, Ordinal};
-use engine::parse::{parse_cluster_nodes, parse_info};
+use engine::model::{Member, MemberInfo, NodeState, Observation, Ordinal, View, ViewInterner};
+use engine::parse::parse_cluster_nodes;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Which full views (`CLUSTER NODES`) an observation reads.
@@ -101,7 +102,7 @@ impl RedisAdapter {
             }
         }
         let mut report = ViewsRead::default();
-        let mut reused: BTreeMap<Addr, Vec<engine::ClusterNode>> = BTreeMap::new();
+        let mut reused: BTreeMap<Addr, View> = BTreeMap::new();
         if views == Views::Steady {
             let summaries: Vec<(Addr, Summary)> = answered
                 .iter()
@@ -134,11 +135,16 @@ impl RedisAdapter {
             self.read_views(&mut answered, |addr| !reused.contains_key(addr))
                 .await;
         }
+        // Views that list the same nodes alike share one base: the engine then indexes each
+        // distinct base once, and a pass holds one copy of the cluster's table, not one per
+        // node. Remembered views keep the base they were read on.
+        let mut shared = ViewInterner::default();
         for (m, addr, facts) in answered {
             let ordinal = m.ordinal;
             let state = match reused.remove(&addr) {
                 Some(nodes) => {
                     report.reused += 1;
+                    let nodes = shared.share(nodes);
                     node_state_from_view(nodes, &facts.info_text, &facts.repl_text, facts.keys)
                         .map(|mut s| {
                             s.config = facts.config;
@@ -153,7 +159,7 @@ impl RedisAdapter {
                 }
                 None => {
                     report.read += 1;
-                    self.node_state(&addr, facts).await
+                    self.node_state(&addr, facts, &mut shared).await
                 }
             };
             match state {
@@ -256,9 +262,15 @@ impl RedisAdapter {
         })
     }
 
-    /// One node's state from its facts and full view (read now if not read yet), with the key
-    /// counts of its open slots; the view is remembered for later steady passes.
-    async fn node_state(&self, addr: &Addr, facts: Facts) -> Result<NodeState, AdapterError> {
+    /// One node's state from its facts and full view (read now if not read yet, and put on a
+    /// base `shared` knows when one fits), with the key counts of its open slots; the view is
+    /// remembered for later steady passes.
+    async fn node_state(
+        &self,
+        addr: &Addr,
+        facts: Facts,
+        shared: &mut ViewInterner,
+    ) -> Result<NodeState, AdapterError> {
         let nodes_text = match facts.nodes_text {
             Some(text) => text,
             None => {
@@ -266,13 +278,15 @@ impl RedisAdapter {
                 self.pool.query::<String>(addr, &cmd).await?
             }
         };
-        let mut state =
-            node_state_from_replies(&nodes_text, &facts.info_text, &facts.repl_text, facts.keys)
-                .map_err(|message| AdapterError::BadReply {
-                    addr: addr.clone(),
-                    command: "CLUSTER NODES".into(),
-                    message,
-                })?;
+        let mut state = parse_view(&nodes_text, shared)
+            .and_then(|nodes| {
+                node_state_from_view(nodes, &facts.info_text, &facts.repl_text, facts.keys)
+            })
+            .map_err(|message| AdapterError::BadReply {
+                addr: addr.clone(),
+                command: "CLUSTER NODES".into(),
+                message,
+            })?;
         if let Some(mut cache) = self.lock_views() {
             cache.remember(addr, facts.summary, &state.nodes);
         }
@@ -352,7 +366,8 @@ impl RedisAdapter {
     /// Reads one node's state, full view included.
     pub async fn observe_node(&self, addr: &Addr) -> Result<NodeState, AdapterError> {
         let facts = self.read_facts(addr, true).await?;
-        self.node_state(addr, facts).await
+        self.node_state(addr, facts, &mut ViewInterner::default())
+            .await
     }
 
     /// `COUNTKEYSINSLOT` for each slot the node has open itself.
@@ -422,16 +437,6 @@ impl RedisAdapter {
     }
 }
 
-/// Valkey (8.0 and later) passes `SETSLOT MIGRATING/IMPORTING` on to a master's replicas, and a
-/// replica then shows its master's markers on its own `myself` line; Redis shows none there.
-/// They are a copy, not a move of the replica's own (a replica takes no `SETSLOT`): read as
-/// Redis shows them, a replica has no open slot, and once promoted its markers are its own.
-fn forget_mirrored_markers(myself: &mut engine::ClusterNode) {
-    if myself.flags.replica {
-        myself.open_slots.clear();
-    }
-}
-
 /// `ACL GETUSER` answers nil for an unknown user, else a map (RESP3) or a flat list (RESP2)
 /// of fields, `flags` among them.
 fn user_is_on(reply: &redis::Value) -> bool {
@@ -454,83 +459,5 @@ fn user_is_on(reply: &redis::Value) -> bool {
         Value::BulkString(b) => b == b"on",
         Value::SimpleString(s) => s == "on",
         _ => false,
-    })
-}
-
-/// A node's state from its `CLUSTER NODES`, `CLUSTER INFO` and `INFO replication` replies and
-/// its key count: pure, so the fuzz targets run it on arbitrary replies. Open-slot key counts
-/// and live settings need more commands and are left empty. A field missing from `INFO` or not
-/// a number reads as 0; only an unparseable `CLUSTER NODES` or one without a `myself` line is
-/// an error.
-pub fn node_state_from_replies(
-    nodes_text: &str,
-    info_text: &str,
-    repl_text: &str,
-    keys: u64,
-) -> Result<NodeState, String> {
-    let nodes = parse_cluster_nodes(nodes_text).map_err(|e| e.to_string())?;
-    node_state_from_view(nodes, info_text, repl_text, keys)
-}
-
-/// A node's state from its parsed full view (read now or remembered from an earlier pass),
-/// its `CLUSTER INFO` and `INFO replication` replies and its key count.
-fn node_state_from_view(
-    mut nodes: Vec<engine::ClusterNode>,
-    info_text: &str,
-    repl_text: &str,
-    keys: u64,
-) -> Result<NodeState, String> {
-    let myself = nodes
-        .iter_mut()
-        .find(|n| n.flags.myself)
-        .ok_or_else(|| "no myself line".to_string())?;
-    forget_mirrored_markers(myself);
-    let id = myself.id.clone();
-    let info = parse_info(info_text);
-    let repl = parse_info(repl_text);
-    let number = |map: &BTreeMap<String, String>, key: &str| {
-        map.get(key)
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let is_replica = repl.get("role").map(|r| r.trim()) == Some("slave");
-    let repl_offset = if is_replica {
-        number(&repl, "slave_repl_offset")
-    } else {
-        number(&repl, "master_repl_offset")
-    };
-    // -1 while `repl_down_since` is 0: the link has not been up since the node last was a
-    // master (promotion and start reset it); losing a link, re-pointing included, sets it.
-    let ever_linked = !is_replica
-        || repl.get("master_link_status").map(|s| s.trim()) == Some("up")
-        || repl
-            .get("master_link_down_since_seconds")
-            .is_none_or(|v| v.trim() != "-1");
-    let replicates_from = match (repl.get("master_host"), repl.get("master_port")) {
-        (Some(host), Some(port)) if is_replica => port
-            .trim()
-            .parse::<u16>()
-            .ok()
-            .map(|port| engine::Addr::new(host.trim(), port)),
-        _ => None,
-    };
-    Ok(NodeState {
-        id,
-        ever_linked,
-        // Read apart (see `gate_open`); closed until then, as a new process starts.
-        serves_replicas: false,
-        replicates_from,
-        replid: repl
-            .get("master_replid")
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty()),
-        cluster_ok: info.get("cluster_state").map(|s| s.trim()) == Some("ok"),
-        current_epoch: number(&info, "cluster_current_epoch"),
-        repl_offset,
-        master_link_up: repl.get("master_link_status").map(|s| s.trim()) == Some("up"),
-        keys,
-        open_slot_keys: BTreeMap::new(),
-        config: BTreeMap::new(),
-        nodes,
     })
 }

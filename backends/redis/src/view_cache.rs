@@ -8,7 +8,7 @@
 //! passes", for the rules and for what a summary cannot show.
 
 use engine::Addr;
-use engine::model::ClusterNode;
+use engine::model::{ClusterNode, View};
 use engine::parse::parse_info;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -88,7 +88,8 @@ impl Summary {
 /// A view as last read, with the summary read with it.
 struct Remembered {
     summary: Summary,
-    nodes: Vec<ClusterNode>,
+    /// Kept as read, on the base it shares with the other views of its pass.
+    nodes: View,
     /// The steady pass (of this cache) that read it.
     read_in: u64,
     used: Instant,
@@ -128,8 +129,9 @@ impl ViewCache {
         self.views.clear();
     }
 
-    /// Remembers `nodes` as `addr`'s full view, read with `summary`.
-    pub(crate) fn remember(&mut self, addr: &Addr, summary: Summary, nodes: &[ClusterNode]) {
+    /// Remembers `nodes` as `addr`'s full view, read with `summary` (a clone of the view's
+    /// handle: its shared base is not copied).
+    pub(crate) fn remember(&mut self, addr: &Addr, summary: Summary, nodes: &View) {
         if self.off {
             return;
         }
@@ -137,7 +139,7 @@ impl ViewCache {
             addr.clone(),
             Remembered {
                 summary,
-                nodes: nodes.to_vec(),
+                nodes: nodes.clone(),
                 read_in: self.passes,
                 used: Instant::now(),
             },
@@ -204,8 +206,9 @@ impl ViewCache {
             .is_some_and(|r| same_view(&r.nodes, fresh))
     }
 
-    /// `addr`'s remembered view, for a node whose full view this pass does not read.
-    pub(crate) fn reuse(&mut self, addr: &Addr) -> Option<Vec<ClusterNode>> {
+    /// `addr`'s remembered view, for a node whose full view this pass does not read: the same
+    /// view again (its shared base is not copied).
+    pub(crate) fn reuse(&mut self, addr: &Addr) -> Option<View> {
         let r = self.views.get_mut(addr)?;
         r.used = Instant::now();
         Some(r.nodes.clone())
@@ -215,7 +218,7 @@ impl ViewCache {
 /// Nothing in the view is in flux: no node suspected, failed, in handshake or without
 /// address, every bus link up, and no slot open on the node itself (Redis shows open slots on
 /// the `myself` line only, and no counter of `CLUSTER INFO` counts them).
-fn quiet(nodes: &[ClusterNode]) -> bool {
+fn quiet(nodes: &View) -> bool {
     nodes.iter().all(|n| {
         !(n.flags.pfail || n.flags.fail || n.flags.handshake || n.flags.noaddr)
             && n.addr.is_some()
@@ -226,7 +229,7 @@ fn quiet(nodes: &[ClusterNode]) -> bool {
 
 /// Two views list the same nodes with the same addresses, roles, masters, epochs, links and
 /// slots; ping and pong times differ from one read to the next and are ignored.
-fn same_view(a: &[ClusterNode], b: &[ClusterNode]) -> bool {
+fn same_view(a: &View, b: &[ClusterNode]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -296,7 +299,7 @@ mod tests {
         let summaries: Vec<(Addr, Summary)> =
             (7000..7003).map(|p| (addr(p), summary(5, "ok"))).collect();
         for ((a, s), me) in summaries.iter().zip([A, B, C]) {
-            cache.remember(a, s.clone(), &view(me, "master", "connected", 10));
+            cache.remember(a, s.clone(), &view(me, "master", "connected", 10).into());
         }
         (cache, summaries)
     }
@@ -315,7 +318,7 @@ mod tests {
                 if i == 0 { "0-16383" } else { "" }
             ));
         }
-        let nodes = parse_cluster_nodes(&ten).expect("valid");
+        let nodes: View = parse_cluster_nodes(&ten).expect("valid").into();
         let ten_known: Vec<(Addr, Summary)> = addrs
             .iter()
             .map(|a| {
@@ -399,7 +402,7 @@ mod tests {
             cache.remember(
                 &summaries[0].0,
                 summaries[0].1.clone(),
-                &view(A, flags, link, 10),
+                &view(A, flags, link, 10).into(),
             );
             assert!(
                 matches!(cache.plan(&summaries, true), Reads::All(_)),
@@ -415,6 +418,17 @@ mod tests {
         let mut moved = view(A, "master", "connected", 10);
         moved[0].slots.clear();
         assert!(!cache.unchanged(&summaries[0].0, &moved));
+    }
+
+    #[test]
+    fn a_reused_view_is_the_remembered_one_not_a_copy() {
+        let (mut cache, summaries) = seeded();
+        let mut shared = engine::ViewInterner::default();
+        let read = shared.view(view(B, "master", "connected", 10));
+        cache.remember(&summaries[1].0, summaries[1].1.clone(), &read);
+        let reused = cache.reuse(&summaries[1].0).expect("remembered");
+        assert!(reused.shares_base_with(&read));
+        assert_eq!(reused, read);
     }
 
     #[test]

@@ -42,7 +42,7 @@ fn views(obs: &Observation) -> Vec<(u32, Vec<engine::ClusterNode>)> {
     obs.members
         .iter()
         .map(|(o, m)| {
-            let mut nodes = m.redis.as_ref().expect("answered").nodes.clone();
+            let mut nodes = m.redis.as_ref().expect("answered").nodes.to_vec();
             for n in &mut nodes {
                 n.ping_sent_ms = 0;
                 n.pong_recv_ms = 0;

@@ -5,7 +5,7 @@ use crate::node::{Member, NodeKey, PORT, RedisNode};
 use crate::rng::Rng;
 use engine::{
     Addr, ClusterNode, LinkState, Member as ObservedMember, NodeFlags, NodeState, Observation,
-    OpenSlot, Ordinal,
+    OpenSlot, Ordinal, View, ViewInterner,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -212,14 +212,16 @@ impl Cluster {
             .filter(|so| self.members.get(so).is_some_and(|s| s.node.serves_replicas))
     }
 
-    /// What a real observer would report now.
+    /// What a real observer would report now: views that list the same nodes alike share
+    /// one base, as the Redis observer builds them.
     pub fn observe(&mut self) -> Observation {
         let ordinals = self.ordinals();
         let open = self.open_slots();
         let mut members = BTreeMap::new();
+        let mut views = ViewInterner::default();
         for o in ordinals {
             let redis = if self.running(o) {
-                Some(self.node_state(o, &open))
+                Some(self.node_state(o, &open, &mut views))
             } else {
                 None
             };
@@ -430,7 +432,12 @@ impl Cluster {
         }
     }
 
-    fn node_state(&mut self, o: Ordinal, open_anywhere: &BTreeSet<u16>) -> NodeState {
+    fn node_state(
+        &mut self,
+        o: Ordinal,
+        open_anywhere: &BTreeSet<u16>,
+        views: &mut ViewInterner,
+    ) -> NodeState {
         let cluster_ok = self.cluster_ok(o);
         let ids = self.ids.clone();
         let id = |k: NodeKey| ids.get(k as usize).cloned().unwrap_or_default();
@@ -511,7 +518,7 @@ impl Cluster {
             .collect();
         NodeState {
             id: id(n.key),
-            nodes,
+            nodes: views.view(nodes),
             cluster_ok,
             current_epoch: n.current_epoch,
             repl_offset: n.repl_offset,
@@ -541,7 +548,7 @@ impl Cluster {
 fn empty_state() -> NodeState {
     NodeState {
         id: String::new(),
-        nodes: Vec::new(),
+        nodes: View::default(),
         cluster_ok: false,
         current_epoch: 0,
         repl_offset: 0,

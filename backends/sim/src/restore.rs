@@ -43,7 +43,7 @@ impl Cluster {
             .members
             .values()
             .find_map(|m| m.redis.as_ref())
-            .map(|s| s.nodes.clone())
+            .map(|s| s.nodes.to_vec())
             .unwrap_or_default();
         let mut next_key = 0u64;
         for (&o, m) in &obs.members {
@@ -91,7 +91,7 @@ impl Cluster {
                         && let Some(mut line) = line
                     {
                         line.flags.myself = true;
-                        state.nodes.push(line);
+                        state.nodes.entries_mut().push(line);
                     }
                     let mut n = restored_node(&mut c, key, &state, &address, obs.now_ms, &mut 0);
                     n.keys.clear();
