@@ -130,7 +130,11 @@ def balanced_and_clean(ports):
     share = sum(keys) / max(len(keys), 1)
     if any(abs(k - share) > 0.02 * share for k in keys):
         return False
-    out = subprocess.run([CLI, "--cluster", "check", f"127.0.0.1:{ports[0]}"], capture_output=True, text=True)
+    return check_clean(ports[0])
+
+def check_clean(port):
+    """`--cluster check` from `port` finds every node agreeing, no open slot, no warning."""
+    out = subprocess.run([CLI, "--cluster", "check", f"127.0.0.1:{port}"], capture_output=True, text=True)
     return out.returncode == 0 and "[WARNING]" not in out.stdout and "[ERR]" not in out.stdout
 
 def steps(trace):
@@ -298,7 +302,8 @@ def main():
             servers.start(base + 3)
             subprocess.run([CLI, "--cluster", "add-node", f"127.0.0.1:{base+3}", f"127.0.0.1:{base}"],
                            capture_output=True, check=True)
-            wait(lambda: cluster_ok(ports + [base + 3]), "new node known")
+            # `rebalance` refuses to run until every node agrees about the configuration.
+            wait(lambda: cluster_ok(ports + [base + 3]) and check_clean(base), "new node known")
             extra = [] if pipeline is None else ["--cluster-pipeline", str(pipeline)]
             t = time.time()
             subprocess.run([CLI, "--cluster", "rebalance", f"127.0.0.1:{base}", "--cluster-use-empty-masters", *extra],
