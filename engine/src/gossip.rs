@@ -7,7 +7,15 @@ use crate::world::World;
 
 /// How soon to look again after introducing nodes or attaching an empty replica: Redis
 /// completes a `CLUSTER MEET` handshake within a cluster cron tick or two (100 ms each).
-pub(crate) const HANDSHAKE_MS: u64 = 200;
+const HANDSHAKE_MS: u64 = 200;
+
+/// [`HANDSHAKE_MS`], or 2.5 ms per member when that is longer: every look reads every node,
+/// and a cluster of 200 nodes looked at every 200 ms while it forms kept a 2-core machine
+/// too busy to answer (bench/pass_cost.py at 100 x 1). From 200 members on this is the
+/// 500 ms pace of any other settling wait.
+pub(crate) fn recheck_ms(w: &World) -> u64 {
+    HANDSHAKE_MS.max(w.obs.members.len() as u64 * 5 / 2)
+}
 
 /// Introduce nodes the cluster does not know, and re-introduce nodes whose address changed.
 pub(crate) fn meet(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
@@ -94,7 +102,7 @@ pub(crate) fn meet(w: &World, degraded: &mut Vec<String>) -> Option<Work> {
         (Kind::Replicas, "introducing new nodes")
     };
     let mut work = Work::new(kind, effects, format!("{why} ({n})"));
-    work.requeue_ms = Some(HANDSHAKE_MS);
+    work.requeue_ms = Some(recheck_ms(w));
     Some(work)
 }
 

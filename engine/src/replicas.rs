@@ -240,7 +240,7 @@ pub(crate) fn early_replicas(w: &World) -> Option<Work> {
         format!("attaching replicas to the masters they know ({n} steps)"),
     );
     // REPLICATE is answered at once; look again soon to introduce the new replicas.
-    work.requeue_ms = Some(crate::gossip::HANDSHAKE_MS);
+    work.requeue_ms = Some(crate::gossip::recheck_ms(w));
     Some(work)
 }
 

@@ -154,7 +154,7 @@ pub(crate) fn masters(w: &World) -> Option<Work> {
             work.kind = kind;
             // A new master turns `ok` at a moment no observation can predict: Redis' 2 s
             // writable delay after it starts. Looking often starts the moves soon after.
-            work.requeue_ms = Some(crate::gossip::HANDSHAKE_MS);
+            work.requeue_ms = Some(crate::gossip::recheck_ms(w));
             return Some(work);
         }
     }

@@ -275,7 +275,7 @@ fn announce(w: &World, mut wait: Work) -> Work {
             effects.len()
         );
         wait.effects = effects;
-        wait.requeue_ms = Some(crate::gossip::HANDSHAKE_MS);
+        wait.requeue_ms = Some(crate::gossip::recheck_ms(w));
     }
     wait
 }
