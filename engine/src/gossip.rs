@@ -9,10 +9,10 @@ use crate::world::World;
 /// completes a `CLUSTER MEET` handshake within a cluster cron tick or two (100 ms each).
 const HANDSHAKE_MS: u64 = 200;
 
-/// [`HANDSHAKE_MS`], or 2.5 ms per member when that is longer: every look reads every node,
-/// and a cluster of 200 nodes looked at every 200 ms while it forms kept a 2-core machine
-/// too busy to answer (bench/pass_cost.py at 100 x 1). From 200 members on this is the
-/// 500 ms pace of any other settling wait.
+/// [`HANDSHAKE_MS`], or 2.5 ms per member when that is longer: every look reads every node.
+/// A 100 x 1 cluster (200 nodes on a 2-core machine, bench/pass_cost.py) looked at every
+/// 200 ms while it formed did not reach Ready; this pace is the suspected cause, not a
+/// proven one. From 200 members on this is the 500 ms pace of any other settling wait.
 pub(crate) fn recheck_ms(w: &World) -> u64 {
     HANDSHAKE_MS.max(w.obs.members.len() as u64 * 5 / 2)
 }
