@@ -247,7 +247,7 @@ pub(crate) fn early_replicas(w: &World) -> Option<Work> {
 /// The `REPLICATE` effects of [`early_replicas`]: empty in a cluster that is not whole yet
 /// (its masters still to be chosen, as in a scale-out, where an empty node may be meant to
 /// become a master).
-pub(crate) fn early_attachments(w: &World) -> Vec<Effect> {
+fn early_attachments(w: &World) -> Vec<Effect> {
     if !whole(w) {
         return Vec::new();
     }
