@@ -34,11 +34,16 @@ pub fn node_state_from_replies(
 /// A full view parsed, its mirrored markers forgotten (see `forget_mirrored_markers`), on a
 /// base `shared` knows when one fits.
 pub(crate) fn parse_view(nodes_text: &str, shared: &mut ViewInterner) -> Result<View, String> {
+    Ok(shared.view(parse_entries(nodes_text)?))
+}
+
+/// A full view parsed into its entries, mirrored markers forgotten: what `parse_view` shares.
+pub(crate) fn parse_entries(nodes_text: &str) -> Result<Vec<engine::ClusterNode>, String> {
     let mut nodes = parse_cluster_nodes(nodes_text).map_err(|e| e.to_string())?;
     if let Some(myself) = nodes.iter_mut().find(|n| n.flags.myself) {
         forget_mirrored_markers(myself);
     }
-    Ok(shared.view(nodes))
+    Ok(nodes)
 }
 
 /// A node's state from its parsed full view (read now or remembered from an earlier pass,

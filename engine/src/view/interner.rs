@@ -146,8 +146,8 @@ fn on_base(known: &Known, entries: Vec<ClusterNode>, order: &[Pos]) -> View {
     );
     View {
         base: Arc::clone(&known.base),
-        own,
-        front,
-        front_sorted,
+        own: own.into(),
+        front: front.into(),
+        front_sorted: front_sorted.into(),
     }
 }
