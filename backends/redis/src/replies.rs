@@ -62,7 +62,7 @@ pub(crate) fn node_state_from_view(
         .clone();
     let info = parse_info(info_text);
     let repl = parse_info(repl_text);
-    let number = |map: &BTreeMap<String, String>, key: &str| {
+    let number = |map: &BTreeMap<&str, &str>, key: &str| {
         map.get(key)
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(0)
