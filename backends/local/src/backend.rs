@@ -80,7 +80,14 @@ impl LocalBackend {
             else {
                 continue;
             };
-            if !entry.path().is_dir() {
+            // The directory entry's own type (no `stat` on most file systems); a symlink is
+            // followed, as `is_dir` would.
+            let is_dir = match entry.file_type() {
+                Ok(t) if t.is_symlink() => entry.path().is_dir(),
+                Ok(t) => t.is_dir(),
+                Err(_) => false,
+            };
+            if !is_dir {
                 continue;
             }
             match self.cfg.addr(ordinal) {

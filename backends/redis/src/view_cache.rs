@@ -90,6 +90,8 @@ struct Remembered {
     summary: Summary,
     /// Kept as read, on the base it shares with the other views of its pass.
     nodes: View,
+    /// `quiet(&nodes)`, worked out once: `plan` asks it of every view every pass.
+    quiet: bool,
     /// The steady pass (of this cache) that read it.
     read_in: u64,
     used: Instant,
@@ -139,6 +141,7 @@ impl ViewCache {
             addr.clone(),
             Remembered {
                 summary,
+                quiet: quiet(nodes),
                 nodes: nodes.clone(),
                 read_in: self.passes,
                 used: Instant::now(),
@@ -179,7 +182,7 @@ impl ViewCache {
             if r.summary != *summary {
                 return Reads::All("a node's summary changed");
             }
-            if !quiet(&r.nodes) {
+            if !r.quiet {
                 return Reads::All("a remembered view shows a failing, unlinked or open node");
             }
         }
