@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""redis-operator against `redis-cli --cluster` at a size where the quadratic parts show
+(issue 13, point 2), in one run, same server binary and configuration on both sides:
+
+  1. create M masters x 1 replica (default 100 x 1: 200 processes) until `cluster_state:ok` on
+     every node and `redis-cli --cluster check` is clean; each side starts its own processes
+     inside the clock (redis-operator: `local up`; the peer: every server, then `--cluster
+     create --cluster-replicas 1`);
+  2. load N keys (default 2M), then scale out to M+A masters x 1 (default 110), timed from the
+     scale command until every master holds its share of the keys within 2 % and the check is
+     clean (redis-operator: `local scale --masters M+A`; the peer, as a person would by hand:
+     start 2A servers, `add-node` the A masters, wait until the cluster knows them, `add-node
+     --cluster-slave` the A replicas, `rebalance --cluster-use-empty-masters`).
+
+The two sides run one after the other, never at once: 200 processes on 2 cores are the load.
+Helpers (key loading, the balanced-and-clean test) are `bench/against_redis_cli.py`'s.
+
+Usage: python3 bench/at_scale.py [--masters 100] [--add 10] [--keys 2000000]
+                                 [--pipeline N] [--binary target/release/redis-operator]
+                                 [--server-binary redis-server] [--cli redis-cli]
+                                 [--base-port 23000]
+Ports BASE..BASE+2(M+A) for redis-operator and BASE+500.. for the peer (bus ports +10000), all
+on 127.0.0.1; every process started is stopped at the end.
+"""
+import argparse, os, shutil, signal, subprocess, sys, tempfile, time
+
+import against_redis_cli as arc
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--masters", type=int, default=100)
+    ap.add_argument("--add", type=int, default=10)
+    ap.add_argument("--keys", type=int, default=2_000_000)
+    ap.add_argument("--pipeline", type=int, default=None,
+                    help="the peer's --cluster-pipeline (default: redis-cli's own, 10)")
+    ap.add_argument("--binary", default="target/release/redis-operator")
+    ap.add_argument("--server-binary", "--server", dest="server", default="redis-server")
+    ap.add_argument("--cli", default="redis-cli")
+    ap.add_argument("--base-port", type=int, default=23000)
+    a = ap.parse_args()
+    if a.masters < 3 or a.add < 1 or a.keys < 1:
+        ap.error("--masters must be at least 3, --add and --keys at least 1")
+    arc.SERVER, arc.CLI = (os.path.abspath(shutil.which(x) or x) for x in (a.server, a.cli))
+    m, total = a.masters, a.masters + a.add
+    ours_base, peer_base = a.base_port, a.base_port + 500
+    binary = os.path.abspath(a.binary)
+    root = tempfile.mkdtemp(prefix="rop-at-scale-")
+    ours_dir = os.path.join(root, "ours")
+    env = dict(os.environ, RUST_LOG="warn")
+    servers = arc.Servers(os.path.join(root, "peer"))
+    up = None
+
+    def op(*args):
+        return subprocess.run([binary, *args], capture_output=True, text=True, env=env, cwd=root)
+
+    def ok_and_clean(ports):
+        return arc.cluster_ok(ports) and arc.check_clean(ports[0])
+
+    def timed(what, cond, start, timeout=1800):
+        arc.wait(cond, what, timeout)
+        return time.time() - start
+
+    try:
+        version = subprocess.run([arc.SERVER, "--version"], capture_output=True, text=True).stdout.split()
+        cli_name = os.path.basename(arc.CLI)
+        print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {m} x 1 -> {total} x 1, "
+              f"{a.keys:,} keys; server {version[0]} {version[2]}; peer pipeline "
+              f"{a.pipeline or 'default (10)'}; load average {os.getloadavg()[0]:.1f}", flush=True)
+
+        # redis-operator: create, load, scale out.
+        manifest = os.path.join(root, "c.yaml")
+        arc.ours_manifest(manifest, m, 1, ours_base)
+        ours_ports = list(range(ours_base, ours_base + 2 * m))
+        t = time.time()
+        up = subprocess.Popen([binary, "local", "up", "-f", manifest, "--dir", ours_dir, "--listen", "off",
+                               "--server-binary", arc.SERVER],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=root)
+        ours_create = timed("our cluster ok and clean", lambda: ok_and_clean(ours_ports), t)
+        print(f"redis-operator: created in {ours_create:.1f} s", flush=True)
+        arc.load(ours_ports, a.keys)
+        t = time.time()
+        out = op("local", "scale", "--name", "bench", "--dir", ours_dir, "--masters", str(total))
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-2000:])
+        all_ours = list(range(ours_base, ours_base + 2 * total))
+        ours_scale = timed("our masters balanced", lambda: scaled(ours_base, total, all_ours), t)
+        moved = sum(int(arc.cli(p, "dbsize", check=False) or 0)
+                    for p, role in masters_of(ours_base) if p not in ours_ports[:m] and role)
+        print(f"redis-operator: scaled out in {ours_scale:.1f} s ({moved:,} keys on the new masters)",
+              flush=True)
+        up.send_signal(signal.SIGTERM)
+        up.wait()
+        up = None
+        op("local", "down", "--name", "bench", "--dir", ours_dir, "--purge")
+
+        # The peer: the same by hand with redis-cli.
+        peer_ports = list(range(peer_base, peer_base + 2 * m))
+        t = time.time()
+        for p in peer_ports:
+            servers.start(p)
+        subprocess.run([arc.CLI, "--cluster", "create", *[f"127.0.0.1:{p}" for p in peer_ports],
+                        "--cluster-replicas", "1", "--cluster-yes"], capture_output=True, check=True)
+        peer_create = timed("peer cluster ok and clean", lambda: ok_and_clean(peer_ports), t)
+        print(f"{cli_name}: created in {peer_create:.1f} s", flush=True)
+        arc.load(peer_ports, a.keys)
+        new_masters = list(range(peer_base + 2 * m, peer_base + 2 * m + a.add))
+        new_replicas = list(range(peer_base + 2 * m + a.add, peer_base + 2 * total))
+        extra = [] if a.pipeline is None else ["--cluster-pipeline", str(a.pipeline)]
+        t = time.time()
+        for p in new_masters + new_replicas:
+            servers.start(p)
+        for p in new_masters:
+            subprocess.run([arc.CLI, "--cluster", "add-node", f"127.0.0.1:{p}", f"127.0.0.1:{peer_base}"],
+                           capture_output=True, check=True)
+        arc.wait(lambda: ok_and_clean(peer_ports + new_masters), "new masters known", 1800)
+        for p in new_replicas:
+            # Without a master id, redis-cli picks a master with the fewest replicas: a new one.
+            subprocess.run([arc.CLI, "--cluster", "add-node", f"127.0.0.1:{p}", f"127.0.0.1:{peer_base}",
+                            "--cluster-slave"], capture_output=True, check=True)
+        arc.wait(lambda: ok_and_clean(peer_ports + new_masters + new_replicas), "new replicas known", 1800)
+        out = subprocess.run([arc.CLI, "--cluster", "rebalance", f"127.0.0.1:{peer_base}",
+                              "--cluster-use-empty-masters", *extra], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"rebalance failed: {out.stdout[-2000:]} {out.stderr[-1000:]}")
+        all_peer = peer_ports + new_masters + new_replicas
+        peer_scale = timed("peer masters balanced", lambda: scaled(peer_base, total, all_peer), t)
+        print(f"{cli_name}: scaled out in {peer_scale:.1f} s", flush=True)
+
+        print(f"| measure | redis-operator | {cli_name} --cluster | ratio (>1: redis-operator faster) |")
+        print("|---|---|---|---|")
+        print(f"| create {m} x 1 until ok everywhere and check clean | {ours_create:.1f} s | "
+              f"{peer_create:.1f} s | {peer_create / ours_create:.2f}x |")
+        print(f"| scale out {m} -> {total} x 1 with {a.keys:,} keys, until balanced within 2 % and "
+              f"check clean | {ours_scale:.1f} s | {peer_scale:.1f} s | {peer_scale / ours_scale:.2f}x |")
+        print(f"# load average at the end {os.getloadavg()[0]:.1f}", flush=True)
+    finally:
+        if up is not None:
+            up.send_signal(signal.SIGTERM)
+            up.wait()
+        servers.stop()
+        op("local", "down", "--name", "bench", "--dir", ours_dir, "--purge")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def scaled(port, masters, ports):
+    """`masters` masters serve slots, each within 2 % of its share of the keys, check clean."""
+    serving = sum(1 for _, serves in masters_of(port) if serves)
+    return serving == masters and arc.balanced_and_clean(ports)
+
+
+def masters_of(port):
+    """(port, serves slots) for every master `port`'s view lists."""
+    return [(int(addr.rsplit(":", 1)[1]), bool(ranges)) for addr, ranges in arc.owners(port).items()]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
