@@ -18,9 +18,11 @@ Helpers (key loading, the balanced-and-clean test) are `bench/against_redis_cli.
 Usage: python3 bench/at_scale.py [--masters 100] [--add 10] [--keys 2000000]
                                  [--pipeline N] [--binary target/release/redis-operator]
                                  [--server-binary redis-server] [--cli redis-cli]
-                                 [--base-port 23000]
-Ports BASE..BASE+2(M+A) for redis-operator and BASE+500.. for the peer (bus ports +10000), all
-on 127.0.0.1; every process started is stopped at the end.
+                                 [--base-port 17300]
+Ports BASE..BASE+2(M+A) for redis-operator and BASE+300.. for the peer (bus ports +10000), all
+on 127.0.0.1; every process started is stopped at the end. Bus ports must stay below the
+kernel's ephemeral range (32768 and up here): a first try at base 23000 had two bus ports
+taken by the operator's own outgoing connections, and those nodes never started.
 """
 import argparse, os, shutil, signal, subprocess, sys, tempfile, time
 
@@ -37,13 +39,20 @@ def main():
     ap.add_argument("--binary", default="target/release/redis-operator")
     ap.add_argument("--server-binary", "--server", dest="server", default="redis-server")
     ap.add_argument("--cli", default="redis-cli")
-    ap.add_argument("--base-port", type=int, default=23000)
+    ap.add_argument("--base-port", type=int, default=17300)
+    ap.add_argument("--trace", default=None,
+                    help="keep redis-operator's `--record` trace of the run here (JSON lines)")
+    ap.add_argument("--log", default=None, help="write redis-operator's output (warnings) here")
     a = ap.parse_args()
     if a.masters < 3 or a.add < 1 or a.keys < 1:
         ap.error("--masters must be at least 3, --add and --keys at least 1")
     arc.SERVER, arc.CLI = (os.path.abspath(shutil.which(x) or x) for x in (a.server, a.cli))
     m, total = a.masters, a.masters + a.add
-    ours_base, peer_base = a.base_port, a.base_port + 500
+    ours_base, peer_base = a.base_port, a.base_port + 300
+    ephemeral = 32768
+    if peer_base + 2 * total + 10000 > ephemeral or ours_base + 2 * total > peer_base:
+        ap.error(f"ports {ours_base}..{peer_base + 2 * total} do not fit: both sides' bus ports "
+                 f"(+10000) must stay below {ephemeral}, and a side holds {2 * total} ports")
     binary = os.path.abspath(a.binary)
     root = tempfile.mkdtemp(prefix="rop-at-scale-")
     ours_dir = os.path.join(root, "ours")
@@ -73,12 +82,15 @@ def main():
         arc.ours_manifest(manifest, m, 1, ours_base)
         ours_ports = list(range(ours_base, ours_base + 2 * m))
         t = time.time()
+        trace = os.path.abspath(a.trace) if a.trace else os.path.join(root, "trace.jsonl")
+        log = open(a.log, "w") if a.log else subprocess.DEVNULL
         up = subprocess.Popen([binary, "local", "up", "-f", manifest, "--dir", ours_dir, "--listen", "off",
-                               "--server-binary", arc.SERVER],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=root)
+                               "--server-binary", arc.SERVER, "--record", trace],
+                              stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
         ours_create = timed("our cluster ok and clean", lambda: ok_and_clean(ours_ports), t)
         print(f"redis-operator: created in {ours_create:.1f} s", flush=True)
         arc.load(ours_ports, a.keys)
+        before = {p for p, serves in masters_of(ours_base) if serves}
         t = time.time()
         out = op("local", "scale", "--name", "bench", "--dir", ours_dir, "--masters", str(total))
         if out.returncode != 0:
@@ -86,7 +98,7 @@ def main():
         all_ours = list(range(ours_base, ours_base + 2 * total))
         ours_scale = timed("our masters balanced", lambda: scaled(ours_base, total, all_ours), t)
         moved = sum(int(arc.cli(p, "dbsize", check=False) or 0)
-                    for p, role in masters_of(ours_base) if p not in ours_ports[:m] and role)
+                    for p, serves in masters_of(ours_base) if serves and p not in before)
         print(f"redis-operator: scaled out in {ours_scale:.1f} s ({moved:,} keys on the new masters)",
               flush=True)
         up.send_signal(signal.SIGTERM)
@@ -110,29 +122,41 @@ def main():
         t = time.time()
         for p in new_masters + new_replicas:
             servers.start(p)
+        def add_node(*args):
+            # `add-node` first checks the cluster and refuses while nodes disagree (the node
+            # added just before is still being gossiped): a person retries.
+            arc.wait(lambda: subprocess.run([arc.CLI, "--cluster", "add-node", *args],
+                                            capture_output=True).returncode == 0,
+                     f"add-node {args[0]}", 600)
         for p in new_masters:
-            subprocess.run([arc.CLI, "--cluster", "add-node", f"127.0.0.1:{p}", f"127.0.0.1:{peer_base}"],
-                           capture_output=True, check=True)
+            add_node(f"127.0.0.1:{p}", f"127.0.0.1:{peer_base}")
         arc.wait(lambda: ok_and_clean(peer_ports + new_masters), "new masters known", 1800)
         for p in new_replicas:
             # Without a master id, redis-cli picks a master with the fewest replicas: a new one.
-            subprocess.run([arc.CLI, "--cluster", "add-node", f"127.0.0.1:{p}", f"127.0.0.1:{peer_base}",
-                            "--cluster-slave"], capture_output=True, check=True)
+            add_node(f"127.0.0.1:{p}", f"127.0.0.1:{peer_base}", "--cluster-slave")
         arc.wait(lambda: ok_and_clean(peer_ports + new_masters + new_replicas), "new replicas known", 1800)
         out = subprocess.run([arc.CLI, "--cluster", "rebalance", f"127.0.0.1:{peer_base}",
                               "--cluster-use-empty-masters", *extra], capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"rebalance failed: {out.stdout[-2000:]} {out.stderr[-1000:]}")
+        # redis-cli's rebalance stops within its own threshold (2 % of a master's slot
+        # weight): in the first full run it left a master 7.3 % above its share of keys, so
+        # our 2 % test would never pass. The peer's clock stops when every new master serves
+        # slots and the check is clean, a looser end than ours; how far from even it ended
+        # is printed.
         all_peer = peer_ports + new_masters + new_replicas
-        peer_scale = timed("peer masters balanced", lambda: scaled(peer_base, total, all_peer), t)
-        print(f"{cli_name}: scaled out in {peer_scale:.1f} s", flush=True)
+        peer_scale = timed("peer masters serving", lambda: serving(peer_base) == total
+                           and arc.check_clean(peer_base), t)
+        print(f"{cli_name}: scaled out in {peer_scale:.1f} s; the master furthest from its share "
+              f"of keys is {spread(peer_base):.1%} off", flush=True)
 
         print(f"| measure | redis-operator | {cli_name} --cluster | ratio (>1: redis-operator faster) |")
         print("|---|---|---|---|")
         print(f"| create {m} x 1 until ok everywhere and check clean | {ours_create:.1f} s | "
               f"{peer_create:.1f} s | {peer_create / ours_create:.2f}x |")
-        print(f"| scale out {m} -> {total} x 1 with {a.keys:,} keys, until balanced within 2 % and "
-              f"check clean | {ours_scale:.1f} s | {peer_scale:.1f} s | {peer_scale / ours_scale:.2f}x |")
+        print(f"| scale out {m} -> {total} x 1 with {a.keys:,} keys, until check clean (ours: and every "
+              f"master within 2 % of its share) | {ours_scale:.1f} s | {peer_scale:.1f} s | "
+              f"{peer_scale / ours_scale:.2f}x |")
         print(f"# load average at the end {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         if up is not None:
@@ -145,8 +169,19 @@ def main():
 
 def scaled(port, masters, ports):
     """`masters` masters serve slots, each within 2 % of its share of the keys, check clean."""
-    serving = sum(1 for _, serves in masters_of(port) if serves)
-    return serving == masters and arc.balanced_and_clean(ports)
+    return serving(port) == masters and arc.balanced_and_clean(ports)
+
+
+def serving(port):
+    """How many masters serve slots in `port`'s view."""
+    return sum(1 for _, serves in masters_of(port) if serves)
+
+
+def spread(port):
+    """How far the master furthest from its share of the keys is from it (a fraction)."""
+    keys = [int(arc.cli(p, "dbsize", check=False) or 0) for p, serves in masters_of(port) if serves]
+    share = sum(keys) / max(len(keys), 1)
+    return max(abs(k - share) / share for k in keys) if share else 0.0
 
 
 def masters_of(port):
