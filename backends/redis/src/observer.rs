@@ -244,8 +244,9 @@ impl RedisAdapter {
         pipe.cmd("INFO").arg("replication");
         pipe.cmd("DBSIZE");
         let config_parts = live_config_commands();
-        for cmd in &config_parts {
-            pipe.add_command(cmd.clone());
+        let config_count = config_parts.len();
+        for cmd in config_parts {
+            pipe.add_command(cmd);
         }
         pipe.cmd("ACL")
             .arg("GETUSER")
@@ -267,32 +268,15 @@ impl RedisAdapter {
                 })
             })
         };
-        let text = |reply: Result<redis::Value, AdapterError>, what: &str| {
-            reply.and_then(|v| {
-                String::from_redis_value(v).map_err(|e| AdapterError::BadReply {
-                    addr: addr.clone(),
-                    command: what.into(),
-                    message: e.to_string(),
-                })
-            })
-        };
-        let info_text = text(next("CLUSTER INFO"), "CLUSTER INFO")?;
-        let repl_text = text(next("INFO replication"), "INFO replication")?;
-        let keys = next("DBSIZE").and_then(|v| {
-            u64::from_redis_value(v).map_err(|e| AdapterError::BadReply {
-                addr: addr.clone(),
-                command: "DBSIZE".into(),
-                message: e.to_string(),
-            })
-        })?;
-        let config_replies: Vec<_> = config_parts.iter().map(|_| next("CONFIG GET")).collect();
+        let info_text: String = decode(addr, "CLUSTER INFO", next("CLUSTER INFO"))?;
+        let repl_text: String = decode(addr, "INFO replication", next("INFO replication"))?;
+        let keys: u64 = decode(addr, "DBSIZE", next("DBSIZE"))?;
+        let config_replies: Vec<_> = (0..config_count).map(|_| next("CONFIG GET")).collect();
         let config = live_config(addr, config_replies);
         let serves_replicas = gate_open(addr, next("ACL GETUSER"));
         let view = if with_view {
-            Some(parse_entries(&text(
-                next("CLUSTER NODES"),
-                "CLUSTER NODES",
-            )?))
+            let text: String = decode(addr, "CLUSTER NODES", next("CLUSTER NODES"))?;
+            Some(parse_entries(&text))
         } else {
             None
         };
@@ -444,6 +428,21 @@ impl RedisAdapter {
     }
 }
 
+/// One reply of a pipeline as `T`, or a `BadReply` naming the command it answered.
+fn decode<T: FromRedisValue>(
+    addr: &Addr,
+    command: &str,
+    reply: Result<redis::Value, AdapterError>,
+) -> Result<T, AdapterError> {
+    reply.and_then(|v| {
+        T::from_redis_value(v).map_err(|e| AdapterError::BadReply {
+            addr: addr.clone(),
+            command: command.into(),
+            message: e.to_string(),
+        })
+    })
+}
+
 /// Whether the node's replication gate is open (from its `ACL GETUSER` reply): the
 /// replication user exists and is on. A server that refuses `ACL` (renamed or disabled by a
 /// provider) has no gate this operator can open; it is reported open, as before the gate
@@ -491,14 +490,7 @@ fn live_config(
 ) -> BTreeMap<String, String> {
     let mut config = BTreeMap::new();
     for reply in replies {
-        let part = reply.and_then(|v| {
-            BTreeMap::<String, String>::from_redis_value(v).map_err(|e| AdapterError::BadReply {
-                addr: addr.clone(),
-                command: "CONFIG GET".into(),
-                message: e.to_string(),
-            })
-        });
-        match part {
+        match decode::<BTreeMap<String, String>>(addr, "CONFIG GET", reply) {
             Ok(part) => config.extend(part),
             Err(e) => {
                 tracing::debug!(%addr, error = %e, "CONFIG GET refused; live settings not compared");
