@@ -18,7 +18,7 @@ Helpers (key loading, the balanced-and-clean test) are `bench/against_redis_cli.
 Usage: python3 bench/at_scale.py [--masters 100] [--add 10] [--keys 2000000]
                                  [--pipeline N] [--binary target/release/redis-operator]
                                  [--server-binary redis-server] [--cli redis-cli]
-                                 [--base-port 17300]
+                                 [--base-port 17300] [--trace T] [--log L] [--ours-only]
 Ports BASE..BASE+2(M+A) for redis-operator and BASE+300.. for the peer (bus ports +10000), all
 on 127.0.0.1; every process started is stopped at the end. Bus ports must stay below the
 kernel's ephemeral range (32768 and up here): a first try at base 23000 had two bus ports
@@ -43,6 +43,8 @@ def main():
     ap.add_argument("--trace", default=None,
                     help="keep redis-operator's `--record` trace of the run here (JSON lines)")
     ap.add_argument("--log", default=None, help="write redis-operator's output (warnings) here")
+    ap.add_argument("--ours-only", action="store_true",
+                    help="skip the peer (to iterate on our side; prints no ratio)")
     a = ap.parse_args()
     if a.masters < 3 or a.add < 1 or a.keys < 1:
         ap.error("--masters must be at least 3, --add and --keys at least 1")
@@ -105,6 +107,8 @@ def main():
         up.wait()
         up = None
         op("local", "down", "--name", "bench", "--dir", ours_dir, "--purge")
+        if a.ours_only:
+            return 0
 
         # The peer: the same by hand with redis-cli.
         peer_ports = list(range(peer_base, peer_base + 2 * m))

@@ -19,6 +19,8 @@ pub struct AdapterConfig {
     pub slots_per_round: usize,
     /// Rounds of one (source, target) pair in flight at the same time.
     pub slot_concurrency: usize,
+    /// (source, target) pairs one node takes part in at the same time, as either end.
+    pub pairs_per_node: usize,
     /// Keys moved by one pipelined round trip of `MIGRATE`s (across the slots of a round);
     /// bounds how long the source is busy with one request.
     pub keys_per_round_trip: usize,
@@ -39,6 +41,7 @@ impl Default for AdapterConfig {
             migrate_batch: 1000,
             slots_per_round: 64,
             slot_concurrency: 4,
+            pairs_per_node: 8,
             keys_per_round_trip: 10_000,
             migrate_timeout: Duration::from_secs(4),
             max_idle_rounds: 20,

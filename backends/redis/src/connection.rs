@@ -19,6 +19,10 @@ pub(crate) struct Pool {
     // A plain mutex: it is never held across an await, connecting happens outside it.
     // Each connection carries the number it was opened as (see `Pool::generation`).
     conns: Arc<Mutex<HashMap<Addr, (MultiplexedConnection, u64)>>>,
+    /// The extra connections of [`Pool::spread_values`], kept like the shared one: opened
+    /// afresh for every call, they made a scale-out at 100 masters open thousands of
+    /// connections to the busiest nodes, and connecting timed out there.
+    lanes: Arc<Mutex<HashMap<(Addr, usize), MultiplexedConnection>>>,
     opened: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -27,6 +31,7 @@ impl Pool {
         Self {
             config,
             conns: Arc::new(Mutex::new(HashMap::new())),
+            lanes: Arc::new(Mutex::new(HashMap::new())),
             opened: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
@@ -52,10 +57,28 @@ impl Pool {
             .and_then(|map| map.get(addr).map(|(_, generation)| *generation))
     }
 
+    /// Drops every connection to `addr`: an error on one says the server restarted or went
+    /// away, which breaks the others too.
     fn forget(&self, addr: &Addr) {
         if let Ok(mut map) = self.conns.lock() {
             map.remove(addr);
         }
+        if let Ok(mut lanes) = self.lanes.lock() {
+            lanes.retain(|(a, _), _| a != addr);
+        }
+    }
+
+    /// Extra connection number `lane` (1 and up) to `addr`, opened on first use.
+    async fn lane(&self, addr: &Addr, lane: usize) -> Result<MultiplexedConnection, AdapterError> {
+        let key = (addr.clone(), lane);
+        if let Some(conn) = self.lanes.lock().ok().and_then(|l| l.get(&key).cloned()) {
+            return Ok(conn);
+        }
+        let conn = self.open(addr).await?;
+        if let Ok(mut lanes) = self.lanes.lock() {
+            lanes.insert(key, conn.clone());
+        }
+        Ok(conn)
     }
 
     async fn connection(&self, addr: &Addr) -> Result<MultiplexedConnection, AdapterError> {
@@ -203,7 +226,7 @@ impl Pool {
             .map_err(|e| self.classify(addr, name, e))
     }
 
-    /// Runs `cmds` on `addr` over `lanes` connections at once (the shared one and fresh ones),
+    /// Runs `cmds` on `addr` over `lanes` connections at once (the shared one and extra ones),
     /// each lane a pipeline of every `lanes`-th command, and returns each reply in the order
     /// of `cmds`, server errors included. For commands a server answers only after its
     /// replicas acknowledge them (Valkey's `CLUSTER SETSLOT`): one connection would wait for
@@ -228,7 +251,7 @@ impl Pool {
                 let conn = if lane == 0 {
                     pool.connection(&addr).await
                 } else {
-                    pool.open(&addr).await
+                    pool.lane(&addr, lane).await
                 };
                 let result = match conn {
                     Ok(conn) => pool.run_values(&addr, conn, &pipe, &name).await,

@@ -2,12 +2,14 @@
 //! success (or after a crash half-way) converges to the same state without harm.
 
 use crate::RedisAdapter;
+use crate::announce::Announcer;
 use crate::error::AdapterError;
 use crate::migrate::Move;
 use engine::model::{Observation, Ordinal};
 use engine::{Addr, Effect, FailoverMode};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// Where things are, for turning ordinals and node ids into addresses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -103,10 +105,21 @@ impl RedisAdapter {
 
     /// Runs one effect (the controller counts outcomes, with its cluster's labels).
     pub async fn execute(&self, effect: &Effect, ctx: &ExecContext) -> Result<(), AdapterError> {
+        self.execute_with(effect, ctx, None).await
+    }
+
+    /// [`RedisAdapter::execute`], with the announcer a `MigrateSlots` reports its slots to
+    /// (without one, it has its own).
+    async fn execute_with(
+        &self,
+        effect: &Effect,
+        ctx: &ExecContext,
+        announcer: Option<&Arc<Announcer>>,
+    ) -> Result<(), AdapterError> {
         // Whatever it changes, no view remembered before or during it (the executor reads
         // views too) describes the cluster after it.
         self.forget_views();
-        let result = self.run(effect, ctx).await;
+        let result = self.run(effect, ctx, announcer).await;
         self.forget_views();
         match &result {
             Ok(()) => tracing::debug!(%effect, "effect done"),
@@ -121,6 +134,11 @@ impl RedisAdapter {
     /// Any other effect runs first, sequentially, in the given order (they are cheap and may be
     /// prerequisites). Every started group finishes; the first error (in input order) is
     /// returned.
+    ///
+    /// A node takes part in at most `pairs_per_node` pairs at once: a scale-out from 100
+    /// masters runs about a thousand pairs, a hundred of them into each new master, and all at
+    /// once they swamped the new masters until commands timed out and slots were left open.
+    /// The other masters learn each new owner from one [`Announcer`] shared by every pair.
     pub async fn execute_parallel_migrations(
         &self,
         effects: &[Effect],
@@ -138,13 +156,29 @@ impl RedisAdapter {
                 other => self.execute(other, ctx).await?,
             }
         }
+        let per_node = self.config().pairs_per_node.max(1);
+        let mut gates: BTreeMap<Ordinal, Arc<Semaphore>> = BTreeMap::new();
+        for (from, to) in groups.keys() {
+            for node in [from, to] {
+                gates
+                    .entry(*node)
+                    .or_insert_with(|| Arc::new(Semaphore::new(per_node)));
+            }
+        }
+        let (announcer, announcing) = Announcer::start(self, ctx.masters.clone());
         let ctx = Arc::new(ctx.clone());
         let mut tasks = tokio::task::JoinSet::new();
-        for (_, group) in groups {
-            let (this, ctx) = (self.clone(), ctx.clone());
+        for ((from, to), group) in groups {
+            let (this, ctx, announcer) = (self.clone(), ctx.clone(), announcer.clone());
+            // Both ends' gates, the lower ordinal first: every pair takes them in the same
+            // order, so no two pairs can each hold a gate the other waits for.
+            let (first, second) = (from.min(to), from.max(to));
+            let (first, second) = (gates[&first].clone(), gates[&second].clone());
             tasks.spawn(async move {
+                let _first = first.acquire_owned().await;
+                let _second = second.acquire_owned().await;
                 for (i, effect) in group {
-                    if let Err(e) = this.execute(&effect, &ctx).await {
+                    if let Err(e) = this.execute_with(&effect, &ctx, Some(&announcer)).await {
                         return Some((i, e));
                     }
                 }
@@ -159,13 +193,19 @@ impl RedisAdapter {
                 first = Some((i, e));
             }
         }
+        announcer.finish(announcing).await;
         match first {
             Some((_, e)) => Err(e),
             None => Ok(()),
         }
     }
 
-    async fn run(&self, effect: &Effect, ctx: &ExecContext) -> Result<(), AdapterError> {
+    async fn run(
+        &self,
+        effect: &Effect,
+        ctx: &ExecContext,
+        announcer: Option<&Arc<Announcer>>,
+    ) -> Result<(), AdapterError> {
         match effect {
             Effect::CreateNode { .. }
             | Effect::DeleteNode { .. }
@@ -192,16 +232,29 @@ impl RedisAdapter {
                 to_id,
                 slots,
             } => {
-                let mv = Move {
-                    from: ctx.addr(*from)?.clone(),
-                    from_id: from_id.clone(),
-                    to: ctx.addr(*to)?.clone(),
-                    to_id: to_id.clone(),
-                    others: ctx.masters.clone(),
-                    needs_replica: ctx.protect_targets,
+                let slots: Vec<u16> = engine::slots::expand(slots).collect();
+                let mv = |announcer: Arc<Announcer>| -> Result<Move, AdapterError> {
+                    Ok(Move {
+                        from: ctx.addr(*from)?.clone(),
+                        from_id: from_id.clone(),
+                        to: ctx.addr(*to)?.clone(),
+                        to_id: to_id.clone(),
+                        announcer,
+                        needs_replica: ctx.protect_targets,
+                    })
                 };
-                self.migrate_slots(mv, engine::slots::expand(slots).collect())
-                    .await
+                match announcer {
+                    Some(announcer) => self.migrate_slots(mv(announcer.clone())?, slots).await,
+                    None => {
+                        let (announcer, task) = Announcer::start(self, ctx.masters.clone());
+                        let result = match mv(announcer.clone()) {
+                            Ok(mv) => self.migrate_slots(mv, slots).await,
+                            Err(e) => Err(e),
+                        };
+                        announcer.finish(task).await;
+                        result
+                    }
+                }
             }
             Effect::MoveStrayKeys {
                 from,

@@ -16,11 +16,13 @@
 //! # Ok(()) }
 //! ```
 
+mod announce;
 mod config;
 mod connection;
 mod error;
 mod executor;
 mod handover;
+mod keys;
 mod migrate;
 mod observer;
 mod progress;

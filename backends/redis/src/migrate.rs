@@ -4,7 +4,9 @@
 //! key of the slot — target first, so the slot is never owned by a node that lacks its keys.
 
 use crate::RedisAdapter;
+use crate::announce::Announcer;
 use crate::error::AdapterError;
+use crate::keys::moved_by;
 use crate::protected::MigrateMode;
 use engine::Addr;
 use redis::{FromRedisValue, Value};
@@ -13,14 +15,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// One (source, target) pair and where the other masters are, for the final broadcast.
+/// One (source, target) pair, and who tells the other masters about the slots it moved.
 #[derive(Debug, Clone)]
 pub(crate) struct Move {
     pub from: Addr,
     pub from_id: String,
     pub to: Addr,
     pub to_id: String,
-    pub others: Vec<Addr>,
+    pub announcer: Arc<Announcer>,
     /// Stop between rounds when the target has no synced replica.
     pub needs_replica: bool,
 }
@@ -69,11 +71,9 @@ impl RedisAdapter {
             }
         }
         if !finished.is_empty() {
-            // The target is told again too: its own line may have shown the slot when this
-            // move began and lost it since (a failover claiming its old master's slots, then
-            // an older claim), and a target that does not claim a slot leaves every other
-            // view pointing at it while its own points elsewhere, for ever.
-            self.broadcast_owner(&mv, &finished, true).await?;
+            // Only the announcement may be missing; the target is told again too (see
+            // `broadcast_owner`).
+            self.broadcast_owner(&mv, &finished).await?;
             for _ in &finished {
                 self.progress.slot_done();
             }
@@ -223,7 +223,7 @@ impl RedisAdapter {
             .confirm_source_still_migrates(mv, drained, &mut first_error)
             .await;
         if !finished.is_empty() {
-            match self.broadcast_owner(mv, &finished, true).await {
+            match self.broadcast_owner(mv, &finished).await {
                 Ok(()) => {
                     for _ in &finished {
                         self.progress.slot_done();
@@ -320,13 +320,17 @@ impl RedisAdapter {
                         break;
                     }
                 };
+                let mut cluster_down = false;
                 for ((slot, idle, _), result) in sending.into_iter().zip(results) {
                     match result {
                         Ok(n) => {
                             self.progress.keys_moved_add(n);
                             next.push((slot, if n == 0 { idle + 1 } else { 0 }));
                         }
-                        Err(e) if server_code(&e) == Some("TRYAGAIN") => {
+                        Err(e)
+                            if matches!(passed_on_code(&e), Some("TRYAGAIN" | "CLUSTERDOWN")) =>
+                        {
+                            cluster_down |= passed_on_code(&e) == Some("CLUSTERDOWN");
                             if idle + 1 >= max_idle {
                                 self.slot_failed(mv, slot, e, first_error);
                             } else {
@@ -335,6 +339,17 @@ impl RedisAdapter {
                         }
                         Err(e) => self.slot_failed(mv, slot, e, first_error),
                     }
+                }
+                if cluster_down {
+                    // The source refused MIGRATE because its own `cluster_state` is `fail`, or
+                    // passed on the target's refusal for the same reason (Valkey's target
+                    // checks): nothing moved. On an overloaded host (a scale-out from 100 masters on
+                    // two cores) a node misses pongs past the node timeout, counts too few
+                    // masters reachable and refuses writes for a moment; it recovers on its
+                    // own. Abandoning the slot left it open for a whole repair pass, so the
+                    // move waits, a little longer each turn, within `max_idle_rounds`.
+                    let waited = next.iter().map(|(_, idle)| *idle).max().unwrap_or(1);
+                    tokio::time::sleep(CLUSTER_DOWN_PAUSE * waited).await;
                 }
             }
             active = next;
@@ -391,56 +406,6 @@ impl RedisAdapter {
             .collect()
     }
 
-    /// `SETSLOT slot NODE to_id` on the target (when asked), then the source, then every
-    /// other master, each node receiving all `slots` in one pipeline.
-    async fn broadcast_owner(
-        &self,
-        mv: &Move,
-        slots: &[u16],
-        include_target: bool,
-    ) -> Result<(), AdapterError> {
-        let cmds: Arc<Vec<redis::Cmd>> = Arc::new(
-            slots
-                .iter()
-                .map(|s| {
-                    let mut cmd = redis::cmd("CLUSTER");
-                    cmd.arg("SETSLOT").arg(*s).arg("NODE").arg(&mv.to_id);
-                    cmd
-                })
-                .collect(),
-        );
-        if include_target {
-            self.set_owner_on(&mv.to, &cmds)
-                .await
-                .map_err(|e| on_target(mv, &mv.to, e))?;
-        }
-        self.set_owner_on(&mv.from, &cmds).await?;
-        // The other masters learn the new owner through gossip anyway (the target bumped its
-        // epoch); telling them directly only closes the window of MOVED redirects, so a
-        // failure here is logged, not returned.
-        let mut tasks = tokio::task::JoinSet::new();
-        for other in mv.others.iter().filter(|a| **a != mv.from && **a != mv.to) {
-            let (this, other, cmds) = (self.clone(), other.clone(), cmds.clone());
-            tasks.spawn(async move {
-                if let Err(e) = this.set_owner_on(&other, &cmds).await {
-                    tracing::warn!(%other, error = %e, "could not tell a master the new slot owner");
-                }
-            });
-        }
-        while tasks.join_next().await.is_some() {}
-        Ok(())
-    }
-
-    /// Runs `SETSLOT … NODE` commands on `addr`; the first refusal is the result.
-    async fn set_owner_on(&self, addr: &Addr, cmds: &[redis::Cmd]) -> Result<(), AdapterError> {
-        self.pool
-            .spread_values(addr, cmds, SETSLOT_LANES, "CLUSTER SETSLOT NODE")
-            .await?
-            .into_iter()
-            .find_map(Result::err)
-            .map_or(Ok(()), Err)
-    }
-
     /// A bitmap of the slots `addr` says it owns.
     async fn owned_slots(&self, addr: &Addr) -> Result<Vec<bool>, AdapterError> {
         let mut cmd = redis::cmd("CLUSTER");
@@ -462,236 +427,21 @@ impl RedisAdapter {
         }
         Ok(owned)
     }
-
-    /// Moves every key of `slot` from `from` to `to` until `COUNTKEYSINSLOT` is 0 on `from`.
-    /// Works whether `from` owns the slot (migrating) or not (importing, stray keys): every
-    /// key command is preceded by `ASKING`, which an owner ignores.
-    pub(crate) async fn move_keys(
-        &self,
-        from: &Addr,
-        to: &Addr,
-        slot: u16,
-    ) -> Result<(), AdapterError> {
-        let batch = self.config().migrate_batch.max(1);
-        let max_idle = self.config().max_idle_rounds.max(1);
-        let mut idle = 0u32;
-        loop {
-            let mut get = redis::cmd("CLUSTER");
-            get.arg("GETKEYSINSLOT").arg(slot).arg(batch);
-            let keys: Vec<Vec<u8>> = self.pool.query(from, &get).await?;
-            if keys.is_empty() {
-                let mut count = redis::cmd("CLUSTER");
-                count.arg("COUNTKEYSINSLOT").arg(slot);
-                let left: u64 = self.pool.query(from, &count).await?;
-                if left == 0 {
-                    return Ok(());
-                }
-                idle += 1;
-                if idle >= max_idle {
-                    return Err(AdapterError::KeysRemain { slot, count: left });
-                }
-                continue;
-            }
-            match self.migrate_keys(from, to, &keys, MigrateMode::Move).await {
-                Ok(moved) => {
-                    idle = 0;
-                    self.progress.keys_moved_add(moved);
-                }
-                Err(e) if is_busy_key(&e) => {
-                    let moved = self.resolve_busy_keys(from, to, slot, &keys).await?;
-                    if moved == 0 {
-                        idle += 1;
-                    }
-                    self.progress.keys_moved_add(moved);
-                }
-                // A key vanished between GETKEYSINSLOT and MIGRATE (expired, deleted): the
-                // source refuses a multi-key command on a migrating slot then. Just retry.
-                Err(e) if server_code(&e) == Some("TRYAGAIN") => {
-                    idle += 1;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Err(e) => return Err(e),
-            }
-            if idle >= max_idle {
-                let mut count = redis::cmd("CLUSTER");
-                count.arg("COUNTKEYSINSLOT").arg(slot);
-                let left: u64 = self.pool.query(from, &count).await?;
-                return Err(AdapterError::KeysRemain { slot, count: left });
-            }
-            self.progress.maybe_log(self.config().progress_log_interval);
-        }
-    }
-
-    /// `MIGRATE host port "" 0 timeout [COPY] [REPLACE] [AUTH pw] KEYS ...`, or the one-key
-    /// form `MIGRATE host port key 0 timeout REPLACE [AUTH pw]`.
-    pub(crate) fn migrate_command(
-        &self,
-        to: &Addr,
-        keys: &[Vec<u8>],
-        mode: MigrateMode,
-    ) -> redis::Cmd {
-        let config = self.config();
-        let mut migrate = redis::cmd("MIGRATE");
-        migrate.arg(&to.ip).arg(to.port);
-        match (mode, keys) {
-            (MigrateMode::OneKeyReplace, [key]) => migrate.arg(key.as_slice()),
-            _ => migrate.arg(""),
-        };
-        migrate
-            .arg(0)
-            .arg(config.migrate_timeout.as_millis() as u64);
-        match mode {
-            MigrateMode::Move => {}
-            MigrateMode::Replace | MigrateMode::OneKeyReplace => {
-                migrate.arg("REPLACE");
-            }
-            MigrateMode::CopyReplace => {
-                migrate.arg("COPY").arg("REPLACE");
-            }
-        }
-        if let Some(pw) = &config.password {
-            migrate.arg("AUTH").arg(pw);
-        }
-        if !(mode == MigrateMode::OneKeyReplace && keys.len() == 1) {
-            migrate.arg("KEYS");
-            for k in keys {
-                migrate.arg(k.as_slice());
-            }
-        }
-        migrate
-    }
-
-    /// One `MIGRATE` after `ASKING`; returns the number of keys it moved.
-    async fn migrate_keys(
-        &self,
-        from: &Addr,
-        to: &Addr,
-        keys: &[Vec<u8>],
-        mode: MigrateMode,
-    ) -> Result<u64, AdapterError> {
-        if keys.is_empty() {
-            return Ok(0);
-        }
-        let mut pipe = redis::pipe();
-        pipe.cmd("ASKING");
-        pipe.add_command(self.migrate_command(to, keys, mode));
-        let mut replies = self.pool.pipe_values(from, &pipe, "MIGRATE").await?;
-        let reply = replies.pop().unwrap_or(Ok(Value::Nil))?;
-        Ok(moved_by(&reply, keys.len()))
-    }
-
-    /// After a BUSYKEY: `MIGRATE` moved the keys it could and stopped at keys that already
-    /// exist on the target. Each such key is compared by `DUMP` on both sides: identical
-    /// values are moved again with `REPLACE` (nothing is lost), different values stop the
-    /// migration with [`AdapterError::BusyKey`], leaving both values and the slot open for a
-    /// human or a later decision. Returns how many keys left the source.
-    async fn resolve_busy_keys(
-        &self,
-        from: &Addr,
-        to: &Addr,
-        slot: u16,
-        keys: &[Vec<u8>],
-    ) -> Result<u64, AdapterError> {
-        let source = self.dump_all(from, keys).await?;
-        let still_here: Vec<(&Vec<u8>, Vec<u8>)> = keys
-            .iter()
-            .zip(source)
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .collect();
-        let gone = (keys.len() - still_here.len()) as u64;
-        let names: Vec<Vec<u8>> = still_here.iter().map(|(k, _)| (*k).clone()).collect();
-        let target = self.dump_all(to, &names).await?;
-        let mut fresh = Vec::new();
-        let mut identical = Vec::new();
-        let mut conflict = None;
-        for ((key, here), there) in still_here.into_iter().zip(target) {
-            match there {
-                None => fresh.push(key.clone()),
-                Some(there) if there == here => identical.push(key.clone()),
-                Some(_) => {
-                    conflict.get_or_insert_with(|| String::from_utf8_lossy(key).into_owned());
-                }
-            }
-        }
-        let mut moved = gone;
-        if !identical.is_empty() {
-            tracing::info!(
-                slot,
-                keys = identical.len(),
-                "keys already on the target with the same value; replacing"
-            );
-            moved += self
-                .migrate_keys(from, to, &identical, MigrateMode::Replace)
-                .await?;
-        }
-        if !fresh.is_empty() {
-            match self.migrate_keys(from, to, &fresh, MigrateMode::Move).await {
-                Ok(n) => moved += n,
-                // A key appeared on the target meanwhile: the next round looks at it again.
-                Err(e) if is_busy_key(&e) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if let Some(key) = conflict {
-            return Err(AdapterError::BusyKey { slot, key });
-        }
-        Ok(moved)
-    }
-
-    /// `DUMP` of each key (after `ASKING`, so an importing node answers too). A key the
-    /// source already handed over answers `ASK` on a migrating node: absent here.
-    async fn dump_all(
-        &self,
-        addr: &Addr,
-        keys: &[Vec<u8>],
-    ) -> Result<Vec<Option<Vec<u8>>>, AdapterError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for k in keys {
-            pipe.cmd("ASKING");
-            pipe.cmd("DUMP").arg(k.as_slice());
-        }
-        let replies = self.pool.pipe_values(addr, &pipe, "DUMP").await?;
-        // Every second reply is a DUMP; the others answer ASKING.
-        replies
-            .into_iter()
-            .skip(1)
-            .step_by(2)
-            .map(|reply| match reply {
-                Ok(Value::BulkString(bytes)) => Ok(Some(bytes)),
-                Ok(Value::Nil) => Ok(None),
-                Ok(other) => Err(AdapterError::BadReply {
-                    addr: addr.clone(),
-                    command: "DUMP".into(),
-                    message: format!("{other:?}"),
-                }),
-                Err(e) if server_code(&e) == Some("ASK") => Ok(None),
-                Err(e) => Err(e),
-            })
-            .collect()
-    }
 }
 
-/// Keys moved by a successful `MIGRATE` of `sent` keys: "NOKEY" means none of them exists
-/// any more (deleted or expired meanwhile), nothing moved and nothing is wrong.
-fn moved_by(reply: &Value, sent: usize) -> u64 {
-    match reply {
-        Value::SimpleString(s) if s == "NOKEY" => 0,
-        _ => sent as u64,
-    }
-}
+/// The first wait after a source refused `MIGRATE` with `CLUSTERDOWN`; the n-th is n times
+/// longer, so the default 20 turns allow about 20 s for the node to see its peers again.
+const CLUSTER_DOWN_PAUSE: Duration = Duration::from_millis(100);
 
 /// Connections a round's `SETSLOT`s are spread over: Valkey answers each only once the node's
 /// replicas acknowledge it, which one connection would wait for slot after slot.
-const SETSLOT_LANES: usize = 8;
+pub(crate) const SETSLOT_LANES: usize = 8;
 
 /// A refusal by `addr` during move `mv`, read for what it means there. Valkey (8.0 and later)
 /// passes `CLUSTER SETSLOT` on to the node's replicas and answers `NOREPLICAS` when they do not
 /// acknowledge it in time (2 s by default): from the target of a move, that says its replica
 /// is not keeping up, the very case in which moving keys to it pauses. Redis never answers so.
-fn on_target(mv: &Move, addr: &Addr, e: AdapterError) -> AdapterError {
+pub(crate) fn on_target(mv: &Move, addr: &Addr, e: AdapterError) -> AdapterError {
     if *addr == mv.to && server_code(&e) == Some("NOREPLICAS") {
         AdapterError::TargetUnprotected {
             addr: mv.to.clone(),
@@ -703,8 +453,21 @@ fn on_target(mv: &Move, addr: &Addr, e: AdapterError) -> AdapterError {
 
 /// The source reports the target's refusal inside its own error:
 /// `ERR Target instance replied with error: BUSYKEY ...`.
-fn is_busy_key(e: &AdapterError) -> bool {
+pub(crate) fn is_busy_key(e: &AdapterError) -> bool {
     matches!(e, AdapterError::Redis { message, .. } if message.contains("BUSYKEY"))
+}
+
+/// The code of a refusal, or of the target's refusal a source passed on inside its own
+/// (`ERR Target instance replied with error: CLUSTERDOWN ...`).
+fn passed_on_code(e: &AdapterError) -> Option<&str> {
+    match e {
+        AdapterError::Redis { message, .. } => message
+            .strip_prefix("ERR Target instance replied with error:")
+            .unwrap_or(message)
+            .split_whitespace()
+            .next(),
+        _ => None,
+    }
 }
 
 /// The Redis error code (`BUSYKEY`, `TRYAGAIN`, ...) of a refusal.
@@ -734,6 +497,14 @@ mod tests {
         );
         assert!(is_busy_key(&e));
         assert_eq!(server_code(&e), Some("ERR"));
+        assert_eq!(passed_on_code(&e), Some("BUSYKEY"));
+        let down =
+            refusal("ERR Target instance replied with error: CLUSTERDOWN The cluster is down");
+        assert_eq!(passed_on_code(&down), Some("CLUSTERDOWN"));
+        assert_eq!(
+            passed_on_code(&refusal("CLUSTERDOWN The cluster is down")),
+            Some("CLUSTERDOWN")
+        );
         assert_eq!(
             server_code(&refusal(
                 "TRYAGAIN Multiple keys request during rehashing of slot"

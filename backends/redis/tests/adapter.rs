@@ -7,8 +7,6 @@ use common::*;
 use engine::Effect;
 use redis_operator_redis::{AdapterError, MemberInfo, ServerKind};
 
-const FIVE_THOUSAND: usize = 5000;
-
 #[test]
 fn the_test_slot_hash_matches_redis() {
     // CLUSTER KEYSLOT foo is 12182 on every Redis.
@@ -53,99 +51,6 @@ async fn meet_add_slots_and_replicate_build_a_three_master_cluster_that_observe_
     assert!(me.flags.replica);
     assert_eq!(me.master_id.as_deref(), Some(c.ids[0].as_str()));
     assert!(replica.current_epoch >= 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn migrate_slots_moves_thousands_of_keys_and_every_master_agrees_on_the_new_owner() {
-    let c = Cluster::start(&[12010, 12011, 12012], 3, None).await;
-    // Slots 0..8 live on #0; 10923..10927 on #2.
-    let a_slots: Vec<u16> = (0..8).collect();
-    let b_slots: Vec<u16> = (10923..10927).collect();
-    let mut a_keys = Vec::new();
-    for s in &a_slots {
-        a_keys.extend(keys_in_slot(*s, FIVE_THOUSAND / a_slots.len()));
-    }
-    let b_keys: Vec<String> = b_slots.iter().flat_map(|s| keys_in_slot(*s, 300)).collect();
-    fill(&mut c.client(0, None).await, &a_keys).await;
-    fill(&mut c.client(2, None).await, &b_keys).await;
-
-    let ctx = c.ctx().await;
-    let effects = vec![
-        Effect::MigrateSlots {
-            from: 0,
-            from_id: c.ids[0].clone(),
-            to: 1,
-            to_id: c.ids[1].clone(),
-            slots: ranges(&a_slots),
-        },
-        Effect::MigrateSlots {
-            from: 2,
-            from_id: c.ids[2].clone(),
-            to: 0,
-            to_id: c.ids[0].clone(),
-            slots: ranges(&b_slots),
-        },
-    ];
-    c.adapter
-        .execute_parallel_migrations(&effects, &ctx)
-        .await
-        .expect("migrations succeed");
-
-    let mut to1 = c.client(1, None).await;
-    let values: Vec<Option<String>> = redis::cmd("MGET")
-        .arg(&a_keys[..10])
-        .query_async(&mut to1)
-        .await
-        .unwrap();
-    assert!(values.iter().all(Option::is_some));
-    for k in &a_keys {
-        let v: Option<String> = redis::cmd("GET")
-            .arg(k)
-            .query_async(&mut to1)
-            .await
-            .unwrap();
-        assert_eq!(v, Some(format!("v-{k}")), "key {k} on the new owner");
-    }
-    let mut to0 = c.client(0, None).await;
-    for k in &b_keys {
-        let v: Option<String> = redis::cmd("GET")
-            .arg(k)
-            .query_async(&mut to0)
-            .await
-            .unwrap();
-        assert_eq!(v, Some(format!("v-{k}")));
-    }
-    for s in &a_slots {
-        assert!(
-            c.owners_of(*s)
-                .await
-                .iter()
-                .all(|o| o.as_deref() == Some(c.ids[1].as_str())),
-            "slot {s}"
-        );
-    }
-    for s in &b_slots {
-        assert!(
-            c.owners_of(*s)
-                .await
-                .iter()
-                .all(|o| o.as_deref() == Some(c.ids[0].as_str())),
-            "slot {s}"
-        );
-    }
-    let obs = c.observe().await;
-    assert!(obs.members.values().all(|m| {
-        m.redis
-            .as_ref()
-            .unwrap()
-            .myself()
-            .unwrap()
-            .open_slots
-            .is_empty()
-    }));
-    let progress = c.adapter.progress().snapshot();
-    assert_eq!(progress.slots_done, 12);
-    assert_eq!(progress.keys_moved, (a_keys.len() + b_keys.len()) as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
