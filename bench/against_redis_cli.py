@@ -87,14 +87,14 @@ def load(ports, n):
 
 class Servers:
     """redis-server processes configured exactly as redis-operator's local backend does."""
-    def __init__(self, root):
-        self.root, self.procs = root, {}
+    def __init__(self, root, node_timeout_ms=5000):
+        self.root, self.procs, self.node_timeout_ms = root, {}, node_timeout_ms
     def start(self, port):
         d = os.path.join(self.root, f"n{port}")
         os.makedirs(d, exist_ok=True)
         self.procs[port] = subprocess.Popen(
             [SERVER, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-             "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000", "--dir", d,
+             "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", str(self.node_timeout_ms), "--dir", d,
              "--save", "", "--appendonly", "no", "--protected-mode", "no", "--maxmemory", "2gb"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait(lambda: cli(port, "ping", check=False).strip() == "PONG", f"redis-server on {port}")
@@ -103,10 +103,11 @@ class Servers:
             p.kill()
             p.wait()
 
-def ours_manifest(path, masters, replicas, base):
+def ours_manifest(path, masters, replicas, base, node_timeout_ms=5000):
     with open(path, "w") as f:
         f.write(f"apiVersion: redis.redis/v1beta1\nkind: RedisCluster\nmetadata:\n  name: bench\n"
-                f"spec:\n  masters: {masters}\n  replicas: {replicas}\n  basePort: {base}\n  maxMemory: 2gb\n")
+                f"spec:\n  masters: {masters}\n  replicas: {replicas}\n  basePort: {base}\n  maxMemory: 2gb\n"
+                f"  clusterNodeTimeoutMs: {node_timeout_ms}\n")
 
 def migration_window(trace):
     """Seconds from the pass that started moving slots to the pass that found them moved (read
