@@ -98,13 +98,14 @@ def main():
         ours_create = timed("our cluster ok and clean", lambda: ok_and_clean(ours_ports), t)
         print(f"redis-operator: created in {ours_create:.1f} s", flush=True)
         arc.load(ours_ports, a.keys)
+        arc.wait(lambda: keys_on_masters(ours_base) == a.keys, f"{a.keys:,} keys loaded", 120)
         before = {p for p, serves in masters_of(ours_base) if serves}
         t = time.time()
         out = op("local", "scale", "--name", "bench", "--dir", ours_dir, "--masters", str(total))
         if out.returncode != 0:
             raise RuntimeError(out.stderr[-2000:])
         all_ours = list(range(ours_base, ours_base + 2 * total))
-        ours_scale = timed("our masters balanced", lambda: scaled(ours_base, total, all_ours), t)
+        ours_scale = timed("our masters balanced", lambda: scaled(ours_base, total, all_ours, a.keys), t)
         moved = sum(int(arc.cli(p, "dbsize", check=False) or 0)
                     for p, serves in masters_of(ours_base) if serves and p not in before)
         print(f"redis-operator: scaled out in {ours_scale:.1f} s ({moved:,} keys on the new masters)",
@@ -126,6 +127,7 @@ def main():
         peer_create = timed("peer cluster ok and clean", lambda: ok_and_clean(peer_ports), t)
         print(f"{cli_name}: created in {peer_create:.1f} s", flush=True)
         arc.load(peer_ports, a.keys)
+        arc.wait(lambda: keys_on_masters(peer_base) == a.keys, f"{a.keys:,} keys loaded", 120)
         new_masters = list(range(peer_base + 2 * m, peer_base + 2 * m + a.add))
         new_replicas = list(range(peer_base + 2 * m + a.add, peer_base + 2 * total))
         extra = [] if a.pipeline is None else ["--cluster-pipeline", str(a.pipeline)]
@@ -158,7 +160,8 @@ def main():
         peer_scale = timed("peer masters serving", lambda: serving(peer_base) == total
                            and arc.check_clean(peer_base), t)
         print(f"{cli_name}: scaled out in {peer_scale:.1f} s; the master furthest from its share "
-              f"of keys is {spread(peer_base):.1%} off", flush=True)
+              f"of keys is {spread(peer_base):.1%} off; keys held {keys_on_masters(peer_base)} of "
+              f"{a.keys:,}", flush=True)
 
         print(f"| measure | redis-operator | {cli_name} --cluster | ratio (>1: redis-operator faster) |")
         print("|---|---|---|---|")
@@ -177,9 +180,28 @@ def main():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def scaled(port, masters, ports):
-    """`masters` masters serve slots, each within 2 % of its share of the keys, check clean."""
+def scaled(port, masters, ports, loaded):
+    """`masters` masters serve slots, each within 2 % of its share of the keys, check clean.
+    Raises as soon as the masters hold fewer keys than were loaded: a key moves by being
+    copied before it is deleted, so at no moment of a scale-out may the sum drop, and a loss
+    must stop the benchmark with the figure rather than leave it waiting for a balance that
+    cannot come (it happened once, see docs/reliability.md)."""
+    held = keys_on_masters(port)
+    if held is not None and held < loaded:
+        raise RuntimeError(f"{loaded - held:,} of {loaded:,} keys lost")
     return serving(port) == masters and arc.balanced_and_clean(ports)
+
+
+def keys_on_masters(port):
+    """The sum of DBSIZE over every master, serving slots or not yet (a new master holds the
+    keys it imports before it owns their slots), or None when one did not answer."""
+    total = 0
+    for p, _ in masters_of(port):
+        out = arc.cli(p, "dbsize", check=False).strip()
+        if not out.isdigit():
+            return None
+        total += int(out)
+    return total
 
 
 def serving(port):
