@@ -193,11 +193,15 @@ def scaled(port, masters, ports, loaded):
 
 
 def keys_on_masters(port):
-    """The sum of DBSIZE over every master, serving slots or not yet (a new master holds the
-    keys it imports before it owns their slots), or None when one did not answer."""
+    """The sum of DBSIZE over every master in `port`'s view, serving slots or not yet (a new
+    master holds the keys it imports before it owns their slots, and `masters_of` lists only
+    masters with slots), or None when one did not answer."""
     total = 0
-    for p, _ in masters_of(port):
-        out = arc.cli(p, "dbsize", check=False).strip()
+    for line in arc.cli(port, "cluster", "nodes").splitlines():
+        f = line.split()
+        if len(f) < 3 or "master" not in f[2]:
+            continue
+        out = arc.cli(int(f[1].split("@")[0].rsplit(":", 1)[1]), "dbsize", check=False).strip()
         if not out.isdigit():
             return None
         total += int(out)
