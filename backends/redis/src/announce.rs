@@ -13,6 +13,7 @@ use crate::RedisAdapter;
 use crate::error::AdapterError;
 use crate::migrate::{Move, SETSLOT_LANES, on_target};
 use engine::Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
@@ -32,7 +33,7 @@ pub(crate) struct Announcer {
     masters: Vec<Addr>,
     pending: Mutex<Vec<Finished>>,
     wake: Notify,
-    closing: std::sync::atomic::AtomicBool,
+    closing: AtomicBool,
 }
 
 impl Announcer {
@@ -45,7 +46,7 @@ impl Announcer {
             masters,
             pending: Mutex::new(Vec::new()),
             wake: Notify::new(),
-            closing: std::sync::atomic::AtomicBool::new(false),
+            closing: AtomicBool::new(false),
         });
         let task = tokio::spawn(this.clone().run(adapter.clone()));
         (this, task)
@@ -66,8 +67,7 @@ impl Announcer {
 
     /// Tells what is still queued and returns once every master answered or failed.
     pub(crate) async fn finish(&self, task: tokio::task::JoinHandle<()>) {
-        self.closing
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.closing.store(true, Ordering::Release);
         self.wake.notify_one();
         if let Err(e) = task.await {
             tracing::warn!(error = %e, "the slot-owner announcer stopped abnormally");
@@ -78,7 +78,7 @@ impl Announcer {
         loop {
             // Read `closing` before taking the batch: a finish() after this read finds the
             // batch it queued (or an empty one) on the next turn.
-            let closing = self.closing.load(std::sync::atomic::Ordering::Acquire);
+            let closing = self.closing.load(Ordering::Acquire);
             let batch = self
                 .pending
                 .lock()

@@ -232,29 +232,31 @@ impl RedisAdapter {
                 to_id,
                 slots,
             } => {
-                let slots: Vec<u16> = engine::slots::expand(slots).collect();
-                let mv = |announcer: Arc<Announcer>| -> Result<Move, AdapterError> {
-                    Ok(Move {
-                        from: ctx.addr(*from)?.clone(),
-                        from_id: from_id.clone(),
-                        to: ctx.addr(*to)?.clone(),
-                        to_id: to_id.clone(),
-                        announcer,
-                        needs_replica: ctx.protect_targets,
-                    })
-                };
-                match announcer {
-                    Some(announcer) => self.migrate_slots(mv(announcer.clone())?, slots).await,
+                // Addresses first: an unknown member fails before an announcer is started.
+                let (from, to) = (ctx.addr(*from)?.clone(), ctx.addr(*to)?.clone());
+                // A move run alone tells the other masters through an announcer of its own.
+                let (announcer, own_task) = match announcer {
+                    Some(shared) => (shared.clone(), None),
                     None => {
-                        let (announcer, task) = Announcer::start(self, ctx.masters.clone());
-                        let result = match mv(announcer.clone()) {
-                            Ok(mv) => self.migrate_slots(mv, slots).await,
-                            Err(e) => Err(e),
-                        };
-                        announcer.finish(task).await;
-                        result
+                        let (own, task) = Announcer::start(self, ctx.masters.clone());
+                        (own, Some(task))
                     }
+                };
+                let mv = Move {
+                    from,
+                    from_id: from_id.clone(),
+                    to,
+                    to_id: to_id.clone(),
+                    announcer: announcer.clone(),
+                    needs_replica: ctx.protect_targets,
+                };
+                let result = self
+                    .migrate_slots(mv, engine::slots::expand(slots).collect())
+                    .await;
+                if let Some(task) = own_task {
+                    announcer.finish(task).await;
                 }
+                result
             }
             Effect::MoveStrayKeys {
                 from,

@@ -28,20 +28,8 @@ async fn migrate_slots_moves_thousands_of_keys_and_every_master_agrees_on_the_ne
 
     let ctx = c.ctx().await;
     let effects = vec![
-        Effect::MigrateSlots {
-            from: 0,
-            from_id: c.ids[0].clone(),
-            to: 1,
-            to_id: c.ids[1].clone(),
-            slots: ranges(&a_slots),
-        },
-        Effect::MigrateSlots {
-            from: 2,
-            from_id: c.ids[2].clone(),
-            to: 0,
-            to_id: c.ids[0].clone(),
-            slots: ranges(&b_slots),
-        },
+        c.migrate_effect(0, 1, &a_slots),
+        c.migrate_effect(2, 0, &b_slots),
     ];
     c.adapter
         .execute_parallel_migrations(&effects, &ctx)
@@ -132,13 +120,7 @@ async fn pairs_sharing_a_node_take_turns_and_every_master_learns_every_new_owner
     }
     let effects: Vec<Effect> = moves
         .iter()
-        .map(|(from, to, slots)| Effect::MigrateSlots {
-            from: *from,
-            from_id: c.ids[*from as usize].clone(),
-            to: *to,
-            to_id: c.ids[*to as usize].clone(),
-            slots: ranges(slots),
-        })
+        .map(|(from, to, slots)| c.migrate_effect(*from, *to, slots))
         .collect();
     adapter
         .execute_parallel_migrations(&effects, &c.ctx().await)
@@ -199,13 +181,7 @@ async fn a_move_waits_while_its_source_sees_the_cluster_down_and_finishes_when_i
     })
     .await;
     let adapter = c.adapter.clone();
-    let effect = Effect::MigrateSlots {
-        from: 0,
-        from_id: c.ids[0].clone(),
-        to: 1,
-        to_id: c.ids[1].clone(),
-        slots: ranges(&slots),
-    };
+    let effect = c.migrate_effect(0, 1, &slots);
     let moving = tokio::spawn(async move { adapter.execute(&effect, &ctx).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
     c.nodes[2].thaw();

@@ -296,6 +296,17 @@ impl Cluster {
         .await;
     }
 
+    /// The effect moving `slots` from member `from` to member `to`, with their node ids.
+    pub fn migrate_effect(&self, from: u32, to: u32, slots: &[u16]) -> Effect {
+        Effect::MigrateSlots {
+            from,
+            from_id: self.ids[from as usize].clone(),
+            to,
+            to_id: self.ids[to as usize].clone(),
+            slots: ranges(slots),
+        }
+    }
+
     /// The node id every reachable node believes owns `slot`, one entry per node.
     pub async fn owners_of(&self, slot: u16) -> Vec<Option<String>> {
         self.observe()
