@@ -123,6 +123,9 @@ fn repair_slot(
         }
     }
 
+    if owner.is_none() && strays.is_empty() && claim_for_the_importer(w, slot, st, out) {
+        return;
+    }
     let (Some(owner_id), Some(owner_ord), true) = (owner, owner_ord, owner_up) else {
         // The owner is down (its replica will take over) or unknown: only markers that hold
         // nothing can be closed now.
@@ -302,6 +305,34 @@ fn repair_slot(
             });
         }
     }
+}
+
+/// A move handed over halfway: the source was told the new owner (it holds no key of the slot
+/// and no longer claims it) and the target was not, so no master claims the slot and the
+/// target still imports it, holding every key that moved (Redis never drops the keys of a
+/// slot a node imports, whoever claims it). The target takes the slot with `SETSLOT NODE`
+/// itself, under a new epoch, as the move would have ended. Only when nothing of the slot sits
+/// anywhere else: a migrating node with keys means the move was not handed over at all.
+/// Returns whether it did.
+fn claim_for_the_importer(w: &World, slot: u16, st: &OpenSlotState<'_>, out: &mut Repair) -> bool {
+    let [(importer, _, _)] = st.importing.as_slice() else {
+        return false;
+    };
+    if st.migrating.iter().any(|&(_, _, keys)| keys > 0) || !w.live_claimants(slot).is_empty() {
+        return false;
+    }
+    let Some(me) = w.me(*importer).filter(|me| me.is_master()) else {
+        return false;
+    };
+    out.effects.push(Effect::SetSlotOwner {
+        on: *importer,
+        slot,
+        owner_id: me.id.clone(),
+    });
+    for &(ord, _, _) in &st.migrating {
+        out.effects.push(Effect::SetSlotStable { on: ord, slot });
+    }
+    true
 }
 
 /// The replica to promote when `holder`, a replica of the down master `master_id`, holds keys

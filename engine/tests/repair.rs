@@ -375,3 +375,73 @@ fn a_holder_of_several_half_moved_slots_gets_one_replica_attached_once() {
         }],
     );
 }
+
+/// The move from #0 to #6 was handed over to the source only: #0 gave `SLOT` away (its own
+/// line no longer claims it, every other view still gives it to #0) and #6 still imports it,
+/// holding its 7 keys. No master claims the slot; the importer takes it.
+fn handed_over_to_the_source_only() -> Observation {
+    let mut nodes = scaling_out();
+    nodes[6].open = vec![OpenSlot::Importing {
+        slot: SLOT,
+        source: id(0),
+    }];
+    nodes[6].open_keys.insert(SLOT, 7);
+    nodes[6].keys = 7;
+    nodes[7].keys = 7;
+    let mut obs = observe(&nodes, false, 60_000);
+    let own_line_of_0 = obs.members.get_mut(&0).unwrap().redis.as_mut().unwrap();
+    for e in own_line_of_0.nodes.entries_mut().iter_mut() {
+        if e.id == id(0) {
+            e.slots = vec![
+                SlotRange::new(0, SLOT - 1),
+                SlotRange::new(SLOT + 1, even_split(3)[0].end),
+            ];
+        } else if e.id == id(6) {
+            e.slots = vec![SlotRange::single(SLOT)];
+        }
+    }
+    obs
+}
+
+#[test]
+fn a_slot_its_source_gave_away_before_the_target_was_told_is_claimed_by_the_importing_target() {
+    let obs = handed_over_to_the_source_only();
+    let d = decide(&Desired::new(4, 1), Phase::ScalingOut, &obs);
+    assert_effects(
+        &d,
+        &[Effect::SetSlotOwner {
+            on: 6,
+            slot: SLOT,
+            owner_id: id(6),
+        }],
+    );
+    assert_eq!(d.phase, Phase::Recovering);
+    assert!(invariants::check_decision(&Desired::new(4, 1), &obs, &d).is_empty());
+}
+
+#[test]
+fn an_importer_is_not_given_a_slot_whose_source_still_holds_keys_of_it() {
+    let mut obs = handed_over_to_the_source_only();
+    // The source never gave the slot away: it still claims it and migrates it, with keys.
+    let mut nodes = scaling_out();
+    nodes[0].open = vec![OpenSlot::Migrating {
+        slot: SLOT,
+        target: id(6),
+    }];
+    nodes[0].open_keys.insert(SLOT, 3);
+    nodes[6].open = vec![OpenSlot::Importing {
+        slot: SLOT,
+        source: id(0),
+    }];
+    nodes[6].open_keys.insert(SLOT, 7);
+    obs.members = observe(&nodes, false, 60_000).members;
+    let d = decide(&Desired::new(4, 1), Phase::ScalingOut, &obs);
+    assert!(
+        !d.effects.iter().any(|e| matches!(
+            e,
+            Effect::SetSlotOwner { on: 6, owner_id, .. } if *owner_id == id(6)
+        )),
+        "{:?}",
+        d.effects
+    );
+}

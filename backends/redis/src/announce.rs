@@ -1,4 +1,4 @@
-//! Telling masters who owns a moved slot now. The pair of a move (target, then source) is
+//! Telling masters who owns a moved slot now. The pair of a move (source, then target) is
 //! told inside the move: that is what finishes it. Every other master is told by an
 //! [`Announcer`], in the background and in batches: the target bumped its config epoch, so
 //! they would learn the new owner by gossip anyway, and telling them directly only shortens
@@ -134,12 +134,26 @@ impl Announcer {
 }
 
 impl RedisAdapter {
-    /// `SETSLOT slot NODE to_id` on the target, then the source, each receiving all `slots`;
-    /// then queues them for every other master. The target is told even where it already
-    /// claims a slot: its own line may have shown the slot when the move began and lost it
-    /// since (a failover claiming its old master's slots, then an older claim), and a target
-    /// that does not claim a slot leaves every other view pointing at it while its own points
-    /// elsewhere, for ever.
+    /// `SETSLOT slot NODE to_id` on the source, then the target, each receiving all `slots`;
+    /// then queues them for every other master.
+    ///
+    /// The source first, although Redis' own documentation and `redis-cli` tell the target
+    /// first: from the moment the target claims a slot (under an epoch bumped without
+    /// consensus) until the source is told, both claim it, and if the source's config epoch
+    /// rises above the target's meanwhile (an epoch collision settled against it, common when
+    /// many targets bump at once), the source's claim wins everywhere and the target, owning
+    /// the slot no longer and importing it no more, deletes its keys. At 100 masters the
+    /// source once stayed untold for a whole pass and 1,853 keys went (`docs/reliability.md`).
+    /// Told first, the source stops claiming a slot it holds no key of (Redis refuses it
+    /// otherwise), whatever its epoch does later; the target, still importing, is immune to
+    /// every claim until it takes the slot itself. The cost: until the target is told,
+    /// clients are redirected between the two; if the target is never told, the engine's
+    /// repair has it claim the slot (`claim_for_the_importer`).
+    ///
+    /// The target is told even where it already claims a slot: its own line may have shown
+    /// the slot when the move began and lost it since (a failover claiming its old master's
+    /// slots, then an older claim), and a target that does not claim a slot leaves every other
+    /// view pointing at it while its own points elsewhere, for ever.
     pub(crate) async fn broadcast_owner(
         &self,
         mv: &Move,
@@ -153,10 +167,10 @@ impl RedisAdapter {
                 cmd
             })
             .collect();
+        self.set_owner_on(&mv.from, &cmds).await?;
         self.set_owner_on(&mv.to, &cmds)
             .await
             .map_err(|e| on_target(mv, &mv.to, e))?;
-        self.set_owner_on(&mv.from, &cmds).await?;
         mv.announcer.announce(mv, slots);
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! Moving hash slots and their keys between masters, crash-safe at every step: a slot is
 //! marked IMPORTING on the target before MIGRATING on the source, keys move in batches with
 //! `MIGRATE ... KEYS`, and ownership changes (`SETSLOT NODE`) only once the source holds no
-//! key of the slot — target first, so the slot is never owned by a node that lacks its keys.
+//! key of the slot: source first, then target, so that no node ever claims the slot without
+//! its keys (see `broadcast_owner`).
 
 use crate::RedisAdapter;
 use crate::announce::Announcer;

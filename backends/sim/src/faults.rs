@@ -32,6 +32,10 @@ pub struct FaultRates {
     /// timeout mid-slot, its replica is elected and claims its slots, and the source hears it
     /// (see `Victim::StalledSource`).
     pub stall_migration_source: u32,
+    /// Per multi-step effect (exclusive with the kills and the stall): at the first hand-over
+    /// of a slot the source's epoch rises through a collision and the node to be told second
+    /// does not answer (see `Victim::CollidingSource`).
+    pub collide_at_handover: u32,
     /// SIGSTOP of a running member for 1-15 steps, then SIGCONT (its own random stream, so
     /// with it at 0 every other fault of a seed happens where it did before it existed).
     pub pause: u32,
@@ -57,6 +61,7 @@ impl FaultRates {
             kill_migration_source: 0,
             kill_migration_target: 0,
             stall_migration_source: 0,
+            collide_at_handover: 0,
             pause: 0,
             master_restart: 0,
         }
@@ -80,6 +85,7 @@ impl Default for FaultRates {
             // Off by default so the seeds of the default sweeps keep their meaning; swept on
             // its own (`seeds.rs`).
             stall_migration_source: 0,
+            collide_at_handover: 0,
             pause: 0,
             // Off by default: it needs `SimConfig::replicate_by_address` to mean anything.
             master_restart: 0,
@@ -333,6 +339,13 @@ fn plan_kill(rng: &mut Rng, rates: &FaultRates) -> Option<MidSlotKill> {
         < source + u64::from(rates.kill_migration_target) + u64::from(rates.stall_migration_source)
     {
         Victim::StalledSource
+    } else if draw
+        < source
+            + u64::from(rates.kill_migration_target)
+            + u64::from(rates.stall_migration_source)
+            + u64::from(rates.collide_at_handover)
+    {
+        Victim::CollidingSource
     } else {
         return None;
     };

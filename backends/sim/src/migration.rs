@@ -122,9 +122,30 @@ impl Cluster {
                 self.replace_stalled_source(from);
                 return Ok(());
             }
+            // Never due mid-slot (`StepBudget::mid_slot`).
+            Victim::CollidingSource => return Ok(()),
         };
         self.kill(ordinal);
         Err(ApplyError::Killed { ordinal, victim })
+    }
+
+    /// `Victim::CollidingSource`: `o`'s current epoch catches up with the cluster's highest and
+    /// a collision settled against it gives it the next one (Redis'
+    /// `clusterHandleConfigEpochCollision`), above every config epoch there is. Nobody hears
+    /// of it before the effect stops; gossip spreads it afterwards.
+    fn collide(&mut self, o: Ordinal) {
+        let highest = self
+            .members
+            .values()
+            .filter(|m| m.running)
+            .map(|m| m.node.current_epoch.max(m.node.config_epoch))
+            .max()
+            .unwrap_or(0);
+        if let Some(m) = self.members.get_mut(&o) {
+            m.node.current_epoch = highest + 1;
+            m.node.config_epoch = highest + 1;
+            m.node.touch();
+        }
     }
 
     /// Redis' own failover of a source that stalled past the node timeout: its most advanced
@@ -196,10 +217,23 @@ impl Cluster {
                 }
                 budget.step()?;
                 self.confirm_source_still_migrates(from, slot, tk)?;
+                // The source first, then the target, as the real executor
+                // (`broadcast_owner`): the source stops claiming a slot it has no key of
+                // before the target claims it.
+                self.setslot_node(from, slot, tk)?;
+                if budget.at_handover() {
+                    self.collide(from);
+                    return Err(ApplyError::NoAnswer {
+                        ordinal: to,
+                        victim: Victim::CollidingSource,
+                    });
+                }
+                budget.step()?;
                 self.setslot_node(to, slot, tk)?;
+            } else {
+                budget.step()?;
+                self.setslot_node(from, slot, tk)?;
             }
-            budget.step()?;
-            self.setslot_node(from, slot, tk)?;
             budget.step()?;
             let others: Vec<Ordinal> = self
                 .members

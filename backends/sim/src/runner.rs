@@ -538,6 +538,12 @@ fn simulate(seed: u64, cfg: &SimConfig, records: &mut Option<Recording>) -> Step
                     }
                 }
                 Err(ApplyError::Interrupted) => break,
+                // The effect stopped at a node that did not answer: nothing is lost to the
+                // fault itself, so nothing is excused.
+                Err(ApplyError::NoAnswer { victim, .. }) => {
+                    *counts.entry(victim.fault_kind()).or_default() += 1;
+                    break;
+                }
                 Err(ApplyError::Killed { victim, .. }) => {
                     *counts.entry(victim.fault_kind()).or_default() += 1;
                     client.account_losses(&cluster);

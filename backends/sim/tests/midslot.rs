@@ -15,23 +15,6 @@ use redis_operator_sim::client::Client;
 /// The slot the migration tests move: one of #0's.
 const SLOT: u16 = 7;
 
-/// Plants `n` acknowledged keys in `slot` on master `o` and its synced replicas.
-fn plant(c: &mut Cluster, client: &mut Client, o: Ordinal, slot: u16, n: u64) -> Vec<u64> {
-    let keys: Vec<u64> = (0..n)
-        .map(|k| 5_000_000 + u64::from(slot) * 1000 + k)
-        .collect();
-    let node = &mut c.members.get_mut(&o).unwrap().node;
-    node.keys
-        .entry(slot)
-        .or_default()
-        .extend(keys.iter().copied());
-    for k in &keys {
-        client.acked.insert(*k, slot);
-    }
-    c.mirror_slot(o, slot);
-    keys
-}
-
 fn migrate(c: &Cluster, from: Ordinal, to: Ordinal, slot: u16) -> Effect {
     Effect::MigrateSlots {
         from,

@@ -94,3 +94,26 @@ pub fn meet_node_0(c: &mut Cluster, o: Ordinal) {
     )
     .unwrap();
 }
+
+/// Plants `n` acknowledged keys in `slot` on master `o` and its synced replicas.
+pub fn plant(
+    c: &mut Cluster,
+    client: &mut redis_operator_sim::client::Client,
+    o: Ordinal,
+    slot: u16,
+    n: u64,
+) -> Vec<u64> {
+    let keys: Vec<u64> = (0..n)
+        .map(|k| 5_000_000 + u64::from(slot) * 1000 + k)
+        .collect();
+    let node = &mut c.members.get_mut(&o).unwrap().node;
+    node.keys
+        .entry(slot)
+        .or_default()
+        .extend(keys.iter().copied());
+    for k in &keys {
+        client.acked.insert(*k, slot);
+    }
+    c.mirror_slot(o, slot);
+    keys
+}

@@ -1,0 +1,118 @@
+//! The hand-over of a moved slot (`SETSLOT NODE` on its source and its target) caught half-way
+//! while the source's config epoch rises through a collision: with the target told first the
+//! model loses the moved keys, as Redis did at 100 masters; with the source told first, as the
+//! executors do, nothing is lost and the engine's repair finishes the move.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use engine::{Desired, Effect, Phase, SlotRange};
+use redis_operator_sim::apply::{MidSlotKill, Victim};
+use redis_operator_sim::client::Client;
+use redis_operator_sim::{ApplyError, StepBudget};
+
+/// One of #0's slots.
+const SLOT: u16 = 7;
+
+fn migrate(c: &redis_operator_sim::Cluster) -> Effect {
+    Effect::MigrateSlots {
+        from: 0,
+        from_id: id(c, 0),
+        to: 1,
+        to_id: id(c, 1),
+        slots: vec![SlotRange::single(SLOT)],
+    }
+}
+
+#[test]
+fn a_target_told_first_loses_the_moved_keys_when_the_source_outbids_it_before_being_told() {
+    let mut c = cluster(3, 0);
+    let mut client = Client::default();
+    let keys = plant(&mut c, &mut client, 0, SLOT, 6);
+    // Markers, one batch of keys, then the operator stops before any `SETSLOT NODE`.
+    let err = c
+        .apply(&migrate(&c), &mut StepBudget::interrupt_after(3))
+        .unwrap_err();
+    assert_eq!(err, ApplyError::Interrupted);
+    assert_eq!(c.members[&1].node.keys_in(SLOT), 6, "every key moved");
+    assert_eq!(c.members[&0].node.keys_in(SLOT), 0);
+
+    // The old order: the target takes the slot, and before the source is told its epoch
+    // rises above the target's new one (nobody has heard of it yet).
+    let source = &mut c.members.get_mut(&0).unwrap().node;
+    source.current_epoch += 10;
+    source.config_epoch = source.current_epoch;
+    let owner_id = id(&c, 1);
+    apply(
+        &mut c,
+        Effect::SetSlotOwner {
+            on: 1,
+            slot: SLOT,
+            owner_id,
+        },
+    )
+    .unwrap();
+    ticks(&mut c, 2);
+    let (s, t) = (&c.members[&0].node, &c.members[&1].node);
+    assert_eq!(t.owner(SLOT), s.key, "the source's claim won back the slot");
+    assert_eq!(t.keys_in(SLOT), 0, "and the target dropped what it held");
+    let lost = client.missing(&mut c);
+    assert_eq!(lost.len(), keys.len(), "{lost:?}");
+}
+
+#[test]
+fn a_source_told_first_never_takes_the_slot_back_and_the_repair_gives_it_to_the_importer() {
+    let mut c = cluster(3, 0);
+    let mut client = Client::default();
+    plant(&mut c, &mut client, 0, SLOT, 6);
+    let mut budget = StepBudget::kill_at(MidSlotKill {
+        after: 0,
+        victim: Victim::CollidingSource,
+    });
+    let err = c.apply(&migrate(&c), &mut budget).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ApplyError::NoAnswer {
+                ordinal: 1,
+                victim: Victim::CollidingSource
+            }
+        ),
+        "{err}"
+    );
+    ticks(&mut c, 5);
+    let (s, t) = (&c.members[&0].node, &c.members[&1].node);
+    assert!(
+        s.config_epoch > t.config_epoch,
+        "the source outbids the target"
+    );
+    assert_ne!(s.owner(SLOT), s.key, "but no longer claims the slot");
+    assert!(t.importing.contains_key(&SLOT));
+    assert_eq!(t.keys_in(SLOT), 6, "the importer keeps every key");
+
+    let decision = engine::decide(&Desired::new(3, 0), Phase::Ready, &c.observe());
+    let claim = Effect::SetSlotOwner {
+        on: 1,
+        slot: SLOT,
+        owner_id: id(&c, 1),
+    };
+    assert_eq!(
+        decision.effects,
+        std::slice::from_ref(&claim),
+        "{}",
+        decision.summary
+    );
+    apply(&mut c, claim).unwrap();
+    ticks(&mut c, 2);
+    let t = c.members[&1].node.key;
+    for m in c.members.values() {
+        assert_eq!(
+            m.node.owner(SLOT),
+            t,
+            "#{} routes the slot to #1",
+            m.ordinal
+        );
+    }
+    assert!(client.missing(&mut c).is_empty());
+}
