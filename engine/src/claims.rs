@@ -1,13 +1,12 @@
 //! Slot claims the views disagree on and will not settle by themselves: a claim some view can
-//! never accept (an older owner's equal or higher epoch), and a slot the views route to a
-//! master that does not claim it.
+//! never accept (an older owner's equal or higher epoch). Slots nobody claims: `unclaimed`.
 
 use crate::effect::Effect;
 use crate::model::Ordinal;
 use crate::restart::epoch_bump_for;
 use crate::work::{Kind, Work};
 use crate::world::World;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// Views that will never accept a claim: master X alone claims slot s, but some view still
 /// gives s to Y, a live node that gave it away or a ghost, under an epoch at least X's. Redis takes a
@@ -109,71 +108,5 @@ pub(crate) fn outdated_claims(w: &World) -> Option<Work> {
         Kind::Recover,
         effects,
         format!("giving {n} master(s) a newer epoch: some views still hold an older owner's claim"),
-    ))
-}
-
-/// Slots that no answering master claims on its own line while views still route them to
-/// one of them: that master was told it owns them and then lost its claim (a failover took
-/// its old master's slots, an older claim won them back) or never applied it, so the other
-/// views point at it and its own view points elsewhere, and nobody will ever advertise the
-/// slot. The master the views name takes it with `SETSLOT NODE` itself (a newer epoch wins it
-/// everywhere), provided every member answers and no slot is open.
-pub(crate) fn disowned_slots(w: &World) -> Option<Work> {
-    if w.slots_agreed || !w.all_members_reachable() {
-        return None;
-    }
-    let mut claimed = vec![false; usize::from(crate::slots::SLOT_COUNT)];
-    for (_, _, state) in w.reachable.values() {
-        let me = state.myself()?;
-        if !me.open_slots.is_empty() {
-            return None;
-        }
-        if me.master_id.is_none() && !me.flags.replica {
-            for s in crate::slots::expand(&me.slots) {
-                claimed[usize::from(s)] = true;
-            }
-        }
-    }
-    // For each unclaimed slot, the master the views name with the highest epoch.
-    let mut named: BTreeMap<u16, (u64, &str)> = BTreeMap::new();
-    for (_, _, state) in w.reachable.values() {
-        for e in state
-            .nodes
-            .iter()
-            .filter(|e| e.master_id.is_none() && !e.flags.replica)
-        {
-            for s in crate::slots::expand(&e.slots) {
-                if claimed[usize::from(s)] {
-                    continue;
-                }
-                let best = named.entry(s).or_insert((e.config_epoch, e.id.as_str()));
-                if e.config_epoch > best.0 {
-                    *best = (e.config_epoch, e.id.as_str());
-                }
-            }
-        }
-    }
-    let mut effects = Vec::new();
-    for (slot, (_, id)) in named {
-        let Some(on) = w.ordinal_of(id).filter(|o| w.reachable.contains_key(o)) else {
-            continue;
-        };
-        if !w.nodes.get(id).is_some_and(|n| n.is_master()) {
-            continue;
-        }
-        effects.push(Effect::SetSlotOwner {
-            on,
-            slot,
-            owner_id: id.to_string(),
-        });
-    }
-    if effects.is_empty() {
-        return None;
-    }
-    let n = effects.len();
-    Some(Work::new(
-        Kind::Recover,
-        effects,
-        format!("{n} slot(s) routed to a master that does not claim them: it takes them"),
     ))
 }

@@ -20,6 +20,7 @@ pub use model::{
     Ordinal, View, ViewInterner,
 };
 pub use slots::{SLOT_COUNT, SlotRange};
+pub use unclaimed::routed_but_unclaimed;
 pub mod trace;
 pub mod view;
 
@@ -46,6 +47,7 @@ mod replacement;
 mod replicas;
 mod restart;
 mod topology;
+mod unclaimed;
 mod views;
 mod work;
 mod world;

@@ -339,7 +339,11 @@ fn claim_for_the_importer(w: &World, slot: u16, st: &OpenSlotState<'_>, out: &mu
 /// of an open slot: the master's process must be gone (never a mere partition) and it must own
 /// no slot (a master with slots is failed over by Redis, and forced by `failed_masters`).
 /// `TAKEOVER`, because Redis never elects a replica of a master without slots.
-fn takeover_for_stray_keys(w: &World, master_id: &str, holder: Ordinal) -> Option<Ordinal> {
+pub(crate) fn takeover_for_stray_keys(
+    w: &World,
+    master_id: &str,
+    holder: Ordinal,
+) -> Option<Ordinal> {
     if w.owns_slots(master_id) {
         return None;
     }

@@ -150,7 +150,9 @@ fn replicas_of(w: &World, masters: &BTreeSet<&str>, degraded: &mut Vec<String>) 
             continue;
         };
         let Some(n) = w.nodes.get(id) else { continue };
-        if masters.contains(id) {
+        // A master that still owns slots (one being drained) is no replica yet: Redis
+        // refuses `REPLICATE` on it (simulator seed 50234: attached for ever, the drain waited).
+        if masters.contains(id) || (n.is_master() && !n.entry.slots.is_empty()) {
             continue;
         }
         match n.entry.master_id.as_deref() {

@@ -5,7 +5,7 @@
 //! acting on a partial picture.
 
 use crate::bootstrap::bootstrap;
-use crate::claims::{disowned_slots, outdated_claims};
+use crate::claims::outdated_claims;
 use crate::effect::Effect;
 use crate::failover::failed_masters;
 use crate::gossip::meet;
@@ -14,6 +14,7 @@ use crate::membership::{forget_ghosts, members, remove_leaving};
 use crate::replacement::{Rolling, rolling};
 use crate::replicas::{early_replicas, replicas};
 use crate::topology::masters;
+use crate::unclaimed::unclaimed_slots;
 use crate::world::World;
 
 /// What kind of work the rules found; the lifecycle maps it to a phase.
@@ -188,10 +189,10 @@ fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
     if let Some(work) = forget_ghosts(w) {
         return work;
     }
-    if let Some(work) = crate::repair::repair_open_slots(w, degraded) {
+    if let Some(work) = unclaimed_slots(w, degraded) {
         return work;
     }
-    if let Some(work) = disowned_slots(w) {
+    if let Some(work) = crate::repair::repair_open_slots(w, degraded) {
         return work;
     }
     if let Some(work) = outdated_claims(w) {

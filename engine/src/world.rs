@@ -308,6 +308,18 @@ impl<'a> World<'a> {
             .all(|o| self.reachable.contains_key(o))
     }
 
+    /// Every member that does not answer returns with nothing: its process stopped and either
+    /// nothing persists (it comes back empty) or it lies outside the desired range (the
+    /// operator never starts it again). Never a paused or cut-off process, which returns as it
+    /// was.
+    pub fn unreachable_members_return_nothing(&self) -> bool {
+        self.obs
+            .members
+            .iter()
+            .filter(|(o, _)| !self.reachable.contains_key(o))
+            .all(|(o, m)| !m.running && (!self.desired.persistent || !self.in_range(*o)))
+    }
+
     /// How member `ord` sees node `id`.
     pub fn view(&self, ord: Ordinal, id: &str) -> Option<&'a ClusterNode> {
         let n = self.ids.get(id)?;

@@ -445,3 +445,78 @@ fn an_importer_is_not_given_a_slot_whose_source_still_holds_keys_of_it() {
         d.effects
     );
 }
+
+/// The move of `SLOT` from #0 to #6 was handed over to the source only, then #6 died: #0's own
+/// line no longer claims `SLOT` (its view gives it to #6), the other views still give it to
+/// #0, and #6's replica #7 holds the 7 moved keys with no marker.
+#[test]
+fn keys_of_a_slot_nobody_claims_on_the_replica_of_a_dead_target_that_owned_no_slot_are_taken_over()
+{
+    let mut nodes = scaling_out();
+    nodes[6].running = false;
+    nodes[6].fail = true;
+    nodes[7].keys = 7;
+    nodes[7].open_keys.insert(SLOT, 7);
+    let mut obs = observe(&nodes, false, 60_000);
+    source_gave_slot_to(&mut obs, Some(id(6)));
+    let d = decide(&Desired::new(4, 1), Phase::ScalingOut, &obs);
+    // Redis never elects a replica of a master without slots: `TAKEOVER`, and the promoted
+    // replica claims the slot its master was being handed.
+    assert_effects(
+        &d,
+        &[
+            Effect::Failover {
+                on: 7,
+                mode: FailoverMode::Takeover,
+            },
+            Effect::SetSlotOwner {
+                on: 7,
+                slot: SLOT,
+                owner_id: id(7),
+            },
+        ],
+    );
+}
+
+/// #0's own line gives `SLOT` away: to `to` in its own view, or to nobody (the node it was
+/// given to has been forgotten).
+fn source_gave_slot_to(obs: &mut Observation, to: Option<String>) {
+    let view_of_0 = obs.members.get_mut(&0).unwrap().redis.as_mut().unwrap();
+    for e in view_of_0.nodes.entries_mut().iter_mut() {
+        if e.id == id(0) {
+            e.slots = vec![
+                SlotRange::new(0, SLOT - 1),
+                SlotRange::new(SLOT + 1, even_split(3)[0].end),
+            ];
+        } else if Some(&e.id) == to.as_ref() {
+            e.slots.push(SlotRange::single(SLOT));
+        }
+    }
+}
+
+/// As above, but #6 owned slots: #7 won the election and claims them (not `SLOT`, which #6
+/// never took), and #6 came back as a new, empty node replicating #7, its old id forgotten.
+/// No master claims `SLOT`; the views still give it to #0, which holds nothing of it.
+#[test]
+fn a_slot_nobody_claims_goes_to_the_promoted_replica_holding_its_keys_never_back_to_the_source() {
+    let mut nodes = scaling_out();
+    nodes[2].slots = vec![SlotRange::new(even_split(3)[2].start, 15999)];
+    nodes[7].master = None;
+    nodes[7].slots = vec![SlotRange::new(16000, 16383)];
+    nodes[7].keys = 7;
+    nodes[7].open_keys.insert(SLOT, 7);
+    nodes[6].id = "0000000000000000000000000000000000fresh6".into();
+    nodes[6].master = Some(id(7));
+    let mut obs = observe(&nodes, false, 60_000);
+    source_gave_slot_to(&mut obs, None);
+    let d = decide(&Desired::new(4, 1), Phase::Recovering, &obs);
+    assert_effects(
+        &d,
+        &[Effect::SetSlotOwner {
+            on: 7,
+            slot: SLOT,
+            owner_id: id(7),
+        }],
+    );
+    assert!(invariants::check_decision(&Desired::new(4, 1), &obs, &d).is_empty());
+}

@@ -3,7 +3,8 @@
 //! read), the settings and the replication gate, and the key counts of open slots when the node
 //! has any. A steady observation ([`Views::Steady`]) reads full views only where `view_cache`
 //! says something may have moved, and reuses the others from earlier passes. Once every node answered, nodes that hold
-//! keys also count the slots open anywhere else (see `count_keys_of_slots_open_elsewhere`).
+//! keys also count the slots open anywhere else and the slots no master claims (see
+//! `count_keys_of_unsettled_slots`).
 
 use crate::RedisAdapter;
 use crate::error::AdapterError;
@@ -175,7 +176,7 @@ impl RedisAdapter {
                 }
             }
         }
-        self.count_keys_of_slots_open_elsewhere(&mut out).await;
+        self.count_keys_of_unsettled_slots(&mut out).await;
         (
             Observation {
                 now_ms,
@@ -328,16 +329,21 @@ impl RedisAdapter {
     }
 
     /// A slot open on one node may have keys on others: the target of an interrupted move
-    /// died and its replica holds what had moved, or an import was closed by hand. For every
-    /// slot open anywhere, each node that holds keys and did not count that slot itself
-    /// (it counts its own open slots) reports its count when it is not zero, so the engine
-    /// never closes a slot while keys of it sit where no marker shows them.
-    async fn count_keys_of_slots_open_elsewhere(&self, members: &mut BTreeMap<Ordinal, Member>) {
-        let open: std::collections::BTreeSet<u16> = members
+    /// died and its replica holds what had moved, or an import was closed by hand. So may a
+    /// slot no master claims (`engine::routed_but_unclaimed`: a hand-over whose target died
+    /// after its source was told). For every such slot, each node that holds keys and did not
+    /// count that slot itself (it counts its own open slots) reports its count when it is not
+    /// zero, so the engine never closes or assigns a slot while keys of it sit where no marker
+    /// shows them. In a settled cluster both sets are empty and this reads nothing.
+    async fn count_keys_of_unsettled_slots(&self, members: &mut BTreeMap<Ordinal, Member>) {
+        let mut open: std::collections::BTreeSet<u16> = members
             .values()
             .filter_map(|m| m.redis.as_ref()?.myself())
             .flat_map(|me| me.open_slots.iter().map(|o| o.slot()))
             .collect();
+        open.extend(engine::routed_but_unclaimed(
+            members.values().filter_map(|m| m.redis.as_ref()),
+        ));
         if open.is_empty() {
             return;
         }

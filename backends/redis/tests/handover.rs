@@ -3,7 +3,7 @@
 //! every other. Told first, the source never claims the slot again; the target, still
 //! importing, keeps every key whatever the epochs say; the engine's repair has it claim the
 //! slot (Valkey's target claims it by itself). (Told first, the target would have lost the keys to the source's newer claim: 1,853
-//! keys at 100 masters, `docs/reliability.md`.) Ports 12250-12252.
+//! keys at 100 masters, `docs/reliability.md`.) Ports 12250-12256.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -224,4 +224,104 @@ async fn a_hand_over_stopped_after_the_source_keeps_every_key_when_the_source_ou
     }
     let (_, open) = own_line(&c, 1, slot).await;
     assert!(open.is_empty(), "{open:?}");
+}
+
+/// The target is killed right after the source was told: no master claims the slot, and the
+/// moved keys live on the target's replica only, with no marker. Once the replica is promoted
+/// the observer counts its keys of the unclaimed slot, and `SETSLOT NODE <itself>` there (the
+/// engine's effect: never the source, which gave the slot away empty) serves every key. Valkey's promoted replica, which inherited
+/// the importing marker, takes it by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_killed_after_the_source_was_told_leaves_the_slot_to_its_promoted_replica() {
+    let mut c = Cluster::start(&[12253, 12254, 12255, 12256], 3, None).await;
+    // #3 replicates #0, the target.
+    let slot = c.first_slot_of(1).await;
+    let keys = keys_in_slot(slot, 100);
+    fill(&mut c.client(1, None).await, &keys).await;
+    c.wait_replica_online(0).await;
+    let obs = c.observe().await;
+    let mut ctx = ExecContext::from_observation(&obs);
+    ctx.members
+        .insert(0, proxy_refusing_the_hand_over(c.nodes[0].addr()).await);
+    c.adapter
+        .execute(&c.migrate_effect(1, 0, &[slot]), &ctx)
+        .await
+        .expect_err("the target never takes the slot");
+    assert_eq!(own_line(&c, 1, slot).await, (false, Vec::new()));
+    eventually(100, "the target's replica has the moved keys", || async {
+        count_in_slot(&c, 3, slot).await == 100
+    })
+    .await;
+
+    c.nodes[0].kill();
+    eventually(400, "the target's replica is promoted", || async {
+        c.observe().await.members[&3]
+            .redis
+            .as_ref()
+            .and_then(|s| s.myself())
+            .is_some_and(|me| me.is_master())
+    })
+    .await;
+    let server = c.adapter.server_info(&c.nodes[3].addr()).await.unwrap();
+    let promoted = c.ids[3].clone();
+    match server.kind {
+        ServerKind::Redis => {
+            // What the engine decides from here (`unclaimed_slots`: the master holding the
+            // keys takes the slot, once the dead target has been restarted and its old id
+            // forgotten) is covered by the simulator's seeds and `engine/tests/repair.rs`;
+            // here, what it reads and what its effect does on a real server.
+            let obs = c.observe().await;
+            let states = obs.members.values().filter_map(|m| m.redis.as_ref());
+            assert!(engine::routed_but_unclaimed(states).contains(&slot));
+            let counted = obs.members[&3]
+                .redis
+                .as_ref()
+                .unwrap()
+                .open_slot_keys
+                .get(&slot);
+            assert_eq!(
+                counted,
+                Some(&100),
+                "the observer counts the unclaimed slot's keys"
+            );
+            let claim = Effect::SetSlotOwner {
+                on: 3,
+                slot,
+                owner_id: promoted.clone(),
+            };
+            c.adapter
+                .execute(&claim, &ExecContext::from_observation(&obs))
+                .await
+                .expect("the promoted replica takes the slot");
+        }
+        ServerKind::Valkey => {
+            eventually(
+                200,
+                "the promoted replica takes the slot itself",
+                || async { own_line(&c, 3, slot).await.0 },
+            )
+            .await;
+        }
+    }
+    eventually(
+        200,
+        "every live node gives the slot to the promoted replica",
+        || async {
+            c.owners_of(slot)
+                .await
+                .iter()
+                .skip(1)
+                .all(|o| o.as_deref() == Some(promoted.as_str()))
+        },
+    )
+    .await;
+    let mut conn = c.client(3, None).await;
+    for k in &keys {
+        let v: Option<String> = redis::cmd("GET")
+            .arg(k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(v.as_deref(), Some(format!("v-{k}").as_str()), "{k}");
+    }
 }

@@ -46,9 +46,18 @@ pub enum Victim {
     /// time, so the move stops half handed over. Seen at 100 masters under load, where it
     /// cost 1,853 keys while the target was told first (`docs/reliability.md`).
     CollidingSource,
+    /// At the hand-over of a slot, right after the source was told: the target is killed
+    /// before it takes the slot. Its replica holds the moved keys with no marker, and no
+    /// master claims the slot.
+    TargetAtHandover,
 }
 
 impl Victim {
+    /// Due at the hand-over of a slot rather than at a mid-slot point.
+    pub fn at_handover(self) -> bool {
+        matches!(self, Victim::CollidingSource | Victim::TargetAtHandover)
+    }
+
     /// The fault's name in `FaultCounts`.
     pub fn fault_kind(self) -> &'static str {
         match self {
@@ -56,6 +65,7 @@ impl Victim {
             Victim::Target => "kill_migration_target",
             Victim::StalledSource => "stall_migration_source",
             Victim::CollidingSource => "collide_at_handover",
+            Victim::TargetAtHandover => "kill_target_at_handover",
         }
     }
 }
@@ -67,6 +77,7 @@ impl std::fmt::Display for Victim {
             Victim::Target => "the migration's target",
             Victim::StalledSource => "the migration's source, replaced while stalled",
             Victim::CollidingSource => "the source's epoch rose at the hand-over",
+            Victim::TargetAtHandover => "the migration's target, at the hand-over",
         })
     }
 }
@@ -121,10 +132,7 @@ impl StepBudget {
 
     /// A mid-slot point was reached: the victim, if the planned kill is due now.
     pub(crate) fn mid_slot(&mut self) -> Option<Victim> {
-        let k = self
-            .kill
-            .as_mut()
-            .filter(|k| k.victim != Victim::CollidingSource)?;
+        let k = self.kill.as_mut().filter(|k| !k.victim.at_handover())?;
         if k.after == 0 {
             let victim = k.victim;
             self.kill = None;
@@ -134,17 +142,12 @@ impl StepBudget {
         None
     }
 
-    /// A slot is half handed over: whether the planned `CollidingSource` fault happens now
-    /// (at the first hand-over of the effect).
-    pub(crate) fn at_handover(&mut self) -> bool {
-        if self
-            .kill
-            .is_some_and(|k| k.victim == Victim::CollidingSource)
-        {
-            self.kill = None;
-            return true;
-        }
-        false
+    /// A slot is half handed over: the planned hand-over fault, if any, happens now (at the
+    /// first hand-over of the effect).
+    pub(crate) fn at_handover(&mut self) -> Option<Victim> {
+        let victim = self.kill.map(|k| k.victim).filter(|v| v.at_handover())?;
+        self.kill = None;
+        Some(victim)
     }
 
     pub(crate) fn step(&mut self) -> Result<(), ApplyError> {

@@ -240,6 +240,21 @@ impl Cluster {
                 },
             );
         }
+        // As the real observer: keys of slots no master claims are counted too, where a node
+        // holds some.
+        let unclaimed = engine::routed_but_unclaimed(
+            members
+                .values()
+                .filter_map(|m: &ObservedMember| m.redis.as_ref()),
+        );
+        for slot in unclaimed.into_iter().filter(|s| !open.contains(s)) {
+            for (o, m) in members.iter_mut() {
+                let keys = self.members.get(o).map_or(0, |c| c.node.keys_in(slot));
+                if let Some(state) = m.redis.as_mut().filter(|_| keys > 0) {
+                    state.open_slot_keys.insert(slot, keys as u64);
+                }
+            }
+        }
         Observation {
             now_ms: self.now_ms,
             members,

@@ -36,6 +36,10 @@ pub struct FaultRates {
     /// of a slot the source's epoch rises through a collision and the node to be told second
     /// does not answer (see `Victim::CollidingSource`).
     pub collide_at_handover: u32,
+    /// Per multi-step effect (exclusive with the others above): at the first hand-over of a
+    /// slot the target is killed right after the source was told (see
+    /// `Victim::TargetAtHandover`).
+    pub kill_target_at_handover: u32,
     /// SIGSTOP of a running member for 1-15 steps, then SIGCONT (its own random stream, so
     /// with it at 0 every other fault of a seed happens where it did before it existed).
     pub pause: u32,
@@ -62,6 +66,7 @@ impl FaultRates {
             kill_migration_target: 0,
             stall_migration_source: 0,
             collide_at_handover: 0,
+            kill_target_at_handover: 0,
             pause: 0,
             master_restart: 0,
         }
@@ -86,6 +91,7 @@ impl Default for FaultRates {
             // its own (`seeds.rs`).
             stall_migration_source: 0,
             collide_at_handover: 0,
+            kill_target_at_handover: 0,
             pause: 0,
             // Off by default: it needs `SimConfig::replicate_by_address` to mean anything.
             master_restart: 0,
@@ -346,6 +352,14 @@ fn plan_kill(rng: &mut Rng, rates: &FaultRates) -> Option<MidSlotKill> {
             + u64::from(rates.collide_at_handover)
     {
         Victim::CollidingSource
+    } else if draw
+        < source
+            + u64::from(rates.kill_migration_target)
+            + u64::from(rates.stall_migration_source)
+            + u64::from(rates.collide_at_handover)
+            + u64::from(rates.kill_target_at_handover)
+    {
+        Victim::TargetAtHandover
     } else {
         return None;
     };

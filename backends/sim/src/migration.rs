@@ -123,7 +123,7 @@ impl Cluster {
                 return Ok(());
             }
             // Never due mid-slot (`StepBudget::mid_slot`).
-            Victim::CollidingSource => return Ok(()),
+            Victim::CollidingSource | Victim::TargetAtHandover => return Ok(()),
         };
         self.kill(ordinal);
         Err(ApplyError::Killed { ordinal, victim })
@@ -221,12 +221,22 @@ impl Cluster {
                 // (`broadcast_owner`): the source stops claiming a slot it has no key of
                 // before the target claims it.
                 self.setslot_node(from, slot, tk)?;
-                if budget.at_handover() {
-                    self.collide(from);
-                    return Err(ApplyError::NoAnswer {
-                        ordinal: to,
-                        victim: Victim::CollidingSource,
-                    });
+                match budget.at_handover() {
+                    Some(victim @ Victim::CollidingSource) => {
+                        self.collide(from);
+                        return Err(ApplyError::NoAnswer {
+                            ordinal: to,
+                            victim,
+                        });
+                    }
+                    Some(victim) => {
+                        self.kill(to);
+                        return Err(ApplyError::Killed {
+                            ordinal: to,
+                            victim,
+                        });
+                    }
+                    None => {}
                 }
                 budget.step()?;
                 self.setslot_node(to, slot, tk)?;

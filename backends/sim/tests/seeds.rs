@@ -274,6 +274,33 @@ fn a_hand_over_stopped_half_way_while_the_source_outbids_the_target_loses_no_key
     );
 }
 
+/// The same scale-outs and scale-ins, in which the target of a migration is killed at a
+/// slot's hand-over (on 3 in 4 migration effects), right after the source was told the new
+/// owner: no master claims the slot, and the target's replica holds its keys with no marker.
+/// No acknowledged key is lost and every seed converges.
+#[test]
+fn a_target_killed_between_the_two_halves_of_a_hand_over_loses_no_key() {
+    let cfg = SimConfig {
+        failure_dir: failure_dir(),
+        rates: FaultRates {
+            kill_target_at_handover: 750,
+            ..FaultRates::none()
+        },
+        ..SimConfig::midslot_kills()
+    };
+    let summary = sweep(seeds(60, 50_000), cfg);
+    let killed = summary
+        .seeds_with_fault
+        .get("kill_target_at_handover")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        killed * 2 >= summary.seeds_run,
+        "only {killed} of {} seed(s) had a target killed at a hand-over",
+        summary.seeds_run
+    );
+}
+
 /// A configuration change that needs a restart (a new desired fingerprint) lands at a random
 /// step of the fault window, in every seed (twice in some), with persistence in some seeds:
 /// members are replaced one at a time among crashes, partitions, dropped effects and spec
