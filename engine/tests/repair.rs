@@ -389,17 +389,7 @@ fn handed_over_to_the_source_only() -> Observation {
     nodes[6].keys = 7;
     nodes[7].keys = 7;
     let mut obs = observe(&nodes, false, 60_000);
-    let own_line_of_0 = obs.members.get_mut(&0).unwrap().redis.as_mut().unwrap();
-    for e in own_line_of_0.nodes.entries_mut().iter_mut() {
-        if e.id == id(0) {
-            e.slots = vec![
-                SlotRange::new(0, SLOT - 1),
-                SlotRange::new(SLOT + 1, even_split(3)[0].end),
-            ];
-        } else if e.id == id(6) {
-            e.slots = vec![SlotRange::single(SLOT)];
-        }
-    }
+    source_gave_slot_to(&mut obs, Some(id(6)));
     obs
 }
 

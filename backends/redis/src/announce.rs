@@ -1,5 +1,5 @@
-//! Telling masters who owns a moved slot now. The pair of a move (source, then target) is
-//! told inside the move: that is what finishes it. Every other master is told by an
+//! Telling masters who owns a moved slot now. The pair of a move (in the order the server
+//! makes safe: `broadcast_owner`) is told inside the move: that is what finishes it. Every other master is told by an
 //! [`Announcer`], in the background and in batches: the target bumped its config epoch, so
 //! they would learn the new owner by gossip anyway, and telling them directly only shortens
 //! the window in which they redirect clients to the old owner.
@@ -134,21 +134,23 @@ impl Announcer {
 }
 
 impl RedisAdapter {
-    /// `SETSLOT slot NODE to_id` on the source, then the target, each receiving all `slots`;
-    /// then queues them for every other master.
+    /// `SETSLOT slot NODE to_id` on both ends of the move, each receiving all `slots`, then
+    /// queues them for every other master. The order depends on the server
+    /// (`Move::source_first`, from `ServerInfo::hands_over_source_first`):
     ///
-    /// The source first, although Redis' own documentation and `redis-cli` tell the target
-    /// first: from the moment the target claims a slot (under an epoch bumped without
-    /// consensus) until the source is told, both claim it, and if the source's config epoch
-    /// rises above the target's meanwhile (an epoch collision settled against it, common when
-    /// many targets bump at once), the source's claim wins everywhere and the target, owning
-    /// the slot no longer and importing it no more, deletes its keys. At 100 masters the
-    /// source once stayed untold for a whole pass and 1,853 keys went (`docs/reliability.md`).
-    /// Told first, the source stops claiming a slot it holds no key of (Redis refuses it
-    /// otherwise), whatever its epoch does later; the target, still importing, is immune to
-    /// every claim until it takes the slot itself. The cost: until the target is told,
-    /// clients are redirected between the two; if the target is never told, the engine's
-    /// repair has it claim the slot (`claim_for_the_importer`).
+    /// - **the source first** where the server allows it (Redis 7.4+, Valkey 8). Told first,
+    ///   the source stops claiming a slot it holds no key of (Redis refuses it otherwise),
+    ///   whatever its epoch does later, and the target, still importing, is immune to every
+    ///   claim until it takes the slot. Told second, as Redis' documentation and `redis-cli`
+    ///   do, the target claims the slot (under an epoch bumped without consensus) while the
+    ///   source still does; if the source's epoch rises above the target's meanwhile (an epoch
+    ///   collision settled against it, common when many targets bump at once), the source's
+    ///   claim wins everywhere and the target deletes the keys: 1,853 keys at 100 masters
+    ///   (`docs/reliability.md`). If the target is never told, the engine's repair has it
+    ///   claim the slot (`claim_for_the_importer`; Valkey does it by itself), and if it dies,
+    ///   the node holding the moved keys takes the slot (`unclaimed_slots`).
+    /// - **the target first** on Redis 7.0-7.2, where the other order has a worse window (see
+    ///   `hands_over_source_first`); the collision window above stays open there.
     ///
     /// The target is told even where it already claims a slot: its own line may have shown
     /// the slot when the move began and lost it since (a failover claiming its old master's
@@ -167,10 +169,18 @@ impl RedisAdapter {
                 cmd
             })
             .collect();
-        self.set_owner_on(&mv.from, &cmds).await?;
-        self.set_owner_on(&mv.to, &cmds)
-            .await
-            .map_err(|e| on_target(mv, &mv.to, e))?;
+        let tell_target = || async {
+            self.set_owner_on(&mv.to, &cmds)
+                .await
+                .map_err(|e| on_target(mv, &mv.to, e))
+        };
+        if mv.source_first {
+            self.set_owner_on(&mv.from, &cmds).await?;
+            tell_target().await?;
+        } else {
+            tell_target().await?;
+            self.set_owner_on(&mv.from, &cmds).await?;
+        }
         mv.announcer.announce(mv, slots);
         Ok(())
     }

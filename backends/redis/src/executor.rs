@@ -242,6 +242,12 @@ impl RedisAdapter {
                         (own, Some(task))
                     }
                 };
+                // Which end hears of the new owner first depends on the server (one look at
+                // the target; Redis' own order, the target first, when it does not answer).
+                let source_first = self
+                    .server_info(&to)
+                    .await
+                    .is_ok_and(|info| info.hands_over_source_first());
                 let mv = Move {
                     from,
                     from_id: from_id.clone(),
@@ -249,6 +255,7 @@ impl RedisAdapter {
                     to_id: to_id.clone(),
                     announcer: announcer.clone(),
                     needs_replica: ctx.protect_targets,
+                    source_first,
                 };
                 let result = self
                     .migrate_slots(mv, engine::slots::expand(slots).collect())

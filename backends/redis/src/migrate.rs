@@ -1,8 +1,7 @@
 //! Moving hash slots and their keys between masters, crash-safe at every step: a slot is
 //! marked IMPORTING on the target before MIGRATING on the source, keys move in batches with
 //! `MIGRATE ... KEYS`, and ownership changes (`SETSLOT NODE`) only once the source holds no
-//! key of the slot: source first, then target, so that no node ever claims the slot without
-//! its keys (see `broadcast_owner`).
+//! key of the slot, to the pair in the order the server makes safe (see `broadcast_owner`).
 
 use crate::RedisAdapter;
 use crate::announce::Announcer;
@@ -26,6 +25,8 @@ pub(crate) struct Move {
     pub announcer: Arc<Announcer>,
     /// Stop between rounds when the target has no synced replica.
     pub needs_replica: bool,
+    /// End each slot by telling the source before the target (`broadcast_owner`).
+    pub source_first: bool,
 }
 
 impl RedisAdapter {

@@ -19,6 +19,28 @@ pub struct ServerInfo {
     pub atomic_slot_migration: bool,
 }
 
+impl ServerInfo {
+    /// Whether a slot's move may end by telling its source the new owner before its target
+    /// (see `broadcast_owner`). Only where a node that takes a slot also forgets that the
+    /// slot's previous owner had stopped claiming it: Redis 7.4 and later (redis/redis#12564)
+    /// and Valkey 8. Redis 7.0-7.2 keeps that mark on the new owner, so a claim from the old
+    /// owner sent before it was told and delivered late (each pair of nodes talks over two
+    /// connections, in no common order) wins the slot back whatever its epoch, and the new
+    /// owner deletes the keys: seen once in CI on Redis 7.0.15
+    /// (`moves::migrate_slots_moves_thousands_of_keys_and_every_master_agrees_on_the_new_owner`).
+    pub fn hands_over_source_first(&self) -> bool {
+        let mut parts = self
+            .version
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        match self.kind {
+            ServerKind::Redis => (major, minor) >= (7, 4),
+            ServerKind::Valkey => major >= 8,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerKind {
     Redis,
@@ -99,6 +121,22 @@ mod tests {
             parse_info_server(redis),
             (ServerKind::Redis, "7.0.15".to_owned())
         );
+    }
+
+    #[test]
+    fn only_servers_that_forget_a_stale_not_claiming_mark_hand_over_source_first() {
+        let info = |kind, version: &str| ServerInfo {
+            kind,
+            version: version.to_owned(),
+            atomic_slot_migration: false,
+        };
+        assert!(!info(ServerKind::Redis, "7.0.15").hands_over_source_first());
+        assert!(!info(ServerKind::Redis, "7.2.4").hands_over_source_first());
+        assert!(info(ServerKind::Redis, "7.4.0").hands_over_source_first());
+        assert!(info(ServerKind::Redis, "8.0.2").hands_over_source_first());
+        assert!(!info(ServerKind::Valkey, "7.2.5").hands_over_source_first());
+        assert!(info(ServerKind::Valkey, "8.1.8").hands_over_source_first());
+        assert!(!info(ServerKind::Redis, "garbage").hands_over_source_first());
     }
 
     #[test]

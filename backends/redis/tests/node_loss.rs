@@ -382,19 +382,7 @@ async fn a_move_whose_source_died_is_finished_from_the_promoted_replica_towards_
             "{k}"
         );
     }
-    let importer = c.ids[2].clone();
-    eventually(
-        100,
-        "every live node gives the slot to the importer",
-        || async {
-            c.owners_of(slot)
-                .await
-                .iter()
-                .skip(1)
-                .all(|o| o.as_deref() == Some(importer.as_str()))
-        },
-    )
-    .await;
+    c.wait_routed_to(slot, &c.ids[2], 1).await;
 }
 
 /// Keys moved by `MIGRATE` leave the source at once; until the target's replica applies them
@@ -500,16 +488,6 @@ async fn a_replica_that_took_over_claims_a_slot_its_view_never_gave_its_master()
     .await;
 }
 
-/// `COUNTKEYSINSLOT` on node `i`.
-async fn count_in_slot(c: &Cluster, i: usize, slot: u16) -> u64 {
-    redis::cmd("CLUSTER")
-        .arg("COUNTKEYSINSLOT")
-        .arg(slot)
-        .query_async(&mut c.client(i, None).await)
-        .await
-        .unwrap()
-}
-
 /// Node `on` takes `slot` over the way a replica promoted in its master's place does: with a
 /// copy of the slot's keys and a claim at a config epoch above every other.
 async fn claim_with_copies(c: &Cluster, on: usize, from: usize, slot: u16, keys: &[String]) {
@@ -567,7 +545,7 @@ async fn a_slot_claimed_away_mid_move_is_dropped_by_the_source_and_would_be_lost
         .query_async(&mut c.client(0, None).await)
         .await
         .unwrap();
-    assert_eq!(count_in_slot(&c, 2, slot).await, 40);
+    assert_eq!(c.count_in_slot(2, slot).await, 40);
 
     claim_with_copies(&c, 1, 0, slot, &keys[40..]).await;
     let new_owner = c.ids[1].clone();
@@ -576,27 +554,23 @@ async fn a_slot_claimed_away_mid_move_is_dropped_by_the_source_and_would_be_lost
         "the source hears the claim and drops its keys",
         || async {
             c.owners_of(slot).await[0].as_deref() == Some(new_owner.as_str())
-                && count_in_slot(&c, 0, slot).await == 0
+                && c.count_in_slot(0, slot).await == 0
         },
     )
     .await;
-    assert_eq!(
-        count_in_slot(&c, 1, slot).await,
-        60,
-        "the new owner has them"
-    );
+    assert_eq!(c.count_in_slot(1, slot).await, 60, "the new owner has them");
 
     // What a migration that trusted the source's count of 0 would do next.
     setslot(&c, 2, slot, &["NODE", &c.ids[2]]).await;
     eventually(
         100,
         "the new owner hears the target's claim and drops its copies",
-        || async { count_in_slot(&c, 1, slot).await == 0 },
+        || async { c.count_in_slot(1, slot).await == 0 },
     )
     .await;
-    let left: u64 = count_in_slot(&c, 0, slot).await
-        + count_in_slot(&c, 1, slot).await
-        + count_in_slot(&c, 2, slot).await;
+    let left: u64 = c.count_in_slot(0, slot).await
+        + c.count_in_slot(1, slot).await
+        + c.count_in_slot(2, slot).await;
     assert_eq!(left, 40, "only the keys that had moved are left");
 }
 
@@ -628,7 +602,7 @@ async fn a_move_whose_slot_is_claimed_away_midway_is_not_finished_and_loses_no_k
     };
     let running = tokio::spawn(async move { slow.execute(&mv, &ctx).await });
     eventually(200, "the move is under way", || async {
-        count_in_slot(&c, 2, slot).await >= 50
+        c.count_in_slot(2, slot).await >= 50
     })
     .await;
     // The target stalls, so the source sits inside a `MIGRATE` to it; meanwhile #1 takes the

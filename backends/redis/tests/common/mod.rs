@@ -307,6 +307,56 @@ impl Cluster {
         }
     }
 
+    /// Member `i`'s own line of its view.
+    pub async fn myself(&self, i: usize) -> engine::ClusterNode {
+        let obs = self.observe().await;
+        obs.members[&(i as u32)]
+            .redis
+            .as_ref()
+            .and_then(|s| s.myself())
+            .expect("the member answers with its own line")
+            .clone()
+    }
+
+    /// `CLUSTER COUNTKEYSINSLOT slot` on member `i`.
+    pub async fn count_in_slot(&self, i: usize, slot: u16) -> u64 {
+        redis::cmd("CLUSTER")
+            .arg("COUNTKEYSINSLOT")
+            .arg(slot)
+            .query_async(&mut self.client(i, None).await)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until every member from `first` on routes `slot` to node `id`.
+    pub async fn wait_routed_to(&self, slot: u16, id: &str, first: usize) {
+        eventually(
+            200,
+            "every live node routes the slot to its new owner",
+            || async {
+                self.owners_of(slot)
+                    .await
+                    .iter()
+                    .skip(first)
+                    .all(|o| o.as_deref() == Some(id))
+            },
+        )
+        .await;
+    }
+
+    /// Member `i` serves every key of `keys` with the value `fill` wrote.
+    pub async fn assert_serves(&self, i: usize, keys: &[String]) {
+        let mut conn = self.client(i, None).await;
+        for k in keys {
+            let v: Option<String> = redis::cmd("GET")
+                .arg(k)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(v.as_deref(), Some(format!("v-{k}").as_str()), "{k}");
+        }
+    }
+
     /// The node id every reachable node believes owns `slot`, one entry per node.
     pub async fn owners_of(&self, slot: u16) -> Vec<Option<String>> {
         self.observe()
