@@ -336,33 +336,19 @@ pub fn mangle_effects(
 /// kill is counted when it happens: an effect refused before any batch never reaches one.
 fn plan_kill(rng: &mut Rng, rates: &FaultRates) -> Option<MidSlotKill> {
     let draw = rng.below(1000);
-    let source = u64::from(rates.kill_migration_source);
-    let victim = if draw < source {
-        Victim::Source
-    } else if draw < source + u64::from(rates.kill_migration_target) {
-        Victim::Target
-    } else if draw
-        < source + u64::from(rates.kill_migration_target) + u64::from(rates.stall_migration_source)
-    {
-        Victim::StalledSource
-    } else if draw
-        < source
-            + u64::from(rates.kill_migration_target)
-            + u64::from(rates.stall_migration_source)
-            + u64::from(rates.collide_at_handover)
-    {
-        Victim::CollidingSource
-    } else if draw
-        < source
-            + u64::from(rates.kill_migration_target)
-            + u64::from(rates.stall_migration_source)
-            + u64::from(rates.collide_at_handover)
-            + u64::from(rates.kill_target_at_handover)
-    {
-        Victim::TargetAtHandover
-    } else {
-        return None;
-    };
+    // Consecutive ranges of the one draw, in this order, so a rate at 0 moves no other.
+    let ranges = [
+        (rates.kill_migration_source, Victim::Source),
+        (rates.kill_migration_target, Victim::Target),
+        (rates.stall_migration_source, Victim::StalledSource),
+        (rates.collide_at_handover, Victim::CollidingSource),
+        (rates.kill_target_at_handover, Victim::TargetAtHandover),
+    ];
+    let mut end = 0u64;
+    let victim = ranges.into_iter().find_map(|(rate, victim)| {
+        end += u64::from(rate);
+        (draw < end).then_some(victim)
+    })?;
     Some(MidSlotKill {
         after: rng.below(3) as u32,
         victim,
