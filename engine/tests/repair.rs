@@ -330,20 +330,7 @@ fn the_replica_of_a_dead_master_whose_slots_it_never_heard_of_takes_over() {
         }
     }
     let d = decide(&Desired::new(4, 1), Phase::Recovering, &obs);
-    assert_effects(
-        &d,
-        &[
-            Effect::Failover {
-                on: 7,
-                mode: FailoverMode::Takeover,
-            },
-            Effect::SetSlotOwner {
-                on: 7,
-                slot: split[0].start,
-                owner_id: id(7),
-            },
-        ],
-    );
+    assert_effects(&d, &takeover_by_7_claiming(split[0].start));
 }
 
 #[test]
@@ -452,20 +439,7 @@ fn keys_of_a_slot_nobody_claims_on_the_replica_of_a_dead_target_that_owned_no_sl
     let d = decide(&Desired::new(4, 1), Phase::ScalingOut, &obs);
     // Redis never elects a replica of a master without slots: `TAKEOVER`, and the promoted
     // replica claims the slot its master was being handed.
-    assert_effects(
-        &d,
-        &[
-            Effect::Failover {
-                on: 7,
-                mode: FailoverMode::Takeover,
-            },
-            Effect::SetSlotOwner {
-                on: 7,
-                slot: SLOT,
-                owner_id: id(7),
-            },
-        ],
-    );
+    assert_effects(&d, &takeover_by_7_claiming(SLOT));
 }
 
 /// #0's own line gives `SLOT` away: to `to` in its own view, or to nobody (the node it was
@@ -509,4 +483,19 @@ fn a_slot_nobody_claims_goes_to_the_promoted_replica_holding_its_keys_never_back
         }],
     );
     assert!(invariants::check_decision(&Desired::new(4, 1), &obs, &d).is_empty());
+}
+
+/// #7 takes over its dead master by `TAKEOVER` and claims `slot`, which its view never gave it.
+fn takeover_by_7_claiming(slot: u16) -> [Effect; 2] {
+    [
+        Effect::Failover {
+            on: 7,
+            mode: FailoverMode::Takeover,
+        },
+        Effect::SetSlotOwner {
+            on: 7,
+            slot,
+            owner_id: id(7),
+        },
+    ]
 }

@@ -242,12 +242,8 @@ impl RedisAdapter {
                         (own, Some(task))
                     }
                 };
-                // Which end hears of the new owner first depends on the server (one look at
-                // the target; Redis' own order, the target first, when it does not answer).
-                let source_first = self
-                    .server_info(&to)
-                    .await
-                    .is_ok_and(|info| info.hands_over_source_first());
+                // Which end hears of the new owner first depends on the target's server.
+                let source_first = self.hands_over_source_first(&to).await;
                 let mv = Move {
                     from,
                     from_id: from_id.clone(),

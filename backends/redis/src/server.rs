@@ -29,15 +29,17 @@ impl ServerInfo {
     /// owner deletes the keys: seen once in CI on Redis 7.0.15
     /// (`moves::migrate_slots_moves_thousands_of_keys_and_every_master_agrees_on_the_new_owner`).
     pub fn hands_over_source_first(&self) -> bool {
-        let mut parts = self
-            .version
-            .split('.')
-            .map(|p| p.parse::<u32>().unwrap_or(0));
-        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-        match self.kind {
-            ServerKind::Redis => (major, minor) >= (7, 4),
-            ServerKind::Valkey => major >= 8,
-        }
+        source_first_is_safe(self.kind, &self.version)
+    }
+}
+
+/// See [`ServerInfo::hands_over_source_first`].
+fn source_first_is_safe(kind: ServerKind, version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    match kind {
+        ServerKind::Redis => (major, minor) >= (7, 4),
+        ServerKind::Valkey => major >= 8,
     }
 }
 
@@ -89,10 +91,7 @@ pub(crate) fn describes_command(reply: &Value) -> bool {
 impl RedisAdapter {
     /// Asks `addr` which server it runs and whether it can migrate slots atomically.
     pub async fn server_info(&self, addr: &Addr) -> Result<ServerInfo, AdapterError> {
-        let mut info = redis::cmd("INFO");
-        info.arg("server");
-        let text: String = self.pool.query(addr, &info).await?;
-        let (kind, version) = parse_info_server(&text);
+        let (kind, version) = self.server_identity(addr).await?;
         let mut probe = redis::cmd("COMMAND");
         probe.arg("INFO").arg("CLUSTER|MIGRATESLOTS");
         let reply: Value = self.pool.query(addr, &probe).await?;
@@ -101,6 +100,22 @@ impl RedisAdapter {
             version,
             atomic_slot_migration: describes_command(&reply),
         })
+    }
+
+    /// `INFO server` on `addr`: which server it runs, and its version.
+    async fn server_identity(&self, addr: &Addr) -> Result<(ServerKind, String), AdapterError> {
+        let mut info = redis::cmd("INFO");
+        info.arg("server");
+        let text: String = self.pool.query(addr, &info).await?;
+        Ok(parse_info_server(&text))
+    }
+
+    /// Whether a move into `addr` may tell its source first (one `INFO server`; Redis' own
+    /// order, the target first, when the node does not answer).
+    pub(crate) async fn hands_over_source_first(&self, addr: &Addr) -> bool {
+        self.server_identity(addr)
+            .await
+            .is_ok_and(|(kind, version)| source_first_is_safe(kind, &version))
     }
 }
 
