@@ -30,6 +30,9 @@ pub struct AdapterConfig {
     pub max_idle_rounds: u32,
     /// How often migration progress is logged.
     pub progress_log_interval: Duration,
+    /// How long a hand-over waits for its target to hear of the source's config epoch before
+    /// the slots are left open for the next pass (see `RedisAdapter::wait_target_outranks`).
+    pub epoch_wait: Duration,
 }
 
 impl Default for AdapterConfig {
@@ -46,6 +49,9 @@ impl Default for AdapterConfig {
             migrate_timeout: Duration::from_secs(4),
             max_idle_rounds: 20,
             progress_log_interval: Duration::from_secs(5),
+            // Gossip carries an epoch within a second or two, even at 100 masters; longer
+            // means the pair cannot talk.
+            epoch_wait: Duration::from_secs(10),
         }
     }
 }

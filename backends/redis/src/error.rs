@@ -46,6 +46,17 @@ pub enum AdapterError {
         slot: u16,
         why: &'static str,
     },
+    /// The target of a hand-over did not learn the source's config epoch in time: told now,
+    /// it would claim the slots below the source and could lose them with their keys. The
+    /// slots stay open for the next pass.
+    #[error(
+        "{addr} knows epoch {known_epoch} only, below the source's {source_epoch}; not handing over yet"
+    )]
+    TargetBehindSource {
+        addr: Addr,
+        source_epoch: u64,
+        known_epoch: u64,
+    },
     /// Stray keys were to be moved from a node that owns their slot: they are not stray.
     #[error("{addr} owns slot {slot}: its keys there are not stray")]
     NotStray { addr: Addr, slot: u16 },

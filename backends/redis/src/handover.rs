@@ -1,10 +1,15 @@
-//! The last look before a migrated slot is handed to its target (`SETSLOT NODE`): the source
-//! must still be migrating it. See `confirm_source_still_migrates`.
+//! The last looks before a migrated slot is handed to its target (`SETSLOT NODE`): the source
+//! must still be migrating it (`confirm_source_still_migrates`), and the target's claim must
+//! outrank every claim the source ever made (`EpochGate`).
 
 use crate::RedisAdapter;
 use crate::error::AdapterError;
 use crate::migrate::Move;
+use engine::Addr;
 use redis::{FromRedisValue, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 impl RedisAdapter {
     /// The last look before slots are handed over: in one pipeline on the source, its own
@@ -107,4 +112,166 @@ fn source_verdicts(
         return Err(bad("fewer key counts than slots".into()));
     }
     Ok(out)
+}
+
+/// Makes the target of a hand-over claim its slots under a config epoch above the source's.
+///
+/// A target told `SETSLOT NODE` while importing bumps its config epoch to one above the
+/// highest *it knows of*. If it has not heard of the source's latest epoch yet (the source
+/// bumped its own a moment ago, as the target of another move), its claim ranks below the
+/// source's: any message from the source sent before it was told, or an `UPDATE` from a
+/// master that has not yet heard the source drop the slot, then gives the slot back to the
+/// source, and Redis deletes the target's keys of it. A pair of moves sharing a node caught
+/// this on Redis 7.0 (`moves::pairs_sharing_a_node_take_turns…`): the slot went back to the
+/// source for a moment. So before the pair is told, the gate waits until the target knows an
+/// epoch at least the source's, and differs from it; the target's bump then lands strictly
+/// above. And a node is in one hand-over at a time, so no source bumps its epoch (as a
+/// target elsewhere) between the gate and the moment it stops claiming the slot.
+///
+/// What stays open: an epoch collision settled in the source's favour inside those few
+/// milliseconds (`docs/reliability.md`).
+#[derive(Debug, Default)]
+pub(crate) struct EpochGate {
+    /// One lock per node in a hand-over; never held across anything but the hand-over.
+    busy: Mutex<HashMap<Addr, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Held for one hand-over: the locks of both ends. Dropping it ends the turn.
+pub struct HandOverTurn {
+    _first: tokio::sync::OwnedMutexGuard<()>,
+    _second: tokio::sync::OwnedMutexGuard<()>,
+}
+
+/// The pause between two looks at the target's epochs.
+const EPOCH_POLL: Duration = Duration::from_millis(25);
+
+impl EpochGate {
+    fn lock_of(&self, addr: &Addr) -> Arc<tokio::sync::Mutex<()>> {
+        match self.busy.lock() {
+            Ok(mut busy) => busy.entry(addr.clone()).or_default().clone(),
+            // A poisoned map only means another hand-over panicked: a fresh lock still
+            // serialises every later one on this node.
+            Err(poisoned) => poisoned
+                .into_inner()
+                .entry(addr.clone())
+                .or_default()
+                .clone(),
+        }
+    }
+
+    /// Takes both ends' locks, the lower address first (every pair in the same order, so two
+    /// hand-overs never each hold a lock the other waits for).
+    async fn turn(&self, a: &Addr, b: &Addr) -> HandOverTurn {
+        let (low, high) = if a <= b { (a, b) } else { (b, a) };
+        let first = self.lock_of(low).lock_owned().await;
+        let second = self.lock_of(high).lock_owned().await;
+        HandOverTurn {
+            _first: first,
+            _second: second,
+        }
+    }
+}
+
+/// The two epochs of a node that matter to a hand-over, from its `CLUSTER INFO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Epochs {
+    current: u64,
+    mine: u64,
+}
+
+impl Epochs {
+    fn parse(addr: &Addr, text: &str) -> Result<Self, AdapterError> {
+        let info = engine::parse::parse_info(text);
+        let field = |key: &str| {
+            info.get(key)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| AdapterError::BadReply {
+                    addr: addr.clone(),
+                    command: "CLUSTER INFO".into(),
+                    message: format!("no number for {key}"),
+                })
+        };
+        Ok(Self {
+            current: field("cluster_current_epoch")?,
+            mine: field("cluster_my_epoch")?,
+        })
+    }
+
+    /// True when a bump of this (target) node lands above `source`'s config epoch: it knows
+    /// an epoch at least the source's, and its own is not the source's (a node whose epoch is
+    /// already the highest it knows does not bump).
+    fn outranks_after_bump(self, source: u64) -> bool {
+        self.current >= source && self.mine != source
+    }
+}
+
+impl RedisAdapter {
+    /// Waits (up to `epoch_wait`) until `to`, told `SETSLOT NODE` for a slot it imports
+    /// from `from`, would claim it above every claim of `from`; returns the pair's turn, to be
+    /// held until both are told. See [`EpochGate`].
+    pub async fn wait_target_outranks(
+        &self,
+        from: &Addr,
+        to: &Addr,
+    ) -> Result<HandOverTurn, AdapterError> {
+        let turn = self.gate.turn(from, to).await;
+        let mut info = redis::cmd("CLUSTER");
+        info.arg("INFO");
+        let started = tokio::time::Instant::now();
+        loop {
+            let (source, target) = tokio::join!(
+                self.pool.query::<String>(from, &info),
+                self.pool.query::<String>(to, &info),
+            );
+            let source = Epochs::parse(from, &source?)?.mine;
+            let target = Epochs::parse(to, &target?)?;
+            if target.outranks_after_bump(source) {
+                if started.elapsed() > EPOCH_POLL {
+                    tracing::debug!(%from, %to, source_epoch = source,
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "the target learnt the source's epoch before the hand-over");
+                }
+                return Ok(turn);
+            }
+            if started.elapsed() >= self.config().epoch_wait {
+                return Err(AdapterError::TargetBehindSource {
+                    addr: to.clone(),
+                    source_epoch: source,
+                    known_epoch: target.current,
+                });
+            }
+            tokio::time::sleep(EPOCH_POLL).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epochs(current: u64, mine: u64) -> Epochs {
+        Epochs { current, mine }
+    }
+
+    #[test]
+    fn a_target_that_knows_the_source_epoch_outranks_it_after_its_bump() {
+        assert!(epochs(7, 3).outranks_after_bump(7));
+        assert!(epochs(9, 9).outranks_after_bump(7));
+    }
+
+    #[test]
+    fn a_target_behind_the_source_epoch_or_sharing_it_does_not() {
+        assert!(!epochs(6, 3).outranks_after_bump(7));
+        // Already the highest it knows: it would not bump, and would tie with the source.
+        assert!(!epochs(7, 7).outranks_after_bump(7));
+    }
+
+    #[test]
+    fn epochs_are_read_from_cluster_info_and_a_missing_one_is_a_bad_reply() {
+        let addr = Addr::new("127.0.0.1", 7000);
+        let text = "cluster_state:ok\r\ncluster_current_epoch:12\r\ncluster_my_epoch:4\r\n";
+        assert_eq!(Epochs::parse(&addr, text), Ok(epochs(12, 4)));
+        let err = Epochs::parse(&addr, "cluster_state:ok\r\ncluster_current_epoch:12\r\n");
+        assert!(matches!(err, Err(AdapterError::BadReply { .. })), "{err:?}");
+    }
 }

@@ -37,6 +37,7 @@ pub use config::AdapterConfig;
 pub use engine::model::MemberInfo;
 pub use error::AdapterError;
 pub use executor::ExecContext;
+pub use handover::HandOverTurn;
 pub use observer::{Views, ViewsRead};
 pub use progress::{MigrationProgress, ProgressSnapshot, describe_metrics};
 pub use replies::node_state_from_replies;
@@ -53,6 +54,8 @@ pub struct RedisAdapter {
     /// Full views remembered for steady observations; a plain mutex, never held across an
     /// await.
     views: Arc<std::sync::Mutex<view_cache::ViewCache>>,
+    /// One hand-over per node at a time, each above its source's epoch.
+    gate: Arc<handover::EpochGate>,
 }
 
 impl RedisAdapter {
@@ -61,6 +64,7 @@ impl RedisAdapter {
             pool: Pool::new(Arc::new(config)),
             progress: MigrationProgress::new(),
             views: Arc::default(),
+            gate: Arc::default(),
         }
     }
 
@@ -97,6 +101,7 @@ impl RedisAdapter {
             pool: self.pool.clone(),
             progress,
             views: self.views.clone(),
+            gate: self.gate.clone(),
         }
     }
 }

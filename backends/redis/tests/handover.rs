@@ -4,14 +4,15 @@
 //! importing, keeps every key whatever the epochs say, and the engine's repair has it claim the
 //! slot (Valkey's target claims it by itself); on Redis 7.0-7.2 the target is told first, so
 //! nothing is handed over and the repair finishes the move. (Told first, the target would have lost the keys to the source's newer claim: 1,853
-//! keys at 100 masters, `docs/reliability.md`.) Ports 12250-12259.
+//! keys at 100 masters, `docs/reliability.md`.) And no target is told before it has heard of
+//! its source's epoch. Ports 12250-12261.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use common::*;
 use engine::{Addr, Desired, Effect, Phase};
-use redis_operator_redis::{ExecContext, ServerKind};
+use redis_operator_redis::{AdapterError, ExecContext, ServerKind};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -364,4 +365,81 @@ async fn a_stale_claim_takes_a_slot_back_from_its_new_owner_only_where_source_fi
         .await;
         assert_eq!(c.count_in_slot(1, slot).await, 0, "and the keys are gone");
     }
+}
+
+/// A connection to `node`, once it accepts one.
+async fn connect(node: &Node) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}", node.port)).unwrap();
+    eventually(100, "redis-server answers", || async {
+        client.get_multiplexed_async_connection().await.is_ok()
+    })
+    .await;
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+async fn cluster_info(node: &Node, field: &str) -> u64 {
+    let mut conn = connect(node).await;
+    let info: String = redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    engine::parse::parse_info(&info)[field]
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_is_not_handed_slots_before_it_knows_an_epoch_above_its_sources() {
+    // Two nodes that have never met: the source's config epoch is 5, the target knows 0.
+    // Told `SETSLOT NODE` now, the target would claim under epoch 1 and lose the slot (and
+    // its keys) to the next claim the source made before it was told.
+    let (source, target) = (Node::spawn(12260, None), Node::spawn(12261, None));
+    let adapter = |wait_ms| {
+        redis_operator_redis::RedisAdapter::new(redis_operator_redis::AdapterConfig {
+            epoch_wait: Duration::from_millis(wait_ms),
+            ..redis_operator_redis::AdapterConfig::default()
+        })
+    };
+    let mut conn = connect(&source).await;
+    connect(&target).await;
+    let _: String = redis::cmd("CLUSTER")
+        .arg("SET-CONFIG-EPOCH")
+        .arg(5)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let refused = adapter(300)
+        .wait_target_outranks(&source.addr(), &target.addr())
+        .await
+        .err();
+    assert_eq!(
+        refused,
+        Some(AdapterError::TargetBehindSource {
+            addr: target.addr(),
+            source_epoch: 5,
+            known_epoch: 0,
+        })
+    );
+    assert_eq!(
+        cluster_info(&target, "cluster_my_epoch").await,
+        0,
+        "nothing was bumped"
+    );
+
+    // Once they meet, the target hears the source's epoch by gossip and the gate opens.
+    let _: String = redis::cmd("CLUSTER")
+        .arg("MEET")
+        .arg("127.0.0.1")
+        .arg(12261)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let turn = adapter(10_000)
+        .wait_target_outranks(&source.addr(), &target.addr())
+        .await;
+    assert!(turn.is_ok(), "{:?}", turn.err());
+    assert!(cluster_info(&target, "cluster_current_epoch").await >= 5);
 }

@@ -129,12 +129,14 @@ async fn pairs_sharing_a_node_take_turns_and_every_master_learns_every_new_owner
 
     for (from, to, slots) in &moves {
         for s in slots {
+            let owners = c.owners_of(*s).await;
+            let by_member: Vec<Option<usize>> = owners
+                .iter()
+                .map(|o| o.as_ref().and_then(|id| c.ids.iter().position(|x| x == id)))
+                .collect();
             assert!(
-                c.owners_of(*s)
-                    .await
-                    .iter()
-                    .all(|o| o.as_deref() == Some(c.ids[*to as usize].as_str())),
-                "slot {s} moved {from} -> {to}: some master still names another owner"
+                by_member.iter().all(|o| *o == Some(*to as usize)),
+                "slot {s} moved {from} -> {to}: the masters name {by_member:?} as its owner"
             );
         }
     }
