@@ -49,6 +49,8 @@ def main():
     ap.add_argument("--log", default=None, help="write redis-operator's output (warnings) here")
     ap.add_argument("--node-timeout-ms", type=int, default=15000,
                     help="cluster-node-timeout of both sides (default: Redis' own default)")
+    ap.add_argument("--server-loglevel", default=None,
+                    help="our nodes' loglevel (verbose logs epoch collisions to each node's redis.log)")
     ap.add_argument("--ours-only", action="store_true",
                     help="skip the peer (to iterate on our side; prints no ratio)")
     a = ap.parse_args()
@@ -64,7 +66,8 @@ def main():
     binary = os.path.abspath(a.binary)
     root = tempfile.mkdtemp(prefix="rop-at-scale-")
     ours_dir = os.path.join(root, "ours")
-    env = dict(os.environ, RUST_LOG="warn")
+    env = dict(os.environ)
+    env.setdefault("RUST_LOG", "warn")
     servers = arc.Servers(os.path.join(root, "peer"), a.node_timeout_ms)
     up = None
 
@@ -78,6 +81,7 @@ def main():
         arc.wait(cond, what, timeout)
         return time.time() - start
 
+    failed = True
     try:
         version = subprocess.run([arc.SERVER, "--version"], capture_output=True, text=True).stdout.split()
         cli_name = os.path.basename(arc.CLI)
@@ -88,6 +92,9 @@ def main():
         # redis-operator: create, load, scale out.
         manifest = os.path.join(root, "c.yaml")
         arc.ours_manifest(manifest, m, 1, ours_base, a.node_timeout_ms)
+        if a.server_loglevel:
+            with open(manifest, "a") as f:
+                f.write(f"  redisConfig:\n    loglevel: {a.server_loglevel}\n")
         ours_ports = list(range(ours_base, ours_base + 2 * m))
         t = time.time()
         trace = os.path.abspath(a.trace) if a.trace else os.path.join(root, "trace.jsonl")
@@ -115,6 +122,7 @@ def main():
         up = None
         op("local", "down", "--name", "bench", "--dir", ours_dir, "--purge")
         if a.ours_only:
+            failed = False
             return 0
 
         # The peer: the same by hand with redis-cli.
@@ -171,13 +179,19 @@ def main():
               f"master within 2 % of its share) | {ours_scale:.1f} s | {peer_scale:.1f} s | "
               f"{peer_scale / ours_scale:.2f}x |")
         print(f"# load average at the end {os.getloadavg()[0]:.1f}", flush=True)
+        failed = False
     finally:
         if up is not None:
             up.send_signal(signal.SIGTERM)
             up.wait()
         servers.stop()
-        op("local", "down", "--name", "bench", "--dir", ours_dir, "--purge")
-        shutil.rmtree(root, ignore_errors=True)
+        if failed:
+            # The nodes' logs and nodes.conf files are the evidence of what went wrong.
+            op("local", "down", "--name", "bench", "--dir", ours_dir)
+            print(f"# kept {root} (every node's redis.log and nodes.conf)", file=sys.stderr)
+        else:
+            op("local", "down", "--name", "bench", "--dir", ours_dir, "--purge")
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def scaled(port, masters, ports, loaded):

@@ -1,5 +1,6 @@
 //! Slot claims the views disagree on and will not settle by themselves: a claim some view can
 //! never accept (an older owner's equal or higher epoch). Slots nobody claims: `unclaimed`.
+//! And the config epochs two masters share, settled before any slot moves (`tied_epochs`).
 
 use crate::effect::Effect;
 use crate::model::Ordinal;
@@ -109,4 +110,59 @@ pub(crate) fn outdated_claims(w: &World) -> Option<Work> {
         effects,
         format!("giving {n} master(s) a newer epoch: some views still hold an older owner's claim"),
     ))
+}
+
+/// Holds a rebalance back while two masters that own slots share a config epoch, and gives the
+/// one Redis would move (the lower node id) a newer epoch now.
+///
+/// Redis settles such a tie by itself when the two next exchange a ping: the lower id takes
+/// its current epoch plus one. Settled in the middle of a migration, that jump can lift a
+/// source above the target it is handing a slot to, whose claim then loses and whose copies
+/// of the slot's keys Redis deletes. It happened at 100 -> 110 masters on Redis 7.0: two old
+/// masters tied at epoch 95 since the cluster's creation (at 100 masters the collisions of a
+/// new cluster take minutes to settle) met 20 s into the scale-out; the source jumped to 145,
+/// then to 148 through ties with targets bumping at once, and 369 keys of 3 slots were lost.
+/// Settled first, the old masters' epochs stay below every target's bump for the whole move.
+///
+/// One master per pass: several bumped at once, with the same current epoch, would tie again.
+/// A master already at the highest epoch it knows would answer `BUMPEPOCH` with STILL; then
+/// the wait is for Redis, which settles it on the pair's next ping.
+pub(crate) fn tied_epochs(w: &World) -> Option<Work> {
+    let mut by_epoch: std::collections::BTreeMap<u64, Vec<(&str, Ordinal, bool, u64)>> =
+        std::collections::BTreeMap::new();
+    for (o, (_, _, state)) in &w.reachable {
+        let Some(me) = state.myself() else { continue };
+        if me.flags.replica || me.master_id.is_some() || me.config_epoch == 0 {
+            continue;
+        }
+        by_epoch.entry(me.config_epoch).or_default().push((
+            me.id.as_str(),
+            *o,
+            !me.slots.is_empty(),
+            state.current_epoch,
+        ));
+    }
+    // Masters that own slots: a drained master (no slots, leaving) tied with one is left to
+    // Redis, as it may never ping again once its removal starts (simulator seed 40027).
+    let (epoch, tied) = by_epoch.into_iter().find_map(|(epoch, tied)| {
+        let owners: Vec<_> = tied.into_iter().filter(|(_, _, owns, _)| *owns).collect();
+        (owners.len() > 1).then_some((epoch, owners))
+    })?;
+    let names: Vec<String> = tied.iter().map(|(_, o, _, _)| format!("#{o}")).collect();
+    let (_, loser, _, current) = *tied.iter().min_by_key(|(id, ..)| *id)?;
+    let what = format!(
+        "masters {} share config epoch {epoch}; settling it before moving slots",
+        names.join(", ")
+    );
+    if current > epoch {
+        Some(Work::new(
+            Kind::Wait,
+            vec![Effect::BumpEpoch { on: loser }],
+            format!("{what} (#{loser} takes a newer one)"),
+        ))
+    } else {
+        Some(Work::wait(format!(
+            "{what} (Redis will, on their next ping)"
+        )))
+    }
 }

@@ -227,6 +227,16 @@ fn rules(w: &World, degraded: &mut Vec<String>) -> Work {
             wait.kind = Kind::Recover;
             return wait;
         }
+        if work
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::MigrateSlots { .. }))
+            && let Some(mut settle) = crate::claims::tied_epochs(w)
+        {
+            // Part of the scaling, as a wait for gossip is: the phase stays.
+            settle.kind = work.kind;
+            return settle;
+        }
         return work;
     }
     let mut effects = replicas(w, degraded);

@@ -1224,3 +1224,57 @@ fn a_replica_that_a_view_knows_by_its_flags_alone_announces_itself_to_that_view(
         }]
     );
 }
+
+/// A scale-out from 3 to 4 masters, new master #3 empty, every node settled.
+fn scale_out_3_to_4() -> Observation {
+    let mut nodes = healthy(3, 0);
+    nodes.push(Node::new(3));
+    observe(&nodes, false, 60_000)
+}
+
+fn moves_slots(d: &Decision) -> bool {
+    d.effects
+        .iter()
+        .any(|e| matches!(e, Effect::MigrateSlots { .. }))
+}
+
+#[test]
+fn a_scale_out_moves_slots_when_every_master_has_its_own_epoch() {
+    let d = decide(&desired(4, 0), Phase::Ready, &scale_out_3_to_4());
+    assert!(moves_slots(&d), "{}: {:?}", d.summary, d.effects);
+}
+
+/// At 100 -> 110 masters on Redis 7.0, two old masters still tied from the cluster's creation
+/// met mid-move: the source jumped above its target and 369 keys were lost.
+#[test]
+fn two_masters_sharing_an_epoch_are_told_apart_before_any_slot_moves() {
+    let mut obs = scale_out_3_to_4();
+    set_epoch(&mut obs, 0, 2); // #1's epoch too
+    let d = decide(&desired(4, 0), Phase::Ready, &obs);
+    // Redis would move the lower id, #0, when the two next ping each other: it moves now.
+    assert_effects(&d, &[Effect::BumpEpoch { on: 0 }]);
+    assert!(d.summary.contains("share config epoch 2"), "{}", d.summary);
+}
+
+#[test]
+fn a_tied_master_already_at_the_highest_epoch_it_knows_is_left_to_redis_and_nothing_moves() {
+    let mut obs = scale_out_3_to_4();
+    set_epoch(&mut obs, 0, 2);
+    set_current_epoch(&mut obs, 2);
+    let d = decide(&desired(4, 0), Phase::Ready, &obs);
+    assert!(d.effects.is_empty(), "{}: {:?}", d.summary, d.effects);
+    assert!(d.summary.contains("on their next ping"), "{}", d.summary);
+}
+
+#[test]
+fn empty_masters_sharing_an_epoch_hold_nothing_back() {
+    // New masters join with epoch 0 and tie among themselves: no slot of theirs can be lost.
+    let mut nodes = healthy(3, 0);
+    nodes.push(Node::new(3));
+    nodes.push(Node::new(4));
+    let mut obs = observe(&nodes, false, 60_000);
+    set_epoch(&mut obs, 3, 0);
+    set_epoch(&mut obs, 4, 0);
+    let d = decide(&desired(5, 0), Phase::Ready, &obs);
+    assert!(moves_slots(&d), "{}: {:?}", d.summary, d.effects);
+}

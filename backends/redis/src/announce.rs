@@ -174,7 +174,9 @@ impl RedisAdapter {
                 .await
                 .map_err(|e| on_target(mv, &mv.to, e))
         };
-        let _turn = self.wait_target_outranks(&mv.from, &mv.to).await?;
+        let _turn = self
+            .wait_target_outranks(&mv.from, &mv.to, mv.epoch_floor)
+            .await?;
         if mv.source_first {
             self.set_owner_on(&mv.from, &cmds).await?;
             tell_target().await?;

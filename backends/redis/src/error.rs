@@ -46,15 +46,16 @@ pub enum AdapterError {
         slot: u16,
         why: &'static str,
     },
-    /// The target of a hand-over did not learn the source's config epoch in time: told now,
-    /// it would claim the slots below the source and could lose them with their keys. The
-    /// slots stay open for the next pass.
+    /// The target of a hand-over did not learn its source's config epoch (or the highest of
+    /// the masters owning slots) in time: told now, it could claim the slots below the source
+    /// or tie with another master, and lose the slots with their keys. The slots stay open
+    /// for the next pass.
     #[error(
-        "{addr} knows epoch {known_epoch} only, below the source's {source_epoch}; not handing over yet"
+        "{addr} knows epoch {known_epoch} only, below the sources' {needed_epoch}; not handing over yet"
     )]
-    TargetBehindSource {
+    TargetBehindSources {
         addr: Addr,
-        source_epoch: u64,
+        needed_epoch: u64,
         known_epoch: u64,
     },
     /// Stray keys were to be moved from a node that owns their slot: they are not stray.

@@ -23,6 +23,9 @@ pub struct ExecContext {
     /// The spec asks for replicas: a migration pauses between rounds while its target has
     /// no synced replica (the engine only starts one towards a protected target).
     pub protect_targets: bool,
+    /// The highest config epoch of a master owning slots, on its own line: the floor every
+    /// target's epoch bump must land above (`RedisAdapter::wait_target_outranks`).
+    pub epoch_floor: u64,
 }
 
 impl ExecContext {
@@ -35,8 +38,11 @@ impl ExecContext {
             ctx.members.insert(*ordinal, addr.clone());
             if let Some(state) = &m.redis {
                 ctx.nodes.insert(state.id.clone(), addr.clone());
-                if state.myself().is_some_and(|me| me.flags.master) {
+                if let Some(me) = state.myself().filter(|me| me.flags.master) {
                     ctx.masters.push(addr.clone());
+                    if !me.slots.is_empty() {
+                        ctx.epoch_floor = ctx.epoch_floor.max(me.config_epoch);
+                    }
                 }
             }
         }
@@ -252,6 +258,7 @@ impl RedisAdapter {
                     announcer: announcer.clone(),
                     needs_replica: ctx.protect_targets,
                     source_first,
+                    epoch_floor: ctx.epoch_floor,
                 };
                 let result = self
                     .migrate_slots(mv, engine::slots::expand(slots).collect())

@@ -27,6 +27,8 @@ pub(crate) struct Move {
     pub needs_replica: bool,
     /// End each slot by telling the source before the target (`broadcast_owner`).
     pub source_first: bool,
+    /// The epoch the target must know before it is told (`wait_target_outranks`).
+    pub epoch_floor: u64,
 }
 
 impl RedisAdapter {

@@ -412,14 +412,14 @@ async fn a_target_is_not_handed_slots_before_it_knows_an_epoch_above_its_sources
         .unwrap();
 
     let refused = adapter(300)
-        .wait_target_outranks(&source.addr(), &target.addr())
+        .wait_target_outranks(&source.addr(), &target.addr(), 0)
         .await
         .err();
     assert_eq!(
         refused,
-        Some(AdapterError::TargetBehindSource {
+        Some(AdapterError::TargetBehindSources {
             addr: target.addr(),
-            source_epoch: 5,
+            needed_epoch: 5,
             known_epoch: 0,
         })
     );
@@ -438,8 +438,26 @@ async fn a_target_is_not_handed_slots_before_it_knows_an_epoch_above_its_sources
         .await
         .unwrap();
     let turn = adapter(10_000)
-        .wait_target_outranks(&source.addr(), &target.addr())
+        .wait_target_outranks(&source.addr(), &target.addr(), 0)
         .await;
     assert!(turn.is_ok(), "{:?}", turn.err());
     assert!(cluster_info(&target, "cluster_current_epoch").await >= 5);
+    drop(turn);
+
+    // Another master owning slots is at epoch 9 (the floor), which the target has not heard
+    // of: bumped now it could land on 9 and tie with that master.
+    let refused = adapter(300)
+        .wait_target_outranks(&source.addr(), &target.addr(), 9)
+        .await
+        .err();
+    assert!(
+        matches!(
+            refused,
+            Some(AdapterError::TargetBehindSources {
+                needed_epoch: 9,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
 }
