@@ -279,7 +279,9 @@ impl RedisAdapter {
         let mut info = redis::cmd("CLUSTER");
         info.arg("INFO");
         let started = tokio::time::Instant::now();
+        let mut look = 0u32;
         loop {
+            look += 1;
             let (source, target) = tokio::join!(
                 self.pool.query::<String>(from, &info),
                 self.pool.query::<String>(to, &info),
@@ -287,10 +289,10 @@ impl RedisAdapter {
             let source = Epochs::parse(from, &source?)?.mine;
             let target = Epochs::parse(to, &target?)?;
             if target.outranks_after_bump(source, floor) {
-                if started.elapsed() > EPOCH_POLL {
-                    tracing::debug!(%from, %to, source_epoch = source, floor,
+                if look > 1 {
+                    tracing::debug!(%from, %to, source_epoch = source, floor, looks = look,
                         waited_ms = started.elapsed().as_millis() as u64,
-                        "the target learnt the source's epoch before the hand-over");
+                        "the target learnt the epoch it needed before the hand-over");
                 }
                 return Ok(turn);
             }
