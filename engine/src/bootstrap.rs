@@ -22,14 +22,23 @@ pub(crate) fn bootstrap(w: &World) -> Work {
         );
     }
     let masters: Vec<Ordinal> = (0..w.total()).take(w.desired.masters as usize).collect();
-    let mut effects: Vec<Effect> = even_split(w.desired.masters)
-        .into_iter()
-        .zip(&masters)
-        .map(|(range, &on)| Effect::AddSlots {
-            on,
-            slots: vec![range],
-        })
+    // An epoch of its own for every master, first: Redis takes one only before the node knows
+    // another (see `Effect::SetConfigEpoch`). A master that has one already keeps it.
+    let mut effects: Vec<Effect> = masters
+        .iter()
+        .zip(1u64..)
+        .filter(|(on, _)| w.me(**on).is_some_and(|me| me.config_epoch == 0))
+        .map(|(&on, epoch)| Effect::SetConfigEpoch { on, epoch })
         .collect();
+    effects.extend(
+        even_split(w.desired.masters)
+            .into_iter()
+            .zip(&masters)
+            .map(|(range, &on)| Effect::AddSlots {
+                on,
+                slots: vec![range],
+            }),
+    );
     let Some(seed) = masters.first().copied() else {
         return Work::new(Kind::Bootstrap, Vec::new(), "no master to bootstrap");
     };

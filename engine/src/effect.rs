@@ -87,6 +87,12 @@ pub enum Effect {
     /// `CLUSTER BUMPEPOCH` on the master `on`: its claims lose to an older owner's higher
     /// epoch in some view, and only a newer epoch of its own makes them win there.
     BumpEpoch { on: Ordinal },
+    /// `CLUSTER SET-CONFIG-EPOCH epoch` on the fresh master `on` (it knows no other node and
+    /// its epoch is 0), before it meets anyone: every master of a new cluster gets an epoch
+    /// of its own, as `redis-cli --cluster create` gives them. Left at 0, they all collide,
+    /// and at 100 masters Redis takes minutes to settle the ties, each one moving a master to
+    /// the top of the epoch range (`docs/reliability.md`).
+    SetConfigEpoch { on: Ordinal, epoch: u64 },
     /// Open the replication gate of `on`: replicas may sync from it from now on (the
     /// replication user exists there with the cluster's password). Decided only when no
     /// replica would copy less data than it holds (see [`crate::replication_gate`]).
@@ -112,6 +118,7 @@ impl Effect {
             | Effect::Forget { on, .. }
             | Effect::ResetNode { on, .. }
             | Effect::BumpEpoch { on }
+            | Effect::SetConfigEpoch { on, .. }
             | Effect::AllowReplicas { on } => *on,
         }
     }
@@ -135,6 +142,7 @@ impl Effect {
             Effect::Forget { .. } => "forget",
             Effect::ResetNode { .. } => "reset_node",
             Effect::BumpEpoch { .. } => "bump_epoch",
+            Effect::SetConfigEpoch { .. } => "set_config_epoch",
             Effect::AllowReplicas { .. } => "allow_replicas",
         }
     }
@@ -194,6 +202,9 @@ impl fmt::Display for Effect {
                 )
             }
             Effect::BumpEpoch { on } => write!(f, "#{on}: CLUSTER BUMPEPOCH"),
+            Effect::SetConfigEpoch { on, epoch } => {
+                write!(f, "#{on}: CLUSTER SET-CONFIG-EPOCH {epoch}")
+            }
             Effect::AllowReplicas { on } => write!(f, "#{on}: open the replication gate"),
         }
     }

@@ -1278,3 +1278,51 @@ fn empty_masters_sharing_an_epoch_hold_nothing_back() {
     let d = decide(&desired(5, 0), Phase::Ready, &obs);
     assert!(moves_slots(&d), "{}: {:?}", d.summary, d.effects);
 }
+
+/// At 100 masters, all created at epoch 0, Redis took minutes to settle the ties, and one
+/// settled mid-move lost keys (`docs/reliability.md`).
+#[test]
+fn every_fresh_master_gets_an_epoch_of_its_own_before_it_meets_anyone() {
+    let nodes: Vec<Node> = (0..6).map(Node::new).collect();
+    let mut obs = observe(&nodes, true, 0);
+    for n in 0..6 {
+        set_epoch(&mut obs, n, 0);
+    }
+    let d = decide(&desired(3, 1), Phase::Pending, &obs);
+    let epochs: Vec<(u32, u64)> = d
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SetConfigEpoch { on, epoch } => Some((*on, *epoch)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        epochs,
+        vec![(0, 1), (1, 2), (2, 3)],
+        "replicas keep epoch 0"
+    );
+    let first_meet = d
+        .effects
+        .iter()
+        .position(|e| matches!(e, Effect::Meet { .. }));
+    let last_epoch = d
+        .effects
+        .iter()
+        .rposition(|e| matches!(e, Effect::SetConfigEpoch { .. }));
+    assert!(last_epoch < first_meet, "{:?}", d.effects);
+}
+
+#[test]
+fn a_master_that_has_an_epoch_already_keeps_it_at_bootstrap() {
+    let nodes: Vec<Node> = (0..3).map(Node::new).collect();
+    let mut obs = observe(&nodes, true, 0);
+    set_epoch(&mut obs, 0, 0);
+    let d = decide(&desired(3, 0), Phase::Pending, &obs);
+    let set: Vec<&Effect> = d
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::SetConfigEpoch { .. }))
+        .collect();
+    assert_eq!(set, vec![&Effect::SetConfigEpoch { on: 0, epoch: 1 }]);
+}

@@ -25,6 +25,21 @@ fn a_3x1_cluster_is_created_and_redis_cli_finds_it_healthy() {
     let t = c.topology();
     assert_eq!(t.len(), 6);
     assert_eq!(master_slot_counts(&t).len(), 3);
+    // Every master was given an epoch of its own before meeting anyone (left at 0, the one
+    // with the highest id would still be at 0: Redis only ever moves the lower id of a tie).
+    let mut conn = redis::Client::open(c.url(c.port(0)))
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .unwrap();
+    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut conn).unwrap();
+    let mut epochs: Vec<u64> = nodes
+        .lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .filter(|f| f.len() > 8 && f[2].contains("master"))
+        .map(|f| f[6].parse().unwrap())
+        .collect();
+    epochs.sort_unstable();
+    assert_eq!(epochs, vec![1, 2, 3], "{nodes}");
 
     // The HTTP API answers with the seed's shape.
     c.start_operator();

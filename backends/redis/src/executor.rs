@@ -329,6 +329,22 @@ impl RedisAdapter {
                 self.pool.query(ctx.addr(*on)?, &cmd).await
             }
             Effect::AllowReplicas { on } => self.open_gate(ctx.addr(*on)?).await,
+            Effect::SetConfigEpoch { on, epoch } => {
+                let mut cmd = redis::cmd("CLUSTER");
+                cmd.arg("SET-CONFIG-EPOCH").arg(*epoch);
+                match self.pool.query::<()>(ctx.addr(*on)?, &cmd).await {
+                    // The node met another already (a bootstrap pass run twice) or has an
+                    // epoch: Redis settles the ties by itself then, as it always did.
+                    Err(AdapterError::Redis { message, .. })
+                        if message.contains("does not know any other node")
+                            || message.contains("already non-zero") =>
+                    {
+                        tracing::debug!(%effect, %message, "epoch not set: Redis settles ties");
+                        Ok(())
+                    }
+                    other => other,
+                }
+            }
             Effect::BumpEpoch { on } => {
                 // Answers BUMPED or STILL: either way the node's epoch is now the highest.
                 let mut cmd = redis::cmd("CLUSTER");

@@ -290,6 +290,22 @@ impl Cluster {
                 self.node_mut(*on)?.serves_replicas = true;
                 Ok(())
             }
+            Effect::SetConfigEpoch { on, epoch } => {
+                let n = self.node_mut(*on)?;
+                if !n.peers.is_empty() {
+                    return Err(refused(
+                        *on,
+                        "ERR The user can assign a config epoch only when the node does not know any other node.",
+                    ));
+                }
+                if n.config_epoch != 0 {
+                    return Err(refused(*on, "ERR Node config epoch is already non-zero"));
+                }
+                n.config_epoch = *epoch;
+                n.current_epoch = n.current_epoch.max(*epoch);
+                n.touch();
+                Ok(())
+            }
         }
     }
 
