@@ -137,8 +137,8 @@ fn source_verdicts(
 /// Nor may the target's bump land on the epoch of any other master that owns slots: such a
 /// tie is settled by Redis when the two next ping, by lifting the one with the lower id to
 /// the top, and if that one is the source of a move whose target was just told, the source
-/// then outranks it (369 and 490 keys lost at 100 -> 110 masters on Redis 7.0 before this
-/// floor). So the target must know the highest epoch the pass began with (`floor`); ties
+/// then outranks it (490 keys lost at 100 -> 110 masters on Redis 7.0 before this floor,
+/// all of a master the engine had just bumped to settle a tie). So the target must know the highest epoch the pass began with (`floor`); ties
 /// the engine found between old masters are settled before any slot moves
 /// (`engine::claims::tied_epochs`).
 ///
