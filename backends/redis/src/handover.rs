@@ -143,8 +143,9 @@ fn source_verdicts(
 /// (`engine::claims::tied_epochs`).
 ///
 /// What stays open: a node that was the target of a move and is the source of a later one
-/// in the same pass sits above the floor, where other targets' bumps may tie with it
-/// (`docs/reliability.md`).
+/// in the same pass sits above the floor, where other targets' bumps may tie with it. No plan
+/// makes such a pass (a master is a donor or a receiver of it, never both), and the next
+/// pass's floor covers what a pass's targets took (`docs/reliability.md`).
 #[derive(Debug, Default)]
 pub(crate) struct EpochGate {
     /// Hand-overs in progress, per node: how many as source, how many as target.
