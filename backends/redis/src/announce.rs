@@ -150,7 +150,11 @@ impl RedisAdapter {
     ///   claim the slot (`claim_for_the_importer`; Valkey does it by itself), and if it dies,
     ///   the node holding the moved keys takes the slot (`unclaimed_slots`).
     /// - **the target first** on Redis 7.0-7.2, where the other order has a worse window (see
-    ///   `hands_over_source_first`); the collision window above stays open there.
+    ///   `hands_over_source_first`). There the collision itself is kept from happening: in
+    ///   either order the pair is told only once the target's bump will land above its
+    ///   source's epoch and every other source's (`wait_target_outranks`), and ties between
+    ///   sources are settled before any slot moves (`engine::claims::tied_epochs`), so no
+    ///   settled tie lifts a source above its target.
     ///
     /// The target is told even where it already claims a slot: its own line may have shown
     /// the slot when the move began and lost it since (a failover claiming its old master's
