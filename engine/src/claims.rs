@@ -128,28 +128,25 @@ pub(crate) fn outdated_claims(w: &World) -> Option<Work> {
 /// A master already at the highest epoch it knows would answer `BUMPEPOCH` with STILL; then
 /// the wait is for Redis, which settles it on the pair's next ping.
 pub(crate) fn tied_epochs(w: &World) -> Option<Work> {
-    let mut by_epoch: std::collections::BTreeMap<u64, Vec<(&str, Ordinal, bool, u64)>> =
+    // Masters that own slots only: a drained master (no slots, leaving) tied with one is left
+    // to Redis, as it may never ping again once its removal starts (simulator seed 40027).
+    let mut by_epoch: std::collections::BTreeMap<u64, Vec<(&str, Ordinal, u64)>> =
         std::collections::BTreeMap::new();
     for (o, (_, _, state)) in &w.reachable {
         let Some(me) = state.myself() else { continue };
-        if me.flags.replica || me.master_id.is_some() || me.config_epoch == 0 {
+        if me.flags.replica || me.master_id.is_some() || me.config_epoch == 0 || me.slots.is_empty()
+        {
             continue;
         }
         by_epoch.entry(me.config_epoch).or_default().push((
             me.id.as_str(),
             *o,
-            !me.slots.is_empty(),
             state.current_epoch,
         ));
     }
-    // Masters that own slots: a drained master (no slots, leaving) tied with one is left to
-    // Redis, as it may never ping again once its removal starts (simulator seed 40027).
-    let (epoch, tied) = by_epoch.into_iter().find_map(|(epoch, tied)| {
-        let owners: Vec<_> = tied.into_iter().filter(|(_, _, owns, _)| *owns).collect();
-        (owners.len() > 1).then_some((epoch, owners))
-    })?;
-    let names: Vec<String> = tied.iter().map(|(_, o, _, _)| format!("#{o}")).collect();
-    let (_, loser, _, current) = *tied.iter().min_by_key(|(id, ..)| *id)?;
+    let (epoch, tied) = by_epoch.into_iter().find(|(_, tied)| tied.len() > 1)?;
+    let names: Vec<String> = tied.iter().map(|(_, o, _)| format!("#{o}")).collect();
+    let (_, loser, current) = *tied.iter().min_by_key(|(id, ..)| *id)?;
     let what = format!(
         "masters {} share config epoch {epoch}; settling it before moving slots",
         names.join(", ")
