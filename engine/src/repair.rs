@@ -44,7 +44,7 @@ pub(crate) fn repair_open_slots(w: &World, degraded: &mut Vec<String>) -> Option
     } = repair;
     // Views first: a node whose view names a dead owner refuses MIGRATE until it is fixed, and
     // a move of one slot fails if any slot of the node is still unserved in its view.
-    effects.extend(moves);
+    effects.extend(one_move_per_pair(moves));
     effects.extend(takeovers);
     if effects.is_empty() {
         // Nothing to do, or only slots waiting for a node that is down: the failover rules
@@ -60,6 +60,41 @@ pub(crate) fn repair_open_slots(w: &World, degraded: &mut Vec<String>) -> Option
         ));
     }
     Some(Work::new(Kind::Recover, effects, summary))
+}
+
+/// The slot moves of a repair with one `MigrateSlots` per (source, target) pair, in the order
+/// each pair first came. A source lost mid-move leaves hundreds of slots open towards the
+/// same importer, and the executor runs a pair's moves one after another: as hundreds of
+/// one-slot moves (each a handful of round trips) they kept the new owner answering for keys
+/// it no longer holds, unmarked, for seconds (chaos soak, a source frozen mid-move). As one
+/// move, its slots are marked and drained a round of many at a time.
+fn one_move_per_pair(moves: Vec<Effect>) -> Vec<Effect> {
+    let mut out: Vec<Effect> = Vec::with_capacity(moves.len());
+    // Where each pair's move sits in `out`, and the slots gathered for it.
+    let mut pairs: std::collections::BTreeMap<(Ordinal, Ordinal), (usize, Vec<u16>)> =
+        std::collections::BTreeMap::new();
+    for effect in moves {
+        if let Effect::MigrateSlots {
+            from, to, slots, ..
+        } = &effect
+        {
+            if let Some((_, gathered)) = pairs.get_mut(&(*from, *to)) {
+                gathered.extend(crate::slots::expand(slots));
+                continue;
+            }
+            pairs.insert(
+                (*from, *to),
+                (out.len(), crate::slots::expand(slots).collect()),
+            );
+        }
+        out.push(effect);
+    }
+    for (at, gathered) in pairs.into_values() {
+        if let Some(Effect::MigrateSlots { slots, .. }) = out.get_mut(at) {
+            *slots = to_ranges(gathered);
+        }
+    }
+    out
 }
 
 /// Effects of the open-slot repair, kept apart so that they run in a safe order.

@@ -7,7 +7,7 @@ mod fixture;
 
 use fixture::*;
 use redis_operator_engine::model::{Observation, OpenSlot};
-use redis_operator_engine::slots::{SlotRange, even_split};
+use redis_operator_engine::slots::{self, SlotRange, even_split};
 use redis_operator_engine::*;
 
 /// The slot being moved from #0 to #6 when a node died.
@@ -26,20 +26,30 @@ fn scaling_out() -> Vec<Node> {
 /// `SLOT` and holds 7 of its keys. Redis applies no ownership update to a slot a node imports,
 /// so #6's view still gives `SLOT` to #0.
 fn source_died_and_was_replaced() -> Observation {
+    source_died_mid_slots(&[SLOT])
+}
+
+/// The same with #6 importing each of `open` (7 keys of each already moved).
+fn source_died_mid_slots(open: &[u16]) -> Observation {
     let mut nodes = scaling_out();
     let slots_of_0 = nodes[0].slots.clone();
     nodes[0].running = false;
     nodes[0].fail = true;
     nodes[0].slots = Vec::new();
     nodes[3].master = None;
-    nodes[3].slots = slots_of_0;
-    nodes[6].open = vec![OpenSlot::Importing {
-        slot: SLOT,
-        source: id(0),
-    }];
-    nodes[6].open_keys.insert(SLOT, 7);
-    nodes[6].keys = 7;
-    nodes[7].keys = 7;
+    nodes[3].slots = slots_of_0.clone();
+    nodes[6].open = open
+        .iter()
+        .map(|&slot| OpenSlot::Importing {
+            slot,
+            source: id(0),
+        })
+        .collect();
+    for &slot in open {
+        nodes[6].open_keys.insert(slot, 7);
+    }
+    nodes[6].keys = 7 * open.len() as u64;
+    nodes[7].keys = nodes[6].keys;
     let mut obs = observe(&nodes, false, 60_000);
     let view_of_6 = obs.members.get_mut(&6).unwrap().redis.as_mut().unwrap();
     for e in view_of_6.nodes.entries_mut().iter_mut() {
@@ -47,16 +57,50 @@ fn source_died_and_was_replaced() -> Observation {
             e.master_id = None;
             e.flags.replica = false;
             e.flags.master = true;
-            e.slots = vec![SlotRange::single(SLOT)];
+            e.slots = slots::to_ranges(open.iter().copied());
         } else if e.id == id(3) {
-            e.slots = vec![
-                SlotRange::new(0, SLOT - 1),
-                SlotRange::new(SLOT + 1, even_split(3)[0].end),
-            ];
+            e.slots = slots::to_ranges(slots::expand(&slots_of_0).filter(|s| !open.contains(s)));
         }
     }
     view_of_6.cluster_ok = false;
     obs
+}
+
+/// A source lost mid-move leaves many slots open towards one importer: the repair moves them
+/// as one move, which the executor marks and drains many slots at a time, rather than one
+/// move per slot, which it would run one after another while the new owner answers for the
+/// moved keys as missing.
+#[test]
+fn the_slots_a_lost_source_left_open_towards_one_importer_are_finished_in_one_move() {
+    let open = [SLOT, SLOT + 2, SLOT + 3];
+    let d = decide(
+        &Desired::new(4, 1),
+        Phase::ScalingOut,
+        &source_died_mid_slots(&open),
+    );
+    let moves: Vec<&Effect> = d
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::MigrateSlots { .. }))
+        .collect();
+    assert_eq!(
+        moves,
+        [&Effect::MigrateSlots {
+            from: 3,
+            from_id: id(3),
+            to: 6,
+            to_id: id(6),
+            slots: vec![SlotRange::single(SLOT), SlotRange::new(SLOT + 2, SLOT + 3)],
+        }],
+        "{:#?}",
+        d.effects
+    );
+    let owners_told = d
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::SetSlotOwner { on: 6, owner_id, .. } if *owner_id == id(3)))
+        .count();
+    assert_eq!(owners_told, open.len());
 }
 
 /// The new owner #3 has no replica (its master died), the importer #6 has one: the move is

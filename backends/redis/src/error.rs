@@ -46,6 +46,15 @@ pub enum AdapterError {
         slot: u16,
         why: &'static str,
     },
+    /// A node of a move refuses every key with `CLUSTERDOWN` because its own view gives a slot
+    /// it imports to no master, or to one that failed: its source failed over mid-move, and
+    /// Redis applies no ownership update to a slot a node imports. Only the engine's repair
+    /// (telling it the slot's new owner) ends that state, so waiting for it to pass only kept
+    /// the node's other slots down (chaos soak, a source frozen mid-move: about 20 s).
+    #[error(
+        "{addr} stays down until it is told who owns slot {slot} now (it imports it from a node that failed over)"
+    )]
+    ImporterStuck { addr: Addr, slot: u16 },
     /// The target of a hand-over did not learn its source's config epoch (or the highest of
     /// the masters owning slots) in time: told now, it could claim the slots below the source
     /// or tie with another master, and lose the slots with their keys. The slots stay open

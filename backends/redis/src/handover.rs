@@ -42,19 +42,35 @@ impl RedisAdapter {
         match verdicts {
             Ok(verdicts) => {
                 let mut confirmed = Vec::with_capacity(slots.len());
+                // One log line per reason, not per slot: a source replaced mid-move declines
+                // hundreds of slots at once.
+                let mut declined: std::collections::BTreeMap<&'static str, Vec<u16>> =
+                    std::collections::BTreeMap::new();
                 for (slot, verdict) in slots.into_iter().zip(verdicts) {
                     match verdict {
                         None => confirmed.push(slot),
                         Some(why) => {
+                            declined.entry(why).or_default().push(slot);
                             let e = AdapterError::SourceLostSlot {
                                 addr: mv.from.clone(),
                                 slot,
                                 why,
                             };
-                            tracing::warn!(slot, from = %mv.from, to = %mv.to, error = %e, "slot not handed over");
                             self.slot_failed(mv, slot, e, first_error);
                         }
                     }
+                }
+                for (why, slots) in declined {
+                    let ranges = engine::slots::format_ranges(&engine::slots::to_ranges(
+                        slots.iter().copied(),
+                    ));
+                    tracing::warn!(
+                        from = %mv.from,
+                        to = %mv.to,
+                        count = slots.len(),
+                        slots = %ranges,
+                        "slots not handed over: {why}; the engine repairs them from their owner"
+                    );
                 }
                 confirmed
             }

@@ -344,6 +344,13 @@ impl RedisAdapter {
                         Err(e) => self.slot_failed(mv, slot, e, first_error),
                     }
                 }
+                if cluster_down && let Some(e) = self.stuck_importer(mv).await {
+                    // Down until the engine repairs it: give the slots back to it now.
+                    for (s, _) in next.drain(..) {
+                        self.slot_failed(mv, s, e.clone(), first_error);
+                    }
+                    break;
+                }
                 if cluster_down {
                     // The source refused MIGRATE because its own `cluster_state` is `fail`, or
                     // passed on the target's refusal for the same reason (Valkey's target
@@ -411,6 +418,25 @@ impl RedisAdapter {
     }
 
     /// A bitmap of the slots `addr` says it owns.
+    /// Either end of `mv` whose `CLUSTERDOWN` will not pass on its own (see
+    /// [`AdapterError::ImporterStuck`]); `None` when neither's view shows such a slot or a
+    /// view could not be read (the caller then waits as for any `CLUSTERDOWN`).
+    async fn stuck_importer(&self, mv: &Move) -> Option<AdapterError> {
+        let read = |addr: &Addr| {
+            let addr = addr.clone();
+            async move {
+                let mut cmd = redis::cmd("CLUSTER");
+                cmd.arg("NODES");
+                let text: String = self.pool.query(&addr, &cmd).await.ok()?;
+                let nodes = engine::parse::parse_cluster_nodes(&text).ok()?;
+                let slot = import_without_live_owner(&nodes)?;
+                Some(AdapterError::ImporterStuck { addr, slot })
+            }
+        };
+        let (to, from) = tokio::join!(read(&mv.to), read(&mv.from));
+        to.or(from)
+    }
+
     async fn owned_slots(&self, addr: &Addr) -> Result<Vec<bool>, AdapterError> {
         let mut cmd = redis::cmd("CLUSTER");
         cmd.arg("NODES");
@@ -455,6 +481,22 @@ pub(crate) fn on_target(mv: &Move, addr: &Addr, e: AdapterError) -> AdapterError
     }
 }
 
+/// A slot the node of this view imports while the view gives it to no master, or to one
+/// flagged failed: Redis then keeps the node's `cluster_state` at `fail` (a slot unserved)
+/// until someone tells it the slot's owner, which it will not learn from gossip.
+fn import_without_live_owner(view: &[engine::ClusterNode]) -> Option<u16> {
+    let me = view.iter().find(|n| n.flags.myself)?;
+    me.open_slots.iter().find_map(|open| {
+        let engine::OpenSlot::Importing { slot, .. } = open else {
+            return None;
+        };
+        let owner = view
+            .iter()
+            .find(|n| n.is_master() && n.slots.iter().any(|r| r.start <= *slot && *slot <= r.end));
+        owner.is_none_or(|o| o.is_failed()).then_some(*slot)
+    })
+}
+
 /// The source reports the target's refusal inside its own error:
 /// `ERR Target instance replied with error: BUSYKEY ...`.
 pub(crate) fn is_busy_key(e: &AdapterError) -> bool {
@@ -492,6 +534,40 @@ mod tests {
             command: "MIGRATE".into(),
             message: message.into(),
         }
+    }
+
+    fn view(lines: &[&str]) -> Vec<engine::ClusterNode> {
+        engine::parse::parse_cluster_nodes(&lines.join("\n")).unwrap_or_default()
+    }
+
+    const IMPORTER: &str = "6666666666666666666666666666666666666666 127.0.0.1:7006@17006 myself,master - 0 0 7 connected 0-99 [100-<-1111111111111111111111111111111111111111]";
+    const REPLICA_OF_OLD: &str = "3333333333333333333333333333333333333333 127.0.0.1:7003@17003 master - 0 0 8 connected 101-5460";
+
+    #[test]
+    fn an_importer_whose_source_failed_or_turned_replica_is_stuck_until_told_the_owner() {
+        let failed = view(&[
+            IMPORTER,
+            "1111111111111111111111111111111111111111 127.0.0.1:7001@17001 master,fail - 0 0 1 disconnected 100",
+            REPLICA_OF_OLD,
+        ]);
+        assert_eq!(import_without_live_owner(&failed), Some(100));
+        // Back as a replica: Redis dropped its slots from the view, so slot 100 has no owner.
+        let replica = view(&[
+            IMPORTER,
+            "1111111111111111111111111111111111111111 127.0.0.1:7001@17001 slave 3333333333333333333333333333333333333333 0 0 8 connected",
+            REPLICA_OF_OLD,
+        ]);
+        assert_eq!(import_without_live_owner(&replica), Some(100));
+    }
+
+    #[test]
+    fn an_importer_whose_source_still_serves_the_slot_is_not_stuck() {
+        let live = view(&[
+            IMPORTER,
+            "1111111111111111111111111111111111111111 127.0.0.1:7001@17001 master - 0 0 1 connected 100",
+            REPLICA_OF_OLD,
+        ]);
+        assert_eq!(import_without_live_owner(&live), None);
     }
 
     #[test]

@@ -56,10 +56,15 @@ impl Endpoints {
     /// frozen master should fail fast (it is then simply not acknowledged), not hang the
     /// client for the library's default of a dozen backed-off retries.
     pub(super) fn connect(&self) -> redis::RedisResult<ClusterConnection> {
-        self.connect_with(Duration::from_millis(1_000))
+        self.connect_with(Duration::from_millis(1_000), 4)
     }
 
-    fn connect_with(&self, response_timeout: Duration) -> redis::RedisResult<ClusterConnection> {
+    /// `retries` also bounds the redirects (`MOVED`, `ASK`) a command follows.
+    fn connect_with(
+        &self,
+        response_timeout: Duration,
+        retries: u32,
+    ) -> redis::RedisResult<ClusterConnection> {
         let urls: Vec<String> = self
             .snapshot()
             .iter()
@@ -71,7 +76,7 @@ impl Endpoints {
         ClusterClient::builder(urls)
             .connection_timeout(Duration::from_millis(500))
             .response_timeout(response_timeout)
-            .retries(4)
+            .retries(retries)
             .min_retry_wait(10)
             .max_retry_wait(200)
             .build()?
@@ -221,20 +226,29 @@ fn read_back(
     }
 }
 
-/// Whether a write to each of `slots` is accepted now (one pipelined round through a fresh
-/// connection: a cached one could still point at the node that went away).
-pub(super) fn writable(endpoints: &Endpoints, slots: &[u16], tags: &mut SlotTags) -> bool {
+/// Whether a write to each of `slots` is accepted now, through a fresh connection (a cached
+/// one could still point at the node that went away); the first refusal otherwise. One
+/// command per slot, not a pipeline: the client follows `ASK` for a command but not inside a
+/// pipeline, and a slot being moved (or repaired) answers `ASK` for the keys it sent on,
+/// which a client writes through its target.
+pub(super) fn writable(
+    endpoints: &Endpoints,
+    slots: &[u16],
+    tags: &mut SlotTags,
+) -> Result<(), String> {
     // A shorter wait than the writer's: the probe runs every 100 ms and a frozen master
-    // should cost it little.
-    let Ok(mut c) = endpoints.connect_with(Duration::from_millis(300)) else {
-        return false;
-    };
-    let mut pipe = redis::cluster::cluster_pipe();
+    // should cost it little; two retries: one redirect and one more try.
+    let mut c = endpoints
+        .connect_with(Duration::from_millis(300), 2)
+        .map_err(|e| format!("connect: {e}"))?;
     for &s in slots {
-        pipe.set(format!("soak-probe:{{{}}}", tags.tag(s)), "p")
-            .ignore();
+        redis::cmd("SET")
+            .arg(format!("soak-probe:{{{}}}", tags.tag(s)))
+            .arg("p")
+            .query::<()>(&mut c)
+            .map_err(|e| format!("slot {s}: {e}"))?;
     }
-    pipe.query::<()>(&mut c).is_ok()
+    Ok(())
 }
 
 /// A hash tag per slot, found by search once and remembered.

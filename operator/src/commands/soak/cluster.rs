@@ -27,6 +27,13 @@ pub(super) struct Node {
     pub master: bool,
     /// Slots it serves, and those it is moving in or out.
     pub slots: Vec<SlotRange>,
+    pub id: String,
+    /// The master it replicates, for a replica.
+    pub master_id: Option<String>,
+    /// A replica whose link to its master is up (it has the master's data).
+    pub synced: bool,
+    /// It is sending a slot's keys to another master (`MIGRATING`).
+    pub migrating: bool,
 }
 
 pub(super) struct SoakCluster {
@@ -159,6 +166,13 @@ impl SoakCluster {
                 pid,
                 master: me.is_master(),
                 slots,
+                id: me.id.clone(),
+                master_id: me.master_id.clone(),
+                synced: !me.is_master() && state.master_link_up,
+                migrating: me
+                    .open_slots
+                    .iter()
+                    .any(|o| matches!(o, engine::OpenSlot::Migrating { .. })),
             });
         }
         Ok(out)

@@ -15,6 +15,9 @@ use sim::rng::Rng;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+/// Past this, the time to writable is slow enough for the soak to say what held it up.
+const SLOW_WRITABLE: Duration = Duration::from_secs(5);
+
 /// The cluster under soak and its operator, as the shared driver needs them.
 pub(super) trait Target {
     /// What the cluster looks like now and what the engine would decide (nothing executed).
@@ -116,6 +119,7 @@ impl<T: Target> Soak<T> {
             kind,
             detail,
             start_ms: self.ms(start),
+            fault_ms: None,
             writable_ms: None,
             healthy_ms,
             operator_killed: killed,
@@ -165,6 +169,7 @@ impl<T: Target> Soak<T> {
             kind: Kind::KillOperator,
             detail: "restarted".into(),
             start_ms: self.ms(start),
+            fault_ms: None,
             writable_ms,
             healthy_ms,
             operator_killed: None,
@@ -184,6 +189,7 @@ impl<T: Target> Soak<T> {
     ) -> Result<(Option<u64>, Option<u64>), CmdError> {
         let limit = start + HEAL_LIMIT;
         let mut writable_at = None;
+        let mut last_failure: Option<String> = None;
         while Instant::now() < limit {
             later = self.do_when_due(later).await?;
             if writable_at.is_none() {
@@ -196,15 +202,27 @@ impl<T: Target> Soak<T> {
                 };
                 let mut tags = std::mem::take(&mut self.tags);
                 let slots = probe.to_vec();
-                let (ok, tags) = tokio::task::spawn_blocking(move || {
-                    let ok = writable(&endpoints, &slots, &mut tags);
-                    (ok, tags)
+                let (outcome, tags) = tokio::task::spawn_blocking(move || {
+                    let outcome = writable(&endpoints, &slots, &mut tags);
+                    (outcome, tags)
                 })
                 .await
                 .map_err(|e| format!("probe: {e}"))?;
                 self.tags = tags;
-                if ok {
-                    writable_at = Some(Instant::now());
+                match outcome {
+                    Ok(()) => {
+                        writable_at = Some(Instant::now());
+                        // A slow return to writable says what held it up, for the log.
+                        if let Some(e) = last_failure.take()
+                            && start.elapsed() > SLOW_WRITABLE
+                        {
+                            say(&format!(
+                                "  writable again after {:.1} s; the probe's last failure: {e}",
+                                start.elapsed().as_secs_f64()
+                            ));
+                        }
+                    }
+                    Err(e) => last_failure = Some(e),
                 }
             } else if later == Later::Nothing {
                 // Not while a node is frozen or down: observing it only waits for timeouts.
@@ -366,8 +384,8 @@ pub(super) fn probe_slots(masters: &[Vec<SlotRange>]) -> Vec<u16> {
 
 /// One line for the log of the run.
 pub(super) fn describe(e: &Episode) -> String {
-    let secs = |at: Option<u64>| {
-        at.map(|t| format!("{:.1} s", (t - e.start_ms) as f64 / 1000.0))
+    let secs = |at: Option<u64>, from: u64| {
+        at.map(|t| format!("{:.1} s", t.saturating_sub(from) as f64 / 1000.0))
             .unwrap_or_else(|| "NEVER".into())
     };
     let mut line = format!("{:?} {}", e.kind, e.detail);
@@ -375,8 +393,14 @@ pub(super) fn describe(e: &Episode) -> String {
         line.push_str(&format!(", operator SIGKILLed ({k:?})"));
     }
     if e.writable_ms.is_some() || !e.kind.operator_initiated() {
-        line.push_str(&format!(", writable after {}", secs(e.writable_ms)));
+        line.push_str(&format!(
+            ", writable after {}",
+            secs(e.writable_ms, e.fault_start_ms())
+        ));
     }
-    line.push_str(&format!(", healthy after {}", secs(e.healthy_ms)));
+    line.push_str(&format!(
+        ", healthy after {}",
+        secs(e.healthy_ms, e.start_ms)
+    ));
     line
 }

@@ -18,6 +18,13 @@ pub(super) enum Op {
     Rolling {
         kill_operator: bool,
     },
+    /// A scale that moves slots, with the source of a move SIGKILLed (or, `stop`, SIGSTOPped
+    /// past the node timeout) as soon as one is seen moving a slot.
+    ScaleLosingSource {
+        masters: u32,
+        replicas: u32,
+        stop: bool,
+    },
     Live,
     KillMaster,
     KillReplica,
@@ -52,6 +59,16 @@ impl Soak<SoakCluster> {
         match pick {
             0 => {
                 let (masters, replicas) = self.c.settings.other_shape(&mut self.rng);
+                // A third of the scales that move slots between masters with replicas lose
+                // the source of a move: the replica must take it over mid-move.
+                let moves = masters != self.c.settings.masters;
+                if with_replicas && replicas > 0 && moves && self.rng.below(3) == 0 {
+                    return Op::ScaleLosingSource {
+                        masters,
+                        replicas,
+                        stop: self.rng.chance(500),
+                    };
+                }
                 Op::Scale {
                     masters,
                     replicas,
@@ -90,6 +107,11 @@ impl Soak<SoakCluster> {
                 self.change(start, Kind::RollingConfig, detail, kill_operator, false)
                     .await
             }
+            Op::ScaleLosingSource {
+                masters,
+                replicas,
+                stop,
+            } => self.scale_losing_source(masters, replicas, stop).await,
             Op::Live => {
                 let next = self.c.settings.next_max_memory_mb();
                 let start = Instant::now();
@@ -156,6 +178,7 @@ impl Soak<SoakCluster> {
                 engine::slots::count(&victim.slots)
             ),
             start_ms: self.ms(start),
+            fault_ms: None,
             writable_ms,
             healthy_ms,
             operator_killed: None,
@@ -165,6 +188,87 @@ impl Soak<SoakCluster> {
                 Vec::new()
             },
         })
+    }
+}
+
+impl Soak<SoakCluster> {
+    /// A scale during which the first master seen moving a slot away, one with a synced
+    /// replica, is SIGKILLed or frozen past the node timeout (and continued): the migration
+    /// loses its source and the replica takes over. Time to writable counts from the fault,
+    /// time to healthy from the scale; writes to the source's slots from just before the
+    /// fault are Redis' asynchronous replication. A scale that shows no such move in time
+    /// is reported as a plain scale.
+    async fn scale_losing_source(
+        &mut self,
+        masters: u32,
+        replicas: u32,
+        stop: bool,
+    ) -> Result<Episode, CmdError> {
+        let from = (self.c.settings.masters, self.c.settings.replicas);
+        let mut detail = format!("{}x{} -> {masters}x{replicas}", from.0, from.1);
+        let start = Instant::now();
+        self.c.scale(masters, replicas)?;
+        let Some((victim, nodes)) = self.moving_source(Duration::from_secs(60)).await else {
+            detail.push_str(", no move seen to fault");
+            return self.change(start, Kind::Scale, detail, false, true).await;
+        };
+        let probe = probe_slots(&master_slots(&nodes));
+        let fault = Instant::now();
+        let (kind, later) = if stop {
+            signal(victim.pid, "STOP")?;
+            self.c.stopped = Some(victim.pid);
+            let frozen = NODE_TIMEOUT_MS + self.rng.range(1_000, 3_000);
+            let later = Later::Due {
+                at: fault + Duration::from_millis(frozen),
+                undo: Undo::Continue {
+                    pid: victim.pid,
+                    addr: format!("127.0.0.1:{}", self.c.base_port + victim.ordinal as u16),
+                },
+            };
+            (Kind::ScaleSourceStopped, later)
+        } else {
+            signal(victim.pid, "KILL")?;
+            (Kind::ScaleSourceKilled, Later::Nothing)
+        };
+        let (writable_ms, healthy_ms) = self.measure(fault, &probe, later, None).await?;
+        detail.push_str(&format!(
+            ", node #{} ({} slots)",
+            victim.ordinal,
+            engine::slots::count(&victim.slots)
+        ));
+        Ok(Episode {
+            kind,
+            detail,
+            start_ms: self.ms(start),
+            fault_ms: Some(self.ms(fault)),
+            writable_ms,
+            healthy_ms,
+            operator_killed: None,
+            victim_slots: victim.slots,
+        })
+    }
+
+    /// Waits (at most `limit`) for a master that is moving a slot away and has a synced
+    /// replica; it and every node as seen then.
+    async fn moving_source(&mut self, limit: Duration) -> Option<(Node, Vec<Node>)> {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if let Ok(nodes) = self.c.nodes().await {
+                let source = nodes.iter().find(|n| {
+                    n.master
+                        && n.migrating
+                        && nodes
+                            .iter()
+                            .any(|r| r.synced && r.master_id.as_deref() == Some(n.id.as_str()))
+                });
+                if let Some(source) = source {
+                    let source = source.clone();
+                    return Some((source, nodes));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
     }
 }
 

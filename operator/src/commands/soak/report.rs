@@ -31,6 +31,12 @@ pub(super) enum Kind {
     /// Kubernetes: the API server answers 503 to everything for a few seconds.
     CutApi,
     KillOperator,
+    /// A scale whose migration lost its source: the master sending a slot SIGKILLed in the
+    /// middle of the move (its replica takes over).
+    ScaleSourceKilled,
+    /// The same with the source SIGSTOPped past the node timeout: replaced while frozen, it
+    /// wakes up still believing it is a master moving a slot.
+    ScaleSourceStopped,
 }
 
 impl Kind {
@@ -44,7 +50,12 @@ impl Kind {
     fn loses_a_master(self) -> bool {
         matches!(
             self,
-            Kind::KillMaster | Kind::StopMaster | Kind::DeleteMasterPod | Kind::KillNode
+            Kind::KillMaster
+                | Kind::StopMaster
+                | Kind::DeleteMasterPod
+                | Kind::KillNode
+                | Kind::ScaleSourceKilled
+                | Kind::ScaleSourceStopped
         )
     }
 
@@ -63,6 +74,10 @@ impl Kind {
             Kind::KillNode => "kill a node hosting a master (power loss), start it again",
             Kind::CutApi => "API server cut off (503) for 2-6 s",
             Kind::KillOperator => "SIGKILL the operator (idle), restart",
+            Kind::ScaleSourceKilled => "scale, the source of a move SIGKILLed mid-move",
+            Kind::ScaleSourceStopped => {
+                "scale, the source of a move SIGSTOPped past the node timeout mid-move"
+            }
         }
     }
 }
@@ -86,6 +101,9 @@ pub(super) struct Episode {
     pub detail: String,
     /// Milliseconds since the soak started.
     pub start_ms: u64,
+    /// A fault struck after the start, in the middle of the change (the source of a move
+    /// killed): the lost master's window and the time to writable count from here.
+    pub fault_ms: Option<u64>,
     /// When every slot took writes again (faults only).
     pub writable_ms: Option<u64>,
     /// When the cluster was healthy again; `None`: it never was within the time allowed.
@@ -97,6 +115,11 @@ pub(super) struct Episode {
 }
 
 impl Episode {
+    /// When the fault (if any) struck: the start, unless it came in the middle of a change.
+    pub(super) fn fault_start_ms(&self) -> u64 {
+        self.fault_ms.unwrap_or(self.start_ms)
+    }
+
     /// The end of the window that writes acknowledged meanwhile belong to.
     fn end_ms(&self) -> u64 {
         self.healthy_ms.unwrap_or(u64::MAX)
@@ -143,7 +166,7 @@ pub(super) fn attribute(misses: &[Miss], episodes: &[Episode]) -> Vec<Blame> {
         .map(|m| {
             let lost_master = episodes.iter().position(|e| {
                 e.kind.loses_a_master()
-                    && e.start_ms.saturating_sub(ASYNC_WINDOW_MS) <= m.acked_ms
+                    && e.fault_start_ms().saturating_sub(ASYNC_WINDOW_MS) <= m.acked_ms
                     && m.acked_ms <= e.end_ms()
                     && e.victim_slots
                         .iter()
@@ -318,7 +341,10 @@ pub(super) fn render(episodes: &[Episode], totals: &Totals, acked_at: &[u64]) ->
         };
         let writable: Vec<u64> = members
             .iter()
-            .filter_map(|&i| episodes[i].writable_ms.map(|w| w - episodes[i].start_ms))
+            .filter_map(|&i| {
+                let e = &episodes[i];
+                e.writable_ms.map(|w| w.saturating_sub(e.fault_start_ms()))
+            })
             .collect();
         let healthy: Vec<u64> = members
             .iter()
@@ -441,6 +467,7 @@ mod tests {
             kind,
             detail: String::new(),
             start_ms,
+            fault_ms: None,
             writable_ms: Some(start_ms + 100),
             healthy_ms: Some(healthy_ms),
             operator_killed: None,
@@ -485,6 +512,32 @@ mod tests {
                 Blame::Operator(Some(0))
             ]
         );
+    }
+
+    #[test]
+    fn a_scale_that_loses_its_source_explains_only_writes_to_the_sources_slots_from_the_fault_on() {
+        let mut scale = episode(Kind::ScaleSourceKilled, 10_000, 40_000, &[(0, 5460)]);
+        scale.fault_ms = Some(20_000);
+        scale.writable_ms = Some(23_000);
+        let blame = attribute(
+            &[
+                miss(19_500, 100),  // just before the fault, the source's slots
+                miss(12_000, 100),  // in the scale, long before the fault
+                miss(25_000, 5461), // after the fault, another master's slots
+            ],
+            std::slice::from_ref(&scale),
+        );
+        assert_eq!(
+            blame,
+            vec![
+                Blame::KilledMaster(0),
+                Blame::Operator(Some(0)),
+                Blame::Operator(Some(0))
+            ]
+        );
+        // Writable counts from the fault, healthy from the scale.
+        let table = render(&[scale], &Totals::default(), &[]);
+        assert!(table.contains("| 3.0 s / 3.0 s / 3.0 s | 30.0 s / 30.0 s / 30.0 s |"));
     }
 
     #[test]

@@ -153,6 +153,7 @@ impl Soak<KubeCluster> {
                 engine::slots::count(&victim.slots)
             ),
             start_ms: self.ms(start),
+            fault_ms: None,
             writable_ms,
             healthy_ms,
             operator_killed: None,
@@ -208,6 +209,7 @@ impl Soak<KubeCluster> {
             kind: Kind::KillNode,
             detail,
             start_ms: self.ms(start),
+            fault_ms: None,
             writable_ms,
             healthy_ms,
             operator_killed: None,
@@ -227,6 +229,7 @@ impl Soak<KubeCluster> {
             kind: Kind::CutApi,
             detail: format!("for {:.1} s", ms as f64 / 1000.0),
             start_ms: self.ms(start),
+            fault_ms: None,
             writable_ms,
             healthy_ms,
             operator_killed: None,
