@@ -18,6 +18,7 @@ pub mod recording;
 pub mod status;
 pub mod telemetry;
 pub mod trace_file;
+pub mod trace_thinning;
 
 pub use error::{EffectCause, EffectError, ReconcileError};
 pub use members::Members;

@@ -10,6 +10,7 @@ use crate::error::{EffectCause, EffectError, ReconcileError};
 use crate::http::Directory;
 use crate::members::Members;
 use crate::status::{self, Transition};
+use crate::trace_thinning::TraceThinning;
 use crate::{projection, telemetry};
 use engine::history::{DataLoss, Memory};
 use engine::trace::TraceRecord;
@@ -93,7 +94,8 @@ pub struct Reconciler<M: Members> {
     /// shell that cannot read its spec any more keeps reconciling it.
     applied: Option<RedisClusterSpec>,
     memory: Memory,
-    trace: Option<Box<dyn Write + Send + Sync>>,
+    /// Where passes are recorded, and which of them are (see [`TraceThinning`]).
+    trace: Option<(Box<dyn Write + Send + Sync>, TraceThinning)>,
     directory: Option<Directory>,
     /// The status the previous pass showed (or the object's, when a shell sets it).
     status: Option<RedisClusterStatus>,
@@ -160,9 +162,10 @@ impl<M: Members> Reconciler<M> {
         self
     }
 
-    /// Each pass appends its trace record (one JSON line) to `out`.
+    /// Each pass appends its trace record (one JSON line) to `out`, except a settled
+    /// cluster's repeats (see [`TraceThinning`]).
     pub fn record_to(mut self, out: impl Write + Send + Sync + 'static) -> Self {
-        self.trace = Some(Box::new(out));
+        self.trace = Some((Box::new(out), TraceThinning::default()));
         self
     }
 
@@ -307,12 +310,15 @@ impl<M: Members> Reconciler<M> {
             );
         }
         self.publish_metrics(&pass, started.elapsed());
-        if let Some(out) = self.trace.as_mut() {
-            let line = serde_json::to_string(&pass.trace_record())
-                .map_err(|e| ReconcileError::Trace(e.into()))?;
-            writeln!(out, "{line}")
-                .and_then(|()| out.flush())
-                .map_err(ReconcileError::Trace)?;
+        if let Some((out, thinning)) = self.trace.as_mut() {
+            let record = pass.trace_record();
+            if thinning.keep(&record) {
+                let line =
+                    serde_json::to_string(&record).map_err(|e| ReconcileError::Trace(e.into()))?;
+                writeln!(out, "{line}")
+                    .and_then(|()| out.flush())
+                    .map_err(ReconcileError::Trace)?;
+            }
         }
         Ok(pass)
     }

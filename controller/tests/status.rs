@@ -162,6 +162,7 @@ fn nodes_are_listed_with_their_member_name_role_and_slots() {
         ever_linked: true,
         serves_replicas: true,
         replicates_from: None,
+        hands_over_source_first: false,
         replid: None,
         config: Default::default(),
     };

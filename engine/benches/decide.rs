@@ -131,7 +131,11 @@ fn measure(masters: u32) -> Row {
         weight: 1,
     });
     let (plan, n) = time(|| {
-        black_box(planner::plan(black_box(&input), 2));
+        black_box(planner::plan(
+            black_box(&input),
+            2,
+            planner::PairSize::Spread,
+        ));
     });
     line(format!("plan, {masters}+1 masters"), plan, n);
     Row {

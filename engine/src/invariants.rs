@@ -456,6 +456,7 @@ mod tests {
                     ever_linked: true,
                     serves_replicas: true,
                     replicates_from: None,
+                    hands_over_source_first: false,
                     replid: None,
                     config: Default::default(),
                 };

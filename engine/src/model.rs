@@ -179,6 +179,13 @@ pub struct NodeState {
     /// cluster view names, so a new process there is what the replica would copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicates_from: Option<Addr>,
+    /// The server may end a slot's move by telling the source the new owner before the
+    /// target (Valkey 8 and later, Redis 7.4 and later: a node that takes a slot forgets that
+    /// its previous owner stopped claiming it). There a move of many slots puts nothing more
+    /// at risk than a move of one, so the planner gives each donor few receivers; elsewhere
+    /// (Redis 7.0-7.2, and traces written before this field) it keeps moves small.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hands_over_source_first: bool,
 }
 
 fn linked_by_default() -> bool {

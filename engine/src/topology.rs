@@ -129,7 +129,7 @@ pub(crate) fn masters(w: &World) -> Option<Work> {
             });
         }
     }
-    let mut moves = planner::plan(&input, d.rebalance_threshold_pct);
+    let mut moves = planner::plan(&input, d.rebalance_threshold_pct, pair_size(w, &input));
     if moves.is_empty() {
         return None;
     }
@@ -226,4 +226,22 @@ pub(crate) fn masters(w: &World) -> Option<Work> {
             moves.len()
         ),
     ))
+}
+
+/// Larger pairs only when every master the plan could touch (an owner, a receiver) answered
+/// and says its server hands over source-first: one node on Redis 7.0-7.2 (a rolling upgrade
+/// half done) keeps every move small.
+fn pair_size(w: &World, input: &[MasterSlots<Option<&str>>]) -> planner::PairSize {
+    let all_safe = input.iter().all(|m| {
+        m.key.is_some_and(|id| {
+            w.ordinal_of(id)
+                .and_then(|o| w.state(o))
+                .is_some_and(|s| s.hands_over_source_first)
+        })
+    });
+    if all_safe {
+        planner::PairSize::AtLeast(planner::LARGE_PAIR_SLOTS)
+    } else {
+        planner::PairSize::Spread
+    }
 }

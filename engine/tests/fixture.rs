@@ -92,6 +92,7 @@ pub fn observe(nodes: &[Node], alone: bool, now_ms: u64) -> Observation {
             ever_linked: true,
             serves_replicas: true,
             replicates_from: None,
+            hands_over_source_first: false,
             replid: None,
             config: Default::default(),
         });

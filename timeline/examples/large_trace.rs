@@ -105,6 +105,7 @@ fn record(i: u32, masters: u32) -> TraceRecord {
                 ever_linked: true,
                 serves_replicas: true,
                 replicates_from: None,
+                hands_over_source_first: false,
                 replid: None,
                 config: BTreeMap::new(),
             });

@@ -56,6 +56,10 @@ pub struct RedisAdapter {
     views: Arc<std::sync::Mutex<view_cache::ViewCache>>,
     /// One hand-over per node at a time, each above its source's epoch.
     gate: Arc<handover::EpochGate>,
+    /// Whether each node's server hands over source-first, with the generation of the
+    /// connection it was read on: read again only once that connection broke (a restarted,
+    /// perhaps upgraded, server breaks it).
+    servers: Arc<std::sync::Mutex<std::collections::HashMap<engine::Addr, (u64, bool)>>>,
 }
 
 impl RedisAdapter {
@@ -65,6 +69,7 @@ impl RedisAdapter {
             progress: MigrationProgress::new(),
             views: Arc::default(),
             gate: Arc::default(),
+            servers: Arc::default(),
         }
     }
 
@@ -102,6 +107,7 @@ impl RedisAdapter {
             progress,
             views: self.views.clone(),
             gate: self.gate.clone(),
+            servers: self.servers.clone(),
         }
     }
 }

@@ -45,6 +45,7 @@ struct Facts {
     summary: Summary,
     config: BTreeMap<String, String>,
     serves_replicas: bool,
+    hands_over_source_first: bool,
 }
 
 impl RedisAdapter {
@@ -255,6 +256,10 @@ impl RedisAdapter {
         if with_view {
             pipe.cmd("CLUSTER").arg("NODES");
         }
+        let known_server = self.known_server(addr);
+        if known_server.is_none() {
+            pipe.cmd("INFO").arg("server");
+        }
         let mut replies = self
             .pool
             .pipe_values(addr, &pipe, "observe")
@@ -281,6 +286,16 @@ impl RedisAdapter {
         } else {
             None
         };
+        let hands_over_source_first = match known_server {
+            Some(known) => known,
+            None => {
+                let text: String = decode(addr, "INFO server", next("INFO server"))?;
+                let (kind, version) = crate::server::parse_info_server(&text);
+                let safe = crate::server::source_first_is_safe(kind, &version);
+                self.remember_server(addr, safe);
+                safe
+            }
+        };
         let summary = Summary::from_replies(self.pool.generation(addr), &info_text, &repl_text);
         Ok(Facts {
             info_text,
@@ -290,7 +305,26 @@ impl RedisAdapter {
             summary,
             config,
             serves_replicas,
+            hands_over_source_first,
         })
+    }
+
+    /// What `addr`'s server was found to be on the connection now in use, if it was.
+    fn known_server(&self, addr: &Addr) -> Option<bool> {
+        let generation = self.pool.generation(addr)?;
+        let servers = self.servers.lock().ok()?;
+        servers
+            .get(addr)
+            .filter(|(read_on, _)| *read_on == generation)
+            .map(|(_, safe)| *safe)
+    }
+
+    fn remember_server(&self, addr: &Addr, hands_over_source_first: bool) {
+        if let (Some(generation), Ok(mut servers)) =
+            (self.pool.generation(addr), self.servers.lock())
+        {
+            servers.insert(addr.clone(), (generation, hands_over_source_first));
+        }
     }
 
     /// One node's state from its facts and full view (read now if not read yet, and put on a
@@ -325,6 +359,7 @@ impl RedisAdapter {
         self.count_own_open_slots(addr, &mut state).await?;
         state.config = facts.config;
         state.serves_replicas = facts.serves_replicas;
+        state.hands_over_source_first = facts.hands_over_source_first;
         Ok(state)
     }
 

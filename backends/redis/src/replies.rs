@@ -93,6 +93,8 @@ pub(crate) fn node_state_from_view(
         ever_linked,
         // Read apart (see `gate_open`); closed until then, as a new process starts.
         serves_replicas: false,
+        // Read apart, once per connection (see `observer::read_facts`).
+        hands_over_source_first: false,
         replicates_from,
         replid: repl
             .get("master_replid")

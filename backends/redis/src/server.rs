@@ -34,7 +34,7 @@ impl ServerInfo {
 }
 
 /// See [`ServerInfo::hands_over_source_first`].
-fn source_first_is_safe(kind: ServerKind, version: &str) -> bool {
+pub(crate) fn source_first_is_safe(kind: ServerKind, version: &str) -> bool {
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     match kind {

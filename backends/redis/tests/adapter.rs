@@ -631,7 +631,8 @@ async fn a_replica_reports_whether_its_link_was_up_since_it_last_was_a_master() 
 /// slot migration exactly where it exists (Valkey 9 and later): neither Redis 7.0 nor
 /// Valkey 8.1, the servers CI runs, offers it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_says_which_server_and_version_it_runs_and_whether_it_migrates_slots_atomically() {
+async fn a_node_says_which_server_and_version_it_runs_whether_it_migrates_slots_atomically_and_hands_over_source_first()
+ {
     let node = Node::spawn(12200, None);
     let adapter = test_adapter(None);
     let addr = node.addr();
@@ -666,6 +667,16 @@ async fn a_node_says_which_server_and_version_it_runs_and_whether_it_migrates_sl
         kind == ServerKind::Valkey && major >= 9,
         "{info}"
     );
+    // The observation tells the engine the same, read once per connection: Valkey 8.1 hands
+    // over source-first (the planner may make larger moves), Redis 7.0 does not.
+    for pass in 0..2 {
+        let state = adapter.observe_node(&addr).await.expect("observed");
+        assert_eq!(
+            state.hands_over_source_first,
+            info.hands_over_source_first(),
+            "pass {pass}: {info}"
+        );
+    }
 }
 
 /// While a master migrates a slot, its replica is observed with no open slot on either server

@@ -547,6 +547,9 @@ impl Cluster {
                 .and(n.master_ip.clone())
                 .map(|ip| Addr::new(ip, PORT)),
             replid: Some(format!("{:016x}", n.replid)),
+            // The simulator's executor ends every move at the source first without the mark
+            // Redis 7.0-7.2 keeps, but it plans as those versions do: small moves.
+            hands_over_source_first: false,
             config: {
                 let mut c = n.config.clone();
                 let persists = if self.persistent { "yes" } else { "no" };
@@ -573,6 +576,7 @@ fn empty_state() -> NodeState {
         ever_linked: true,
         serves_replicas: true,
         replicates_from: None,
+        hands_over_source_first: false,
         replid: None,
         config: Default::default(),
     }

@@ -84,6 +84,7 @@ impl Cluster {
                         ever_linked: false,
                         serves_replicas: true,
                         replicates_from: None,
+                        hands_over_source_first: false,
                         replid: None,
                         config: BTreeMap::new(),
                     };
