@@ -8,10 +8,12 @@
 //!   Operations, one at a time: scale (masters 3-6, replicas 0-2), a configuration change
 //!   that needs a rolling replacement and one applied live, SIGKILL of a master or a
 //!   replica, SIGSTOP of a node past the node timeout, SIGKILL of the operator (alone, or in
-//!   the middle of a migration or a rolling replacement).
+//!   the middle of a migration or a rolling replacement), and scales that lose the source of
+//!   a move mid-move (SIGKILLed or frozen past the node timeout).
 //! - `redis-operator kube soak` ([`kube`]): pods in kube-sandbox run by `redis-operator run`.
-//!   The same changes made by patching the `RedisCluster`, pods deleted, an emulated node
-//!   killed, the API server cut off, the operator SIGKILLed.
+//!   The same changes made by patching the `RedisCluster`, pods deleted (also the pod of a
+//!   move's source mid-move), an emulated node killed, the API server cut off, the operator
+//!   SIGKILLed.
 //!
 //! Shared: the writer and its verification ([`client`]), health ([`health`]), the driver of
 //! operations ([`driver`]), the blame and the table ([`report`]).

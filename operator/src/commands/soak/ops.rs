@@ -59,10 +59,11 @@ impl Soak<SoakCluster> {
         match pick {
             0 => {
                 let (masters, replicas) = self.c.settings.other_shape(&mut self.rng);
-                // A third of the scales that move slots between masters with replicas lose
-                // the source of a move: the replica must take it over mid-move.
-                let moves = masters != self.c.settings.masters;
-                if with_replicas && replicas > 0 && moves && self.rng.below(3) == 0 {
+                if self
+                    .c
+                    .settings
+                    .scale_loses_source(masters, replicas, &mut self.rng)
+                {
                     return Op::ScaleLosingSource {
                         masters,
                         replicas,

@@ -37,6 +37,8 @@ pub(super) enum Kind {
     /// The same with the source SIGSTOPped past the node timeout: replaced while frozen, it
     /// wakes up still believing it is a master moving a slot.
     ScaleSourceStopped,
+    /// Kubernetes: a scale whose migration lost its source, its pod deleted mid-move.
+    ScaleSourcePodDeleted,
 }
 
 impl Kind {
@@ -56,6 +58,7 @@ impl Kind {
                 | Kind::KillNode
                 | Kind::ScaleSourceKilled
                 | Kind::ScaleSourceStopped
+                | Kind::ScaleSourcePodDeleted
         )
     }
 
@@ -78,6 +81,7 @@ impl Kind {
             Kind::ScaleSourceStopped => {
                 "scale, the source of a move SIGSTOPped past the node timeout mid-move"
             }
+            Kind::ScaleSourcePodDeleted => "scale, the pod of a move's source deleted mid-move",
         }
     }
 }

@@ -65,6 +65,18 @@ impl Settings {
         }
         next
     }
+
+    /// Whether a scale to `masters` x `replicas` also loses the source of a move mid-move:
+    /// a third of the scales that move slots between masters with replicas before and after
+    /// (a master without one would take its keys along: the DataLost case, tested apart).
+    pub(super) fn scale_loses_source(
+        &self,
+        masters: u32,
+        replicas: u32,
+        rng: &mut sim::rng::Rng,
+    ) -> bool {
+        self.replicas > 0 && replicas > 0 && masters != self.masters && rng.below(3) == 0
+    }
 }
 
 #[cfg(test)]

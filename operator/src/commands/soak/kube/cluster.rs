@@ -40,6 +40,10 @@ pub(super) struct PodNode {
     pub master_id: Option<String>,
     /// Slots it serves, and those it is moving in or out.
     pub slots: Vec<SlotRange>,
+    /// A replica whose link to its master is up (it has the master's data).
+    pub synced: bool,
+    /// It is sending a slot's keys to another master (`MIGRATING`).
+    pub migrating: bool,
 }
 
 pub(super) struct KubeCluster {
@@ -210,6 +214,11 @@ impl KubeCluster {
                 master: me.is_master(),
                 master_id: me.master_id.clone(),
                 slots,
+                synced: !me.is_master() && m.redis.as_ref().is_some_and(|s| s.master_link_up),
+                migrating: me
+                    .open_slots
+                    .iter()
+                    .any(|o| matches!(o, engine::OpenSlot::Migrating { .. })),
             });
         }
         Ok(out)

@@ -22,6 +22,12 @@ pub(super) enum Op {
     Rolling {
         kill_operator: bool,
     },
+    /// A scale that moves slots, with the pod of a move's source deleted as soon as one is
+    /// seen moving a slot.
+    ScaleDeletingSource {
+        masters: u32,
+        replicas: u32,
+    },
     Live,
     DeleteMasterPod,
     DeleteReplicaPod,
@@ -59,6 +65,13 @@ impl Soak<KubeCluster> {
         match pick {
             0 => {
                 let (masters, replicas) = self.c.settings.other_shape(&mut self.rng);
+                if self
+                    .c
+                    .settings
+                    .scale_loses_source(masters, replicas, &mut self.rng)
+                {
+                    return Op::ScaleDeletingSource { masters, replicas };
+                }
                 Op::Scale {
                     masters,
                     replicas,
@@ -99,6 +112,9 @@ impl Soak<KubeCluster> {
                 let detail = format!("hash-max-listpack-entries {next}");
                 self.change(start, Kind::RollingConfig, detail, kill_operator, false)
                     .await
+            }
+            Op::ScaleDeletingSource { masters, replicas } => {
+                self.scale_deleting_source(masters, replicas).await
             }
             Op::Live => {
                 let next = self.c.settings.next_max_memory_mb();
@@ -162,6 +178,66 @@ impl Soak<KubeCluster> {
             } else {
                 Vec::new()
             },
+        })
+    }
+
+    /// A scale during which the pod of the first master seen moving a slot away (one with a
+    /// synced replica) is deleted, as `kubectl delete pod` does: the migration loses its
+    /// source and the replica takes over. Time to writable counts from the delete, time to
+    /// healthy from the scale. A scale that shows no such move in time is a plain scale.
+    async fn scale_deleting_source(
+        &mut self,
+        masters: u32,
+        replicas: u32,
+    ) -> Result<Episode, CmdError> {
+        let from = (self.c.settings.masters, self.c.settings.replicas);
+        let mut detail = format!("{}x{} -> {masters}x{replicas}", from.0, from.1);
+        let start = Instant::now();
+        self.c.settings.masters = masters;
+        self.c.settings.replicas = replicas;
+        self.c.apply().await?;
+        let until = Instant::now() + Duration::from_secs(120);
+        let mut seen = None;
+        while seen.is_none() && Instant::now() < until {
+            if let Ok(nodes) = self.c.nodes().await {
+                seen = nodes
+                    .iter()
+                    .find(|n| {
+                        n.master
+                            && n.migrating
+                            && nodes
+                                .iter()
+                                .any(|r| r.synced && r.master_id.as_deref() == Some(n.id.as_str()))
+                    })
+                    .cloned()
+                    .map(|source| (source, nodes.clone()));
+            }
+            if seen.is_none() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let Some((victim, nodes)) = seen else {
+            detail.push_str(", no move seen to fault");
+            return self.change(start, Kind::Scale, detail, false, true).await;
+        };
+        let probe = probe_slots(&master_slots(&nodes));
+        let fault = Instant::now();
+        self.c.delete_pod(&victim.pod).await?;
+        let (writable_ms, healthy_ms) = self.measure(fault, &probe, Later::Nothing, None).await?;
+        detail.push_str(&format!(
+            ", pod {} ({} slots)",
+            victim.pod,
+            engine::slots::count(&victim.slots)
+        ));
+        Ok(Episode {
+            kind: Kind::ScaleSourcePodDeleted,
+            detail,
+            start_ms: self.ms(start),
+            fault_ms: Some(self.ms(fault)),
+            writable_ms,
+            healthy_ms,
+            operator_killed: None,
+            victim_slots: victim.slots,
         })
     }
 
@@ -286,6 +362,8 @@ mod tests {
             master: master_of.is_none(),
             master_id: master_of.map(str::to_owned),
             slots: slots.iter().map(|&(a, b)| SlotRange::new(a, b)).collect(),
+            synced: master_of.is_some(),
+            migrating: false,
         }
     }
 
