@@ -169,6 +169,14 @@ impl<M: Members> Reconciler<M> {
         self
     }
 
+    /// With [`Self::record_to`]: every pass is written, a settled cluster's repeats too.
+    pub fn recording_every_pass(mut self) -> Self {
+        if let Some((_, thinning)) = self.trace.as_mut() {
+            *thinning = TraceThinning::every_pass();
+        }
+        self
+    }
+
     pub fn key(&self) -> &ClusterKey {
         &self.key
     }

@@ -38,11 +38,24 @@ pub struct TraceThinning {
     last: Option<Written>,
     /// Passes left out since the last written one.
     pub skipped: u64,
+    /// Write every pass (`--record-every-pass`): nothing is left out.
+    every_pass: bool,
 }
 
 impl TraceThinning {
+    /// A thinning that leaves nothing out.
+    pub fn every_pass() -> Self {
+        Self {
+            every_pass: true,
+            ..Self::default()
+        }
+    }
+
     /// Whether `record` is written; remembers it when it is.
     pub fn keep(&mut self, record: &TraceRecord) -> bool {
+        if self.every_pass {
+            return true;
+        }
         let digest = digest(&record.observation);
         let repeats = self.last.as_ref().is_some_and(|w| {
             record.decision.effects.is_empty()
@@ -196,6 +209,9 @@ mod tests {
         assert_eq!(t.skipped, 2);
         assert!(t.keep(&record(61_000, vec![node(0, 9), node(1, 8)], 15)));
         assert_eq!(t.skipped, 0);
+        let mut all = TraceThinning::every_pass();
+        assert!(all.keep(&record(1_000, vec![node(0, 5), node(1, 5)], 10)));
+        assert!(all.keep(&record(2_000, vec![node(0, 9), node(1, 7)], 12)));
     }
 
     #[test]

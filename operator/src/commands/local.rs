@@ -63,9 +63,13 @@ pub struct UpArgs {
     /// With --until-ready: give up (exit 1) after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub ready_timeout: u64,
-    /// Append every pass as a trace record (JSON Lines) to this file.
+    /// Append the passes as trace records (JSON Lines) to this file: every pass that acts or
+    /// sees something change, and one a minute of a settled cluster.
     #[arg(long)]
     pub record: Option<PathBuf>,
+    /// With --record: write every pass, a settled cluster's repeats too.
+    #[arg(long, requires = "record")]
+    pub record_every_pass: bool,
     /// The server binary the nodes run (a `redis-server` or `valkey-server`). Default: the one
     /// a previous `up --server-binary` chose for this cluster, else `valkey-server` from PATH
     /// when spec.image names valkey, else `redis-server` from PATH. A different binary than
@@ -232,6 +236,9 @@ async fn up(args: UpArgs) -> CmdResult {
             .open(p)
             .map_err(|e| format!("cannot open {}: {e}", p.display()))?;
         reconciler = reconciler.record_to(std::io::BufWriter::new(file));
+        if args.record_every_pass {
+            reconciler = reconciler.recording_every_pass();
+        }
     }
     let result = run_loop(&args, &name, &dir, &mut reconciler, &http).await;
     let _ = stop_tx.send(true);

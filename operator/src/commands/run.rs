@@ -38,7 +38,8 @@ pub struct Args {
     /// `<hostname>-<pid>`.
     #[arg(long)]
     identity: Option<String>,
-    /// Append every pass of each cluster as a trace record to `DIR/<namespace>/<name>.jsonl`
+    /// Append each cluster's passes as trace records to `DIR/<namespace>/<name>.jsonl`: every
+    /// pass that acts or sees something change, and one a minute of a settled cluster
     /// (`simulate replay` reads it; passwords never reach it).
     #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
