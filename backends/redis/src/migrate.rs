@@ -417,7 +417,6 @@ impl RedisAdapter {
             .collect()
     }
 
-    /// A bitmap of the slots `addr` says it owns.
     /// Either end of `mv` whose `CLUSTERDOWN` will not pass on its own (see
     /// [`AdapterError::ImporterStuck`]); `None` when neither's view shows such a slot or a
     /// view could not be read (the caller then waits as for any `CLUSTERDOWN`).
@@ -437,6 +436,7 @@ impl RedisAdapter {
         to.or(from)
     }
 
+    /// A bitmap of the slots `addr` says it owns.
     async fn owned_slots(&self, addr: &Addr) -> Result<Vec<bool>, AdapterError> {
         let mut cmd = redis::cmd("CLUSTER");
         cmd.arg("NODES");

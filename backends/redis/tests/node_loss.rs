@@ -86,6 +86,34 @@ async fn importer_stuck_with_the_dead_source(
     let refused: Result<String, _> = direct.query_async(&mut c.client(2, None).await).await;
     let message = refused.unwrap_err().to_string();
     assert!(message.contains("cluster is down"), "{message}");
+
+    // So is every key sent to it, for every slot: a move from a healthy master into it stops
+    // at once, saying why, instead of waiting (seconds, a little longer each turn) for a
+    // `CLUSTERDOWN` that only telling it the new owner ends (chaos soak, a source frozen
+    // mid-move). Nothing left #1; its markers are closed again for the rest of the test.
+    let other = c.first_slot_of(1).await;
+    let others = keys_in_slot(other, 5);
+    fill(&mut c.client(1, None).await, &others).await;
+    let into_stuck = Effect::MigrateSlots {
+        from: 1,
+        from_id: c.ids[1].clone(),
+        to: 2,
+        to_id: c.ids[2].clone(),
+        slots: vec![engine::SlotRange::single(other)],
+    };
+    let err = c
+        .adapter
+        .execute(&into_stuck, &c.ctx().await)
+        .await
+        .expect_err("a move into a node whose cluster is down fails");
+    assert!(
+        matches!(&err, AdapterError::ImporterStuck { slot: s, .. } if *s == slot),
+        "{err}"
+    );
+    assert_eq!(c.count_in_slot(1, other).await, 5);
+    for on in [1, 2] {
+        setslot(c, on, other, &["STABLE"]).await;
+    }
 }
 
 /// Three masters and #3 replicating #0; slot 9 half moved from #0 to #2 (100 keys each
