@@ -543,3 +543,41 @@ fn takeover_by_7_claiming(slot: u16) -> [Effect; 2] {
         },
     ]
 }
+
+/// Redis 7.0 deletes the keys of a slot a master loses to another claim without telling its
+/// replicas. #0 lost slot `SLOT` that way and claims it no more, every other view still routes
+/// it to #0, and only #0's replica #3 holds its 15 keys (chaos soak, seed 11). Claiming the
+/// slot for #0 would serve it empty, and a failover to #3 loses the keys at the next failover
+/// back (the old master rejoins by partial resync, without them): the cluster is reported
+/// degraded, with where the keys are, and nothing is done.
+#[test]
+fn a_slot_whose_keys_only_the_replicas_of_its_named_master_kept_is_reported_and_left_alone() {
+    let nodes = healthy(3, 1);
+    let mut obs = observe(&nodes, false, 1_000);
+    let own = obs.members.get_mut(&0).unwrap().redis.as_mut().unwrap();
+    for e in own.nodes.entries_mut().iter_mut() {
+        if e.id == id(0) {
+            e.slots = slots::to_ranges(slots::expand(&e.slots).filter(|s| *s != SLOT));
+        }
+    }
+    let replica = obs.members.get_mut(&3).unwrap().redis.as_mut().unwrap();
+    replica.open_slot_keys.insert(SLOT, 15);
+    replica.master_link_up = true;
+    let d = decide(&Desired::new(3, 1), Phase::Recovering, &obs);
+    assert!(
+        !d.effects.iter().any(|e| matches!(
+            e,
+            Effect::Failover { .. } | Effect::SetSlotOwner { .. } | Effect::MigrateSlots { .. }
+        )),
+        "{:?}",
+        d.effects
+    );
+    let degraded = d
+        .condition(ConditionKind::Degraded)
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        degraded.contains(&format!("slot {SLOT}")) && degraded.contains("only on the replicas #3"),
+        "{degraded}"
+    );
+}
