@@ -163,9 +163,9 @@ fn dead(w: &World, id: &str) -> bool {
 
 /// The keys of a slot its master dropped while its replicas kept them: Redis 7.0 deletes the
 /// keys of a slot a master loses to another claim (`delKeysInSlot`) without sending the
-/// deletion to its replicas. A master that lost a slot that way and no longer claims it, while
-/// every view still routes it there, holds none of its keys, and its synced replicas hold
-/// them (chaos soak, seed 11: 15 acknowledged writes of slot 6317 on the two replicas of #2
+/// deletion to its replicas (7.2 and later do). A master that lost a slot that way and no
+/// longer claims it, while every view still routes it there, holds none of its keys, and its
+/// synced replicas hold them (chaos soak, seed 11: 15 acknowledged writes of slot 6317 on the two replicas of #2
 /// only, #2 refusing every command with `CLUSTERDOWN`). The master (`#2`) and the holders
 /// (`#7, #14`), when that is the case.
 ///

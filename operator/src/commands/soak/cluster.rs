@@ -36,6 +36,24 @@ pub(super) struct Node {
     pub migrating: bool,
 }
 
+impl super::driver::MovingNode for Node {
+    fn is_master(&self) -> bool {
+        self.master
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn master_id(&self) -> Option<&str> {
+        self.master_id.as_deref()
+    }
+    fn synced(&self) -> bool {
+        self.synced
+    }
+    fn migrating(&self) -> bool {
+        self.migrating
+    }
+}
+
 pub(super) struct SoakCluster {
     pub work: PathBuf,
     pub base_port: u16,

@@ -371,6 +371,28 @@ where
     })
 }
 
+/// What the soaks need to know of a node to pick the source of a move to fault.
+pub(super) trait MovingNode {
+    fn is_master(&self) -> bool;
+    fn id(&self) -> &str;
+    fn master_id(&self) -> Option<&str>;
+    /// A replica whose link to its master is up.
+    fn synced(&self) -> bool;
+    /// A master sending a slot's keys to another (`MIGRATING`).
+    fn migrating(&self) -> bool;
+}
+
+/// A master moving a slot away that has a synced replica (which will take its place).
+pub(super) fn source_of_a_move<N: MovingNode>(nodes: &[N]) -> Option<&N> {
+    nodes.iter().find(|n| {
+        n.is_master()
+            && n.migrating()
+            && nodes
+                .iter()
+                .any(|r| r.synced() && r.master_id() == Some(n.id()))
+    })
+}
+
 /// One slot of every range each master serves: writable when each takes a write.
 pub(super) fn probe_slots(masters: &[Vec<SlotRange>]) -> Vec<u16> {
     let mut slots: Vec<u16> = masters

@@ -3,7 +3,7 @@
 
 use super::CmdError;
 use super::cluster::{NODE_TIMEOUT_MS, Node, SoakCluster, signal};
-use super::driver::{Later, Operations, Soak, Undo, probe_slots};
+use super::driver::{Later, Operations, Soak, Undo, probe_slots, source_of_a_move};
 use super::report::{Episode, Kind};
 use std::time::{Duration, Instant};
 
@@ -231,22 +231,20 @@ impl Soak<SoakCluster> {
             signal(victim.pid, "KILL")?;
             (Kind::ScaleSourceKilled, Later::Nothing)
         };
-        let (writable_ms, healthy_ms) = self.measure(fault, &probe, later, None).await?;
+        let measured = self.measure(fault, &probe, later, None).await?;
         detail.push_str(&format!(
             ", node #{} ({} slots)",
             victim.ordinal,
             engine::slots::count(&victim.slots)
         ));
-        Ok(Episode {
+        let when = (self.ms(start), self.ms(fault));
+        Ok(Episode::change_with_fault(
             kind,
             detail,
-            start_ms: self.ms(start),
-            fault_ms: Some(self.ms(fault)),
-            writable_ms,
-            healthy_ms,
-            operator_killed: None,
-            victim_slots: victim.slots,
-        })
+            when,
+            measured,
+            victim.slots,
+        ))
     }
 
     /// Waits (at most `limit`) for a master that is moving a slot away and has a synced
@@ -254,18 +252,10 @@ impl Soak<SoakCluster> {
     async fn moving_source(&mut self, limit: Duration) -> Option<(Node, Vec<Node>)> {
         let until = Instant::now() + limit;
         while Instant::now() < until {
-            if let Ok(nodes) = self.c.nodes().await {
-                let source = nodes.iter().find(|n| {
-                    n.master
-                        && n.migrating
-                        && nodes
-                            .iter()
-                            .any(|r| r.synced && r.master_id.as_deref() == Some(n.id.as_str()))
-                });
-                if let Some(source) = source {
-                    let source = source.clone();
-                    return Some((source, nodes));
-                }
+            if let Ok(nodes) = self.c.nodes().await
+                && let Some(source) = source_of_a_move(&nodes).cloned()
+            {
+                return Some((source, nodes));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

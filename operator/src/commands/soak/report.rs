@@ -119,6 +119,27 @@ pub(super) struct Episode {
 }
 
 impl Episode {
+    /// A change (from `start_ms`) during which a master was lost at `fault_ms`, with
+    /// `victim_slots`; `measured`: when it was writable and healthy again.
+    pub(super) fn change_with_fault(
+        kind: Kind,
+        detail: String,
+        (start_ms, fault_ms): (u64, u64),
+        (writable_ms, healthy_ms): (Option<u64>, Option<u64>),
+        victim_slots: Vec<SlotRange>,
+    ) -> Self {
+        Self {
+            kind,
+            detail,
+            start_ms,
+            fault_ms: Some(fault_ms),
+            writable_ms,
+            healthy_ms,
+            operator_killed: None,
+            victim_slots,
+        }
+    }
+
     /// When the fault (if any) struck: the start, unless it came in the middle of a change.
     pub(super) fn fault_start_ms(&self) -> u64 {
         self.fault_ms.unwrap_or(self.start_ms)

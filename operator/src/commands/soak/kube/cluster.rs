@@ -46,6 +46,24 @@ pub(super) struct PodNode {
     pub migrating: bool,
 }
 
+impl super::super::driver::MovingNode for PodNode {
+    fn is_master(&self) -> bool {
+        self.master
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn master_id(&self) -> Option<&str> {
+        self.master_id.as_deref()
+    }
+    fn synced(&self) -> bool {
+        self.synced
+    }
+    fn migrating(&self) -> bool {
+        self.migrating
+    }
+}
+
 pub(super) struct KubeCluster {
     pub client: Client,
     pub kubeconfig: Option<PathBuf>,

@@ -4,7 +4,7 @@
 
 use super::super::CmdError;
 use super::super::cluster::NODE_TIMEOUT_MS;
-use super::super::driver::{Later, Operations, Soak, Undo, probe_slots};
+use super::super::driver::{Later, Operations, Soak, Undo, probe_slots, source_of_a_move};
 use super::super::ops::weighted;
 use super::super::report::{Episode, Kind};
 use super::cluster::{KubeCluster, PodNode};
@@ -200,15 +200,7 @@ impl Soak<KubeCluster> {
         let mut seen = None;
         while seen.is_none() && Instant::now() < until {
             if let Ok(nodes) = self.c.nodes().await {
-                seen = nodes
-                    .iter()
-                    .find(|n| {
-                        n.master
-                            && n.migrating
-                            && nodes
-                                .iter()
-                                .any(|r| r.synced && r.master_id.as_deref() == Some(n.id.as_str()))
-                    })
+                seen = source_of_a_move(&nodes)
                     .cloned()
                     .map(|source| (source, nodes.clone()));
             }
@@ -223,22 +215,20 @@ impl Soak<KubeCluster> {
         let probe = probe_slots(&master_slots(&nodes));
         let fault = Instant::now();
         self.c.delete_pod(&victim.pod).await?;
-        let (writable_ms, healthy_ms) = self.measure(fault, &probe, Later::Nothing, None).await?;
+        let measured = self.measure(fault, &probe, Later::Nothing, None).await?;
         detail.push_str(&format!(
             ", pod {} ({} slots)",
             victim.pod,
             engine::slots::count(&victim.slots)
         ));
-        Ok(Episode {
-            kind: Kind::ScaleSourcePodDeleted,
+        let when = (self.ms(start), self.ms(fault));
+        Ok(Episode::change_with_fault(
+            Kind::ScaleSourcePodDeleted,
             detail,
-            start_ms: self.ms(start),
-            fault_ms: Some(self.ms(fault)),
-            writable_ms,
-            healthy_ms,
-            operator_killed: None,
-            victim_slots: victim.slots,
-        })
+            when,
+            measured,
+            victim.slots,
+        ))
     }
 
     /// Kills an emulated node hosting a master (a power loss: every process of its pods
