@@ -2,14 +2,15 @@
 //!
 //! A settled cluster is observed again every few seconds, and each observation differs from
 //! the last only in what Redis measures by the moment: ping and pong times, replication
-//! offsets, key counts. Written whole every pass, that came to about 1 GB a minute at
-//! 100 masters x 1 replica. So a pass is left out when it decided nothing to do, exactly as
-//! the last written one did, for the same spec, on an observation that differs from that
-//! one's only in those measurements; one such pass is still written every
-//! [`HEARTBEAT_MS`], so a trace shows the time that passed. Every pass that does something,
-//! decides otherwise, or sees anything else change (a role, a slot, an epoch, a failure flag,
-//! a link, a member started or gone) is written, so a replay meets every decision the
-//! engine made and every observation that could make a newer engine decide otherwise.
+//! offsets, key counts. Written whole every pass, that came to 385 MB a minute at 100
+//! masters x 1 replica (`bench/record_size.py`). So a pass is left out when it decided
+//! nothing to do, exactly as the last written one did, for the same spec, on an observation
+//! that differs from that one's only in those measurements; one such pass is still written
+//! every [`HEARTBEAT_MS`], so a trace shows the time that passed. Every pass that does
+//! something, decides otherwise, or sees anything else change (a role, a slot, an epoch, a
+//! failure flag, a link, a member started or gone) is written, so a replay meets every
+//! decision the engine made and every observation that could make a newer engine decide
+//! otherwise.
 
 use engine::Phase;
 use engine::decision::Decision;
