@@ -176,7 +176,7 @@ def main():
         print(f"| create {m} x 1 until ok everywhere and check clean | {ours_create:.1f} s | "
               f"{peer_create:.1f} s | {peer_create / ours_create:.2f}x |")
         print(f"| scale out {m} -> {total} x 1 with {a.keys:,} keys, until check clean (ours: and every "
-              f"master within 2 % of its share) | {ours_scale:.1f} s | {peer_scale:.1f} s | "
+              f"master within 2 % of its share of slots, every key held) | {ours_scale:.1f} s | {peer_scale:.1f} s | "
               f"{peer_scale / ours_scale:.2f}x |")
         print(f"# load average at the end {os.getloadavg()[0]:.1f}", flush=True)
         failed = False
@@ -195,7 +195,8 @@ def main():
 
 
 def scaled(port, masters, ports, loaded):
-    """`masters` masters serve slots, each within 2 % of its share of the keys, check clean.
+    """`masters` masters serve slots, each within 2 % of its share of the slots, every loaded
+    key held, check clean.
     Raises when the masters hold fewer keys than were loaded once no slot is open anywhere,
     three reads in a row: a loss must stop the benchmark with the figure rather than leave it
     waiting for a balance that cannot come (it happened once, see docs/reliability.md). While
@@ -215,7 +216,25 @@ def scaled(port, masters, ports, loaded):
         if short:
             raise RuntimeError(f"{loaded - max(short):,} of {loaded:,} keys lost "
                                f"(three reads with no slot open: {short})")
-    return serving(port) == masters and arc.balanced_and_clean(ports)
+    return (serving(port) == masters and slots_balanced(port) and held == loaded
+            and arc.check_clean(port))
+
+
+def slots_balanced(port):
+    """Every master serving slots holds within 2 % of its share of the 16,384 slots: what the
+    operator balances (as `redis-cli --cluster rebalance` does). Keys are not even per slot: on
+    Valkey (2026-11-30) a master of 148 slots ended 2.4 % under its share of 2M keys, and a
+    test on keys never passed."""
+    counts = []
+    for ranges in arc.owners(port).values():
+        n = 0
+        for r in ranges:
+            a, _, b = r.partition("-")
+            n += int(b or a) - int(a) + 1
+        if n:
+            counts.append(n)
+    share = 16384 / max(len(counts), 1)
+    return bool(counts) and all(abs(c - share) <= 0.02 * share for c in counts)
 
 
 def any_slot_open(port):
