@@ -92,9 +92,8 @@ pub(crate) fn unclaimed_slots(w: &World, degraded: &mut Vec<String>) -> Option<W
         }
         let effect = match key_holders(w, slot) {
             Holders::Master(id) => take(w, slot, id),
-            Holders::Replicas(replicas) => replicas
-                .iter()
-                .find_map(|&r| {
+            Holders::Replicas(replicas) => {
+                let takeover = replicas.iter().find_map(|&r| {
                     let master = w.me(r)?.master_id.as_deref()?;
                     crate::repair::takeover_for_stray_keys(w, master, r).map(|on| {
                         Effect::Failover {
@@ -102,18 +101,19 @@ pub(crate) fn unclaimed_slots(w: &World, degraded: &mut Vec<String>) -> Option<W
                             mode: FailoverMode::Takeover,
                         }
                     })
-                })
-                .or_else(|| {
-                    if let Some((master, holders)) = dropped_by_master(w, slot, &replicas) {
-                        degraded.push(format!(
-                            "slot {slot}: every view routes it to {master}, which no longer \
-                             claims it and holds none of its keys; its keys are only on the \
-                             replicas {holders} (Redis 7.0 dropped them on the master without \
-                             telling its replicas); it needs a manual repair"
-                        ));
-                    }
-                    None
-                }),
+                });
+                if takeover.is_none()
+                    && let Some((master, holders)) = dropped_by_master(w, slot, &replicas)
+                {
+                    degraded.push(format!(
+                        "slot {slot}: every view routes it to {master}, which no longer claims \
+                         it and holds none of its keys; its keys are only on the replicas \
+                         {holders} (Redis 7.0 dropped them on the master without telling its \
+                         replicas); it needs a manual repair"
+                    ));
+                }
+                takeover
+            }
             Holders::Several(n) => {
                 degraded.push(format!(
                     "keys of slot {slot}, which no master claims, sit on {n} masters; it needs \
@@ -165,9 +165,9 @@ fn dead(w: &World, id: &str) -> bool {
 /// keys of a slot a master loses to another claim (`delKeysInSlot`) without sending the
 /// deletion to its replicas (7.2 and later do). A master that lost a slot that way and no
 /// longer claims it, while every view still routes it there, holds none of its keys, and its
-/// synced replicas hold them (chaos soak, seed 11: 15 acknowledged writes of slot 6317 on the two replicas of #2
-/// only, #2 refusing every command with `CLUSTERDOWN`). The master (`#2`) and the holders
-/// (`#7, #14`), when that is the case.
+/// synced replicas hold them (chaos soak, seed 11: 15 acknowledged writes of slot 6317 on the
+/// two replicas of #2 only, #2 refusing every command with `CLUSTERDOWN`). The master (`#2`)
+/// and the holders (`#7, #14`), when that is the case.
 ///
 /// Not repaired automatically: a failover to such a replica keeps the keys for a moment, but
 /// the old master rejoins it by a partial resynchronisation, still without them, and any

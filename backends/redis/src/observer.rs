@@ -290,10 +290,7 @@ impl RedisAdapter {
             Some(known) => known,
             None => {
                 let text: String = decode(addr, "INFO server", next("INFO server"))?;
-                let (kind, version) = crate::server::parse_info_server(&text);
-                let safe = crate::server::source_first_is_safe(kind, &version);
-                self.remember_server(addr, safe);
-                safe
+                self.remember_server_info(addr, &text)
             }
         };
         let summary = Summary::from_replies(self.pool.generation(addr), &info_text, &repl_text);
@@ -307,24 +304,6 @@ impl RedisAdapter {
             serves_replicas,
             hands_over_source_first,
         })
-    }
-
-    /// What `addr`'s server was found to be on the connection now in use, if it was.
-    fn known_server(&self, addr: &Addr) -> Option<bool> {
-        let generation = self.pool.generation(addr)?;
-        let servers = self.servers.lock().ok()?;
-        servers
-            .get(addr)
-            .filter(|(read_on, _)| *read_on == generation)
-            .map(|(_, safe)| *safe)
-    }
-
-    fn remember_server(&self, addr: &Addr, hands_over_source_first: bool) {
-        if let (Some(generation), Ok(mut servers)) =
-            (self.pool.generation(addr), self.servers.lock())
-        {
-            servers.insert(addr.clone(), (generation, hands_over_source_first));
-        }
     }
 
     /// One node's state from its facts and full view (read now if not read yet, and put on a

@@ -34,7 +34,7 @@ impl ServerInfo {
 }
 
 /// See [`ServerInfo::hands_over_source_first`].
-pub(crate) fn source_first_is_safe(kind: ServerKind, version: &str) -> bool {
+fn source_first_is_safe(kind: ServerKind, version: &str) -> bool {
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     match kind {
@@ -110,12 +110,49 @@ impl RedisAdapter {
         Ok(parse_info_server(&text))
     }
 
-    /// Whether a move into `addr` may tell its source first (one `INFO server`; Redis' own
-    /// order, the target first, when the node does not answer).
+    /// Whether a move into `addr` may tell its source first: what the observer found on the
+    /// connection now in use, else one `INFO server` (Redis' own order, the target first,
+    /// when the node does not answer).
     pub(crate) async fn hands_over_source_first(&self, addr: &Addr) -> bool {
-        self.server_identity(addr)
-            .await
-            .is_ok_and(|(kind, version)| source_first_is_safe(kind, &version))
+        if let Some(known) = self.known_server(addr) {
+            return known;
+        }
+        match self.server_identity(addr).await {
+            Ok((kind, version)) => {
+                let safe = source_first_is_safe(kind, &version);
+                self.remember_server(addr, safe);
+                safe
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether `addr` hands over source-first, as found on the connection now in use; `None`
+    /// when it was not read on that connection (a new connection may reach a new server).
+    pub(crate) fn known_server(&self, addr: &Addr) -> Option<bool> {
+        let generation = self.pool.generation(addr)?;
+        let servers = self.servers.lock().ok()?;
+        servers
+            .get(addr)
+            .filter(|(read_on, _)| *read_on == generation)
+            .map(|(_, safe)| *safe)
+    }
+
+    /// Remembers what `INFO server` (`text`) said of `addr` for the connection now in use;
+    /// whether it hands over source-first.
+    pub(crate) fn remember_server_info(&self, addr: &Addr, text: &str) -> bool {
+        let (kind, version) = parse_info_server(text);
+        let safe = source_first_is_safe(kind, &version);
+        self.remember_server(addr, safe);
+        safe
+    }
+
+    fn remember_server(&self, addr: &Addr, hands_over_source_first: bool) {
+        if let (Some(generation), Ok(mut servers)) =
+            (self.pool.generation(addr), self.servers.lock())
+        {
+            servers.insert(addr.clone(), (generation, hands_over_source_first));
+        }
     }
 }
 
