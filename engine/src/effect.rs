@@ -63,6 +63,18 @@ pub enum Effect {
         to_id: String,
         slot: u16,
     },
+    /// Copy the keys of `slot` that the replica `from` kept while its master `to` dropped
+    /// them back onto `to`: `DUMP` and `PTTL` of every key on `from` (`READONLY`), then
+    /// `SETSLOT slot NODE to_id` on `to`, then `RESTORE` without `REPLACE` on `to`, so that a
+    /// key written on `to` meanwhile is kept as the newer value. Decided only for a slot every
+    /// view routes to `to`, which claims it no more and holds none of its keys (Redis 7.0
+    /// drops a lost slot's keys on the master alone; see `unclaimed`).
+    RestoreDroppedKeys {
+        from: Ordinal,
+        to: Ordinal,
+        to_id: String,
+        slot: u16,
+    },
     /// `CLUSTER SETSLOT slot STABLE` on `on`: closes an open slot that holds nothing to move.
     SetSlotStable { on: Ordinal, slot: u16 },
     /// `CLUSTER SETSLOT slot NODE owner_id` on `on`. Decided only once the previous owner
@@ -108,6 +120,8 @@ impl Effect {
             | Effect::DeleteData { ordinal }
             | Effect::ReplaceNode { ordinal } => *ordinal,
             Effect::MigrateSlots { from, .. } | Effect::MoveStrayKeys { from, .. } => *from,
+            // The node whose slot it repairs.
+            Effect::RestoreDroppedKeys { to, .. } => *to,
             Effect::Meet { on, .. }
             | Effect::AddSlots { on, .. }
             | Effect::Replicate { on, .. }
@@ -135,6 +149,7 @@ impl Effect {
             Effect::Replicate { .. } => "replicate",
             Effect::MigrateSlots { .. } => "migrate_slots",
             Effect::MoveStrayKeys { .. } => "move_stray_keys",
+            Effect::RestoreDroppedKeys { .. } => "restore_dropped_keys",
             Effect::SetSlotStable { .. } => "set_slot_stable",
             Effect::SetSlotOwner { .. } => "set_slot_owner",
             Effect::SetConfig { .. } => "set_config",
@@ -184,6 +199,12 @@ impl fmt::Display for Effect {
             ),
             Effect::MoveStrayKeys { from, to, slot, .. } => {
                 write!(f, "move stray keys of slot {slot} #{from} -> #{to}")
+            }
+            Effect::RestoreDroppedKeys { from, to, slot, .. } => {
+                write!(
+                    f,
+                    "copy the keys of slot {slot} that #{to} dropped back from its replica #{from}"
+                )
             }
             Effect::SetSlotStable { on, slot } => write!(f, "#{on}: CLUSTER SETSLOT {slot} STABLE"),
             Effect::SetSlotOwner { on, slot, owner_id } => {

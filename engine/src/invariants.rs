@@ -243,6 +243,36 @@ pub fn check_decision(desired: &Desired, obs: &Observation, decision: &Decision)
                     }
                 }
             }
+            Effect::RestoreDroppedKeys {
+                from,
+                to,
+                to_id,
+                slot,
+            } => {
+                // Keys are put back only where they were dropped: onto the master of the
+                // replica that kept them, for a slot no answering master claims.
+                let replica_of = obs
+                    .members
+                    .get(from)
+                    .and_then(|m| m.redis.as_ref())
+                    .and_then(|r| r.myself())
+                    .and_then(|me| me.master_id.clone());
+                if replica_of.as_deref() != Some(to_id.as_str()) {
+                    out.push(Violation::new(format!(
+                        "#{to}: keys of slot {slot} copied back from #{from}, which does not replicate it"
+                    )));
+                }
+                for (o, r) in reachable(obs) {
+                    let claims = r.myself().is_some_and(|m| {
+                        m.is_master() && m.slots.iter().any(|x| x.start <= *slot && *slot <= x.end)
+                    });
+                    if claims && r.id != *to_id {
+                        out.push(Violation::new(format!(
+                            "#{to}: keys of slot {slot} copied back while #{o} claims the slot"
+                        )));
+                    }
+                }
+            }
             Effect::BumpEpoch { on } => {
                 // A newer epoch makes every claim of `on` win: none may be contested by
                 // another live master's own claim.

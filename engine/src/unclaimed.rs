@@ -63,6 +63,9 @@ pub fn routed_but_unclaimed<'a>(states: impl IntoIterator<Item = &'a NodeState>)
 /// - while only replicas hold them (their master is down), nobody yet: a replica takes over
 ///   first, by `TAKEOVER` when the master owned no slot (Redis never elects a replica of such
 ///   a master);
+/// - while only the synced replicas of the live master every view names hold them (Redis 7.0
+///   dropped them on that master alone, see `dropped_by_master`), that master, with its keys
+///   copied back from a replica;
 /// - with no key anywhere, the master the views name (highest epoch): it was told it owns
 ///   the slot and lost its claim (a failover took its old master's slots, an older claim won
 ///   them back) or never applied it, or it gave the slot to a target that died. Only when
@@ -102,17 +105,7 @@ pub(crate) fn unclaimed_slots(w: &World, degraded: &mut Vec<String>) -> Option<W
                         }
                     })
                 });
-                if takeover.is_none()
-                    && let Some((master, holders)) = dropped_by_master(w, slot, &replicas)
-                {
-                    degraded.push(format!(
-                        "slot {slot}: every view routes it to {master}, which no longer claims \
-                         it and holds none of its keys; its keys are only on the replicas \
-                         {holders} (Redis 7.0 dropped them on the master without telling its \
-                         replicas); it needs a manual repair"
-                    ));
-                }
-                takeover
+                takeover.or_else(|| dropped_by_master(w, slot, &replicas))
             }
             Holders::Several(n) => {
                 degraded.push(format!(
@@ -166,23 +159,21 @@ fn dead(w: &World, id: &str) -> bool {
 /// deletion to its replicas (7.2 and later do). A master that lost a slot that way and no
 /// longer claims it, while every view still routes it there, holds none of its keys, and its
 /// synced replicas hold them (chaos soak, seed 11: 15 acknowledged writes of slot 6317 on the
-/// two replicas of #2 only, #2 refusing every command with `CLUSTERDOWN`). The master (`#2`)
-/// and the holders (`#7, #14`), when that is the case.
+/// two replicas of #2 only, #2 refusing every command with `CLUSTERDOWN`).
 ///
-/// Not repaired automatically: a failover to such a replica keeps the keys for a moment, but
-/// the old master rejoins it by a partial resynchronisation, still without them, and any
-/// later failover back to it (the engine prefers a member in range as a shard's master) loses
-/// them for good; tried on the soak's cluster, that is what happened. Copying the keys back
-/// from a replica (`DUMP` there, `RESTORE` without `REPLACE` on the master once it claims the
-/// slot) would keep them; it is not built yet.
-fn dropped_by_master(w: &World, slot: u16, replicas: &[Ordinal]) -> Option<(String, String)> {
+/// The keys are copied back from the replica holding the most of them
+/// ([`Effect::RestoreDroppedKeys`]): the master claims the slot and gets each key it lacks,
+/// a key written since its claim winning. Not a failover to that replica: it would keep the
+/// keys for a moment, but the old master rejoins it by a partial resynchronisation, still
+/// without them, and any later failover back to it (the engine prefers a member in range as a
+/// shard's master) loses them for good; tried on the soak's cluster, that is what happened.
+fn dropped_by_master(w: &World, slot: u16, replicas: &[Ordinal]) -> Option<Effect> {
     let keys_on = |o: Ordinal| {
         w.state(o)
             .and_then(|s| s.open_slot_keys.get(&slot).copied())
             .unwrap_or(0)
     };
     let mut master_of_all = None;
-    let mut holders = Vec::new();
     for &r in replicas {
         let master = w.me(r)?.master_id.as_deref()?;
         let master_answers = w
@@ -195,13 +186,23 @@ fn dropped_by_master(w: &World, slot: u16, replicas: &[Ordinal]) -> Option<(Stri
         if *master_of_all.get_or_insert(master) != master {
             return None;
         }
-        holders.push(format!("#{r}"));
     }
     let master = master_of_all?;
-    let named = w
-        .ordinal_of(master)
-        .map_or_else(|| master.to_string(), |o| format!("#{o}"));
-    Some((named, holders.join(", ")))
+    let to = w.ordinal_of(master)?;
+    if !w.me(to).is_some_and(|me| me.is_master()) {
+        return None;
+    }
+    // The replica holding the most keys of the slot; the lowest ordinal among equals.
+    let from = replicas
+        .iter()
+        .copied()
+        .max_by_key(|&r| (keys_on(r), std::cmp::Reverse(r)))?;
+    Some(Effect::RestoreDroppedKeys {
+        from,
+        to,
+        to_id: master.to_string(),
+        slot,
+    })
 }
 
 /// `SETSLOT slot NODE id` on master `id` itself.

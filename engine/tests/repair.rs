@@ -546,13 +546,14 @@ fn takeover_by_7_claiming(slot: u16) -> [Effect; 2] {
 
 /// Redis 7.0 deletes the keys of a slot a master loses to another claim without telling its
 /// replicas. #0 lost slot `SLOT` that way and claims it no more, every other view still routes
-/// it to #0, and only #0's replica #3 holds its 15 keys (chaos soak, seed 11). Claiming the
-/// slot for #0 would serve it empty, and a failover to #3 loses the keys at the next failover
-/// back (the old master rejoins by partial resync, without them): the cluster is reported
-/// degraded, with where the keys are, and nothing is done.
+/// it to #0, and only #0's replicas hold its keys: #3 all 15, #6 12 of them (chaos soak, seed
+/// 11). The keys are copied back onto #0 from #3, the replica holding the most; no failover
+/// (the keys would be lost at the next failover back: the old master rejoins by partial
+/// resync, without them) and no bare claim (it would serve the slot empty).
 #[test]
-fn a_slot_whose_keys_only_the_replicas_of_its_named_master_kept_is_reported_and_left_alone() {
-    let nodes = healthy(3, 1);
+fn a_slot_whose_keys_only_the_replicas_of_its_named_master_kept_gets_them_back_from_the_fullest_replica()
+ {
+    let nodes = healthy(3, 2);
     let mut obs = observe(&nodes, false, 1_000);
     let own = obs.members.get_mut(&0).unwrap().redis.as_mut().unwrap();
     for e in own.nodes.entries_mut().iter_mut() {
@@ -560,24 +561,27 @@ fn a_slot_whose_keys_only_the_replicas_of_its_named_master_kept_is_reported_and_
             e.slots = slots::to_ranges(slots::expand(&e.slots).filter(|s| *s != SLOT));
         }
     }
-    let replica = obs.members.get_mut(&3).unwrap().redis.as_mut().unwrap();
-    replica.open_slot_keys.insert(SLOT, 15);
-    replica.master_link_up = true;
-    let d = decide(&Desired::new(3, 1), Phase::Recovering, &obs);
-    assert!(
-        !d.effects.iter().any(|e| matches!(
-            e,
-            Effect::Failover { .. } | Effect::SetSlotOwner { .. } | Effect::MigrateSlots { .. }
-        )),
-        "{:?}",
-        d.effects
+    for (replica, keys) in [(3, 15), (6, 12)] {
+        let r = obs
+            .members
+            .get_mut(&replica)
+            .unwrap()
+            .redis
+            .as_mut()
+            .unwrap();
+        r.open_slot_keys.insert(SLOT, keys);
+        r.master_link_up = true;
+    }
+    let d = decide(&Desired::new(3, 2), Phase::Recovering, &obs);
+    assert_eq!(
+        d.effects,
+        [Effect::RestoreDroppedKeys {
+            from: 3,
+            to: 0,
+            to_id: id(0),
+            slot: SLOT,
+        }]
     );
-    let degraded = d
-        .condition(ConditionKind::Degraded)
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
-    assert!(
-        degraded.contains(&format!("slot {SLOT}")) && degraded.contains("only on the replicas #3"),
-        "{degraded}"
-    );
+    let violations = invariants::check_decision(&Desired::new(3, 2), &obs, &d);
+    assert!(violations.is_empty(), "{violations:?}");
 }

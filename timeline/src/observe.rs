@@ -318,9 +318,9 @@ pub fn moves(rec: &TraceRecord, ids: &Ids) -> Vec<Move> {
 /// The members an effect acts on: where a mark goes in the lanes.
 pub fn touched(effect: &Effect) -> Vec<Ordinal> {
     match effect {
-        Effect::MigrateSlots { from, to, .. } | Effect::MoveStrayKeys { from, to, .. } => {
-            vec![*from, *to]
-        }
+        Effect::MigrateSlots { from, to, .. }
+        | Effect::MoveStrayKeys { from, to, .. }
+        | Effect::RestoreDroppedKeys { from, to, .. } => vec![*from, *to],
         other => vec![other.target()],
     }
 }

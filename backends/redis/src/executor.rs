@@ -279,6 +279,15 @@ impl RedisAdapter {
                 self.move_keys(from, ctx.addr(*to)?, *slot).await?;
                 self.set_slot(from, *slot, &["STABLE"]).await
             }
+            Effect::RestoreDroppedKeys {
+                from,
+                to,
+                to_id,
+                slot,
+            } => self
+                .restore_dropped_keys(ctx.addr(*from)?, ctx.addr(*to)?, to_id, *slot)
+                .await
+                .map(|_| ()),
             Effect::SetSlotStable { on, slot } => {
                 self.set_slot(ctx.addr(*on)?, *slot, &["STABLE"]).await
             }

@@ -19,6 +19,7 @@
 mod announce;
 mod config;
 mod connection;
+mod dropped;
 mod error;
 mod executor;
 mod handover;

@@ -251,6 +251,12 @@ impl Cluster {
                 to_id,
                 slot,
             } => self.move_stray_keys(*from, *to, to_id, *slot, budget),
+            Effect::RestoreDroppedKeys {
+                from,
+                to,
+                to_id,
+                slot,
+            } => self.restore_dropped_keys(*from, *to, to_id, *slot),
             Effect::SetSlotStable { on, slot } => {
                 self.setslot_guard(*on)?;
                 let n = self.node_mut(*on)?;

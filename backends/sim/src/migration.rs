@@ -27,6 +27,44 @@ impl Cluster {
         }
     }
 
+    /// The executor's `RestoreDroppedKeys`: every key of `slot` on the replica `from` is read
+    /// (`READONLY`: the replica serves it only while its view routes the slot to its master),
+    /// the master `to` claims the slot, and the keys it lacks are restored there, replicated
+    /// as any write.
+    pub(crate) fn restore_dropped_keys(
+        &mut self,
+        from: Ordinal,
+        to: Ordinal,
+        to_id: &str,
+        slot: u16,
+    ) -> Result<(), ApplyError> {
+        let mk = self.node(to)?.key;
+        if self.id(mk) != to_id {
+            return Err(refused(
+                to,
+                format!("node id is {}, not {to_id}", self.id(mk)),
+            ));
+        }
+        let r = self.node(from)?;
+        if r.master != Some(mk) || r.owner(slot) != mk {
+            return Err(refused(
+                from,
+                format!("MOVED {slot}: not a replica serving the slot for {to_id}"),
+            ));
+        }
+        let copy = r.keys.get(&slot).cloned().unwrap_or_default();
+        self.setslot_node(to, slot, mk)?;
+        let m = self.node_mut(to)?;
+        let held = m.keys.entry(slot).or_default();
+        let before = held.len();
+        held.extend(copy);
+        let restored = (held.len() - before) as u64;
+        m.repl_offset += restored;
+        m.touch();
+        self.mirror_slot(to, slot);
+        Ok(())
+    }
+
     /// How node `o` routes a keyed command for `slot` before running it (Redis'
     /// `getNodeByQuery`, in its order): an unbound slot and a cluster that is down refuse it
     /// first; `MIGRATE` (and `RESTORE-ASKING`, which carries `ASKING`) then runs locally on a

@@ -116,3 +116,49 @@ fn a_source_told_first_never_takes_the_slot_back_and_the_repair_gives_it_to_the_
     }
     assert!(client.missing(&mut c).is_empty());
 }
+
+/// Redis 7.0 drops the keys of a slot a master loses to another claim on the master alone
+/// (chaos soak, seed 11; the model does not run that claim, so the test makes its outcome):
+/// #0 claims `SLOT` no more and holds none of its keys, every other view still routes it to
+/// #0, and #0's replica #3 holds them all. The engine has the keys copied back onto #0. (No
+/// tick before the decision: the model's replicas mirror their master's whole dataset, so
+/// they would drop the keys too, as Redis 7.2+ replicas do.)
+#[test]
+fn keys_a_master_dropped_while_its_replica_kept_them_are_copied_back_and_none_is_lost() {
+    let mut c = cluster(3, 1);
+    let mut client = Client::default();
+    let keys = plant(&mut c, &mut client, 0, SLOT, 6);
+    let master = &mut c.members.get_mut(&0).unwrap().node;
+    master.keys.remove(&SLOT);
+    master.set_owner(SLOT, redis_operator_sim::node::NONE);
+    let k0 = c.members[&0].node.key;
+    for o in 1..6 {
+        assert_eq!(
+            c.members[&o].node.owner(SLOT),
+            k0,
+            "#{o} still routes it to #0"
+        );
+    }
+    assert_eq!(c.members[&3].node.keys_in(SLOT), keys.len());
+    assert_eq!(client.missing(&mut c).len(), keys.len());
+
+    let decision = engine::decide(&Desired::new(3, 1), Phase::Ready, &c.observe());
+    let restore = Effect::RestoreDroppedKeys {
+        from: 3,
+        to: 0,
+        to_id: id(&c, 0),
+        slot: SLOT,
+    };
+    assert_eq!(
+        decision.effects,
+        std::slice::from_ref(&restore),
+        "{}",
+        decision.summary
+    );
+    apply(&mut c, restore).unwrap();
+    ticks(&mut c, 2);
+    assert_eq!(c.members[&0].node.owner(SLOT), k0);
+    assert!(client.missing(&mut c).is_empty());
+    let decision = engine::decide(&Desired::new(3, 1), Phase::Ready, &c.observe());
+    assert!(decision.effects.is_empty(), "{:?}", decision.effects);
+}

@@ -66,6 +66,10 @@ pub struct SoakArgs {
     /// The server binary the nodes run (see `local up --server-binary`).
     #[arg(long, value_name = "PATH")]
     pub server_binary: Option<PathBuf>,
+    /// The servers' log level (`loglevel`), e.g. `verbose` to see every epoch collision and
+    /// slot hand-over in `state/node-*/redis.log`.
+    #[arg(long, value_parser = ["debug", "verbose", "notice", "warning"])]
+    pub server_loglevel: Option<String>,
 }
 
 pub async fn run(args: SoakArgs) -> CmdResult {
@@ -85,6 +89,7 @@ pub async fn run(args: SoakArgs) -> CmdResult {
         tags: SlotTags::default(),
         epoch,
     };
+    soak.c.settings.server_loglevel = args.server_loglevel.clone();
     say(&format!(
         "soak: seed {}, {} min, ports {}-{} (bus +10000), working directory {}",
         args.chaos.seed,

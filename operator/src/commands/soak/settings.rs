@@ -12,6 +12,9 @@ pub(super) struct Settings {
     pub max_memory_mb: u32,
     /// `hash-max-listpack-entries`, a setting that needs a restart: a rolling replacement.
     pub listpack_entries: u32,
+    /// The servers' `loglevel` when not the default (`verbose` shows epoch collisions and
+    /// every slot a node gives up: what a lost slot's story needs).
+    pub server_loglevel: Option<String>,
 }
 
 impl Settings {
@@ -22,6 +25,7 @@ impl Settings {
             replicas: 1,
             max_memory_mb: 256,
             listpack_entries: 128,
+            server_loglevel: None,
         }
     }
 
@@ -30,11 +34,16 @@ impl Settings {
         let namespace = namespace
             .map(|ns| format!("  namespace: {ns}\n"))
             .unwrap_or_default();
+        let loglevel = self
+            .server_loglevel
+            .as_ref()
+            .map(|l| format!("    loglevel: \"{l}\"\n"))
+            .unwrap_or_default();
         format!(
             "apiVersion: redis.redis/v1beta1\nkind: RedisCluster\nmetadata:\n  name: {name}\n\
              {namespace}spec:\n  masters: {}\n  replicas: {}\n  basePort: {base_port}\n  \
              maxMemory: {}mb\n  clusterNodeTimeoutMs: {NODE_TIMEOUT_MS}\n  redisConfig:\n    \
-             hash-max-listpack-entries: \"{}\"\n",
+             hash-max-listpack-entries: \"{}\"\n{loglevel}",
             self.masters, self.replicas, self.max_memory_mb, self.listpack_entries
         )
     }
@@ -90,6 +99,7 @@ mod tests {
             replicas: 2,
             max_memory_mb: 200,
             listpack_entries: 256,
+            server_loglevel: Some("verbose".into()),
         };
         let text = s.manifest("soak", Some("chaos"), 16700);
         let rc: spec::RedisCluster = serde_yaml::from_str(&text).expect("parses");
@@ -100,6 +110,7 @@ mod tests {
             text.contains("hash-max-listpack-entries: \"256\""),
             "{text}"
         );
+        assert!(text.contains("loglevel: \"verbose\""), "{text}");
         let local = s.manifest("soak", None, 20000);
         assert!(!local.contains("namespace"), "{local}");
     }
