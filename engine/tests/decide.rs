@@ -1091,6 +1091,39 @@ fn a_replica_on_the_stream_of_a_never_linked_replica_is_not_forced() {
     );
 }
 
+/// Simulator seed 20284: #6 had just been pointed at #0 (`REPLICATE`) when #0 died, before
+/// its first sync. It still reports the replication id and offset of #1's stream, which it
+/// left, above the offset of #0's real replicas: it holds #1's keys, not #0's. One of #0's
+/// real replicas is forced, never #6.
+#[test]
+fn a_replica_still_on_another_shards_stream_is_not_forced() {
+    let mut nodes = healthy(3, 3);
+    nodes[0].running = false;
+    nodes[0].fail = true;
+    let mut obs = observe(&nodes, false, 60_000);
+    for (ord, offset, replid) in [
+        (3u32, 101u64, "zero-stream"),
+        (6, 170, "one-stream"),
+        (9, 90, "zero-stream"),
+        (1, 170, "one-stream"),
+        (4, 170, "one-stream"),
+        (7, 170, "one-stream"),
+        (10, 170, "one-stream"),
+    ] {
+        let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
+        s.repl_offset = offset;
+        s.replid = Some(replid.to_string());
+    }
+    let d = decide(&desired(3, 3), Phase::Recovering, &obs);
+    assert_effects(
+        &d,
+        &[Effect::Failover {
+            on: 3,
+            mode: FailoverMode::Force,
+        }],
+    );
+}
+
 /// Simulator seed 20331: while a slot is still open from an interrupted move (here its target
 /// is cut off and may come back with keys, so the repair waits), no other move starts: a drain
 /// could strip a holder of stray keys of its last slot, and Redis would then resync it empty.

@@ -581,7 +581,9 @@ impl Cluster {
             None => {
                 let key = n.key;
                 let (config, current) = (n.config_epoch, n.current_epoch);
+                let keeps = n.keeps_stale_marks;
                 *n = RedisNode::new(key);
+                n.keeps_stale_marks = keeps;
                 n.config_epoch = config;
                 n.current_epoch = current;
             }

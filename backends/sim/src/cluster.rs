@@ -59,6 +59,22 @@ pub struct Cluster {
     /// The configuration fingerprint a member started now runs with (the spec's, as a
     /// backend would compute it); each member keeps the one it was started with.
     pub fingerprint: Option<String>,
+    /// Which server's rules the nodes follow where Redis versions differ.
+    pub server: ServerModel,
+}
+
+/// The server rules the model follows where versions differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServerModel {
+    /// Valkey 8 and Redis 7.4+: a change of a slot's owner drops the slot's "owner stopped
+    /// claiming it" mark, so the executor tells the source of a move first (see
+    /// `docs/reliability.md`).
+    #[default]
+    Valkey8,
+    /// Redis 7.0-7.2: the mark survives `SETSLOT NODE`, so a slot a node just took still
+    /// counts as unclaimed there and any later claim wins it; the executor tells the target
+    /// first, once the target's epoch will land above its source's (the epoch gate).
+    Redis70,
 }
 
 impl Cluster {
@@ -81,6 +97,7 @@ impl Cluster {
             exposure_wanted: false,
             exposed: BTreeMap::new(),
             fingerprint: None,
+            server: ServerModel::default(),
         }
     }
 
@@ -90,6 +107,7 @@ impl Cluster {
         self.ids.push(id);
         let mut node = RedisNode::new((self.ids.len() - 1) as NodeKey);
         node.serves_replicas = !self.replicate_by_address;
+        node.keeps_stale_marks = self.server == ServerModel::Redis70;
         node
     }
 
@@ -351,6 +369,7 @@ impl Cluster {
             p.failure_reports.clear();
         }
         n.seen.clear();
+        n.not_claiming.clear();
         n.config = crate::node::start_config();
         n.serves_replicas = gate_open_at_start;
         n.touch();

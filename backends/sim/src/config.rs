@@ -40,6 +40,9 @@ pub struct SimConfig {
     /// Replicas follow their dead master's address, as Redis does (see
     /// `Cluster::replicate_by_address`); off by default, see docs/simulator.md.
     pub replicate_by_address: bool,
+    /// Whose rules the nodes follow where server versions differ (the mark of a slot whose
+    /// owner stopped claiming it, and so the executor's hand-over order).
+    pub server: crate::ServerModel,
 }
 
 impl Default for SimConfig {
@@ -62,6 +65,7 @@ impl Default for SimConfig {
             faults: true,
             rates: FaultRates::default(),
             replicate_by_address: false,
+            server: crate::ServerModel::default(),
             failure_dir: PathBuf::from("target/sim-failures"),
         }
     }
@@ -76,7 +80,8 @@ impl SimConfig {
     /// `ROLLING=N` (a configuration change needing a restart in N per mille of the seeds),
     /// `PERSISTENT=N` (persistence in N per mille of the seeds), `MASTER_RESTARTS=N` (a
     /// master restarted at once by its supervisor, N per mille of the steps), `BY_ADDRESS=1`
-    /// (replicas follow a dead master's address).
+    /// (replicas follow a dead master's address), `REDIS70=1` (Redis 7.0's rules, see
+    /// `ServerModel::Redis70`).
     pub fn from_env() -> Self {
         let set = |name: &str| std::env::var(name).is_ok();
         let base = if set("MIDSLOT") {
@@ -115,6 +120,9 @@ impl SimConfig {
         }
         if set("BY_ADDRESS") {
             cfg.replicate_by_address = true;
+        }
+        if set("REDIS70") {
+            cfg.server = crate::ServerModel::Redis70;
         }
         if let Some(n) = std::env::var("FAULT_STEPS")
             .ok()

@@ -265,15 +265,18 @@ impl Cluster {
         if h.master.is_none() && n.seen.get(&h.key) != Some(&h.version) {
             update_slots_config(n, h.key, h.config_epoch, &h.claims);
             // Stale claim: someone with a newer epoch owns one of the sender's slots.
+            // Redis skips slots it counts as unclaimed, and the UPDATE it sends leaves them
+            // out of the owner's slots.
             let stale = h
                 .claims
                 .iter()
-                .filter_map(|r| n.owners.get(usize::from(r.start)..=usize::from(r.end)))
-                .flat_map(|run| run.iter().copied())
-                .find(|o| *o != h.key && *o != NONE && n.epoch_of(*o) > h.config_epoch);
+                .flat_map(|r| r.iter())
+                .map(|s| (s, n.owner(s)))
+                .find(|(s, o)| *o != h.key && !n.unclaimed(*s) && n.epoch_of(*o) > h.config_epoch)
+                .map(|(_, o)| o);
             if let Some(owner) = stale {
                 let epoch = n.epoch_of(owner);
-                update = Some((h.ordinal, owner, epoch, n.slots_of(owner)));
+                update = Some((h.ordinal, owner, epoch, claimed_slots_of(n, owner)));
             } else {
                 n.seen.insert(h.key, h.version);
             }
@@ -285,12 +288,13 @@ impl Cluster {
             let stale = h
                 .master_claims
                 .iter()
-                .filter_map(|r| n.owners.get(usize::from(r.start)..=usize::from(r.end)))
-                .flat_map(|run| run.iter().copied())
-                .find(|o| *o != mk && *o != NONE && n.epoch_of(*o) > h.master_epoch);
+                .flat_map(|r| r.iter())
+                .map(|s| (s, n.owner(s)))
+                .find(|(s, o)| *o != mk && !n.unclaimed(*s) && n.epoch_of(*o) > h.master_epoch)
+                .map(|(_, o)| o);
             if let Some(owner) = stale {
                 let epoch = n.epoch_of(owner);
-                update = Some((h.ordinal, owner, epoch, n.slots_of(owner)));
+                update = Some((h.ordinal, owner, epoch, claimed_slots_of(n, owner)));
             }
         }
         // Config epoch collision: the node with the smaller id takes a new epoch.
@@ -505,11 +509,19 @@ pub fn new_peer(ip: String, now: u64) -> Peer {
 }
 
 /// Redis' `clusterUpdateSlotsConfigWith`: `sender` claims `slots` under `epoch`; take every
-/// slot whose current owner has an older epoch (except slots being imported). A master that
-/// loses its last slot, or a replica whose master does, follows the new owner; a master that
-/// loses slots holding keys deletes those keys (the "dirty slots" of Redis).
+/// slot whose current owner has an older epoch or counts as unclaimed (no owner, or an owner
+/// that stopped claiming it: Redis' `owner_not_claiming_slot`, see `RedisNode::not_claiming`),
+/// except slots being imported. Slots the table gives the sender that its header leaves out
+/// are marked as no longer claimed; slots it claims lose their mark. Redis runs this only when
+/// the header's slots differ from the sender's in the table, and so does the model: a mark
+/// survives a header that merely repeats the table. A master that loses its last slot, or a
+/// replica whose master does, follows the new owner; a master that loses slots holding keys
+/// deletes those keys (the "dirty slots" of Redis).
 pub fn update_slots_config(n: &mut RedisNode, sender: NodeKey, epoch: u64, slots: &[SlotRange]) {
     let me = n.key;
+    if sender == me || n.slots_of(sender) == slots {
+        return;
+    }
     let my_master = n.master;
     let mut lost_mine = 0u32;
     let mut master_lost = 0u32;
@@ -521,14 +533,23 @@ pub fn update_slots_config(n: &mut RedisNode, sender: NodeKey, epoch: u64, slots
             .get(a..=b)
             .is_some_and(|run| run.iter().all(|o| *o == sender))
         {
+            if !n.not_claiming.is_empty() {
+                for s in r.iter() {
+                    n.not_claiming.remove(&s);
+                }
+            }
             continue;
         }
         for s in r.iter() {
             let cur = n.owner(s);
-            if cur == sender || n.importing.contains_key(&s) {
+            if cur == sender {
+                n.not_claiming.remove(&s);
                 continue;
             }
-            if cur == NONE || n.epoch_of(cur) < epoch {
+            if n.importing.contains_key(&s) {
+                continue;
+            }
+            if n.unclaimed(s) || n.epoch_of(cur) < epoch {
                 if cur == me {
                     lost_mine += 1;
                     if n.keys_in(s) > 0 {
@@ -539,9 +560,17 @@ pub fn update_slots_config(n: &mut RedisNode, sender: NodeKey, epoch: u64, slots
                     master_lost += 1;
                 }
                 n.set_owner(s, sender);
+                n.not_claiming.remove(&s);
             }
         }
     }
+    let left_out: Vec<u16> = n
+        .slots_of(sender)
+        .iter()
+        .flat_map(|r| r.iter())
+        .filter(|s| !slots.iter().any(|r| r.start <= *s && *s <= r.end))
+        .collect();
+    n.not_claiming.extend(left_out);
     if lost_mine > 0 && n.is_master() && n.slot_count_of(me) == 0 {
         become_replica(n, sender);
         return;
@@ -556,6 +585,21 @@ pub fn update_slots_config(n: &mut RedisNode, sender: NodeKey, epoch: u64, slots
     for s in dirty {
         n.keys.remove(&s);
     }
+}
+
+/// The slots `n`'s table gives `owner`, less those `n` counts as no longer claimed (what an
+/// UPDATE message about `owner` carries).
+fn claimed_slots_of(n: &mut RedisNode, owner: NodeKey) -> Vec<SlotRange> {
+    let all = n.slots_of(owner);
+    if n.not_claiming.is_empty() {
+        return all;
+    }
+    let marks = &n.not_claiming;
+    engine::slots::to_ranges(
+        all.iter()
+            .flat_map(|r| r.iter())
+            .filter(|s| !marks.contains(s)),
+    )
 }
 
 /// `clusterSetMaster`: follow `master`, close all open slots, resync from scratch.

@@ -22,7 +22,7 @@ pub mod summary;
 pub mod whatif;
 
 pub use apply::{ApplyError, StepBudget};
-pub use cluster::Cluster;
+pub use cluster::{Cluster, ServerModel};
 pub use runner::{
     Recording, SimConfig, SimFailure, SimReport, Summary, record_seed, record_seed_with_faults,
     run_many, run_seed,

@@ -4,6 +4,7 @@
 
 use crate::apply::{ApplyError, StepBudget, Victim, refused};
 use crate::cluster::Cluster;
+use crate::cluster::ServerModel;
 use crate::node::{NONE, NodeKey};
 use engine::{Ordinal, slots};
 
@@ -209,6 +210,74 @@ impl Cluster {
         self.broadcast_pong(r);
     }
 
+    /// `SETSLOT slot NODE <target>` on both ends of a move whose keys have all moved, in the
+    /// executor's order for the server (`broadcast_owner`): on Valkey 8 the source first (it
+    /// stops claiming a slot it has no key of before the target claims it); on Redis 7.0 the
+    /// target first, once its bump will land above its source's epoch and every slot owner's
+    /// (the executor's epoch gate, which waits for gossip to bring the target those epochs:
+    /// the model gives them at once where the two can talk, and refuses otherwise). A fault
+    /// may strike between the two commands (`StepBudget::at_handover`).
+    fn hand_over(
+        &mut self,
+        from: Ordinal,
+        to: Ordinal,
+        slot: u16,
+        tk: NodeKey,
+        budget: &mut StepBudget,
+    ) -> Result<(), ApplyError> {
+        let (first, second) = match self.server {
+            ServerModel::Valkey8 => (from, to),
+            ServerModel::Redis70 => {
+                self.epoch_gate(from, to)?;
+                (to, from)
+            }
+        };
+        self.setslot_node(first, slot, tk)?;
+        match budget.at_handover() {
+            Some(victim @ Victim::CollidingSource) => {
+                self.collide(from);
+                return Err(ApplyError::NoAnswer {
+                    ordinal: second,
+                    victim,
+                });
+            }
+            Some(victim) => {
+                self.kill(to);
+                return Err(ApplyError::Killed {
+                    ordinal: to,
+                    victim,
+                });
+            }
+            None => {}
+        }
+        budget.step()?;
+        self.setslot_node(second, slot, tk)
+    }
+
+    /// The executor's `wait_target_outranks` on Redis 7.0: the target must know an epoch at
+    /// least as high as its source's and every slot owner's before it is told, so that its
+    /// bump lands above them.
+    fn epoch_gate(&mut self, from: Ordinal, to: Ordinal) -> Result<(), ApplyError> {
+        let floor = self
+            .members
+            .values()
+            // Every running master, slot owner or not: a little stricter than the executor.
+            .filter(|m| m.running && m.node.is_master())
+            .map(|m| m.node.config_epoch)
+            .chain(std::iter::once(self.node(from)?.config_epoch))
+            .max()
+            .unwrap_or(0);
+        if !self.can_talk(from, to) {
+            return Err(refused(
+                to,
+                format!("does not know epoch {floor} yet: not telling it the new owner"),
+            ));
+        }
+        let n = self.node_mut(to)?;
+        n.current_epoch = n.current_epoch.max(floor);
+        Ok(())
+    }
+
     pub(crate) fn migrate_slots(
         &mut self,
         from: Ordinal,
@@ -255,29 +324,7 @@ impl Cluster {
                 }
                 budget.step()?;
                 self.confirm_source_still_migrates(from, slot, tk)?;
-                // The source first, then the target, as the real executor
-                // (`broadcast_owner`): the source stops claiming a slot it has no key of
-                // before the target claims it.
-                self.setslot_node(from, slot, tk)?;
-                match budget.at_handover() {
-                    Some(victim @ Victim::CollidingSource) => {
-                        self.collide(from);
-                        return Err(ApplyError::NoAnswer {
-                            ordinal: to,
-                            victim,
-                        });
-                    }
-                    Some(victim) => {
-                        self.kill(to);
-                        return Err(ApplyError::Killed {
-                            ordinal: to,
-                            victim,
-                        });
-                    }
-                    None => {}
-                }
-                budget.step()?;
-                self.setslot_node(to, slot, tk)?;
+                self.hand_over(from, to, slot, tk, budget)?;
             } else {
                 budget.step()?;
                 self.setslot_node(from, slot, tk)?;

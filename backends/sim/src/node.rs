@@ -80,6 +80,14 @@ pub struct RedisNode {
     /// For a replica: the IP its replication link connects to. Redis follows the address
     /// gossip last gave its master, not the id: a new process there is what it copies.
     pub master_ip: Option<String>,
+    /// Redis' `owner_not_claiming_slot`: slots whose owner in this node's table stopped
+    /// claiming them in its own header. Such a slot counts as unclaimed: any claim wins it,
+    /// whatever its epoch. In memory only.
+    pub not_claiming: BTreeSet<u16>,
+    /// Redis 7.0-7.2 ([`crate::ServerModel::Redis70`]): a change of a slot's owner by a
+    /// command (`SETSLOT NODE`) keeps its mark, so a slot a node just took still counts as
+    /// unclaimed there. Redis 7.4+ and Valkey 8 drop the mark with every change of owner.
+    pub keeps_stale_marks: bool,
     claims_cache: Option<BTreeMap<NodeKey, Vec<SlotRange>>>,
 }
 
@@ -118,6 +126,8 @@ impl RedisNode {
             config: start_config(),
             serves_replicas: false,
             master_ip: None,
+            not_claiming: BTreeSet::new(),
+            keeps_stale_marks: false,
             claims_cache: None,
         }
     }
@@ -155,8 +165,16 @@ impl RedisNode {
             && *o != owner
         {
             *o = owner;
+            if !self.keeps_stale_marks {
+                self.not_claiming.remove(&slot);
+            }
             self.table_changed();
         }
+    }
+
+    /// Redis' `isSlotUnclaimed`: no owner, or an owner that stopped claiming it.
+    pub fn unclaimed(&self, slot: u16) -> bool {
+        self.owner(slot) == NONE || self.not_claiming.contains(&slot)
     }
 
     /// Config epoch of `key` as this node believes it.

@@ -356,6 +356,7 @@ fn simulate(seed: u64, cfg: &SimConfig, records: &mut Option<Recording>) -> Step
     // A stream of its own, so seeds keep their other draws.
     let mut config_rng = Rng::new(crate::rng::mix(seed ^ 0x636f_6e66_6967_2121));
     let mut cluster = Cluster::new(rng.next_u64(), cfg.node_timeout_ms);
+    cluster.server = cfg.server;
     let mut client = Client::default();
     let mut desired = pick_spec(&mut rng, cfg);
     desired.persistent = kill_rng.chance(cfg.persistent_per_mille);

@@ -10,7 +10,7 @@ use common::*;
 use engine::{Desired, Effect, Phase, SlotRange};
 use redis_operator_sim::apply::{MidSlotKill, Victim};
 use redis_operator_sim::client::Client;
-use redis_operator_sim::{ApplyError, StepBudget};
+use redis_operator_sim::{ApplyError, ServerModel, StepBudget};
 
 /// One of #0's slots.
 const SLOT: u16 = 7;
@@ -161,4 +161,57 @@ fn keys_a_master_dropped_while_its_replica_kept_them_are_copied_back_and_none_is
     assert!(client.missing(&mut c).is_empty());
     let decision = engine::decide(&Desired::new(3, 1), Phase::Ready, &c.observe());
     assert!(decision.effects.is_empty(), "{:?}", decision.effects);
+}
+
+/// The mark a node keeps of a slot whose owner stopped claiming it (Redis'
+/// `owner_not_claiming_slot`), as the real servers keep it
+/// (`backends/redis/tests/handover.rs`, `a_stale_claim_takes_a_slot_back_…`): the source is
+/// told first, the importing target sees it stop claiming the slot, then takes it under a new
+/// epoch; a late claim from the source, under its older epoch, then arrives. Redis 7.0 keeps
+/// the mark through the target's `SETSLOT NODE`, so the late claim wins and the target drops
+/// the keys; Valkey 8 (and Redis 7.4+) drops it with the change of owner, and the target
+/// keeps the slot. That is why the executor tells the target first on Redis 7.0.
+#[test]
+fn a_late_claim_takes_a_slot_back_from_its_new_owner_only_on_redis_7_0() {
+    for server in [ServerModel::Valkey8, ServerModel::Redis70] {
+        let mut c = cluster_on(server, 3, 0);
+        let mut client = Client::default();
+        plant(&mut c, &mut client, 0, SLOT, 6);
+        c.apply(&migrate(&c), &mut StepBudget::interrupt_after(3))
+            .unwrap_err();
+        assert_eq!(c.members[&1].node.keys_in(SLOT), 6, "every key moved");
+        let target = id(&c, 1);
+        for on in [0, 1] {
+            if on == 1 {
+                ticks(&mut c, 1);
+                let t = &c.members[&1].node;
+                assert!(
+                    t.not_claiming.contains(&SLOT),
+                    "{server:?}: the mark is set"
+                );
+            }
+            let tell = Effect::SetSlotOwner {
+                on,
+                slot: SLOT,
+                owner_id: target.clone(),
+            };
+            apply(&mut c, tell).unwrap();
+        }
+        let (k0, k1) = (c.members[&0].node.key, c.members[&1].node.key);
+        assert!(c.members[&1].node.config_epoch > c.members[&0].node.config_epoch);
+        // The source's header from before it was told, late: it still claims the slot.
+        c.members.get_mut(&0).unwrap().node.set_owner(SLOT, k0);
+        ticks(&mut c, 1);
+        let t = &c.members[&1].node;
+        match server {
+            ServerModel::Redis70 => {
+                assert_eq!(t.owner(SLOT), k0, "the late claim wins on Redis 7.0");
+                assert_eq!(t.keys_in(SLOT), 0, "and the new owner dropped the keys");
+            }
+            ServerModel::Valkey8 => {
+                assert_eq!(t.owner(SLOT), k1, "Valkey keeps the new owner");
+                assert_eq!(t.keys_in(SLOT), 6);
+            }
+        }
+    }
 }

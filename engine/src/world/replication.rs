@@ -18,9 +18,14 @@ impl<'a> World<'a> {
     /// candidate, last, while it holds keys. With persistence the master's own volume is the
     /// better copy, and waiting for it (or a linked replica) is right. A replica on the
     /// replication stream of a never-linked one follows that node's old data and is no
-    /// candidate (`shares_stream_with_unlinked`). A replica moved here from another master and
-    /// not synced yet, with no such neighbour, still cannot be told apart (Redis itself would
-    /// elect it).
+    /// candidate (`shares_stream_with_unlinked`). Nor is a replica moved here from another
+    /// master that has not synced with this one yet: it still reports the replication id of
+    /// the stream it left, which the other master's shard reports too, and its offset counts
+    /// that stream (`follows_another_shard`; simulator seed 20284: a replica pointed at a new
+    /// master that died before the first sync had the highest offset, and promoting it
+    /// served another master's keys in the dead master's slots while its synced replica was
+    /// passed over). A moved replica with nobody left on its old stream still cannot be told
+    /// apart (Redis itself would elect it).
     pub fn takeover_candidates(&self, master_id: &str) -> Vec<Ordinal> {
         let mut out: Vec<(bool, std::cmp::Reverse<u64>, Ordinal)> = self
             .replicas_of(master_id)
@@ -36,6 +41,9 @@ impl<'a> World<'a> {
                 // chained replica that followed a demoted master) holds that master's old
                 // data, not this one's, whatever its offset (simulator seeds 818, 10690).
                 if state.ever_linked && self.shares_stream_with_unlinked(master_id, ord) {
+                    return None;
+                }
+                if self.follows_another_shard(master_id, ord) {
                     return None;
                 }
                 (state.repl_offset > 0).then_some((
@@ -62,6 +70,19 @@ impl<'a> World<'a> {
                         .state(o)
                         .is_some_and(|s| !s.ever_linked && s.replid.as_deref() == Some(mine))
             })
+        })
+    }
+
+    /// Replica `ord` of `master_id` reports the replication id of a node of another shard (a
+    /// master other than `master_id`, or a replica of one): its data is that shard's.
+    fn follows_another_shard(&self, master_id: &str, ord: Ordinal) -> bool {
+        let Some(mine) = self.state(ord).and_then(|s| s.replid.as_deref()) else {
+            return false;
+        };
+        self.reachable.iter().any(|(o, (_, _, s))| {
+            let Some(me) = s.myself() else { return false };
+            let shard = me.master_id.as_deref().unwrap_or(me.id.as_str());
+            *o != ord && shard != master_id && s.replid.as_deref() == Some(mine)
         })
     }
 

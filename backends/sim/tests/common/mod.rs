@@ -5,7 +5,7 @@
 use engine::slots::even_split;
 use engine::{Effect, Observation, Ordinal};
 use redis_operator_sim::node::PORT;
-use redis_operator_sim::{ApplyError, Cluster, StepBudget};
+use redis_operator_sim::{ApplyError, Cluster, ServerModel, StepBudget};
 
 pub const TIMEOUT: u64 = 3000;
 
@@ -35,7 +35,13 @@ pub fn ticks(c: &mut Cluster, n: u32) {
 /// `masters` masters with slots split evenly, then `replicas` replicas each (ordinals after
 /// the masters, replica `r` of master `m` at `masters + m * replicas + r`).
 pub fn cluster(masters: u32, replicas: u32) -> Cluster {
+    cluster_on(ServerModel::default(), masters, replicas)
+}
+
+/// [`cluster`], its nodes following `server`'s rules.
+pub fn cluster_on(server: ServerModel, masters: u32, replicas: u32) -> Cluster {
     let mut c = Cluster::new(42, TIMEOUT);
+    c.server = server;
     let total = masters * (replicas + 1);
     for o in 0..total {
         apply(&mut c, Effect::CreateNode { ordinal: o }).unwrap();
