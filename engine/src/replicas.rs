@@ -18,10 +18,26 @@ pub(crate) fn protect_targets(
     kind: Kind,
 ) -> Option<Work> {
     // Only the masters that stay compete for the pool: a leaving master's replicas go with it.
-    let effects: Vec<Effect> = replicas_of(w, keep, &mut Vec::new())
+    let mut effects: Vec<Effect> = replicas_of(w, keep, &mut Vec::new())
         .into_iter()
         .filter(|e| matches!(e, Effect::Replicate { master_id, .. } if targets.contains(&master_id.as_str())))
         .collect();
+    // A target the pool leaves without a copy (a scale-in whose only spare in-range nodes are
+    // the masters being drained) borrows a node that is leaving, as the open-slot repair does:
+    // otherwise the keys of sources that had replicas would sit on a node with none until the
+    // drain ends (simulator seed 50101, mid-slot kill sweep: the target died and took them).
+    for t in targets {
+        let planned = effects
+            .iter()
+            .any(|e| matches!(e, Effect::Replicate { master_id, .. } if master_id == t));
+        if planned || w.has_attached_replica(t) {
+            continue;
+        }
+        let taken: Vec<Ordinal> = effects.iter().map(Effect::target).collect();
+        if let Some(lent) = lend_leaving(w, t, &taken).filter(|e| knows_master(w, e.target(), t)) {
+            effects.push(lent);
+        }
+    }
     let names: Vec<String> = targets
         .iter()
         .map(|t| match w.ordinal_of(t) {
@@ -77,11 +93,7 @@ pub(crate) fn replica_for(w: &World, id: Option<&str>) -> Option<ReplicaFor> {
         on,
         master_id: id.to_string(),
     };
-    // Redis refuses `REPLICATE` towards a node the replica does not know as a master.
-    let knows = |on: Ordinal| {
-        w.view(on, id)
-            .is_some_and(|e| e.is_master() && !e.flags.handshake && !e.flags.fail)
-    };
+    let knows = |on: Ordinal| knows_master(w, on, id);
     plan.iter()
         .find(|e| matches!(e, Effect::Replicate { master_id, .. } if master_id == id))
         .cloned()
@@ -97,8 +109,14 @@ pub(crate) fn replica_for(w: &World, id: Option<&str>) -> Option<ReplicaFor> {
                 _ => None,
             })
         })
-        .or_else(|| lend_leaving(w, id).filter(|e| knows(e.target())))
+        .or_else(|| lend_leaving(w, id, &[]).filter(|e| knows(e.target())))
         .map(ReplicaFor::Attach)
+}
+
+/// Redis refuses `REPLICATE` on `on` towards a node it does not know as a master.
+fn knows_master(w: &World, on: Ordinal, id: &str) -> bool {
+    w.view(on, id)
+        .is_some_and(|e| e.is_master() && !e.flags.handshake && !e.flags.fail)
 }
 
 /// A node being removed (beyond the desired count) that can protect `id` for a while: an
@@ -106,11 +124,11 @@ pub(crate) fn replica_for(w: &World, id: Option<&str>) -> Option<ReplicaFor> {
 /// or has another replica). During a scale-in every spare in-range node may
 /// be taken; without this, a half-moved slot would be finished towards a node with no copy.
 /// The lent node is removed once it holds nothing, like any leaving member.
-fn lend_leaving(w: &World, id: &str) -> Option<Effect> {
+fn lend_leaving(w: &World, id: &str, taken: &[Ordinal]) -> Option<Effect> {
     let owners = w.slots_by_owner();
     w.reachable
         .iter()
-        .filter(|(ord, _)| !w.in_range(**ord))
+        .filter(|(ord, _)| !w.in_range(**ord) && !taken.contains(ord))
         .find_map(|(ord, (_, _, state))| {
             let me = state.myself()?;
             if !me.slots.is_empty() || me.id == id {

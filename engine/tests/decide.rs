@@ -1124,6 +1124,32 @@ fn a_replica_still_on_another_shards_stream_is_not_forced() {
     );
 }
 
+/// Mid-slot sweep, seed 50090: a replica of a replica (chained) follows the same stream as
+/// its own master, a replica of the dead #0: it is of #0's shard, and does not rule #0's
+/// replicas out as if they followed another shard's stream.
+#[test]
+fn a_chained_replica_keeps_the_dead_masters_replicas_candidates() {
+    let mut nodes = healthy(3, 2);
+    // #6 replicates #0's replica #3 instead of #0.
+    nodes[6].master = Some(id(3));
+    nodes[0].running = false;
+    nodes[0].fail = true;
+    let mut obs = observe(&nodes, false, 60_000);
+    for (ord, offset) in [(3u32, 101u64), (6, 101)] {
+        let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
+        s.repl_offset = offset;
+        s.replid = Some("zero-stream".to_string());
+    }
+    let d = decide(&desired(3, 2), Phase::Recovering, &obs);
+    assert!(
+        d.effects
+            .iter()
+            .any(|e| matches!(e, Effect::Failover { on: 3, .. })),
+        "{:?}",
+        d.effects
+    );
+}
+
 /// Simulator seed 20331: while a slot is still open from an interrupted move (here its target
 /// is cut off and may come back with keys, so the repair waits), no other move starts: a drain
 /// could strip a holder of stray keys of its last slot, and Redis would then resync it empty.

@@ -74,16 +74,35 @@ impl<'a> World<'a> {
     }
 
     /// Replica `ord` of `master_id` reports the replication id of a node of another shard (a
-    /// master other than `master_id`, or a replica of one): its data is that shard's.
+    /// master other than `master_id`, or a replica of one, directly or through other
+    /// replicas): its data is that shard's. A chained replica (a replica of a replica of
+    /// `master_id`) is of the same shard and follows the same stream (mid-slot sweep, seed
+    /// 50090: counted as another shard, it ruled out every replica of a dead master).
     fn follows_another_shard(&self, master_id: &str, ord: Ordinal) -> bool {
         let Some(mine) = self.state(ord).and_then(|s| s.replid.as_deref()) else {
             return false;
         };
         self.reachable.iter().any(|(o, (_, _, s))| {
             let Some(me) = s.myself() else { return false };
-            let shard = me.master_id.as_deref().unwrap_or(me.id.as_str());
-            *o != ord && shard != master_id && s.replid.as_deref() == Some(mine)
+            *o != ord && s.replid.as_deref() == Some(mine) && self.shard_of(&me.id) != master_id
         })
+    }
+
+    /// The master at the top of `id`'s replication chain, as the views tell it (a few links
+    /// at most; a loop stops where it started).
+    fn shard_of<'b>(&'b self, id: &'b str) -> &'b str {
+        let mut at = id;
+        for _ in 0..4 {
+            match self
+                .nodes
+                .get(at)
+                .and_then(|n| n.entry.master_id.as_deref())
+            {
+                Some(m) if m != id => at = m,
+                _ => break,
+            }
+        }
+        at
     }
 
     /// Replicas of `master_id` (any member), with their info.
