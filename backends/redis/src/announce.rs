@@ -123,9 +123,15 @@ impl Announcer {
                     Ok(replies) => replies.into_iter().find_map(Result::err),
                     Err(e) => Some(e),
                 };
-                if let Some(e) = refused {
-                    tracing::warn!(%master, slots = count, error = %e,
-                        "could not tell a master the new owner of moved slots; gossip will");
+                match refused {
+                    // A drained master that turned replica (Redis does when it loses its last
+                    // slot) claims nothing any more: there is nothing to tell it.
+                    Some(e) if turned_replica(&e) => {
+                        tracing::debug!(%master, "not telling a former master that turned replica");
+                    }
+                    Some(e) => tracing::warn!(%master, slots = count, error = %e,
+                        "could not tell a master the new owner of moved slots; gossip will"),
+                    None => {}
                 }
             });
         }
@@ -181,12 +187,26 @@ impl RedisAdapter {
         let _turn = self
             .wait_target_outranks(&mv.from, &mv.to, mv.epoch_floor)
             .await?;
+        // A source that has turned replica (Redis 7.0 makes a master that lost its last slot
+        // the replica of the node that took it, and a drain's pairs all end with the source
+        // losing slots to their targets' claims) claims no slot any more: the hand-over is
+        // done on its side (it held no key of these slots, or `SETSLOT NODE` would not be
+        // sent). Failing the move for it cost every drain on Redis 7.0 a pass.
+        let tell_source = || async {
+            match self.set_owner_on(&mv.from, &cmds).await {
+                Err(e) if turned_replica(&e) => {
+                    tracing::debug!(source = %mv.from, "the source turned replica: nothing to tell it");
+                    Ok(())
+                }
+                other => other,
+            }
+        };
         if mv.source_first {
-            self.set_owner_on(&mv.from, &cmds).await?;
+            tell_source().await?;
             tell_target().await?;
         } else {
             tell_target().await?;
-            self.set_owner_on(&mv.from, &cmds).await?;
+            tell_source().await?;
         }
         mv.announcer.announce(mv, slots);
         Ok(())
@@ -226,3 +246,8 @@ const OWNER_ATTEMPTS: u32 = 3;
 
 /// The pause before the second attempt; the third waits twice as long.
 const OWNER_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Redis' answer to `SETSLOT` on a node that is a replica now.
+fn turned_replica(e: &AdapterError) -> bool {
+    matches!(e, AdapterError::Redis { message, .. } if message.contains("SETSLOT only with masters"))
+}
