@@ -495,6 +495,8 @@ async fn a_source_that_turned_replica_before_it_was_told_ends_the_move_without_e
         })
     })
     .await;
+    // A node that just joined refuses keys (`CLUSTERDOWN`) until it knows every slot's owner.
+    c.wait_ok().await;
     let obs = c.observe().await;
     c.ids
         .push(obs.members[&3].redis.as_ref().unwrap().id.clone());
