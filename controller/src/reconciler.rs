@@ -481,6 +481,26 @@ impl<M: Members> Reconciler<M> {
                     result?;
                     continue;
                 }
+                // The open-slot repair tells an importer the owner of hundreds of slots at
+                // once: one pipeline per node (`execute_set_slot_owners`).
+                Effect::SetSlotOwner { .. } => {
+                    let run_len = run_len();
+                    let run = &effects[i..i + run_len];
+                    for e in run {
+                        tracing::info!(effect = %e, "cluster command");
+                    }
+                    i += run_len;
+                    let result = self
+                        .redis
+                        .execute_set_slot_owners(run, &ctx)
+                        .await
+                        .map_err(|err| redis_error(effect, err));
+                    for e in run {
+                        self.count_effect(e, result.is_ok());
+                    }
+                    result?;
+                    continue;
+                }
                 other => {
                     tracing::info!(effect = %other, "cluster command");
                     i += 1;

@@ -79,6 +79,9 @@ pub enum AdapterError {
     UnknownMember(engine::Ordinal),
     /// `CreateNode`, `DeleteNode`, `DeleteData` and `ReplaceNode` belong to the process or
     /// Kubernetes backend.
+    #[error("{0} is not a SetSlotOwner effect; run it alone")]
+    NotASetSlotOwner(&'static str),
+
     #[error("{0} is not a Redis effect; run it on the member backend")]
     NotARedisEffect(&'static str),
 }
@@ -93,6 +96,7 @@ impl AdapterError {
             self,
             AdapterError::BusyKey { .. }
                 | AdapterError::NotARedisEffect(_)
+                | AdapterError::NotASetSlotOwner(_)
                 | AdapterError::UnknownMember(_)
         )
     }

@@ -719,3 +719,51 @@ async fn a_replica_is_observed_without_its_masters_slot_markers() {
     assert!(myself(3).flags.replica);
     assert_eq!(myself(3).open_slots, []);
 }
+
+/// `SetSlotOwner` effects in a run go out as one pipeline per node: every command is sent,
+/// and the first refusal (in input order) is what the call returns. Ports 12290-12292.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_slot_owner_runs_go_out_as_one_pipeline_per_node_and_report_the_first_refusal() {
+    let c = Cluster::start(&[12290, 12291, 12292], 3, None).await;
+    let first = c.first_slot_of(0).await;
+    let slots: Vec<u16> = (first..first + 10).collect();
+    let mut effects = Vec::new();
+    for on in [0u32, 1, 2] {
+        for &slot in &slots {
+            effects.push(Effect::SetSlotOwner {
+                on,
+                slot,
+                owner_id: c.ids[1].clone(),
+            });
+        }
+    }
+    let unknown = "0".repeat(40);
+    effects.insert(
+        5,
+        Effect::SetSlotOwner {
+            on: 2,
+            slot: first + 20,
+            owner_id: unknown,
+        },
+    );
+    let err = c
+        .adapter
+        .execute_set_slot_owners(&effects, &c.ctx().await)
+        .await
+        .expect_err("one command names an unknown node");
+    assert!(err.to_string().contains("Unknown node"), "{err}");
+    for &slot in &slots {
+        c.wait_routed_to(slot, &c.ids[1], 0).await;
+    }
+    let not_one = Effect::Meet {
+        on: 0,
+        ip: "127.0.0.1".into(),
+        port: 12291,
+    };
+    assert!(
+        c.adapter
+            .execute_set_slot_owners(&[not_one], &c.ctx().await)
+            .await
+            .is_err()
+    );
+}
