@@ -481,9 +481,10 @@ impl<M: Members> Reconciler<M> {
                     result?;
                     continue;
                 }
-                // The open-slot repair tells an importer the owner of hundreds of slots at
-                // once: one pipeline per node (`execute_set_slot_owners`).
-                Effect::SetSlotOwner { .. } => {
+                // The open-slot repair tells an importer the owner of hundreds of slots, and
+                // closes hundreds of empty markers, at once: one pipeline per node
+                // (`execute_setslot_commands`).
+                Effect::SetSlotOwner { .. } | Effect::SetSlotStable { .. } => {
                     let run_len = run_len();
                     let run = &effects[i..i + run_len];
                     for e in run {
@@ -492,7 +493,7 @@ impl<M: Members> Reconciler<M> {
                     i += run_len;
                     let result = self
                         .redis
-                        .execute_set_slot_owners(run, &ctx)
+                        .execute_setslot_commands(run, &ctx)
                         .await
                         .map_err(|err| redis_error(effect, err));
                     for e in run {

@@ -79,8 +79,8 @@ pub enum AdapterError {
     UnknownMember(engine::Ordinal),
     /// `CreateNode`, `DeleteNode`, `DeleteData` and `ReplaceNode` belong to the process or
     /// Kubernetes backend.
-    #[error("{0} is not a SetSlotOwner effect; run it alone")]
-    NotASetSlotOwner(&'static str),
+    #[error("{0} is not a SETSLOT effect; run it alone")]
+    NotASetSlot(&'static str),
 
     #[error("{0} is not a Redis effect; run it on the member backend")]
     NotARedisEffect(&'static str),
@@ -96,7 +96,7 @@ impl AdapterError {
             self,
             AdapterError::BusyKey { .. }
                 | AdapterError::NotARedisEffect(_)
-                | AdapterError::NotASetSlotOwner(_)
+                | AdapterError::NotASetSlot(_)
                 | AdapterError::UnknownMember(_)
         )
     }

@@ -138,24 +138,32 @@ impl RedisAdapter {
         result
     }
 
-    /// Runs a run of `SetSlotOwner` effects (any other effect is refused): one pipeline per
-    /// node instead of one round trip per effect. The open-slot repair tells an importer the
-    /// new owner of every slot a dead source left open (hundreds at once), and the slots of
-    /// a dead source's promoted replica answer its moved keys as missing until the move is
-    /// taken up again after them: one by one that window lasted 0.4 s in the chaos soak.
-    /// Every command is sent; the first refusal, in input order, is returned.
-    pub async fn execute_set_slot_owners(
+    /// Runs a run of `SetSlotOwner` and `SetSlotStable` effects (any other effect is
+    /// refused): one pipeline per node instead of one round trip per effect. The open-slot
+    /// repair tells an importer the new owner of every slot a dead source left open, and
+    /// closes its empty markers (hundreds at once), and the slots of a dead source's promoted
+    /// replica answer its moved keys as missing until the move is taken up again after them:
+    /// one by one that window lasted up to a second in the chaos soak. Every command is sent;
+    /// the first refusal, in input order, is returned.
+    pub async fn execute_setslot_commands(
         &self,
         effects: &[Effect],
         ctx: &ExecContext,
     ) -> Result<(), AdapterError> {
         let mut by_node: BTreeMap<Ordinal, Vec<(usize, redis::Cmd)>> = BTreeMap::new();
         for (i, effect) in effects.iter().enumerate() {
-            let Effect::SetSlotOwner { on, slot, owner_id } = effect else {
-                return Err(AdapterError::NotASetSlotOwner(effect.kind()));
-            };
             let mut cmd = redis::cmd("CLUSTER");
-            cmd.arg("SETSLOT").arg(*slot).arg("NODE").arg(owner_id);
+            let on = match effect {
+                Effect::SetSlotOwner { on, slot, owner_id } => {
+                    cmd.arg("SETSLOT").arg(*slot).arg("NODE").arg(owner_id);
+                    on
+                }
+                Effect::SetSlotStable { on, slot } => {
+                    cmd.arg("SETSLOT").arg(*slot).arg("STABLE");
+                    on
+                }
+                other => return Err(AdapterError::NotASetSlot(other.kind())),
+            };
             by_node.entry(*on).or_default().push((i, cmd));
         }
         self.forget_views();
@@ -167,7 +175,7 @@ impl RedisAdapter {
             }
             let replies = match self
                 .pool
-                .pipe_values(ctx.addr(on)?, &pipe, "CLUSTER SETSLOT NODE")
+                .pipe_values(ctx.addr(on)?, &pipe, "CLUSTER SETSLOT")
                 .await
             {
                 Ok(replies) => replies,

@@ -720,8 +720,9 @@ async fn a_replica_is_observed_without_its_masters_slot_markers() {
     assert_eq!(myself(3).open_slots, []);
 }
 
-/// `SetSlotOwner` effects in a run go out as one pipeline per node: every command is sent,
-/// and the first refusal (in input order) is what the call returns. Ports 12290-12292.
+/// `SetSlotOwner` (and `SetSlotStable`) effects in a run go out as one pipeline per node:
+/// every command is sent, and the first refusal (in input order) is what the call returns.
+/// Ports 12290-12292.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_slot_owner_runs_go_out_as_one_pipeline_per_node_and_report_the_first_refusal() {
     let c = Cluster::start(&[12290, 12291, 12292], 3, None).await;
@@ -737,6 +738,10 @@ async fn set_slot_owner_runs_go_out_as_one_pipeline_per_node_and_report_the_firs
             });
         }
     }
+    effects.push(Effect::SetSlotStable {
+        on: 0,
+        slot: first + 30,
+    });
     let unknown = "0".repeat(40);
     effects.insert(
         5,
@@ -748,7 +753,7 @@ async fn set_slot_owner_runs_go_out_as_one_pipeline_per_node_and_report_the_firs
     );
     let err = c
         .adapter
-        .execute_set_slot_owners(&effects, &c.ctx().await)
+        .execute_setslot_commands(&effects, &c.ctx().await)
         .await
         .expect_err("one command names an unknown node");
     assert!(err.to_string().contains("Unknown node"), "{err}");
@@ -762,7 +767,7 @@ async fn set_slot_owner_runs_go_out_as_one_pipeline_per_node_and_report_the_firs
     };
     assert!(
         c.adapter
-            .execute_set_slot_owners(&[not_one], &c.ctx().await)
+            .execute_setslot_commands(&[not_one], &c.ctx().await)
             .await
             .is_err()
     );
