@@ -9,7 +9,6 @@ use engine::model::{Observation, Ordinal};
 use engine::{Addr, Effect, FailoverMode};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use tokio::sync::Semaphore;
 
 /// Where things are, for turning ordinals and node ids into addresses.
@@ -112,23 +111,21 @@ impl RedisAdapter {
 
     /// Runs one effect (the controller counts outcomes, with its cluster's labels).
     pub async fn execute(&self, effect: &Effect, ctx: &ExecContext) -> Result<(), AdapterError> {
-        self.execute_with(effect, ctx, None, None).await
+        self.execute_with(effect, ctx, None).await
     }
 
     /// [`RedisAdapter::execute`], with the announcer a `MigrateSlots` reports its slots to
-    /// (without one, it has its own) and the flag that stops every pair of the pass (see
-    /// `Move::halt`).
+    /// (without one, it has its own).
     async fn execute_with(
         &self,
         effect: &Effect,
         ctx: &ExecContext,
         announcer: Option<&Arc<Announcer>>,
-        halt: Option<&Arc<AtomicBool>>,
     ) -> Result<(), AdapterError> {
         // Whatever it changes, no view remembered before or during it (the executor reads
         // views too) describes the cluster after it.
         self.forget_views();
-        let result = self.run(effect, ctx, announcer, halt).await;
+        let result = self.run(effect, ctx, announcer).await;
         self.forget_views();
         match &result {
             Ok(()) => tracing::debug!(%effect, "effect done"),
@@ -230,12 +227,10 @@ impl RedisAdapter {
             }
         }
         let (announcer, announcing) = Announcer::start(self, ctx.masters.clone());
-        let halt = Arc::new(AtomicBool::new(false));
         let ctx = Arc::new(ctx.clone());
         let mut tasks = tokio::task::JoinSet::new();
         for ((from, to), group) in groups {
-            let (this, ctx, announcer, halt) =
-                (self.clone(), ctx.clone(), announcer.clone(), halt.clone());
+            let (this, ctx, announcer) = (self.clone(), ctx.clone(), announcer.clone());
             // Both ends' gates, the lower ordinal first: every pair takes them in the same
             // order, so no two pairs can each hold a gate the other waits for.
             let (first, second) = (from.min(to), from.max(to));
@@ -244,10 +239,7 @@ impl RedisAdapter {
                 let _first = first.acquire_owned().await;
                 let _second = second.acquire_owned().await;
                 for (i, effect) in group {
-                    if let Err(e) = this
-                        .execute_with(&effect, &ctx, Some(&announcer), Some(&halt))
-                        .await
-                    {
+                    if let Err(e) = this.execute_with(&effect, &ctx, Some(&announcer)).await {
                         return Some((i, e));
                     }
                 }
@@ -274,7 +266,6 @@ impl RedisAdapter {
         effect: &Effect,
         ctx: &ExecContext,
         announcer: Option<&Arc<Announcer>>,
-        halt: Option<&Arc<AtomicBool>>,
     ) -> Result<(), AdapterError> {
         match effect {
             Effect::CreateNode { .. }
@@ -323,7 +314,6 @@ impl RedisAdapter {
                     needs_replica: ctx.protect_targets,
                     source_first,
                     epoch_floor: ctx.epoch_floor,
-                    halt: halt.cloned().unwrap_or_default(),
                 };
                 let result = self
                     .migrate_slots(mv, engine::slots::expand(slots).collect())

@@ -29,21 +29,6 @@ pub(crate) struct Move {
     pub source_first: bool,
     /// The epoch the target must know before it is told (`wait_target_outranks`).
     pub epoch_floor: u64,
-    /// Shared by every pair of one pass: set when a pair finds a node gone (its process
-    /// refuses connections, or an importer is stuck behind a dead source), it stops the other
-    /// pairs between rounds. The plan is stale then, and the pass must end soon: until it
-    /// does, the engine cannot force the dead master's replica, and its slots stay unwritable
-    /// (chaos soak: a source SIGKILLed mid-move was writable again after 4.8 s at the median
-    /// on Valkey, against 0.8 s for a master killed outside a move).
-    pub halt: Arc<AtomicBool>,
-}
-
-/// Whether a pair's error means a node is gone, so that the pass should end.
-fn halts_the_pass(e: &AdapterError) -> bool {
-    matches!(
-        e,
-        AdapterError::Unreachable { .. } | AdapterError::ImporterStuck { .. }
-    )
 }
 
 impl RedisAdapter {
@@ -113,7 +98,7 @@ impl RedisAdapter {
             tasks.spawn(async move {
                 let mut first_error = None;
                 loop {
-                    if stop.load(Ordering::Relaxed) || mv.halt.load(Ordering::Relaxed) {
+                    if stop.load(Ordering::Relaxed) {
                         break;
                     }
                     // Between rounds, never inside one: the slots in flight finish, the next
@@ -130,9 +115,6 @@ impl RedisAdapter {
                     if let Err(e) = this.migrate_round(&mv, round).await {
                         tracing::debug!(from = %mv.from, to = %mv.to, error = %e, "slot migration stopped");
                         stop.store(true, Ordering::Relaxed);
-                        if halts_the_pass(&e) {
-                            mv.halt.store(true, Ordering::Relaxed);
-                        }
                         first_error = Some(e);
                         break;
                     }
@@ -153,10 +135,6 @@ impl RedisAdapter {
             .unwrap_or(0);
         for _ in 0..left {
             self.progress.slot_abandoned();
-        }
-        if left > 0 && first_error.is_none() && mv.halt.load(Ordering::Relaxed) {
-            tracing::info!(from = %mv.from, to = %mv.to, slots_left = left,
-                "stopped: another pair of this pass found a node gone; the next pass plans again");
         }
         match first_error {
             Some(e) => Err(e),
