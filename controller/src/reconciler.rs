@@ -464,42 +464,26 @@ impl<M: Members> Reconciler<M> {
                         .map_err(|err| self.member_error(effect, err))
                 }
                 Effect::MigrateSlots { .. } => {
-                    let run_len = run_len();
-                    let run = &effects[i..i + run_len];
-                    for e in run {
-                        tracing::info!(effect = %e, "migrating");
+                    let run = &effects[i..i + run_len()];
+                    i += run.len();
+                    log_run(run, "migrating");
+                    let result = self.redis.execute_parallel_migrations(run, &ctx).await;
+                    if let Some(e) = self.settle_run(run, result) {
+                        return Err(e);
                     }
-                    i += run_len;
-                    let result = self
-                        .redis
-                        .execute_parallel_migrations(run, &ctx)
-                        .await
-                        .map_err(|err| redis_error(effect, err));
-                    for e in run {
-                        self.count_effect(e, result.is_ok());
-                    }
-                    result?;
                     continue;
                 }
                 // The open-slot repair tells an importer the owner of hundreds of slots, and
                 // closes hundreds of empty markers, at once: one pipeline per node
                 // (`execute_setslot_commands`).
                 Effect::SetSlotOwner { .. } | Effect::SetSlotStable { .. } => {
-                    let run_len = run_len();
-                    let run = &effects[i..i + run_len];
-                    for e in run {
-                        tracing::info!(effect = %e, "cluster command");
+                    let run = &effects[i..i + run_len()];
+                    i += run.len();
+                    log_run(run, "cluster command");
+                    let result = self.redis.execute_setslot_commands(run, &ctx).await;
+                    if let Some(e) = self.settle_run(run, result) {
+                        return Err(e);
                     }
-                    i += run_len;
-                    let result = self
-                        .redis
-                        .execute_setslot_commands(run, &ctx)
-                        .await
-                        .map_err(|err| redis_error(effect, err));
-                    for e in run {
-                        self.count_effect(e, result.is_ok());
-                    }
-                    result?;
                     continue;
                 }
                 other => {
@@ -517,12 +501,35 @@ impl<M: Members> Reconciler<M> {
         Ok(())
     }
 
+    /// Counts every effect of a run the Redis adapter ran as one call; the failure, if any,
+    /// names the run's first effect.
+    fn settle_run(
+        &self,
+        run: &[Effect],
+        result: Result<(), redis_backend::AdapterError>,
+    ) -> Option<EffectError<M::Error>> {
+        for e in run {
+            self.count_effect(e, result.is_ok());
+        }
+        match (result, run.first()) {
+            (Err(err), Some(first)) => Some(redis_error(first, err)),
+            _ => None,
+        }
+    }
+
     fn member_error(&self, effect: &Effect, err: M::Error) -> EffectError<M::Error> {
         EffectError {
             effect: effect.clone(),
             transient: M::is_transient(&err),
             cause: EffectCause::Members(err),
         }
+    }
+}
+
+/// One log line per effect of a run, before it runs (a long migration shows when it began).
+fn log_run(run: &[Effect], what: &str) {
+    for e in run {
+        tracing::info!(effect = %e, "{what}");
     }
 }
 
