@@ -463,24 +463,28 @@ impl<M: Members> Reconciler<M> {
                         .await
                         .map_err(|err| self.member_error(effect, err))
                 }
-                Effect::MigrateSlots { .. } => {
+                // Runs the Redis adapter takes as one call: migrations run in parallel by
+                // pair, and the open-slot repair's hundreds of `SETSLOT … NODE` and `STABLE`
+                // commands go out as one pipeline per node (`execute_setslot_commands`).
+                Effect::MigrateSlots { .. }
+                | Effect::SetSlotOwner { .. }
+                | Effect::SetSlotStable { .. } => {
                     let run = &effects[i..i + run_len()];
                     i += run.len();
-                    log_run(run, "migrating");
-                    let result = self.redis.execute_parallel_migrations(run, &ctx).await;
-                    if let Some(e) = self.settle_run(run, result) {
-                        return Err(e);
-                    }
-                    continue;
-                }
-                // The open-slot repair tells an importer the owner of hundreds of slots, and
-                // closes hundreds of empty markers, at once: one pipeline per node
-                // (`execute_setslot_commands`).
-                Effect::SetSlotOwner { .. } | Effect::SetSlotStable { .. } => {
-                    let run = &effects[i..i + run_len()];
-                    i += run.len();
-                    log_run(run, "cluster command");
-                    let result = self.redis.execute_setslot_commands(run, &ctx).await;
+                    let migrations = matches!(effect, Effect::MigrateSlots { .. });
+                    log_run(
+                        run,
+                        if migrations {
+                            "migrating"
+                        } else {
+                            "cluster command"
+                        },
+                    );
+                    let result = if migrations {
+                        self.redis.execute_parallel_migrations(run, &ctx).await
+                    } else {
+                        self.redis.execute_setslot_commands(run, &ctx).await
+                    };
                     if let Some(e) = self.settle_run(run, result) {
                         return Err(e);
                     }

@@ -25,14 +25,11 @@ pub(crate) fn members(w: &World) -> Option<Work> {
     // The same for a copy of its keys that a restart would let go (see `restart::of`): a
     // cut-off replica of the master it replaced, or a silent member (simulator pause seed 112:
     // a master whose address changed, its replica paused).
-    let unidentified_takeover = w.nodes.iter().any(|(id, n)| {
-        !n.reachable
-            && n.ordinal.is_none()
-            && w.owns_slots(id)
-            && (!w.takeover_candidates(id).is_empty()
-                || (!w.desired.persistent
-                    && (restart::predecessor_replica_holds_keys(w, id)
-                        || restart::silent_copy_may_exist(w, id))))
+    let unidentified_takeover = restart::unidentified_down_masters(w).any(|id| {
+        !w.takeover_candidates(id).is_empty()
+            || (!w.desired.persistent
+                && (restart::predecessor_replica_holds_keys(w, id)
+                    || restart::silent_copy_may_exist(w, id)))
     });
     for (&ordinal, m) in &w.obs.members {
         if m.running {

@@ -268,13 +268,16 @@ pub(crate) fn predecessor_replica_holds_keys(w: &World, owner: &str) -> bool {
     })
 }
 
-/// Some down master that owns slots matches no member (its address changed while it was
-/// down) and has no replica that could take over.
+/// Down masters that own slots and match no member (their address changed while they were
+/// down).
+pub(crate) fn unidentified_down_masters<'w>(w: &'w World) -> impl Iterator<Item = &'w str> {
+    w.nodes
+        .iter()
+        .filter(|(id, n)| !n.reachable && n.ordinal.is_none() && w.owns_slots(id))
+        .map(|(id, _)| *id)
+}
+
+/// Some unidentified down master has no replica that could take over.
 fn unidentified_master_without_copy(w: &World) -> bool {
-    w.nodes.iter().any(|(id, n)| {
-        !n.reachable
-            && n.ordinal.is_none()
-            && w.owns_slots(id)
-            && w.takeover_candidates(id).is_empty()
-    })
+    unidentified_down_masters(w).any(|id| w.takeover_candidates(id).is_empty())
 }

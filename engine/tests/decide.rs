@@ -119,7 +119,7 @@ fn scaling_out_introduces_new_nodes_attaches_their_replicas_then_moves_slots_to_
     // New nodes not met yet: the first step introduces them.
     let mut obs = observe(&nodes, false, 0);
     for ord in 0..6 {
-        let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
+        let s = state(&mut obs, ord);
         s.nodes
             .entries_mut()
             .retain(|n| n.id != id(6) && n.id != id(7) && n.id != id(8) && n.id != id(9));
@@ -152,13 +152,7 @@ fn scaling_out_introduces_new_nodes_attaches_their_replicas_then_moves_slots_to_
     nodes[8].master = Some(id(6));
     nodes[9].master = Some(id(7));
     let mut obs = observe(&nodes, false, 0);
-    obs.members
-        .get_mut(&9)
-        .unwrap()
-        .redis
-        .as_mut()
-        .unwrap()
-        .master_link_up = false;
+    state(&mut obs, 9).master_link_up = false;
     let d = decide(&desired(5, 1), Phase::ScalingOut, &obs);
     assert!(d.effects.is_empty(), "{:?}", d.effects);
     assert!(
@@ -454,13 +448,7 @@ fn deleting_removes_every_member_and_its_storage_and_nothing_else() {
 fn a_cluster_whose_replicas_have_not_synced_yet_is_not_ready() {
     let nodes = healthy(3, 1);
     let mut obs = observe(&nodes, false, 0);
-    obs.members
-        .get_mut(&4)
-        .unwrap()
-        .redis
-        .as_mut()
-        .unwrap()
-        .master_link_up = false;
+    state(&mut obs, 4).master_link_up = false;
     let d = decide(&desired(3, 1), Phase::Ready, &obs);
     assert!(!d.is_true(ConditionKind::Ready));
     assert!(d.summary.contains("sync"), "{}", d.summary);
@@ -468,17 +456,8 @@ fn a_cluster_whose_replicas_have_not_synced_yet_is_not_ready() {
 
 #[test]
 fn a_replica_that_never_synced_is_never_forced_to_take_over_and_the_master_comes_back_instead() {
-    let mut nodes = healthy(3, 1);
-    nodes[0].running = false;
-    nodes[0].fail = true;
-    let mut obs = observe(&nodes, false, 60_000);
-    obs.members
-        .get_mut(&3)
-        .unwrap()
-        .redis
-        .as_mut()
-        .unwrap()
-        .repl_offset = 0;
+    let mut obs = observe_with_master_0_dead(healthy(3, 1));
+    state(&mut obs, 3).repl_offset = 0;
     let d = decide(&desired(3, 1), Phase::Recovering, &obs);
     // No replica can take over, so waiting for one would keep the slots down for ever.
     assert_eq!(d.effects, vec![Effect::CreateNode { ordinal: 0 }]);
@@ -512,15 +491,10 @@ fn a_lone_node_holding_slots_nobody_else_claims_is_met_not_abandoned() {
     let nodes = healthy(3, 0);
     let mut obs = observe(&nodes, false, 0);
     for ord in [0, 1] {
-        let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
+        let s = state(&mut obs, ord);
         s.nodes.entries_mut().retain(|n| n.id != id(2));
     }
-    obs.members
-        .get_mut(&2)
-        .unwrap()
-        .redis
-        .as_mut()
-        .unwrap()
+    state(&mut obs, 2)
         .nodes
         .entries_mut()
         .retain(|n| n.id == id(2));
@@ -545,15 +519,7 @@ fn a_removed_node_that_one_member_still_suspects_is_forgotten_there() {
     ghost.id = id(9);
     ghost.flags.pfail = true;
     ghost.slots.clear();
-    obs.members
-        .get_mut(&2)
-        .unwrap()
-        .redis
-        .as_mut()
-        .unwrap()
-        .nodes
-        .entries_mut()
-        .push(ghost);
+    state(&mut obs, 2).nodes.entries_mut().push(ghost);
     let d = decide(&desired(3, 0), Phase::Ready, &obs);
     assert_eq!(
         d.effects,
@@ -825,12 +791,9 @@ fn a_claimant_already_at_the_current_epoch_is_lifted_through_another_master() {
 #[test]
 fn a_replica_that_linked_to_the_dead_master_is_forced_before_one_that_never_did_whatever_its_offset()
  {
-    let mut nodes = healthy(3, 2);
-    nodes[0].running = false;
-    nodes[0].fail = true;
-    let mut obs = observe(&nodes, false, 60_000);
+    let mut obs = observe_with_master_0_dead(healthy(3, 2));
     for (ord, offset, linked) in [(3u32, 50u64, false), (6, 10, true)] {
-        let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
+        let s = state(&mut obs, ord);
         s.repl_offset = offset;
         s.ever_linked = linked;
     }
@@ -847,17 +810,8 @@ fn a_replica_that_linked_to_the_dead_master_is_forced_before_one_that_never_did_
 /// 3 masters with one replica each; master #0 crashed and its replica #3 has not linked to it
 /// since it last was a master.
 fn dead_master_with_a_never_linked_replica() -> Observation {
-    let mut nodes = healthy(3, 1);
-    nodes[0].running = false;
-    nodes[0].fail = true;
-    let mut obs = observe(&nodes, false, 60_000);
-    obs.members
-        .get_mut(&3)
-        .unwrap()
-        .redis
-        .as_mut()
-        .unwrap()
-        .ever_linked = false;
+    let mut obs = observe_with_master_0_dead(healthy(3, 1));
+    state(&mut obs, 3).ever_linked = false;
     obs
 }
 
@@ -899,12 +853,9 @@ fn with_persistence_a_replica_that_never_linked_is_not_promoted() {
 /// know, so no election or takeover could ever be accepted: it is introduced to them again.
 #[test]
 fn a_forgotten_replica_holding_a_dead_masters_only_copy_is_introduced_again() {
-    let mut nodes = healthy(3, 1);
-    nodes[0].running = false;
-    nodes[0].fail = true;
-    let mut obs = observe(&nodes, false, 60_000);
+    let mut obs = observe_with_master_0_dead(healthy(3, 1));
     for ord in [1u32, 2] {
-        let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
+        let s = state(&mut obs, ord);
         s.nodes.entries_mut().retain(|e| e.id != id(3));
     }
     let d = decide(&desired(3, 0), Phase::Recovering, &obs);
@@ -1066,16 +1017,13 @@ fn a_leaving_replica_stays_until_its_master_has_a_synced_replica_that_stays() {
 /// replica is forced, not the one on the demoted master's stream.
 #[test]
 fn a_replica_on_the_stream_of_a_never_linked_replica_is_not_forced() {
-    let mut nodes = healthy(3, 3);
-    nodes[0].running = false;
-    nodes[0].fail = true;
-    let mut obs = observe(&nodes, false, 60_000);
+    let mut obs = observe_with_master_0_dead(healthy(3, 3));
     for (ord, linked, offset, keys, replid) in [
         (3u32, false, 105u64, 0u64, "old-stream"),
         (6, true, 105, 0, "old-stream"),
         (9, true, 82, 33, "zero-stream"),
     ] {
-        let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
+        let s = state(&mut obs, ord);
         s.ever_linked = linked;
         s.repl_offset = offset;
         s.keys = keys;
@@ -1097,10 +1045,7 @@ fn a_replica_on_the_stream_of_a_never_linked_replica_is_not_forced() {
 /// real replicas is forced, never #6.
 #[test]
 fn a_replica_still_on_another_shards_stream_is_not_forced() {
-    let mut nodes = healthy(3, 3);
-    nodes[0].running = false;
-    nodes[0].fail = true;
-    let mut obs = observe(&nodes, false, 60_000);
+    let mut obs = observe_with_master_0_dead(healthy(3, 3));
     for (ord, offset, replid) in [
         (3u32, 101u64, "zero-stream"),
         (6, 170, "one-stream"),
@@ -1110,7 +1055,7 @@ fn a_replica_still_on_another_shards_stream_is_not_forced() {
         (7, 170, "one-stream"),
         (10, 170, "one-stream"),
     ] {
-        let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
+        let s = state(&mut obs, ord);
         s.repl_offset = offset;
         s.replid = Some(replid.to_string());
     }
@@ -1132,11 +1077,9 @@ fn a_chained_replica_keeps_the_dead_masters_replicas_candidates() {
     let mut nodes = healthy(3, 2);
     // #6 replicates #0's replica #3 instead of #0.
     nodes[6].master = Some(id(3));
-    nodes[0].running = false;
-    nodes[0].fail = true;
-    let mut obs = observe(&nodes, false, 60_000);
+    let mut obs = observe_with_master_0_dead(nodes);
     for (ord, offset) in [(3u32, 101u64), (6, 101)] {
-        let s = obs.members.get_mut(&ord).unwrap().redis.as_mut().unwrap();
+        let s = state(&mut obs, ord);
         s.repl_offset = offset;
         s.replid = Some("zero-stream".to_string());
     }

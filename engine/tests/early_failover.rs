@@ -11,13 +11,6 @@ fn desired(m: u32, r: u32) -> Desired {
     Desired::new(m, r)
 }
 
-fn state(obs: &mut Observation, ord: u32) -> &mut model::NodeState {
-    obs.members
-        .get_mut(&ord)
-        .and_then(|m| m.redis.as_mut())
-        .unwrap()
-}
-
 fn forced(d: &Decision) -> Vec<Ordinal> {
     d.effects
         .iter()

@@ -135,6 +135,21 @@ pub fn healthy(masters: u32, replicas: u32) -> Vec<Node> {
     nodes
 }
 
+/// What member `ord` answered; it must have answered.
+pub fn state(obs: &mut Observation, ord: u32) -> &mut NodeState {
+    obs.members
+        .get_mut(&ord)
+        .and_then(|m| m.redis.as_mut())
+        .expect("the member answered")
+}
+
+/// `nodes` observed a minute on, with #0's process gone and every view flagging it failed.
+pub fn observe_with_master_0_dead(mut nodes: Vec<Node>) -> Observation {
+    nodes[0].running = false;
+    nodes[0].fail = true;
+    observe(&nodes, false, 60_000)
+}
+
 /// Sets the config epoch every view (the node's own line included) shows for node `n`.
 pub fn set_epoch(obs: &mut Observation, n: u32, epoch: u64) {
     for state in obs.members.values_mut().filter_map(|m| m.redis.as_mut()) {

@@ -28,6 +28,16 @@ impl Cluster {
         }
     }
 
+    /// The node member `o` runs, refused unless its id is `id` (the effect was decided for
+    /// a node that may have been replaced since).
+    fn key_named(&self, o: Ordinal, id: &str) -> Result<NodeKey, ApplyError> {
+        let key = self.node(o)?.key;
+        if self.id(key) != id {
+            return Err(refused(o, format!("node id is {}, not {id}", self.id(key))));
+        }
+        Ok(key)
+    }
+
     /// The executor's `RestoreDroppedKeys`: every key of `slot` on the replica `from` is read
     /// (`READONLY`: the replica serves it only while its view routes the slot to its master),
     /// the master `to` claims the slot, and the keys it lacks are restored there, replicated
@@ -39,13 +49,7 @@ impl Cluster {
         to_id: &str,
         slot: u16,
     ) -> Result<(), ApplyError> {
-        let mk = self.node(to)?.key;
-        if self.id(mk) != to_id {
-            return Err(refused(
-                to,
-                format!("node id is {}, not {to_id}", self.id(mk)),
-            ));
-        }
+        let mk = self.key_named(to, to_id)?;
         let r = self.node(from)?;
         if r.master != Some(mk) || r.owner(slot) != mk {
             return Err(refused(
@@ -287,20 +291,8 @@ impl Cluster {
         ranges: &[engine::SlotRange],
         budget: &mut StepBudget,
     ) -> Result<(), ApplyError> {
-        let fk = self.node(from)?.key;
-        let tk = self.node(to)?.key;
-        if self.id(fk) != from_id {
-            return Err(refused(
-                from,
-                format!("node id is {}, not {from_id}", self.id(fk)),
-            ));
-        }
-        if self.id(tk) != to_id {
-            return Err(refused(
-                to,
-                format!("node id is {}, not {to_id}", self.id(tk)),
-            ));
-        }
+        let fk = self.key_named(from, from_id)?;
+        let tk = self.key_named(to, to_id)?;
         for slot in slots::expand(ranges) {
             let (f_owns, f_migrating) = {
                 let n = self.node(from)?;
@@ -386,13 +378,7 @@ impl Cluster {
         slot: u16,
         budget: &mut StepBudget,
     ) -> Result<(), ApplyError> {
-        let tk = self.node(to)?.key;
-        if self.id(tk) != to_id {
-            return Err(refused(
-                to,
-                format!("node id is {}, not {to_id}", self.id(tk)),
-            ));
-        }
+        let tk = self.key_named(to, to_id)?;
         let n = self.node(from)?;
         if n.owner(slot) == n.key {
             return Err(refused(
